@@ -1,0 +1,119 @@
+//! [`Child`]: a process spawned with a channel to it.
+//!
+//! Killed (SIGKILL) and reaped when dropped, unless [`Child::detach`]ed, so a test or a
+//! crashed parent never leaves orphans behind.
+//!
+//! ```no_run
+//! # async fn demo(mut child: ipc_core::Child) -> ipc_core::Result<()> {
+//! use ipc_core::Signal;
+//! child.signal(Signal::SIGTERM)?;
+//! let status = child.wait().await?;
+//! println!("child {} exited: {status}", child.pid());
+//! # Ok(()) }
+//! ```
+
+use std::any::Any;
+use std::process::ExitStatus;
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+use crate::error::{Error, Result};
+
+/// A spawned child process.
+pub struct Child {
+    inner: tokio::process::Child,
+    pid: u32,
+    status: Option<ExitStatus>,
+    kill_on_drop: bool,
+    /// Resources that must live as long as the child (temp dirs, parent-side fds).
+    keep_alive: Vec<Box<dyn Any + Send>>,
+}
+
+impl std::fmt::Debug for Child {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Child")
+            .field("pid", &self.pid)
+            .field("status", &self.status)
+            .finish()
+    }
+}
+
+impl Child {
+    /// Wrap a tokio child. Fails if it has already been reaped (no pid).
+    pub fn new(inner: tokio::process::Child) -> Result<Self> {
+        let pid = inner.id().ok_or_else(|| {
+            Error::Io(std::io::Error::other("child was already reaped, it has no pid"))
+        })?;
+        Ok(Child {
+            inner,
+            pid,
+            status: None,
+            kill_on_drop: true,
+            keep_alive: Vec::new(),
+        })
+    }
+
+    /// Keep `resource` alive until the child is dropped (e.g. a temp directory).
+    pub fn keep_alive(&mut self, resource: impl Any + Send) {
+        self.keep_alive.push(Box::new(resource));
+    }
+
+    /// The child's process id.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Access the tokio child (its stdin/stdout/stderr handles when piped).
+    pub fn inner_mut(&mut self) -> &mut tokio::process::Child {
+        &mut self.inner
+    }
+
+    /// Send a signal. Sending to a child that already exited is not an error.
+    pub fn signal(&self, sig: Signal) -> Result<()> {
+        if self.status.is_some() {
+            return Ok(());
+        }
+        match kill(Pid::from_raw(self.pid as i32), sig) {
+            Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// SIGKILL the child (it cannot catch it). Use [`wait`](Self::wait) to reap it.
+    pub fn kill(&self) -> Result<()> {
+        self.signal(Signal::SIGKILL)
+    }
+
+    /// Wait for the child to exit and return its status (cached after the first call).
+    pub async fn wait(&mut self) -> Result<ExitStatus> {
+        if let Some(status) = self.status {
+            return Ok(status);
+        }
+        let status = self.inner.wait().await?;
+        self.status = Some(status);
+        Ok(status)
+    }
+
+    /// The exit status if the child has exited, without waiting.
+    pub fn try_wait(&mut self) -> Result<Option<ExitStatus>> {
+        if self.status.is_none() {
+            self.status = self.inner.try_wait()?;
+        }
+        Ok(self.status)
+    }
+
+    /// Let the child outlive this handle: it is no longer killed on drop.
+    pub fn detach(mut self) {
+        self.kill_on_drop = false;
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        if self.kill_on_drop && self.status.is_none() {
+            // tokio reaps a killed child in the background, so no zombie is left.
+            let _ = self.inner.start_kill();
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! The one error type of the toolkit.
+//!
+//! Every fallible operation returns [`Result<T>`]. Variants are chosen so a caller can
+//! `match` on what went wrong at that call, and their messages say what to do next.
+//! Errors about one bad frame ([`Error::FrameTooLarge`], [`Error::Decode`]) leave the
+//! channel usable: the next `recv` returns the next frame.
+
+use std::io;
+use std::process::ExitStatus;
+use std::time::Duration;
+
+/// `Result` with the toolkit's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What went wrong in an IPC operation.
+///
+/// ```
+/// use ipc_core::Error;
+/// let e = Error::FrameTooLarge { len: 9_000_000, max: 8 << 20 };
+/// assert!(e.to_string().contains("9000000"));
+/// assert!(!e.is_fatal(), "one oversize frame does not kill the channel");
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An operating-system call failed.
+    #[error("I/O error: {0}")]
+    Io(#[from] io::Error),
+
+    /// The channel was closed (by this side, or the peer hung up), so it cannot be used.
+    #[error("channel closed: it was closed locally or the peer hung up; open a new channel")]
+    Closed,
+
+    /// The peer's end went away without closing the channel: it crashed, was killed, or
+    /// dropped the channel in the middle of a frame. Frames sent before are all delivered.
+    #[error("peer lost: {0} (the peer crashed, was killed, or exited without closing the channel)")]
+    PeerLost(String),
+
+    /// A frame was larger than the limit. On receive the frame's bytes were skipped
+    /// without being buffered; on send nothing was written. The channel stays usable.
+    #[error(
+        "frame of {len} bytes exceeds the limit of {max} bytes; send smaller messages or \
+         raise the limit with FrameConfig::builder().max_frame(..) on both ends"
+    )]
+    FrameTooLarge {
+        /// Length announced (receive) or requested (send).
+        len: u64,
+        /// The configured limit.
+        max: usize,
+    },
+
+    /// A frame arrived but its content could not be decoded (bad JSON, bad postcard,
+    /// a line that is not JSON). The channel stays usable.
+    #[error("could not decode {context}: {reason}")]
+    Decode {
+        /// What was being decoded (a type name, the first bytes of a line, ...).
+        context: String,
+        /// Why decoding failed.
+        reason: String,
+    },
+
+    /// The connection did not start with a valid handshake (wrong magic or version, or
+    /// the peer is not speaking this protocol).
+    #[error("handshake failed: {0}")]
+    Handshake(String),
+
+    /// The peer is not allowed: wrong token, or another user id.
+    #[error("authentication failed: {0}")]
+    Auth(String),
+
+    /// An operation took longer than its deadline.
+    #[error("timed out after {after:?} while {during}")]
+    Timeout {
+        /// The deadline that passed.
+        after: Duration,
+        /// What was being waited for.
+        during: &'static str,
+    },
+
+    /// The transport cannot do this at all (e.g. fd passing over TCP).
+    #[error("the {transport} transport does not support {what}")]
+    Unsupported {
+        /// Transport name.
+        transport: &'static str,
+        /// The operation that is not supported.
+        what: String,
+    },
+
+    /// An endpoint string could not be parsed, or names a transport that is not built in.
+    #[error("bad endpoint {input:?}: {reason}. Known forms: {}", crate::endpoint::KNOWN_FORMS)]
+    BadEndpoint {
+        /// The string given.
+        input: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// No registered transport has this name or scheme.
+    #[error("unknown transport {name:?}; available: {}", available.join(", "))]
+    UnknownTransport {
+        /// The name asked for.
+        name: String,
+        /// Names that are registered.
+        available: Vec<String>,
+    },
+
+    /// The child process exited while the operation needed it.
+    #[error("child process exited ({0}) before the operation completed")]
+    ChildExited(ExitStatus),
+
+    /// The process environment does not describe a channel (no `IPC_ENDPOINT`).
+    #[error("{0}")]
+    NotAChild(String),
+}
+
+impl Error {
+    /// True when the channel can no longer be used after this error.
+    ///
+    /// Oversize frames, decode errors and timeouts are per-message: the channel lives on.
+    pub fn is_fatal(&self) -> bool {
+        !matches!(
+            self,
+            Error::FrameTooLarge { .. } | Error::Decode { .. } | Error::Timeout { .. }
+        )
+    }
+
+    /// Shorthand for an [`Error::Decode`].
+    pub fn decode(context: impl Into<String>, reason: impl std::fmt::Display) -> Self {
+        Error::Decode {
+            context: context.into(),
+            reason: reason.to_string(),
+        }
+    }
+
+    /// Shorthand for an [`Error::Unsupported`].
+    pub fn unsupported(transport: &'static str, what: impl Into<String>) -> Self {
+        Error::Unsupported {
+            transport,
+            what: what.into(),
+        }
+    }
+}
+
+impl From<nix::Error> for Error {
+    fn from(e: nix::Error) -> Self {
+        Error::Io(io::Error::from(e))
+    }
+}

@@ -1,0 +1,548 @@
+//! Framing: how a byte stream is cut into messages. One implementation, shared by every
+//! byte-stream backend (Unix sockets, TCP, pipes, FIFOs), built on [`tokio_util::codec`].
+//!
+//! # Length-prefixed frames ([`LengthCodec`], the default)
+//!
+//! ```text
+//! +------------------+----------------------------+
+//! | len: u32, BE     | payload: len bytes         |   a data frame (len <= max_frame)
+//! +------------------+----------------------------+
+//! | 0xFF FF FF FF    |                                a goodbye: the sender closed cleanly
+//! +------------------+
+//!
+//! "hi"  ->  00 00 00 02 68 69
+//! ""    ->  00 00 00 00
+//! close ->  FF FF FF FF
+//! ```
+//!
+//! The length is checked against `max_frame` **before** any buffer is reserved: a peer
+//! announcing 4 GiB gets [`Error::FrameTooLarge`] and costs no memory. The frame's bytes
+//! are then skipped as they arrive (never buffered), and the next frame is delivered as
+//! usual. A stream that ends without a goodbye means the peer crashed or was killed:
+//! that is [`Error::PeerLost`], never a clean `None`.
+//!
+//! # Newline-delimited frames ([`LineCodec`])
+//!
+//! ```text
+//! +------------------------------+----+
+//! | payload (no 0x0A inside)     | \n |     a data frame (payload non-empty, <= max_frame)
+//! +------------------------------+----+
+//! | \n |                                    an empty line: goodbye
+//! +----+
+//! ```
+//!
+//! A trailing `\r` is dropped, so CRLF peers work. An over-long line is discarded up to
+//! its newline without being buffered and reported as [`Error::FrameTooLarge`].
+//!
+//! ```
+//! use bytes::{Bytes, BytesMut};
+//! use ipc_core::frame::{Decoded, FrameConfig, LengthCodec, Outbound};
+//! use tokio_util::codec::{Decoder, Encoder};
+//!
+//! let mut codec = LengthCodec::new(FrameConfig::default());
+//! let mut wire = BytesMut::new();
+//! codec.encode(Outbound::Data(Bytes::from_static(b"hi")), &mut wire).unwrap();
+//! assert_eq!(&wire[..], b"\x00\x00\x00\x02hi");
+//! assert!(matches!(codec.decode(&mut wire).unwrap(), Some(Decoded::Frame(f)) if f == "hi"));
+//! ```
+//!
+//! [`Error::FrameTooLarge`]: crate::Error::FrameTooLarge
+//! [`Error::PeerLost`]: crate::Error::PeerLost
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use tokio_util::codec::{Decoder, Encoder};
+
+use crate::error::{Error, Result};
+
+/// Default largest frame: 8 MiB.
+pub const DEFAULT_MAX_FRAME: usize = 8 << 20;
+
+/// Largest limit a length prefix can express (`0xFFFF_FFFF` is the goodbye marker).
+pub const MAX_FRAME_LIMIT: usize = (u32::MAX - 1) as usize;
+
+/// The length-prefix value that means "goodbye, I closed cleanly".
+pub const GOODBYE: u32 = u32::MAX;
+
+/// Limits that apply to one channel. Both ends should use the same limit.
+///
+/// ```
+/// use ipc_core::frame::FrameConfig;
+/// let cfg = FrameConfig::builder().max_frame(64 * 1024).build();
+/// assert_eq!(cfg.max_frame(), 65536);
+/// assert_eq!(FrameConfig::default().max_frame(), 8 << 20);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameConfig {
+    max_frame: usize,
+}
+
+impl Default for FrameConfig {
+    fn default() -> Self {
+        FrameConfig {
+            max_frame: DEFAULT_MAX_FRAME,
+        }
+    }
+}
+
+impl FrameConfig {
+    /// Start from the defaults.
+    pub fn builder() -> FrameConfigBuilder {
+        FrameConfigBuilder(FrameConfig::default())
+    }
+
+    /// The largest payload accepted or sent, in bytes.
+    pub fn max_frame(&self) -> usize {
+        self.max_frame
+    }
+}
+
+/// Builder for [`FrameConfig`].
+#[derive(Debug, Clone, Copy)]
+pub struct FrameConfigBuilder(FrameConfig);
+
+impl FrameConfigBuilder {
+    /// Largest payload in bytes, clamped to [`MAX_FRAME_LIMIT`].
+    pub fn max_frame(mut self, bytes: usize) -> Self {
+        self.0.max_frame = bytes.min(MAX_FRAME_LIMIT);
+        self
+    }
+
+    /// Finish.
+    pub fn build(self) -> FrameConfig {
+        self.0
+    }
+}
+
+/// What a frame decoder yields.
+#[derive(Debug)]
+pub enum Decoded {
+    /// A complete data frame.
+    Frame(Bytes),
+    /// The peer closed cleanly; no more frames follow.
+    Goodbye,
+    /// One frame was rejected (too large, malformed). The stream goes on.
+    Rejected(Error),
+}
+
+/// What a frame encoder accepts.
+#[derive(Debug, Clone)]
+pub enum Outbound {
+    /// A data frame.
+    Data(Bytes),
+    /// The clean-close marker.
+    Goodbye,
+}
+
+/// A codec usable by [`StreamChannel`](crate::stream::StreamChannel): decodes
+/// [`Decoded`], encodes [`Outbound`], and knows its frame limit.
+pub trait FrameCodec:
+    Decoder<Item = Decoded, Error = Error> + Encoder<Outbound, Error = Error> + Clone + Send + Unpin + 'static
+{
+    /// The largest payload this codec accepts.
+    fn max_frame(&self) -> usize;
+}
+
+#[derive(Debug, Clone, Copy)]
+enum LengthState {
+    Head,
+    Body(usize),
+    Skip(u64),
+}
+
+/// Length-prefixed framing: `u32` big-endian length, then the payload. See the
+/// [module docs](self) for the wire diagram.
+#[derive(Debug, Clone)]
+pub struct LengthCodec {
+    config: FrameConfig,
+    state: LengthState,
+}
+
+impl LengthCodec {
+    /// A codec with the given limits.
+    ///
+    /// ```
+    /// let codec = ipc_core::frame::LengthCodec::new(Default::default());
+    /// # let _ = codec;
+    /// ```
+    pub fn new(config: FrameConfig) -> Self {
+        LengthCodec {
+            config,
+            state: LengthState::Head,
+        }
+    }
+}
+
+impl FrameCodec for LengthCodec {
+    fn max_frame(&self) -> usize {
+        self.config.max_frame
+    }
+}
+
+impl Decoder for LengthCodec {
+    type Item = Decoded;
+    type Error = Error;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Decoded>> {
+        loop {
+            match self.state {
+                LengthState::Skip(remaining) => {
+                    let n = remaining.min(src.len() as u64);
+                    src.advance(n as usize);
+                    if n < remaining {
+                        self.state = LengthState::Skip(remaining - n);
+                        return Ok(None);
+                    }
+                    self.state = LengthState::Head;
+                }
+                LengthState::Head => {
+                    if src.len() < 4 {
+                        return Ok(None);
+                    }
+                    let len = u32::from_be_bytes([src[0], src[1], src[2], src[3]]);
+                    src.advance(4);
+                    if len == GOODBYE {
+                        return Ok(Some(Decoded::Goodbye));
+                    }
+                    let max = self.config.max_frame;
+                    if len as usize > max {
+                        self.state = LengthState::Skip(u64::from(len));
+                        return Ok(Some(Decoded::Rejected(Error::FrameTooLarge {
+                            len: u64::from(len),
+                            max,
+                        })));
+                    }
+                    self.state = LengthState::Body(len as usize);
+                }
+                LengthState::Body(len) => {
+                    if src.len() < len {
+                        // The length is within the limit, so reserving it is bounded.
+                        src.reserve(len - src.len());
+                        return Ok(None);
+                    }
+                    self.state = LengthState::Head;
+                    return Ok(Some(Decoded::Frame(src.split_to(len).freeze())));
+                }
+            }
+        }
+    }
+
+    fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Decoded>> {
+        if let Some(item) = self.decode(src)? {
+            return Ok(Some(item));
+        }
+        match self.state {
+            LengthState::Head if src.is_empty() => Ok(None),
+            LengthState::Head => Err(Error::PeerLost(format!(
+                "stream ended inside a length prefix ({} of 4 bytes)",
+                src.len()
+            ))),
+            LengthState::Body(len) => Err(Error::PeerLost(format!(
+                "stream ended inside a frame ({} of {len} bytes)",
+                src.len()
+            ))),
+            LengthState::Skip(left) => Err(Error::PeerLost(format!(
+                "stream ended inside a skipped oversize frame ({left} bytes missing)"
+            ))),
+        }
+    }
+}
+
+impl Encoder<Outbound> for LengthCodec {
+    type Error = Error;
+
+    fn encode(&mut self, item: Outbound, dst: &mut BytesMut) -> Result<()> {
+        match item {
+            Outbound::Goodbye => dst.put_u32(GOODBYE),
+            Outbound::Data(payload) => {
+                let max = self.config.max_frame;
+                if payload.len() > max {
+                    return Err(Error::FrameTooLarge {
+                        len: payload.len() as u64,
+                        max,
+                    });
+                }
+                dst.reserve(4 + payload.len());
+                dst.put_u32(payload.len() as u32);
+                dst.extend_from_slice(&payload);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Newline-delimited framing: each frame is one line. See the [module docs](self).
+///
+/// ```
+/// use bytes::{Bytes, BytesMut};
+/// use ipc_core::frame::{Decoded, FrameConfig, LineCodec, Outbound};
+/// use tokio_util::codec::{Decoder, Encoder};
+///
+/// let mut codec = LineCodec::new(FrameConfig::default());
+/// let mut wire = BytesMut::from(&b"{\"a\":1}\r\n"[..]);
+/// assert!(matches!(codec.decode(&mut wire).unwrap(), Some(Decoded::Frame(f)) if f == "{\"a\":1}"));
+/// // A payload with a newline inside cannot be a line.
+/// assert!(codec.encode(Outbound::Data(Bytes::from_static(b"a\nb")), &mut wire).is_err());
+/// ```
+#[derive(Debug, Clone)]
+pub struct LineCodec {
+    config: FrameConfig,
+    /// How far `src` has been searched for `\n` already.
+    scanned: usize,
+    /// Bytes of an over-long line thrown away so far (`Some` while discarding).
+    discarding: Option<u64>,
+}
+
+impl LineCodec {
+    /// A codec with the given limits (`max_frame` is the longest line, without `\n`).
+    pub fn new(config: FrameConfig) -> Self {
+        LineCodec {
+            config,
+            scanned: 0,
+            discarding: None,
+        }
+    }
+}
+
+impl FrameCodec for LineCodec {
+    fn max_frame(&self) -> usize {
+        self.config.max_frame
+    }
+}
+
+impl Decoder for LineCodec {
+    type Item = Decoded;
+    type Error = Error;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Decoded>> {
+        let max = self.config.max_frame;
+        loop {
+            let newline = src[self.scanned..].iter().position(|b| *b == b'\n');
+            if let Some(dropped) = self.discarding {
+                match newline {
+                    Some(i) => {
+                        let at = self.scanned + i;
+                        src.advance(at + 1);
+                        self.scanned = 0;
+                        self.discarding = None;
+                        return Ok(Some(Decoded::Rejected(Error::FrameTooLarge {
+                            len: dropped + at as u64,
+                            max,
+                        })));
+                    }
+                    None => {
+                        self.discarding = Some(dropped + src.len() as u64);
+                        src.clear();
+                        self.scanned = 0;
+                        return Ok(None);
+                    }
+                }
+            }
+            match newline {
+                Some(i) => {
+                    let at = self.scanned + i;
+                    self.scanned = 0;
+                    let mut line = src.split_to(at + 1);
+                    line.truncate(at);
+                    if line.last() == Some(&b'\r') {
+                        line.truncate(at - 1);
+                    }
+                    if line.len() > max {
+                        return Ok(Some(Decoded::Rejected(Error::FrameTooLarge {
+                            len: line.len() as u64,
+                            max,
+                        })));
+                    }
+                    if line.is_empty() {
+                        return Ok(Some(Decoded::Goodbye));
+                    }
+                    return Ok(Some(Decoded::Frame(line.freeze())));
+                }
+                None if src.len() > max + 1 => {
+                    // Too long already and no newline yet: drop it and keep dropping.
+                    self.discarding = Some(0);
+                }
+                None => {
+                    self.scanned = src.len();
+                    return Ok(None);
+                }
+            }
+        }
+    }
+
+    fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Decoded>> {
+        if let Some(item) = self.decode(src)? {
+            return Ok(Some(item));
+        }
+        if src.is_empty() && self.discarding.is_none() {
+            Ok(None)
+        } else {
+            Err(Error::PeerLost(format!(
+                "stream ended inside a line ({} bytes without a newline)",
+                src.len()
+            )))
+        }
+    }
+}
+
+impl Encoder<Outbound> for LineCodec {
+    type Error = Error;
+
+    fn encode(&mut self, item: Outbound, dst: &mut BytesMut) -> Result<()> {
+        match item {
+            Outbound::Goodbye => dst.put_u8(b'\n'),
+            Outbound::Data(line) => {
+                let max = self.config.max_frame;
+                if line.len() > max {
+                    return Err(Error::FrameTooLarge {
+                        len: line.len() as u64,
+                        max,
+                    });
+                }
+                if line.is_empty() || line.contains(&b'\n') {
+                    return Err(Error::decode(
+                        "outgoing line",
+                        "a line frame must be non-empty and contain no '\\n'",
+                    ));
+                }
+                dst.reserve(line.len() + 1);
+                dst.extend_from_slice(&line);
+                dst.put_u8(b'\n');
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn decode_all<C: Decoder<Item = Decoded, Error = Error>>(
+        codec: &mut C,
+        wire: &[u8],
+        chunk: usize,
+    ) -> Vec<Decoded> {
+        let mut buf = BytesMut::new();
+        let mut out = Vec::new();
+        for piece in wire.chunks(chunk.max(1)) {
+            buf.extend_from_slice(piece);
+            while let Some(d) = codec.decode(&mut buf).expect("decode") {
+                out.push(d);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn oversize_is_rejected_before_allocation_and_skipped() {
+        let mut codec = LengthCodec::new(FrameConfig::builder().max_frame(16).build());
+        let mut wire = BytesMut::new();
+        wire.put_u32(1_000_000);
+        let mut buf = BytesMut::with_capacity(8);
+        buf.extend_from_slice(&wire);
+        match codec.decode(&mut buf).expect("decode") {
+            Some(Decoded::Rejected(Error::FrameTooLarge { len, max })) => {
+                assert_eq!((len, max), (1_000_000, 16));
+            }
+            other => panic!("expected rejection, got {other:?}"),
+        }
+        assert!(buf.capacity() < 1024, "no buffer was reserved for the frame");
+        // Feed the skipped bytes in chunks, then a good frame.
+        let mut skipped = 0;
+        while skipped < 1_000_000 {
+            buf.extend_from_slice(&[0u8; 4096][..4096.min(1_000_000 - skipped)]);
+            skipped += 4096.min(1_000_000 - skipped);
+            assert!(codec.decode(&mut buf).expect("decode").is_none());
+            assert!(buf.capacity() < 64 * 1024);
+        }
+        buf.extend_from_slice(b"\x00\x00\x00\x02ok");
+        assert!(matches!(codec.decode(&mut buf).expect("decode"), Some(Decoded::Frame(f)) if f == "ok"));
+    }
+
+    #[test]
+    fn send_side_refuses_oversize_without_writing() {
+        let mut codec = LengthCodec::new(FrameConfig::builder().max_frame(3).build());
+        let mut dst = BytesMut::new();
+        let err = codec
+            .encode(Outbound::Data(Bytes::from_static(b"four")), &mut dst)
+            .expect_err("too big");
+        assert!(matches!(err, Error::FrameTooLarge { len: 4, max: 3 }));
+        assert!(dst.is_empty());
+    }
+
+    #[test]
+    fn goodbye_and_eof_inside_frame() {
+        let mut codec = LengthCodec::new(FrameConfig::default());
+        let mut buf = BytesMut::from(&b"\xff\xff\xff\xff"[..]);
+        assert!(matches!(codec.decode(&mut buf), Ok(Some(Decoded::Goodbye))));
+        let mut buf = BytesMut::from(&b"\x00\x00\x00\x05ab"[..]);
+        assert!(matches!(codec.decode_eof(&mut buf), Err(Error::PeerLost(_))));
+    }
+
+    #[test]
+    fn line_codec_discards_long_lines_then_continues() {
+        let mut codec = LineCodec::new(FrameConfig::builder().max_frame(8).build());
+        let mut wire = vec![b'x'; 100];
+        wire.extend_from_slice(b"\nshort\n\n");
+        let out = decode_all(&mut codec, &wire, 7);
+        assert!(matches!(out[0], Decoded::Rejected(Error::FrameTooLarge { len: 100, max: 8 })));
+        assert!(matches!(&out[1], Decoded::Frame(f) if f == "short"));
+        assert!(matches!(out[2], Decoded::Goodbye));
+        assert_eq!(out.len(), 3);
+    }
+
+    proptest! {
+        #[test]
+        fn length_codec_never_panics_nor_overallocates(
+            data in proptest::collection::vec(any::<u8>(), 0..4096),
+            chunk in 1usize..64,
+        ) {
+            let max = 256;
+            let mut codec = LengthCodec::new(FrameConfig::builder().max_frame(max).build());
+            let mut buf = BytesMut::new();
+            for piece in data.chunks(chunk) {
+                buf.extend_from_slice(piece);
+                while let Some(d) = codec.decode(&mut buf).expect("decode never fails") {
+                    if let Decoded::Frame(f) = d { prop_assert!(f.len() <= max); }
+                }
+                prop_assert!(buf.capacity() <= 4096 + max + 64);
+            }
+            let _ = codec.decode_eof(&mut buf);
+        }
+
+        #[test]
+        fn line_codec_never_panics_nor_overbuffers(
+            data in proptest::collection::vec(any::<u8>(), 0..4096),
+            chunk in 1usize..64,
+        ) {
+            let max = 32;
+            let mut codec = LineCodec::new(FrameConfig::builder().max_frame(max).build());
+            let mut buf = BytesMut::new();
+            for piece in data.chunks(chunk) {
+                buf.extend_from_slice(piece);
+                while let Some(d) = codec.decode(&mut buf).expect("decode never fails") {
+                    if let Decoded::Frame(f) = d { prop_assert!(f.len() <= max); }
+                }
+                prop_assert!(buf.len() <= max + 2 + chunk);
+            }
+            let _ = codec.decode_eof(&mut buf);
+        }
+
+        #[test]
+        fn length_codec_round_trips(frames in proptest::collection::vec(
+            proptest::collection::vec(any::<u8>(), 0..300), 0..20), chunk in 1usize..50) {
+            let mut codec = LengthCodec::new(FrameConfig::builder().max_frame(300).build());
+            let mut wire = BytesMut::new();
+            for f in &frames {
+                codec.encode(Outbound::Data(Bytes::from(f.clone())), &mut wire).expect("encode");
+            }
+            let out = decode_all(&mut codec, &wire, chunk);
+            let got: Vec<Vec<u8>> = out.into_iter().map(|d| match d {
+                Decoded::Frame(f) => f.to_vec(),
+                other => panic!("unexpected {other:?}"),
+            }).collect();
+            prop_assert_eq!(got, frames);
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! Request/response over a channel (in progress).

@@ -1,0 +1,185 @@
+//! [`Transport`]: how to listen, connect and spawn a child for one kind of channel, and
+//! the [`Registry`] that picks a transport by name or endpoint scheme at run time.
+//!
+//! ```no_run
+//! # async fn demo(registry: ipc_core::Registry) -> ipc_core::Result<()> {
+//! // `--transport uds` or `--transport tcp`: the program does not care which.
+//! let transport = registry.get("uds")?;
+//! let cmd = std::process::Command::new("/path/to/child");
+//! let (mut child, mut channel) = transport.spawn(cmd).await?;
+//! channel.send("hello".into()).await?;
+//! let reply = channel.recv().await?;
+//! channel.close().await?;
+//! let status = child.wait().await?;
+//! # let _ = (reply, status); Ok(()) }
+//! ```
+
+use std::process::Command;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::channel::Channel;
+use crate::child::Child;
+use crate::endpoint::Endpoint;
+use crate::env::endpoint_from_env;
+use crate::error::{Error, Result};
+use crate::frame::FrameConfig;
+
+/// Accepts incoming channels on an [`Endpoint`].
+///
+/// An `Err` from [`accept`](Listener::accept) concerns one client (a refused handshake,
+/// a wrong uid, a client that vanished) or a transient OS condition: log it and call
+/// `accept` again; the listener keeps serving.
+#[async_trait]
+pub trait Listener: Send + 'static {
+    /// The next connected, authenticated channel.
+    async fn accept(&mut self) -> Result<Box<dyn Channel>>;
+
+    /// Where clients connect (with the real port when listening on port 0).
+    fn endpoint(&self) -> Endpoint;
+}
+
+/// One kind of channel: Unix sockets, TCP, pipes, ...
+///
+/// Implementations provide the `*_with` methods; the short forms use
+/// [`FrameConfig::default`].
+#[async_trait]
+pub trait Transport: Send + Sync + 'static {
+    /// Short name used on command lines (`uds`, `tcp`, ...).
+    fn name(&self) -> &'static str;
+
+    /// Endpoint schemes this transport serves (`["unix", "uds"]`).
+    fn schemes(&self) -> &'static [&'static str];
+
+    /// A sensible endpoint to listen on for a quick test (a fresh socket path, port 0).
+    /// `None` if the transport cannot listen.
+    fn example_endpoint(&self) -> Option<Endpoint>;
+
+    /// Listen on `endpoint`.
+    async fn listen_with(&self, endpoint: &Endpoint, config: FrameConfig)
+        -> Result<Box<dyn Listener>>;
+
+    /// Connect to `endpoint` (including the inherited forms a child finds in its env).
+    async fn connect_with(&self, endpoint: &Endpoint, config: FrameConfig)
+        -> Result<Box<dyn Channel>>;
+
+    /// Start `command` as a child wired to a new channel. The child finds its end
+    /// through `IPC_ENDPOINT` (see [`crate::env`]).
+    async fn spawn_with(&self, command: Command, config: FrameConfig)
+        -> Result<(Child, Box<dyn Channel>)>;
+
+    /// [`listen_with`](Self::listen_with) the default limits.
+    async fn listen(&self, endpoint: &Endpoint) -> Result<Box<dyn Listener>> {
+        self.listen_with(endpoint, FrameConfig::default()).await
+    }
+
+    /// [`connect_with`](Self::connect_with) the default limits.
+    async fn connect(&self, endpoint: &Endpoint) -> Result<Box<dyn Channel>> {
+        self.connect_with(endpoint, FrameConfig::default()).await
+    }
+
+    /// [`spawn_with`](Self::spawn_with) the default limits.
+    async fn spawn(&self, command: Command) -> Result<(Child, Box<dyn Channel>)> {
+        self.spawn_with(command, FrameConfig::default()).await
+    }
+}
+
+/// Maps transport names and endpoint schemes to transports.
+///
+/// The core knows no backend; the `ipc` facade fills a registry with the backends it
+/// was built with (`ipc::registry()`).
+///
+/// ```
+/// let registry = ipc_core::Registry::new();
+/// let err = registry.get("uds").err().unwrap();
+/// assert!(err.to_string().contains("unknown transport"));
+/// ```
+#[derive(Clone, Default)]
+pub struct Registry {
+    transports: Vec<Arc<dyn Transport>>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.names()).finish()
+    }
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Registry::default()
+    }
+
+    /// Add a transport (a later one with the same name replaces the earlier).
+    pub fn register(&mut self, transport: impl Transport) -> &mut Self {
+        let name = transport.name();
+        self.transports.retain(|t| t.name() != name);
+        self.transports.push(Arc::new(transport));
+        self
+    }
+
+    /// Names of the registered transports, in registration order.
+    pub fn names(&self) -> Vec<&'static str> {
+        self.transports.iter().map(|t| t.name()).collect()
+    }
+
+    /// The transport with this name, or else the first serving this scheme.
+    pub fn get(&self, name_or_scheme: &str) -> Result<Arc<dyn Transport>> {
+        self.transports
+            .iter()
+            .find(|t| t.name() == name_or_scheme)
+            .or_else(|| {
+                self.transports
+                    .iter()
+                    .find(|t| t.schemes().contains(&name_or_scheme))
+            })
+            .cloned()
+            .ok_or_else(|| Error::UnknownTransport {
+                name: name_or_scheme.to_string(),
+                available: self.names().iter().map(|s| s.to_string()).collect(),
+            })
+    }
+
+    /// The transport that serves this endpoint's scheme.
+    pub fn for_endpoint(&self, endpoint: &Endpoint) -> Result<Arc<dyn Transport>> {
+        self.transports
+            .iter()
+            .find(|t| t.schemes().contains(&endpoint.scheme()))
+            .cloned()
+            .ok_or_else(|| Error::BadEndpoint {
+                input: endpoint.to_string(),
+                reason: format!(
+                    "no transport for scheme {:?} is built in (available: {})",
+                    endpoint.scheme(),
+                    self.names().join(", ")
+                ),
+            })
+    }
+
+    /// Connect to an endpoint with whichever transport serves it.
+    pub async fn connect(&self, endpoint: &Endpoint) -> Result<Box<dyn Channel>> {
+        self.for_endpoint(endpoint)?.connect(endpoint).await
+    }
+
+    /// Listen on an endpoint with whichever transport serves it.
+    pub async fn listen(&self, endpoint: &Endpoint) -> Result<Box<dyn Listener>> {
+        self.for_endpoint(endpoint)?.listen(endpoint).await
+    }
+
+    /// In a child: connect to the parent through `IPC_ENDPOINT`, honouring
+    /// `IPC_MAX_FRAME` if the parent set it.
+    pub async fn connect_from_env(&self) -> Result<Box<dyn Channel>> {
+        self.connect_from_env_with(crate::env::frame_config_from_env())
+            .await
+    }
+
+    /// In a child: like [`connect_from_env`](Self::connect_from_env) with explicit limits.
+    pub async fn connect_from_env_with(&self, config: FrameConfig) -> Result<Box<dyn Channel>> {
+        let endpoint = endpoint_from_env()?;
+        self.for_endpoint(&endpoint)?
+            .connect_with(&endpoint, config)
+            .await
+    }
+}
