@@ -43,7 +43,9 @@ impl Child {
     /// Wrap a tokio child. Fails if it has already been reaped (no pid).
     pub fn new(inner: tokio::process::Child) -> Result<Self> {
         let pid = inner.id().ok_or_else(|| {
-            Error::Io(std::io::Error::other("child was already reaped, it has no pid"))
+            Error::Io(std::io::Error::other(
+                "child was already reaped, it has no pid",
+            ))
         })?;
         Ok(Child {
             inner,

@@ -10,6 +10,7 @@
 //! | `pipe:fd=3,4` | pipe | inherited pipes: read fd, write fd |
 //! | `stdio:` | stdio | this process's stdin/stdout |
 //! | `signal:pid=1234` | signal | real-time signals to and from a process |
+//! | `node:fd=3` | node | Node.js's `fork()` channel (JSON lines on an inherited socket) |
 //!
 //! `Display` prints the same form, so `endpoint.to_string().parse()` gives it back.
 //!
@@ -32,7 +33,7 @@ use crate::error::Error;
 
 /// The endpoint forms, for error messages.
 pub const KNOWN_FORMS: &str = "tcp://HOST:PORT, unix:/PATH, unix:@NAME, uds:fd=N, \
-     fifo:/DIR, pipe:fd=R,W, stdio:, signal:pid=N";
+     fifo:/DIR, pipe:fd=R,W, stdio:, signal:pid=N, node:fd=N";
 
 /// A parsed endpoint. See the [module docs](self) for the forms.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -62,6 +63,8 @@ pub enum Endpoint {
         /// The peer's process id.
         pid: u32,
     },
+    /// `node:fd=N`: the inherited socket of a Node.js `fork()` channel (`NODE_CHANNEL_FD`).
+    Node(RawFd),
 }
 
 impl Endpoint {
@@ -75,6 +78,7 @@ impl Endpoint {
             Endpoint::Pipe { .. } => "pipe",
             Endpoint::Stdio => "stdio",
             Endpoint::Signal { .. } => "signal",
+            Endpoint::Node(_) => "node",
         }
     }
 }
@@ -106,9 +110,9 @@ impl FromStr for Endpoint {
                 let addr = rest
                     .strip_prefix("//")
                     .ok_or_else(|| bad(input, "tcp endpoints look like tcp://127.0.0.1:7000"))?;
-                addr.parse::<SocketAddr>().map(Endpoint::Tcp).map_err(|e| {
-                    bad(input, format!("{addr:?} is not an IP:PORT address ({e})"))
-                })
+                addr.parse::<SocketAddr>()
+                    .map(Endpoint::Tcp)
+                    .map_err(|e| bad(input, format!("{addr:?} is not an IP:PORT address ({e})")))
             }
             "unix" => {
                 if let Some(name) = rest.strip_prefix('@') {
@@ -162,6 +166,12 @@ impl FromStr for Endpoint {
                     .ok_or_else(|| bad(input, "signal endpoints look like signal:pid=1234"))?;
                 Ok(Endpoint::Signal { pid })
             }
+            "node" => {
+                let fd = rest
+                    .strip_prefix("fd=")
+                    .ok_or_else(|| bad(input, "node endpoints look like node:fd=3"))?;
+                Ok(Endpoint::Node(parse_fd(input, fd)?))
+            }
             other => Err(bad(input, format!("unknown scheme {other:?}"))),
         }
     }
@@ -178,6 +188,7 @@ impl fmt::Display for Endpoint {
             Endpoint::Pipe { read, write } => write!(f, "pipe:fd={read},{write}"),
             Endpoint::Stdio => write!(f, "stdio:"),
             Endpoint::Signal { pid } => write!(f, "signal:pid={pid}"),
+            Endpoint::Node(fd) => write!(f, "node:fd={fd}"),
         }
     }
 }
@@ -198,6 +209,7 @@ mod tests {
             "pipe:fd=3,4",
             "stdio:",
             "signal:pid=1234",
+            "node:fd=3",
         ] {
             let ep: Endpoint = s.parse().expect(s);
             assert_eq!(ep.to_string(), s);
@@ -208,8 +220,19 @@ mod tests {
     #[test]
     fn bad_strings_say_what_exists() {
         for s in [
-            "", "tcp:127.0.0.1:1", "tcp://nohost", "unix:", "unix:@", "uds:3", "uds:fd=-1",
-            "pipe:fd=3", "pipe:fd=a,b", "stdio:x", "signal:pid=0", "http://x", "fifo:",
+            "",
+            "tcp:127.0.0.1:1",
+            "tcp://nohost",
+            "unix:",
+            "unix:@",
+            "uds:3",
+            "uds:fd=-1",
+            "pipe:fd=3",
+            "pipe:fd=a,b",
+            "stdio:x",
+            "signal:pid=0",
+            "http://x",
+            "fifo:",
         ] {
             let err = s.parse::<Endpoint>().expect_err(s);
             let msg = err.to_string();

@@ -28,6 +28,9 @@ pub const IPC_ENDPOINT: &str = "IPC_ENDPOINT";
 /// The handshake secret, for transports that need one.
 pub const IPC_TOKEN: &str = "IPC_TOKEN";
 
+/// Set by Node.js's `child_process.fork()`: the fd of its IPC channel.
+pub const NODE_CHANNEL_FD: &str = "NODE_CHANNEL_FD";
+
 /// Which side of a spawned channel this process is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -37,16 +40,18 @@ pub enum Role {
     Child,
 }
 
-/// [`Role::Child`] when `IPC_ENDPOINT` is set, else [`Role::Parent`].
+/// [`Role::Child`] when `IPC_ENDPOINT` (or Node's `NODE_CHANNEL_FD`) is set, else
+/// [`Role::Parent`].
 pub fn role() -> Role {
-    if std::env::var_os(IPC_ENDPOINT).is_some() {
+    if std::env::var_os(IPC_ENDPOINT).is_some() || std::env::var_os(NODE_CHANNEL_FD).is_some() {
         Role::Child
     } else {
         Role::Parent
     }
 }
 
-/// The endpoint the parent named in `IPC_ENDPOINT`.
+/// The endpoint the parent named in `IPC_ENDPOINT`; failing that, `node:fd=N` when a
+/// Node.js parent forked us (`NODE_CHANNEL_FD=N`).
 ///
 /// ```
 /// if std::env::var_os("IPC_ENDPOINT").is_none() {
@@ -54,6 +59,11 @@ pub fn role() -> Role {
 /// }
 /// ```
 pub fn endpoint_from_env() -> Result<Endpoint> {
+    if std::env::var_os(IPC_ENDPOINT).is_none() {
+        if let Ok(fd) = std::env::var(NODE_CHANNEL_FD) {
+            return format!("node:fd={fd}").parse();
+        }
+    }
     let raw = std::env::var(IPC_ENDPOINT).map_err(|_| {
         Error::NotAChild(format!(
             "{IPC_ENDPOINT} is not set: this process was not spawned by an ipc parent \

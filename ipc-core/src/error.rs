@@ -33,7 +33,9 @@ pub enum Error {
 
     /// The peer's end went away without closing the channel: it crashed, was killed, or
     /// dropped the channel in the middle of a frame. Frames sent before are all delivered.
-    #[error("peer lost: {0} (the peer crashed, was killed, or exited without closing the channel)")]
+    #[error(
+        "peer lost: {0} (the peer crashed, was killed, or exited without closing the channel)"
+    )]
     PeerLost(String),
 
     /// A frame was larger than the limit. On receive the frame's bytes were skipped
@@ -87,7 +89,10 @@ pub enum Error {
     },
 
     /// An endpoint string could not be parsed, or names a transport that is not built in.
-    #[error("bad endpoint {input:?}: {reason}. Known forms: {}", crate::endpoint::KNOWN_FORMS)]
+    #[error(
+        "bad endpoint {input:?}: {reason}. Known forms: {}",
+        crate::endpoint::KNOWN_FORMS
+    )]
     BadEndpoint {
         /// The string given.
         input: String,
@@ -108,6 +113,10 @@ pub enum Error {
     #[error("child process exited ({0}) before the operation completed")]
     ChildExited(ExitStatus),
 
+    /// The peer handled a request and reported this failure (see [`crate::rpc`]).
+    #[error("the peer reported an error: {0}")]
+    Remote(String),
+
     /// The process environment does not describe a channel (no `IPC_ENDPOINT`).
     #[error("{0}")]
     NotAChild(String),
@@ -120,7 +129,10 @@ impl Error {
     pub fn is_fatal(&self) -> bool {
         !matches!(
             self,
-            Error::FrameTooLarge { .. } | Error::Decode { .. } | Error::Timeout { .. }
+            Error::FrameTooLarge { .. }
+                | Error::Decode { .. }
+                | Error::Timeout { .. }
+                | Error::Remote(_)
         )
     }
 

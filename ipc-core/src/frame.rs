@@ -27,12 +27,14 @@
 //! +------------------------------+----+
 //! | payload (no 0x0A inside)     | \n |     a data frame (payload non-empty, <= max_frame)
 //! +------------------------------+----+
-//! | \n |                                    an empty line: goodbye
-//! +----+
+//! | {"$ipc":"goodbye"}           | \n |     goodbye: the sender closed cleanly
+//! +------------------------------+----+
 //! ```
 //!
-//! A trailing `\r` is dropped, so CRLF peers work. An over-long line is discarded up to
-//! its newline without being buffered and reported as [`Error::FrameTooLarge`].
+//! The goodbye is itself a JSON value, so any JSON-lines reader can read the stream;
+//! that exact line is reserved ([`GOODBYE_LINE`]). Blank lines are skipped. A trailing
+//! `\r` is dropped, so CRLF peers work. An over-long line is discarded up to its newline
+//! without being buffered and reported as [`Error::FrameTooLarge`].
 //!
 //! ```
 //! use bytes::{Bytes, BytesMut};
@@ -113,6 +115,9 @@ impl FrameConfigBuilder {
     }
 }
 
+/// The line that means "goodbye" in newline-delimited framing.
+pub const GOODBYE_LINE: &[u8] = br#"{"$ipc":"goodbye"}"#;
+
 /// What a frame decoder yields.
 #[derive(Debug)]
 pub enum Decoded {
@@ -136,7 +141,12 @@ pub enum Outbound {
 /// A codec usable by [`StreamChannel`](crate::stream::StreamChannel): decodes
 /// [`Decoded`], encodes [`Outbound`], and knows its frame limit.
 pub trait FrameCodec:
-    Decoder<Item = Decoded, Error = Error> + Encoder<Outbound, Error = Error> + Clone + Send + Unpin + 'static
+    Decoder<Item = Decoded, Error = Error>
+    + Encoder<Outbound, Error = Error>
+    + Clone
+    + Send
+    + Unpin
+    + 'static
 {
     /// The largest payload this codec accepts.
     fn max_frame(&self) -> usize;
@@ -346,6 +356,9 @@ impl Decoder for LineCodec {
                     if line.last() == Some(&b'\r') {
                         line.truncate(at - 1);
                     }
+                    if line[..] == *GOODBYE_LINE {
+                        return Ok(Some(Decoded::Goodbye));
+                    }
                     if line.len() > max {
                         return Ok(Some(Decoded::Rejected(Error::FrameTooLarge {
                             len: line.len() as u64,
@@ -353,11 +366,12 @@ impl Decoder for LineCodec {
                         })));
                     }
                     if line.is_empty() {
-                        return Ok(Some(Decoded::Goodbye));
+                        continue; // blank line: skipped
                     }
                     return Ok(Some(Decoded::Frame(line.freeze())));
                 }
-                None if src.len() > max + 1 => {
+                // +1 for a '\r'; the goodbye line is always accepted.
+                None if src.len() > max.max(GOODBYE_LINE.len()) + 1 => {
                     // Too long already and no newline yet: drop it and keep dropping.
                     self.discarding = Some(0);
                 }
@@ -389,7 +403,10 @@ impl Encoder<Outbound> for LineCodec {
 
     fn encode(&mut self, item: Outbound, dst: &mut BytesMut) -> Result<()> {
         match item {
-            Outbound::Goodbye => dst.put_u8(b'\n'),
+            Outbound::Goodbye => {
+                dst.extend_from_slice(GOODBYE_LINE);
+                dst.put_u8(b'\n');
+            }
             Outbound::Data(line) => {
                 let max = self.config.max_frame;
                 if line.len() > max {
@@ -447,7 +464,10 @@ mod tests {
             }
             other => panic!("expected rejection, got {other:?}"),
         }
-        assert!(buf.capacity() < 1024, "no buffer was reserved for the frame");
+        assert!(
+            buf.capacity() < 1024,
+            "no buffer was reserved for the frame"
+        );
         // Feed the skipped bytes in chunks, then a good frame.
         let mut skipped = 0;
         while skipped < 1_000_000 {
@@ -457,7 +477,9 @@ mod tests {
             assert!(buf.capacity() < 64 * 1024);
         }
         buf.extend_from_slice(b"\x00\x00\x00\x02ok");
-        assert!(matches!(codec.decode(&mut buf).expect("decode"), Some(Decoded::Frame(f)) if f == "ok"));
+        assert!(
+            matches!(codec.decode(&mut buf).expect("decode"), Some(Decoded::Frame(f)) if f == "ok")
+        );
     }
 
     #[test]
@@ -477,16 +499,24 @@ mod tests {
         let mut buf = BytesMut::from(&b"\xff\xff\xff\xff"[..]);
         assert!(matches!(codec.decode(&mut buf), Ok(Some(Decoded::Goodbye))));
         let mut buf = BytesMut::from(&b"\x00\x00\x00\x05ab"[..]);
-        assert!(matches!(codec.decode_eof(&mut buf), Err(Error::PeerLost(_))));
+        assert!(matches!(
+            codec.decode_eof(&mut buf),
+            Err(Error::PeerLost(_))
+        ));
     }
 
     #[test]
     fn line_codec_discards_long_lines_then_continues() {
         let mut codec = LineCodec::new(FrameConfig::builder().max_frame(8).build());
         let mut wire = vec![b'x'; 100];
-        wire.extend_from_slice(b"\nshort\n\n");
+        wire.extend_from_slice(b"\nshort\n\n\r\n");
+        wire.extend_from_slice(GOODBYE_LINE);
+        wire.push(b'\n');
         let out = decode_all(&mut codec, &wire, 7);
-        assert!(matches!(out[0], Decoded::Rejected(Error::FrameTooLarge { len: 100, max: 8 })));
+        assert!(matches!(
+            out[0],
+            Decoded::Rejected(Error::FrameTooLarge { len: 100, max: 8 })
+        ));
         assert!(matches!(&out[1], Decoded::Frame(f) if f == "short"));
         assert!(matches!(out[2], Decoded::Goodbye));
         assert_eq!(out.len(), 3);

@@ -1,1 +1,290 @@
-//! Request/response over a channel (in progress).
+//! Request/response over any [`Channel`]: correlation ids, many calls in flight from
+//! many tasks, a timeout per call, each response routed to its caller.
+//!
+//! ```text
+//! +---------+-----------------+------------------+
+//! | kind u8 | id: u64, BE     | body             |     one frame
+//! +---------+-----------------+------------------+
+//! kind 0 = request, 1 = response, 2 = error response (body = UTF-8 message)
+//! ```
+//!
+//! The client side is [`RpcClient`]; the serving side is [`serve`]. A caller that gives
+//! up (timeout, or its future dropped) does not disturb the others: its late response is
+//! discarded.
+//!
+//! ```no_run
+//! # async fn demo(client_end: Box<dyn ipc_core::Channel>, server_end: Box<dyn ipc_core::Channel>) -> ipc_core::Result<()> {
+//! use std::time::Duration;
+//! use ipc_core::rpc::{serve, RpcClient};
+//! tokio::spawn(serve(server_end, |req: bytes::Bytes| async move {
+//!     Ok::<_, String>(req) // echo
+//! }));
+//! let client = RpcClient::new(client_end);
+//! let reply = client.call("hello".into(), Duration::from_secs(1)).await?;
+//! assert_eq!(reply, "hello");
+//! # Ok(()) }
+//! ```
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tokio::sync::{oneshot, Semaphore};
+use tokio::task::JoinHandle;
+
+use crate::channel::{Channel, SendHalf};
+use crate::codec::Codec;
+use crate::error::{Error, Result};
+
+const KIND_REQUEST: u8 = 0;
+const KIND_RESPONSE: u8 = 1;
+const KIND_ERROR: u8 = 2;
+const HEADER: usize = 9;
+
+/// Requests a server handles at once; more wait (so a flood cannot exhaust memory).
+pub const MAX_CONCURRENT_REQUESTS: usize = 256;
+
+fn encode(kind: u8, id: u64, body: &[u8]) -> Bytes {
+    let mut frame = BytesMut::with_capacity(HEADER + body.len());
+    frame.put_u8(kind);
+    frame.put_u64(id);
+    frame.extend_from_slice(body);
+    frame.freeze()
+}
+
+fn decode(frame: Bytes) -> Result<(u8, u64, Bytes)> {
+    if frame.len() < HEADER {
+        return Err(Error::decode(
+            "rpc frame",
+            format!("{} bytes, shorter than the 9-byte header", frame.len()),
+        ));
+    }
+    let kind = frame[0];
+    let mut id = [0u8; 8];
+    id.copy_from_slice(&frame[1..HEADER]);
+    Ok((kind, u64::from_be_bytes(id), frame.slice(HEADER..)))
+}
+
+type Pending = Arc<Mutex<PendingCalls>>;
+
+#[derive(Default)]
+struct PendingCalls {
+    waiting: HashMap<u64, oneshot::Sender<Result<Bytes>>>,
+    /// Set when the channel died; new calls fail at once with this message.
+    dead: Option<String>,
+}
+
+fn lock(p: &Pending) -> std::sync::MutexGuard<'_, PendingCalls> {
+    // A panic while holding this lock cannot leave the map inconsistent.
+    p.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Removes a call's entry when the call ends for any reason (answer, timeout, drop).
+struct CallGuard {
+    pending: Pending,
+    id: u64,
+}
+
+impl Drop for CallGuard {
+    fn drop(&mut self) {
+        lock(&self.pending).waiting.remove(&self.id);
+    }
+}
+
+/// The calling side: cheap to share between tasks (`Arc<RpcClient>` or `&RpcClient`).
+pub struct RpcClient {
+    tx: tokio::sync::Mutex<Box<dyn SendHalf>>,
+    pending: Pending,
+    next_id: AtomicU64,
+    reader: JoinHandle<()>,
+}
+
+impl RpcClient {
+    /// Take a channel whose peer runs [`serve`]. Must be called inside a tokio runtime
+    /// (a task routes the responses).
+    pub fn new(channel: impl Channel) -> Self {
+        let (tx, mut rx) = (Box::new(channel) as Box<dyn Channel>).split();
+        let pending: Pending = Arc::default();
+        let routes = pending.clone();
+        let reader = tokio::spawn(async move {
+            let why = loop {
+                let frame = match rx.recv().await {
+                    Ok(Some(frame)) => frame,
+                    Ok(None) => break "the server closed the channel".to_string(),
+                    Err(e) if !e.is_fatal() => {
+                        tracing::warn!("rpc client: dropped a bad frame: {e}");
+                        continue;
+                    }
+                    Err(e) => break format!("the channel failed: {e}"),
+                };
+                let (kind, id, body) = match decode(frame) {
+                    Ok(parts) => parts,
+                    Err(e) => {
+                        tracing::warn!("rpc client: {e}");
+                        continue;
+                    }
+                };
+                let answer = match kind {
+                    KIND_RESPONSE => Ok(body),
+                    KIND_ERROR => Err(Error::Remote(String::from_utf8_lossy(&body).into_owned())),
+                    other => {
+                        tracing::warn!("rpc client: unexpected frame kind {other}");
+                        continue;
+                    }
+                };
+                // A missing entry is a caller that gave up: drop the late answer.
+                if let Some(waiter) = lock(&routes).waiting.remove(&id) {
+                    let _ = waiter.send(answer);
+                }
+            };
+            let mut calls = lock(&routes);
+            calls.dead = Some(why);
+            calls.waiting.clear(); // wakes every waiter with a closed oneshot
+        });
+        RpcClient {
+            tx: tokio::sync::Mutex::new(tx),
+            pending,
+            next_id: AtomicU64::new(1),
+            reader,
+        }
+    }
+
+    /// Send `request` and wait up to `timeout` for its response.
+    ///
+    /// Errors: [`Error::Timeout`] (this call only; others go on), [`Error::PeerLost`]
+    /// when the channel died, [`Error::Remote`] carrying the server's error message
+    /// when the handler failed.
+    pub async fn call(&self, request: Bytes, timeout: Duration) -> Result<Bytes> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (waiter, answer) = oneshot::channel();
+        {
+            let mut calls = lock(&self.pending);
+            if let Some(why) = &calls.dead {
+                return Err(Error::PeerLost(why.clone()));
+            }
+            calls.waiting.insert(id, waiter);
+        }
+        let _guard = CallGuard {
+            pending: self.pending.clone(),
+            id,
+        };
+        let exchange = async {
+            self.tx
+                .lock()
+                .await
+                .send(encode(KIND_REQUEST, id, &request))
+                .await?;
+            match answer.await {
+                Ok(result) => result,
+                Err(_) => Err(Error::PeerLost(
+                    lock(&self.pending)
+                        .dead
+                        .clone()
+                        .unwrap_or_else(|| "the rpc client stopped".into()),
+                )),
+            }
+        };
+        match tokio::time::timeout(timeout, exchange).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::Timeout {
+                after: timeout,
+                during: "waiting for an rpc response",
+            }),
+        }
+    }
+
+    /// [`call`](Self::call) with serde values, encoded by codec `K`.
+    pub async fn call_typed<K, Req, Resp>(&self, request: &Req, timeout: Duration) -> Result<Resp>
+    where
+        K: Codec,
+        Req: Serialize,
+        Resp: DeserializeOwned,
+    {
+        let reply = self.call(K::encode(request)?, timeout).await?;
+        K::decode(&reply)
+    }
+
+    /// Calls waiting for a response right now.
+    pub fn in_flight(&self) -> usize {
+        lock(&self.pending).waiting.len()
+    }
+
+    /// Close the sending side; the server then ends its [`serve`] loop.
+    pub async fn close(&self) -> Result<()> {
+        self.tx.lock().await.close().await
+    }
+}
+
+impl Drop for RpcClient {
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
+}
+
+/// Serve requests arriving on `channel` with `handler` until the client closes.
+///
+/// Requests are handled concurrently (at most [`MAX_CONCURRENT_REQUESTS`] at once), so
+/// a slow request does not hold up fast ones; responses go back as they finish. A handler
+/// `Err(message)` reaches the caller as an error response. Returns `Ok(())` when the
+/// client closed cleanly.
+pub async fn serve<H, F>(channel: impl Channel, handler: H) -> Result<()>
+where
+    H: Fn(Bytes) -> F + Send + Sync + 'static,
+    F: Future<Output = std::result::Result<Bytes, String>> + Send + 'static,
+{
+    let (tx, mut rx) = (Box::new(channel) as Box<dyn Channel>).split();
+    let tx = Arc::new(tokio::sync::Mutex::new(tx));
+    let handler = Arc::new(handler);
+    let permits = Arc::new(Semaphore::new(MAX_CONCURRENT_REQUESTS));
+    let mut tasks = tokio::task::JoinSet::new();
+    let outcome = loop {
+        let frame = match rx.recv().await {
+            Ok(Some(frame)) => frame,
+            Ok(None) => break Ok(()),
+            Err(e) if !e.is_fatal() => {
+                tracing::warn!("rpc server: dropped a bad frame: {e}");
+                continue;
+            }
+            Err(e) => break Err(e),
+        };
+        let (id, body) = match decode(frame) {
+            Ok((KIND_REQUEST, id, body)) => (id, body),
+            Ok((kind, ..)) => {
+                tracing::warn!("rpc server: unexpected frame kind {kind}");
+                continue;
+            }
+            Err(e) => {
+                tracing::warn!("rpc server: {e}");
+                continue;
+            }
+        };
+        let permit = permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| Error::Closed)?;
+        let (tx, handler) = (tx.clone(), handler.clone());
+        tasks.spawn(async move {
+            let frame = match handler(body).await {
+                Ok(reply) => encode(KIND_RESPONSE, id, &reply),
+                Err(message) => encode(KIND_ERROR, id, message.as_bytes()),
+            };
+            let sent = tx.lock().await.send(frame).await;
+            drop(permit);
+            sent
+        });
+        while let Some(done) = tasks.try_join_next() {
+            if let Ok(Err(e)) = done {
+                tracing::warn!("rpc server: could not send a response: {e}");
+            }
+        }
+    };
+    while tasks.join_next().await.is_some() {}
+    let _ = tx.lock().await.close().await;
+    outcome
+}

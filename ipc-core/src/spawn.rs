@@ -8,7 +8,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 
-use crate::env::{IPC_ENDPOINT, IPC_MAX_FRAME, IPC_TOKEN};
+use crate::env::{IPC_ENDPOINT, IPC_MAX_FRAME, IPC_TOKEN, NODE_CHANNEL_FD};
 use crate::frame::FrameConfig;
 
 /// First fd number used for the temporary copies made while placing fds.
@@ -56,7 +56,8 @@ pub fn inherit_fds(command: &mut Command, fds: &[(&OwnedFd, RawFd)]) {
 }
 
 /// Set the child's `IPC_ENDPOINT`, `IPC_MAX_FRAME`, and `IPC_TOKEN` (removed when `None`,
-/// so a child never inherits its parent's own token by accident).
+/// so a child never inherits its parent's own token by accident). `NODE_CHANNEL_FD` is
+/// removed too: a child of ours is never a child of our Node.js parent.
 ///
 /// ```
 /// let mut cmd = std::process::Command::new("child");
@@ -70,6 +71,7 @@ pub fn set_child_env(
 ) {
     command.env(IPC_ENDPOINT, endpoint.to_string());
     command.env(IPC_MAX_FRAME, config.max_frame().to_string());
+    command.env_remove(NODE_CHANNEL_FD);
     match token {
         Some(t) => command.env(IPC_TOKEN, t),
         None => command.env_remove(IPC_TOKEN),

@@ -94,7 +94,10 @@ impl<W: AsyncWrite + Send + Unpin + 'static, C: FrameCodec> StreamSender<W, C> {
             return Ok(());
         }
         self.closed = true;
-        self.framed.send(Outbound::Goodbye).await.map_err(classify)?;
+        self.framed
+            .send(Outbound::Goodbye)
+            .await
+            .map_err(classify)?;
         match self.framed.get_mut().shutdown().await {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),

@@ -57,17 +57,26 @@ pub trait Transport: Send + Sync + 'static {
     fn example_endpoint(&self) -> Option<Endpoint>;
 
     /// Listen on `endpoint`.
-    async fn listen_with(&self, endpoint: &Endpoint, config: FrameConfig)
-        -> Result<Box<dyn Listener>>;
+    async fn listen_with(
+        &self,
+        endpoint: &Endpoint,
+        config: FrameConfig,
+    ) -> Result<Box<dyn Listener>>;
 
     /// Connect to `endpoint` (including the inherited forms a child finds in its env).
-    async fn connect_with(&self, endpoint: &Endpoint, config: FrameConfig)
-        -> Result<Box<dyn Channel>>;
+    async fn connect_with(
+        &self,
+        endpoint: &Endpoint,
+        config: FrameConfig,
+    ) -> Result<Box<dyn Channel>>;
 
     /// Start `command` as a child wired to a new channel. The child finds its end
     /// through `IPC_ENDPOINT` (see [`crate::env`]).
-    async fn spawn_with(&self, command: Command, config: FrameConfig)
-        -> Result<(Child, Box<dyn Channel>)>;
+    async fn spawn_with(
+        &self,
+        command: Command,
+        config: FrameConfig,
+    ) -> Result<(Child, Box<dyn Channel>)>;
 
     /// [`listen_with`](Self::listen_with) the default limits.
     async fn listen(&self, endpoint: &Endpoint) -> Result<Box<dyn Listener>> {

@@ -1,0 +1,116 @@
+//! fork_ping: a parent re-executes itself as a child over the transport you choose,
+//! sends N pings, and prints the round-trip times.
+//!
+//! Mirrors the seeds' `child_process.fork()` demo (parent `send`s, child answers on
+//! `process.on('message')`), with the transport picked at run time.
+//!
+//! ```text
+//! cargo run --example fork_ping                       # over Unix sockets
+//! cargo run --example fork_ping -- --transport tcp --count 10000 --size 1024
+//! ```
+
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+use bytes::Bytes;
+use clap::Parser;
+use hdrhistogram::Histogram;
+use ipc::{Channel, Role};
+
+/// Ping a child process over an ipc transport and report round-trip times.
+#[derive(Parser, Debug)]
+struct Args {
+    /// Transport to use (see `--list`).
+    #[arg(long, default_value = "uds")]
+    transport: String,
+    /// Number of timed round trips.
+    #[arg(long, default_value_t = 2000)]
+    count: u32,
+    /// Payload size in bytes.
+    #[arg(long, default_value_t = 64)]
+    size: usize,
+    /// List the available transports and exit.
+    #[arg(long)]
+    list: bool,
+}
+
+/// The child: answer every ping with the same bytes until the parent closes.
+async fn child() -> ipc::Result<()> {
+    let mut parent = ipc::connect_from_env().await?;
+    while let Some(ping) = parent.recv().await? {
+        parent.send(ping).await?;
+    }
+    parent.close().await
+}
+
+async fn parent(args: Args) -> ipc::Result<bool> {
+    let transport = ipc::registry().get(&args.transport)?;
+    let exe = std::env::current_exe()?;
+    let (mut child, mut ch) = transport.spawn(Command::new(exe)).await?;
+    println!(
+        "parent {} spawned child {} over {}",
+        std::process::id(),
+        child.pid(),
+        ch.info().transport
+    );
+    let payload = Bytes::from(vec![0x5A; args.size]);
+    let warmup = (args.count / 10).max(10);
+    let mut rtt = Histogram::<u64>::new(3).map_err(|e| std::io::Error::other(e.to_string()))?;
+    for i in 0..warmup + args.count {
+        let start = Instant::now();
+        ch.send(payload.clone()).await?;
+        let pong = ch
+            .recv()
+            .await?
+            .ok_or_else(|| std::io::Error::other("child closed early"))?;
+        let took = start.elapsed();
+        if pong != payload {
+            return Err(std::io::Error::other("child answered with different bytes").into());
+        }
+        if i >= warmup {
+            rtt.saturating_record(took.as_nanos() as u64);
+        }
+    }
+    ch.close().await?;
+    let closed = ch.recv().await?.is_none();
+    let status = child.wait().await?;
+    let us = |ns: u64| ns as f64 / 1000.0;
+    println!(
+        "{} round trips of {} B over {}: min {:.1} µs  p50 {:.1} µs  p99 {:.1} µs  max {:.1} µs",
+        args.count,
+        args.size,
+        args.transport,
+        us(rtt.min()),
+        us(rtt.value_at_quantile(0.50)),
+        us(rtt.value_at_quantile(0.99)),
+        us(rtt.max()),
+    );
+    println!("child exited: {status}");
+    Ok(closed && status.success())
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    if ipc::role() == Role::Child {
+        return match child().await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("fork_ping child: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let args = Args::parse();
+    if args.list {
+        println!("{}", ipc::registry().names().join("\n"));
+        return ExitCode::SUCCESS;
+    }
+    match parent(args).await {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("fork_ping: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

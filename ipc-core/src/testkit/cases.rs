@@ -1,0 +1,605 @@
+//! The conformance cases. Each is an async function of a [`Subject`]; [`cases()`] lists
+//! them by name so a test binary can run every case against every transport.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+
+use crate::codec::{Codec, Json, Postcard};
+use crate::error::{Error, Result};
+use crate::frame::FrameConfig;
+use crate::rpc::RpcClient;
+use crate::{Channel, Endpoint, TypedChannel};
+
+use super::child::{bulk_payload, check_bulk, sized_payload, Note, BULK_COUNT};
+use super::{ensure, fail, AllocProbe, Subject};
+
+/// One named conformance case.
+pub struct Case {
+    /// Test name (`ping_pong`), used as `transport::name`.
+    pub name: &'static str,
+    /// The case.
+    pub run: for<'a> fn(&'a Subject) -> BoxFuture<'a, Result<()>>,
+}
+
+impl std::fmt::Debug for Case {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
+macro_rules! case {
+    ($name:ident) => {
+        Case {
+            name: stringify!($name),
+            run: |s| Box::pin($name(s)),
+        }
+    };
+}
+
+/// Every case, in a stable order.
+pub fn cases() -> &'static [Case] {
+    static CASES: &[Case] = &[
+        case!(ping_pong),
+        case!(ordered_10k_both_ways),
+        case!(max_size_frame),
+        case!(oversize_send_refused),
+        case!(oversize_recv_rejected_without_allocating),
+        case!(empty_frame),
+        case!(peer_closes_cleanly),
+        case!(peer_killed_is_an_error),
+        case!(split_halves_concurrently),
+        case!(typed_json),
+        case!(typed_postcard),
+        case!(request_response_100_concurrent),
+        case!(spawn_exit_status),
+        case!(slow_reader_backpressure),
+        case!(listener_two_clients),
+        case!(bad_client_refused_listener_serves_next),
+    ];
+    CASES
+}
+
+const SHORT: Duration = Duration::from_secs(20);
+
+async fn within<T>(what: &'static str, fut: impl std::future::Future<Output = T>) -> Result<T> {
+    tokio::time::timeout(SHORT, fut)
+        .await
+        .map_err(|_| Error::Timeout {
+            after: SHORT,
+            during: what,
+        })
+}
+
+async fn expect_frame(ch: &mut dyn Channel, expected: &[u8]) -> Result<()> {
+    let got = ch.recv().await?;
+    match got {
+        Some(frame) if frame[..] == *expected => Ok(()),
+        Some(frame) => Err(fail(format!(
+            "expected {} bytes {:?}..., got {} bytes {:?}...",
+            expected.len(),
+            &expected[..expected.len().min(16)],
+            frame.len(),
+            &frame[..frame.len().min(16)]
+        ))),
+        None => Err(fail("the peer closed instead of answering")),
+    }
+}
+
+/// Close our side, expect the child's clean close and a zero exit.
+async fn finish(mut child: crate::Child, mut ch: Box<dyn Channel>) -> Result<()> {
+    ch.close().await?;
+    let last = within("waiting for the child's close", ch.recv()).await??;
+    ensure!(last.is_none(), "expected the child to close, got a frame");
+    let status = within("waiting for the child to exit", child.wait()).await??;
+    ensure!(status.success(), "child exited with {status}");
+    Ok(())
+}
+
+fn default_config() -> FrameConfig {
+    FrameConfig::default()
+}
+
+/// 100 round trips with the echo child.
+async fn ping_pong(s: &Subject) -> Result<()> {
+    let (child, mut ch) = s.spawn("echo", 0, default_config()).await?;
+    for i in 0..100 {
+        let msg = format!("ping {i}");
+        ch.send(Bytes::from(msg.clone())).await?;
+        expect_frame(&mut *ch, msg.as_bytes()).await?;
+    }
+    finish(child, ch).await
+}
+
+/// 10 000 messages of mixed sizes each way at the same time, all in order.
+async fn ordered_10k_both_ways(s: &Subject) -> Result<()> {
+    let (mut child, ch) = s.spawn("bulk", 0, default_config()).await?;
+    let max = s.bulk_frame;
+    let (mut tx, mut rx) = ch.split();
+    let sender = tokio::spawn(async move {
+        for seq in 0..BULK_COUNT {
+            tx.send(bulk_payload(seq, max)).await?;
+        }
+        tx.close().await
+    });
+    for seq in 0..BULK_COUNT {
+        let frame = rx
+            .recv()
+            .await?
+            .ok_or_else(|| fail(format!("child closed after {seq} messages")))?;
+        check_bulk(&frame, seq, max)?;
+    }
+    ensure!(
+        rx.recv().await?.is_none(),
+        "child sent more than {BULK_COUNT}"
+    );
+    sender
+        .await
+        .map_err(|e| fail(format!("sender task: {e}")))??;
+    let status = within("child exit", child.wait()).await??;
+    ensure!(
+        status.success(),
+        "child saw a wrong or missing message: {status}"
+    );
+    Ok(())
+}
+
+/// A frame of exactly the limit goes through intact.
+async fn max_size_frame(s: &Subject) -> Result<()> {
+    let max = s.big_frame;
+    let config = FrameConfig::builder().max_frame(max).build();
+    let (child, mut ch) = s.spawn("echo", 0, config).await?;
+    ensure!(
+        ch.info().max_frame == max,
+        "info().max_frame is {}",
+        ch.info().max_frame
+    );
+    let frame = sized_payload(7, max);
+    ch.send(frame.clone()).await?;
+    expect_frame(&mut *ch, &frame).await?;
+    finish(child, ch).await
+}
+
+/// Sending more than the limit fails before writing anything; the channel lives on.
+async fn oversize_send_refused(s: &Subject) -> Result<()> {
+    let max = s.big_frame / 64;
+    let config = FrameConfig::builder().max_frame(max).build();
+    let (child, mut ch) = s.spawn("echo", 0, config).await?;
+    match ch.send(Bytes::from(vec![1u8; max + 1])).await {
+        Err(Error::FrameTooLarge { len, max: m }) => {
+            ensure!(
+                len == max as u64 + 1 && m == max,
+                "wrong numbers: {len} / {m}"
+            );
+        }
+        other => return Err(fail(format!("expected FrameTooLarge, got {other:?}"))),
+    }
+    ch.send(Bytes::from_static(b"still here")).await?;
+    expect_frame(&mut *ch, b"still here").await?;
+    finish(child, ch).await
+}
+
+/// The child (with a larger limit) sends a frame 96x over our limit: we get
+/// `FrameTooLarge` without buffering it, then the next frame.
+async fn oversize_recv_rejected_without_allocating(s: &Subject) -> Result<()> {
+    let limit = (s.big_frame / 128).max(8);
+    let sent = s.big_frame * 3 / 4;
+    let config = FrameConfig::builder().max_frame(limit).build();
+    let (child, mut ch) = s.spawn("send_oversize", sent as u64, config).await?;
+    let probe = AllocProbe::start()
+        .ok_or_else(|| fail("install testkit::CountingAlloc as the global allocator"))?;
+    match ch.recv().await {
+        Err(Error::FrameTooLarge { len, max }) => {
+            ensure!(
+                len == sent as u64 && max == limit,
+                "wrong numbers: {len} / {max}"
+            );
+        }
+        other => return Err(fail(format!("expected FrameTooLarge, got {other:?}"))),
+    }
+    expect_frame(&mut *ch, b"after").await?;
+    let peak = probe.peak();
+    ensure!(
+        peak < sent / 4,
+        "receiving a rejected {sent}-byte frame allocated {peak} bytes"
+    );
+    ensure!(ch.recv().await?.is_none(), "expected the child's close");
+    finish(child, ch).await
+}
+
+/// An empty frame is a frame, not a close.
+async fn empty_frame(s: &Subject) -> Result<()> {
+    let (child, mut ch) = s.spawn("echo", 0, default_config()).await?;
+    ch.send(Bytes::new()).await?;
+    let got = ch.recv().await?;
+    ensure!(
+        got.as_deref() == Some(&b""[..]),
+        "expected an empty frame, got {got:?}"
+    );
+    ch.send(Bytes::from_static(b"x")).await?;
+    expect_frame(&mut *ch, b"x").await?;
+    finish(child, ch).await
+}
+
+/// The child closes: we get its last frame, then `Ok(None)`, repeatedly.
+async fn peer_closes_cleanly(s: &Subject) -> Result<()> {
+    let (child, mut ch) = s.spawn("hello_close", 0, default_config()).await?;
+    expect_frame(&mut *ch, b"hello").await?;
+    ensure!(
+        ch.recv().await?.is_none(),
+        "expected None after the peer closed"
+    );
+    ensure!(ch.recv().await?.is_none(), "None again on the next recv");
+    finish(child, ch).await
+}
+
+/// SIGKILL the child mid-conversation: recv gives an error, never a hang or `None`.
+async fn peer_killed_is_an_error(s: &Subject) -> Result<()> {
+    let (mut child, mut ch) = s.spawn("hang", 0, default_config()).await?;
+    expect_frame(&mut *ch, b"ready").await?;
+    child.kill()?;
+    let got = within("recv after the peer was killed", ch.recv()).await?;
+    ensure!(got.is_err(), "expected an error after SIGKILL, got {got:?}");
+    let status = child.wait().await?;
+    ensure!(!status.success(), "killed child reported success");
+    Ok(())
+}
+
+/// A send task and a receive task share one channel through its halves.
+async fn split_halves_concurrently(s: &Subject) -> Result<()> {
+    let (mut child, ch) = s.spawn("echo", 0, default_config()).await?;
+    let (mut tx, mut rx) = ch.split();
+    let sender = tokio::spawn(async move {
+        for i in 0u32..2000 {
+            tx.send(Bytes::from(i.to_be_bytes().to_vec())).await?;
+        }
+        tx.close().await
+    });
+    for i in 0u32..2000 {
+        let frame = rx.recv().await?.ok_or_else(|| fail("closed early"))?;
+        ensure!(frame[..] == i.to_be_bytes(), "echo {i} out of order");
+    }
+    ensure!(rx.recv().await?.is_none(), "expected the child's close");
+    sender
+        .await
+        .map_err(|e| fail(format!("sender task: {e}")))??;
+    ensure!(child.wait().await?.success(), "child failed");
+    Ok(())
+}
+
+async fn typed_round_trip<K: Codec>(s: &Subject, role: &str) -> Result<()> {
+    let (child, ch) = s.spawn(role, 0, default_config()).await?;
+    let mut typed: TypedChannel<Note, Note, K> = TypedChannel::new(ch);
+    for seq in 0..50 {
+        let note = Note::sample(seq);
+        typed.send(&note).await?;
+        let answer = typed.recv().await?.ok_or_else(|| fail("closed early"))?;
+        ensure!(answer == note.clone().answer(), "wrong answer: {answer:?}");
+    }
+    // A frame that is not a Note: the child reports a decode error and carries on.
+    let mut raw = typed.into_inner();
+    raw.send(Bytes::from_static(b"\xff\xfe not a note")).await?;
+    let mut typed: TypedChannel<Note, Note, K> = TypedChannel::new(raw);
+    let answer = typed.recv().await?.ok_or_else(|| fail("closed early"))?;
+    ensure!(
+        answer.text.contains("decode error"),
+        "child did not report: {answer:?}"
+    );
+    typed.send(&Note::sample(99)).await?;
+    let answer = typed.recv().await?.ok_or_else(|| fail("closed early"))?;
+    ensure!(answer.seq == 100, "channel unusable after a decode error");
+    finish(child, typed.into_inner()).await
+}
+
+/// Serde values through JSON, both ways, with a child decoding them.
+async fn typed_json(s: &Subject) -> Result<()> {
+    typed_round_trip::<Json>(s, "typed_json").await
+}
+
+/// Serde values through postcard, both ways.
+async fn typed_postcard(s: &Subject) -> Result<()> {
+    typed_round_trip::<Postcard>(s, "typed_postcard").await
+}
+
+/// 100 calls in flight from 4 tasks; a timed-out and a dropped caller hurt nobody.
+async fn request_response_100_concurrent(s: &Subject) -> Result<()> {
+    let (mut child, ch) = s.spawn("rpc", 0, default_config()).await?;
+    let client = Arc::new(RpcClient::new(ch));
+    let t = Duration::from_secs(30);
+    // One call that gets no answer in time times out alone.
+    let stuck = client.call(Bytes::from_static(b"hold"), Duration::from_millis(200));
+    ensure!(
+        matches!(stuck.await, Err(Error::Timeout { .. })),
+        "expected a timeout"
+    );
+    // One caller gives up (its future is dropped) while its call is in flight.
+    let dropped = client.call(Bytes::from_static(b"hold"), t);
+    let _ = tokio::time::timeout(Duration::from_millis(10), dropped).await;
+    let mut tasks = Vec::new();
+    for task in 0..4 {
+        let client = client.clone();
+        tasks.push(tokio::spawn(async move {
+            let calls = (0..25).map(|i| {
+                let client = client.clone();
+                async move {
+                    let req = format!("task {task} call {i}");
+                    let reply = client.call(Bytes::from(req.clone()), t).await?;
+                    ensure!(
+                        reply == format!("re:{req}").as_bytes(),
+                        "misrouted: {reply:?}"
+                    );
+                    Ok::<_, Error>(())
+                }
+            });
+            for r in futures_util::future::join_all(calls).await {
+                r?;
+            }
+            Ok::<_, Error>(())
+        }));
+    }
+    for task in tasks {
+        task.await.map_err(|e| fail(format!("task: {e}")))??;
+    }
+    match client.call(Bytes::from_static(b"fail"), t).await {
+        Err(Error::Remote(msg)) => ensure!(msg.contains("asked to fail"), "{msg}"),
+        other => return Err(fail(format!("expected a remote error, got {other:?}"))),
+    }
+    ensure!(
+        client.in_flight() == 0,
+        "leaked {} pending calls",
+        client.in_flight()
+    );
+    // The held calls' late answers arrive now and are discarded quietly.
+    let ok = client.call(Bytes::from_static(b"release"), t).await?;
+    ensure!(ok == "ok", "release: {ok:?}");
+    let after = client.call(Bytes::from_static(b"after"), t).await?;
+    ensure!(after == "re:after", "after late answers: {after:?}");
+    client.close().await?;
+    let status = within("child exit", child.wait()).await??;
+    ensure!(status.success(), "rpc child: {status}");
+    Ok(())
+}
+
+/// The child exits with the code we ask for; the parent sees it.
+async fn spawn_exit_status(s: &Subject) -> Result<()> {
+    let (mut child, mut ch) = s.spawn("exit_code", 0, default_config()).await?;
+    ensure!(child.pid() > 0, "no pid");
+    ch.send(Bytes::from_static(b"7")).await?;
+    ensure!(ch.recv().await?.is_none(), "expected the child's close");
+    let status = within("child exit", child.wait()).await??;
+    ensure!(
+        status.code() == Some(7),
+        "expected exit code 7, got {status}"
+    );
+    Ok(())
+}
+
+/// A child that does not read makes our `send` wait (bounded buffering, no growing
+/// memory); once it reads, every frame arrives in order.
+///
+/// "Waiting" is seen as no send completing for 500 ms while the child is not reading;
+/// a busy machine can only make that happen sooner, which the case tolerates.
+async fn slow_reader_backpressure(s: &Subject) -> Result<()> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let size = s.bulk_frame;
+    let cap_frames = ((256usize << 20) / size.max(1)) as u64;
+    let (mut child, mut ch) = s.spawn("slow_reader", 0, default_config()).await?;
+    expect_frame(&mut *ch, b"armed").await?;
+    let probe = AllocProbe::start();
+    let (mut tx, mut rx) = ch.split();
+    let progress = Arc::new(tokio::sync::Notify::new());
+    let target = Arc::new(AtomicU64::new(u64::MAX));
+    let done = Arc::new(AtomicU64::new(0));
+    let sender = {
+        let (progress, target, done) = (progress.clone(), target.clone(), done.clone());
+        tokio::spawn(async move {
+            let mut seq = 0u64;
+            while seq < target.load(Ordering::SeqCst) {
+                ensure!(
+                    seq < cap_frames,
+                    "sent {seq} frames ({} MiB) to a peer that reads nothing: unbounded buffering",
+                    (seq as usize * size) >> 20
+                );
+                tx.send(sized_payload(seq, size)).await?;
+                seq += 1;
+                done.store(seq, Ordering::SeqCst);
+                progress.notify_one();
+            }
+            tx.close().await?;
+            Ok::<_, Error>(seq)
+        })
+    };
+    while tokio::time::timeout(Duration::from_millis(500), progress.notified())
+        .await
+        .is_ok()
+    {}
+    let completed = done.load(Ordering::SeqCst);
+    ensure!(
+        !sender.is_finished(),
+        "the sender stopped: {:?}",
+        sender.await
+    );
+    if let Some(probe) = probe {
+        let peak = probe.peak();
+        ensure!(
+            peak < 16 * size + (1 << 20),
+            "the sender's memory grew to {peak} bytes while blocked after {completed} frames"
+        );
+    }
+    // Let the child read; the blocked send completes, then 100 more.
+    target.store(completed + 100, Ordering::SeqCst);
+    child.signal(crate::Signal::SIGUSR1)?;
+    let total = within("the sender after the reader woke", sender)
+        .await?
+        .map_err(|e| fail(format!("sender task: {e}")))??;
+    let count = within("the child's count", rx.recv())
+        .await??
+        .ok_or_else(|| fail("the child closed without a count"))?;
+    ensure!(
+        count == total.to_string().as_bytes(),
+        "the child read {:?} frames, we sent {total}",
+        String::from_utf8_lossy(&count)
+    );
+    ensure!(rx.recv().await?.is_none(), "expected the child's close");
+    let status = within("child exit", child.wait()).await??;
+    ensure!(status.success(), "slow reader child: {status}");
+    Ok(())
+}
+
+/// Two clients connected to one listener at once, each served.
+async fn listener_two_clients(s: &Subject) -> Result<()> {
+    let Some(endpoint) = s.transport.example_endpoint() else {
+        return expect_listen_unsupported(s).await;
+    };
+    let mut listener = s.transport.listen(&endpoint).await?;
+    let endpoint = listener.endpoint();
+    let server = tokio::spawn(async move {
+        let mut served = Vec::new();
+        for _ in 0..2 {
+            let mut ch = listener.accept().await?;
+            served.push(tokio::spawn(async move {
+                while let Some(frame) = ch.recv().await? {
+                    ch.send(frame).await?;
+                }
+                ch.close().await
+            }));
+        }
+        for s in served {
+            s.await.map_err(|e| fail(format!("server task: {e}")))??;
+        }
+        Ok::<_, Error>(())
+    });
+    let clients = (0..2).map(|c| {
+        let transport = s.transport.clone();
+        let endpoint = endpoint.clone();
+        async move {
+            let mut ch = transport.connect(&endpoint).await?;
+            for i in 0..50 {
+                let msg = format!("client {c} message {i}");
+                ch.send(Bytes::from(msg.clone())).await?;
+                expect_frame(&mut *ch, msg.as_bytes()).await?;
+            }
+            ch.close().await?;
+            ensure!(ch.recv().await?.is_none(), "expected the server's close");
+            Ok::<_, Error>(())
+        }
+    });
+    for r in futures_util::future::join_all(clients).await {
+        r?;
+    }
+    within("server", server)
+        .await?
+        .map_err(|e| fail(format!("server: {e}")))??;
+    Ok(())
+}
+
+async fn expect_listen_unsupported(s: &Subject) -> Result<()> {
+    match s.transport.listen(&Endpoint::Stdio).await {
+        Err(Error::Unsupported { .. }) => Ok(()),
+        Err(Error::BadEndpoint { .. }) => Ok(()),
+        other => Err(fail(format!(
+            "a transport without example_endpoint() must refuse to listen, got {:?}",
+            other.map(|_| "a listener")
+        ))),
+    }
+}
+
+/// Open a raw (non-ipc) byte stream to a listener's endpoint, for misbehaving clients.
+fn raw_connect(endpoint: &Endpoint) -> Result<Option<Box<dyn RawStream>>> {
+    Ok(match endpoint {
+        Endpoint::Tcp(addr) => Some(Box::new(std::net::TcpStream::connect(addr)?)),
+        Endpoint::UnixPath(path) => Some(Box::new(std::os::unix::net::UnixStream::connect(path)?)),
+        #[cfg(target_os = "linux")]
+        Endpoint::UnixAbstract(name) => {
+            use std::os::linux::net::SocketAddrExt;
+            let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())?;
+            Some(Box::new(std::os::unix::net::UnixStream::connect_addr(
+                &addr,
+            )?))
+        }
+        _ => None,
+    })
+}
+
+trait RawStream: std::io::Read + std::io::Write + Send {}
+impl<T: std::io::Read + std::io::Write + Send> RawStream for T {}
+
+/// A client speaking garbage (an HTTP request, i.e. a 1.2 GB length prefix) is refused
+/// or dropped; the listener then serves a good client.
+async fn bad_client_refused_listener_serves_next(s: &Subject) -> Result<()> {
+    let Some(endpoint) = s.transport.example_endpoint() else {
+        return expect_listen_unsupported(s).await;
+    };
+    let mut listener = s.transport.listen(&endpoint).await?;
+    let endpoint = listener.endpoint();
+    let (report, mut reports) = tokio::sync::mpsc::channel::<String>(8);
+    let server = tokio::spawn(async move {
+        loop {
+            match listener.accept().await {
+                Err(e) => {
+                    let _ = report.send(format!("refused at accept: {e}")).await;
+                }
+                Ok(mut ch) => {
+                    let report = report.clone();
+                    tokio::spawn(async move {
+                        loop {
+                            match ch.recv().await {
+                                Ok(Some(frame)) => {
+                                    if ch.send(frame).await.is_err() {
+                                        break;
+                                    }
+                                }
+                                Ok(None) => {
+                                    let _ = ch.close().await;
+                                    break;
+                                }
+                                Err(e) => {
+                                    // Drop the client: it spoke garbage.
+                                    let _ = report.send(format!("dropped: {e}")).await;
+                                    break;
+                                }
+                            }
+                        }
+                    });
+                }
+            }
+        }
+    });
+    let raw_endpoint = endpoint.clone();
+    let garbage = tokio::task::spawn_blocking(move || -> Result<Option<usize>> {
+        use std::io::{Read, Write};
+        let Some(mut raw) = raw_connect(&raw_endpoint)? else {
+            return Ok(None);
+        };
+        raw.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")?;
+        // The server must drop us: read until EOF or reset (bounded by the case timeout).
+        let mut buf = [0u8; 256];
+        let mut total = 0;
+        loop {
+            match raw.read(&mut buf) {
+                Ok(0) | Err(_) => return Ok(Some(total)),
+                Ok(n) => total += n,
+            }
+        }
+    });
+    let garbage = within("the server dropping a garbage client", garbage)
+        .await?
+        .map_err(|e| fail(format!("raw client: {e}")))??;
+    ensure!(garbage.is_some(), "no raw client for endpoint {endpoint}");
+    let why = within("the server's report", reports.recv())
+        .await?
+        .ok_or_else(|| fail("server stopped"))?;
+    ensure!(
+        why.contains("handshake") || why.contains("exceeds the limit") || why.contains("frame"),
+        "unclear reason for dropping the client: {why}"
+    );
+    let mut good = s.transport.connect(&endpoint).await?;
+    good.send(Bytes::from_static(b"hello")).await?;
+    expect_frame(&mut *good, b"hello").await?;
+    good.close().await?;
+    ensure!(good.recv().await?.is_none(), "expected the server's close");
+    server.abort();
+    Ok(())
+}

@@ -1,0 +1,280 @@
+//! The child side of the conformance cases: behaviours selected by `IPC_TESTKIT_ROLE`.
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::codec::{Codec, Json, Postcard};
+use crate::error::{Error, Result};
+use crate::frame::FrameConfig;
+use crate::{Channel, Registry, TypedChannel};
+
+use super::{fail, ARG_VAR, BULK_VAR, ROLE_VAR};
+
+/// Number of messages each way in the bulk ordering case.
+pub(crate) const BULK_COUNT: u64 = 10_000;
+
+/// The message of the typed cases.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Note {
+    pub seq: u32,
+    pub text: String,
+    pub tags: Vec<String>,
+    pub ratio: f64,
+    pub reply: Option<Box<Note>>,
+}
+
+impl Note {
+    pub(crate) fn sample(seq: u32) -> Note {
+        Note {
+            seq,
+            text: format!("note {seq}: \"quoted\", ünïcødé, \\ and\nnewline"),
+            tags: vec!["a".into(), String::new(), "{}[]".into()],
+            ratio: seq as f64 / 3.0,
+            reply: None,
+        }
+    }
+
+    /// What the child sends back for a note.
+    pub(crate) fn answer(self) -> Note {
+        Note {
+            seq: self.seq + 1,
+            text: self.text.to_uppercase(),
+            tags: self.tags.clone(),
+            ratio: self.ratio * 2.0,
+            reply: Some(Box::new(self)),
+        }
+    }
+}
+
+/// Size of bulk message `seq`: a mix from 4 bytes up to `max`.
+pub(crate) fn bulk_size(seq: u64, max: usize) -> usize {
+    const PATTERN: [usize; 8] = [4, 5, 17, 64, 300, 1024, 4096, 1 << 20];
+    PATTERN[(seq % PATTERN.len() as u64) as usize].clamp(4, max.max(4))
+}
+
+/// Bulk message `seq`: its number, then a fill that depends on it.
+pub(crate) fn bulk_payload(seq: u64, max: usize) -> Bytes {
+    sized_payload(seq, bulk_size(seq, max))
+}
+
+/// Message `seq` of exactly `size` bytes (at least 4).
+pub(crate) fn sized_payload(seq: u64, size: usize) -> Bytes {
+    let size = size.max(4);
+    let mut v = Vec::with_capacity(size);
+    v.extend_from_slice(&(seq as u32).to_be_bytes());
+    v.extend((4..size).map(|i| (seq as usize).wrapping_mul(31).wrapping_add(i) as u8));
+    Bytes::from(v)
+}
+
+/// Check bulk message `seq`.
+pub(crate) fn check_bulk(frame: &[u8], seq: u64, max: usize) -> Result<()> {
+    check_payload(frame, seq, &bulk_payload(seq, max))
+}
+
+fn check_payload(frame: &[u8], seq: u64, expected: &[u8]) -> Result<()> {
+    if frame != expected {
+        let got = frame
+            .get(..4)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+        return Err(fail(format!(
+            "message {seq} is wrong: {} bytes, sequence number {got:?}",
+            frame.len()
+        )));
+    }
+    Ok(())
+}
+
+fn arg() -> u64 {
+    std::env::var(ARG_VAR)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn bulk() -> usize {
+    std::env::var(BULK_VAR)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(16 * 1024)
+}
+
+/// Run the child behaviour named by `IPC_TESTKIT_ROLE`, if set, and return its exit
+/// code; `None` when this process is not a testkit child.
+///
+/// Call it first thing in the conformance binary's `main`.
+pub fn child_main(registry: &Registry) -> Option<i32> {
+    let role = std::env::var(ROLE_VAR).ok()?;
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("testkit child: no runtime: {e}");
+            return Some(70);
+        }
+    };
+    let outcome = runtime.block_on(run_role(&role, registry));
+    Some(match outcome {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("testkit child role {role:?} failed: {e}");
+            1
+        }
+    })
+}
+
+async fn run_role(role: &str, registry: &Registry) -> Result<i32> {
+    // The oversize sender deliberately ignores the parent's (smaller) limit.
+    let config = if role == "send_oversize" {
+        FrameConfig::builder()
+            .max_frame(arg() as usize + 16)
+            .build()
+    } else {
+        crate::env::frame_config_from_env()
+    };
+    let mut ch = registry.connect_from_env_with(config).await?;
+    match role {
+        "echo" => echo(&mut *ch).await,
+        "bulk" => bulk_both_ways(ch).await,
+        "hello_close" => {
+            ch.send(Bytes::from_static(b"hello")).await?;
+            ch.close().await?;
+            drain(&mut *ch).await?;
+            Ok(0)
+        }
+        "hang" => {
+            ch.send(Bytes::from_static(b"ready")).await?;
+            drain(&mut *ch).await?;
+            Ok(0)
+        }
+        "exit_code" => {
+            let code = ch
+                .recv()
+                .await?
+                .and_then(|f| std::str::from_utf8(&f).ok()?.parse::<i32>().ok())
+                .ok_or_else(|| fail("expected an exit code"))?;
+            ch.close().await?;
+            Ok(code)
+        }
+        "typed_json" => typed_answer::<Json>(ch).await,
+        "typed_postcard" => typed_answer::<Postcard>(ch).await,
+        "rpc" => {
+            // "hold" requests wait until a "release" request arrives, so a caller can
+            // time out or give up while its call is really in flight.
+            let release = std::sync::Arc::new(tokio::sync::Notify::new());
+            crate::rpc::serve(ch, move |req: Bytes| {
+                let release = release.clone();
+                async move {
+                    match &req[..] {
+                        b"hold" => {
+                            release.notified().await;
+                            Ok(Bytes::from_static(b"released"))
+                        }
+                        b"release" => {
+                            release.notify_waiters();
+                            Ok(Bytes::from_static(b"ok"))
+                        }
+                        b"fail" => Err("asked to fail".to_string()),
+                        _ => {
+                            let mut reply = b"re:".to_vec();
+                            reply.extend_from_slice(&req);
+                            Ok(Bytes::from(reply))
+                        }
+                    }
+                }
+            })
+            .await?;
+            Ok(0)
+        }
+        "slow_reader" => slow_reader(&mut *ch).await,
+        "send_oversize" => {
+            ch.send(Bytes::from(vec![0xAB; arg() as usize])).await?;
+            ch.send(Bytes::from_static(b"after")).await?;
+            ch.close().await?;
+            drain(&mut *ch).await?;
+            Ok(0)
+        }
+        other => Err(fail(format!("unknown testkit role {other:?}"))),
+    }
+}
+
+async fn echo(ch: &mut dyn Channel) -> Result<i32> {
+    loop {
+        match ch.recv().await {
+            Ok(Some(frame)) => ch.send(frame).await?,
+            Ok(None) => break,
+            Err(e) if !e.is_fatal() => {
+                ch.send(Bytes::from(format!("error: {e}"))).await?;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    ch.close().await?;
+    Ok(0)
+}
+
+async fn drain(ch: &mut dyn Channel) -> Result<()> {
+    while ch.recv().await?.is_some() {}
+    Ok(())
+}
+
+async fn bulk_both_ways(ch: Box<dyn Channel>) -> Result<i32> {
+    let max = bulk();
+    let (mut tx, mut rx) = ch.split();
+    let sender = tokio::spawn(async move {
+        for seq in 0..BULK_COUNT {
+            tx.send(bulk_payload(seq, max)).await?;
+        }
+        tx.close().await
+    });
+    for seq in 0..BULK_COUNT {
+        let frame = rx
+            .recv()
+            .await?
+            .ok_or_else(|| fail(format!("parent closed after {seq} messages")))?;
+        check_bulk(&frame, seq, max)?;
+    }
+    if rx.recv().await?.is_some() {
+        return Err(fail("parent sent more than expected"));
+    }
+    sender
+        .await
+        .map_err(|e| fail(format!("sender task: {e}")))??;
+    Ok(0)
+}
+
+async fn typed_answer<K: Codec>(ch: Box<dyn Channel>) -> Result<i32> {
+    let mut typed: TypedChannel<Note, Note, K> = TypedChannel::new(ch);
+    loop {
+        match typed.recv().await {
+            Ok(Some(note)) => typed.send(&note.answer()).await?,
+            Ok(None) => break,
+            // A frame that is not a Note: say so and keep serving.
+            Err(e @ Error::Decode { .. }) => {
+                let mut reply = Note::sample(0);
+                reply.text = format!("decode error: {e}");
+                typed.send(&reply).await?;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    typed.close().await?;
+    Ok(0)
+}
+
+async fn slow_reader(ch: &mut dyn Channel) -> Result<i32> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut go = signal(SignalKind::user_defined1())?;
+    ch.send(Bytes::from_static(b"armed")).await?;
+    go.recv().await;
+    let size = bulk();
+    let mut count = 0u64;
+    while let Some(frame) = ch.recv().await? {
+        check_payload(&frame, count, &sized_payload(count, size))?;
+        count += 1;
+    }
+    ch.send(Bytes::from(count.to_string())).await?;
+    ch.close().await?;
+    Ok(0)
+}

@@ -1,0 +1,138 @@
+//! The transport conformance suite, as plain async functions (feature `testkit`).
+//!
+//! Every case runs a real parent (the test process) against a real child process
+//! spawned through the transport under test, so the suite means the same thing for
+//! sockets, pipes, stdio and signals. The child is the test binary itself, re-executed:
+//! its `main` must call [`child_main`] first.
+//!
+//! ```no_run
+//! // tests/conformance.rs (harness = false)
+//! # fn registry() -> ipc_core::Registry { ipc_core::Registry::new() }
+//! fn main() {
+//!     if let Some(code) = ipc_core::testkit::child_main(&registry()) {
+//!         std::process::exit(code);
+//!     }
+//!     for transport in registry().names() {
+//!         let subject = ipc_core::testkit::Subject::new(registry().get(transport).unwrap());
+//!         for case in ipc_core::testkit::cases() {
+//!             ipc_core::testkit::run_case(case, &subject).unwrap();
+//!         }
+//!     }
+//! }
+//! ```
+//!
+//! Cases wait on messages, never on `sleep`; each is bounded by [`CASE_TIMEOUT`] so a
+//! hang is a failure, not a stuck CI.
+
+mod alloc;
+mod cases;
+mod child;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use alloc::{AllocProbe, CountingAlloc};
+pub use cases::{cases, Case};
+pub use child::child_main;
+
+use crate::error::{Error, Result};
+use crate::frame::FrameConfig;
+use crate::{Channel, Child, Transport};
+
+/// Longest a single case may take before it counts as hung.
+pub const CASE_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// Env var naming the child behaviour to run (see [`child_main`]).
+pub const ROLE_VAR: &str = "IPC_TESTKIT_ROLE";
+/// Env var carrying a number argument for the child role.
+pub const ARG_VAR: &str = "IPC_TESTKIT_ARG";
+/// Env var carrying the subject's bulk frame size to the child.
+pub const BULK_VAR: &str = "IPC_TESTKIT_BULK";
+
+/// A transport under test, and how to scale the cases for it.
+#[derive(Clone)]
+pub struct Subject {
+    /// The transport.
+    pub transport: Arc<dyn Transport>,
+    /// The program that runs [`child_main`] (by default the current executable).
+    pub child_program: PathBuf,
+    /// Biggest frame a case sends (default 8 MiB, the default limit). A transport that
+    /// moves a few bytes per syscall (signals) sets it lower; the cases state it.
+    pub big_frame: usize,
+    /// Largest frame in the bulk cases (10 000 messages, backpressure); default 16 KiB.
+    pub bulk_frame: usize,
+}
+
+impl Subject {
+    /// A subject with the default scale, whose child is the current executable.
+    pub fn new(transport: Arc<dyn Transport>) -> Self {
+        Subject {
+            transport,
+            child_program: std::env::current_exe()
+                .unwrap_or_else(|_| PathBuf::from("/proc/self/exe")),
+            big_frame: crate::frame::DEFAULT_MAX_FRAME,
+            bulk_frame: 16 * 1024,
+        }
+    }
+
+    /// Scale the frame sizes down (for slow transports); see the field docs.
+    pub fn scaled(mut self, big_frame: usize, bulk_frame: usize) -> Self {
+        self.big_frame = big_frame;
+        self.bulk_frame = bulk_frame;
+        self
+    }
+
+    /// The command that runs child `role` with argument `arg`.
+    pub fn child_command(&self, role: &str, arg: u64) -> Command {
+        let mut cmd = Command::new(&self.child_program);
+        cmd.env(ROLE_VAR, role)
+            .env(ARG_VAR, arg.to_string())
+            .env(BULK_VAR, self.bulk_frame.to_string());
+        cmd
+    }
+
+    /// Spawn child `role` through the transport with the given frame limit.
+    pub async fn spawn(
+        &self,
+        role: &str,
+        arg: u64,
+        config: FrameConfig,
+    ) -> Result<(Child, Box<dyn Channel>)> {
+        self.transport
+            .spawn_with(self.child_command(role, arg), config)
+            .await
+    }
+}
+
+/// Run one case on a fresh single-threaded runtime, bounded by [`CASE_TIMEOUT`].
+pub fn run_case(case: &Case, subject: &Subject) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        match tokio::time::timeout(CASE_TIMEOUT, (case.run)(subject)).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::Timeout {
+                after: CASE_TIMEOUT,
+                during: "running a conformance case (it hung)",
+            }),
+        }
+    })
+}
+
+/// Fail a case with a message.
+pub(crate) fn fail(msg: impl Into<String>) -> Error {
+    Error::Io(std::io::Error::other(msg.into()))
+}
+
+/// Check a condition inside a case.
+macro_rules! ensure {
+    ($cond:expr, $($msg:tt)+) => {
+        if !$cond {
+            return Err($crate::testkit::fail(format!($($msg)+)));
+        }
+    };
+}
+pub(crate) use ensure;

@@ -1,0 +1,143 @@
+//! [`spawn`]: start a child process wired to the parent over loopback TCP.
+
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::process::Command;
+
+use ipc_core::spawn::{set_child_env, spawn_child};
+use ipc_core::{Child, Endpoint, Error, FrameConfig, Result};
+
+use crate::channel::TcpChannel;
+use crate::listener::bind;
+use crate::options::TcpOptions;
+
+/// Start `command` as a child connected to this process over loopback TCP.
+///
+/// The parent listens on `127.0.0.1:0`, generates a fresh random token (32 bytes from
+/// the OS, hex encoded), and gives the child `IPC_ENDPOINT=tcp://127.0.0.1:PORT`,
+/// `IPC_TOKEN` and `IPC_MAX_FRAME`. It then accepts exactly one authenticated
+/// connection and closes the listening port. A child connects with
+/// `TcpTransport.connect_with(..)` / `ipc::connect_from_env()`.
+///
+/// Errors: [`Error::ChildExited`] as soon as the child exits without having connected,
+/// [`Error::Timeout`] when it has not connected within the handshake timeout (5 s; see
+/// [`spawn_with_options`]); the child is then killed. Clients that connect with a wrong
+/// token meanwhile are refused and logged, and the wait goes on.
+///
+/// The channel's [`info`](ipc_core::Channel::info) has the child's pid as `peer_pid`.
+///
+/// ```no_run
+/// # async fn demo() -> ipc_core::Result<()> {
+/// use ipc_core::Channel;
+/// let cmd = std::process::Command::new("./my-child");
+/// let (mut child, mut ch) = ipc_tcp::spawn(cmd, Default::default()).await?;
+/// ch.send("hello".into()).await?;
+/// let reply = ch.recv().await?;
+/// ch.close().await?;
+/// let status = child.wait().await?;
+/// # let _ = (reply, status); Ok(()) }
+/// ```
+pub async fn spawn(command: Command, config: FrameConfig) -> Result<(Child, TcpChannel)> {
+    spawn_with_options(command, TcpOptions::default().frame(config)).await
+}
+
+/// [`spawn`] with explicit options: `options.handshake_timeout` bounds the wait for the
+/// child to connect, `options.frame` sets the limits (passed to the child in
+/// `IPC_MAX_FRAME`), and `options.token`, when set, replaces the random token (leave it
+/// `None` unless the child must know it in advance).
+///
+/// ```no_run
+/// # async fn demo() -> ipc_core::Result<()> {
+/// use std::time::Duration;
+/// let opts = ipc_tcp::TcpOptions::default().handshake_timeout(Duration::from_secs(30));
+/// let cmd = std::process::Command::new("./slow-starting-child");
+/// let (child, ch) = ipc_tcp::spawn_with_options(cmd, opts).await?;
+/// # let _ = (child, ch); Ok(()) }
+/// ```
+pub async fn spawn_with_options(
+    mut command: Command,
+    options: TcpOptions,
+) -> Result<(Child, TcpChannel)> {
+    let token = match options.token.clone() {
+        Some(token) => token,
+        None => random_token()?,
+    };
+    let timeout = options.handshake_timeout;
+    let frame = options.frame;
+    let mut listener = bind(
+        SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+        options.token(token.clone()),
+    )
+    .await?;
+    let addr = listener.local_addr();
+    set_child_env(&mut command, &Endpoint::Tcp(addr), Some(&token), frame);
+    let mut child = spawn_child(command)?;
+    let pid = child.pid();
+
+    let deadline = tokio::time::sleep(timeout);
+    tokio::pin!(deadline);
+    let timed_out = || Error::Timeout {
+        after: timeout,
+        during: "waiting for the spawned child to connect",
+    };
+    let status = loop {
+        tokio::select! {
+            biased;
+            accepted = listener.accept_stream() => match accepted {
+                Ok((stream, peer)) => {
+                    let channel = TcpChannel::from_stream(stream, peer, Some(pid), frame)?;
+                    return Ok((child, channel));
+                }
+                Err(e) => refused(&e),
+            },
+            status = child.wait() => break status?,
+            () = &mut deadline => return Err(timed_out()),
+        }
+    };
+    // The child is gone. A connection it made may still be finishing its handshake (the
+    // child can read our OK, send, and exit before we take the result): take what is in
+    // flight before reporting the exit. Nothing new is accepted.
+    while !listener.is_idle() {
+        tokio::select! {
+            finished = listener.next_finished() => match finished {
+                Ok((stream, peer)) => {
+                    let channel = TcpChannel::from_stream(stream, peer, Some(pid), frame)?;
+                    return Ok((child, channel));
+                }
+                Err(e) => refused(&e),
+            },
+            () = &mut deadline => return Err(timed_out()),
+        }
+    }
+    Err(Error::ChildExited(status))
+}
+
+fn refused(e: &Error) {
+    tracing::warn!(
+        error = %e,
+        "a connection to the spawn listener was refused; still waiting for the child"
+    );
+}
+
+/// 32 random bytes from the OS, as 64 hex digits.
+fn random_token() -> Result<String> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| {
+        Error::Io(io::Error::other(format!(
+            "could not get random bytes for the handshake token: {e}"
+        )))
+    })?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn tokens_are_fresh_hex() {
+        let a = super::random_token().expect("random");
+        let b = super::random_token().expect("random");
+        assert_eq!(a.len(), 64);
+        assert!(a.bytes().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a, b);
+    }
+}

@@ -1,0 +1,223 @@
+//! Client side: [`connect`] to a socket path, an abstract name, or an inherited fd.
+
+use std::collections::BTreeSet;
+use std::io;
+use std::mem::MaybeUninit;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::unix::net::{SocketAddr, UnixStream as StdUnixStream};
+use std::path::Path;
+use std::sync::Mutex;
+
+use ipc_core::frame::FrameConfig;
+use ipc_core::{ChannelInfo, Endpoint, Error, Result};
+use tokio::net::UnixStream;
+
+use crate::channel::{peer_cred, UdsChannel, NAME};
+
+/// Inherited fd numbers this process has already taken ownership of.
+static TAKEN_FDS: Mutex<BTreeSet<RawFd>> = Mutex::new(BTreeSet::new());
+
+/// Connect to a Unix socket endpoint: `unix:/path`, `unix:@name` (Linux abstract name)
+/// or `uds:fd=N` (the connected socket a parent passed us, see [`spawn`](crate::spawn)).
+///
+/// The peer's pid and uid (from `SO_PEERCRED`) are in [`info()`](ipc_core::Channel::info);
+/// a client that must only talk to a server of its own user checks `peer_uid` there
+/// (this matters for abstract names, which anyone may bind).
+///
+/// ```no_run
+/// # async fn demo() -> ipc_core::Result<()> {
+/// use ipc_core::Channel;
+/// let endpoint = "unix:/run/user/1000/app.sock".parse()?;
+/// let mut channel = ipc_uds::connect(&endpoint, Default::default()).await?;
+/// channel.send("hello".into()).await?;
+/// # Ok(()) }
+/// ```
+///
+/// An inherited `uds:fd=N` can be taken once per process: a second `connect` to the
+/// same fd number is an error, never a second owner of the fd.
+pub async fn connect(endpoint: &Endpoint, config: FrameConfig) -> Result<UdsChannel> {
+    match endpoint {
+        Endpoint::UnixPath(path) => {
+            let addr = path_addr(path)?;
+            let stream = connect_addr(addr).await.map_err(|e| {
+                let hint = match e.kind() {
+                    io::ErrorKind::NotFound => "no socket file there: is the server running?",
+                    io::ErrorKind::ConnectionRefused => {
+                        "the socket file exists but no server is accepting (a stale file?)"
+                    }
+                    io::ErrorKind::PermissionDenied => {
+                        "permission denied: the socket belongs to another user"
+                    }
+                    _ => "could not connect",
+                };
+                Error::Io(io::Error::new(
+                    e.kind(),
+                    format!("connect to {}: {hint} ({e})", path.display()),
+                ))
+            })?;
+            finish(stream, config, endpoint)
+        }
+        Endpoint::UnixAbstract(name) => {
+            let addr = abstract_addr(name)?;
+            let stream = connect_addr(addr).await.map_err(|e| {
+                let hint = if e.kind() == io::ErrorKind::ConnectionRefused {
+                    "nobody listens on this abstract name"
+                } else {
+                    "could not connect"
+                };
+                Error::Io(io::Error::new(
+                    e.kind(),
+                    format!("connect to unix:@{name}: {hint} ({e})"),
+                ))
+            })?;
+            finish(stream, config, endpoint)
+        }
+        Endpoint::UdsFd(fd) => {
+            let stream = take_inherited(*fd)?;
+            let stream = UnixStream::from_std(stream)?;
+            UdsChannel::from_stream(stream, config)
+        }
+        other => Err(Error::BadEndpoint {
+            input: other.to_string(),
+            reason: "the uds transport serves unix:/PATH, unix:@NAME and uds:fd=N".into(),
+        }),
+    }
+}
+
+fn finish(stream: UnixStream, config: FrameConfig, endpoint: &Endpoint) -> Result<UdsChannel> {
+    let cred = peer_cred(&stream)?;
+    let info = ChannelInfo::new(NAME, config.max_frame())
+        .with_peer_pid(cred.pid)
+        .with_peer_uid(Some(cred.uid))
+        .with_peer_addr(Some(endpoint.to_string()));
+    Ok(UdsChannel::with_info(stream, config, info))
+}
+
+/// A filesystem socket address, with a clear error when the path is too long.
+pub(crate) fn path_addr(path: &Path) -> Result<SocketAddr> {
+    SocketAddr::from_pathname(path).map_err(|e| {
+        Error::Io(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "{} cannot be a Unix socket address ({e}); socket paths are limited to \
+                 about 100 bytes: use a shorter path",
+                path.display()
+            ),
+        ))
+    })
+}
+
+/// An abstract-namespace socket address (Linux).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) fn abstract_addr(name: &str) -> Result<SocketAddr> {
+    #[cfg(target_os = "android")]
+    use std::os::android::net::SocketAddrExt;
+    #[cfg(target_os = "linux")]
+    use std::os::linux::net::SocketAddrExt;
+    SocketAddr::from_abstract_name(name.as_bytes()).map_err(|e| {
+        Error::Io(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("unix:@{name} cannot be an abstract socket name ({e}); use a shorter name"),
+        ))
+    })
+}
+
+/// Abstract names exist on Linux only.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(crate) fn abstract_addr(name: &str) -> Result<SocketAddr> {
+    Err(Error::unsupported(
+        NAME,
+        format!("abstract socket names (unix:@{name}) outside Linux; use unix:/PATH"),
+    ))
+}
+
+/// Connect without blocking the runtime. A blocking `connect` on a worker thread waits
+/// while the server's backlog is full, where a non-blocking one would fail with EAGAIN.
+async fn connect_addr(addr: SocketAddr) -> io::Result<UnixStream> {
+    let stream = tokio::task::spawn_blocking(move || StdUnixStream::connect_addr(&addr))
+        .await
+        .map_err(io::Error::other)??;
+    stream.set_nonblocking(true)?;
+    UnixStream::from_std(stream)
+}
+
+/// `fstat` an fd we do not own yet.
+fn fd_mode(fd: RawFd) -> io::Result<libc::mode_t> {
+    let mut stat = MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: fstat only writes the stat buffer; an fd that is not open gives EBADF.
+    if unsafe { libc::fstat(fd, stat.as_mut_ptr()) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fstat succeeded, so it filled the buffer.
+    Ok(unsafe { stat.assume_init() }.st_mode)
+}
+
+/// An integer socket option of an fd we do not own yet.
+fn sockopt_int(fd: RawFd, option: libc::c_int) -> Option<libc::c_int> {
+    let mut value: libc::c_int = 0;
+    let mut len = size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `value`.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            option,
+            (&mut value as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    (rc == 0).then_some(value)
+}
+
+/// Describes what the socket at `fd` is when it is not a Unix stream socket.
+fn socket_kind_mismatch(fd: RawFd) -> Option<&'static str> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    if sockopt_int(fd, libc::SO_DOMAIN).is_some_and(|domain| domain != libc::AF_UNIX) {
+        return Some("a network (not AF_UNIX) socket");
+    }
+    match sockopt_int(fd, libc::SO_TYPE) {
+        Some(libc::SOCK_STREAM) | None => None,
+        Some(_) => Some("a datagram or sequenced-packet socket"),
+    }
+}
+
+/// Take ownership of the inherited socket at `fd` (at most once per process), check it
+/// is a socket, and make it close-on-exec and non-blocking.
+fn take_inherited(fd: RawFd) -> Result<StdUnixStream> {
+    let hint = "was this process started by UdsTransport::spawn (or ipc_uds::spawn)?";
+    let mut taken = TAKEN_FDS.lock().unwrap_or_else(|e| e.into_inner());
+    if taken.contains(&fd) {
+        return Err(Error::Io(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!(
+                "uds:fd={fd} was already taken by an earlier connect in this process; an \
+                 inherited channel can be opened only once (keep the first channel)"
+            ),
+        )));
+    }
+    let mode = fd_mode(fd)
+        .map_err(|e| Error::NotAChild(format!("uds:fd={fd}: fd {fd} is not open ({e}): {hint}")))?;
+    if mode & libc::S_IFMT != libc::S_IFSOCK {
+        return Err(Error::NotAChild(format!(
+            "uds:fd={fd}: fd {fd} is not a socket: {hint}"
+        )));
+    }
+    if let Some(kind) = socket_kind_mismatch(fd) {
+        return Err(Error::NotAChild(format!(
+            "uds:fd={fd}: fd {fd} is {kind}, not a Unix stream socket: {hint}"
+        )));
+    }
+    // SAFETY: the fd is open, and this process has not taken it before (checked above
+    // under the lock); the parent handed it to us to own, as `IPC_ENDPOINT` says.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    taken.insert(fd);
+    drop(taken);
+    // From here on, errors close the fd: it is ours either way.
+    nix::fcntl::fcntl(
+        &owned,
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+    )?;
+    let stream = StdUnixStream::from(owned);
+    stream.set_nonblocking(true)?;
+    Ok(stream)
+}

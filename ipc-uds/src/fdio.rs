@@ -1,0 +1,278 @@
+//! File-descriptor passing (`SCM_RIGHTS`) on a stream socket.
+//!
+//! A stream socket has no message boundaries, so the hard part is attaching each batch
+//! of fds to the right frame. Two facts about Linux's `AF_UNIX` stream sockets make it
+//! exact:
+//!
+//! - A `sendmsg` carrying `SCM_RIGHTS` attaches the fds to the **first** buffer (skb)
+//!   it queues, and that buffer starts with the first byte of the call.
+//! - A `recvmsg` that consumes any byte of a buffer carrying fds receives those fds and
+//!   **returns right after** that buffer (`unix_stream_read_generic`), so the last byte
+//!   it returns lies inside that buffer.
+//!
+//! The sender therefore writes a frame carrying fds (length prefix and payload) starting
+//! with one `sendmsg` that holds the control message ([`send_frame_with_fds`]); the
+//! receiver reads only with `recvmsg` ([`FdReader`]) and notes, for each batch of fds,
+//! the stream offset of the last byte that call returned. The fds belong to the frame
+//! containing that byte. A plain `read()` would silently close passed fds, which is why
+//! the read half never uses one.
+
+use std::collections::VecDeque;
+use std::io::{self, IoSlice};
+use std::mem::MaybeUninit;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+use tokio::io::{AsyncRead, Interest, ReadBuf};
+use tokio::net::unix::OwnedReadHalf;
+use tokio::net::UnixStream;
+
+/// Most fds one frame can carry (Linux's `SCM_MAX_FD`).
+pub const MAX_FDS_PER_FRAME: usize = 253;
+
+/// `recvmsg` flags: received fds are close-on-exec from the start.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const RECV_FLAGS: libc::c_int = libc::MSG_CMSG_CLOEXEC | libc::MSG_DONTWAIT;
+/// `recvmsg` flags (no `MSG_CMSG_CLOEXEC` outside Linux; set afterwards instead).
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+const RECV_FLAGS: libc::c_int = libc::MSG_DONTWAIT;
+
+/// `sendmsg` flags: a vanished peer is an `EPIPE` error, not a `SIGPIPE`.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn send_flags() -> MsgFlags {
+    MsgFlags::MSG_NOSIGNAL | MsgFlags::MSG_DONTWAIT
+}
+/// `sendmsg` flags (Rust programs ignore `SIGPIPE` by default where there is no
+/// `MSG_NOSIGNAL`).
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn send_flags() -> MsgFlags {
+    MsgFlags::MSG_DONTWAIT
+}
+
+/// Fds received by one `recvmsg`, and the stream offset of the last byte it returned.
+#[derive(Debug)]
+struct FdBatch {
+    last: u64,
+    fds: Vec<OwnedFd>,
+}
+
+/// The read half of a Unix stream, read with `recvmsg` only, keeping every passed fd
+/// with the stream offset it arrived at.
+#[derive(Debug)]
+pub(crate) struct FdReader {
+    half: OwnedReadHalf,
+    state: ReadState,
+}
+
+/// What [`FdReader`] keeps besides the socket.
+#[derive(Debug)]
+struct ReadState {
+    /// Stream bytes returned so far.
+    pos: u64,
+    batches: VecDeque<FdBatch>,
+    /// Control-message buffer, `u64` words so `cmsghdr`s are aligned.
+    cmsg: Vec<u64>,
+}
+
+impl FdReader {
+    pub(crate) fn new(half: OwnedReadHalf) -> Self {
+        // SAFETY: CMSG_SPACE is pure arithmetic on its argument.
+        let space = unsafe { libc::CMSG_SPACE((MAX_FDS_PER_FRAME * size_of::<RawFd>()) as u32) };
+        FdReader {
+            half,
+            state: ReadState {
+                pos: 0,
+                batches: VecDeque::new(),
+                cmsg: vec![0u64; (space as usize).div_ceil(size_of::<u64>())],
+            },
+        }
+    }
+
+    /// Stream bytes returned by this reader so far.
+    pub(crate) fn position(&self) -> u64 {
+        self.state.pos
+    }
+
+    /// Remove the batches that arrived before stream offset `end`: those at or after
+    /// `start` are returned (they belong to the frame `start..end`), earlier ones belong
+    /// to frames already delivered or skipped and are closed.
+    pub(crate) fn take_fds(&mut self, start: u64, end: u64) -> Vec<OwnedFd> {
+        let mut out = Vec::new();
+        let batches = &mut self.state.batches;
+        while let Some(batch) = batches.front() {
+            if batch.last >= end {
+                break;
+            }
+            if let Some(batch) = batches.pop_front() {
+                if batch.last >= start {
+                    out.extend(batch.fds);
+                }
+            }
+        }
+        out
+    }
+}
+
+impl ReadState {
+    /// One non-blocking `recvmsg` on `fd` into `buf`; returns the byte count.
+    fn recv_into(&mut self, fd: RawFd, buf: &mut [MaybeUninit<u8>]) -> io::Result<usize> {
+        let mut iov = libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        };
+        // SAFETY: an all-zero msghdr is a valid empty header.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = self.cmsg.as_mut_ptr().cast();
+        msg.msg_controllen = (self.cmsg.len() * size_of::<u64>()) as _;
+        // SAFETY: `msg` points at `buf` (writable for its length; the kernel writes plain
+        // bytes, never reads them) and at our control buffer, both alive for the call.
+        let n = unsafe { libc::recvmsg(fd, &mut msg, RECV_FLAGS) };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let n = n as usize;
+        // SAFETY: the kernel filled `msg_controllen` bytes of our buffer with cmsgs.
+        let fds = unsafe { received_fds(&msg) };
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        for fd in &fds {
+            // No MSG_CMSG_CLOEXEC here: set it now (a fork in between could leak it).
+            nix::fcntl::fcntl(
+                fd,
+                nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+            )?;
+        }
+        if msg.msg_flags & libc::MSG_CTRUNC != 0 {
+            tracing::warn!(
+                "a peer passed more than {MAX_FDS_PER_FRAME} fds with one message; \
+                 the kernel closed the ones that did not fit"
+            );
+        }
+        if !fds.is_empty() {
+            if n == 0 {
+                tracing::warn!("dropping {} fds that arrived without data", fds.len());
+            } else {
+                self.batches.push_back(FdBatch {
+                    last: self.pos + n as u64 - 1,
+                    fds,
+                });
+            }
+        }
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+/// The fds in the `SCM_RIGHTS` control messages of a received `msghdr`.
+///
+/// # Safety
+/// `msg` must come from a successful `recvmsg`, its control buffer still alive.
+unsafe fn received_fds(msg: &libc::msghdr) -> Vec<OwnedFd> {
+    let mut out = Vec::new();
+    // SAFETY (whole body): the CMSG_* helpers walk the control buffer the kernel filled,
+    // staying inside `msg_controllen`; every fd in an SCM_RIGHTS message is a new open
+    // fd installed in this process for us, so owning it is sound.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(msg);
+        while !cmsg.is_null() {
+            let hdr = std::ptr::read_unaligned(cmsg);
+            if hdr.cmsg_level == libc::SOL_SOCKET && hdr.cmsg_type == libc::SCM_RIGHTS {
+                let data = libc::CMSG_DATA(cmsg).cast::<RawFd>();
+                let bytes = (hdr.cmsg_len as usize).saturating_sub(libc::CMSG_LEN(0) as usize);
+                for i in 0..bytes / size_of::<RawFd>() {
+                    let fd = std::ptr::read_unaligned(data.add(i));
+                    out.push(OwnedFd::from_raw_fd(fd));
+                }
+            }
+            cmsg = libc::CMSG_NXTHDR(msg, cmsg);
+        }
+    }
+    out
+}
+
+impl AsyncRead for FdReader {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if buf.remaining() == 0 {
+            return Poll::Ready(Ok(()));
+        }
+        loop {
+            ready!(this.half.as_ref().poll_read_ready(cx))?;
+            // SAFETY: `recv_into` only lets the kernel write bytes into this region, and
+            // only the `n` bytes it reports written are marked initialized below.
+            let unfilled = unsafe { buf.unfilled_mut() };
+            let stream: &UnixStream = this.half.as_ref();
+            let fd = stream.as_raw_fd();
+            let state = &mut this.state;
+            match stream.try_io(Interest::READABLE, || state.recv_into(fd, unfilled)) {
+                Ok(n) => {
+                    // SAFETY: recvmsg wrote `n` bytes at the start of `unfilled`.
+                    unsafe { buf.assume_init(n) };
+                    buf.advance(n);
+                    return Poll::Ready(Ok(()));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+}
+
+/// Write one length-prefixed frame (`u32` BE length, then `payload`: the bytes
+/// `LengthCodec` produces) whose first `sendmsg` carries `fds` as `SCM_RIGHTS`.
+///
+/// The caller has flushed everything written before and checked the frame limit. If the
+/// future is dropped before it completes, part of the frame may be on the wire.
+pub(crate) async fn send_frame_with_fds(
+    stream: &UnixStream,
+    payload: &[u8],
+    fds: &[BorrowedFd<'_>],
+) -> io::Result<()> {
+    let header = (payload.len() as u32).to_be_bytes();
+    let raw: Vec<RawFd> = fds.iter().map(|fd| fd.as_raw_fd()).collect();
+    let total = header.len() + payload.len();
+    let fd = stream.as_raw_fd();
+    let mut sent = loop {
+        stream.writable().await?;
+        let attempt = stream.try_io(Interest::WRITABLE, || {
+            let iov = [IoSlice::new(&header), IoSlice::new(payload)];
+            let cmsgs = [ControlMessage::ScmRights(&raw)];
+            sendmsg::<()>(fd, &iov, &cmsgs, send_flags(), None).map_err(io::Error::from)
+        });
+        match attempt {
+            Ok(n) => break n,
+            // Nothing was queued, so the fds did not go either: try again.
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    };
+    // The fds went with the first part; the rest is plain stream data.
+    while sent < total {
+        stream.writable().await?;
+        let rest = if sent < header.len() {
+            [IoSlice::new(&header[sent..]), IoSlice::new(payload)]
+        } else {
+            [
+                IoSlice::new(&payload[sent - header.len()..]),
+                IoSlice::new(&[]),
+            ]
+        };
+        match stream.try_write_vectored(&rest) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => sent += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,40 @@
+//! Every conformance case of `ipc_core::testkit`, against every transport, each a named
+//! test (`uds::ping_pong`, `tcp::ping_pong`, ...). Run one with
+//! `cargo test --test conformance -- uds::ping_pong`.
+//!
+//! The children of the cases are this binary itself, re-executed: `main` first checks
+//! whether it was started as a testkit child.
+//!
+//! Adding a transport = one line in `subjects()`.
+
+use ipc::testkit::{self, CountingAlloc, Subject};
+use libtest_mimic::{Arguments, Failed, Trial};
+
+#[global_allocator]
+static ALLOC: CountingAlloc = CountingAlloc;
+
+/// The transports under test, with the scale each one runs the cases at.
+fn subjects() -> Vec<(&'static str, Subject)> {
+    let t = |name: &str| ipc::registry().get(name).expect("transport is built in");
+    vec![
+        ("uds", Subject::new(t("uds"))),
+        ("tcp", Subject::new(t("tcp"))),
+    ]
+}
+
+fn main() {
+    if let Some(code) = testkit::child_main(ipc::registry()) {
+        std::process::exit(code);
+    }
+    let args = Arguments::from_args();
+    let mut trials = Vec::new();
+    for (name, subject) in subjects() {
+        for case in testkit::cases() {
+            let subject = subject.clone();
+            trials.push(Trial::test(format!("{name}::{}", case.name), move || {
+                testkit::run_case(case, &subject).map_err(|e| Failed::from(e.to_string()))
+            }));
+        }
+    }
+    libtest_mimic::run(&args, trials).exit();
+}
