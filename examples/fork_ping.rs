@@ -55,7 +55,9 @@ async fn parent(args: Args) -> ipc::Result<bool> {
     );
     let payload = Bytes::from(vec![0x5A; args.size]);
     let warmup = (args.count / 10).max(10);
-    let mut rtt = Histogram::<u64>::new(3).map_err(|e| std::io::Error::other(e.to_string()))?;
+    // 1 ns to 60 s at 3 significant digits; slower round trips are clamped to 60 s.
+    let mut rtt = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3)
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
     for i in 0..warmup + args.count {
         let start = Instant::now();
         ch.send(payload.clone()).await?;

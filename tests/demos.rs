@@ -41,6 +41,13 @@ fn fork_ping_runs_over_every_transport() {
             stdout.contains(&format!("200 round trips of 64 B over {transport}")),
             "{stdout}"
         );
+        let p50: f64 = stdout
+            .split("p50 ")
+            .nth(1)
+            .and_then(|rest| rest.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no p50 in {stdout}"));
+        assert!(p50 > 0.0, "a round trip cannot take 0 µs: {stdout}");
         assert!(stdout.contains("p99"), "{stdout}");
         assert!(stdout.contains("child exited: exit status: 0"), "{stdout}");
     }
