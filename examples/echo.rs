@@ -93,8 +93,14 @@ async fn client(endpoint: Endpoint) -> ipc::Result<()> {
     Ok(())
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    ipc::run(run()).unwrap_or_else(|e| {
+        eprintln!("cannot start: {e}");
+        ExitCode::FAILURE
+    })
+}
+
+async fn run() -> ExitCode {
     let args = Args::parse();
     let result = match (args.listen, args.connect) {
         (Some(ep), _) => serve(ep).await,

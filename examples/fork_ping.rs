@@ -91,8 +91,14 @@ async fn parent(args: Args) -> ipc::Result<bool> {
     Ok(closed && status.success())
 }
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    ipc::run(run()).unwrap_or_else(|e| {
+        eprintln!("cannot start: {e}");
+        ExitCode::FAILURE
+    })
+}
+
+async fn run() -> ExitCode {
     if ipc::role() == Role::Child {
         return match child().await {
             Ok(()) => ExitCode::SUCCESS,

@@ -8,9 +8,15 @@
 //! |---|---|---|---|
 //! | `uds` | [`uds`] | Unix domain sockets, fd passing | `unix:/path`, `unix:@name`, `uds:fd=3` |
 //! | `tcp` | [`tcp`] | TCP loopback with a token handshake | `tcp://127.0.0.1:7000` |
+//! | `pipe` | [`pipe`] | anonymous pipe pair (`pipe`) and FIFO pair (`fifo`) | `pipe:fd=3,4`, `fifo:/dir` |
+//! | `stdio` | [`stdio`] | JSON lines over the child's stdin/stdout | `stdio:` |
+//! | `signal` | [`signal`] | real-time signals; shutdown and kill helpers | `signal:pid=N` |
+//! | `node` | [`node`] | Node.js `fork()` channel, either side | `node:fd=N` (`NODE_CHANNEL_FD`) |
 //!
 //! Pick a transport at run time through [`registry()`]; a child finds its channel with
-//! [`connect_from_env()`] without knowing which transport the parent chose.
+//! [`connect_from_env()`] without knowing which transport the parent chose. Start `main`
+//! with [`run()`], which prepares the process for every transport (the signal transport
+//! needs its signals blocked before any thread starts) and runs your async code.
 //!
 //! ```no_run
 //! # #[tokio::main] async fn main() -> ipc::Result<()> {
@@ -34,6 +40,14 @@ use std::sync::OnceLock;
 
 pub use ipc_core::*;
 
+#[cfg(feature = "node")]
+pub use ipc_node as node;
+#[cfg(feature = "pipe")]
+pub use ipc_pipe as pipe;
+#[cfg(feature = "signal")]
+pub use ipc_signal as signal;
+#[cfg(feature = "stdio")]
+pub use ipc_stdio as stdio;
 #[cfg(feature = "tcp")]
 pub use ipc_tcp as tcp;
 #[cfg(feature = "uds")]
@@ -55,6 +69,16 @@ pub fn registry() -> &'static Registry {
         registry.register(uds::UdsTransport);
         #[cfg(feature = "tcp")]
         registry.register(tcp::TcpTransport::default());
+        #[cfg(feature = "pipe")]
+        registry
+            .register(pipe::PipeTransport)
+            .register(pipe::FifoTransport);
+        #[cfg(feature = "stdio")]
+        registry.register(stdio::StdioTransport::default());
+        #[cfg(feature = "signal")]
+        registry.register(signal::SignalTransport);
+        #[cfg(feature = "node")]
+        registry.register(node::NodeTransport::default());
         registry
     })
 }
@@ -70,4 +94,30 @@ pub fn registry() -> &'static Registry {
 /// ```
 pub async fn connect_from_env() -> Result<Box<dyn Channel>> {
     registry().connect_from_env().await
+}
+
+/// Prepare the process for every built-in transport, then run `future` on a tokio
+/// runtime: a `main` that works whichever transport is picked at run time.
+///
+/// With the `signal` feature it first blocks the signal transport's real-time signals,
+/// which must happen before any thread starts (threads and children inherit the mask),
+/// so call it first thing in `main` instead of `#[tokio::main]`. The runtime is
+/// single-threaded: one task per channel end is the common shape, and it avoids
+/// cross-thread wake-ups on the hot path.
+///
+/// ```no_run
+/// fn main() -> ipc::Result<()> {
+///     ipc::run(async {
+///         let mut ch = ipc::connect_from_env().await?;
+///         ch.send("hello".into()).await
+///     })?
+/// }
+/// ```
+pub fn run<F: std::future::Future>(future: F) -> Result<F::Output> {
+    #[cfg(feature = "signal")]
+    signal::block_transport_signals()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    Ok(runtime.block_on(future))
 }

@@ -19,10 +19,17 @@ fn subjects() -> Vec<(&'static str, Subject)> {
     vec![
         ("uds", Subject::new(t("uds"))),
         ("tcp", Subject::new(t("tcp"))),
+        ("pipe", Subject::new(t("pipe"))),
+        ("fifo", Subject::new(t("fifo")).one_client_at_a_time()),
+        // 8 payload bytes per signal: the biggest frame is 64 KiB instead of 8 MiB, and
+        // the bulk cases use frames of up to 256 B; every case still runs.
+        ("signal", Subject::new(t("signal")).scaled(64 * 1024, 256)),
     ]
 }
 
 fn main() {
+    // Before any thread starts, so every thread (and every child) inherits the mask.
+    ipc::signal::block_transport_signals().expect("block the signal transport's signals");
     if let Some(code) = testkit::child_main(ipc::registry()) {
         std::process::exit(code);
     }

@@ -20,8 +20,9 @@ fn example(name: &str) -> PathBuf {
     path
 }
 
-/// Transports whose parent/child wiring the demos must run over.
-const SPAWN_TRANSPORTS: &[&str] = &["uds", "tcp"];
+/// Transports whose parent/child wiring the demos must run over: all of them but
+/// `node`, whose frames must be JSON (it has its own examples and tests/node.rs).
+const SPAWN_TRANSPORTS: &[&str] = &["uds", "tcp", "pipe", "fifo", "signal"];
 
 #[test]
 fn fork_ping_runs_over_every_transport() {
@@ -50,6 +51,50 @@ fn fork_ping_runs_over_every_transport() {
         assert!(p50 > 0.0, "a round trip cannot take 0 µs: {stdout}");
         assert!(stdout.contains("p99"), "{stdout}");
         assert!(stdout.contains("child exited: exit status: 0"), "{stdout}");
+    }
+}
+
+#[test]
+fn signals_graceful_stop_over_every_transport() {
+    for transport in SPAWN_TRANSPORTS {
+        for (signal, name) in [("term", "SIGTERM"), ("int", "SIGINT")] {
+            let out = Command::new(example("signals"))
+                .args(["--transport", transport, "--signal", signal, "--after", "3"])
+                .output()
+                .expect("run signals");
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                out.status.success(),
+                "signals {signal} over {transport}: {}\n{stdout}\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(
+                stdout.contains(&format!("stopping on {name} after")),
+                "{stdout}"
+            );
+            assert!(stdout.contains("closed the channel cleanly"), "{stdout}");
+            assert!(stdout.contains("exit status: 0"), "{stdout}");
+        }
+    }
+}
+
+#[test]
+fn signals_kill_is_noticed_over_every_transport() {
+    for transport in SPAWN_TRANSPORTS {
+        let out = Command::new(example("signals"))
+            .args(["--transport", transport, "--signal", "kill", "--after", "3"])
+            .output()
+            .expect("run signals");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "signals kill over {transport}: {}\n{stdout}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains("the channel failed"), "{stdout}");
+        assert!(stdout.contains("signal: 9"), "{stdout}");
     }
 }
 

@@ -455,6 +455,9 @@ async fn listener_two_clients(s: &Subject) -> Result<()> {
     };
     let mut listener = s.transport.listen(&endpoint).await?;
     let endpoint = listener.endpoint();
+    if s.one_client_at_a_time {
+        return one_client_at_a_time(s, listener).await;
+    }
     let server = tokio::spawn(async move {
         let mut served = Vec::new();
         for _ in 0..2 {
@@ -495,6 +498,66 @@ async fn listener_two_clients(s: &Subject) -> Result<()> {
     Ok(())
 }
 
+/// Talk to an echo server: `count` messages, each echoed.
+async fn echo_exchange(ch: &mut dyn Channel, who: &str, count: usize) -> Result<()> {
+    for i in 0..count {
+        let msg = format!("{who} message {i}");
+        ch.send(Bytes::from(msg.clone())).await?;
+        expect_frame(ch, msg.as_bytes()).await?;
+    }
+    Ok(())
+}
+
+/// For listeners that serve one client at a time: the second client is refused with
+/// an error while the first is connected, and served after it leaves.
+async fn one_client_at_a_time(s: &Subject, mut listener: Box<dyn crate::Listener>) -> Result<()> {
+    let endpoint = listener.endpoint();
+    let server = tokio::spawn(async move {
+        for _ in 0..2 {
+            let mut ch = listener.accept().await?;
+            while let Some(frame) = ch.recv().await? {
+                ch.send(frame).await?;
+            }
+            ch.close().await?;
+        }
+        Ok::<_, Error>(())
+    });
+    let mut first = s.transport.connect(&endpoint).await?;
+    echo_exchange(&mut *first, "first", 10).await?;
+    match within(
+        "a second client while the first is connected",
+        s.transport.connect(&endpoint),
+    )
+    .await?
+    {
+        Err(e) => ensure!(!e.to_string().is_empty(), "empty error"),
+        Ok(_) => {
+            return Err(fail(
+                "a second concurrent client was accepted by a one-client listener",
+            ))
+        }
+    }
+    echo_exchange(&mut *first, "first again", 5).await?;
+    first.close().await?;
+    ensure!(first.recv().await?.is_none(), "expected the server's close");
+    drop(first);
+    let mut second = within(
+        "the second client after the first left",
+        s.transport.connect(&endpoint),
+    )
+    .await??;
+    echo_exchange(&mut *second, "second", 10).await?;
+    second.close().await?;
+    ensure!(
+        second.recv().await?.is_none(),
+        "expected the server's close"
+    );
+    within("server", server)
+        .await?
+        .map_err(|e| fail(format!("server: {e}")))??;
+    Ok(())
+}
+
 async fn expect_listen_unsupported(s: &Subject) -> Result<()> {
     match s.transport.listen(&Endpoint::Stdio).await {
         Err(Error::Unsupported { .. }) => Ok(()),
@@ -519,8 +582,52 @@ fn raw_connect(endpoint: &Endpoint) -> Result<Option<Box<dyn RawStream>>> {
                 &addr,
             )?))
         }
+        Endpoint::Fifo(dir) => Some(Box::new(RawFifoClient::open(dir)?)),
         _ => None,
     })
+}
+
+/// A FIFO-pair client with std only, following the opening protocol of `ipc-pipe`:
+/// lock `DIR/lock`, open `DIR/c2s` for writing, `DIR/s2c` for reading.
+struct RawFifoClient {
+    _lock: std::fs::File,
+    to_server: std::fs::File,
+    from_server: std::fs::File,
+}
+
+impl RawFifoClient {
+    fn open(dir: &std::path::Path) -> Result<Self> {
+        use std::os::fd::AsRawFd;
+        let lock = std::fs::File::open(dir.join("lock"))?;
+        // SAFETY: flock on an fd we own, for the duration of the call.
+        if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            return Err(std::io::Error::last_os_error().into());
+        }
+        let to_server = std::fs::OpenOptions::new()
+            .write(true)
+            .open(dir.join("c2s"))?;
+        let from_server = std::fs::File::open(dir.join("s2c"))?;
+        Ok(RawFifoClient {
+            _lock: lock,
+            to_server,
+            from_server,
+        })
+    }
+}
+
+impl std::io::Read for RawFifoClient {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.from_server.read(buf)
+    }
+}
+
+impl std::io::Write for RawFifoClient {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.to_server.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.to_server.flush()
+    }
 }
 
 trait RawStream: std::io::Read + std::io::Write + Send {}

@@ -63,6 +63,9 @@ pub struct Subject {
     pub big_frame: usize,
     /// Largest frame in the bulk cases (10 000 messages, backpressure); default 16 KiB.
     pub bulk_frame: usize,
+    /// The listener serves one client at a time (a FIFO pair): a second concurrent
+    /// client must get a clear error, and be served once the first has left.
+    pub one_client_at_a_time: bool,
 }
 
 impl Subject {
@@ -74,7 +77,14 @@ impl Subject {
                 .unwrap_or_else(|_| PathBuf::from("/proc/self/exe")),
             big_frame: crate::frame::DEFAULT_MAX_FRAME,
             bulk_frame: 16 * 1024,
+            one_client_at_a_time: false,
         }
+    }
+
+    /// Mark the listener as serving one client at a time (see the field).
+    pub fn one_client_at_a_time(mut self) -> Self {
+        self.one_client_at_a_time = true;
+        self
     }
 
     /// Scale the frame sizes down (for slow transports); see the field docs.

@@ -1,0 +1,101 @@
+//! [`spawn_fifo`]: start a child wired to us by a FIFO pair in a private directory.
+
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use ipc_core::frame::FrameConfig;
+use ipc_core::spawn::{set_child_env, spawn_child};
+use ipc_core::{Child, Error, Result};
+
+use super::listener::FifoListener;
+use crate::channel::PipeChannel;
+
+/// How long [`spawn_fifo`] waits for the child to connect.
+pub const CHILD_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A fresh, unpredictable path for a FIFO directory under the temp dir
+/// (`$TMPDIR/ipc-fifo-PID-N-RANDOM`); it does not exist yet.
+pub(crate) fn fresh_dir() -> PathBuf {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    // RandomState is seeded from the OS's randomness.
+    let mut hasher = RandomState::new().build_hasher();
+    hasher.write_u64(n);
+    std::env::temp_dir().join(format!(
+        "ipc-fifo-{}-{n}-{:016x}",
+        std::process::id(),
+        hasher.finish()
+    ))
+}
+
+/// Start `command` as a child connected to the returned channel by a FIFO pair.
+///
+/// The parent binds a [`FifoListener`] on a fresh private directory
+/// (`$TMPDIR/ipc-fifo-*`, mode 0700), gives the child `IPC_ENDPOINT=fifo:DIR` and
+/// `IPC_MAX_FRAME`, and waits for it to connect (`connect_from_env()` /
+/// [`connect_fifo`](crate::connect_fifo)). The directory is removed as soon as the
+/// child has connected: the channel lives on in the open FIFOs, and nothing is left on
+/// disk.
+///
+/// Errors: [`Error::ChildExited`] when the child exits without connecting,
+/// [`Error::Timeout`] when it has not connected within [`CHILD_CONNECT_TIMEOUT`] (the
+/// child is then killed, as the dropped [`Child`] is). A misbehaving client that
+/// reaches the directory first is dropped and logged; the wait goes on.
+///
+/// The channel's `peer_pid` is the pid the child reports in its hello (the child's pid,
+/// unless it connects from a process of its own).
+///
+/// ```no_run
+/// # async fn demo() -> ipc_core::Result<()> {
+/// use ipc_core::Channel;
+/// let cmd = std::process::Command::new("/usr/local/bin/worker");
+/// let (mut child, mut ch) = ipc_pipe::spawn_fifo(cmd, Default::default()).await?;
+/// ch.send("job".into()).await?;
+/// let answer = ch.recv().await?;
+/// ch.close().await?;
+/// child.wait().await?;
+/// # let _ = answer; Ok(()) }
+/// ```
+pub async fn spawn_fifo(mut command: Command, config: FrameConfig) -> Result<(Child, PipeChannel)> {
+    let mut listener = FifoListener::bind(fresh_dir(), config)?;
+    set_child_env(&mut command, &listener.endpoint(), None, config);
+    let mut child = spawn_child(command)?;
+    let deadline = tokio::time::sleep(CHILD_CONNECT_TIMEOUT);
+    tokio::pin!(deadline);
+    let status = loop {
+        tokio::select! {
+            biased;
+            accepted = listener.accept() => match accepted {
+                Ok(channel) => return Ok((child, channel)),
+                // About one misbehaving client, which was dropped: keep waiting.
+                Err(e @ (Error::Handshake(_) | Error::PeerLost(_) | Error::Timeout { .. })) => {
+                    tracing::warn!(
+                        error = %e,
+                        "a client of the spawn directory was dropped; still waiting for the child"
+                    )
+                }
+                // The directory itself failed (no new FIFO pair): give up.
+                Err(e) => return Err(e),
+            },
+            status = child.wait() => break status?,
+            () = &mut deadline => {
+                return Err(Error::Timeout {
+                    after: CHILD_CONNECT_TIMEOUT,
+                    during: "waiting for the spawned child to connect to its FIFO pair",
+                })
+            }
+        }
+    };
+    // The child is gone; it may have connected (and written its hello) just before.
+    while listener.client_waiting() {
+        match listener.accept().await {
+            Ok(channel) => return Ok((child, channel)),
+            Err(e) => tracing::debug!(error = %e, "the exited child's connection was dropped"),
+        }
+    }
+    Err(Error::ChildExited(status))
+}

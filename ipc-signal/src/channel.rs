@@ -1,0 +1,572 @@
+//! [`SignalChannel`] and its halves: frames cut into 8-byte signals, a window of
+//! unacknowledged signals, and the peer watched through a pidfd.
+
+use std::io;
+use std::os::fd::{BorrowedFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use ipc_core::frame::FrameConfig;
+use ipc_core::{Channel, ChannelInfo, Child, Endpoint, Error, RecvHalf, Result, SendHalf};
+
+use crate::link::{queue, Link, QueueError, NAME};
+use crate::mask::{ensure_blocked, transport_sigset, DATA_SIGNAL};
+use crate::router::{lock, SlotState};
+use crate::wire::{self, Header, CHUNK};
+
+/// A frame on its way out: word 0 is the header, words 1.. the chunks.
+struct Outgoing {
+    frame: Bytes,
+    header: u64,
+    next: u64,
+    total: u64,
+}
+
+impl Outgoing {
+    fn frame(frame: Bytes) -> Self {
+        Outgoing {
+            header: wire::frame_header(frame.len() as u32),
+            total: 1 + wire::chunk_count(frame.len() as u64),
+            frame,
+            next: 0,
+        }
+    }
+
+    fn goodbye() -> Self {
+        Outgoing {
+            frame: Bytes::new(),
+            header: wire::GOODBYE,
+            next: 0,
+            total: 1,
+        }
+    }
+
+    fn word(&self, i: u64) -> u64 {
+        if i == 0 {
+            self.header
+        } else {
+            wire::chunk(&self.frame, (i - 1) as usize)
+        }
+    }
+}
+
+fn peer_lost(pid: u32) -> Error {
+    Error::PeerLost(format!(
+        "process {pid} exited without closing the signal channel"
+    ))
+}
+
+fn protocol_error(reason: &str) -> Error {
+    Error::Io(io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("signal channel protocol violation: {reason}"),
+    ))
+}
+
+/// How many more data signals we may queue now (0 until the peer greeted us), or why
+/// we never may again.
+fn credit(link: &Link) -> Result<u64> {
+    let st = lock(&link.slot.state);
+    if let Some(fault) = &st.fault {
+        return Err(protocol_error(fault));
+    }
+    if st.peer_exited {
+        return Err(if st.goodbye_seen {
+            Error::Closed
+        } else {
+            peer_lost(link.pid)
+        });
+    }
+    if st.peer_gone_at.is_some() {
+        // The peer dropped its channel: nobody reads what we would send.
+        return Err(Error::Closed);
+    }
+    let Some(window) = st.peer_window else {
+        return Ok(0);
+    };
+    let in_flight = link
+        .sent
+        .load(Ordering::Relaxed)
+        .saturating_sub(st.peer_acked);
+    Ok(u64::from(window).saturating_sub(in_flight))
+}
+
+/// The sending half of a [`SignalChannel`].
+///
+/// A frame goes out as a header signal and `ceil(len / 8)` chunk signals; `send` returns
+/// once the last one is queued to the peer, waiting while the peer has a full window of
+/// signals unacknowledged. If a `send` future is dropped after the frame's header went
+/// out, the next `send` or `close` finishes that frame first (the peer never sees half a
+/// frame followed by another); dropped before that, the frame is not sent at all.
+///
+/// Dropping the half without [`close`](SendHalf::close) sends the goodbye without
+/// waiting (unless a frame is half sent), so the peer usually sees a clean close.
+pub struct SignalSender {
+    link: Arc<Link>,
+    out: Option<Outgoing>,
+    closed: bool,
+    max_frame: usize,
+}
+
+impl SignalSender {
+    /// Send one frame. See [`Channel::send`].
+    pub async fn send(&mut self, frame: Bytes) -> Result<()> {
+        if self.closed {
+            return Err(Error::Closed);
+        }
+        self.discard_unstarted();
+        self.flush().await?;
+        if frame.len() > self.max_frame {
+            return Err(Error::FrameTooLarge {
+                len: frame.len() as u64,
+                max: self.max_frame,
+            });
+        }
+        self.out = Some(Outgoing::frame(frame));
+        self.flush().await
+    }
+
+    /// Send the goodbye (after finishing a half-sent frame). Idempotent. If the peer is
+    /// already gone there is nobody to tell: that is not an error here (its `recv`
+    /// reports it).
+    pub async fn close(&mut self) -> Result<()> {
+        if self.closed {
+            return Ok(());
+        }
+        self.discard_unstarted();
+        let mut result = self.flush().await;
+        if result.is_ok() {
+            self.out = Some(Outgoing::goodbye());
+            result = self.flush().await;
+        }
+        match result {
+            Ok(()) | Err(Error::Closed) | Err(Error::PeerLost(_)) => {
+                self.closed = true;
+                self.out = None;
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Channel info.
+    pub fn info(&self) -> ChannelInfo {
+        self.link.info.clone()
+    }
+
+    /// A frame whose header never went out is forgotten (its `send` was cancelled).
+    fn discard_unstarted(&mut self) {
+        if self.out.as_ref().is_some_and(|o| o.next == 0) {
+            self.out = None;
+        }
+    }
+
+    /// Queue the rest of `self.out`, within the peer's window.
+    async fn flush(&mut self) -> Result<()> {
+        let link = &self.link;
+        loop {
+            let Some(out) = self.out.as_mut() else {
+                return Ok(());
+            };
+            let owed = link.flush_owed();
+            let credit = credit(link)?;
+            let mut full = false;
+            let mut queued = 0;
+            while queued < credit && out.next < out.total {
+                match queue(link.pid, DATA_SIGNAL, out.word(out.next)) {
+                    Ok(()) => {
+                        out.next += 1;
+                        queued += 1;
+                    }
+                    Err(QueueError::Full) => {
+                        full = true;
+                        break;
+                    }
+                    Err(QueueError::NoProcess) => {
+                        link.sent.fetch_add(queued, Ordering::Relaxed);
+                        return Err(peer_lost(link.pid));
+                    }
+                    Err(QueueError::Other(e)) => {
+                        link.sent.fetch_add(queued, Ordering::Relaxed);
+                        return Err(Error::Io(e));
+                    }
+                }
+            }
+            link.sent.fetch_add(queued, Ordering::Relaxed);
+            if out.next == out.total {
+                self.out = None;
+                return Ok(());
+            }
+            if queued > 0 && !full {
+                continue;
+            }
+            link.wait(&link.slot.acks_ready, full || owed).await?;
+        }
+    }
+}
+
+impl Drop for SignalSender {
+    fn drop(&mut self) {
+        let unstarted = match &self.out {
+            None => true,
+            Some(out) => out.next == 0,
+        };
+        if !self.closed && unstarted {
+            self.link.goodbye_on_drop();
+        }
+    }
+}
+
+enum RxState {
+    Header,
+    Body { buf: Vec<u8>, len: usize },
+    Skip(u64),
+    Finished,
+    Failed,
+}
+
+/// Turns the peer's data signals back into frames.
+struct Decoder {
+    state: RxState,
+    consumed: u64,
+    max_frame: usize,
+    pid: u32,
+}
+
+impl Decoder {
+    /// Consume queued words until a frame, a goodbye or an error is complete.
+    fn take(&mut self, st: &mut SlotState) -> Option<Result<Option<Bytes>>> {
+        while let Some(word) = st.queue.pop_front() {
+            self.consumed += 1;
+            match &mut self.state {
+                RxState::Header => match wire::parse_header(word) {
+                    Header::Frame(len) => {
+                        let len = len as usize;
+                        if len > self.max_frame {
+                            let chunks = wire::chunk_count(len as u64);
+                            if chunks > 0 {
+                                self.state = RxState::Skip(chunks);
+                            }
+                            return Some(Err(Error::FrameTooLarge {
+                                len: len as u64,
+                                max: self.max_frame,
+                            }));
+                        }
+                        if len == 0 {
+                            return Some(Ok(Some(Bytes::new())));
+                        }
+                        self.state = RxState::Body {
+                            buf: Vec::with_capacity(len),
+                            len,
+                        };
+                    }
+                    Header::Goodbye => {
+                        self.state = RxState::Finished;
+                        st.goodbye_seen = true;
+                        return Some(Ok(None));
+                    }
+                    Header::Invalid => {
+                        self.state = RxState::Failed;
+                        return Some(Err(protocol_error(&format!(
+                            "process {} sent {word:#018x} where a frame header was expected \
+                             (is another program sending signal {DATA_SIGNAL} to this process?)",
+                            self.pid
+                        ))));
+                    }
+                },
+                RxState::Body { buf, len } => {
+                    let n = (*len - buf.len()).min(CHUNK);
+                    buf.extend_from_slice(&word.to_be_bytes()[..n]);
+                    if buf.len() == *len {
+                        let frame = std::mem::take(buf);
+                        self.state = RxState::Header;
+                        return Some(Ok(Some(Bytes::from(frame))));
+                    }
+                }
+                RxState::Skip(left) => {
+                    *left -= 1;
+                    if *left == 0 {
+                        self.state = RxState::Header;
+                    }
+                }
+                RxState::Finished | RxState::Failed => {
+                    st.queue.push_front(word);
+                    self.consumed -= 1;
+                    return None;
+                }
+            }
+        }
+        None
+    }
+
+    /// With the queue empty: has the stream ended for good?
+    fn ended(&self, st: &SlotState) -> Option<Error> {
+        if let Some(fault) = &st.fault {
+            return Some(protocol_error(fault));
+        }
+        if st.peer_exited {
+            return Some(peer_lost(self.pid));
+        }
+        if st.peer_gone_at.is_some_and(|n| st.routed >= n) {
+            return Some(Error::PeerLost(format!(
+                "process {} dropped its signal channel without closing it",
+                self.pid
+            )));
+        }
+        None
+    }
+}
+
+/// The receiving half of a [`SignalChannel`].
+///
+/// Cancel-safe: a `recv` future dropped half-way through a frame loses nothing; the next
+/// `recv` goes on from there.
+pub struct SignalReceiver {
+    link: Arc<Link>,
+    decoder: Decoder,
+}
+
+impl SignalReceiver {
+    /// Receive the next frame. See [`Channel::recv`].
+    pub async fn recv(&mut self) -> Result<Option<Bytes>> {
+        loop {
+            match self.decoder.state {
+                RxState::Finished => return Ok(None),
+                RxState::Failed => return Err(Error::Closed),
+                _ => {}
+            }
+            let (step, end) = {
+                let mut st = lock(&self.link.slot.state);
+                let step = self.decoder.take(&mut st);
+                let end = match step {
+                    None => self.decoder.ended(&st),
+                    Some(_) => None,
+                };
+                (step, end)
+            };
+            let owed = self.link.consumed(self.decoder.consumed);
+            if let Some(step) = step {
+                return step;
+            }
+            if let Some(e) = end {
+                self.decoder.state = RxState::Failed;
+                return Err(e);
+            }
+            self.link.wait(&self.link.slot.data_ready, owed).await?;
+        }
+    }
+
+    /// Channel info.
+    pub fn info(&self) -> ChannelInfo {
+        self.link.info.clone()
+    }
+}
+
+/// A [`Channel`] to another process over real-time signals (Linux).
+///
+/// See the [crate docs](crate) for the wire format, the flow control and what a process
+/// must do first (block the transport signals). Obtain one with [`spawn`], [`connect`],
+/// [`connect_from_env`] or the [`SignalTransport`](crate::SignalTransport).
+///
+/// Like any tokio I/O object, the channel (and its halves) is registered with the
+/// runtime it was created on, which must keep running while the channel is used.
+///
+/// ```no_run
+/// # async fn demo() -> ipc_core::Result<()> {
+/// use ipc_core::Channel;
+/// // In a child started by `ipc_signal::spawn` (or any signal-transport parent):
+/// let mut ch = ipc_signal::connect_from_env().await?;
+/// while let Some(frame) = ch.recv().await? {
+///     ch.send(frame).await?; // echo
+/// }
+/// ch.close().await
+/// # }
+/// ```
+pub struct SignalChannel {
+    tx: SignalSender,
+    rx: SignalReceiver,
+}
+
+impl std::fmt::Debug for SignalChannel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignalChannel")
+            .field("peer_pid", &self.tx.link.pid)
+            .field("max_frame", &self.tx.max_frame)
+            .finish()
+    }
+}
+
+impl SignalChannel {
+    /// Open the channel to `pid`. The caller has checked the signal mask.
+    fn open(pid: u32, config: FrameConfig) -> Result<Self> {
+        let link = Link::open(pid, config.max_frame())?;
+        Ok(SignalChannel {
+            tx: SignalSender {
+                link: link.clone(),
+                out: None,
+                closed: false,
+                max_frame: config.max_frame(),
+            },
+            rx: SignalReceiver {
+                decoder: Decoder {
+                    state: RxState::Header,
+                    consumed: 0,
+                    max_frame: config.max_frame(),
+                    pid,
+                },
+                link,
+            },
+        })
+    }
+
+    /// The peer's process id.
+    pub fn peer_pid(&self) -> u32 {
+        self.tx.link.pid
+    }
+
+    /// Split into the concrete halves (no boxing).
+    pub fn into_split(self) -> (SignalSender, SignalReceiver) {
+        (self.tx, self.rx)
+    }
+
+    /// Signals cannot carry file descriptors: always [`Error::Unsupported`].
+    pub async fn send_with_fds(&mut self, _frame: Bytes, _fds: &[BorrowedFd<'_>]) -> Result<()> {
+        Err(Error::unsupported(NAME, "passing file descriptors"))
+    }
+
+    /// Signals cannot carry file descriptors: always [`Error::Unsupported`].
+    pub async fn recv_with_fds(&mut self) -> Result<Option<(Bytes, Vec<OwnedFd>)>> {
+        Err(Error::unsupported(NAME, "passing file descriptors"))
+    }
+}
+
+#[async_trait]
+impl Channel for SignalChannel {
+    async fn send(&mut self, frame: Bytes) -> Result<()> {
+        self.tx.send(frame).await
+    }
+    async fn recv(&mut self) -> Result<Option<Bytes>> {
+        self.rx.recv().await
+    }
+    async fn close(&mut self) -> Result<()> {
+        self.tx.close().await
+    }
+    fn info(&self) -> ChannelInfo {
+        self.tx.info()
+    }
+    fn split(self: Box<Self>) -> (Box<dyn SendHalf>, Box<dyn RecvHalf>) {
+        let (tx, rx) = (*self).into_split();
+        (Box::new(tx), Box::new(rx))
+    }
+}
+
+#[async_trait]
+impl SendHalf for SignalSender {
+    async fn send(&mut self, frame: Bytes) -> Result<()> {
+        SignalSender::send(self, frame).await
+    }
+    async fn close(&mut self) -> Result<()> {
+        SignalSender::close(self).await
+    }
+    fn info(&self) -> ChannelInfo {
+        SignalSender::info(self)
+    }
+}
+
+#[async_trait]
+impl RecvHalf for SignalReceiver {
+    async fn recv(&mut self) -> Result<Option<Bytes>> {
+        SignalReceiver::recv(self).await
+    }
+    fn info(&self) -> ChannelInfo {
+        SignalReceiver::info(self)
+    }
+}
+
+/// Open a channel to process `pid`, which opens one back to us (a child started by
+/// [`spawn`] does so through [`connect_from_env`]).
+///
+/// Returns at once; the first `send` waits until the peer's channel exists (its hello
+/// arrives). A peer that never opens its end makes `send` wait until it exits.
+///
+/// Fails with [`Error::Unsupported`] unless every thread blocks the transport signals
+/// (see [`block_transport_signals`](crate::block_transport_signals)), and if this
+/// process already has a channel to `pid`.
+///
+/// ```no_run
+/// # async fn demo() -> ipc_core::Result<()> {
+/// let ch = ipc_signal::connect(4242, Default::default()).await?;
+/// assert_eq!(ch.peer_pid(), 4242);
+/// # Ok(()) }
+/// ```
+pub async fn connect(pid: u32, config: FrameConfig) -> Result<SignalChannel> {
+    ensure_blocked()?;
+    SignalChannel::open(pid, config)
+}
+
+/// In a child: open the channel to the parent named by `IPC_ENDPOINT`
+/// (`signal:pid=N`), with the frame limit from `IPC_MAX_FRAME`.
+///
+/// ```no_run
+/// # async fn demo() -> ipc_core::Result<()> {
+/// let ch = ipc_signal::connect_from_env().await?;
+/// # let _ = ch; Ok(()) }
+/// ```
+pub async fn connect_from_env() -> Result<SignalChannel> {
+    match ipc_core::env::endpoint_from_env()? {
+        Endpoint::Signal { pid } => connect(pid, ipc_core::env::frame_config_from_env()).await,
+        other => Err(Error::BadEndpoint {
+            input: other.to_string(),
+            reason: "the signal transport serves signal:pid=N endpoints only".into(),
+        }),
+    }
+}
+
+/// Start `command` as a child with a signal channel to it.
+///
+/// The child gets `IPC_ENDPOINT=signal:pid=<this pid>` and `IPC_MAX_FRAME`, and starts
+/// with the transport signals blocked (inherited from this thread's mask, and blocked
+/// again just before `exec`), so signals sent to it before it opened its end wait in its
+/// queue instead of killing it.
+///
+/// ```no_run
+/// # async fn demo() -> ipc_core::Result<()> {
+/// use ipc_core::Channel;
+/// let cmd = std::process::Command::new("/path/to/child");
+/// let (mut child, mut ch) = ipc_signal::spawn(cmd, Default::default()).await?;
+/// ch.send("ping".into()).await?;
+/// let reply = ch.recv().await?;
+/// ch.close().await?;
+/// child.wait().await?;
+/// # let _ = reply; Ok(()) }
+/// ```
+pub async fn spawn(mut command: Command, config: FrameConfig) -> Result<(Child, SignalChannel)> {
+    ensure_blocked()?;
+    ipc_core::spawn::set_child_env(
+        &mut command,
+        &Endpoint::Signal {
+            pid: std::process::id(),
+        },
+        None,
+        config,
+    );
+    let set = transport_sigset();
+    // SAFETY: the closure runs in the forked child before exec and only calls
+    // pthread_sigmask (async-signal-safe) on a sigset_t copied in before the fork.
+    unsafe {
+        command.pre_exec(move || {
+            let rc = libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+            if rc != 0 {
+                return Err(io::Error::from_raw_os_error(rc));
+            }
+            Ok(())
+        });
+    }
+    let child = ipc_core::spawn::spawn_child(command)?;
+    let channel = SignalChannel::open(child.pid(), config)?;
+    Ok((child, channel))
+}

@@ -1,0 +1,108 @@
+//! [`SignalTransport`]: the signal backend behind the [`Transport`] trait.
+
+use std::process::Command;
+
+use async_trait::async_trait;
+use ipc_core::frame::FrameConfig;
+use ipc_core::{Channel, Child, Endpoint, Error, Listener, Result, Transport};
+
+const NAME: &str = "signal";
+
+/// Real-time signals as an [`ipc_core::Transport`]: name `"signal"`, endpoint scheme
+/// `signal:` (`signal:pid=N`).
+///
+/// It cannot listen (a signal has no address to listen on: [`Error::Unsupported`]);
+/// it connects to a process id and spawns children wired to this process. Linux only
+/// (elsewhere `connect` and `spawn` return [`Error::Unsupported`]).
+///
+/// ```no_run
+/// # async fn demo() -> ipc_core::Result<()> {
+/// use ipc_core::{Channel, Transport};
+/// let transport = ipc_signal::SignalTransport;
+/// assert!(transport.example_endpoint().is_none());
+/// let cmd = std::process::Command::new("/path/to/child");
+/// let (mut child, mut ch) = transport.spawn(cmd).await?;
+/// ch.send("ping".into()).await?;
+/// let reply = ch.recv().await?;
+/// ch.close().await?;
+/// child.wait().await?;
+/// # let _ = reply; Ok(()) }
+/// ```
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SignalTransport;
+
+#[async_trait]
+impl Transport for SignalTransport {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn schemes(&self) -> &'static [&'static str] {
+        &["signal"]
+    }
+
+    /// `None`: there is nothing to listen on.
+    fn example_endpoint(&self) -> Option<Endpoint> {
+        None
+    }
+
+    async fn listen_with(
+        &self,
+        _endpoint: &Endpoint,
+        _config: FrameConfig,
+    ) -> Result<Box<dyn Listener>> {
+        Err(Error::unsupported(
+            NAME,
+            "listening (signals go to a process id: connect to signal:pid=N, or spawn)",
+        ))
+    }
+
+    async fn connect_with(
+        &self,
+        endpoint: &Endpoint,
+        config: FrameConfig,
+    ) -> Result<Box<dyn Channel>> {
+        let Endpoint::Signal { pid } = endpoint else {
+            return Err(Error::BadEndpoint {
+                input: endpoint.to_string(),
+                reason: "the signal transport serves signal:pid=N endpoints only".into(),
+            });
+        };
+        connect(*pid, config).await
+    }
+
+    async fn spawn_with(
+        &self,
+        command: Command,
+        config: FrameConfig,
+    ) -> Result<(Child, Box<dyn Channel>)> {
+        spawn(command, config).await
+    }
+}
+
+#[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+async fn connect(pid: u32, config: FrameConfig) -> Result<Box<dyn Channel>> {
+    Ok(Box::new(crate::connect(pid, config).await?))
+}
+
+#[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+async fn spawn(command: Command, config: FrameConfig) -> Result<(Child, Box<dyn Channel>)> {
+    let (child, channel) = crate::spawn(command, config).await?;
+    Ok((child, Box::new(channel)))
+}
+
+#[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
+async fn connect(_pid: u32, _config: FrameConfig) -> Result<Box<dyn Channel>> {
+    Err(Error::unsupported(
+        NAME,
+        "data channels outside 64-bit Linux",
+    ))
+}
+
+#[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
+async fn spawn(_command: Command, _config: FrameConfig) -> Result<(Child, Box<dyn Channel>)> {
+    Err(Error::unsupported(
+        NAME,
+        "data channels outside 64-bit Linux",
+    ))
+}
