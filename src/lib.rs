@@ -19,7 +19,8 @@
 //! needs its signals blocked before any thread starts) and runs your async code.
 //!
 //! ```no_run
-//! # #[tokio::main] async fn main() -> ipc::Result<()> {
+//! # fn main() -> ipc::Result<()> { ipc::run(app())? }
+//! # async fn app() -> ipc::Result<()> {
 //! use ipc::{Channel, Role};
 //! if ipc::role() == Role::Child {
 //!     let mut ch = ipc::connect_from_env().await?;
@@ -74,11 +75,11 @@ pub fn registry() -> &'static Registry {
             .register(pipe::PipeTransport)
             .register(pipe::FifoTransport);
         #[cfg(feature = "stdio")]
-        registry.register(stdio::StdioTransport::default());
+        registry.register(stdio::StdioTransport);
         #[cfg(feature = "signal")]
         registry.register(signal::SignalTransport);
         #[cfg(feature = "node")]
-        registry.register(node::NodeTransport::default());
+        registry.register(node::NodeTransport);
         registry
     })
 }

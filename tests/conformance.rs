@@ -21,6 +21,7 @@ fn subjects() -> Vec<(&'static str, Subject)> {
         ("tcp", Subject::new(t("tcp"))),
         ("pipe", Subject::new(t("pipe"))),
         ("fifo", Subject::new(t("fifo")).one_client_at_a_time()),
+        ("stdio", Subject::new(t("stdio"))),
         // 8 payload bytes per signal: the biggest frame is 64 KiB instead of 8 MiB, and
         // the bulk cases use frames of up to 256 B; every case still runs.
         ("signal", Subject::new(t("signal")).scaled(64 * 1024, 256)),

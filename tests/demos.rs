@@ -22,7 +22,7 @@ fn example(name: &str) -> PathBuf {
 
 /// Transports whose parent/child wiring the demos must run over: all of them but
 /// `node`, whose frames must be JSON (it has its own examples and tests/node.rs).
-const SPAWN_TRANSPORTS: &[&str] = &["uds", "tcp", "pipe", "fifo", "signal"];
+const SPAWN_TRANSPORTS: &[&str] = &["uds", "tcp", "pipe", "fifo", "stdio", "signal"];
 
 #[test]
 fn fork_ping_runs_over_every_transport() {

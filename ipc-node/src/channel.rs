@@ -1,0 +1,324 @@
+//! [`NodeChannel`]: a [`Channel`] over Node's `child_process` IPC socket.
+
+use std::io;
+use std::os::fd::AsRawFd;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::Context;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::{Sink, SinkExt};
+use ipc_core::frame::{FrameConfig, Outbound};
+use ipc_core::{Channel, ChannelInfo, Error, RecvHalf, Result, SendHalf};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tokio::io::AsyncWriteExt;
+use tokio::net::unix::OwnedWriteHalf;
+use tokio::net::UnixStream;
+use tokio::sync::Mutex;
+use tokio_util::codec::FramedWrite;
+
+use crate::codec::NodeCodec;
+use crate::exit::ChildWatch;
+use crate::receiver::NodeReceiver;
+
+/// Transport name reported in [`ChannelInfo::transport`].
+pub(crate) const NAME: &str = "node";
+
+/// Map an I/O error of a live socket to the toolkit's meaning of it.
+pub(crate) fn classify(e: Error) -> Error {
+    match e {
+        Error::Io(io) => match io.kind() {
+            io::ErrorKind::BrokenPipe | io::ErrorKind::NotConnected => Error::Closed,
+            io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted => {
+                Error::PeerLost(format!("connection reset: {io}"))
+            }
+            _ => Error::Io(io),
+        },
+        other => other,
+    }
+}
+
+/// The writing side, shared by the sender and the receiver (which answers Node's
+/// internal messages).
+pub(crate) struct WriteSide {
+    pub(crate) framed: FramedWrite<OwnedWriteHalf, NodeCodec>,
+    /// Shut down for writing: nothing more may be written.
+    pub(crate) shut: bool,
+}
+
+impl WriteSide {
+    /// Shut the socket down for writing (Node's side sees end-of-stream: 'disconnect').
+    async fn shutdown(&mut self) -> Result<()> {
+        if self.shut {
+            return Ok(());
+        }
+        self.shut = true;
+        let flushed = self.framed.flush().await.map_err(classify);
+        let shut = match self.framed.get_mut().shutdown().await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
+            Err(e) => Err(classify(Error::Io(e))),
+        };
+        match flushed {
+            // A peer that is already gone cannot be told more; closing is still done.
+            Err(Error::Closed | Error::PeerLost(_)) => shut,
+            other => other.and(shut),
+        }
+    }
+}
+
+pub(crate) type Shared = Arc<Mutex<WriteSide>>;
+
+/// A message channel over Node's `child_process` IPC socket (`json` serialization:
+/// one JSON text per line).
+///
+/// Frames are JSON texts: [`send`](Channel::send) refuses a frame that is not one
+/// (see [`NodeCodec`] for the exact rules) and every frame [`recv`](Channel::recv)
+/// returns is one, so [`TypedChannel`](ipc_core::TypedChannel) with the
+/// [`Json`](ipc_core::codec::Json) codec works over it unchanged, and
+/// [`send_json`](Self::send_json) / [`recv_json`](Self::recv_json) do the same in one
+/// call.
+///
+/// Get one from [`connect`](crate::connect) / [`connect_from_env`](crate::connect_from_env)
+/// (this process was forked by Node), [`spawn`](crate::spawn) (we start a Node child),
+/// [`pair`](crate::pair) or [`NodeChannel::new`].
+///
+/// # Node's internal messages
+///
+/// Objects whose `"cmd"` starts with `NODE_` are Node's own (handle passing, cluster);
+/// they are never returned by `recv`. A `NODE_HANDLE` (a socket or server sent with
+/// `subprocess.send(msg, handle)`) is answered with `{"cmd":"NODE_HANDLE_NACK"}`: this
+/// channel does not take handles, and without an answer Node would hold back every
+/// later message waiting for one. Node retries three times, then drops the message
+/// and warns `SentHandleNotReceivedWarning`. All other internal messages
+/// (`NODE_HANDLE_ACK`, `NODE_HANDLE_NACK`, `NODE_CLUSTER`, ...) are ignored. Answers
+/// are written only while `recv` is being called.
+///
+/// # End of the channel
+///
+/// Node has no goodbye marker: a Node process ends the channel with
+/// `process.disconnect()` / `subprocess.disconnect()`, or by exiting.
+///
+/// - [`close`](Channel::close) shuts the socket down for writing; Node emits
+///   `'disconnect'` and closes its end, and our `recv` then returns `Ok(None)`.
+/// - When the peer closes, `recv` returns the messages it sent before, then `Ok(None)`
+///   (a connection reset counts as a close too: Node drops unread messages on
+///   disconnect).
+/// - **Parent of a Node child** (from [`spawn`](crate::spawn)): at end-of-stream the
+///   receiver waits up to [`EXIT_GRACE`](crate::EXIT_GRACE) for the child's exit
+///   status (without reaping it). A child that exited with a non-zero code or was
+///   killed by a signal gives [`Error::PeerLost`] naming the status; a child that
+///   exited with 0, or is still running after `process.disconnect()`, gives
+///   `Ok(None)`. If the child was already reaped when the stream ended (a concurrent
+///   [`Child::wait`](ipc_core::Child::wait) finished first), its status is unknown here
+///   and the end counts as clean.
+/// - **Child of Node**: end-of-stream is always `Ok(None)`, as Node's own
+///   `'disconnect'` event; the Node parent's fate is not known here.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> ipc_core::Result<()> {
+/// use ipc_core::Channel;
+/// let (mut a, mut b) = ipc_node::pair(Default::default())?;
+/// a.send_json(&serde_json::json!({"id": 1, "op": "add", "a": 1, "b": 2})).await?;
+/// let request: serde_json::Value = b.recv_json().await?.expect("a message");
+/// assert_eq!(request["op"], "add");
+/// assert!(a.send("not json".into()).await.is_err()); // Node would crash on it
+/// a.close().await?;
+/// assert_eq!(b.recv().await?, None);
+/// # Ok(()) }
+/// ```
+pub struct NodeChannel {
+    tx: NodeSender,
+    rx: NodeReceiver,
+}
+
+impl std::fmt::Debug for NodeChannel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeChannel")
+            .field("info", &self.tx.info)
+            .finish_non_exhaustive()
+    }
+}
+
+impl NodeChannel {
+    /// A channel over a connected Unix stream socket whose peer speaks Node's `json`
+    /// channel protocol. The peer's pid and uid come from `SO_PEERCRED` where the OS
+    /// has it. Must be called within a tokio runtime.
+    ///
+    /// ```no_run
+    /// # async fn demo(stream: tokio::net::UnixStream) -> ipc_core::Result<()> {
+    /// let channel = ipc_node::NodeChannel::new(stream, Default::default());
+    /// # let _ = channel; Ok(()) }
+    /// ```
+    pub fn new(stream: UnixStream, config: FrameConfig) -> Self {
+        let (pid, uid) = peer_cred(&stream);
+        let info = ChannelInfo::new(NAME, config.max_frame())
+            .with_peer_pid(pid)
+            .with_peer_uid(uid);
+        Self::with_parts(stream, config, info, None)
+    }
+
+    /// Build from parts; `watch` is the child whose exit status decides end-of-stream.
+    pub(crate) fn with_parts(
+        stream: UnixStream,
+        config: FrameConfig,
+        info: ChannelInfo,
+        watch: Option<ChildWatch>,
+    ) -> Self {
+        let (read, write) = stream.into_split();
+        let codec = NodeCodec::new(config);
+        let shared = Arc::new(Mutex::new(WriteSide {
+            framed: FramedWrite::new(write, codec.clone()),
+            shut: false,
+        }));
+        NodeChannel {
+            tx: NodeSender {
+                shared: shared.clone(),
+                info: info.clone(),
+            },
+            rx: NodeReceiver::new(read, codec, shared, watch, info),
+        }
+    }
+
+    /// Serialize `value` as compact JSON and send it (Node's `'message'` event gets
+    /// the parsed value).
+    ///
+    /// ```no_run
+    /// # async fn demo(mut ch: ipc_node::NodeChannel) -> ipc_core::Result<()> {
+    /// ch.send_json(&serde_json::json!({"id": 1, "result": 3})).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn send_json<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
+        self.tx.send_json(value).await
+    }
+
+    /// Receive the next message as a `T` (`serde_json::Value` for anything);
+    /// `Ok(None)` at the end of the channel. A message that is not a `T` gives
+    /// [`Error::Decode`] and the channel stays usable.
+    ///
+    /// ```no_run
+    /// # async fn demo(mut ch: ipc_node::NodeChannel) -> ipc_core::Result<()> {
+    /// while let Some(msg) = ch.recv_json::<serde_json::Value>().await? {
+    ///     println!("{msg}");
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn recv_json<T: DeserializeOwned>(&mut self) -> Result<Option<T>> {
+        self.rx.recv_json().await
+    }
+
+    /// Split into the concrete halves (no boxing).
+    pub fn into_split(self) -> (NodeSender, NodeReceiver) {
+        (self.tx, self.rx)
+    }
+}
+
+#[async_trait]
+impl Channel for NodeChannel {
+    async fn send(&mut self, frame: Bytes) -> Result<()> {
+        self.tx.send(frame).await
+    }
+    async fn recv(&mut self) -> Result<Option<Bytes>> {
+        self.rx.recv().await
+    }
+    async fn close(&mut self) -> Result<()> {
+        self.tx.close().await
+    }
+    fn info(&self) -> ChannelInfo {
+        self.tx.info.clone()
+    }
+    fn split(self: Box<Self>) -> (Box<dyn SendHalf>, Box<dyn RecvHalf>) {
+        let (tx, rx) = (*self).into_split();
+        (Box::new(tx), Box::new(rx))
+    }
+}
+
+/// The sending half of a [`NodeChannel`].
+///
+/// Dropping it without [`close`](Self::close) still shuts the socket down for writing
+/// (without blocking, after trying to flush), so Node sees `'disconnect'`.
+pub struct NodeSender {
+    shared: Shared,
+    info: ChannelInfo,
+}
+
+impl NodeSender {
+    /// Send one frame: one JSON text (see [`NodeCodec`]); returns once it is written
+    /// to the socket, waiting while Node is slow to read.
+    pub async fn send(&mut self, frame: Bytes) -> Result<()> {
+        let mut side = self.shared.lock().await;
+        if side.shut {
+            return Err(Error::Closed);
+        }
+        side.framed
+            .send(Outbound::Data(frame))
+            .await
+            .map_err(classify)
+    }
+
+    /// Serialize `value` as compact JSON and send it.
+    pub async fn send_json<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
+        let frame = serde_json::to_vec(value)
+            .map_err(|e| Error::decode(format!("{} to JSON", std::any::type_name::<T>()), e))?;
+        self.send(Bytes::from(frame)).await
+    }
+
+    /// Shut the socket down for writing: Node emits `'disconnect'`. Idempotent.
+    pub async fn close(&mut self) -> Result<()> {
+        self.shared.lock().await.shutdown().await
+    }
+}
+
+impl Drop for NodeSender {
+    fn drop(&mut self) {
+        let Ok(mut side) = self.shared.try_lock() else {
+            return; // the receiver is answering Node right now; it closes with the socket
+        };
+        if side.shut {
+            return;
+        }
+        side.shut = true;
+        // Best effort, never blocking: flush what is buffered, then shut down.
+        let waker = futures_util::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        let _ = Pin::new(&mut side.framed).poll_flush(&mut cx);
+        let _ = nix::sys::socket::shutdown(
+            side.framed.get_ref().as_ref().as_raw_fd(),
+            nix::sys::socket::Shutdown::Write,
+        );
+    }
+}
+
+#[async_trait]
+impl SendHalf for NodeSender {
+    async fn send(&mut self, frame: Bytes) -> Result<()> {
+        NodeSender::send(self, frame).await
+    }
+    async fn close(&mut self) -> Result<()> {
+        NodeSender::close(self).await
+    }
+    fn info(&self) -> ChannelInfo {
+        self.info.clone()
+    }
+}
+
+/// The peer's pid and uid from `SO_PEERCRED` (Linux); unknown elsewhere.
+#[cfg(target_os = "linux")]
+pub(crate) fn peer_cred(stream: &UnixStream) -> (Option<u32>, Option<u32>) {
+    use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
+    match getsockopt(stream, PeerCredentials) {
+        Ok(cred) => (
+            u32::try_from(cred.pid()).ok().filter(|pid| *pid > 0),
+            Some(cred.uid()),
+        ),
+        Err(_) => (None, None),
+    }
+}
+
+/// The peer's pid and uid: unknown outside Linux.
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn peer_cred(_stream: &UnixStream) -> (Option<u32>, Option<u32>) {
+    (None, None)
+}

@@ -1,0 +1,176 @@
+//! [`NodeReceiver`]: the receiving half of a [`NodeChannel`](crate::NodeChannel):
+//! Node's internal messages, and what end-of-stream means.
+
+use std::io;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use ipc_core::{ChannelInfo, Error, RecvHalf, Result};
+use serde::de::DeserializeOwned;
+use tokio::io::AsyncWriteExt;
+use tokio::net::unix::OwnedReadHalf;
+use tokio_util::codec::FramedRead;
+
+use crate::channel::{classify, Shared};
+use crate::codec::{preview, Inbound, InboundCodec};
+use crate::exit::ChildWatch;
+
+/// How long the parent's receiver waits, at end-of-stream, for the child's exit status
+/// to tell a clean disconnect from a crash.
+pub const EXIT_GRACE: Duration = Duration::from_secs(1);
+
+/// What we answer to a `NODE_HANDLE` (we never take handles).
+const HANDLE_NACK: &[u8] = b"{\"cmd\":\"NODE_HANDLE_NACK\"}\n";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RecvState {
+    Open,
+    Finished,
+    Failed,
+}
+
+/// The receiving half of a [`NodeChannel`](crate::NodeChannel). It answers Node's
+/// internal messages through the shared socket (see
+/// [`NodeChannel`](crate::NodeChannel#nodes-internal-messages)).
+pub struct NodeReceiver {
+    framed: FramedRead<OwnedReadHalf, InboundCodec>,
+    shared: Shared,
+    watch: Option<ChildWatch>,
+    info: ChannelInfo,
+    state: RecvState,
+}
+
+impl NodeReceiver {
+    /// Wrap the read half; `watch` is the child whose exit status decides end-of-stream.
+    pub(crate) fn new(
+        read: OwnedReadHalf,
+        codec: crate::NodeCodec,
+        shared: Shared,
+        watch: Option<ChildWatch>,
+        info: ChannelInfo,
+    ) -> Self {
+        NodeReceiver {
+            framed: FramedRead::with_capacity(read, InboundCodec(codec), 64 * 1024),
+            shared,
+            watch,
+            info,
+            state: RecvState::Open,
+        }
+    }
+}
+
+impl NodeReceiver {
+    /// Receive the next message (one JSON text); `Ok(None)` at the end of the channel.
+    /// See [`NodeChannel`](crate::NodeChannel) for what ends it and what is an error.
+    pub async fn recv(&mut self) -> Result<Option<Bytes>> {
+        loop {
+            match self.state {
+                RecvState::Finished => return Ok(None),
+                RecvState::Failed => return Err(Error::Closed),
+                RecvState::Open => {}
+            }
+            match self.framed.next().await {
+                Some(Ok(Inbound::Message(frame))) => return Ok(Some(frame)),
+                Some(Ok(Inbound::Rejected(e))) => return Err(e),
+                Some(Ok(Inbound::Internal(cmd))) => self.answer(&cmd).await,
+                // Node closed its end with our messages unread: still a disconnect.
+                Some(Err(Error::Io(e)))
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted
+                    ) =>
+                {
+                    return self.end().await;
+                }
+                Some(Err(e)) => {
+                    self.state = RecvState::Failed;
+                    return Err(self.with_exit_status(classify(e)).await);
+                }
+                None => return self.end().await,
+            }
+        }
+    }
+
+    /// Receive the next message as a `T`; see
+    /// [`NodeChannel::recv_json`](crate::NodeChannel::recv_json).
+    pub async fn recv_json<T: DeserializeOwned>(&mut self) -> Result<Option<T>> {
+        match self.recv().await? {
+            Some(frame) => serde_json::from_slice(&frame).map(Some).map_err(|e| {
+                Error::decode(
+                    format!(
+                        "{} from the Node message {}",
+                        std::any::type_name::<T>(),
+                        preview(&frame)
+                    ),
+                    e,
+                )
+            }),
+            None => Ok(None),
+        }
+    }
+
+    /// Answer one of Node's internal messages, if it needs an answer.
+    async fn answer(&mut self, cmd: &str) {
+        if cmd != "NODE_HANDLE" {
+            tracing::debug!(cmd, "ignoring Node's internal message");
+            return;
+        }
+        let mut side = self.shared.lock().await;
+        if side.shut {
+            tracing::debug!("NODE_HANDLE after our close: no NACK can be sent");
+            return;
+        }
+        let written = async {
+            side.framed.flush().await?;
+            side.framed.get_mut().write_all(HANDLE_NACK).await?;
+            Ok::<_, Error>(())
+        }
+        .await;
+        match written {
+            Ok(()) => tracing::debug!("answered NODE_HANDLE with NODE_HANDLE_NACK"),
+            // Like Node, failing to answer is not the user's error.
+            Err(e) => tracing::debug!("could not answer NODE_HANDLE: {e}"),
+        }
+    }
+
+    /// The peer closed: `Ok(None)`, unless it is our child and it died abnormally.
+    async fn end(&mut self) -> Result<Option<Bytes>> {
+        if let Some(watch) = &self.watch {
+            if let Some(status) = watch.exited_within(EXIT_GRACE).await {
+                if !status.success() {
+                    self.state = RecvState::Failed;
+                    return Err(Error::PeerLost(format!(
+                        "the child (pid {}) closed the channel by exiting with {status}",
+                        watch.pid()
+                    )));
+                }
+            }
+        }
+        self.state = RecvState::Finished;
+        Ok(None)
+    }
+
+    /// Add our child's exit status, if it died, to a fatal read error.
+    async fn with_exit_status(&self, e: Error) -> Error {
+        let Some(watch) = &self.watch else { return e };
+        match watch.exited_within(EXIT_GRACE).await {
+            Some(status) if !status.success() => Error::PeerLost(format!(
+                "the child (pid {}) exited with {status} ({e})",
+                watch.pid()
+            )),
+            _ => e,
+        }
+    }
+}
+
+#[async_trait]
+impl RecvHalf for NodeReceiver {
+    async fn recv(&mut self) -> Result<Option<Bytes>> {
+        NodeReceiver::recv(self).await
+    }
+    fn info(&self) -> ChannelInfo {
+        self.info.clone()
+    }
+}

@@ -1,0 +1,85 @@
+//! [`NodeTransport`]: Node's `fork()` channel behind the [`Transport`] trait.
+
+use std::process::Command;
+
+use async_trait::async_trait;
+use ipc_core::frame::FrameConfig;
+use ipc_core::{Channel, Child, Endpoint, Error, Listener, Result, Transport};
+
+use crate::channel::NAME;
+use crate::{connect, spawn};
+
+/// Node.js's `child_process` channel as an [`ipc_core::Transport`]: name `"node"`,
+/// endpoint scheme `node:` (`node:fd=N`, inherited).
+///
+/// - [`connect_with`](Transport::connect_with)`(node:fd=N)`: this process is a child
+///   of Node (see [`connect`](crate::connect)). A child finds it through
+///   `connect_from_env()`, since `NODE_CHANNEL_FD=N` names `node:fd=N` when
+///   `IPC_ENDPOINT` is unset.
+/// - [`spawn_with`](Transport::spawn_with)`(command)`: start a Node child (or any
+///   child that speaks the protocol, a Rust one included) as `fork()` would (see
+///   [`spawn`](crate::spawn)).
+/// - [`listen_with`](Transport::listen_with): [`Error::Unsupported`]; Node's channel
+///   exists only between a parent and the child it started.
+///
+/// ```no_run
+/// # async fn demo() -> ipc_core::Result<()> {
+/// use ipc_core::{Channel, Transport};
+/// let mut command = std::process::Command::new("node");
+/// command.arg("child.js");
+/// let (mut child, mut channel) = ipc_node::NodeTransport.spawn(command).await?;
+/// channel.send(r#"{"id":1,"op":"add","a":1,"b":2}"#.into()).await?;
+/// let reply = channel.recv().await?; // Some(b"{\"id\":1,\"result\":3}")
+/// channel.close().await?;
+/// child.wait().await?;
+/// # let _ = reply; Ok(()) }
+/// ```
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NodeTransport;
+
+#[async_trait]
+impl Transport for NodeTransport {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn schemes(&self) -> &'static [&'static str] {
+        &["node"]
+    }
+
+    /// `None`: there is nothing to listen on.
+    fn example_endpoint(&self) -> Option<Endpoint> {
+        None
+    }
+
+    async fn listen_with(
+        &self,
+        endpoint: &Endpoint,
+        _config: FrameConfig,
+    ) -> Result<Box<dyn Listener>> {
+        Err(Error::unsupported(
+            NAME,
+            format!(
+                "listening (on {endpoint}): Node's channel exists only between a parent \
+                 and the child it forked; use spawn, or connect in the child"
+            ),
+        ))
+    }
+
+    async fn connect_with(
+        &self,
+        endpoint: &Endpoint,
+        config: FrameConfig,
+    ) -> Result<Box<dyn Channel>> {
+        Ok(Box::new(connect(endpoint, config).await?))
+    }
+
+    async fn spawn_with(
+        &self,
+        command: Command,
+        config: FrameConfig,
+    ) -> Result<(Child, Box<dyn Channel>)> {
+        let (child, channel) = spawn(command, config).await?;
+        Ok((child, Box::new(channel)))
+    }
+}

@@ -1,0 +1,94 @@
+//! [`StdioTransport`]: the stdio backend behind the [`Transport`] trait.
+
+use std::process::Command;
+
+use async_trait::async_trait;
+use ipc_core::frame::FrameConfig;
+use ipc_core::{Channel, Child, Endpoint, Error, Listener, Result, Transport};
+
+use crate::channel::NAME;
+use crate::{from_stdio, spawn};
+
+/// JSON lines over stdin/stdout as an [`ipc_core::Transport`]: name `"stdio"`, endpoint
+/// scheme `stdio:` (this process's stdin/stdout, in a child).
+///
+/// - [`spawn_with`](Transport::spawn_with): [`spawn`](crate::spawn), the child's
+///   stdin/stdout piped to the new channel.
+/// - [`connect_with`](Transport::connect_with)`(&Endpoint::Stdio, ..)`:
+///   [`from_stdio`](crate::from_stdio), in the child. Any other endpoint is
+///   [`Error::BadEndpoint`].
+/// - [`listen_with`](Transport::listen_with): [`Error::Unsupported`]; stdio joins exactly
+///   one parent and one child, and [`example_endpoint`](Transport::example_endpoint) is
+///   `None`.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> ipc_core::Result<()> {
+/// use ipc_core::{Channel, Transport};
+/// let transport = ipc_stdio::StdioTransport;
+/// assert_eq!(transport.name(), "stdio");
+/// assert!(transport.listen(&ipc_core::Endpoint::Stdio).await.is_err());
+///
+/// let (mut child, mut channel) = transport.spawn(std::process::Command::new("cat")).await?;
+/// channel.send("not JSON, so it travels as base64".into()).await?;
+/// assert_eq!(channel.recv().await?.as_deref(), Some(&b"not JSON, so it travels as base64"[..]));
+/// channel.close().await?;
+/// assert_eq!(channel.recv().await?, None);
+/// drop(channel);
+/// assert!(child.wait().await?.success());
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Default, Clone, Copy)]
+pub struct StdioTransport;
+
+#[async_trait]
+impl Transport for StdioTransport {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn schemes(&self) -> &'static [&'static str] {
+        &["stdio"]
+    }
+
+    /// `None`: stdio cannot listen.
+    fn example_endpoint(&self) -> Option<Endpoint> {
+        None
+    }
+
+    async fn listen_with(
+        &self,
+        _endpoint: &Endpoint,
+        _config: FrameConfig,
+    ) -> Result<Box<dyn Listener>> {
+        Err(Error::unsupported(
+            NAME,
+            "listening: stdio connects exactly one parent and one child; use uds/tcp/fifo \
+             to listen",
+        ))
+    }
+
+    async fn connect_with(
+        &self,
+        endpoint: &Endpoint,
+        config: FrameConfig,
+    ) -> Result<Box<dyn Channel>> {
+        match endpoint {
+            Endpoint::Stdio => Ok(Box::new(from_stdio(config)?)),
+            other => Err(Error::BadEndpoint {
+                input: other.to_string(),
+                reason: "the stdio transport only connects to stdio: (this process's \
+                         stdin/stdout)"
+                    .into(),
+            }),
+        }
+    }
+
+    async fn spawn_with(
+        &self,
+        command: Command,
+        config: FrameConfig,
+    ) -> Result<(Child, Box<dyn Channel>)> {
+        let (child, channel) = spawn(command, config).await?;
+        Ok((child, Box::new(channel)))
+    }
+}
