@@ -2,11 +2,11 @@
 //! side) and [`connect_inherited`] (child side, `pipe:fd=R,W`).
 
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::RawFd;
 use std::process::Command;
-use std::sync::Mutex;
 
 use ipc_core::frame::FrameConfig;
+use ipc_core::inherit::FdKind;
 use ipc_core::spawn::{inherit_fds, set_child_env, spawn_child};
 use ipc_core::{ChannelInfo, Child, Endpoint, Error, Result};
 
@@ -73,98 +73,10 @@ pub async fn spawn_pipe(mut command: Command, config: FrameConfig) -> Result<(Ch
     Ok((child, channel))
 }
 
-/// Inherited fds already wrapped in this process (each may be taken once).
-static TAKEN: Mutex<Vec<RawFd>> = Mutex::new(Vec::new());
-
-/// What `fstat` says an fd is, for error messages.
-fn describe(mode: libc::mode_t) -> &'static str {
-    match mode & libc::S_IFMT {
-        libc::S_IFREG => "a regular file",
-        libc::S_IFDIR => "a directory",
-        libc::S_IFCHR => "a character device (a terminal or /dev/null?)",
-        libc::S_IFBLK => "a block device",
-        libc::S_IFSOCK => "a socket",
-        libc::S_IFLNK => "a symbolic link",
-        _ => "not a pipe",
-    }
-}
-
-/// Check that `fd` is an open pipe with the access we need, without taking it.
-fn check_pipe_fd(fd: RawFd, writing: bool) -> Result<()> {
-    let role = if writing { "write" } else { "read" };
-    // SAFETY: all-zero is a valid `stat`; fstat only writes into it, and an fd that is
-    // not open gives EBADF (nothing is dereferenced through the fd number).
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    if unsafe { libc::fstat(fd, &mut st) } != 0 {
-        let e = io::Error::last_os_error();
-        return Err(Error::Io(io::Error::new(
-            e.kind(),
-            format!(
-                "pipe:fd: the {role} fd {fd} is not usable ({e}); was this process started \
-                 by an ipc parent with the pipe transport (it passes fds 3 and 4)?"
-            ),
-        )));
-    }
-    if st.st_mode & libc::S_IFMT != libc::S_IFIFO {
-        return Err(Error::Io(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!(
-                "pipe:fd: the {role} fd {fd} is {}, not a pipe; the pipe transport needs \
-                 the pipe ends its parent passed (IPC_ENDPOINT=pipe:fd=R,W)",
-                describe(st.st_mode)
-            ),
-        )));
-    }
-    // SAFETY: F_GETFL on an fd we just checked is open; no memory is involved.
-    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
-    if flags < 0 {
-        return Err(Error::Io(io::Error::last_os_error()));
-    }
-    let mode = flags & libc::O_ACCMODE;
-    let ok = if writing {
-        mode == libc::O_WRONLY || mode == libc::O_RDWR
-    } else {
-        mode == libc::O_RDONLY || mode == libc::O_RDWR
-    };
-    if !ok {
-        return Err(Error::Io(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!(
-                "pipe:fd: fd {fd} is the wrong end of its pipe: it cannot be used to {role} \
-                 (is the endpoint pipe:fd=READ,WRITE in the right order?)"
-            ),
-        )));
-    }
-    Ok(())
-}
-
-/// Take ownership of inherited fd numbers, once per process.
-fn take(read: RawFd, write: RawFd) -> Result<(OwnedFd, OwnedFd)> {
-    let mut taken = TAKEN
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    if let Some(fd) = [read, write].into_iter().find(|fd| taken.contains(fd)) {
-        return Err(Error::Io(io::Error::new(
-            io::ErrorKind::AlreadyExists,
-            format!(
-                "pipe:fd: fd {fd} was already taken by an earlier connect in this process; \
-                 an inherited pipe can be wrapped once (keep the first channel, or split it \
-                 to use it from two tasks)"
-            ),
-        )));
-    }
-    for fd in [read, write] {
-        // SAFETY: FD_CLOEXEC on an fd checked open; no memory is involved.
-        if unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) } != 0 {
-            return Err(Error::Io(io::Error::last_os_error()));
-        }
-    }
-    taken.extend([read, write]);
-    // SAFETY: the fds are open pipes (checked) that the parent passed to this process
-    // for the channel, per the environment contract; TAKEN guarantees this is the only
-    // place that ever makes an `OwnedFd` of these numbers in this process.
-    Ok(unsafe { (OwnedFd::from_raw_fd(read), OwnedFd::from_raw_fd(write)) })
-}
+/// What to tell someone whose `pipe:fd=R,W` are not the pipe ends we expect.
+const INHERIT_HINT: &str = "the pipe transport needs the pipe ends its parent passed \
+                            (IPC_ENDPOINT=pipe:fd=R,W); was this process started by an ipc \
+                            parent with the pipe transport?";
 
 /// In a child: wrap the pipe ends the parent passed (`IPC_ENDPOINT=pipe:fd=R,W`).
 ///
@@ -196,9 +108,16 @@ pub fn connect_inherited(read: RawFd, write: RawFd, config: FrameConfig) -> Resu
             reason: "the read and write fds must differ (two pipes make one channel)".into(),
         });
     }
-    check_pipe_fd(read, false)?;
-    check_pipe_fd(write, true)?;
-    let (read, write) = take(read, write)?;
+    let endpoint = Endpoint::Pipe { read, write };
+    let mut fds = ipc_core::inherit::claim(
+        &endpoint,
+        &[(read, FdKind::PipeReadEnd), (write, FdKind::PipeWriteEnd)],
+        INHERIT_HINT,
+    )?
+    .into_iter();
+    let (Some(read), Some(write)) = (fds.next(), fds.next()) else {
+        return Err(Error::Io(io::Error::other("claim returned fewer fds")));
+    };
     let ppid = u32::try_from(nix::unistd::getppid().as_raw()).ok();
     let info = ChannelInfo::new(PIPE, config.max_frame()).with_peer_pid(ppid);
     wrap(read, write, config, info, None)

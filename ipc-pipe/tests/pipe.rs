@@ -164,7 +164,7 @@ async fn connect_refuses_fds_that_are_not_pipes() {
         connect_inherited(900, 901, Default::default()),
         "fds not open",
     );
-    assert!(err.to_string().contains("fd 900 is not usable"), "{err}");
+    assert!(err.to_string().contains("fd 900 is not open"), "{err}");
 }
 
 #[tokio::test(flavor = "current_thread")]

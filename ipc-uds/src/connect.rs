@@ -1,12 +1,9 @@
 //! Client side: [`connect`] to a socket path, an abstract name, or an inherited fd.
 
-use std::collections::BTreeSet;
 use std::io;
-use std::mem::MaybeUninit;
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+
 use std::os::unix::net::{SocketAddr, UnixStream as StdUnixStream};
 use std::path::Path;
-use std::sync::Mutex;
 
 use ipc_core::frame::FrameConfig;
 use ipc_core::{ChannelInfo, Endpoint, Error, Result};
@@ -14,8 +11,8 @@ use tokio::net::UnixStream;
 
 use crate::channel::{peer_cred, UdsChannel, NAME};
 
-/// Inherited fd numbers this process has already taken ownership of.
-static TAKEN_FDS: Mutex<BTreeSet<RawFd>> = Mutex::new(BTreeSet::new());
+/// What to tell someone whose `uds:fd=N` is not the socket we expect.
+const INHERIT_HINT: &str = "was this process started by UdsTransport::spawn (or ipc_uds::spawn)?";
 
 /// Connect to a Unix socket endpoint: `unix:/path`, `unix:@name` (Linux abstract name)
 /// or `uds:fd=N` (the connected socket a parent passed us, see [`spawn`](crate::spawn)).
@@ -73,7 +70,7 @@ pub async fn connect(endpoint: &Endpoint, config: FrameConfig) -> Result<UdsChan
             finish(stream, config, endpoint)
         }
         Endpoint::UdsFd(fd) => {
-            let stream = take_inherited(*fd)?;
+            let stream = ipc_core::inherit::claim_unix_stream(endpoint, *fd, INHERIT_HINT)?;
             let stream = UnixStream::from_std(stream)?;
             UdsChannel::from_stream(stream, config)
         }
@@ -139,85 +136,4 @@ async fn connect_addr(addr: SocketAddr) -> io::Result<UnixStream> {
         .map_err(io::Error::other)??;
     stream.set_nonblocking(true)?;
     UnixStream::from_std(stream)
-}
-
-/// `fstat` an fd we do not own yet.
-fn fd_mode(fd: RawFd) -> io::Result<libc::mode_t> {
-    let mut stat = MaybeUninit::<libc::stat>::uninit();
-    // SAFETY: fstat only writes the stat buffer; an fd that is not open gives EBADF.
-    if unsafe { libc::fstat(fd, stat.as_mut_ptr()) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: fstat succeeded, so it filled the buffer.
-    Ok(unsafe { stat.assume_init() }.st_mode)
-}
-
-/// An integer socket option of an fd we do not own yet.
-fn sockopt_int(fd: RawFd, option: libc::c_int) -> Option<libc::c_int> {
-    let mut value: libc::c_int = 0;
-    let mut len = size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: getsockopt writes at most `len` bytes into `value`.
-    let rc = unsafe {
-        libc::getsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            option,
-            (&mut value as *mut libc::c_int).cast(),
-            &mut len,
-        )
-    };
-    (rc == 0).then_some(value)
-}
-
-/// Describes what the socket at `fd` is when it is not a Unix stream socket.
-fn socket_kind_mismatch(fd: RawFd) -> Option<&'static str> {
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    if sockopt_int(fd, libc::SO_DOMAIN).is_some_and(|domain| domain != libc::AF_UNIX) {
-        return Some("a network (not AF_UNIX) socket");
-    }
-    match sockopt_int(fd, libc::SO_TYPE) {
-        Some(libc::SOCK_STREAM) | None => None,
-        Some(_) => Some("a datagram or sequenced-packet socket"),
-    }
-}
-
-/// Take ownership of the inherited socket at `fd` (at most once per process), check it
-/// is a socket, and make it close-on-exec and non-blocking.
-fn take_inherited(fd: RawFd) -> Result<StdUnixStream> {
-    let hint = "was this process started by UdsTransport::spawn (or ipc_uds::spawn)?";
-    let mut taken = TAKEN_FDS.lock().unwrap_or_else(|e| e.into_inner());
-    if taken.contains(&fd) {
-        return Err(Error::Io(io::Error::new(
-            io::ErrorKind::AlreadyExists,
-            format!(
-                "uds:fd={fd} was already taken by an earlier connect in this process; an \
-                 inherited channel can be opened only once (keep the first channel)"
-            ),
-        )));
-    }
-    let mode = fd_mode(fd)
-        .map_err(|e| Error::NotAChild(format!("uds:fd={fd}: fd {fd} is not open ({e}): {hint}")))?;
-    if mode & libc::S_IFMT != libc::S_IFSOCK {
-        return Err(Error::NotAChild(format!(
-            "uds:fd={fd}: fd {fd} is not a socket: {hint}"
-        )));
-    }
-    if let Some(kind) = socket_kind_mismatch(fd) {
-        return Err(Error::NotAChild(format!(
-            "uds:fd={fd}: fd {fd} is {kind}, not a Unix stream socket: {hint}"
-        )));
-    }
-    // SAFETY: the fd is open, and this process has not taken it before (checked above
-    // under the lock); the parent handed it to us to own, as `IPC_ENDPOINT` says.
-    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
-    taken.insert(fd);
-    drop(taken);
-    // From here on, errors close the fd: it is ours either way.
-    nix::fcntl::fcntl(
-        &owned,
-        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
-    )?;
-    let stream = StdUnixStream::from(owned);
-    stream.set_nonblocking(true)?;
-    Ok(stream)
 }
