@@ -138,6 +138,56 @@ pub enum Outbound {
     Goodbye,
 }
 
+/// Frames at least this large are read into room reserved for them as a whole (see
+/// [`LengthCodec`]'s decoder) and written from the payload without copying it (see
+/// [`FrameCodec::wrapping`]).
+pub(crate) const LARGE_FRAME: usize = 16 * 1024;
+
+/// How a data frame's payload sits on the wire: `prefix ++ payload ++ suffix`. A codec
+/// that can say so (see [`FrameCodec::wrapping`]) lets the sender write a large payload
+/// straight from its `Bytes` with one `writev` instead of copying it into a buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Wrapping {
+    prefix: [u8; 4],
+    prefix_len: usize,
+    suffix: &'static [u8],
+}
+
+impl Wrapping {
+    /// A big-endian `u32` length before the payload, nothing after.
+    ///
+    /// ```
+    /// let w = ipc_core::frame::Wrapping::length_prefix(2);
+    /// assert_eq!((w.prefix(), w.suffix()), (&[0u8, 0, 0, 2][..], &b""[..]));
+    /// ```
+    pub fn length_prefix(len: u32) -> Self {
+        Wrapping {
+            prefix: len.to_be_bytes(),
+            prefix_len: 4,
+            suffix: b"",
+        }
+    }
+
+    /// Nothing before the payload, `suffix` after it (e.g. `b"\n"`).
+    pub fn suffix_only(suffix: &'static [u8]) -> Self {
+        Wrapping {
+            prefix: [0; 4],
+            prefix_len: 0,
+            suffix,
+        }
+    }
+
+    /// Bytes before the payload.
+    pub fn prefix(&self) -> &[u8] {
+        &self.prefix[..self.prefix_len]
+    }
+
+    /// Bytes after the payload.
+    pub fn suffix(&self) -> &'static [u8] {
+        self.suffix
+    }
+}
+
 /// A codec usable by [`StreamChannel`](crate::stream::StreamChannel): decodes
 /// [`Decoded`], encodes [`Outbound`], and knows its frame limit.
 pub trait FrameCodec:
@@ -150,6 +200,14 @@ pub trait FrameCodec:
 {
     /// The largest payload this codec accepts.
     fn max_frame(&self) -> usize;
+
+    /// If a data frame is `prefix ++ payload ++ suffix` (fixed bytes around an unchanged
+    /// payload), say so, after the same checks `encode` makes. A sender then writes large
+    /// payloads without copying them. `None` (the default): always use `encode`.
+    fn wrapping(&self, payload: &[u8]) -> Option<Result<Wrapping>> {
+        let _ = payload;
+        None
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -182,9 +240,27 @@ impl LengthCodec {
     }
 }
 
+impl LengthCodec {
+    /// The length prefix of `payload`, checked against the limit.
+    fn wrap(&self, payload: &[u8]) -> Result<Wrapping> {
+        let max = self.config.max_frame;
+        if payload.len() > max {
+            return Err(Error::FrameTooLarge {
+                len: payload.len() as u64,
+                max,
+            });
+        }
+        Ok(Wrapping::length_prefix(payload.len() as u32))
+    }
+}
+
 impl FrameCodec for LengthCodec {
     fn max_frame(&self) -> usize {
         self.config.max_frame
+    }
+
+    fn wrapping(&self, payload: &[u8]) -> Option<Result<Wrapping>> {
+        Some(self.wrap(payload))
     }
 }
 
@@ -230,7 +306,17 @@ impl Decoder for LengthCodec {
                         return Ok(None);
                     }
                     self.state = LengthState::Head;
-                    return Ok(Some(Decoded::Frame(src.split_to(len).freeze())));
+                    let frame = src.split_to(len).freeze();
+                    // A large frame was just cut off the front of the read buffer, which
+                    // now holds only what followed it (usually nothing). Make room for
+                    // another frame this size now: that costs a fresh allocation at
+                    // most, where leaving it to the next read would read the next frame
+                    // in pieces and copy the first piece when the buffer grows. Bounded
+                    // by the frame limit, like `len`.
+                    if len >= LARGE_FRAME && src.capacity() - src.len() < len + 4 {
+                        src.reserve(len + 4);
+                    }
+                    return Ok(Some(Decoded::Frame(frame)));
                 }
             }
         }
@@ -264,15 +350,9 @@ impl Encoder<Outbound> for LengthCodec {
         match item {
             Outbound::Goodbye => dst.put_u32(GOODBYE),
             Outbound::Data(payload) => {
-                let max = self.config.max_frame;
-                if payload.len() > max {
-                    return Err(Error::FrameTooLarge {
-                        len: payload.len() as u64,
-                        max,
-                    });
-                }
+                let wrap = self.wrap(&payload)?;
                 dst.reserve(4 + payload.len());
-                dst.put_u32(payload.len() as u32);
+                dst.extend_from_slice(wrap.prefix());
                 dst.extend_from_slice(&payload);
             }
         }
@@ -313,9 +393,34 @@ impl LineCodec {
     }
 }
 
+impl LineCodec {
+    /// The newline after `payload`, once the payload is checked: within the limit,
+    /// non-empty, no `\n` inside.
+    fn wrap(&self, line: &[u8]) -> Result<Wrapping> {
+        let max = self.config.max_frame;
+        if line.len() > max {
+            return Err(Error::FrameTooLarge {
+                len: line.len() as u64,
+                max,
+            });
+        }
+        if line.is_empty() || line.contains(&b'\n') {
+            return Err(Error::decode(
+                "outgoing line",
+                "a line frame must be non-empty and contain no '\\n'",
+            ));
+        }
+        Ok(Wrapping::suffix_only(b"\n"))
+    }
+}
+
 impl FrameCodec for LineCodec {
     fn max_frame(&self) -> usize {
         self.config.max_frame
+    }
+
+    fn wrapping(&self, payload: &[u8]) -> Option<Result<Wrapping>> {
+        Some(self.wrap(payload))
     }
 }
 
@@ -326,7 +431,7 @@ impl Decoder for LineCodec {
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Decoded>> {
         let max = self.config.max_frame;
         loop {
-            let newline = src[self.scanned..].iter().position(|b| *b == b'\n');
+            let newline = memchr::memchr(b'\n', &src[self.scanned..]);
             if let Some(dropped) = self.discarding {
                 match newline {
                     Some(i) => {
@@ -408,22 +513,10 @@ impl Encoder<Outbound> for LineCodec {
                 dst.put_u8(b'\n');
             }
             Outbound::Data(line) => {
-                let max = self.config.max_frame;
-                if line.len() > max {
-                    return Err(Error::FrameTooLarge {
-                        len: line.len() as u64,
-                        max,
-                    });
-                }
-                if line.is_empty() || line.contains(&b'\n') {
-                    return Err(Error::decode(
-                        "outgoing line",
-                        "a line frame must be non-empty and contain no '\\n'",
-                    ));
-                }
+                let wrap = self.wrap(&line)?;
                 dst.reserve(line.len() + 1);
                 dst.extend_from_slice(&line);
-                dst.put_u8(b'\n');
+                dst.extend_from_slice(wrap.suffix());
             }
         }
         Ok(())

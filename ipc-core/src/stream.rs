@@ -18,9 +18,9 @@
 //! # Ok(()) }
 //! ```
 
-use std::io;
+use std::io::{self, IoSlice};
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -30,7 +30,7 @@ use tokio_util::codec::{FramedRead, FramedWrite};
 
 use crate::channel::{Channel, ChannelInfo, RecvHalf, SendHalf};
 use crate::error::{Error, Result};
-use crate::frame::{Decoded, FrameCodec, Outbound};
+use crate::frame::{Decoded, FrameCodec, Outbound, Wrapping, LARGE_FRAME};
 
 /// Map an I/O error on a live stream to the toolkit's meaning of it.
 fn classify(e: Error) -> Error {
@@ -51,10 +51,44 @@ fn classify(e: Error) -> Error {
 /// Dropping it without [`close`](SendHalf::close) still tries, without blocking, to flush
 /// what is buffered and send the goodbye, so a peer usually sees a clean close; call
 /// `close().await` to be sure.
+///
+/// Small frames are encoded into a buffer and written with one write. A large frame
+/// ([`LARGE_FRAME`] bytes or more) with the toolkit's own codecs is written straight
+/// from its `Bytes` with `writev` (prefix, payload, suffix): no copy of the payload.
+/// Either way a frame whose `send` future is dropped part way is finished by the next
+/// call (`send`, `flush`, `close`), so frames on the wire stay whole.
 pub struct StreamSender<W: AsyncWrite + Unpin, C: FrameCodec> {
     framed: FramedWrite<W, C>,
+    /// A large frame being written from its payload; while it is `Some`, the codec's
+    /// buffer is empty (it was flushed before the frame started).
+    direct: Option<DirectWrite>,
     info: ChannelInfo,
     closed: bool,
+}
+
+/// A frame written without copying its payload: `wrap.prefix`, `payload`,
+/// `wrap.suffix`, of which `done` bytes are written.
+struct DirectWrite {
+    wrap: Wrapping,
+    payload: Bytes,
+    done: usize,
+}
+
+impl DirectWrite {
+    fn total(&self) -> usize {
+        self.wrap.prefix().len() + self.payload.len() + self.wrap.suffix().len()
+    }
+
+    /// The unwritten rest as (at most) three slices.
+    fn rest(&self) -> [IoSlice<'_>; 3] {
+        let parts = [self.wrap.prefix(), &self.payload[..], self.wrap.suffix()];
+        let mut skip = self.done;
+        parts.map(|part| {
+            let from = skip.min(part.len());
+            skip -= from;
+            IoSlice::new(&part[from..])
+        })
+    }
 }
 
 impl<W: AsyncWrite + Send + Unpin + 'static, C: FrameCodec> StreamSender<W, C> {
@@ -62,6 +96,7 @@ impl<W: AsyncWrite + Send + Unpin + 'static, C: FrameCodec> StreamSender<W, C> {
     pub fn new(writer: W, codec: C, info: ChannelInfo) -> Self {
         StreamSender {
             framed: FramedWrite::new(writer, codec),
+            direct: None,
             info,
             closed: false,
         }
@@ -74,6 +109,7 @@ impl<W: AsyncWrite + Send + Unpin + 'static, C: FrameCodec> StreamSender<W, C> {
 
     /// Flush buffered frames to the writer.
     pub async fn flush(&mut self) -> Result<()> {
+        self.finish_direct().await?;
         self.framed.flush().await.map_err(classify)
     }
 
@@ -82,10 +118,49 @@ impl<W: AsyncWrite + Send + Unpin + 'static, C: FrameCodec> StreamSender<W, C> {
         if self.closed {
             return Err(Error::Closed);
         }
+        self.finish_direct().await?;
+        if frame.len() >= LARGE_FRAME {
+            if let Some(wrap) = self.framed.encoder().wrapping(&frame) {
+                let wrap = wrap?;
+                // Whatever a dropped `send` left in the codec's buffer goes first.
+                self.framed.flush().await.map_err(classify)?;
+                self.direct = Some(DirectWrite {
+                    wrap,
+                    payload: frame,
+                    done: 0,
+                });
+                return self.finish_direct().await;
+            }
+        }
         self.framed
             .send(Outbound::Data(frame))
             .await
             .map_err(classify)
+    }
+
+    /// Finish writing a large frame, if one is under way.
+    async fn finish_direct(&mut self) -> Result<()> {
+        if self.direct.is_none() {
+            return Ok(());
+        }
+        std::future::poll_fn(|cx| self.poll_direct(cx))
+            .await
+            .map_err(|e| classify(Error::Io(e)))
+    }
+
+    fn poll_direct(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while let Some(direct) = &mut self.direct {
+            let writer = Pin::new(self.framed.get_mut());
+            let n = ready!(writer.poll_write_vectored(cx, &direct.rest()))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            direct.done += n;
+            if direct.done >= direct.total() {
+                self.direct = None;
+            }
+        }
+        Poll::Ready(Ok(()))
     }
 
     /// Send the goodbye and shut the writer down. Idempotent.
@@ -94,6 +169,7 @@ impl<W: AsyncWrite + Send + Unpin + 'static, C: FrameCodec> StreamSender<W, C> {
             return Ok(());
         }
         self.closed = true;
+        self.finish_direct().await?;
         self.framed
             .send(Outbound::Goodbye)
             .await
@@ -111,9 +187,24 @@ impl<W: AsyncWrite + Unpin, C: FrameCodec> Drop for StreamSender<W, C> {
         if self.closed {
             return;
         }
-        // Best effort, never blocking: flush what is buffered plus a goodbye.
+        // Best effort, never blocking: finish a large frame under way, then flush what
+        // is buffered plus a goodbye. A goodbye after half a frame would corrupt the
+        // stream, so a frame that cannot be finished now is left cut (the peer sees
+        // the connection end inside a frame: `PeerLost`).
         let waker = futures_util::task::noop_waker();
         let mut cx = Context::from_waker(&waker);
+        while let Some(direct) = &mut self.direct {
+            let writer = Pin::new(self.framed.get_mut());
+            match writer.poll_write_vectored(&mut cx, &direct.rest()) {
+                Poll::Ready(Ok(n)) if n > 0 => {
+                    direct.done += n;
+                    if direct.done >= direct.total() {
+                        self.direct = None;
+                    }
+                }
+                _ => return,
+            }
+        }
         let mut framed = Pin::new(&mut self.framed);
         if let Poll::Ready(Ok(())) = framed.as_mut().poll_ready(&mut cx) {
             if framed.as_mut().start_send(Outbound::Goodbye).is_ok() {
@@ -269,5 +360,98 @@ impl<R: AsyncRead + Send + Unpin + 'static, C: FrameCodec> RecvHalf for StreamRe
     }
     fn info(&self) -> ChannelInfo {
         self.info.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::{FrameConfig, LengthCodec, LineCodec};
+    use std::future::Future;
+
+    fn pair<C: FrameCodec>(
+        codec: C,
+        capacity: usize,
+    ) -> (
+        StreamSender<tokio::io::DuplexStream, C>,
+        StreamReceiver<tokio::io::DuplexStream, C>,
+    ) {
+        let (a, b) = tokio::io::duplex(capacity);
+        let info = ChannelInfo::new("duplex", 8 << 20);
+        (
+            StreamSender::new(a, codec.clone(), info.clone()),
+            StreamReceiver::new(b, codec, info),
+        )
+    }
+
+    fn frame(len: usize, seed: u8) -> Bytes {
+        (0..len)
+            .map(|i| b'a' + ((i + seed as usize) % 26) as u8)
+            .collect()
+    }
+
+    async fn send_and_read_back<C: FrameCodec>(codec: C, frames: Vec<Bytes>) -> Vec<Bytes> {
+        let (mut tx, mut rx) = pair(codec, 4096);
+        let reading = tokio::spawn(async move {
+            let mut got = Vec::new();
+            while let Some(f) = rx.recv().await.expect("recv") {
+                got.push(f);
+            }
+            got
+        });
+        for f in frames {
+            tx.send(f).await.expect("send");
+        }
+        tx.close().await.expect("close");
+        reading.await.expect("join")
+    }
+
+    #[tokio::test]
+    async fn small_and_large_frames_arrive_whole_and_in_order() {
+        let sizes = [1, LARGE_FRAME - 1, LARGE_FRAME, 5, 70_000, 3, 200_000, 2];
+        let frames: Vec<Bytes> = sizes.iter().map(|&n| frame(n, n as u8)).collect();
+        let length = LengthCodec::new(FrameConfig::default());
+        assert_eq!(send_and_read_back(length, frames.clone()).await, frames);
+        let line = LineCodec::new(FrameConfig::default());
+        assert_eq!(send_and_read_back(line, frames.clone()).await, frames);
+    }
+
+    #[tokio::test]
+    async fn a_large_send_dropped_part_way_is_finished_by_the_next_call() {
+        let (mut tx, mut rx) = pair(LengthCodec::new(FrameConfig::default()), 1024);
+        let big = frame(100_000, 7);
+        {
+            let send = tx.send(big.clone());
+            tokio::pin!(send);
+            // The pipe holds 1 KiB: the first poll writes part of the frame and waits.
+            let waker = futures_util::task::noop_waker();
+            let mut cx = Context::from_waker(&waker);
+            assert!(send.as_mut().poll(&mut cx).is_pending());
+        } // dropped with the frame half written
+        let reading = tokio::spawn(async move {
+            let first = rx.recv().await.expect("recv").expect("frame");
+            let second = rx.recv().await.expect("recv").expect("frame");
+            let end = rx.recv().await.expect("recv");
+            (first, second, end)
+        });
+        tx.send(Bytes::from_static(b"after")).await.expect("send");
+        tx.close().await.expect("close");
+        let (first, second, end) = reading.await.expect("join");
+        assert_eq!(first, big);
+        assert_eq!(second, "after");
+        assert_eq!(end, None);
+    }
+
+    #[tokio::test]
+    async fn oversize_large_frame_is_refused_before_writing() {
+        let codec = LengthCodec::new(FrameConfig::builder().max_frame(LARGE_FRAME).build());
+        let (mut tx, mut rx) = pair(codec, 1 << 20);
+        let err = tx
+            .send(frame(LARGE_FRAME + 1, 0))
+            .await
+            .expect_err("too big");
+        assert!(matches!(err, Error::FrameTooLarge { .. }), "{err:?}");
+        tx.send(Bytes::from_static(b"ok")).await.expect("send");
+        assert_eq!(rx.recv().await.expect("recv").as_deref(), Some(&b"ok"[..]));
     }
 }

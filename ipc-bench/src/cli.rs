@@ -1,0 +1,109 @@
+//! Command-line options of `ipc-bench`.
+
+use std::path::PathBuf;
+
+use clap::{Parser, ValueEnum};
+
+/// Compare every ipc transport with raw OS baselines (std only, blocking) and with
+/// Node.js `fork()` IPC: round-trip latency (unpinned and pinned to one CPU) and one-way
+/// streaming throughput for 64 B, 1 KiB and 64 KiB messages.
+#[derive(Parser, Debug, Clone)]
+#[command(name = "ipc-bench", version)]
+pub struct Args {
+    /// CI mode: about a tenth of the default counts (the whole run takes seconds).
+    #[arg(long)]
+    pub quick: bool,
+
+    /// Timed round trips per latency cell, for every size (overrides the defaults).
+    #[arg(long, value_name = "N")]
+    pub rounds: Option<u64>,
+
+    /// Timed messages per streaming cell, for every size (overrides the defaults).
+    #[arg(long, value_name = "N")]
+    pub stream_messages: Option<u64>,
+
+    /// Warm-up round trips / messages before each cell (default: a tenth of the count).
+    #[arg(long, value_name = "N")]
+    pub warmup: Option<u64>,
+
+    /// Message sizes in bytes (at least 2: payloads are JSON strings).
+    #[arg(long, value_delimiter = ',', default_values_t = [64, 1024, 65536])]
+    pub sizes: Vec<usize>,
+
+    /// Run only these runners (names as printed by `--list`: `uds`, `raw-socketpair`,
+    /// `node-json`, ...). Baselines of the chosen transports are not added implicitly.
+    #[arg(long, value_delimiter = ',', value_name = "NAMES")]
+    pub only: Vec<String>,
+
+    /// Skip the pinned round-trip cells.
+    #[arg(long)]
+    pub no_pin: bool,
+
+    /// The CPU that pinned cells run on (default: the first CPU this process may use).
+    #[arg(long, value_name = "N")]
+    pub cpu: Option<usize>,
+
+    /// Tokio runtime flavour for the toolkit's parent and child processes.
+    #[arg(long, value_enum, default_value_t = Flavor::CurrentThread)]
+    pub runtime: Flavor,
+
+    /// The `node` executable for the Node.js rows.
+    #[arg(long, default_value = "node", value_name = "PATH")]
+    pub node: String,
+
+    /// Write every measurement as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+
+    /// Write every measurement as CSV to this file.
+    #[arg(long, value_name = "FILE")]
+    pub csv: Option<PathBuf>,
+
+    /// Write a bar chart (pinned p50 RTT and MB/s per runner) as SVG to this file.
+    #[arg(long, value_name = "FILE")]
+    pub svg: Option<PathBuf>,
+
+    /// List the runners (toolkit transports, raw baselines, Node) and exit.
+    #[arg(long)]
+    pub list: bool,
+}
+
+/// Which tokio runtime the toolkit's processes use.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    /// `Builder::new_current_thread()`: what `ipc::run` builds; one thread does all I/O.
+    CurrentThread,
+    /// `Builder::new_multi_thread()`: what `#[tokio::main]` builds.
+    MultiThread,
+}
+
+impl Flavor {
+    /// The name used on the command line and in the child's environment.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Flavor::CurrentThread => "current-thread",
+            Flavor::MultiThread => "multi-thread",
+        }
+    }
+
+    /// Parse [`as_str`](Self::as_str)'s output.
+    pub fn parse(s: &str) -> Option<Flavor> {
+        match s {
+            "current-thread" => Some(Flavor::CurrentThread),
+            "multi-thread" => Some(Flavor::MultiThread),
+            _ => None,
+        }
+    }
+
+    /// Build a runtime of this flavour with every driver enabled.
+    pub fn build(self) -> std::io::Result<tokio::runtime::Runtime> {
+        match self {
+            Flavor::CurrentThread => tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build(),
+            Flavor::MultiThread => tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build(),
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! `ipc-bench`: which transport, at what cost, on this machine.
+//!
+//! For every transport in `ipc::registry()` a real parent and a real child process (this
+//! binary, re-executed) talk over the toolkit's `Channel`; in the same run, raw
+//! baselines written with `std` only (socketpair, pipe pair, FIFO pair, TCP loopback,
+//! stdin/stdout lines) give the OS floor, and Node.js `child_process.fork()` IPC (json
+//! and advanced serialization) gives the number users come from. Round trips (unpinned
+//! and pinned to one CPU) and one-way streaming at 64 B, 1 KiB and 64 KiB; a table on
+//! stdout with ratios, and `--json`, `--csv`, `--svg` files.
+//!
+//! ```text
+//! cargo run --release -p ipc-bench                      # full run (minutes)
+//! cargo run --release -p ipc-bench -- --quick           # seconds
+//! cargo run --release -p ipc-bench -- --json out.json --csv out.csv --svg out.svg
+//! ```
+//!
+//! Modules: [`cli`] options, [`workload`] cells and payloads, [`runner`] the run,
+//! [`toolkit`] / [`raw`] / [`node`] the three kinds of runner, [`roles`] the child side,
+//! [`pin`] CPU affinity, [`stats`] histograms, [`report`] table, JSON/CSV, SVG and
+//! target checks, [`machine`] the machine description.
+
+mod cli;
+mod error;
+mod machine;
+mod node;
+mod pin;
+mod raw;
+mod report;
+mod roles;
+mod runner;
+mod stats;
+mod tmp;
+mod toolkit;
+mod workload;
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::Parser;
+
+use crate::cli::Args;
+use crate::error::{BenchError, Context, Result};
+use crate::machine::Machine;
+use crate::node::{Node, Serialization};
+use crate::report::{Report, Skipped};
+use crate::runner::RunContext;
+use crate::workload::Plan;
+
+/// Process-wide setup that must happen before any thread exists (threads and child
+/// processes inherit the signal mask): the signal transport's real-time signals are
+/// blocked so they queue for its `signalfd` instead of killing the process. This is
+/// why `main` builds its tokio runtime by hand instead of using `#[tokio::main]`.
+fn prepare_process() -> Result<()> {
+    ipc::signal::block_transport_signals().context("blocking the signal transport's signals")
+}
+
+fn main() -> ExitCode {
+    if let Err(e) = prepare_process() {
+        eprintln!("ipc-bench: {e}");
+        return ExitCode::FAILURE;
+    }
+    match roles::role_from_env() {
+        Ok(Some(role)) => match roles::run_child(role) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("ipc-bench child ({}): {e}", role.env_value());
+                ExitCode::FAILURE
+            }
+        },
+        Ok(None) => match parent(Args::parse()) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::FAILURE,
+            Err(e) => {
+                eprintln!("ipc-bench: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Err(e) => {
+            eprintln!("ipc-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The parent: run every cell, print the table, write the files. `Ok(false)` when a
+/// cell failed (the report is still printed and written).
+fn parent(args: Args) -> Result<bool> {
+    if let Some(bad) = args.sizes.iter().find(|s| **s < 2) {
+        return Err(BenchError::msg(format!(
+            "--sizes: {bad} is too small (payloads are JSON strings of at least 2 bytes)"
+        )));
+    }
+    let node = Node::probe(&args.node);
+    let runners = runner::runners(node.as_ref().ok(), &args.only);
+    if args.list {
+        for r in &runners {
+            println!("{:<15} {}", r.name, r.kind.label());
+        }
+        return Ok(true);
+    }
+    let mut skipped = Vec::new();
+    if let Err(reason) = &node {
+        for ser in Serialization::ALL {
+            if args.only.is_empty() || args.only.iter().any(|o| o == ser.name()) {
+                skipped.push(Skipped {
+                    name: ser.name().to_string(),
+                    reason: reason.clone(),
+                });
+            }
+        }
+        eprintln!("ipc-bench: Node.js rows skipped: {reason}");
+    }
+    let allowed = pin::allowed_cpus()?;
+    let cpu = match args.cpu {
+        Some(cpu) if allowed.contains(&cpu) => cpu,
+        Some(cpu) => {
+            return Err(BenchError::msg(format!(
+                "--cpu {cpu}: this process may only run on CPUs {allowed:?}"
+            )))
+        }
+        None => *allowed.first().context("no CPU is allowed")?,
+    };
+    let plan = Plan::from_args(&args);
+    let mut machine =
+        Machine::describe(&args, allowed.len(), plan.pin.then_some(cpu), args.runtime);
+    let runtime = args.runtime.build().context("building the tokio runtime")?;
+    let started = Instant::now();
+    let ctx = RunContext {
+        plan: &plan,
+        runtime: &runtime,
+        flavor: args.runtime,
+        cpu,
+        node: node.as_ref().ok(),
+    };
+    let results = runner::run_all(&ctx, &runners);
+    machine.duration_s = started.elapsed().as_secs_f64();
+    machine.load_after = machine::load_average();
+    machine.node = node.as_ref().ok().map(|n| n.version.clone());
+    let report = Report::build(machine, &results, skipped);
+    print!("{}", report::table::render(&report));
+    if let Some(path) = &args.json {
+        report::export::write_json(&report, path)?;
+    }
+    if let Some(path) = &args.csv {
+        report::export::write_csv(&report, path)?;
+    }
+    if let Some(path) = &args.svg {
+        report::svg::write(&report, path)?;
+    }
+    Ok(!report.has_errors())
+}

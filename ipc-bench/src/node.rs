@@ -1,0 +1,155 @@
+//! Node.js rows: a Node parent forks a Node child with `child_process.fork()` and
+//! measures its own IPC channel, with `serialization: 'json'` (Node's default) and
+//! `'advanced'` (the structured-clone serializer).
+//!
+//! The two scripts live in `ipc-bench/node/` and are compiled into the binary; each run
+//! writes them to a private temp dir. One `node bench_parent.js CONFIG` process runs one
+//! cell and prints one JSON line, parsed here. For a pinned cell the runner pins itself
+//! before starting `node`, and the Node parent and its forked child inherit the
+//! affinity. When `node` cannot be run, the rows are skipped with the reason.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::error::{BenchError, Context, Result};
+use crate::pin::PinGuard;
+use crate::stats::{self, Measurement};
+use crate::tmp::TempDir;
+use crate::workload::{Cell, Workload};
+
+const PARENT_JS: &str = include_str!("../node/bench_parent.js");
+const CHILD_JS: &str = include_str!("../node/bench_child.js");
+
+/// Node's two IPC serializations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Serialization {
+    /// `serialization: 'json'`, the default.
+    Json,
+    /// `serialization: 'advanced'` (V8 structured clone).
+    Advanced,
+}
+
+impl Serialization {
+    /// Both, in report order.
+    pub const ALL: [Serialization; 2] = [Serialization::Json, Serialization::Advanced];
+
+    /// The runner name (`node-json`, `node-advanced`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Serialization::Json => "node-json",
+            Serialization::Advanced => "node-advanced",
+        }
+    }
+
+    fn option(self) -> &'static str {
+        match self {
+            Serialization::Json => "json",
+            Serialization::Advanced => "advanced",
+        }
+    }
+}
+
+/// A usable Node.js: its executable, version, and the scripts written out.
+pub struct Node {
+    exe: String,
+    /// `node --version`.
+    pub version: String,
+    scripts: TempDir,
+}
+
+impl Node {
+    /// Find `exe` and write the scripts; `Err` is the reason the Node rows are skipped.
+    pub fn probe(exe: &str) -> std::result::Result<Node, String> {
+        let out = Command::new(exe)
+            .arg("--version")
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => format!("`{exe}` is not on PATH"),
+                _ => format!("could not run `{exe} --version`: {e}"),
+            })?;
+        if !out.status.success() {
+            return Err(format!("`{exe} --version` failed: {}", out.status));
+        }
+        let version = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let scripts = TempDir::new("ipc-bench-node").map_err(|e| e.to_string())?;
+        for (name, text) in [("bench_parent.js", PARENT_JS), ("bench_child.js", CHILD_JS)] {
+            std::fs::write(scripts.path().join(name), text)
+                .map_err(|e| format!("writing the Node script {name}: {e}"))?;
+        }
+        Ok(Node {
+            exe: exe.to_string(),
+            version,
+            scripts,
+        })
+    }
+
+    /// Measure one cell with Node's `fork()` IPC.
+    pub fn run_cell(&self, ser: Serialization, cell: &Cell, cpu: usize) -> Result<Measurement> {
+        let _guard = cell
+            .workload
+            .pinned()
+            .then_some(cpu)
+            .map(PinGuard::new)
+            .transpose()?;
+        let config = serde_json::json!({
+            "mode": match cell.workload {
+                Workload::RoundTrip { .. } => "rtt",
+                Workload::Stream => "stream",
+            },
+            "size": cell.size,
+            "warmup": cell.warmup,
+            "count": cell.count,
+            "phases": cell.stream_phases(),
+            "serialization": ser.option(),
+        });
+        let out = Command::new(&self.exe)
+            .arg(self.scripts.path().join("bench_parent.js"))
+            .arg(config.to_string())
+            .stdin(Stdio::null())
+            .stderr(Stdio::inherit())
+            .output()
+            .context(format!("running {} bench_parent.js", self.exe))?;
+        let line = String::from_utf8_lossy(&out.stdout);
+        let report: NodeReport = serde_json::from_str(line.trim()).context(format!(
+            "reading the Node parent's report ({}, output {:?})",
+            out.status,
+            line.trim()
+        ))?;
+        if let Some(error) = report.error {
+            return Err(BenchError::msg(format!("the Node parent failed: {error}")));
+        }
+        match cell.workload {
+            Workload::RoundTrip { .. } => {
+                let samples = report
+                    .samples_ns
+                    .context("the Node parent reported no samples")?;
+                let mut h = stats::histogram()?;
+                for ns in samples {
+                    stats::record(&mut h, Duration::from_nanos(ns))?;
+                }
+                Ok(Measurement::Latency(h))
+            }
+            Workload::Stream => {
+                let batches = report
+                    .batches_ns
+                    .context("the Node parent reported no batch times")?;
+                Ok(Measurement::Throughput {
+                    batch: cell.stream_phases()[1],
+                    size: cell.size,
+                    batches: batches.into_iter().map(Duration::from_nanos).collect(),
+                })
+            }
+        }
+    }
+}
+
+/// The JSON line `bench_parent.js` prints.
+#[derive(Deserialize)]
+struct NodeReport {
+    samples_ns: Option<Vec<u64>>,
+    batches_ns: Option<Vec<u64>>,
+    error: Option<String>,
+}

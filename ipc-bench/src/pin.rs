@@ -1,0 +1,77 @@
+//! CPU pinning with `sched_setaffinity`: the pinned round-trip cells put the parent and
+//! the child on one CPU, so a round trip costs two context switches on that CPU instead
+//! of two cross-CPU wake-ups (which on a VM can cost tens of microseconds each and hide
+//! what framing and the async runtime cost).
+//!
+//! The parent pins every thread it has for the duration of a cell ([`PinGuard`]); a
+//! child pins itself first thing in `main`, before its runtime starts, from the
+//! environment variable [`PIN_ENV`](crate::roles::PIN_ENV).
+
+use std::fs;
+
+use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
+use nix::unistd::Pid;
+
+use crate::error::{Context, Result};
+
+/// The tids of this process's threads.
+fn threads() -> Result<Vec<Pid>> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir("/proc/self/task").context("listing /proc/self/task")? {
+        let entry = entry.context("listing /proc/self/task")?;
+        if let Some(tid) = entry.file_name().to_str().and_then(|s| s.parse().ok()) {
+            out.push(Pid::from_raw(tid));
+        }
+    }
+    Ok(out)
+}
+
+fn set_all(set: &CpuSet) -> Result<()> {
+    for tid in threads()? {
+        match sched_setaffinity(tid, set) {
+            // A thread that exited since we listed it.
+            Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
+            Err(e) => return Err(e).context(format!("sched_setaffinity(thread {tid})")),
+        }
+    }
+    Ok(())
+}
+
+/// Pin every thread of this process to `cpu` (threads started later inherit it).
+pub fn pin_process(cpu: usize) -> Result<()> {
+    let mut set = CpuSet::new();
+    set.set(cpu).context(format!("CPU {cpu} is out of range"))?;
+    set_all(&set).context(format!("pinning to CPU {cpu}"))
+}
+
+/// The CPUs this process may run on.
+pub fn allowed_cpus() -> Result<Vec<usize>> {
+    let set = sched_getaffinity(Pid::from_raw(0)).context("sched_getaffinity")?;
+    Ok((0..CpuSet::count())
+        .filter(|&c| set.is_set(c).unwrap_or(false))
+        .collect())
+}
+
+/// Pins the whole process to one CPU while alive; restores the previous affinity of
+/// every thread on drop.
+pub struct PinGuard {
+    previous: CpuSet,
+}
+
+impl PinGuard {
+    /// Pin every thread to `cpu`.
+    pub fn new(cpu: usize) -> Result<PinGuard> {
+        let previous = sched_getaffinity(Pid::from_raw(0)).context("sched_getaffinity")?;
+        pin_process(cpu)?;
+        Ok(PinGuard { previous })
+    }
+}
+
+impl Drop for PinGuard {
+    fn drop(&mut self) {
+        // Best effort: failing to unpin only makes later unpinned cells pinned.
+        if let Err(e) = set_all(&self.previous) {
+            eprintln!("ipc-bench: could not restore the CPU affinity: {e}");
+        }
+    }
+}

@@ -1,0 +1,356 @@
+//! Raw baselines: the OS floor each transport is compared with, written with `std`
+//! only — blocking I/O, no runtime, no framing library.
+//!
+//! | baseline | wiring | framing |
+//! |---|---|---|
+//! | `raw-socketpair` | `socketpair(AF_UNIX, SOCK_STREAM)`, child's end inherited as fd 3 | `u32` BE length |
+//! | `raw-pipe` | two `pipe2` pipes, child reads fd 3 and writes fd 4 | `u32` BE length |
+//! | `raw-fifo` | two FIFOs in a private 0700 directory | `u32` BE length |
+//! | `raw-tcp` | `127.0.0.1:0` listener, child connects, `TCP_NODELAY` both ends | `u32` BE length |
+//! | `raw-stdio` | the child's stdin and stdout | `\n` after each line |
+//!
+//! Every frame is written with one `writev` (see [`wire`]). The child is this binary
+//! re-executed with [`ROLE_ENV`](crate::roles::ROLE_ENV) naming the baseline.
+
+mod child;
+pub mod wire;
+
+pub use child::serve_child;
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::net::TcpListener;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::fcntl::{fcntl, FcntlArg, OFlag};
+use nix::sys::stat::Mode;
+
+use crate::cli::Flavor;
+use crate::error::{BenchError, Context, Result};
+use crate::pin::PinGuard;
+use crate::roles::{child_command, Job, Role};
+use crate::stats::{self, Measurement};
+use crate::tmp::TempDir;
+use crate::workload::{payload, Cell, Workload};
+use wire::{Conn, Framing};
+
+/// Names the FIFO directory for a `raw-fifo` child.
+const FIFO_DIR_ENV: &str = "IPC_BENCH_FIFO_DIR";
+/// Names the listening port for a `raw-tcp` child.
+const TCP_PORT_ENV: &str = "IPC_BENCH_TCP_PORT";
+/// The fd a child reads from (socketpair: reads and writes).
+const CHILD_IN_FD: i32 = 3;
+/// The fd a `raw-pipe` child writes to.
+const CHILD_OUT_FD: i32 = 4;
+/// FIFO the parent writes and the child reads.
+const FIFO_DOWN: &str = "down";
+/// FIFO the child writes and the parent reads.
+const FIFO_UP: &str = "up";
+/// How long the parent waits for a raw child to connect.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One raw baseline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RawKind {
+    /// An `AF_UNIX` stream socketpair.
+    Socketpair,
+    /// Two anonymous pipes.
+    Pipe,
+    /// Two named pipes.
+    Fifo,
+    /// TCP over loopback with `TCP_NODELAY`.
+    Tcp,
+    /// The child's stdin and stdout, one line per message.
+    Stdio,
+}
+
+impl RawKind {
+    /// Every baseline, in report order.
+    pub const ALL: [RawKind; 5] = [
+        RawKind::Socketpair,
+        RawKind::Pipe,
+        RawKind::Fifo,
+        RawKind::Tcp,
+        RawKind::Stdio,
+    ];
+
+    /// The runner name (`raw-socketpair`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            RawKind::Socketpair => "raw-socketpair",
+            RawKind::Pipe => "raw-pipe",
+            RawKind::Fifo => "raw-fifo",
+            RawKind::Tcp => "raw-tcp",
+            RawKind::Stdio => "raw-stdio",
+        }
+    }
+
+    /// The baseline named `name`.
+    pub fn from_name(name: &str) -> Option<RawKind> {
+        RawKind::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    /// The floor a toolkit transport is compared with, and a note when the match is
+    /// not exact.
+    pub fn baseline_for(transport: &str) -> (RawKind, Option<&'static str>) {
+        match transport {
+            "uds" => (RawKind::Socketpair, None),
+            "pipe" => (RawKind::Pipe, None),
+            "fifo" => (RawKind::Fifo, None),
+            "tcp" => (RawKind::Tcp, None),
+            "stdio" => (RawKind::Stdio, None),
+            "node" => (
+                RawKind::Socketpair,
+                Some("Node's channel is a socketpair: compared with raw-socketpair"),
+            ),
+            "signal" => (
+                RawKind::Socketpair,
+                Some("no raw signal baseline: compared with raw-socketpair"),
+            ),
+            _ => (
+                RawKind::Socketpair,
+                Some("no matching raw baseline: compared with raw-socketpair"),
+            ),
+        }
+    }
+
+    fn framing(self) -> Framing {
+        match self {
+            RawKind::Stdio => Framing::Line,
+            _ => Framing::Length,
+        }
+    }
+}
+
+/// A raw child and the parent's end of its connection.
+struct RawChild {
+    child: Child,
+    conn: Conn,
+    /// The FIFO directory, removed on drop.
+    _dir: Option<TempDir>,
+}
+
+/// Retry `attempt` until it yields, failing if the child exits or the time runs out.
+fn wait_for<T>(
+    child: &mut Child,
+    what: &str,
+    mut attempt: impl FnMut() -> io::Result<Option<T>>,
+) -> Result<T> {
+    let start = Instant::now();
+    loop {
+        if let Some(value) = attempt().context(what)? {
+            return Ok(value);
+        }
+        if let Some(status) = child.try_wait().context(what)? {
+            return Err(BenchError::msg(format!(
+                "{what}: the child exited first ({status})"
+            )));
+        }
+        if start.elapsed() > CONNECT_TIMEOUT {
+            return Err(BenchError::msg(format!("{what}: timed out")));
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+fn set_blocking(fd: impl AsFd) -> Result<()> {
+    let flags = fcntl(fd.as_fd(), FcntlArg::F_GETFL).context("fcntl(F_GETFL)")?;
+    let flags = OFlag::from_bits_truncate(flags) & !OFlag::O_NONBLOCK;
+    fcntl(fd.as_fd(), FcntlArg::F_SETFL(flags)).context("fcntl(F_SETFL)")?;
+    Ok(())
+}
+
+fn boxed<T: io::Read + io::Write + Send + 'static>(
+    read: T,
+    write: impl io::Write + Send + 'static,
+    framing: Framing,
+) -> Conn {
+    Conn::new(Box::new(read), Box::new(write), framing)
+}
+
+/// Start a raw child of `kind` doing `job`, and connect to it.
+fn spawn(kind: RawKind, job: &Job, pin: Option<usize>) -> Result<RawChild> {
+    let mut cmd = child_command(Role::Raw(kind), job, pin, Flavor::CurrentThread)?;
+    let framing = kind.framing();
+    let start = |cmd: &mut Command| cmd.spawn().context("starting the raw child");
+    match kind {
+        RawKind::Socketpair => {
+            let (ours, theirs) = UnixStream::pair().context("socketpair")?;
+            let theirs = OwnedFd::from(theirs);
+            ipc::spawn::inherit_fds(&mut cmd, &[(&theirs, CHILD_IN_FD)]);
+            let child = start(&mut cmd)?;
+            drop(theirs);
+            let read = ours.try_clone().context("dup")?;
+            Ok(RawChild {
+                child,
+                conn: boxed(read, ours, framing),
+                _dir: None,
+            })
+        }
+        RawKind::Pipe => {
+            let (down_r, down_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).context("pipe2")?;
+            let (up_r, up_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).context("pipe2")?;
+            ipc::spawn::inherit_fds(&mut cmd, &[(&down_r, CHILD_IN_FD), (&up_w, CHILD_OUT_FD)]);
+            let child = start(&mut cmd)?;
+            drop((down_r, up_w));
+            Ok(RawChild {
+                child,
+                conn: Conn::new(
+                    Box::new(File::from(up_r)),
+                    Box::new(File::from(down_w)),
+                    framing,
+                ),
+                _dir: None,
+            })
+        }
+        RawKind::Fifo => {
+            let dir = TempDir::new("ipc-bench-fifo")?;
+            for name in [FIFO_DOWN, FIFO_UP] {
+                let path = dir.path().join(name);
+                nix::unistd::mkfifo(&path, Mode::S_IRUSR | Mode::S_IWUSR)
+                    .context(format!("mkfifo {}", path.display()))?;
+            }
+            // Open our read end first (non-blocking, so it does not wait): the child's
+            // blocking open of its write end then succeeds at once.
+            let up = OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(dir.path().join(FIFO_UP))
+                .context("opening the up FIFO")?;
+            cmd.env(FIFO_DIR_ENV, dir.path());
+            let mut child = start(&mut cmd)?;
+            // The child opens `up` for writing, then `down` for reading; once our
+            // non-blocking open of `down` for writing succeeds, both are connected.
+            let down_path = dir.path().join(FIFO_DOWN);
+            let down = wait_for(
+                &mut child,
+                "opening the down FIFO",
+                || match open_fifo_writer(&down_path) {
+                    Ok(f) => Ok(Some(f)),
+                    Err(e) if e.raw_os_error() == Some(libc::ENXIO) => Ok(None),
+                    Err(e) => Err(e),
+                },
+            )?;
+            set_blocking(&up)?;
+            set_blocking(&down)?;
+            Ok(RawChild {
+                child,
+                conn: Conn::new(Box::new(up), Box::new(down), framing),
+                _dir: Some(dir),
+            })
+        }
+        RawKind::Tcp => {
+            let listener = TcpListener::bind("127.0.0.1:0").context("binding 127.0.0.1:0")?;
+            let port = listener.local_addr().context("local_addr")?.port();
+            listener.set_nonblocking(true).context("set_nonblocking")?;
+            cmd.env(TCP_PORT_ENV, port.to_string());
+            let mut child = start(&mut cmd)?;
+            let stream = wait_for(&mut child, "accepting the raw tcp child", || match listener
+                .accept()
+            {
+                Ok((s, _)) => Ok(Some(s)),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+                Err(e) => Err(e),
+            })?;
+            stream.set_nonblocking(false).context("set_nonblocking")?;
+            stream.set_nodelay(true).context("TCP_NODELAY")?;
+            let read = stream.try_clone().context("dup")?;
+            Ok(RawChild {
+                child,
+                conn: boxed(read, stream, framing),
+                _dir: None,
+            })
+        }
+        RawKind::Stdio => {
+            cmd.stdin(Stdio::piped()).stdout(Stdio::piped());
+            let mut child = start(&mut cmd)?;
+            let stdin = child.stdin.take().context("the child has no stdin pipe")?;
+            let stdout = child
+                .stdout
+                .take()
+                .context("the child has no stdout pipe")?;
+            Ok(RawChild {
+                child,
+                conn: Conn::new(Box::new(stdout), Box::new(stdin), framing),
+                _dir: None,
+            })
+        }
+    }
+}
+
+fn open_fifo_writer(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+}
+
+/// Measure one cell of a raw baseline.
+pub fn run_cell(kind: RawKind, cell: &Cell, cpu: usize) -> Result<Measurement> {
+    let pin = cell.workload.pinned().then_some(cpu);
+    let _guard = pin.map(PinGuard::new).transpose()?;
+    let job = match cell.workload {
+        Workload::RoundTrip { .. } => Job::Echo,
+        Workload::Stream => Job::Sink(cell.stream_phases()),
+    };
+    let RawChild {
+        mut child,
+        mut conn,
+        _dir,
+    } = spawn(kind, &job, pin)?;
+    let msg = payload(cell.size);
+    let mut buf = Vec::with_capacity(cell.size);
+    let measured = match cell.workload {
+        Workload::RoundTrip { .. } => {
+            let mut h = stats::histogram()?;
+            for i in 0..cell.warmup + cell.count {
+                let start = Instant::now();
+                conn.send(&msg).context("sending")?;
+                let got = conn.recv(&mut buf).context("receiving")?;
+                let took = start.elapsed();
+                if !got || buf.len() != msg.len() {
+                    return Err(BenchError::msg("the raw child answered with other bytes"));
+                }
+                if i >= cell.warmup {
+                    stats::record(&mut h, took)?;
+                }
+            }
+            Measurement::Latency(h)
+        }
+        Workload::Stream => {
+            let mut phase = |n: u64| -> Result<()> {
+                for _ in 0..n {
+                    conn.send(&msg).context("sending")?;
+                }
+                match conn.recv(&mut buf).context("waiting for the ack")? {
+                    true => Ok(()),
+                    false => Err(BenchError::msg("the raw child closed before its ack")),
+                }
+            };
+            let phases = cell.stream_phases();
+            phase(phases[0])?;
+            let mut batches = Vec::new();
+            for &n in &phases[1..] {
+                let start = Instant::now();
+                phase(n)?;
+                batches.push(start.elapsed());
+            }
+            Measurement::Throughput {
+                batch: phases[1],
+                size: cell.size,
+                batches,
+            }
+        }
+    };
+    drop(conn); // end of stream: the child exits
+    let status = child.wait().context("waiting for the raw child")?;
+    if !status.success() {
+        return Err(BenchError::msg(format!("the raw child failed: {status}")));
+    }
+    Ok(measured)
+}

@@ -1,0 +1,163 @@
+//! The targets, checked against a run (reported, never an exit status):
+//!
+//! - every toolkit transport's p50 RTT at 64 B within 1.25x of its raw baseline and
+//!   p99 within 1.5x (checked unpinned and pinned);
+//! - streaming at 64 KiB at least 0.8x of the raw baseline's MB/s;
+//! - Unix sockets (`uds`) at least 2.5x lower RTT (p50, 64 B) and 5x the messages/s
+//!   (64 B) of Node's `fork()` IPC (its faster serialization).
+
+use serde::Serialize;
+
+use super::Row;
+
+/// Smallest size: where latency targets apply.
+const SMALL: usize = 64;
+/// Largest size: where the throughput target applies.
+const LARGE: usize = 65_536;
+
+/// Whether a target is met.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Met.
+    Met,
+    /// Missed.
+    Missed,
+    /// A figure it needs was not measured.
+    NotMeasured,
+}
+
+/// One target for one subject.
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    /// The runner checked.
+    pub subject: String,
+    /// The target, in words.
+    pub target: String,
+    /// The measured ratio.
+    pub value: Option<f64>,
+    /// The bound it is checked against.
+    pub limit: f64,
+    /// `true` when `value` must be at most `limit`, `false` when at least.
+    pub at_most: bool,
+    /// The verdict.
+    pub status: Status,
+}
+
+fn check(subject: &str, target: String, value: Option<f64>, limit: f64, at_most: bool) -> Check {
+    let status = match value {
+        None => Status::NotMeasured,
+        Some(v) if (at_most && v <= limit) || (!at_most && v >= limit) => Status::Met,
+        Some(_) => Status::Missed,
+    };
+    Check {
+        subject: subject.to_string(),
+        target,
+        value,
+        limit,
+        at_most,
+        status,
+    }
+}
+
+/// Check every target that applies to `rows`.
+pub fn check_rows(rows: &[Row]) -> Vec<Check> {
+    let mut out = Vec::new();
+    let find =
+        |runner: &str, size: usize| rows.iter().find(|r| r.runner == runner && r.size == size);
+    for row in rows
+        .iter()
+        .filter(|r| r.kind == "toolkit" && r.size == SMALL)
+    {
+        let name = &row.runner;
+        let base = row.baseline.as_deref().unwrap_or("raw");
+        let r = row.vs_raw;
+        out.push(check(
+            name,
+            format!("p50 RTT 64 B ≤ 1.25x {base}"),
+            r.rtt_p50,
+            1.25,
+            true,
+        ));
+        out.push(check(
+            name,
+            format!("p99 RTT 64 B ≤ 1.5x {base}"),
+            r.rtt_p99,
+            1.5,
+            true,
+        ));
+        out.push(check(
+            name,
+            format!("pinned p50 RTT 64 B ≤ 1.25x {base}"),
+            r.pinned_p50,
+            1.25,
+            true,
+        ));
+        out.push(check(
+            name,
+            format!("pinned p99 RTT 64 B ≤ 1.5x {base}"),
+            r.pinned_p99,
+            1.5,
+            true,
+        ));
+        let large = find(name, LARGE).and_then(|l| l.vs_raw.mb_per_s);
+        out.push(check(
+            name,
+            format!("MB/s 64 KiB ≥ 0.8x {base}"),
+            large,
+            0.8,
+            false,
+        ));
+    }
+    if let Some(uds) = find("uds", SMALL) {
+        let inv = |v: Option<f64>| v.filter(|v| *v > 0.0).map(|v| 1.0 / v);
+        let n = uds.vs_node;
+        out.push(check(
+            "uds",
+            "p50 RTT 64 B ≥ 2.5x lower than Node".into(),
+            inv(n.rtt_p50),
+            2.5,
+            false,
+        ));
+        out.push(check(
+            "uds",
+            "pinned p50 RTT 64 B ≥ 2.5x lower than Node".into(),
+            inv(n.pinned_p50),
+            2.5,
+            false,
+        ));
+        out.push(check(
+            "uds",
+            "msg/s 64 B ≥ 5x Node".into(),
+            n.msgs_per_s,
+            5.0,
+            false,
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verdicts() {
+        assert_eq!(
+            check("x", "t".into(), Some(1.2), 1.25, true).status,
+            Status::Met
+        );
+        assert_eq!(
+            check("x", "t".into(), Some(1.3), 1.25, true).status,
+            Status::Missed
+        );
+        assert_eq!(
+            check("x", "t".into(), Some(0.9), 0.8, false).status,
+            Status::Met
+        );
+        assert_eq!(
+            check("x", "t".into(), None, 0.8, false).status,
+            Status::NotMeasured
+        );
+    }
+}

@@ -1,0 +1,175 @@
+//! The child side: the bench binary re-executes itself as the peer of each cell.
+//!
+//! The parent tells the child what to be through its environment:
+//!
+//! | variable | value |
+//! |---|---|
+//! | [`ROLE_ENV`] | `toolkit` (connect with `ipc::connect_from_env()`) or a raw baseline's name (`raw-socketpair`, ...) |
+//! | [`JOB_ENV`] | `echo` (send every message back) or `sink:W,N,...` (read W messages, acknowledge, read N, acknowledge, ...) |
+//! | [`PIN_ENV`] | a CPU number: pin this process to it before anything else starts |
+//! | [`RUNTIME_ENV`] | the toolkit child's tokio runtime flavour (`current-thread`, `multi-thread`) |
+
+use std::fmt;
+use std::process::Command;
+
+use bytes::Bytes;
+use ipc::Channel;
+
+use crate::cli::Flavor;
+use crate::error::{BenchError, Context, Result};
+use crate::raw::{self, RawKind};
+use crate::workload::ACK;
+
+/// Which child this process is.
+pub const ROLE_ENV: &str = "IPC_BENCH_ROLE";
+/// What the child does with the messages.
+pub const JOB_ENV: &str = "IPC_BENCH_JOB";
+/// The CPU to pin to, for pinned cells.
+pub const PIN_ENV: &str = "IPC_BENCH_PIN";
+/// The toolkit child's runtime flavour.
+pub const RUNTIME_ENV: &str = "IPC_BENCH_RUNTIME";
+
+/// The toolkit child's role name.
+const TOOLKIT_ROLE: &str = "toolkit";
+
+/// What a child does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Job {
+    /// Send every message back until the parent closes.
+    Echo,
+    /// For each phase: read that many messages, then send [`ACK`].
+    Sink(Vec<u64>),
+}
+
+impl fmt::Display for Job {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Job::Echo => f.write_str("echo"),
+            Job::Sink(phases) => {
+                let list: Vec<String> = phases.iter().map(u64::to_string).collect();
+                write!(f, "sink:{}", list.join(","))
+            }
+        }
+    }
+}
+
+impl std::str::FromStr for Job {
+    type Err = BenchError;
+
+    fn from_str(s: &str) -> Result<Job> {
+        if s == "echo" {
+            return Ok(Job::Echo);
+        }
+        let list = s
+            .strip_prefix("sink:")
+            .context(format!("{JOB_ENV}={s:?}: expected `echo` or `sink:N,...`"))?;
+        let phases = list
+            .split(',')
+            .map(|n| n.parse::<u64>().context(format!("{JOB_ENV}={s:?}")))
+            .collect::<Result<Vec<u64>>>()?;
+        Ok(Job::Sink(phases))
+    }
+}
+
+/// What the parent asked this process to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The peer of a toolkit transport.
+    Toolkit,
+    /// The peer of a raw baseline.
+    Raw(RawKind),
+}
+
+impl Role {
+    /// The value of [`ROLE_ENV`] for this role.
+    pub fn env_value(self) -> &'static str {
+        match self {
+            Role::Toolkit => TOOLKIT_ROLE,
+            Role::Raw(kind) => kind.name(),
+        }
+    }
+}
+
+/// The role named by [`ROLE_ENV`], if this process is a bench child.
+pub fn role_from_env() -> Result<Option<Role>> {
+    let Ok(value) = std::env::var(ROLE_ENV) else {
+        return Ok(None);
+    };
+    if value == TOOLKIT_ROLE {
+        return Ok(Some(Role::Toolkit));
+    }
+    RawKind::from_name(&value)
+        .map(|kind| Some(Role::Raw(kind)))
+        .context(format!("{ROLE_ENV}={value:?} names no bench role"))
+}
+
+/// A command that re-executes this binary as a child of `role` doing `job`, pinned
+/// to `pin` when given. Stdin and stdout are the null device (a raw stdio child and the
+/// stdio transport set their own); stderr is inherited, for error messages.
+pub fn child_command(role: Role, job: &Job, pin: Option<usize>, flavor: Flavor) -> Result<Command> {
+    let exe = std::env::current_exe().context("finding this executable")?;
+    let mut cmd = Command::new(exe);
+    cmd.env(ROLE_ENV, role.env_value())
+        .env(JOB_ENV, job.to_string())
+        .env(RUNTIME_ENV, flavor.as_str())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null());
+    match pin {
+        Some(cpu) => cmd.env(PIN_ENV, cpu.to_string()),
+        None => cmd.env_remove(PIN_ENV),
+    };
+    Ok(cmd)
+}
+
+/// Run this process as the child `role`: pin if asked, then serve the job.
+pub fn run_child(role: Role) -> Result<()> {
+    if let Ok(cpu) = std::env::var(PIN_ENV) {
+        let cpu: usize = cpu.parse().context(format!("{PIN_ENV}={cpu:?}"))?;
+        crate::pin::pin_process(cpu)?;
+    }
+    let job: Job = std::env::var(JOB_ENV)
+        .context(format!("{JOB_ENV} is not set"))?
+        .parse()?;
+    match role {
+        Role::Toolkit => {
+            let flavor = std::env::var(RUNTIME_ENV)
+                .ok()
+                .and_then(|f| Flavor::parse(&f))
+                .unwrap_or(Flavor::CurrentThread);
+            let runtime = flavor.build().context("building the tokio runtime")?;
+            runtime.block_on(toolkit_child(job))
+        }
+        Role::Raw(kind) => raw::serve_child(kind, &job),
+    }
+}
+
+/// The toolkit child: open the channel the parent made and serve the job on it.
+async fn toolkit_child(job: Job) -> Result<()> {
+    let mut ch = ipc::connect_from_env()
+        .await
+        .context("connecting to the parent")?;
+    match job {
+        Job::Echo => {
+            while let Some(msg) = ch.recv().await.context("receiving")? {
+                ch.send(msg).await.context("echoing")?;
+            }
+        }
+        Job::Sink(phases) => {
+            for n in phases {
+                for _ in 0..n {
+                    ch.recv()
+                        .await
+                        .context("receiving")?
+                        .context("the parent closed before the end of the phase")?;
+                }
+                ch.send(Bytes::from_static(ACK))
+                    .await
+                    .context("acknowledging")?;
+            }
+            // Wait for the parent's close, so our goodbye never races its last read.
+            while ch.recv().await.context("waiting for close")?.is_some() {}
+        }
+    }
+    ch.close().await.context("closing")?;
+    Ok(())
+}

@@ -1,0 +1,222 @@
+//! The run: which runners there are, and every cell of each, with a progress bar.
+
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use tokio::runtime::Runtime;
+
+use crate::cli::Flavor;
+use crate::error::{BenchError, Result};
+use crate::node::{Node, Serialization};
+use crate::raw::{self, RawKind};
+use crate::stats::{Latency, Measurement, Throughput};
+use crate::toolkit;
+use crate::workload::{Budget, Cell, Plan, Workload};
+
+/// Longest a toolkit cell may take before it counts as hung.
+const TOOLKIT_CELL_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// What kind of thing a runner measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A transport from `ipc::registry()`.
+    Toolkit,
+    /// A raw `std` baseline.
+    Raw(RawKind),
+    /// Node.js `fork()` IPC.
+    Node(Serialization),
+}
+
+impl Kind {
+    /// `toolkit`, `raw` or `node`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Kind::Toolkit => "toolkit",
+            Kind::Raw(_) => "raw",
+            Kind::Node(_) => "node",
+        }
+    }
+}
+
+/// One row group of the report: a toolkit transport, a raw baseline or a Node variant.
+#[derive(Debug, Clone)]
+pub struct Runner {
+    /// `uds`, `raw-socketpair`, `node-json`, ...
+    pub name: String,
+    /// What it measures.
+    pub kind: Kind,
+    /// The raw baseline it is compared with (toolkit transports only).
+    pub baseline: Option<&'static str>,
+    /// Caveats shown with the results.
+    pub notes: Vec<String>,
+    /// How much work it gets.
+    pub budget: Budget,
+}
+
+/// Every runner of this build, toolkit transports first (from the registry), then the
+/// raw baselines, then Node when it can run; filtered by `only` when not empty.
+pub fn runners(node: Option<&Node>, only: &[String]) -> Vec<Runner> {
+    let mut out = Vec::new();
+    for name in ipc::registry().names() {
+        let (base, note) = RawKind::baseline_for(name);
+        let budget = Budget::for_transport(name);
+        out.push(Runner {
+            name: name.to_string(),
+            kind: Kind::Toolkit,
+            baseline: Some(base.name()),
+            notes: note
+                .map(str::to_string)
+                .into_iter()
+                .chain(budget.note())
+                .collect(),
+            budget,
+        });
+    }
+    for kind in RawKind::ALL {
+        out.push(Runner {
+            name: kind.name().to_string(),
+            kind: Kind::Raw(kind),
+            baseline: None,
+            notes: Vec::new(),
+            budget: Budget::Normal,
+        });
+    }
+    if node.is_some() {
+        for ser in Serialization::ALL {
+            out.push(Runner {
+                name: ser.name().to_string(),
+                kind: Kind::Node(ser),
+                baseline: None,
+                notes: Vec::new(),
+                budget: Budget::Normal,
+            });
+        }
+    }
+    out.retain(|r| only.is_empty() || only.contains(&r.name));
+    out
+}
+
+/// A cell's figures.
+#[derive(Debug, Clone, Copy)]
+pub enum Summary {
+    /// Round-trip latency.
+    Latency(Latency),
+    /// Streaming throughput.
+    Throughput(Throughput),
+}
+
+/// One measured (or failed) cell.
+#[derive(Debug, Clone)]
+pub struct CellResult {
+    /// What was measured.
+    pub cell: Cell,
+    /// The figures, or why there are none.
+    pub outcome: std::result::Result<Summary, String>,
+}
+
+/// Everything one runner measured.
+#[derive(Debug, Clone)]
+pub struct RunnerResult {
+    /// The runner.
+    pub runner: Runner,
+    /// Its cells, in run order.
+    pub cells: Vec<CellResult>,
+}
+
+/// What a run needs besides the list of runners.
+pub struct RunContext<'a> {
+    /// Sizes and counts.
+    pub plan: &'a Plan,
+    /// The parent's runtime, for toolkit cells.
+    pub runtime: &'a Runtime,
+    /// The toolkit processes' runtime flavour.
+    pub flavor: Flavor,
+    /// The CPU pinned cells run on.
+    pub cpu: usize,
+    /// Node.js, when it can run.
+    pub node: Option<&'a Node>,
+}
+
+fn run_one(ctx: &RunContext<'_>, runner: &Runner, cell: &Cell) -> Result<Measurement> {
+    match runner.kind {
+        Kind::Toolkit => ctx.runtime.block_on(async {
+            tokio::time::timeout(
+                TOOLKIT_CELL_TIMEOUT,
+                toolkit::run_cell(&runner.name, cell, ctx.cpu, ctx.flavor),
+            )
+            .await
+            .map_err(|_| BenchError::msg(format!("timed out after {TOOLKIT_CELL_TIMEOUT:?}")))?
+        }),
+        Kind::Raw(kind) => raw::run_cell(kind, cell, ctx.cpu),
+        Kind::Node(ser) => match ctx.node {
+            Some(node) => node.run_cell(ser, cell, ctx.cpu),
+            None => Err(BenchError::msg("node is not available")),
+        },
+    }
+}
+
+/// Order in which cells run: by size, then workload, then runner. A transport and its
+/// raw baseline (and Node) are then measured minutes apart at most, never a whole run
+/// apart, so load that drifts during the run (other builds on the machine) skews their
+/// ratios less.
+fn cell_major_order(plans: &[Vec<Cell>]) -> Vec<(usize, usize)> {
+    let mut order: Vec<(usize, usize)> = plans
+        .iter()
+        .enumerate()
+        .flat_map(|(r, cells)| (0..cells.len()).map(move |c| (r, c)))
+        .collect();
+    order.sort_by_key(|&(r, c)| {
+        let cell = &plans[r][c];
+        let workload = match cell.workload {
+            Workload::RoundTrip { pinned: false } => 0,
+            Workload::RoundTrip { pinned: true } => 1,
+            Workload::Stream => 2,
+        };
+        (cell.size, workload, r)
+    });
+    order
+}
+
+/// Run every cell of every runner (in [`cell_major_order`]), showing progress on
+/// stderr (hidden when stderr is not a terminal). A failed cell is recorded and the
+/// run goes on.
+pub fn run_all(ctx: &RunContext<'_>, runners: &[Runner]) -> Vec<RunnerResult> {
+    let plans: Vec<Vec<Cell>> = runners.iter().map(|r| ctx.plan.cells(r.budget)).collect();
+    let order = cell_major_order(&plans);
+    let bar = ProgressBar::with_draw_target(Some(order.len() as u64), ProgressDrawTarget::stderr());
+    if let Ok(style) =
+        ProgressStyle::with_template("{elapsed_precise} [{bar:32}] {pos}/{len} {msg}")
+    {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    let mut outcomes: Vec<Vec<Option<CellResult>>> =
+        plans.iter().map(|cells| vec![None; cells.len()]).collect();
+    for (r, c) in order {
+        let (runner, cell) = (&runners[r], plans[r][c]);
+        bar.set_message(format!("{} {}", runner.name, cell));
+        let outcome = run_one(ctx, runner, &cell)
+            .map(|m| match m {
+                Measurement::Latency(h) => Summary::Latency(Latency::from_histogram(&h)),
+                Measurement::Throughput {
+                    batch,
+                    size,
+                    batches,
+                } => Summary::Throughput(Throughput::from_batches(batch, size, &batches)),
+            })
+            .map_err(|e| e.to_string());
+        if let Err(e) = &outcome {
+            bar.suspend(|| eprintln!("ipc-bench: {} {cell}: {e}", runner.name));
+        }
+        outcomes[r][c] = Some(CellResult { cell, outcome });
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    runners
+        .iter()
+        .zip(outcomes)
+        .map(|(runner, cells)| RunnerResult {
+            runner: runner.clone(),
+            cells: cells.into_iter().flatten().collect(),
+        })
+        .collect()
+}

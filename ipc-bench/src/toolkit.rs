@@ -1,0 +1,95 @@
+//! Toolkit runs: the parent spawns this binary as a child over one registered
+//! transport (`transport.spawn(..)`) and measures through `Box<dyn Channel>`, exactly
+//! as an application that picks its transport at run time would.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use ipc::Channel;
+
+use crate::cli::Flavor;
+use crate::error::{BenchError, Context, Result};
+use crate::pin::PinGuard;
+use crate::roles::{child_command, Job, Role};
+use crate::stats::{self, Measurement};
+use crate::workload::{payload, Cell, Workload};
+
+/// Measure one cell over the registered transport `name`.
+pub async fn run_cell(name: &str, cell: &Cell, cpu: usize, flavor: Flavor) -> Result<Measurement> {
+    let transport = ipc::registry().get(name)?;
+    let pin = cell.workload.pinned().then_some(cpu);
+    let _guard = pin.map(PinGuard::new).transpose()?;
+    let job = match cell.workload {
+        Workload::RoundTrip { .. } => Job::Echo,
+        Workload::Stream => Job::Sink(cell.stream_phases()),
+    };
+    let cmd = child_command(Role::Toolkit, &job, pin, flavor)?;
+    let (mut child, mut ch) = transport
+        .spawn(cmd)
+        .await
+        .context(format!("spawning a child over {name}"))?;
+    let msg = Bytes::from(payload(cell.size));
+    let measured = match cell.workload {
+        Workload::RoundTrip { .. } => {
+            let mut h = stats::histogram()?;
+            for i in 0..cell.warmup + cell.count {
+                let start = Instant::now();
+                ch.send(msg.clone()).await.context("sending")?;
+                let pong = ch
+                    .recv()
+                    .await
+                    .context("receiving")?
+                    .context("the child closed early")?;
+                let took = start.elapsed();
+                if pong.len() != msg.len() || (i < cell.warmup && pong != msg) {
+                    return Err(BenchError::msg("the child answered with other bytes"));
+                }
+                if i >= cell.warmup {
+                    stats::record(&mut h, took)?;
+                }
+            }
+            Measurement::Latency(h)
+        }
+        Workload::Stream => {
+            let phases = cell.stream_phases();
+            stream_phase(&mut ch, &msg, phases[0]).await?;
+            let mut batches = Vec::new();
+            for &n in &phases[1..] {
+                let start = Instant::now();
+                stream_phase(&mut ch, &msg, n).await?;
+                batches.push(start.elapsed());
+            }
+            Measurement::Throughput {
+                batch: phases[1],
+                size: cell.size,
+                batches,
+            }
+        }
+    };
+    ch.close().await.context("closing")?;
+    if ch
+        .recv()
+        .await
+        .context("waiting for the child's close")?
+        .is_some()
+    {
+        return Err(BenchError::msg("the child sent more than it should"));
+    }
+    let status = child.wait().await.context("waiting for the child")?;
+    if !status.success() {
+        return Err(BenchError::msg(format!("the child failed: {status}")));
+    }
+    Ok(measured)
+}
+
+/// Send `n` messages back to back, then wait for the child's acknowledgement.
+async fn stream_phase(ch: &mut Box<dyn Channel>, msg: &Bytes, n: u64) -> Result<()> {
+    for _ in 0..n {
+        ch.send(msg.clone()).await.context("sending")?;
+    }
+    ch.recv()
+        .await
+        .context("waiting for the ack")?
+        .context("the child closed before its ack")?;
+    Ok(())
+}

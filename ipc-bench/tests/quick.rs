@@ -1,0 +1,123 @@
+//! End to end: the bench binary in quick mode with tiny counts writes a JSON report with
+//! a row for every registered transport, every raw baseline and Node (or the reason
+//! Node was skipped). Shape only, never speed.
+
+use std::collections::BTreeSet;
+use std::process::Command;
+
+use serde_json::Value;
+
+const RAW: [&str; 5] = [
+    "raw-socketpair",
+    "raw-pipe",
+    "raw-fifo",
+    "raw-tcp",
+    "raw-stdio",
+];
+const NODE: [&str; 2] = ["node-json", "node-advanced"];
+
+/// Run the bench with tiny counts plus `extra` arguments; return its JSON report.
+fn run(extra: &[&str]) -> Value {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let json = dir.path().join("report.json");
+    let csv = dir.path().join("report.csv");
+    let svg = dir.path().join("report.svg");
+    let out = Command::new(env!("CARGO_BIN_EXE_ipc-bench"))
+        .args([
+            "--quick",
+            "--rounds",
+            "3",
+            "--stream-messages",
+            "4",
+            "--warmup",
+            "1",
+        ])
+        .arg("--json")
+        .arg(&json)
+        .arg("--csv")
+        .arg(&csv)
+        .arg("--svg")
+        .arg(&svg)
+        .args(extra)
+        .output()
+        .expect("run ipc-bench");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "ipc-bench failed: {}\nstdout:\n{stdout}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("runner"), "no table on stdout:\n{stdout}");
+    let csv = std::fs::read_to_string(&csv).expect("csv written");
+    assert!(csv.starts_with("runner,kind,size,"), "csv header: {csv}");
+    let svg = std::fs::read_to_string(&svg).expect("svg written");
+    assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+    serde_json::from_str(&std::fs::read_to_string(&json).expect("json written"))
+        .expect("valid json")
+}
+
+/// (runner, size) pairs with both an RTT and a stream figure.
+fn measured(report: &Value) -> BTreeSet<(String, u64)> {
+    report["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .filter(|r| !r["rtt"].is_null() && !r["rtt_pinned"].is_null() && !r["stream"].is_null())
+        .map(|r| {
+            (
+                r["runner"].as_str().expect("runner").to_string(),
+                r["size"].as_u64().expect("size"),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn every_transport_baseline_and_node_has_rows() {
+    let report = run(&[]);
+    let rows = measured(&report);
+    let has = |name: &str, size: u64| rows.contains(&(name.to_string(), size));
+    for name in ipc::registry().names() {
+        assert!(has(name, 64), "no 64 B row for transport {name}: {rows:?}");
+    }
+    for name in RAW {
+        for size in [64, 1024, 65536] {
+            assert!(has(name, size), "no {size} B row for {name}: {rows:?}");
+        }
+    }
+    let skipped = report["skipped"].as_array().expect("skipped");
+    for name in NODE {
+        let skip = skipped.iter().find(|s| s["name"] == name);
+        match skip {
+            Some(s) => assert!(!s["reason"].as_str().unwrap_or("").is_empty()),
+            None => assert!(has(name, 64), "neither rows nor a skip reason for {name}"),
+        }
+    }
+    assert!(report["machine"]["cpus"].as_u64().expect("cpus") >= 1);
+    assert!(!report["targets"].as_array().expect("targets").is_empty());
+}
+
+#[test]
+fn missing_node_is_recorded_as_skipped() {
+    let report = run(&[
+        "--node",
+        "/nonexistent/node",
+        "--sizes",
+        "64",
+        "--only",
+        "raw-pipe,node-json,node-advanced",
+    ]);
+    let skipped = report["skipped"].as_array().expect("skipped");
+    for name in NODE {
+        let s = skipped
+            .iter()
+            .find(|s| s["name"] == name)
+            .unwrap_or_else(|| panic!("{name} not recorded as skipped: {skipped:?}"));
+        assert!(s["reason"]
+            .as_str()
+            .expect("reason")
+            .contains("not on PATH"));
+    }
+    assert!(measured(&report).contains(&("raw-pipe".to_string(), 64)));
+}
