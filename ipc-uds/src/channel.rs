@@ -8,10 +8,9 @@ use bytes::Bytes;
 use ipc_core::frame::{FrameConfig, LengthCodec};
 use ipc_core::stream::{StreamChannel, StreamReceiver, StreamSender};
 use ipc_core::{Channel, ChannelInfo, Error, RecvHalf, Result, SendHalf};
-use tokio::net::unix::OwnedWriteHalf;
 use tokio::net::UnixStream;
 
-use crate::fdio::{send_frame_with_fds, FdReader, MAX_FDS_PER_FRAME};
+use crate::fdio::{send_frame_with_fds, FdReader, SockWriter, MAX_FDS_PER_FRAME};
 
 /// Transport name reported in [`ChannelInfo::transport`].
 pub(crate) const NAME: &str = "uds";
@@ -91,7 +90,7 @@ pub struct UdsChannel {
 
 /// The sending half of a [`UdsChannel`] (see [`UdsChannel::into_split`]).
 pub struct UdsSender {
-    inner: StreamSender<OwnedWriteHalf, LengthCodec>,
+    inner: StreamSender<SockWriter, LengthCodec>,
     max_frame: usize,
     closed: bool,
     /// A `send_with_fds` was dropped mid-frame: the stream is out of step.
@@ -135,15 +134,24 @@ impl UdsChannel {
         let info = ChannelInfo::new(NAME, config.max_frame())
             .with_peer_pid(cred.pid)
             .with_peer_uid(Some(cred.uid));
-        Ok(Self::with_info(stream, config, info))
+        Self::with_info(stream, config, info)
     }
 
     /// Wrap a connected stream with known info.
-    pub(crate) fn with_info(stream: UnixStream, config: FrameConfig, info: ChannelInfo) -> Self {
-        let (read, write) = stream.into_split();
+    pub(crate) fn with_info(
+        stream: UnixStream,
+        config: FrameConfig,
+        info: ChannelInfo,
+    ) -> Result<Self> {
+        // Out of tokio's registration (readable and writable), into ours: readable for
+        // the read half, writable only while a write waits for room.
+        let read: OwnedFd = stream.into_std()?.into();
+        let write = read.try_clone()?;
         let codec = LengthCodec::new(config);
-        let (tx, rx) = StreamChannel::new(FdReader::new(read), write, codec, info).into_split();
-        UdsChannel {
+        let (tx, rx) =
+            StreamChannel::new(FdReader::new(read)?, SockWriter::new(write), codec, info)
+                .into_split();
+        Ok(UdsChannel {
             tx: UdsSender {
                 inner: tx,
                 max_frame: config.max_frame(),
@@ -151,7 +159,7 @@ impl UdsChannel {
                 torn: false,
             },
             rx: UdsReceiver { inner: rx },
-        }
+        })
     }
 
     /// Send `frame` with open file descriptors attached (`SCM_RIGHTS`). The receiver
@@ -251,7 +259,7 @@ impl UdsSender {
         // dropped midway. (An I/O error ends the call too: the socket is then broken
         // for good and later sends report that error themselves.)
         self.torn = true;
-        let sent = send_frame_with_fds(self.inner.writer().as_ref(), &frame, fds).await;
+        let sent = send_frame_with_fds(self.inner.writer(), &frame, fds).await;
         self.torn = false;
         sent.map_err(classify)
     }

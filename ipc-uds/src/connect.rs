@@ -87,7 +87,7 @@ fn finish(stream: UnixStream, config: FrameConfig, endpoint: &Endpoint) -> Resul
         .with_peer_pid(cred.pid)
         .with_peer_uid(Some(cred.uid))
         .with_peer_addr(Some(endpoint.to_string()));
-    Ok(UdsChannel::with_info(stream, config, info))
+    UdsChannel::with_info(stream, config, info)
 }
 
 /// A filesystem socket address, with a clear error when the path is too long.

@@ -25,9 +25,8 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
 use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
-use tokio::io::{AsyncRead, Interest, ReadBuf};
-use tokio::net::unix::OwnedReadHalf;
-use tokio::net::UnixStream;
+use tokio::io::unix::AsyncFd;
+use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 
 /// Most fds one frame can carry (Linux's `SCM_MAX_FD`).
 pub const MAX_FDS_PER_FRAME: usize = 253;
@@ -62,7 +61,9 @@ struct FdBatch {
 /// with the stream offset it arrived at.
 #[derive(Debug)]
 pub(crate) struct FdReader {
-    half: OwnedReadHalf,
+    /// Registered for readability only: no wake-up each time the peer drains what we
+    /// wrote (an `EPOLLOUT` edge per message on a Unix socket).
+    fd: AsyncFd<OwnedFd>,
     state: ReadState,
 }
 
@@ -77,17 +78,17 @@ struct ReadState {
 }
 
 impl FdReader {
-    pub(crate) fn new(half: OwnedReadHalf) -> Self {
+    pub(crate) fn new(fd: OwnedFd) -> io::Result<Self> {
         // SAFETY: CMSG_SPACE is pure arithmetic on its argument.
         let space = unsafe { libc::CMSG_SPACE((MAX_FDS_PER_FRAME * size_of::<RawFd>()) as u32) };
-        FdReader {
-            half,
+        Ok(FdReader {
+            fd: register(fd, Interest::READABLE)?,
             state: ReadState {
                 pos: 0,
                 batches: VecDeque::new(),
                 cmsg: vec![0u64; (space as usize).div_ceil(size_of::<u64>())],
             },
-        }
+        })
     }
 
     /// Stream bytes returned by this reader so far.
@@ -204,25 +205,141 @@ impl AsyncRead for FdReader {
             return Poll::Ready(Ok(()));
         }
         loop {
-            ready!(this.half.as_ref().poll_read_ready(cx))?;
+            let mut guard = ready!(this.fd.poll_read_ready(cx))?;
             // SAFETY: `recv_into` only lets the kernel write bytes into this region, and
             // only the `n` bytes it reports written are marked initialized below.
             let unfilled = unsafe { buf.unfilled_mut() };
-            let stream: &UnixStream = this.half.as_ref();
-            let fd = stream.as_raw_fd();
             let state = &mut this.state;
-            match stream.try_io(Interest::READABLE, || state.recv_into(fd, unfilled)) {
-                Ok(n) => {
+            match guard.try_io(|fd| state.recv_into(fd.as_raw_fd(), unfilled)) {
+                Ok(Ok(n)) => {
+                    // (A short read does not mean the socket is drained here: recvmsg
+                    // stops at a buffer carrying fds. Readiness is cleared only by
+                    // EAGAIN.)
                     // SAFETY: recvmsg wrote `n` bytes at the start of `unfilled`.
                     unsafe { buf.assume_init(n) };
                     buf.advance(n);
                     return Poll::Ready(Ok(()));
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Ok(Err(e)) => return Poll::Ready(Err(e)),
+                Err(_would_block) => continue,
+            }
+        }
+    }
+}
+
+/// The write half of a Unix stream socket: writes go straight to the socket; only when
+/// it is full is the socket registered for writability, until the write succeeds.
+/// (A standing `EPOLLOUT` registration would wake this process every time the peer
+/// reads, which on one CPU costs a context switch per message.)
+#[derive(Debug)]
+pub(crate) struct SockWriter {
+    fd: OwnedFd,
+    /// The writability registration, present only while a write waits for room.
+    waiter: std::sync::Mutex<Option<AsyncFd<OwnedFd>>>,
+    waiting: std::sync::atomic::AtomicBool,
+}
+
+impl SockWriter {
+    pub(crate) fn new(fd: OwnedFd) -> Self {
+        SockWriter {
+            fd,
+            waiter: std::sync::Mutex::new(None),
+            waiting: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// Wait until the socket is writable (registering it for that while we wait).
+    fn poll_writable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut slot = self
+            .waiter
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if slot.is_none() {
+            let dup = self.fd.try_clone()?;
+            *slot = Some(register(dup, Interest::WRITABLE)?);
+            self.waiting
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        if let Some(waiter) = slot.as_ref() {
+            let mut guard = ready!(waiter.poll_write_ready(cx))?;
+            guard.clear_ready();
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// Run a non-blocking write attempt, waiting for room while it would block.
+    pub(crate) fn poll_attempt<T>(
+        &self,
+        cx: &mut Context<'_>,
+        mut attempt: impl FnMut(RawFd) -> io::Result<T>,
+    ) -> Poll<io::Result<T>> {
+        loop {
+            match attempt(self.fd.as_raw_fd()) {
+                Ok(v) => {
+                    if self
+                        .waiting
+                        .swap(false, std::sync::atomic::Ordering::Relaxed)
+                    {
+                        // Drop the registration: no more EPOLLOUT wake-ups.
+                        self.waiter
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .take();
+                    }
+                    return Poll::Ready(Ok(v));
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    ready!(self.poll_writable(cx))?;
+                }
                 Err(e) => return Poll::Ready(Err(e)),
             }
         }
+    }
+}
+
+/// Register an fd we own with the reactor for `interest` only.
+fn register(fd: OwnedFd, interest: Interest) -> io::Result<AsyncFd<OwnedFd>> {
+    // SAFETY: the `OwnedFd` is owned by the `AsyncFd`, so the fd stays open (and is
+    // the same file) until the registration is dropped.
+    Ok(unsafe { AsyncFd::register_with_interest(fd, interest) }?)
+}
+
+fn send_iov(fd: RawFd, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+    sendmsg::<()>(fd, bufs, &[], send_flags(), None).map_err(io::Error::from)
+}
+
+impl AsyncWrite for SockWriter {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_attempt(cx, |fd| send_iov(fd, &[IoSlice::new(buf)]))
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_attempt(cx, |fd| send_iov(fd, bufs))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(
+            nix::sys::socket::shutdown(self.fd.as_raw_fd(), nix::sys::socket::Shutdown::Write)
+                .map_err(io::Error::from),
+        )
     }
 }
 
@@ -232,47 +349,42 @@ impl AsyncRead for FdReader {
 /// The caller has flushed everything written before and checked the frame limit. If the
 /// future is dropped before it completes, part of the frame may be on the wire.
 pub(crate) async fn send_frame_with_fds(
-    stream: &UnixStream,
+    writer: &SockWriter,
     payload: &[u8],
     fds: &[BorrowedFd<'_>],
 ) -> io::Result<()> {
     let header = (payload.len() as u32).to_be_bytes();
     let raw: Vec<RawFd> = fds.iter().map(|fd| fd.as_raw_fd()).collect();
     let total = header.len() + payload.len();
-    let fd = stream.as_raw_fd();
-    let mut sent = loop {
-        stream.writable().await?;
-        let attempt = stream.try_io(Interest::WRITABLE, || {
+    // Nothing is queued when this fails, so the fds did not go either: retried as is.
+    let mut sent = std::future::poll_fn(|cx| {
+        writer.poll_attempt(cx, |fd| {
             let iov = [IoSlice::new(&header), IoSlice::new(payload)];
             let cmsgs = [ControlMessage::ScmRights(&raw)];
             sendmsg::<()>(fd, &iov, &cmsgs, send_flags(), None).map_err(io::Error::from)
-        });
-        match attempt {
-            Ok(n) => break n,
-            // Nothing was queued, so the fds did not go either: try again.
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        }
-    };
+        })
+    })
+    .await?;
     // The fds went with the first part; the rest is plain stream data.
     while sent < total {
-        stream.writable().await?;
-        let rest = if sent < header.len() {
-            [IoSlice::new(&header[sent..]), IoSlice::new(payload)]
-        } else {
-            [
-                IoSlice::new(&payload[sent - header.len()..]),
-                IoSlice::new(&[]),
-            ]
-        };
-        match stream.try_write_vectored(&rest) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => sent += n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
+        let n = std::future::poll_fn(|cx| {
+            writer.poll_attempt(cx, |fd| {
+                let rest = if sent < header.len() {
+                    [IoSlice::new(&header[sent..]), IoSlice::new(payload)]
+                } else {
+                    [
+                        IoSlice::new(&payload[sent - header.len()..]),
+                        IoSlice::new(&[]),
+                    ]
+                };
+                send_iov(fd, &rest)
+            })
+        })
+        .await?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
         }
+        sent += n;
     }
     Ok(())
 }

@@ -191,7 +191,7 @@ impl UdsListener {
         let info = ChannelInfo::new(NAME, self.config.max_frame())
             .with_peer_pid(cred.pid)
             .with_peer_uid(Some(cred.uid));
-        Ok(UdsChannel::with_info(stream, self.config, info))
+        UdsChannel::with_info(stream, self.config, info)
     }
 }
 
