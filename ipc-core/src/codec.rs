@@ -86,3 +86,39 @@ impl Codec for Json {
         serde_json::from_slice(frame).map_err(|e| decode_error::<T>(Self::NAME, frame, e))
     }
 }
+
+/// Why some bytes are not exactly one JSON value.
+#[derive(Debug)]
+pub enum NotJson {
+    /// Not UTF-8.
+    Utf8(std::str::Utf8Error),
+    /// UTF-8, but not exactly one JSON value (`serde_json`'s reason, with position).
+    Json(serde_json::Error),
+}
+
+impl std::fmt::Display for NotJson {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NotJson::Utf8(e) => write!(f, "not UTF-8 ({e})"),
+            NotJson::Json(e) => write!(f, "not JSON ({e})"),
+        }
+    }
+}
+
+impl std::error::Error for NotJson {}
+
+/// Parse `text` as exactly one JSON value of type `T`: UTF-8, JSON whitespace around the
+/// value allowed, nothing else. `T` may borrow from `text`. Used by the JSON-lines
+/// transports to tell JSON frames from others.
+///
+/// ```
+/// use ipc_core::codec::{parse_json_text, NotJson};
+/// let v: serde_json::Value = parse_json_text(br#" {"a":1} "#).unwrap();
+/// assert_eq!(v["a"], 1);
+/// assert!(matches!(parse_json_text::<serde_json::Value>(b"{} {}"), Err(NotJson::Json(_))));
+/// assert!(matches!(parse_json_text::<serde_json::Value>(b"\xff"), Err(NotJson::Utf8(_))));
+/// ```
+pub fn parse_json_text<'a, T: serde::Deserialize<'a>>(text: &'a [u8]) -> Result<T, NotJson> {
+    let text = std::str::from_utf8(text).map_err(NotJson::Utf8)?;
+    serde_json::from_str(text).map_err(NotJson::Json)
+}

@@ -10,6 +10,7 @@
 
 use std::fmt;
 
+use ipc_core::codec::{parse_json_text, NotJson};
 use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 /// The prefix of the `cmd` of Node's internal messages.
@@ -24,24 +25,6 @@ pub(crate) enum Kind {
     Internal(String),
 }
 
-/// Why a text is not one JSON value.
-#[derive(Debug)]
-pub(crate) enum NotJson {
-    /// Not UTF-8.
-    Utf8(std::str::Utf8Error),
-    /// UTF-8, but not exactly one JSON value (`serde_json`'s reason, with position).
-    Json(serde_json::Error),
-}
-
-impl fmt::Display for NotJson {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            NotJson::Utf8(e) => write!(f, "not UTF-8 ({e})"),
-            NotJson::Json(e) => write!(f, "not JSON ({e})"),
-        }
-    }
-}
-
 /// True for a `cmd` Node treats as internal.
 pub(crate) fn is_internal_cmd(cmd: &str) -> bool {
     cmd.len() > INTERNAL_PREFIX.len() && cmd.starts_with(INTERNAL_PREFIX)
@@ -50,10 +33,7 @@ pub(crate) fn is_internal_cmd(cmd: &str) -> bool {
 /// Classify `text`: `Err` unless it is exactly one JSON value (JSON whitespace around
 /// it allowed, nothing else).
 pub(crate) fn classify(text: &[u8]) -> Result<Kind, NotJson> {
-    let text = std::str::from_utf8(text).map_err(NotJson::Utf8)?;
-    serde_json::from_str::<Probe>(text)
-        .map(|p| p.0)
-        .map_err(NotJson::Json)
+    parse_json_text::<Probe>(text).map(|p| p.0)
 }
 
 /// The result of one validating pass.

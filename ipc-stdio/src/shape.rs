@@ -11,6 +11,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
+use ipc_core::codec::{parse_json_text, NotJson};
 use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 /// The reserved key of a raw-bytes line: `{"$bytes":"<base64>"}`.
@@ -33,30 +34,11 @@ pub(crate) enum Shape<'a> {
     Reserved(&'static str),
 }
 
-/// Why a text is not one JSON value.
-#[derive(Debug)]
-pub(crate) enum NotJson {
-    /// Not UTF-8 at all.
-    Utf8(std::str::Utf8Error),
-    /// UTF-8, but not exactly one JSON value (`serde_json`'s reason, with position).
-    Json(serde_json::Error),
-}
-
-impl fmt::Display for NotJson {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            NotJson::Utf8(e) => write!(f, "not UTF-8 ({e})"),
-            NotJson::Json(e) => write!(f, "not JSON ({e})"),
-        }
-    }
-}
-
 impl<'a> Shape<'a> {
     /// Classify `text`: `Err` unless it is exactly one JSON value (surrounding JSON
     /// whitespace allowed, nothing else).
     pub(crate) fn of(text: &'a [u8]) -> Result<Shape<'a>, NotJson> {
-        let text = std::str::from_utf8(text).map_err(NotJson::Utf8)?;
-        serde_json::from_str::<Shape<'a>>(text).map_err(NotJson::Json)
+        parse_json_text::<Shape<'a>>(text)
     }
 }
 
