@@ -10,11 +10,17 @@
 // Streaming sends phases[0] warm-up messages, then each later phase as a timed batch;
 // the child acknowledges the end of every phase.
 //
+// With "rust_child": {"exe": PATH, "env": {...}} in the config (the
+// `node-parent-rust-child` row), the child is that Rust executable instead, spawned
+// with an 'ipc' stdio entry (what fork() does; NODE_CHANNEL_FD=3) and the given
+// environment added to this process's, with 'json' serialization; it serves the same
+// protocol (echo, or acknowledge every phase) and exits when the channel closes.
+//
 // The payload is a string of size-2 'x's, i.e. exactly `size` bytes as a JSON string,
 // the same bytes the Rust runners send. Streaming keeps at most WINDOW messages whose
 // send callback has not fired yet, so a fast parent cannot queue without bound.
 
-const { fork } = require('child_process');
+const { fork, spawn } = require('child_process');
 const path = require('path');
 
 const WINDOW = 1024;
@@ -23,10 +29,7 @@ function main() {
   const cfg = JSON.parse(process.argv[2]);
   const payload = 'x'.repeat(Math.max(cfg.size - 2, 0));
   const phases = cfg.mode === 'stream' ? cfg.phases : null;
-  const child = fork(path.join(__dirname, 'bench_child.js'), [JSON.stringify({ phases })], {
-    serialization: cfg.serialization,
-    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
-  });
+  const child = cfg.rust_child ? spawnRust(cfg.rust_child) : forkNode(cfg, phases);
   const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
   child.on('error', fail);
   const run = cfg.mode === 'rtt' ? roundTrips(child, payload, cfg) : stream(child, payload, cfg);
@@ -38,6 +41,25 @@ function main() {
       process.stdout.write(JSON.stringify({ node: process.version, ...result }) + '\n');
     })
     .catch(fail);
+}
+
+// The Node child: bench_child.js, forked with the configured serialization.
+function forkNode(cfg, phases) {
+  return fork(path.join(__dirname, 'bench_child.js'), [JSON.stringify({ phases })], {
+    serialization: cfg.serialization,
+    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+  });
+}
+
+// The Rust child: the bench binary in its child role, over Node's channel on fd 3.
+function spawnRust(rust) {
+  const env = { ...process.env, ...rust.env };
+  delete env.IPC_ENDPOINT;
+  return spawn(rust.exe, [], {
+    env,
+    serialization: 'json',
+    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+  });
 }
 
 function fail(err) {

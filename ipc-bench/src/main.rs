@@ -3,8 +3,9 @@
 //! For every transport in `ipc::registry()` a real parent and a real child process (this
 //! binary, re-executed) talk over the toolkit's `Channel`; in the same run, raw
 //! baselines written with `std` only (socketpair, pipe pair, FIFO pair, TCP loopback,
-//! stdin/stdout lines) give the OS floor, and Node.js `child_process.fork()` IPC (json
-//! and advanced serialization) gives the number users come from. Round trips (unpinned
+//! stdin/stdout lines) give the OS floor, Node.js `child_process.fork()` IPC (json
+//! and advanced serialization) gives the number users come from, and a Rust parent
+//! with a Node child and a Node parent with a Rust child measure the interop. Round trips (unpinned
 //! and pinned to one CPU) and one-way streaming at 64 B, 1 KiB and 64 KiB; a table on
 //! stdout with ratios, and `--json`, `--csv`, `--svg` files.
 //!
@@ -15,12 +16,13 @@
 //! ```
 //!
 //! Modules: [`cli`] options, [`workload`] cells and payloads, [`runner`] the run,
-//! [`toolkit`] / [`raw`] / [`node`] the three kinds of runner, [`roles`] the child side,
-//! [`pin`] CPU affinity, [`stats`] histograms, [`report`] table, JSON/CSV, SVG and
-//! target checks, [`machine`] the machine description.
+//! [`toolkit`] / [`raw`] / [`node`] / [`interop`] the four kinds of runner, [`roles`]
+//! the child side, [`pin`] CPU affinity, [`stats`] histograms, [`report`] table,
+//! JSON/CSV, SVG and target checks, [`machine`] the machine description.
 
 mod cli;
 mod error;
+mod interop;
 mod machine;
 mod node;
 mod pin;
@@ -40,6 +42,7 @@ use clap::Parser;
 
 use crate::cli::Args;
 use crate::error::{BenchError, Context, Result};
+use crate::interop::Interop;
 use crate::machine::Machine;
 use crate::node::{Node, Serialization};
 use crate::report::{Report, Skipped};
@@ -94,16 +97,20 @@ fn parent(args: Args) -> Result<bool> {
     let runners = runner::runners(node.as_ref().ok(), &args.only);
     if args.list {
         for r in &runners {
-            println!("{:<15} {}", r.name, r.kind.label());
+            println!("{:<22} {}", r.name, r.kind.label());
         }
         return Ok(true);
     }
     let mut skipped = Vec::new();
     if let Err(reason) = &node {
-        for ser in Serialization::ALL {
-            if args.only.is_empty() || args.only.iter().any(|o| o == ser.name()) {
+        let names = Serialization::ALL
+            .iter()
+            .map(|s| s.name())
+            .chain(Interop::ALL.iter().map(|i| i.name()));
+        for name in names {
+            if args.only.is_empty() || args.only.iter().any(|o| o == name) {
                 skipped.push(Skipped {
-                    name: ser.name().to_string(),
+                    name: name.to_string(),
                     reason: reason.clone(),
                 });
             }

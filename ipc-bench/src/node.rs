@@ -2,12 +2,13 @@
 //! measures its own IPC channel, with `serialization: 'json'` (Node's default) and
 //! `'advanced'` (the structured-clone serializer).
 //!
-//! The two scripts live in `ipc-bench/node/` and are compiled into the binary; each run
-//! writes them to a private temp dir. One `node bench_parent.js CONFIG` process runs one
+//! The scripts live in `ipc-bench/node/` and are compiled into the binary; each run
+//! writes them to a private temp dir (the [`crate::interop`] rows use them too). One `node bench_parent.js CONFIG` process runs one
 //! cell and prints one JSON line, parsed here. For a pinned cell the runner pins itself
 //! before starting `node`, and the Node parent and its forked child inherit the
 //! affinity. When `node` cannot be run, the rows are skipped with the reason.
 
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -21,6 +22,10 @@ use crate::workload::{Cell, Workload};
 
 const PARENT_JS: &str = include_str!("../node/bench_parent.js");
 const CHILD_JS: &str = include_str!("../node/bench_child.js");
+const TOOLKIT_CHILD_JS: &str = include_str!("../node/toolkit_child.js");
+
+/// The Node child of a Rust parent (see [`crate::interop`]), written with the others.
+pub const TOOLKIT_CHILD: &str = "toolkit_child.js";
 
 /// Node's two IPC serializations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,7 +80,11 @@ impl Node {
         }
         let version = String::from_utf8_lossy(&out.stdout).trim().to_string();
         let scripts = TempDir::new("ipc-bench-node").map_err(|e| e.to_string())?;
-        for (name, text) in [("bench_parent.js", PARENT_JS), ("bench_child.js", CHILD_JS)] {
+        for (name, text) in [
+            ("bench_parent.js", PARENT_JS),
+            ("bench_child.js", CHILD_JS),
+            (TOOLKIT_CHILD, TOOLKIT_CHILD_JS),
+        ] {
             std::fs::write(scripts.path().join(name), text)
                 .map_err(|e| format!("writing the Node script {name}: {e}"))?;
         }
@@ -86,8 +95,31 @@ impl Node {
         })
     }
 
+    /// The `node` executable.
+    pub fn exe(&self) -> &str {
+        &self.exe
+    }
+
+    /// Where the script `name` (one of `ipc-bench/node/`) was written.
+    pub fn script(&self, name: &str) -> PathBuf {
+        self.scripts.path().join(name)
+    }
+
     /// Measure one cell with Node's `fork()` IPC.
     pub fn run_cell(&self, ser: Serialization, cell: &Cell, cpu: usize) -> Result<Measurement> {
+        self.run_parent(cell, cpu, ser.option(), None)
+    }
+
+    /// Measure one cell with `bench_parent.js` as the parent and `rust_child` (the
+    /// `{"exe": .., "env": {..}}` of a Rust child) or, when `None`, a forked Node child
+    /// as its peer, over Node's IPC channel in `serialization` mode.
+    pub fn run_parent(
+        &self,
+        cell: &Cell,
+        cpu: usize,
+        serialization: &str,
+        rust_child: Option<serde_json::Value>,
+    ) -> Result<Measurement> {
         let _guard = cell
             .workload
             .pinned()
@@ -103,10 +135,11 @@ impl Node {
             "warmup": cell.warmup,
             "count": cell.count,
             "phases": cell.stream_phases(),
-            "serialization": ser.option(),
+            "serialization": serialization,
+            "rust_child": rust_child,
         });
         let out = Command::new(&self.exe)
-            .arg(self.scripts.path().join("bench_parent.js"))
+            .arg(self.script("bench_parent.js"))
             .arg(config.to_string())
             .stdin(Stdio::null())
             .stderr(Stdio::inherit())

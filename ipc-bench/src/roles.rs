@@ -18,7 +18,7 @@ use ipc::Channel;
 use crate::cli::Flavor;
 use crate::error::{BenchError, Context, Result};
 use crate::raw::{self, RawKind};
-use crate::workload::ACK;
+use crate::workload::{Cell, Workload, ACK};
 
 /// Which child this process is.
 pub const ROLE_ENV: &str = "IPC_BENCH_ROLE";
@@ -109,16 +109,40 @@ pub fn role_from_env() -> Result<Option<Role>> {
 pub fn child_command(role: Role, job: &Job, pin: Option<usize>, flavor: Flavor) -> Result<Command> {
     let exe = std::env::current_exe().context("finding this executable")?;
     let mut cmd = Command::new(exe);
-    cmd.env(ROLE_ENV, role.env_value())
-        .env(JOB_ENV, job.to_string())
-        .env(RUNTIME_ENV, flavor.as_str())
+    cmd.envs(child_env(role, job, pin, flavor))
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null());
-    match pin {
-        Some(cpu) => cmd.env(PIN_ENV, cpu.to_string()),
-        None => cmd.env_remove(PIN_ENV),
-    };
+    if pin.is_none() {
+        cmd.env_remove(PIN_ENV);
+    }
     Ok(cmd)
+}
+
+/// The environment that makes this binary the child `role` doing `job` (pinned to
+/// `pin` when given), for a parent that starts it by other means (a Node parent).
+pub fn child_env(
+    role: Role,
+    job: &Job,
+    pin: Option<usize>,
+    flavor: Flavor,
+) -> Vec<(&'static str, String)> {
+    let mut env = vec![
+        (ROLE_ENV, role.env_value().to_string()),
+        (JOB_ENV, job.to_string()),
+        (RUNTIME_ENV, flavor.as_str().to_string()),
+    ];
+    if let Some(cpu) = pin {
+        env.push((PIN_ENV, cpu.to_string()));
+    }
+    env
+}
+
+/// The job that serves `cell`: echo for round trips, acknowledged phases for streaming.
+pub fn job_for(cell: &Cell) -> Job {
+    match cell.workload {
+        Workload::RoundTrip { .. } => Job::Echo,
+        Workload::Stream => Job::Sink(cell.stream_phases()),
+    }
 }
 
 /// Run this process as the child `role`: pin if asked, then serve the job.

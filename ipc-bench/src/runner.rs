@@ -7,6 +7,7 @@ use tokio::runtime::Runtime;
 
 use crate::cli::Flavor;
 use crate::error::{BenchError, Result};
+use crate::interop::{self, Interop};
 use crate::node::{Node, Serialization};
 use crate::raw::{self, RawKind};
 use crate::stats::{Latency, Measurement, Throughput};
@@ -25,27 +26,31 @@ pub enum Kind {
     Raw(RawKind),
     /// Node.js `fork()` IPC.
     Node(Serialization),
+    /// A Rust process and a Node.js process over Node's channel.
+    Interop(Interop),
 }
 
 impl Kind {
-    /// `toolkit`, `raw` or `node`.
+    /// `toolkit`, `raw`, `node` or `interop`.
     pub fn label(self) -> &'static str {
         match self {
             Kind::Toolkit => "toolkit",
             Kind::Raw(_) => "raw",
             Kind::Node(_) => "node",
+            Kind::Interop(_) => "interop",
         }
     }
 }
 
-/// One row group of the report: a toolkit transport, a raw baseline or a Node variant.
+/// One row group of the report: a toolkit transport, a raw baseline, a Node variant or
+/// a Rust <-> Node pairing.
 #[derive(Debug, Clone)]
 pub struct Runner {
     /// `uds`, `raw-socketpair`, `node-json`, ...
     pub name: String,
     /// What it measures.
     pub kind: Kind,
-    /// The raw baseline it is compared with (toolkit transports only).
+    /// The raw baseline it is compared with (toolkit transports and Rust <-> Node).
     pub baseline: Option<&'static str>,
     /// Caveats shown with the results.
     pub notes: Vec<String>,
@@ -54,7 +59,8 @@ pub struct Runner {
 }
 
 /// Every runner of this build, toolkit transports first (from the registry), then the
-/// raw baselines, then Node when it can run; filtered by `only` when not empty.
+/// raw baselines, then Node and the Rust <-> Node rows when Node can run; filtered by
+/// `only` when not empty.
 pub fn runners(node: Option<&Node>, only: &[String]) -> Vec<Runner> {
     let mut out = Vec::new();
     for name in ipc::registry().names() {
@@ -88,6 +94,15 @@ pub fn runners(node: Option<&Node>, only: &[String]) -> Vec<Runner> {
                 kind: Kind::Node(ser),
                 baseline: None,
                 notes: Vec::new(),
+                budget: Budget::Normal,
+            });
+        }
+        for side in Interop::ALL {
+            out.push(Runner {
+                name: side.name().to_string(),
+                kind: Kind::Interop(side),
+                baseline: Some(RawKind::Socketpair.name()),
+                notes: vec![side.note().to_string()],
                 budget: Budget::Normal,
             });
         }
@@ -152,6 +167,26 @@ fn run_one(ctx: &RunContext<'_>, runner: &Runner, cell: &Cell) -> Result<Measure
             Some(node) => node.run_cell(ser, cell, ctx.cpu),
             None => Err(BenchError::msg("node is not available")),
         },
+        Kind::Interop(side) => {
+            let node = ctx
+                .node
+                .ok_or_else(|| BenchError::msg("node is not available"))?;
+            match side {
+                Interop::RustParentNodeChild => ctx.runtime.block_on(async {
+                    tokio::time::timeout(
+                        TOOLKIT_CELL_TIMEOUT,
+                        interop::rust_parent_node_child(node, cell, ctx.cpu),
+                    )
+                    .await
+                    .map_err(|_| {
+                        BenchError::msg(format!("timed out after {TOOLKIT_CELL_TIMEOUT:?}"))
+                    })?
+                }),
+                Interop::NodeParentRustChild => {
+                    interop::node_parent_rust_child(node, cell, ctx.cpu, ctx.flavor)
+                }
+            }
+        }
     }
 }
 

@@ -2,15 +2,16 @@
 //! transport (`transport.spawn(..)`) and measures through `Box<dyn Channel>`, exactly
 //! as an application that picks its transport at run time would.
 
+use std::process::Command;
 use std::time::Instant;
 
 use bytes::Bytes;
-use ipc::Channel;
+use ipc::{Channel, Transport};
 
 use crate::cli::Flavor;
 use crate::error::{BenchError, Context, Result};
 use crate::pin::PinGuard;
-use crate::roles::{child_command, Job, Role};
+use crate::roles::{child_command, job_for, Role};
 use crate::stats::{self, Measurement};
 use crate::workload::{payload, Cell, Workload};
 
@@ -19,15 +20,24 @@ pub async fn run_cell(name: &str, cell: &Cell, cpu: usize, flavor: Flavor) -> Re
     let transport = ipc::registry().get(name)?;
     let pin = cell.workload.pinned().then_some(cpu);
     let _guard = pin.map(PinGuard::new).transpose()?;
-    let job = match cell.workload {
-        Workload::RoundTrip { .. } => Job::Echo,
-        Workload::Stream => Job::Sink(cell.stream_phases()),
-    };
-    let cmd = child_command(Role::Toolkit, &job, pin, flavor)?;
+    let cmd = child_command(Role::Toolkit, &job_for(cell), pin, flavor)?;
+    drive(transport.as_ref(), cmd, cell, name).await
+}
+
+/// Spawn `cmd` over `transport` and measure `cell` through the channel. The child must
+/// serve the cell's job (see [`crate::roles`]): echo every message for a round trip,
+/// acknowledge every phase when streaming. `what` names the child in errors. The
+/// caller pins, if the cell is pinned, before calling.
+pub async fn drive(
+    transport: &dyn Transport,
+    cmd: Command,
+    cell: &Cell,
+    what: &str,
+) -> Result<Measurement> {
     let (mut child, mut ch) = transport
         .spawn(cmd)
         .await
-        .context(format!("spawning a child over {name}"))?;
+        .context(format!("spawning a child over {what}"))?;
     let msg = Bytes::from(payload(cell.size));
     let measured = match cell.workload {
         Workload::RoundTrip { .. } => {

@@ -1,6 +1,6 @@
 //! End to end: the bench binary in quick mode with tiny counts writes a JSON report with
-//! a row for every registered transport, every raw baseline and Node (or the reason
-//! Node was skipped). Shape only, never speed.
+//! a row for every registered transport, every raw baseline, Node and the Rust <-> Node
+//! pairings (or the reason Node was skipped). Shape only, never speed.
 
 use std::collections::BTreeSet;
 use std::process::Command;
@@ -14,7 +14,13 @@ const RAW: [&str; 5] = [
     "raw-tcp",
     "raw-stdio",
 ];
-const NODE: [&str; 2] = ["node-json", "node-advanced"];
+/// Node rows, and the Rust <-> Node rows: all need `node`.
+const NODE: [&str; 4] = [
+    "node-json",
+    "node-advanced",
+    "rust-parent-node-child",
+    "node-parent-rust-child",
+];
 
 /// Run the bench with tiny counts plus `extra` arguments; return its JSON report.
 fn run(extra: &[&str]) -> Value {
@@ -94,6 +100,11 @@ fn every_transport_baseline_and_node_has_rows() {
             None => assert!(has(name, 64), "neither rows nor a skip reason for {name}"),
         }
     }
+    for row in report["rows"].as_array().expect("rows") {
+        if row["kind"] == "interop" {
+            assert_eq!(row["baseline"], "raw-socketpair", "interop row {row}");
+        }
+    }
     assert!(report["machine"]["cpus"].as_u64().expect("cpus") >= 1);
     assert!(!report["targets"].as_array().expect("targets").is_empty());
 }
@@ -106,7 +117,7 @@ fn missing_node_is_recorded_as_skipped() {
         "--sizes",
         "64",
         "--only",
-        "raw-pipe,node-json,node-advanced",
+        "raw-pipe,node-json,node-advanced,rust-parent-node-child,node-parent-rust-child",
     ]);
     let skipped = report["skipped"].as_array().expect("skipped");
     for name in NODE {

@@ -34,7 +34,7 @@ pub struct Report {
 pub struct RunnerInfo {
     /// `uds`, `raw-socketpair`, `node-json`, ...
     pub name: String,
-    /// `toolkit`, `raw` or `node`.
+    /// `toolkit`, `raw`, `node` or `interop`.
     pub kind: &'static str,
     /// The raw baseline a toolkit transport is compared with.
     pub baseline: Option<String>,
@@ -76,7 +76,7 @@ pub struct Ratios {
 pub struct Row {
     /// Runner name.
     pub runner: String,
-    /// `toolkit`, `raw` or `node`.
+    /// `toolkit`, `raw`, `node` or `interop`.
     pub kind: &'static str,
     /// Payload bytes.
     pub size: usize,

@@ -10,8 +10,8 @@ use super::table::{fmt_ns, fmt_size};
 use super::Report;
 use crate::error::{Context, Result};
 
-const PANEL_W: f64 = 560.0;
-const LABEL_W: f64 = 120.0;
+const PANEL_W: f64 = 590.0;
+const LABEL_W: f64 = 150.0;
 const BAR_AREA: f64 = 350.0;
 const BAR_H: f64 = 9.0;
 const GROUP_GAP: f64 = 8.0;

@@ -60,7 +60,7 @@ fn summary_line(out: &mut String, row: &Row) {
     let s = row.stream;
     let _ = writeln!(
         out,
-        "{:<15} {:>6} │ {:>8} {:>8} {:>11} │ {:>8} {:>8} {:>11} │ {:>9} │ {:>7} {:>8} {:>5} {:>6}",
+        "{:<22} {:>6} │ {:>8} {:>8} {:>11} │ {:>8} {:>8} {:>11} │ {:>9} │ {:>7} {:>8} {:>5} {:>6}",
         row.runner,
         fmt_size(row.size),
         lat(row.rtt, |l| l.p50_ns),
@@ -102,7 +102,7 @@ pub fn render(report: &Report) -> String {
     let _ =
         writeln!(
         out,
-        "{:<15} {:>6} │ {:>8} {:>8} {:>11} │ {:>8} {:>8} {:>11} │ {:>9} │ {:>7} {:>8} {:>5} {:>6}",
+        "{:<22} {:>6} │ {:>8} {:>8} {:>11} │ {:>8} {:>8} {:>11} │ {:>9} │ {:>7} {:>8} {:>5} {:>6}",
         "runner", "size", "RTT p50", "p99", "xraw p50/99", "pin p50", "pin p99", "xraw p50/99",
         "xnode RTT", "msg/s", "MB/s", "xraw", "xnode",
     );
@@ -118,7 +118,7 @@ pub fn render(report: &Report) -> String {
     out.push_str("\nLatency detail (hdrhistogram, 3 significant digits):\n");
     let _ = writeln!(
         out,
-        "{:<15} {:>6} {:>8} {:>7} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "{:<22} {:>6} {:>8} {:>7} {:>9} {:>9} {:>9} {:>9} {:>9}",
         "runner", "size", "cell", "n", "p50", "p99", "p99.9", "max", "mean"
     );
     for row in &report.rows {
@@ -126,7 +126,7 @@ pub fn render(report: &Report) -> String {
             if let Some(l) = l {
                 let _ = writeln!(
                     out,
-                    "{:<15} {:>6} {:>8} {:>7} {:>9} {:>9} {:>9} {:>9} {:>9}",
+                    "{:<22} {:>6} {:>8} {:>7} {:>9} {:>9} {:>9} {:>9} {:>9}",
                     row.runner,
                     fmt_size(row.size),
                     label,
