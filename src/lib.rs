@@ -85,7 +85,7 @@ pub fn registry() -> &'static Registry {
 }
 
 /// In a child started by a transport's `spawn`: open the channel to the parent named by
-/// `IPC_ENDPOINT` (see [`env`]).
+/// `IPC_ENDPOINT` (see [`env`](mod@env)).
 ///
 /// ```no_run
 /// # async fn demo() -> ipc::Result<()> {

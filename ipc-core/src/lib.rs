@@ -4,7 +4,7 @@
 //! backend implements, the one [framing](frame) implementation byte-stream backends
 //! share, serde [codecs](codec) and [`TypedChannel`], [request/response](rpc),
 //! [`Endpoint`]s, the [`Transport`] trait and its [`Registry`], spawned [`Child`]
-//! processes and the [environment contract](env) between parent and child.
+//! processes and the [environment contract](mod@env) between parent and child.
 //!
 //! The core names no backend. Depend on a backend crate (`ipc-uds`, `ipc-tcp`, ...) for
 //! one transport, or on the `ipc` facade to choose at run time.
