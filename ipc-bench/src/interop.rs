@@ -14,8 +14,9 @@
 
 use std::process::{Command, Stdio};
 
+use anyhow::{Context, Result};
+
 use crate::cli::Flavor;
-use crate::error::{Context, Result};
 use crate::node::{Node, TOOLKIT_CHILD};
 use crate::pin::PinGuard;
 use crate::roles::{child_env, job_for, Role, JOB_ENV};

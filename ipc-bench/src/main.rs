@@ -21,7 +21,6 @@
 //! JSON/CSV, SVG and target checks, [`machine`] the machine description.
 
 mod cli;
-mod error;
 mod interop;
 mod machine;
 mod node;
@@ -31,7 +30,6 @@ mod report;
 mod roles;
 mod runner;
 mod stats;
-mod tmp;
 mod toolkit;
 mod workload;
 
@@ -40,8 +38,9 @@ use std::time::Instant;
 
 use clap::Parser;
 
+use anyhow::{anyhow, Context, Result};
+
 use crate::cli::Args;
-use crate::error::{BenchError, Context, Result};
 use crate::interop::Interop;
 use crate::machine::Machine;
 use crate::node::{Node, Serialization};
@@ -59,14 +58,14 @@ fn prepare_process() -> Result<()> {
 
 fn main() -> ExitCode {
     if let Err(e) = prepare_process() {
-        eprintln!("ipc-bench: {e}");
+        eprintln!("ipc-bench: {e:#}");
         return ExitCode::FAILURE;
     }
     match roles::role_from_env() {
         Ok(Some(role)) => match roles::run_child(role) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("ipc-bench child ({}): {e}", role.env_value());
+                eprintln!("ipc-bench child ({}): {e:#}", role.env_value());
                 ExitCode::FAILURE
             }
         },
@@ -74,12 +73,12 @@ fn main() -> ExitCode {
             Ok(true) => ExitCode::SUCCESS,
             Ok(false) => ExitCode::FAILURE,
             Err(e) => {
-                eprintln!("ipc-bench: {e}");
+                eprintln!("ipc-bench: {e:#}");
                 ExitCode::FAILURE
             }
         },
         Err(e) => {
-            eprintln!("ipc-bench: {e}");
+            eprintln!("ipc-bench: {e:#}");
             ExitCode::FAILURE
         }
     }
@@ -89,7 +88,7 @@ fn main() -> ExitCode {
 /// cell failed (the report is still printed and written).
 fn parent(args: Args) -> Result<bool> {
     if let Some(bad) = args.sizes.iter().find(|s| **s < 2) {
-        return Err(BenchError::msg(format!(
+        return Err(anyhow!(format!(
             "--sizes: {bad} is too small (payloads are JSON strings of at least 2 bytes)"
         )));
     }
@@ -121,7 +120,7 @@ fn parent(args: Args) -> Result<bool> {
     let cpu = match args.cpu {
         Some(cpu) if allowed.contains(&cpu) => cpu,
         Some(cpu) => {
-            return Err(BenchError::msg(format!(
+            return Err(anyhow!(format!(
                 "--cpu {cpu}: this process may only run on CPUs {allowed:?}"
             )))
         }

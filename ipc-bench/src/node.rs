@@ -14,11 +14,12 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::error::{BenchError, Context, Result};
+use anyhow::{anyhow, Context, Result};
+
 use crate::pin::PinGuard;
 use crate::stats::{self, Measurement};
-use crate::tmp::TempDir;
 use crate::workload::{Cell, Workload};
+use tempfile::TempDir;
 
 const PARENT_JS: &str = include_str!("../node/bench_parent.js");
 const CHILD_JS: &str = include_str!("../node/bench_child.js");
@@ -79,7 +80,10 @@ impl Node {
             return Err(format!("`{exe} --version` failed: {}", out.status));
         }
         let version = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        let scripts = TempDir::new("ipc-bench-node").map_err(|e| e.to_string())?;
+        let scripts = tempfile::Builder::new()
+            .prefix("ipc-bench-node-")
+            .tempdir()
+            .map_err(|e| format!("creating a temporary directory for the Node scripts: {e}"))?;
         for (name, text) in [
             ("bench_parent.js", PARENT_JS),
             ("bench_child.js", CHILD_JS),
@@ -152,7 +156,7 @@ impl Node {
             line.trim()
         ))?;
         if let Some(error) = report.error {
-            return Err(BenchError::msg(format!("the Node parent failed: {error}")));
+            return Err(anyhow!(format!("the Node parent failed: {error}")));
         }
         match cell.workload {
             Workload::RoundTrip { .. } => {

@@ -12,7 +12,7 @@ use std::fs;
 use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
 use nix::unistd::Pid;
 
-use crate::error::{Context, Result};
+use anyhow::{Context, Result};
 
 /// The tids of this process's threads.
 fn threads() -> Result<Vec<Pid>> {

@@ -15,8 +15,9 @@ use std::process::Command;
 use bytes::Bytes;
 use ipc::Channel;
 
+use anyhow::{Context, Result};
+
 use crate::cli::Flavor;
-use crate::error::{BenchError, Context, Result};
 use crate::raw::{self, RawKind};
 use crate::workload::{Cell, Workload, ACK};
 
@@ -54,7 +55,7 @@ impl fmt::Display for Job {
 }
 
 impl std::str::FromStr for Job {
-    type Err = BenchError;
+    type Err = anyhow::Error;
 
     fn from_str(s: &str) -> Result<Job> {
         if s == "echo" {

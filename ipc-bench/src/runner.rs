@@ -5,8 +5,9 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::runtime::Runtime;
 
+use anyhow::{anyhow, Result};
+
 use crate::cli::Flavor;
-use crate::error::{BenchError, Result};
 use crate::interop::{self, Interop};
 use crate::node::{Node, Serialization};
 use crate::raw::{self, RawKind};
@@ -160,17 +161,15 @@ fn run_one(ctx: &RunContext<'_>, runner: &Runner, cell: &Cell) -> Result<Measure
                 toolkit::run_cell(&runner.name, cell, ctx.cpu, ctx.flavor),
             )
             .await
-            .map_err(|_| BenchError::msg(format!("timed out after {TOOLKIT_CELL_TIMEOUT:?}")))?
+            .map_err(|_| anyhow!(format!("timed out after {TOOLKIT_CELL_TIMEOUT:?}")))?
         }),
         Kind::Raw(kind) => raw::run_cell(kind, cell, ctx.cpu),
         Kind::Node(ser) => match ctx.node {
             Some(node) => node.run_cell(ser, cell, ctx.cpu),
-            None => Err(BenchError::msg("node is not available")),
+            None => Err(anyhow!("node is not available")),
         },
         Kind::Interop(side) => {
-            let node = ctx
-                .node
-                .ok_or_else(|| BenchError::msg("node is not available"))?;
+            let node = ctx.node.ok_or_else(|| anyhow!("node is not available"))?;
             match side {
                 Interop::RustParentNodeChild => ctx.runtime.block_on(async {
                     tokio::time::timeout(
@@ -178,9 +177,7 @@ fn run_one(ctx: &RunContext<'_>, runner: &Runner, cell: &Cell) -> Result<Measure
                         interop::rust_parent_node_child(node, cell, ctx.cpu),
                     )
                     .await
-                    .map_err(|_| {
-                        BenchError::msg(format!("timed out after {TOOLKIT_CELL_TIMEOUT:?}"))
-                    })?
+                    .map_err(|_| anyhow!(format!("timed out after {TOOLKIT_CELL_TIMEOUT:?}")))?
                 }),
                 Interop::NodeParentRustChild => {
                     interop::node_parent_rust_child(node, cell, ctx.cpu, ctx.flavor)

@@ -10,7 +10,7 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use crate::error::{BenchError, Result};
+use anyhow::{anyhow, Result};
 
 /// Largest latency the histogram holds: 60 s, in nanoseconds.
 const MAX_NS: u64 = 60_000_000_000;
@@ -18,14 +18,14 @@ const MAX_NS: u64 = 60_000_000_000;
 /// A fresh latency histogram (1 ns ..= 60 s, 3 significant digits).
 pub fn histogram() -> Result<Histogram<u64>> {
     Histogram::new_with_bounds(1, MAX_NS, 3)
-        .map_err(|e| BenchError::msg(format!("creating the latency histogram: {e}")))
+        .map_err(|e| anyhow!(format!("creating the latency histogram: {e}")))
 }
 
 /// Record one round trip.
 pub fn record(h: &mut Histogram<u64>, took: Duration) -> Result<()> {
     let ns = (took.as_nanos().min(u128::from(MAX_NS)) as u64).max(1);
     h.record(ns)
-        .map_err(|e| BenchError::msg(format!("recording {ns} ns: {e}")))
+        .map_err(|e| anyhow!(format!("recording {ns} ns: {e}")))
 }
 
 /// What one cell measured.

@@ -8,8 +8,9 @@ use std::time::Instant;
 use bytes::Bytes;
 use ipc::{Channel, Transport};
 
+use anyhow::{anyhow, Context, Result};
+
 use crate::cli::Flavor;
-use crate::error::{BenchError, Context, Result};
 use crate::pin::PinGuard;
 use crate::roles::{child_command, job_for, Role};
 use crate::stats::{self, Measurement};
@@ -52,7 +53,7 @@ pub async fn drive(
                     .context("the child closed early")?;
                 let took = start.elapsed();
                 if pong.len() != msg.len() || (i < cell.warmup && pong != msg) {
-                    return Err(BenchError::msg("the child answered with other bytes"));
+                    return Err(anyhow!("the child answered with other bytes"));
                 }
                 if i >= cell.warmup {
                     stats::record(&mut h, took)?;
@@ -83,11 +84,11 @@ pub async fn drive(
         .context("waiting for the child's close")?
         .is_some()
     {
-        return Err(BenchError::msg("the child sent more than it should"));
+        return Err(anyhow!("the child sent more than it should"));
     }
     let status = child.wait().await.context("waiting for the child")?;
     if !status.success() {
-        return Err(BenchError::msg(format!("the child failed: {status}")));
+        return Err(anyhow!(format!("the child failed: {status}")));
     }
     Ok(measured)
 }

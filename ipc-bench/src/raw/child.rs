@@ -8,11 +8,12 @@ use std::os::fd::{AsFd, FromRawFd};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 
+use anyhow::{anyhow, Context, Result};
+
 use super::wire::Conn;
 use super::{
     boxed, RawKind, CHILD_IN_FD, CHILD_OUT_FD, FIFO_DIR_ENV, FIFO_DOWN, FIFO_UP, TCP_PORT_ENV,
 };
-use crate::error::{BenchError, Context, Result};
 use crate::roles::Job;
 
 /// The child's end of a raw baseline, from what the parent left it.
@@ -82,7 +83,7 @@ pub fn serve_child(kind: RawKind, job: &Job) -> Result<()> {
             for &n in phases {
                 for _ in 0..n {
                     if !conn.recv(&mut buf).context("receiving")? {
-                        return Err(BenchError::msg("the parent closed inside a phase"));
+                        return Err(anyhow!("the parent closed inside a phase"));
                     }
                 }
                 conn.send(crate::workload::ACK).context("acknowledging")?;

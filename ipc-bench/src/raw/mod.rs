@@ -30,13 +30,14 @@ use std::time::{Duration, Instant};
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::sys::stat::Mode;
 
+use anyhow::{anyhow, Context, Result};
+
 use crate::cli::Flavor;
-use crate::error::{BenchError, Context, Result};
 use crate::pin::PinGuard;
 use crate::roles::{child_command, Job, Role};
 use crate::stats::{self, Measurement};
-use crate::tmp::TempDir;
 use crate::workload::{payload, Cell, Workload};
+use tempfile::TempDir;
 use wire::{Conn, Framing};
 
 /// Names the FIFO directory for a `raw-fifo` child.
@@ -143,16 +144,16 @@ fn wait_for<T>(
 ) -> Result<T> {
     let start = Instant::now();
     loop {
-        if let Some(value) = attempt().context(what)? {
+        if let Some(value) = attempt().with_context(|| what.to_string())? {
             return Ok(value);
         }
-        if let Some(status) = child.try_wait().context(what)? {
-            return Err(BenchError::msg(format!(
+        if let Some(status) = child.try_wait().with_context(|| what.to_string())? {
+            return Err(anyhow!(format!(
                 "{what}: the child exited first ({status})"
             )));
         }
         if start.elapsed() > CONNECT_TIMEOUT {
-            return Err(BenchError::msg(format!("{what}: timed out")));
+            return Err(anyhow!(format!("{what}: timed out")));
         }
         std::thread::sleep(Duration::from_millis(1));
     }
@@ -209,7 +210,10 @@ fn spawn(kind: RawKind, job: &Job, pin: Option<usize>) -> Result<RawChild> {
             })
         }
         RawKind::Fifo => {
-            let dir = TempDir::new("ipc-bench-fifo")?;
+            let dir = tempfile::Builder::new()
+                .prefix("ipc-bench-fifo-")
+                .tempdir()
+                .context("creating a private directory for the FIFO pair")?;
             for name in [FIFO_DOWN, FIFO_UP] {
                 let path = dir.path().join(name);
                 nix::unistd::mkfifo(&path, Mode::S_IRUSR | Mode::S_IWUSR)
@@ -314,7 +318,7 @@ pub fn run_cell(kind: RawKind, cell: &Cell, cpu: usize) -> Result<Measurement> {
                 let got = conn.recv(&mut buf).context("receiving")?;
                 let took = start.elapsed();
                 if !got || buf.len() != msg.len() {
-                    return Err(BenchError::msg("the raw child answered with other bytes"));
+                    return Err(anyhow!("the raw child answered with other bytes"));
                 }
                 if i >= cell.warmup {
                     stats::record(&mut h, took)?;
@@ -329,7 +333,7 @@ pub fn run_cell(kind: RawKind, cell: &Cell, cpu: usize) -> Result<Measurement> {
                 }
                 match conn.recv(&mut buf).context("waiting for the ack")? {
                     true => Ok(()),
-                    false => Err(BenchError::msg("the raw child closed before its ack")),
+                    false => Err(anyhow!("the raw child closed before its ack")),
                 }
             };
             let phases = cell.stream_phases();
@@ -350,7 +354,7 @@ pub fn run_cell(kind: RawKind, cell: &Cell, cpu: usize) -> Result<Measurement> {
     drop(conn); // end of stream: the child exits
     let status = child.wait().context("waiting for the raw child")?;
     if !status.success() {
-        return Err(BenchError::msg(format!("the raw child failed: {status}")));
+        return Err(anyhow!(format!("the raw child failed: {status}")));
     }
     Ok(measured)
 }

@@ -7,8 +7,9 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
+use anyhow::{Context, Result};
+
 use super::Report;
-use crate::error::{Context, Result};
 
 /// Write the report as pretty JSON.
 pub fn write_json(report: &Report, path: &Path) -> Result<()> {

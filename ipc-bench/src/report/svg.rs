@@ -6,9 +6,10 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
+use anyhow::{Context, Result};
+
 use super::table::{fmt_ns, fmt_size};
 use super::Report;
-use crate::error::{Context, Result};
 
 const PANEL_W: f64 = 590.0;
 const LABEL_W: f64 = 150.0;
