@@ -165,7 +165,8 @@ async fn unprepared_target_is_refused_and_lives() -> Result<()> {
 }
 
 /// `connect` to a process that blocks the signals but never opens a channel (a
-/// toolkit program not talking to us) gives up after the default timeout, naming it.
+/// toolkit program not talking to us) gives up after the default timeout, or the one
+/// given, naming it.
 async fn silent_target_times_out() -> Result<()> {
     let mut target = sleeper(true)?;
     let pid = target.id().ok_or_else(|| fail("no pid"))?;
@@ -176,6 +177,11 @@ async fn silent_target_times_out() -> Result<()> {
     .await
     .map_err(|_| fail("connect to a silent process hung"))?;
     expect_no_answer("connect", result, pid)?;
+    // The wait is configurable (and the failed attempt left no channel behind).
+    let result =
+        ipc_signal::connect_with_timeout(pid, FrameConfig::default(), Duration::from_millis(200))
+            .await;
+    expect_no_answer("connect_with_timeout", result, pid)?;
     kill_and_expect_untouched(&mut target, "silent target").await
 }
 
