@@ -7,14 +7,16 @@ use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use ipc_core::frame::FrameConfig;
 use ipc_core::{Channel, ChannelInfo, Child, Endpoint, Error, RecvHalf, Result, SendHalf};
 
-use crate::link::{queue, Link, QueueError, NAME};
+use crate::link::{Link, NAME};
 use crate::mask::{ensure_blocked, transport_sigset, DATA_SIGNAL};
+use crate::pidfd::QueueError;
 use crate::router::{lock, SlotState};
 use crate::wire::{self, Header, CHUNK};
 
@@ -54,6 +56,13 @@ impl Outgoing {
     }
 }
 
+/// How long [`connect`] waits for the peer's hello.
+///
+/// ```
+/// assert_eq!(ipc_signal::DEFAULT_CONNECT_TIMEOUT, std::time::Duration::from_secs(5));
+/// ```
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
 fn peer_lost(pid: u32) -> Error {
     Error::PeerLost(format!(
         "process {pid} exited without closing the signal channel"
@@ -74,16 +83,18 @@ fn credit(link: &Link) -> Result<u64> {
     if let Some(fault) = &st.fault {
         return Err(protocol_error(fault));
     }
-    if st.peer_exited {
-        return Err(if st.goodbye_seen {
+    // The peer's end is gone: `Closed` if it said goodbye first, else `PeerLost`.
+    if st.peer_exited || st.peer_gone_at.is_some() {
+        return Err(if st.goodbye_routed {
             Error::Closed
-        } else {
+        } else if st.peer_exited {
             peer_lost(link.pid)
+        } else {
+            Error::PeerLost(format!(
+                "process {} dropped its signal channel without closing it",
+                link.pid
+            ))
         });
-    }
-    if st.peer_gone_at.is_some() {
-        // The peer dropped its channel: nobody reads what we would send.
-        return Err(Error::Closed);
     }
     let Some(window) = st.peer_window else {
         return Ok(0);
@@ -104,7 +115,10 @@ fn credit(link: &Link) -> Result<u64> {
 /// frame followed by another); dropped before that, the frame is not sent at all.
 ///
 /// Dropping the half without [`close`](SendHalf::close) sends the goodbye without
-/// waiting (unless a frame is half sent), so the peer usually sees a clean close.
+/// waiting, so the peer usually sees a clean close. Dropped with a frame half sent, it
+/// tells the peer that no more follows (even while this process keeps the receiving
+/// half): the peer's `recv` then fails with [`Error::PeerLost`] instead of waiting for
+/// the rest of the frame.
 pub struct SignalSender {
     link: Arc<Link>,
     out: Option<Outgoing>,
@@ -173,11 +187,11 @@ impl SignalSender {
                 return Ok(());
             };
             let owed = link.flush_owed();
-            let credit = credit(link)?;
+            let allowed = credit(link)?;
             let mut full = false;
             let mut queued = 0;
-            while queued < credit && out.next < out.total {
-                match queue(link.pid, DATA_SIGNAL, out.word(out.next)) {
+            while queued < allowed && out.next < out.total {
+                match link.queue(DATA_SIGNAL, out.word(out.next)) {
                     Ok(()) => {
                         out.next += 1;
                         queued += 1;
@@ -187,8 +201,10 @@ impl SignalSender {
                         break;
                     }
                     Err(QueueError::NoProcess) => {
+                        // Exited and reaped before its pidfd was seen readable.
                         link.sent.fetch_add(queued, Ordering::Relaxed);
-                        return Err(peer_lost(link.pid));
+                        link.peer_exited();
+                        return Err(credit(link).err().unwrap_or_else(|| peer_lost(link.pid)));
                     }
                     Err(QueueError::Other(e)) => {
                         link.sent.fetch_add(queued, Ordering::Relaxed);
@@ -215,8 +231,13 @@ impl Drop for SignalSender {
             None => true,
             Some(out) => out.next == 0,
         };
-        if !self.closed && unstarted {
+        if self.closed {
+            return;
+        }
+        if unstarted {
             self.link.goodbye_on_drop();
+        } else {
+            self.link.abort_on_drop();
         }
     }
 }
@@ -266,7 +287,6 @@ impl Decoder {
                     }
                     Header::Goodbye => {
                         self.state = RxState::Finished;
-                        st.goodbye_seen = true;
                         return Some(Ok(None));
                     }
                     Header::Invalid => {
@@ -310,6 +330,12 @@ impl Decoder {
         }
         if st.peer_exited {
             return Some(peer_lost(self.pid));
+        }
+        if st.peer_abort_at.is_some_and(|n| st.routed >= n) {
+            return Some(Error::PeerLost(format!(
+                "process {} dropped its sending half in the middle of a frame",
+                self.pid
+            )));
         }
         if st.peer_gone_at.is_some_and(|n| st.routed >= n) {
             return Some(Error::PeerLost(format!(
@@ -401,9 +427,10 @@ impl std::fmt::Debug for SignalChannel {
 }
 
 impl SignalChannel {
-    /// Open the channel to `pid`. The caller has checked the signal mask.
-    fn open(pid: u32, config: FrameConfig) -> Result<Self> {
-        let link = Link::open(pid, config.max_frame())?;
+    /// Open the channel to `pid` (see [`Link::open`]). The caller has checked the
+    /// signal mask.
+    fn open(pid: u32, config: FrameConfig, check_target: bool) -> Result<Self> {
+        let link = Link::open(pid, config.max_frame(), check_target)?;
         Ok(SignalChannel {
             tx: SignalSender {
                 link: link.clone(),
@@ -488,14 +515,8 @@ impl RecvHalf for SignalReceiver {
 }
 
 /// Open a channel to process `pid`, which opens one back to us (a child started by
-/// [`spawn`] does so through [`connect_from_env`]).
-///
-/// Returns at once; the first `send` waits until the peer's channel exists (its hello
-/// arrives). A peer that never opens its end makes `send` wait until it exits.
-///
-/// Fails with [`Error::Unsupported`] unless every thread blocks the transport signals
-/// (see [`block_transport_signals`](crate::block_transport_signals)), and if this
-/// process already has a channel to `pid`.
+/// [`spawn`] does so through [`connect_from_env`]), waiting up to
+/// [`DEFAULT_CONNECT_TIMEOUT`] for it to answer. See [`connect_with_timeout`].
 ///
 /// ```no_run
 /// # async fn demo() -> ipc_core::Result<()> {
@@ -504,8 +525,50 @@ impl RecvHalf for SignalReceiver {
 /// # Ok(()) }
 /// ```
 pub async fn connect(pid: u32, config: FrameConfig) -> Result<SignalChannel> {
+    connect_with_timeout(pid, config, DEFAULT_CONNECT_TIMEOUT).await
+}
+
+/// Open a channel to process `pid`, waiting up to `timeout` for its hello (the sign
+/// that its channel to us exists).
+///
+/// Before the first signal goes out, the target must be safe to signal: it must block
+/// (in every thread), catch or ignore both transport signals, as read from
+/// `/proc/PID/task/*/status`. Otherwise — an ordinary program, which the signals'
+/// default action would kill — `connect` fails with [`Error::Handshake`] and sends
+/// nothing. The peer is then addressed through a pidfd only, so a process that later
+/// gets its pid is never signalled.
+///
+/// Fails with [`Error::Handshake`] naming `pid` if the peer does not answer within
+/// `timeout` (it blocks the signals but has no channel to us), or exits first;
+/// [`Error::Unsupported`] unless every thread of this process blocks the transport
+/// signals (see [`block_transport_signals`](crate::block_transport_signals)), or if
+/// this process already has a channel to `pid`.
+///
+/// ```no_run
+/// # async fn demo() -> ipc_core::Result<()> {
+/// use std::time::Duration;
+/// let ch = ipc_signal::connect_with_timeout(4242, Default::default(), Duration::from_secs(30))
+///     .await?;
+/// # let _ = ch; Ok(()) }
+/// ```
+pub async fn connect_with_timeout(
+    pid: u32,
+    config: FrameConfig,
+    timeout: Duration,
+) -> Result<SignalChannel> {
     ensure_blocked()?;
-    SignalChannel::open(pid, config)
+    let channel = SignalChannel::open(pid, config, true)?;
+    match tokio::time::timeout(timeout, channel.tx.link.wait_for_hello()).await {
+        Ok(Ok(())) => Ok(channel),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(Error::Handshake(format!(
+            "process {pid} did not answer within {timeout:?}: it accepts the transport's \
+             signals but has not opened a signal channel to this process (pid {}). Start \
+             the peer first, have it connect to this pid, or allow more time with \
+             ipc_signal::connect_with_timeout",
+            std::process::id()
+        ))),
+    }
 }
 
 /// In a child: open the channel to the parent named by `IPC_ENDPOINT`
@@ -567,6 +630,8 @@ pub async fn spawn(mut command: Command, config: FrameConfig) -> Result<(Child, 
         });
     }
     let child = ipc_core::spawn::spawn_child(command)?;
-    let channel = SignalChannel::open(child.pid(), config)?;
+    // Our child: it cannot be reaped (nor its pid reused) before its pidfd is open,
+    // and it blocks the signals (set above), so no /proc check is needed.
+    let channel = SignalChannel::open(child.pid(), config, false)?;
     Ok((child, channel))
 }

@@ -75,6 +75,8 @@
 //!   0x01 HELLO  version 1 (bits 39..32) | window (bits 31..0)   my end exists
 //!   0x02 ACK    data signals consumed from you so far (mod 2^56)
 //!   0x03 GONE   data signals I sent you in total (mod 2^56)     my end is dropped
+//!   0x04 ABORT  data signals I sent you in total (mod 2^56)     my sending half was
+//!                                                               dropped mid-frame
 //!
 //! "hi"    ->  37: 0x5347_0100_0000_0002   37: 0x6869_0000_0000_0000
 //! ""      ->  37: 0x5347_0100_0000_0000
@@ -104,10 +106,38 @@
 //!
 //! **End.** `close` sends the goodbye header; the peer's `recv` then returns `Ok(None)`.
 //! Dropping a channel without closing it sends the goodbye without waiting (unless a
-//! frame is half sent) and GONE. A peer process that dies sends nothing: each channel
-//! watches its peer with a `pidfd` (Linux 5.3+), and once the peer has exited and every
-//! signal it sent has been read, `recv` returns [`Error::PeerLost`](ipc_core::Error::PeerLost)
-//! and `send` stops waiting.
+//! frame is half sent) and GONE. A sending half dropped with a frame half sent sends
+//! ABORT instead (even while the receiving half lives on): the peer's `recv` fails with
+//! [`Error::PeerLost`](ipc_core::Error::PeerLost) once it has read what came before,
+//! instead of waiting for the rest of the frame. A peer process that dies sends
+//! nothing: each channel watches its peer's pidfd, and once the peer has exited and
+//! every signal it sent has been read, `recv` returns `PeerLost` and `send` stops
+//! waiting. A `send` that fails because the peer's end is gone gives
+//! [`Error::Closed`](ipc_core::Error::Closed) if the peer's goodbye had reached us
+//! (read or not), `PeerLost` otherwise; a `send` after our own `close` gives `Closed`.
+//!
+//! # Never signalling a stranger
+//!
+//! The transport's signals kill a process that does not expect them, so:
+//!
+//! - **The peer is a pidfd, not a number.** A channel opens the peer's pidfd
+//!   (`pidfd_open`) at first contact — [`spawn`] right after starting the child (which
+//!   cannot be reaped, so its pid cannot change hands, before that), [`connect`] before
+//!   its first signal — and sends every signal through it (`pidfd_send_signal` with the
+//!   `siginfo` that `sigqueue(3)` would build). Once the peer has exited and been
+//!   reaped, its pid may be given to a new process; the pidfd still refers to the dead
+//!   one, so the kernel refuses (`ESRCH`, reported as `PeerLost`) instead of
+//!   signalling the newcomer. There is no fallback to `kill`/`sigqueue` by pid: on
+//!   kernels without pidfds (before 5.3) the data channel is refused
+//!   ([`Error::Unsupported`](ipc_core::Error::Unsupported)).
+//! - **`connect` checks the target first.** It reads `/proc/PID/task/*/status` and
+//!   refuses with [`Error::Handshake`](ipc_core::Error::Handshake), sending nothing,
+//!   unless both signals are blocked in every thread of the target, or caught or
+//!   ignored (`SigBlk`, `SigCgt`, `SigIgn`). The read is checked against the pidfd
+//!   (still the same process afterwards), so it is not fooled by pid reuse either.
+//!   Then it waits for the peer's HELLO, [`DEFAULT_CONNECT_TIMEOUT`] (5 s) or as long as
+//!   [`connect_with_timeout`] is told, and fails with `Handshake` naming the pid if
+//!   none comes.
 //!
 //! # One process, many channels
 //!
@@ -163,15 +193,19 @@
 //! - Queued real-time signals are reliable and ordered per signal number and sender, up
 //!   to `RLIMIT_SIGPENDING` per receiving user (`sigqueue` then fails with `EAGAIN`,
 //!   which the window avoids and the sender waits out). See `signal(7)`, `sigqueue(3)`.
-//! - `ssi_pid` is set by the kernel: a process cannot pose as another pid. Any process
-//!   of the same user (or with `CAP_KILL`) may send signals to us; signals from pids
-//!   without a channel are dropped, but the peer's own pid is trusted.
+//! - `ssi_pid` is what the sender says: the kernel fills it in for `kill(2)`, but a
+//!   `sigqueue`-style sender (`rt_sigqueueinfo`, `pidfd_send_signal`, as here)
+//!   supplies it and the kernel does not check it. Any process allowed to signal us
+//!   (the same user, or `CAP_KILL`) can therefore inject words that look like they come
+//!   from our peer — the same processes that could `ptrace` us anyway. Signals from
+//!   pids without a channel are dropped; the peer's pid is trusted.
 //! - Throughput is bounded by one system call per 8 bytes sent.
 //!
 //! # Platform-specific behavior
 //!
-//! - **Linux, 64-bit**: the data channel (signalfd, pidfd_open on Linux 5.3+, 8-byte
-//!   `sival_ptr`). Built and tested on Linux.
+//! - **Linux, 64-bit**: the data channel (signalfd, `pidfd_open` and
+//!   `pidfd_send_signal` on Linux 5.3+, 8-byte `sival_ptr`, `/proc` for the target
+//!   check). Built and tested on Linux.
 //! - **Elsewhere**: [`SignalTransport`]'s `connect` and `spawn` return
 //!   [`Error::Unsupported`](ipc_core::Error::Unsupported); the process-control helpers
 //!   ([`shutdown_signal`], [`kill`], [`GracefulShutdown`]) need only Unix signals but are
@@ -190,13 +224,20 @@ mod link;
 #[cfg_attr(not(target_pointer_width = "64"), allow(dead_code))]
 mod mask;
 #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+mod pidfd;
+#[cfg(all(target_os = "linux", target_pointer_width = "64"))]
 mod router;
+#[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+mod target;
 mod transport;
 #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
 mod wire;
 
 #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
-pub use channel::{connect, connect_from_env, spawn, SignalChannel, SignalReceiver, SignalSender};
+pub use channel::{
+    connect, connect_from_env, connect_with_timeout, spawn, SignalChannel, SignalReceiver,
+    SignalSender, DEFAULT_CONNECT_TIMEOUT,
+};
 pub use control::{kill, shutdown_signal, ShutdownSignals};
 pub use graceful::{
     run_until_shutdown, GracefulShutdown, Outcome, ShutdownHandle, StopReason, DEFAULT_GRACE,

@@ -3,7 +3,7 @@
 //! signals (hello, acknowledgements) we owe the peer.
 
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -14,8 +14,9 @@ use tokio::io::Interest;
 use tokio::sync::Notify;
 
 use crate::mask::{CONTROL_SIGNAL, DATA_SIGNAL};
+use crate::pidfd::{self, QueueError};
 use crate::router::{lock, router, Router, Slot};
-use crate::wire;
+use crate::{target, wire};
 
 /// The transport's name.
 pub(crate) const NAME: &str = "signal";
@@ -23,59 +24,6 @@ pub(crate) const NAME: &str = "signal";
 /// How long to wait before retrying a `sigqueue` that failed with `EAGAIN` (the
 /// per-user `RLIMIT_SIGPENDING` is exhausted and no acknowledgement may come to help).
 const RETRY: Duration = Duration::from_millis(5);
-
-/// Why `sigqueue` failed.
-pub(crate) enum QueueError {
-    /// `EAGAIN`: the queued-signal limit of the receiving user is reached; retry later.
-    Full,
-    /// `ESRCH`: the process is gone.
-    NoProcess,
-    /// Anything else.
-    Other(io::Error),
-}
-
-/// `sigqueue(pid, signo, word)`.
-pub(crate) fn queue(pid: u32, signo: libc::c_int, word: u64) -> Result<(), QueueError> {
-    let value = libc::sigval {
-        sival_ptr: word as usize as *mut libc::c_void,
-    };
-    loop {
-        // SAFETY: sigqueue takes plain values; `pid` fits a pid_t (checked at open).
-        let rc = unsafe { libc::sigqueue(pid as libc::pid_t, signo, value) };
-        if rc == 0 {
-            return Ok(());
-        }
-        let e = io::Error::last_os_error();
-        match e.raw_os_error() {
-            Some(libc::EINTR) => continue,
-            Some(libc::EAGAIN) => return Err(QueueError::Full),
-            Some(libc::ESRCH) => return Err(QueueError::NoProcess),
-            _ => return Err(QueueError::Other(e)),
-        }
-    }
-}
-
-/// `pidfd_open(pid, 0)`: readable once the process has exited.
-fn pidfd_open(pid: u32) -> Result<OwnedFd> {
-    // SAFETY: a plain system call with integer arguments.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
-    if fd < 0 {
-        let e = io::Error::last_os_error();
-        return Err(match e.raw_os_error() {
-            Some(libc::ESRCH) => Error::Io(io::Error::new(
-                io::ErrorKind::NotFound,
-                format!("no process with pid {pid}: it exited, or the endpoint is wrong"),
-            )),
-            Some(libc::ENOSYS) => Error::unsupported(
-                NAME,
-                "watching the peer process on this kernel (pidfd_open needs Linux 5.3 or later)",
-            ),
-            _ => Error::Io(e),
-        });
-    }
-    // SAFETY: pidfd_open returned a new descriptor (close-on-exec) that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) })
-}
 
 /// Register `fd` with the current runtime's reactor, for readability.
 fn register(fd: OwnedFd) -> io::Result<AsyncFd<OwnedFd>> {
@@ -120,8 +68,10 @@ pub(crate) struct Link {
 
 impl Link {
     /// Register a channel to `pid` in this process and greet the peer. The caller has
-    /// checked that the transport signals are blocked. Needs a tokio runtime.
-    pub(crate) fn open(pid: u32, max_frame: usize) -> Result<Arc<Link>> {
+    /// checked that the transport signals are blocked. With `check_target`, refuse
+    /// first unless the target blocks or handles them too (a child we spawned does:
+    /// we set its mask). Needs a tokio runtime.
+    pub(crate) fn open(pid: u32, max_frame: usize, check_target: bool) -> Result<Arc<Link>> {
         if pid == 0 || pid > i32::MAX as u32 {
             return Err(Error::BadEndpoint {
                 input: format!("signal:pid={pid}"),
@@ -135,7 +85,13 @@ impl Link {
             ));
         }
         let router = router()?;
-        let pidfd = pidfd_open(pid)?;
+        // From here on the peer is addressed through its pidfd only, never by number.
+        let pidfd = pidfd::open(pid)?;
+        if check_target {
+            target::ensure_safe(pid, pidfd.as_fd())?;
+        } else {
+            pidfd::probe(pidfd.as_fd(), pid)?;
+        }
         let window = wire::receive_window();
         let slot = router.register(pid, window)?;
         let fds = router
@@ -172,12 +128,42 @@ impl Link {
         Ok(link)
     }
 
+    /// Queue `signo` carrying `word` to the peer, through its pidfd: a process that got
+    /// the peer's pid after it exited is never signalled (`NoProcess` instead).
+    pub(crate) fn queue(&self, signo: libc::c_int, word: u64) -> Result<(), QueueError> {
+        pidfd::queue(self.pidfd.get_ref().as_fd(), signo, word)
+    }
+
+    /// Wait until the peer greets us (its channel to us exists). Fails if it exits
+    /// first or breaks the protocol; the caller bounds the wait.
+    pub(crate) async fn wait_for_hello(&self) -> Result<()> {
+        loop {
+            let owed = self.flush_owed();
+            {
+                let st = lock(&self.slot.state);
+                if let Some(fault) = &st.fault {
+                    return Err(Error::Handshake(fault.clone()));
+                }
+                if st.peer_window.is_some() {
+                    return Ok(());
+                }
+                if st.peer_exited {
+                    return Err(Error::Handshake(format!(
+                        "process {} exited without opening a signal channel to this process",
+                        self.pid
+                    )));
+                }
+            }
+            self.wait(&self.slot.acks_ready, owed).await?;
+        }
+    }
+
     /// Send the control signals we owe (hello, a due ACK). True if one is still owed
     /// because the signal queue limit was reached: the caller retries after [`RETRY`].
     pub(crate) fn flush_owed(&self) -> bool {
         let mut owed = lock(&self.owed);
         if !owed.hello_sent {
-            match queue(self.pid, CONTROL_SIGNAL, wire::hello(self.window)) {
+            match self.queue(CONTROL_SIGNAL, wire::hello(self.window)) {
                 Ok(()) => owed.hello_sent = true,
                 Err(QueueError::Full) => return true,
                 // A vanished peer is reported by its pidfd.
@@ -185,7 +171,7 @@ impl Link {
             }
         }
         if owed.consumed - owed.acked >= self.ack_every {
-            match queue(self.pid, CONTROL_SIGNAL, wire::ack(owed.consumed)) {
+            match self.queue(CONTROL_SIGNAL, wire::ack(owed.consumed)) {
                 Ok(()) => owed.acked = owed.consumed,
                 Err(QueueError::Full) => return true,
                 Err(_) => owed.acked = owed.consumed,
@@ -228,7 +214,7 @@ impl Link {
     }
 
     /// The peer process exited: route everything it sent before dying, then mark it.
-    fn peer_exited(&self) {
+    pub(crate) fn peer_exited(&self) {
         self.exit_seen.store(true, Ordering::Release);
         // Every signal the peer queued was in our queue before it exited.
         if let Err(e) = self.router.drain() {
@@ -244,10 +230,20 @@ impl Link {
     /// greeted us (so it routes it), and beyond the window by this one signal.
     pub(crate) fn goodbye_on_drop(&self) {
         if lock(&self.slot.state).peer_window.is_some()
-            && queue(self.pid, DATA_SIGNAL, wire::GOODBYE).is_ok()
+            && self.queue(DATA_SIGNAL, wire::GOODBYE).is_ok()
         {
             self.sent.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// A sending half dropped in the middle of a frame: no goodbye can follow, so tell
+    /// the peer how many data signals it will get from us (ABORT), and its `recv` ends
+    /// with `PeerLost` once it has read them instead of waiting for the rest.
+    pub(crate) fn abort_on_drop(&self) {
+        let _ = self.queue(
+            CONTROL_SIGNAL,
+            wire::abort(self.sent.load(Ordering::Relaxed)),
+        );
     }
 }
 
@@ -255,8 +251,7 @@ impl Drop for Link {
     fn drop(&mut self) {
         self.router.unregister(&self.slot);
         if lock(&self.slot.state).peer_window.is_some() {
-            let _ = queue(
-                self.pid,
+            let _ = self.queue(
                 CONTROL_SIGNAL,
                 wire::gone(self.sent.load(Ordering::Relaxed)),
             );

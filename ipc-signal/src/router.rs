@@ -19,7 +19,7 @@ use ipc_core::{Error, Result};
 use tokio::sync::Notify;
 
 use crate::mask::{check_signal_range, transport_sigset, CONTROL_SIGNAL, DATA_SIGNAL};
-use crate::wire::{parse_control, widen, Control, VERSION};
+use crate::wire::{self, parse_control, widen, Control, Header, VERSION};
 
 /// HELLOs from pids without a channel kept for a later `register`.
 const EARLY_HELLOS: usize = 64;
@@ -47,10 +47,15 @@ pub(crate) struct SlotState {
     pub(crate) peer_acked: u64,
     /// The peer dropped its channel after sending this many data signals.
     pub(crate) peer_gone_at: Option<u64>,
+    /// The peer dropped its sending half mid-frame after this many data signals.
+    pub(crate) peer_abort_at: Option<u64>,
     /// The peer process exited and every signal it sent has been routed.
     pub(crate) peer_exited: bool,
-    /// We consumed the peer's goodbye.
-    pub(crate) goodbye_seen: bool,
+    /// Chunk signals still due for the frame whose header was routed last: tells
+    /// headers from chunks, so the goodbye is noticed as it is routed.
+    chunks_due: u64,
+    /// The peer's goodbye has been routed to us (it closed cleanly), read or not.
+    pub(crate) goodbye_routed: bool,
     /// The peer broke the protocol; the channel is unusable.
     pub(crate) fault: Option<String>,
 }
@@ -103,6 +108,16 @@ impl Slot {
                 self.wake_all();
                 return false;
             }
+            if st.chunks_due > 0 {
+                st.chunks_due -= 1;
+            } else {
+                match wire::parse_header(word) {
+                    Header::Frame(len) => st.chunks_due = wire::chunk_count(u64::from(len)),
+                    Header::Goodbye => st.goodbye_routed = true,
+                    // The receiving half reports it when it gets there.
+                    Header::Invalid => {}
+                }
+            }
             st.queue.push_back(word);
             st.routed += 1;
             drop(st);
@@ -113,6 +128,7 @@ impl Slot {
             Control::Hello { .. } => self.apply_hello(&mut st, word),
             Control::Ack(low) => st.peer_acked = widen(st.peer_acked, low),
             Control::Gone(low) => st.peer_gone_at = Some(widen(st.routed, low)),
+            Control::Abort(low) => st.peer_abort_at = Some(widen(st.routed, low)),
             Control::Unknown => return false,
         }
         drop(st);
@@ -216,8 +232,10 @@ impl Router {
                 peer_window: None,
                 peer_acked: 0,
                 peer_gone_at: None,
+                peer_abort_at: None,
                 peer_exited: false,
-                goodbye_seen: false,
+                chunks_due: 0,
+                goodbye_routed: false,
                 fault: None,
             }),
             data_ready: Notify::new(),

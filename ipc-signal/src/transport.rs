@@ -13,7 +13,10 @@ const NAME: &str = "signal";
 ///
 /// It cannot listen (a signal has no address to listen on: [`Error::Unsupported`]);
 /// it connects to a process id and spawns children wired to this process. Linux only
-/// (elsewhere `connect` and `spawn` return [`Error::Unsupported`]).
+/// (elsewhere `connect` and `spawn` return [`Error::Unsupported`]). `connect` refuses a
+/// process that neither blocks nor handles the transport's signals (they would kill
+/// it) and waits 5 s for the peer to answer; `ipc_signal::connect_with_timeout` takes
+/// another wait.
 ///
 /// ```no_run
 /// # async fn demo() -> ipc_core::Result<()> {

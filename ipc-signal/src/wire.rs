@@ -31,6 +31,9 @@
 //!   0x02 ACK    value = data signals consumed from you so far (mod 2^56)
 //!   0x03 GONE   value = data signals sent to you in total (mod 2^56):
 //!               "my channel to you is dropped; nobody reads any more"
+//!   0x04 ABORT  value = data signals sent to you in total (mod 2^56):
+//!               "my sending half was dropped in the middle of a frame; no more
+//!               data signals follow (and no goodbye): the stream ends there"
 //! ```
 //!
 //! "hi" as a frame: `0x5347_0100_0000_0002`, then `0x6869_0000_0000_0000`.
@@ -51,6 +54,7 @@ pub(crate) const VERSION: u8 = 1;
 const CTRL_HELLO: u64 = 0x01;
 const CTRL_ACK: u64 = 0x02;
 const CTRL_GONE: u64 = 0x03;
+const CTRL_ABORT: u64 = 0x04;
 
 /// Counts on the control signal are taken modulo 2^56.
 pub(crate) const COUNT_MASK: u64 = (1 << 56) - 1;
@@ -111,6 +115,8 @@ pub(crate) enum Control {
     Ack(u64),
     /// The peer dropped its channel after sending this many data signals (mod 2^56).
     Gone(u64),
+    /// The peer dropped its sending half mid-frame after this many data signals (mod 2^56).
+    Abort(u64),
     /// Unknown kind.
     Unknown,
 }
@@ -130,6 +136,11 @@ pub(crate) fn gone(sent: u64) -> u64 {
     (CTRL_GONE << 56) | (sent & COUNT_MASK)
 }
 
+/// ABORT after `sent` data signals.
+pub(crate) fn abort(sent: u64) -> u64 {
+    (CTRL_ABORT << 56) | (sent & COUNT_MASK)
+}
+
 /// Decode a control word.
 pub(crate) fn parse_control(word: u64) -> Control {
     let value = word & COUNT_MASK;
@@ -140,6 +151,7 @@ pub(crate) fn parse_control(word: u64) -> Control {
         },
         CTRL_ACK => Control::Ack(value),
         CTRL_GONE => Control::Gone(value),
+        CTRL_ABORT => Control::Abort(value),
         _ => Control::Unknown,
     }
 }
@@ -227,6 +239,7 @@ mod tests {
         );
         assert_eq!(parse_control(ack(12345)), Control::Ack(12345));
         assert_eq!(parse_control(gone(7)), Control::Gone(7));
+        assert_eq!(parse_control(abort(9)), Control::Abort(9));
         assert_eq!(parse_control(0), Control::Unknown);
         assert_eq!(parse_control(ack(COUNT_MASK + 5)), Control::Ack(4));
     }

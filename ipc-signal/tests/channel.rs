@@ -188,6 +188,34 @@ async fn run_child(role: &str) -> Result<()> {
             drop(ch);
             Ok(())
         }
+        "sink" => {
+            // Never reads: the parent's sends fill the window and wait.
+            std::future::pending::<()>().await;
+            Ok(())
+        }
+        "close_exit" => {
+            ch.send(Bytes::from_static(b"bye")).await?;
+            ch.close().await
+        }
+        "drop_tx_mid_frame" => {
+            let (mut tx, mut rx) = ch.into_split();
+            // The parent's frame arrives after its hello: its window is known here.
+            ensure!(rx.recv().await?.is_some(), "child: no go frame");
+            {
+                // The parent reads nothing yet, so one poll queues a window's worth
+                // of this frame and then waits for acknowledgements.
+                let mut send = std::pin::pin!(tx.send(payload(7, 64 * 1024)));
+                let first =
+                    std::future::poll_fn(|cx| std::task::Poll::Ready(send.as_mut().poll(cx))).await;
+                ensure!(first.is_pending(), "child: the big frame went out at once");
+            }
+            drop(tx); // half a frame sent, receive half still held
+            println!("dropped");
+            use std::io::Write;
+            std::io::stdout().flush()?;
+            while rx.recv().await?.is_some() {}
+            Ok(())
+        }
         other => Err(fail(format!("unknown role {other:?}"))),
     }
 }
@@ -477,6 +505,106 @@ async fn killed_child_is_an_error() -> Result<()> {
     Ok(())
 }
 
+/// A send waiting on a full window when the peer is SIGKILLed fails with `PeerLost`.
+async fn blocked_send_to_killed_peer_is_peer_lost() -> Result<()> {
+    let (mut child, mut ch) = spawn("sink", FrameConfig::default()).await?;
+    {
+        let mut send = std::pin::pin!(ch.send(payload(0, 64 * 1024)));
+        let first = std::future::poll_fn(|cx| std::task::Poll::Ready(send.as_mut().poll(cx))).await;
+        ensure!(
+            first.is_pending(),
+            "64 KiB went out without the sink reading"
+        );
+        child.kill()?;
+        match tokio::time::timeout(Duration::from_secs(20), send).await {
+            Ok(Err(Error::PeerLost(_))) => {}
+            Ok(other) => {
+                return Err(fail(format!(
+                    "blocked send: expected PeerLost, got {other:?}"
+                )))
+            }
+            Err(_) => return Err(fail("blocked send hung after the peer was killed")),
+        }
+    }
+    match ch.send(Bytes::from_static(b"again")).await {
+        Err(Error::PeerLost(_)) => {}
+        other => return Err(fail(format!("next send: expected PeerLost, got {other:?}"))),
+    }
+    child.wait().await?;
+    Ok(())
+}
+
+/// After our own `close`, `send` fails with `Closed` (and receiving goes on).
+async fn send_after_own_close_is_closed() -> Result<()> {
+    let (mut child, mut ch) = spawn("echo", FrameConfig::default()).await?;
+    ch.close().await?;
+    match ch.send(Bytes::from_static(b"late")).await {
+        Err(Error::Closed) => {}
+        other => return Err(fail(format!("expected Closed, got {other:?}"))),
+    }
+    ensure!(ch.recv().await?.is_none(), "expected the child's close");
+    ensure!(child.wait().await?.success(), "child failed");
+    Ok(())
+}
+
+/// The peer said goodbye and exited: `send` fails with `Closed`, whether or not our
+/// receive half has read the goodbye yet.
+async fn send_after_peer_goodbye_is_closed() -> Result<()> {
+    // Goodbye not read yet: the child is reaped before we look.
+    let (mut child, mut ch) = spawn("close_exit", FrameConfig::default()).await?;
+    ensure!(child.wait().await?.success(), "child failed");
+    match ch.send(Bytes::from_static(b"late")).await {
+        Err(Error::Closed) => {}
+        other => {
+            return Err(fail(format!(
+                "goodbye unread: expected Closed, got {other:?}"
+            )))
+        }
+    }
+    expect(&mut ch, b"bye").await?;
+    ensure!(ch.recv().await?.is_none(), "expected the goodbye");
+    // Goodbye read first.
+    let (mut child, mut ch) = spawn("close_exit", FrameConfig::default()).await?;
+    expect(&mut ch, b"bye").await?;
+    ensure!(ch.recv().await?.is_none(), "expected the goodbye");
+    ensure!(child.wait().await?.success(), "child failed");
+    match ch.send(Bytes::from_static(b"late")).await {
+        Err(Error::Closed) => Ok(()),
+        other => Err(fail(format!(
+            "goodbye read: expected Closed, got {other:?}"
+        ))),
+    }
+}
+
+/// The peer drops its sending half half-way through a frame but keeps receiving: our
+/// `recv` ends with `PeerLost` instead of waiting for the rest of the frame.
+async fn dropped_send_half_mid_frame_is_peer_lost() -> Result<()> {
+    use tokio::io::AsyncBufReadExt;
+    let mut cmd = child_command("drop_tx_mid_frame")?;
+    cmd.stdout(std::process::Stdio::piped());
+    let (mut child, mut ch) = ipc_signal::spawn(cmd, FrameConfig::default()).await?;
+    let stdout = child
+        .inner_mut()
+        .stdout
+        .take()
+        .ok_or_else(|| fail("no stdout"))?;
+    ch.send(Bytes::from_static(b"go")).await?;
+    let mut line = String::new();
+    tokio::io::BufReader::new(stdout)
+        .read_line(&mut line)
+        .await?;
+    ensure!(line.trim() == "dropped", "child said {line:?}");
+    match tokio::time::timeout(Duration::from_secs(20), ch.recv()).await {
+        Ok(Err(Error::PeerLost(_))) => {}
+        Ok(other) => return Err(fail(format!("expected PeerLost, got {other:?}"))),
+        Err(_) => return Err(fail("recv hung on the half-sent frame")),
+    }
+    // The child's receive half still works: it sees our close and exits.
+    ch.close().await?;
+    ensure!(child.wait().await?.success(), "child failed");
+    Ok(())
+}
+
 /// Two children at once, traffic to and from both interleaved: each gets its own.
 async fn two_children_interleaved() -> Result<()> {
     let (mut a, cha) = spawn("echo", FrameConfig::default()).await?;
@@ -639,6 +767,18 @@ fn main() {
         }),
         ("killed_child_is_an_error", || {
             on_runtime(killed_child_is_an_error())
+        }),
+        ("blocked_send_to_killed_peer_is_peer_lost", || {
+            on_runtime(blocked_send_to_killed_peer_is_peer_lost())
+        }),
+        ("send_after_own_close_is_closed", || {
+            on_runtime(send_after_own_close_is_closed())
+        }),
+        ("send_after_peer_goodbye_is_closed", || {
+            on_runtime(send_after_peer_goodbye_is_closed())
+        }),
+        ("dropped_send_half_mid_frame_is_peer_lost", || {
+            on_runtime(dropped_send_half_mid_frame_is_peer_lost())
         }),
         ("two_children_interleaved", || {
             on_runtime(two_children_interleaved())
