@@ -77,7 +77,8 @@
 //! - **Loopback by default**: [`spawn`] and the example endpoint of [`TcpTransport`]
 //!   ([`Transport::example_endpoint`](ipc_core::Transport::example_endpoint)) use
 //!   `127.0.0.1`. [`bind`] listens on exactly the address given; `0.0.0.0` or a public
-//!   address must be asked for explicitly and logs a warning.
+//!   address must be asked for explicitly and logs a warning; without a token the
+//!   warning is also printed on stderr, once per listener.
 //! - **Token**: any local process, of any user, can connect to a loopback port. The
 //!   token is what tells our peer apart: [`spawn`] makes a fresh 256-bit random one per
 //!   child, and the listener compares tokens in constant time (fixed-size buffers, so

@@ -83,7 +83,8 @@ impl std::fmt::Debug for TcpListener {
 ///
 /// Clients must present `options.token` (or no token, when it is `None`). Binding
 /// anything but a loopback address logs a warning: other machines can then reach the
-/// port, and the token is all that keeps them out.
+/// port, and the token is all that keeps them out. Without a token that warning is also
+/// printed on stderr (once, from `bind`), since then nothing keeps them out.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> ipc_core::Result<()> {
@@ -101,7 +102,12 @@ pub async fn bind(addr: SocketAddr, options: TcpOptions) -> Result<TcpListener> 
         ))
     })?;
     let local_addr = listener.local_addr()?;
-    if !local_addr.ip().is_loopback() {
+    if let Some(warning) = exposure_warning(local_addr, options.token.is_some()) {
+        // On stderr, where a person sees it, not only as a tracing event that nobody
+        // may be subscribed to.
+        eprintln!("{warning}");
+        tracing::warn!(%local_addr, "{warning}");
+    } else if !local_addr.ip().is_loopback() {
         tracing::warn!(
             %local_addr,
             "ipc-tcp listening on a non-loopback address: other hosts can connect; \
@@ -119,6 +125,21 @@ pub async fn bind(addr: SocketAddr, options: TcpOptions) -> Result<TcpListener> 
         rx,
         warned_full: false,
     })
+}
+
+/// The warning for a listener that any host can reach without a token, or `None` when
+/// it is on loopback or requires a token.
+fn exposure_warning(local_addr: SocketAddr, has_token: bool) -> Option<String> {
+    if local_addr.ip().is_loopback() || has_token {
+        return None;
+    }
+    Some(format!(
+        "warning: ipc-tcp is listening on tcp://{local_addr} without a token: any host \
+         that can reach this port can connect and exchange frames with this program. \
+         Listen on 127.0.0.1 if only this machine should connect, or require a token \
+         (TcpOptions::default().token(..), or IPC_TOKEN when listening through the \
+         Transport API); tokens and frames travel unencrypted either way."
+    ))
 }
 
 /// What one turn of the accept loop produced.
@@ -278,5 +299,24 @@ impl Listener for TcpListener {
 
     fn endpoint(&self) -> Endpoint {
         Endpoint::Tcp(self.local_addr)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::exposure_warning;
+
+    #[test]
+    fn only_a_reachable_listener_without_a_token_is_warned_about() {
+        let public = ([0, 0, 0, 0], 7000).into();
+        let warning = exposure_warning(public, false).expect("a warning");
+        assert!(
+            warning.contains("tcp://0.0.0.0:7000 without a token"),
+            "{warning}"
+        );
+        assert!(exposure_warning(public, true).is_none());
+        assert!(exposure_warning(([127, 0, 0, 1], 7000).into(), false).is_none());
+        assert!(exposure_warning("[::1]:7000".parse().expect("addr"), false).is_none());
+        assert!(exposure_warning("[::]:7000".parse().expect("addr"), false).is_some());
     }
 }
