@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use ipc_core::frame::FrameBudget;
 use ipc_core::{Channel, Endpoint, Error, Listener, Result};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -60,6 +61,8 @@ pub struct TcpListener {
     local_addr: SocketAddr,
     options: TcpOptions,
     expected: Arc<PaddedToken>,
+    /// Shared by the accepted channels for their partly received frames.
+    budget: FrameBudget,
     pending: PendingHandshakes,
     /// Finished handshakes. Unbounded, yet never longer than the number of handshake
     /// tasks: each sends at most one result, and `accept` takes the results before it
@@ -119,6 +122,7 @@ pub async fn bind(addr: SocketAddr, options: TcpOptions) -> Result<TcpListener> 
         listener,
         local_addr,
         pending: PendingHandshakes::new(options.max_pending_handshakes),
+        budget: FrameBudget::for_listener(&options.frame),
         options,
         expected,
         tx,
@@ -160,7 +164,23 @@ impl TcpListener {
     /// Cancel safe: dropping the future loses no connection.
     pub async fn accept(&mut self) -> Result<TcpChannel> {
         let (stream, peer) = self.accept_stream().await?;
-        TcpChannel::from_stream(stream, peer, None, self.options.frame)
+        TcpChannel::from_stream(stream, peer, None, self.options.frame, Some(&self.budget))
+    }
+
+    /// The budget the accepted channels share for partly received frames (its size is
+    /// [`FrameConfig::listener_budget`](ipc_core::FrameConfig::listener_budget) of
+    /// `options.frame`).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> ipc_core::Result<()> {
+    /// let frame = ipc_core::FrameConfig::builder().listener_budget(64 << 20).build();
+    /// let opts = ipc_tcp::TcpOptions::default().frame(frame);
+    /// let listener = ipc_tcp::bind(([127, 0, 0, 1], 0).into(), opts).await?;
+    /// assert_eq!(listener.frame_budget().limit(), 64 << 20);
+    /// # Ok(()) }
+    /// ```
+    pub fn frame_budget(&self) -> &FrameBudget {
+        &self.budget
     }
 
     /// Like [`accept`](Self::accept), returning the raw authenticated stream.
