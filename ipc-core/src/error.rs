@@ -120,6 +120,26 @@ pub enum Error {
     /// The process environment does not describe a channel (no `IPC_ENDPOINT`).
     #[error("{0}")]
     NotAChild(String),
+
+    /// A channel accepted by a listener began to receive a frame that does not fit in
+    /// the listener's budget for partly received frames (see
+    /// [`FrameBudget`](crate::frame::FrameBudget)). Nothing of it was buffered; the
+    /// channel is finished (drop it); the listener's other channels are unaffected.
+    #[error(
+        "a frame of {len} bytes began to arrive, but the listener's budget for partly \
+         received frames is {limit} bytes and {in_use} are held by frames other clients \
+         are still sending; this connection was dropped. Raise the budget with \
+         FrameConfig::builder().listener_budget(..) in the listener's FrameConfig, or \
+         send smaller frames"
+    )]
+    BudgetExceeded {
+        /// Length of the frame that did not fit.
+        len: u64,
+        /// The listener's budget.
+        limit: usize,
+        /// Bytes held by other channels when it did not fit.
+        in_use: usize,
+    },
 }
 
 impl Error {

@@ -21,6 +21,17 @@
 //! usual. A stream that ends without a goodbye means the peer crashed or was killed:
 //! that is [`Error::PeerLost`], never a clean `None`.
 //!
+//! # Memory for partly received frames ([`FrameBudget`])
+//!
+//! A frame within `max_frame` is buffered until it is complete, so one connection can
+//! hold up to `max_frame` bytes. The channels one listener accepts share a budget on
+//! top of that ([`FrameConfig::listener_budget`], 256 MiB by default): a frame larger
+//! than [`UNBUDGETED_FRAME`] (64 KiB) is charged to it when its length prefix arrives,
+//! before room is made for it, and given back when it is complete. A connection whose
+//! frame does not fit is dropped with [`Error::BudgetExceeded`]; the others go on. So
+//! 100 clients that each send all but the last byte of an 8 MiB frame cost the server
+//! 256 MiB, not 800 MiB.
+//!
 //! # Newline-delimited frames ([`LineCodec`])
 //!
 //! ```text
@@ -50,6 +61,10 @@
 //!
 //! [`Error::FrameTooLarge`]: crate::Error::FrameTooLarge
 //! [`Error::PeerLost`]: crate::Error::PeerLost
+//! [`Error::BudgetExceeded`]: crate::Error::BudgetExceeded
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
@@ -65,23 +80,36 @@ pub const MAX_FRAME_LIMIT: usize = (u32::MAX - 1) as usize;
 /// The length-prefix value that means "goodbye, I closed cleanly".
 pub const GOODBYE: u32 = u32::MAX;
 
-/// Limits that apply to one channel. Both ends should use the same limit.
+/// Default [listener budget](FrameConfig::listener_budget): 256 MiB, but never less than
+/// four frames of the largest size.
+pub const DEFAULT_LISTENER_BUDGET: usize = 256 << 20;
+
+/// Frames up to this size (64 KiB) are buffered without charging a listener's
+/// [`FrameBudget`]: every connection may hold that much of a partly received frame.
+pub const UNBUDGETED_FRAME: usize = 64 * 1024;
+
+/// Limits that apply to one channel (and, for [`listener_budget`](Self::listener_budget),
+/// to all the channels one listener accepts). Both ends should use the same
+/// `max_frame`.
 ///
 /// ```
 /// use ipc_core::frame::FrameConfig;
 /// let cfg = FrameConfig::builder().max_frame(64 * 1024).build();
 /// assert_eq!(cfg.max_frame(), 65536);
 /// assert_eq!(FrameConfig::default().max_frame(), 8 << 20);
+/// assert_eq!(FrameConfig::default().listener_budget(), 256 << 20);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FrameConfig {
     max_frame: usize,
+    listener_budget: Option<usize>,
 }
 
 impl Default for FrameConfig {
     fn default() -> Self {
         FrameConfig {
             max_frame: DEFAULT_MAX_FRAME,
+            listener_budget: None,
         }
     }
 }
@@ -96,6 +124,16 @@ impl FrameConfig {
     pub fn max_frame(&self) -> usize {
         self.max_frame
     }
+
+    /// Bytes that all the channels accepted by one listener may hold, together, in
+    /// frames they have started but not finished receiving (see [`FrameBudget`]).
+    /// Default: [`DEFAULT_LISTENER_BUDGET`] (256 MiB), or `4 * max_frame` when that is
+    /// more. Only listeners use it; a channel from `connect` or `spawn` is bounded by
+    /// `max_frame` alone.
+    pub fn listener_budget(&self) -> usize {
+        self.listener_budget
+            .unwrap_or_else(|| DEFAULT_LISTENER_BUDGET.max(self.max_frame.saturating_mul(4)))
+    }
 }
 
 /// Builder for [`FrameConfig`].
@@ -109,9 +147,110 @@ impl FrameConfigBuilder {
         self
     }
 
+    /// Budget in bytes for partly received frames, shared by all the channels one
+    /// listener accepts (see [`FrameConfig::listener_budget`]). A budget smaller than
+    /// `max_frame` refuses frames between the two sizes on accepted channels.
+    pub fn listener_budget(mut self, bytes: usize) -> Self {
+        self.0.listener_budget = Some(bytes);
+        self
+    }
+
     /// Finish.
     pub fn build(self) -> FrameConfig {
         self.0
+    }
+}
+
+/// Memory shared by the channels of one listener for frames they have started but not
+/// finished receiving, so that many clients each sending most of a large frame cannot
+/// make the server hold `connections x max_frame` bytes.
+///
+/// A listener makes one from its [`FrameConfig::listener_budget`] and gives it to the
+/// [`LengthCodec`] of every channel it accepts. When a frame larger than
+/// [`UNBUDGETED_FRAME`] begins to arrive, the codec reserves the frame's whole length
+/// from the budget before it makes room for it, and returns it when the frame is
+/// complete or the channel is dropped. A frame that does not fit is not buffered: that
+/// channel's `recv` returns [`Error::BudgetExceeded`] and the channel is finished (drop
+/// it to close the connection). Other channels lose nothing.
+///
+/// ```
+/// use ipc_core::frame::{FrameBudget, FrameConfig};
+/// let cfg = FrameConfig::builder().listener_budget(32 << 20).build();
+/// let budget = FrameBudget::for_listener(&cfg);
+/// assert_eq!((budget.limit(), budget.in_use()), (32 << 20, 0));
+/// ```
+///
+/// [`Error::BudgetExceeded`]: crate::Error::BudgetExceeded
+#[derive(Debug, Clone)]
+pub struct FrameBudget {
+    inner: Arc<BudgetInner>,
+}
+
+#[derive(Debug)]
+struct BudgetInner {
+    limit: usize,
+    in_use: AtomicUsize,
+}
+
+impl FrameBudget {
+    /// A budget of `limit` bytes, nothing in use.
+    ///
+    /// ```
+    /// let budget = ipc_core::frame::FrameBudget::new(1 << 20);
+    /// assert_eq!(budget.limit(), 1 << 20);
+    /// ```
+    pub fn new(limit: usize) -> Self {
+        FrameBudget {
+            inner: Arc::new(BudgetInner {
+                limit,
+                in_use: AtomicUsize::new(0),
+            }),
+        }
+    }
+
+    /// The budget a listener with `config` shares among its channels.
+    ///
+    /// ```
+    /// let cfg = ipc_core::FrameConfig::default();
+    /// let budget = ipc_core::frame::FrameBudget::for_listener(&cfg);
+    /// assert_eq!(budget.limit(), cfg.listener_budget());
+    /// ```
+    pub fn for_listener(config: &FrameConfig) -> Self {
+        FrameBudget::new(config.listener_budget())
+    }
+
+    /// The most bytes that may be held at once.
+    ///
+    /// ```
+    /// assert_eq!(ipc_core::frame::FrameBudget::new(10).limit(), 10);
+    /// ```
+    pub fn limit(&self) -> usize {
+        self.inner.limit
+    }
+
+    /// Bytes held now by partly received frames.
+    ///
+    /// ```
+    /// assert_eq!(ipc_core::frame::FrameBudget::new(10).in_use(), 0);
+    /// ```
+    pub fn in_use(&self) -> usize {
+        self.inner.in_use.load(Ordering::Acquire)
+    }
+
+    /// Take `bytes` if they fit; on failure, how many bytes are in use.
+    fn try_take(&self, bytes: usize) -> std::result::Result<(), usize> {
+        let limit = self.inner.limit;
+        self.inner
+            .in_use
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                used.checked_add(bytes).filter(|&total| total <= limit)
+            })
+            .map(drop)
+    }
+
+    /// Give back `bytes` taken before.
+    fn give_back(&self, bytes: usize) {
+        self.inner.in_use.fetch_sub(bytes, Ordering::AcqRel);
     }
 }
 
@@ -219,10 +358,34 @@ enum LengthState {
 
 /// Length-prefixed framing: `u32` big-endian length, then the payload. See the
 /// [module docs](self) for the wire diagram.
-#[derive(Debug, Clone)]
+///
+/// With a [`FrameBudget`] ([`with_budget`](Self::with_budget)), a partly received frame
+/// larger than [`UNBUDGETED_FRAME`] is charged to the budget before room is made for
+/// it. A clone shares the budget but not the charge of the original.
+#[derive(Debug)]
 pub struct LengthCodec {
     config: FrameConfig,
     state: LengthState,
+    budget: Option<FrameBudget>,
+    /// Bytes taken from `budget` for the frame being received.
+    charged: usize,
+}
+
+impl Clone for LengthCodec {
+    fn clone(&self) -> Self {
+        LengthCodec {
+            config: self.config,
+            state: self.state,
+            budget: self.budget.clone(),
+            charged: 0,
+        }
+    }
+}
+
+impl Drop for LengthCodec {
+    fn drop(&mut self) {
+        self.release();
+    }
 }
 
 impl LengthCodec {
@@ -236,7 +399,55 @@ impl LengthCodec {
         LengthCodec {
             config,
             state: LengthState::Head,
+            budget: None,
+            charged: 0,
         }
+    }
+
+    /// Charge partly received large frames to `budget`, shared with other codecs
+    /// (see [`FrameBudget`]).
+    ///
+    /// ```
+    /// use ipc_core::frame::{FrameBudget, FrameConfig, LengthCodec};
+    /// let budget = FrameBudget::new(64 << 20);
+    /// let codec = LengthCodec::new(FrameConfig::default()).with_budget(budget.clone());
+    /// # let _ = codec;
+    /// ```
+    pub fn with_budget(mut self, budget: FrameBudget) -> Self {
+        self.release();
+        self.budget = Some(budget);
+        self
+    }
+
+    /// Before buffering a frame of `len` bytes: take it from the budget (once per
+    /// frame), or fail when it does not fit.
+    fn charge(&mut self, len: usize) -> Result<()> {
+        let Some(budget) = &self.budget else {
+            return Ok(());
+        };
+        if len <= UNBUDGETED_FRAME || self.charged >= len {
+            return Ok(());
+        }
+        let more = len - self.charged;
+        budget
+            .try_take(more)
+            .map_err(|in_use| Error::BudgetExceeded {
+                len: len as u64,
+                limit: budget.limit(),
+                in_use,
+            })?;
+        self.charged = len;
+        Ok(())
+    }
+
+    /// Give back what the current frame holds of the budget.
+    fn release(&mut self) {
+        if let Some(budget) = &self.budget {
+            if self.charged > 0 {
+                budget.give_back(self.charged);
+            }
+        }
+        self.charged = 0;
     }
 }
 
@@ -301,19 +512,26 @@ impl Decoder for LengthCodec {
                 }
                 LengthState::Body(len) => {
                     if src.len() < len {
-                        // The length is within the limit, so reserving it is bounded.
+                        // Within the frame limit and, for a large frame on a listener's
+                        // channel, within the listener's budget: reserving is bounded.
+                        self.charge(len)?;
                         src.reserve(len - src.len());
                         return Ok(None);
                     }
                     self.state = LengthState::Head;
                     let frame = src.split_to(len).freeze();
+                    self.release();
                     // A large frame was just cut off the front of the read buffer, which
                     // now holds only what followed it (usually nothing). Make room for
                     // another frame this size now: that costs a fresh allocation at
                     // most, where leaving it to the next read would read the next frame
                     // in pieces and copy the first piece when the buffer grows. Bounded
-                    // by the frame limit, like `len`.
-                    if len >= LARGE_FRAME && src.capacity() - src.len() < len + 4 {
+                    // by the frame limit, like `len`. Not on a listener's channel: room
+                    // kept there would be memory outside the listener's budget.
+                    if self.budget.is_none()
+                        && len >= LARGE_FRAME
+                        && src.capacity() - src.len() < len + 4
+                    {
                         src.reserve(len + 4);
                     }
                     return Ok(Some(Decoded::Frame(frame)));
@@ -573,6 +791,53 @@ mod tests {
         assert!(
             matches!(codec.decode(&mut buf).expect("decode"), Some(Decoded::Frame(f)) if f == "ok")
         );
+    }
+
+    #[test]
+    fn large_partial_frames_are_charged_to_the_shared_budget() {
+        let budget = FrameBudget::new(3 << 20);
+        let config = FrameConfig::default();
+        let mut a = LengthCodec::new(config).with_budget(budget.clone());
+        let mut b = a.clone();
+        let mut c = a.clone();
+        let head = |len: u32| BytesMut::from(&len.to_be_bytes()[..]);
+
+        // A small frame in progress costs nothing.
+        let mut small = head(UNBUDGETED_FRAME as u32);
+        assert!(c.decode(&mut small).expect("decode").is_none());
+        assert_eq!(budget.in_use(), 0);
+        drop(c);
+
+        let mut buf_a = head(2 << 20);
+        assert!(a.decode(&mut buf_a).expect("decode").is_none());
+        assert_eq!(budget.in_use(), 2 << 20);
+        // Asking again for the same frame (more bytes arrived) charges nothing more.
+        buf_a.extend_from_slice(&[7u8; 1000]);
+        assert!(a.decode(&mut buf_a).expect("decode").is_none());
+        assert_eq!(budget.in_use(), 2 << 20);
+
+        // The second does not fit: refused before any room is made for it.
+        let mut buf_b = head(2 << 20);
+        match b.decode(&mut buf_b) {
+            Err(Error::BudgetExceeded { len, limit, in_use }) => {
+                assert_eq!((len, limit, in_use), (2 << 20, 3 << 20, 2 << 20));
+            }
+            other => panic!("expected BudgetExceeded, got {other:?}"),
+        }
+        assert!(buf_b.capacity() < 1 << 20, "no room was made");
+        assert_eq!(budget.in_use(), 2 << 20);
+
+        // Completing the frame gives the budget back.
+        buf_a.extend_from_slice(&vec![7u8; (2 << 20) - 1000]);
+        assert!(matches!(a.decode(&mut buf_a), Ok(Some(Decoded::Frame(f))) if f.len() == 2 << 20));
+        assert_eq!(budget.in_use(), 0);
+
+        // So does dropping a codec in the middle of a frame.
+        let mut buf_a = head(3 << 20);
+        assert!(a.decode(&mut buf_a).expect("decode").is_none());
+        assert_eq!(budget.in_use(), 3 << 20);
+        drop(a);
+        assert_eq!(budget.in_use(), 0);
     }
 
     #[test]

@@ -191,17 +191,17 @@ pub(crate) fn wrap(
     wrap_receiver(
         pipe::Receiver::from_owned_fd(read)?,
         write,
-        config,
+        LengthCodec::new(config),
         info,
         guard,
     )
 }
 
-/// [`wrap`] with a read end already registered with the reactor.
+/// [`wrap`] with a read end already registered with the reactor, and the codec given.
 pub(crate) fn wrap_receiver(
     rx: pipe::Receiver,
     write: OwnedFd,
-    config: FrameConfig,
+    codec: LengthCodec,
     info: ChannelInfo,
     guard: Option<Guard>,
 ) -> Result<PipeChannel> {
@@ -216,7 +216,7 @@ pub(crate) fn wrap_receiver(
             inner: tx,
             _guard: guard,
         },
-        LengthCodec::new(config),
+        codec,
         info,
     ))
 }

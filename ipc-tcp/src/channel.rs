@@ -7,7 +7,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use ipc_core::frame::LengthCodec;
+use ipc_core::frame::{FrameBudget, LengthCodec};
 use ipc_core::stream::{StreamChannel, StreamReceiver, StreamSender};
 use ipc_core::{Channel, ChannelInfo, Error, FrameConfig, RecvHalf, Result, SendHalf};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -63,20 +63,25 @@ impl std::fmt::Debug for TcpChannel {
 }
 
 impl TcpChannel {
-    /// Wrap a stream whose handshake is done.
+    /// Wrap a stream whose handshake is done; partly received frames are charged to
+    /// `budget` when there is one (a listener's channels).
     pub(crate) fn from_stream(
         stream: TcpStream,
         peer_addr: SocketAddr,
         peer_pid: Option<u32>,
         config: FrameConfig,
+        budget: Option<&FrameBudget>,
     ) -> Result<Self> {
         let local_addr = stream.local_addr()?;
         let info = ChannelInfo::new("tcp", config.max_frame())
             .with_peer_pid(peer_pid)
             .with_peer_addr(Some(peer_addr.to_string()));
         let (reader, writer) = stream.into_split();
-        let (tx, rx) =
-            StreamChannel::new(reader, writer, LengthCodec::new(config), info.clone()).into_split();
+        let mut codec = LengthCodec::new(config);
+        if let Some(budget) = budget {
+            codec = codec.with_budget(budget.clone());
+        }
+        let (tx, rx) = StreamChannel::new(reader, writer, codec, info.clone()).into_split();
         Ok(TcpChannel {
             tx,
             rx,
@@ -190,5 +195,5 @@ pub async fn connect(addr: SocketAddr, options: TcpOptions) -> Result<TcpChannel
             after: options.handshake_timeout,
             during: "connecting to an ipc-tcp listener and waiting for its handshake reply",
         })??;
-    TcpChannel::from_stream(stream, addr, None, options.frame)
+    TcpChannel::from_stream(stream, addr, None, options.frame, None)
 }

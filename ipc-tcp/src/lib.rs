@@ -52,8 +52,10 @@
 //!
 //! A peer whose first bytes are not `IPCT` gets no reply, just a close. A refused
 //! client is an `Err` from one [`accept`](TcpListener::accept); the listener keeps
-//! serving. Handshakes run concurrently (up to [`MAX_PENDING_HANDSHAKES`]), each
-//! bounded by a timeout (5 s by default), so a silent client never blocks another.
+//! serving. Every handshake runs in its own task, bounded by a timeout (5 s by default),
+//! so a silent client never blocks another; at most
+//! [`DEFAULT_MAX_PENDING_HANDSHAKES`] are in progress at once (configurable), and a new
+//! connection at that bound closes the oldest one instead of waiting.
 //!
 //! ## What the OS guarantees
 //!
@@ -75,7 +77,8 @@
 //! - **Loopback by default**: [`spawn`] and the example endpoint of [`TcpTransport`]
 //!   ([`Transport::example_endpoint`](ipc_core::Transport::example_endpoint)) use
 //!   `127.0.0.1`. [`bind`] listens on exactly the address given; `0.0.0.0` or a public
-//!   address must be asked for explicitly and logs a warning.
+//!   address must be asked for explicitly and logs a warning; without a token the
+//!   warning is also printed on stderr, once per listener.
 //! - **Token**: any local process, of any user, can connect to a loopback port. The
 //!   token is what tells our peer apart: [`spawn`] makes a fresh 256-bit random one per
 //!   child, and the listener compares tokens in constant time (fixed-size buffers, so
@@ -104,11 +107,12 @@ mod channel;
 pub mod handshake;
 mod listener;
 mod options;
+mod pending;
 mod spawn;
 mod transport;
 
 pub use channel::{connect, TcpChannel, TcpReceiver, TcpSender};
-pub use listener::{bind, TcpListener, MAX_PENDING_HANDSHAKES};
-pub use options::{TcpOptions, DEFAULT_HANDSHAKE_TIMEOUT};
+pub use listener::{bind, TcpListener};
+pub use options::{TcpOptions, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_PENDING_HANDSHAKES};
 pub use spawn::{spawn, spawn_with_options};
 pub use transport::TcpTransport;

@@ -7,31 +7,29 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use ipc_core::frame::FrameBudget;
 use ipc_core::{Channel, Endpoint, Error, Listener, Result};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::mpsc;
 
 use crate::channel::TcpChannel;
 use crate::handshake::{self, PaddedToken};
 use crate::options::TcpOptions;
+use crate::pending::PendingHandshakes;
 
-/// Most handshakes in progress (or finished and not yet taken by `accept`) at once.
-/// Further connections wait in the kernel's backlog.
-pub const MAX_PENDING_HANDSHAKES: usize = 64;
-
-/// One finished handshake. The permit travels with it, so a permit is held from the
-/// moment a connection is taken from the kernel until `accept` has taken its result.
-struct Handshaken {
-    result: Result<(TcpStream, SocketAddr)>,
-    _permit: OwnedSemaphorePermit,
-}
+/// The outcome of one connection's handshake: an authenticated stream, or why not.
+type Handshaken = Result<(TcpStream, SocketAddr)>;
 
 /// Listens for ipc-tcp clients. Create with [`bind`].
 ///
-/// Each connection is handshaken in its own task (at most [`MAX_PENDING_HANDSHAKES`] at
-/// once), each bounded by the handshake timeout, so a silent, slow or hostile client
-/// never delays the others. [`accept`](Self::accept) returns results in the order the
-/// handshakes finish.
+/// Each connection is handshaken in its own task, bounded by the handshake timeout, so a
+/// silent, slow or hostile client never delays the others: a good client is served at
+/// once however many idle connections are open. At most
+/// [`max_pending_handshakes`](TcpOptions::max_pending_handshakes) handshakes (4096 by
+/// default) are in progress at once; when a new connection arrives at that bound, the
+/// oldest handshake in progress is closed to make room, and the same happens when the
+/// process runs out of file descriptors. [`accept`](Self::accept) returns results in the
+/// order the handshakes finish.
 ///
 /// An `Err` from `accept` concerns one client (wrong token, not an ipc client, too slow)
 /// or a transient OS condition (out of file descriptors): that client is already
@@ -63,9 +61,16 @@ pub struct TcpListener {
     local_addr: SocketAddr,
     options: TcpOptions,
     expected: Arc<PaddedToken>,
-    permits: Arc<Semaphore>,
-    tx: mpsc::Sender<Handshaken>,
-    rx: mpsc::Receiver<Handshaken>,
+    /// Shared by the accepted channels for their partly received frames.
+    budget: FrameBudget,
+    pending: PendingHandshakes,
+    /// Finished handshakes. Unbounded, yet never longer than the number of handshake
+    /// tasks: each sends at most one result, and `accept` takes the results before it
+    /// takes new connections.
+    tx: mpsc::UnboundedSender<Handshaken>,
+    rx: mpsc::UnboundedReceiver<Handshaken>,
+    /// Whether a full set of pending handshakes has been reported yet.
+    warned_full: bool,
 }
 
 impl std::fmt::Debug for TcpListener {
@@ -81,7 +86,8 @@ impl std::fmt::Debug for TcpListener {
 ///
 /// Clients must present `options.token` (or no token, when it is `None`). Binding
 /// anything but a loopback address logs a warning: other machines can then reach the
-/// port, and the token is all that keeps them out.
+/// port, and the token is all that keeps them out. Without a token that warning is also
+/// printed on stderr (once, from `bind`), since then nothing keeps them out.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> ipc_core::Result<()> {
@@ -99,29 +105,51 @@ pub async fn bind(addr: SocketAddr, options: TcpOptions) -> Result<TcpListener> 
         ))
     })?;
     let local_addr = listener.local_addr()?;
-    if !local_addr.ip().is_loopback() {
+    if let Some(warning) = exposure_warning(local_addr, options.token.is_some()) {
+        // On stderr, where a person sees it, not only as a tracing event that nobody
+        // may be subscribed to.
+        eprintln!("{warning}");
+        tracing::warn!(%local_addr, "{warning}");
+    } else if !local_addr.ip().is_loopback() {
         tracing::warn!(
             %local_addr,
             "ipc-tcp listening on a non-loopback address: other hosts can connect; \
              only the token keeps them out, and it travels unencrypted"
         );
     }
-    let (tx, rx) = mpsc::channel(MAX_PENDING_HANDSHAKES);
+    let (tx, rx) = mpsc::unbounded_channel();
     Ok(TcpListener {
         listener,
         local_addr,
+        pending: PendingHandshakes::new(options.max_pending_handshakes),
+        budget: FrameBudget::for_listener(&options.frame),
         options,
         expected,
-        permits: Arc::new(Semaphore::new(MAX_PENDING_HANDSHAKES)),
         tx,
         rx,
+        warned_full: false,
     })
+}
+
+/// The warning for a listener that any host can reach without a token, or `None` when
+/// it is on loopback or requires a token.
+fn exposure_warning(local_addr: SocketAddr, has_token: bool) -> Option<String> {
+    if local_addr.ip().is_loopback() || has_token {
+        return None;
+    }
+    Some(format!(
+        "warning: ipc-tcp is listening on tcp://{local_addr} without a token: any host \
+         that can reach this port can connect and exchange frames with this program. \
+         Listen on 127.0.0.1 if only this machine should connect, or require a token \
+         (TcpOptions::default().token(..), or IPC_TOKEN when listening through the \
+         Transport API); tokens and frames travel unencrypted either way."
+    ))
 }
 
 /// What one turn of the accept loop produced.
 enum Step {
-    Done(Result<(TcpStream, SocketAddr)>),
-    Incoming(OwnedSemaphorePermit, io::Result<(TcpStream, SocketAddr)>),
+    Done(Handshaken),
+    Incoming(io::Result<(TcpStream, SocketAddr)>),
 }
 
 impl TcpListener {
@@ -136,47 +164,73 @@ impl TcpListener {
     /// Cancel safe: dropping the future loses no connection.
     pub async fn accept(&mut self) -> Result<TcpChannel> {
         let (stream, peer) = self.accept_stream().await?;
-        TcpChannel::from_stream(stream, peer, None, self.options.frame)
+        TcpChannel::from_stream(stream, peer, None, self.options.frame, Some(&self.budget))
+    }
+
+    /// The budget the accepted channels share for partly received frames (its size is
+    /// [`FrameConfig::listener_budget`](ipc_core::FrameConfig::listener_budget) of
+    /// `options.frame`).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> ipc_core::Result<()> {
+    /// let frame = ipc_core::FrameConfig::builder().listener_budget(64 << 20).build();
+    /// let opts = ipc_tcp::TcpOptions::default().frame(frame);
+    /// let listener = ipc_tcp::bind(([127, 0, 0, 1], 0).into(), opts).await?;
+    /// assert_eq!(listener.frame_budget().limit(), 64 << 20);
+    /// # Ok(()) }
+    /// ```
+    pub fn frame_budget(&self) -> &FrameBudget {
+        &self.budget
     }
 
     /// Like [`accept`](Self::accept), returning the raw authenticated stream.
     pub(crate) async fn accept_stream(&mut self) -> Result<(TcpStream, SocketAddr)> {
         loop {
-            let incoming = async {
-                let permit = match self.permits.clone().acquire_owned().await {
-                    Ok(permit) => permit,
-                    // The semaphore is never closed; wait for handshakes instead.
-                    Err(_) => std::future::pending().await,
-                };
-                (permit, self.listener.accept().await)
-            };
+            // Finished handshakes first, so their results never pile up.
             let step = tokio::select! {
                 biased;
-                Some(done) = self.rx.recv() => Step::Done(done.result),
-                (permit, conn) = incoming => Step::Incoming(permit, conn),
+                Some(done) = self.rx.recv() => Step::Done(done),
+                conn = self.listener.accept() => Step::Incoming(conn),
             };
             match step {
                 Step::Done(result) => return result,
-                Step::Incoming(permit, Ok((stream, peer))) => {
-                    self.start_handshake(stream, peer, permit)
-                }
-                Step::Incoming(_, Err(e)) => match e.kind() {
+                Step::Incoming(Ok((stream, peer))) => self.start_handshake(stream, peer),
+                Step::Incoming(Err(e)) => match e.kind() {
                     // The client gave up before we took its connection: nothing to report.
                     io::ErrorKind::ConnectionAborted
                     | io::ErrorKind::ConnectionReset
                     | io::ErrorKind::Interrupted => {
                         tracing::debug!(error = %e, "a client vanished before accept");
                     }
-                    _ => {
-                        if is_resource_exhaustion(&e) {
-                            // Give descriptors a moment to free up so a caller that
-                            // retries at once does not spin.
-                            tokio::time::sleep(Duration::from_millis(100)).await;
+                    _ if is_resource_exhaustion(&e) => {
+                        // The connection still waits in the kernel's queue. Free the
+                        // descriptor of the oldest pending handshake and take it.
+                        if self.pending.evict_oldest_and_wait().await {
+                            tracing::warn!(
+                                local_addr = %self.local_addr,
+                                error = %e,
+                                "ipc-tcp: out of file descriptors; closed the oldest \
+                                 pending handshake to take a new connection"
+                            );
+                            continue;
                         }
+                        // Nothing of ours to free: report it, after a pause so that a
+                        // caller that retries at once does not spin.
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        return Err(Error::Io(io::Error::new(
+                            e.kind(),
+                            format!(
+                                "accepting on tcp://{}: {e}; raise the limit on open \
+                                 files (ulimit -n) or close unused connections",
+                                self.local_addr
+                            ),
+                        )));
+                    }
+                    _ => {
                         return Err(Error::Io(io::Error::new(
                             e.kind(),
                             format!("accepting on tcp://{}: {e}", self.local_addr),
-                        )));
+                        )))
                     }
                 },
             }
@@ -185,17 +239,12 @@ impl TcpListener {
 
     /// Run one connection's handshake in its own task; its result comes back through
     /// the queue `accept` reads.
-    fn start_handshake(
-        &self,
-        mut stream: TcpStream,
-        peer: SocketAddr,
-        permit: OwnedSemaphorePermit,
-    ) {
+    fn start_handshake(&mut self, mut stream: TcpStream, peer: SocketAddr) {
         let tx = self.tx.clone();
         let expected = Arc::clone(&self.expected);
         let timeout = self.options.handshake_timeout;
-        tokio::spawn(async move {
-            let handshake = async {
+        let evicted = self.pending.spawn(async move {
+            let outcome = async {
                 stream.set_nodelay(true)?;
                 tokio::time::timeout(timeout, handshake::server(&mut stream, &expected, peer))
                     .await
@@ -203,53 +252,54 @@ impl TcpListener {
                         after: timeout,
                         during: "waiting for a client's handshake",
                     })?
-            };
-            let outcome = tokio::select! {
-                outcome = handshake => outcome,
-                // The listener was dropped: nobody wants this connection any more.
-                _ = tx.closed() => return,
-            };
+            }
+            .await;
             match outcome {
+                // A closed queue means the listener is gone; the stream just closes.
                 Ok(()) => {
-                    let _ = tx
-                        .send(Handshaken {
-                            result: Ok((stream, peer)),
-                            _permit: permit,
-                        })
-                        .await;
+                    let _ = tx.send(Ok((stream, peer)));
                 }
                 Err(e) => {
                     tracing::debug!(%peer, error = %e, "ipc-tcp handshake refused");
                     let timed_out = matches!(e, Error::Timeout { .. });
-                    let _ = tx
-                        .send(Handshaken {
-                            result: Err(e),
-                            _permit: permit,
-                        })
-                        .await;
+                    let _ = tx.send(Err(e));
                     if !timed_out {
-                        tokio::select! {
-                            () = handshake::linger(&mut stream) => {}
-                            _ = tx.closed() => {}
-                        }
+                        handshake::linger(&mut stream).await;
                     }
                 }
             }
         });
+        if evicted > 0 {
+            if !self.warned_full {
+                self.warned_full = true;
+                tracing::warn!(
+                    local_addr = %self.local_addr,
+                    max = self.options.max_pending_handshakes,
+                    "ipc-tcp: too many handshakes in progress (idle or slow clients); \
+                     closing the oldest to make room for new connections"
+                );
+            }
+            tracing::debug!(%peer, evicted, "closed the oldest pending handshakes");
+        }
     }
 
-    /// True when no handshake is in progress and no result waits to be taken.
-    pub(crate) fn is_idle(&self) -> bool {
-        self.permits.available_permits() == MAX_PENDING_HANDSHAKES
-    }
-
-    /// The next finished handshake, without taking new connections from the kernel.
-    /// Waits forever when [`is_idle`](Self::is_idle).
-    pub(crate) async fn next_finished(&mut self) -> Result<(TcpStream, SocketAddr)> {
-        match self.rx.recv().await {
-            Some(done) => done.result,
-            // Unreachable while `self.tx` lives; report it as a closed listener.
-            None => Err(Error::Closed),
+    /// The next finished handshake, without taking new connections from the kernel;
+    /// `None` once no handshake is in progress and no result waits to be taken.
+    pub(crate) async fn next_finished(&mut self) -> Option<Handshaken> {
+        loop {
+            if let Ok(done) = self.rx.try_recv() {
+                return Some(done);
+            }
+            self.pending.reap();
+            if self.pending.len() == 0 {
+                // A task may have sent its result just before it ended.
+                return self.rx.try_recv().ok();
+            }
+            tokio::select! {
+                biased;
+                Some(done) = self.rx.recv() => return Some(done),
+                () = self.pending.next_ended() => {}
+            }
         }
     }
 }
@@ -269,5 +319,24 @@ impl Listener for TcpListener {
 
     fn endpoint(&self) -> Endpoint {
         Endpoint::Tcp(self.local_addr)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::exposure_warning;
+
+    #[test]
+    fn only_a_reachable_listener_without_a_token_is_warned_about() {
+        let public = ([0, 0, 0, 0], 7000).into();
+        let warning = exposure_warning(public, false).expect("a warning");
+        assert!(
+            warning.contains("tcp://0.0.0.0:7000 without a token"),
+            "{warning}"
+        );
+        assert!(exposure_warning(public, true).is_none());
+        assert!(exposure_warning(([127, 0, 0, 1], 7000).into(), false).is_none());
+        assert!(exposure_warning("[::1]:7000".parse().expect("addr"), false).is_none());
+        assert!(exposure_warning("[::]:7000".parse().expect("addr"), false).is_some());
     }
 }

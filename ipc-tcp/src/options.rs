@@ -9,6 +9,10 @@ use ipc_core::FrameConfig;
 /// Default bound on the whole handshake, on both sides: 5 seconds.
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Default bound on the handshakes a listener has in progress at once: 4096 (a few KiB
+/// each, so some tens of MiB at most, and one file descriptor each).
+pub const DEFAULT_MAX_PENDING_HANDSHAKES: usize = 4096;
+
 /// Settings for [`bind`](crate::bind), [`connect`](crate::connect) and
 /// [`spawn_with_options`](crate::spawn_with_options).
 ///
@@ -39,6 +43,10 @@ pub struct TcpOptions {
     pub handshake_timeout: Duration,
     /// Frame limits of the channels (both ends should agree).
     pub frame: FrameConfig,
+    /// Listener only: most handshakes in progress at once (default
+    /// [`DEFAULT_MAX_PENDING_HANDSHAKES`]). When a new connection arrives and this many
+    /// are in progress, the oldest is closed to make room: a newcomer never waits.
+    pub max_pending_handshakes: usize,
 }
 
 impl Default for TcpOptions {
@@ -47,6 +55,7 @@ impl Default for TcpOptions {
             token: None,
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             frame: FrameConfig::default(),
+            max_pending_handshakes: DEFAULT_MAX_PENDING_HANDSHAKES,
         }
     }
 }
@@ -57,6 +66,7 @@ impl fmt::Debug for TcpOptions {
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .field("handshake_timeout", &self.handshake_timeout)
             .field("frame", &self.frame)
+            .field("max_pending_handshakes", &self.max_pending_handshakes)
             .finish()
     }
 }
@@ -84,6 +94,18 @@ impl TcpOptions {
     /// Use these frame limits.
     pub fn frame(mut self, config: FrameConfig) -> Self {
         self.frame = config;
+        self
+    }
+
+    /// Keep at most `max` handshakes in progress on a listener (at least 1); see
+    /// [`max_pending_handshakes`](Self#structfield.max_pending_handshakes).
+    ///
+    /// ```
+    /// let opts = ipc_tcp::TcpOptions::default().max_pending_handshakes(256);
+    /// assert_eq!(opts.max_pending_handshakes, 256);
+    /// ```
+    pub fn max_pending_handshakes(mut self, max: usize) -> Self {
+        self.max_pending_handshakes = max.max(1);
         self
     }
 

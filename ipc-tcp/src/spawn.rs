@@ -85,7 +85,7 @@ pub async fn spawn_with_options(
             biased;
             accepted = listener.accept_stream() => match accepted {
                 Ok((stream, peer)) => {
-                    let channel = TcpChannel::from_stream(stream, peer, Some(pid), frame)?;
+                    let channel = TcpChannel::from_stream(stream, peer, Some(pid), frame, None)?;
                     return Ok((child, channel));
                 }
                 Err(e) => refused(&e),
@@ -97,14 +97,15 @@ pub async fn spawn_with_options(
     // The child is gone. A connection it made may still be finishing its handshake (the
     // child can read our OK, send, and exit before we take the result): take what is in
     // flight before reporting the exit. Nothing new is accepted.
-    while !listener.is_idle() {
+    loop {
         tokio::select! {
             finished = listener.next_finished() => match finished {
-                Ok((stream, peer)) => {
-                    let channel = TcpChannel::from_stream(stream, peer, Some(pid), frame)?;
+                Some(Ok((stream, peer))) => {
+                    let channel = TcpChannel::from_stream(stream, peer, Some(pid), frame, None)?;
                     return Ok((child, channel));
                 }
-                Err(e) => refused(&e),
+                Some(Err(e)) => refused(&e),
+                None => break,
             },
             () = &mut deadline => return Err(timed_out()),
         }

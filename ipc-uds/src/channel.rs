@@ -5,7 +5,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use ipc_core::frame::{FrameConfig, LengthCodec};
+use ipc_core::frame::{FrameCodec, FrameConfig, LengthCodec};
 use ipc_core::stream::{StreamChannel, StreamReceiver, StreamSender};
 use ipc_core::{Channel, ChannelInfo, Error, RecvHalf, Result, SendHalf};
 use tokio::net::UnixStream;
@@ -143,18 +143,28 @@ impl UdsChannel {
         config: FrameConfig,
         info: ChannelInfo,
     ) -> Result<Self> {
+        Self::with_codec(stream, LengthCodec::new(config), info)
+    }
+
+    /// Wrap a connected stream with known info and a codec set up by the caller (a
+    /// listener's, charging its budget).
+    pub(crate) fn with_codec(
+        stream: UnixStream,
+        codec: LengthCodec,
+        info: ChannelInfo,
+    ) -> Result<Self> {
+        let max_frame = codec.max_frame();
         // Out of tokio's registration (readable and writable), into ours: readable for
         // the read half, writable only while a write waits for room.
         let read: OwnedFd = stream.into_std()?.into();
         let write = read.try_clone()?;
-        let codec = LengthCodec::new(config);
         let (tx, rx) =
             StreamChannel::new(FdReader::new(read)?, SockWriter::new(write), codec, info)
                 .into_split();
         Ok(UdsChannel {
             tx: UdsSender {
                 inner: tx,
-                max_frame: config.max_frame(),
+                max_frame,
                 closed: false,
                 torn: false,
             },

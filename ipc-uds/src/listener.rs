@@ -4,7 +4,7 @@ use std::io;
 use std::os::unix::net::UnixListener as StdUnixListener;
 
 use async_trait::async_trait;
-use ipc_core::frame::FrameConfig;
+use ipc_core::frame::{FrameBudget, FrameConfig, LengthCodec};
 use ipc_core::{Channel, ChannelInfo, Endpoint, Error, Listener, Result};
 use tokio::net::UnixListener;
 
@@ -35,7 +35,9 @@ pub struct UdsListenerBuilder {
 }
 
 impl UdsListenerBuilder {
-    /// Frame limits for accepted channels (default: [`FrameConfig::default`]).
+    /// Frame limits for accepted channels (default: [`FrameConfig::default`]), and the
+    /// budget they share for partly received frames
+    /// ([`FrameConfig::listener_budget`]).
     pub fn frame_config(mut self, config: FrameConfig) -> Self {
         self.config = config;
         self
@@ -99,6 +101,7 @@ impl UdsListenerBuilder {
         Ok(UdsListener {
             listener: UnixListener::from_std(listener)?,
             endpoint: self.endpoint,
+            budget: FrameBudget::for_listener(&self.config),
             config: self.config,
             own_uid: nix::unistd::geteuid().as_raw(),
             any_uid: self.any_uid,
@@ -144,6 +147,8 @@ pub struct UdsListener {
     listener: UnixListener,
     endpoint: Endpoint,
     config: FrameConfig,
+    /// Shared by the accepted channels for their partly received frames.
+    budget: FrameBudget,
     own_uid: u32,
     any_uid: bool,
     uids: Vec<u32>,
@@ -191,7 +196,23 @@ impl UdsListener {
         let info = ChannelInfo::new(NAME, self.config.max_frame())
             .with_peer_pid(cred.pid)
             .with_peer_uid(Some(cred.uid));
-        UdsChannel::with_info(stream, self.config, info)
+        let codec = LengthCodec::new(self.config).with_budget(self.budget.clone());
+        UdsChannel::with_codec(stream, codec, info)
+    }
+
+    /// The budget the accepted channels share for partly received frames (its size is
+    /// [`FrameConfig::listener_budget`] of the listener's config).
+    ///
+    /// ```no_run
+    /// # fn demo() -> ipc_core::Result<()> {
+    /// let endpoint = "unix:/tmp/my-app/app.sock".parse()?;
+    /// let cfg = ipc_core::FrameConfig::builder().listener_budget(64 << 20).build();
+    /// let listener = ipc_uds::UdsListener::bind(&endpoint, cfg)?;
+    /// assert_eq!(listener.frame_budget().limit(), 64 << 20);
+    /// # Ok(()) }
+    /// ```
+    pub fn frame_budget(&self) -> &FrameBudget {
+        &self.budget
     }
 }
 

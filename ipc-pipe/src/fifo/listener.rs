@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use ipc_core::frame::FrameConfig;
+use ipc_core::frame::{FrameBudget, FrameConfig, LengthCodec};
 use ipc_core::{Channel, ChannelInfo, Endpoint, Error, Listener, Result};
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
@@ -58,6 +58,8 @@ pub struct FifoListener {
     dir: PathBuf,
     endpoint: String,
     config: FrameConfig,
+    /// Shared by the accepted channels for their partly received frames.
+    budget: FrameBudget,
     pending: Option<PendingPair>,
     created_dir: bool,
     /// Exclusive `flock` on the directory itself: one listener per directory.
@@ -100,6 +102,7 @@ impl FifoListener {
         let mut listener = FifoListener {
             dir,
             endpoint,
+            budget: FrameBudget::for_listener(&config),
             config,
             pending: None,
             created_dir,
@@ -120,6 +123,22 @@ impl FifoListener {
         listener.pending = Some(create_pair(&listener.dir)?);
         tracing::debug!(endpoint = %listener.endpoint, "fifo listener bound");
         Ok(listener)
+    }
+
+    /// The budget the accepted channels share for partly received frames (its size is
+    /// [`FrameConfig::listener_budget`] of the listener's config). Clients come one at
+    /// a time, but a channel kept after its client left still holds its share.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> ipc_core::Result<()> {
+    /// # let tmp = tempfile::tempdir()?;
+    /// let cfg = ipc_core::FrameConfig::builder().listener_budget(64 << 20).build();
+    /// let listener = ipc_pipe::FifoListener::bind(tmp.path().join("app"), cfg)?;
+    /// assert_eq!(listener.frame_budget().limit(), 64 << 20);
+    /// # Ok(()) }
+    /// ```
+    pub fn frame_budget(&self) -> &FrameBudget {
+        &self.budget
     }
 
     /// The directory served.
@@ -159,7 +178,8 @@ impl FifoListener {
         let result = match (outcome, pair) {
             (Ok(pid), Some(pair)) => {
                 let info = ChannelInfo::new(FIFO, self.config.max_frame()).with_peer_pid(Some(pid));
-                wrap_receiver(pair.rx, pair.tx, self.config, info, None)
+                let codec = LengthCodec::new(self.config).with_budget(self.budget.clone());
+                wrap_receiver(pair.rx, pair.tx, codec, info, None)
             }
             (Err(e), pair) => {
                 drop(pair); // the client sees end-of-file on s2c, EPIPE on c2s
