@@ -50,7 +50,9 @@ fn classify(e: Error) -> Error {
 ///
 /// Dropping it without [`close`](SendHalf::close) still tries, without blocking, to flush
 /// what is buffered and send the goodbye, so a peer usually sees a clean close; call
-/// `close().await` to be sure.
+/// `close().await` to be sure. Either way the write direction is shut down on drop: a
+/// peer never waits for the rest of a frame cut by a cancelled `send` (it gets
+/// [`Error::PeerLost`]), even while this process keeps the receiving half.
 ///
 /// Small frames are encoded into a buffer and written with one write. A large frame
 /// ([`LARGE_FRAME`] bytes or more) with the toolkit's own codecs is written straight
@@ -182,6 +184,39 @@ impl<W: AsyncWrite + Send + Unpin + 'static, C: FrameCodec> StreamSender<W, C> {
     }
 }
 
+impl<W: AsyncWrite + Unpin, C: FrameCodec> StreamSender<W, C> {
+    /// Shut the write direction down now, without a goodbye and without waiting: the
+    /// peer's `recv` sees the stream end (`PeerLost`, since there was no goodbye), even
+    /// while this process still holds the receiving half. Later sends fail with
+    /// [`Error::Closed`].
+    ///
+    /// For a backend that wrote part of a frame behind this sender's back (e.g. a frame
+    /// carrying fds) and cannot finish it: anything else written after it would be
+    /// read as the rest of that frame.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> ipc_core::Result<()> {
+    /// use ipc_core::{ChannelInfo, Error, frame::{FrameConfig, LengthCodec}};
+    /// use ipc_core::stream::{StreamReceiver, StreamSender};
+    /// let (a, b) = tokio::io::duplex(1024);
+    /// let codec = LengthCodec::new(FrameConfig::default());
+    /// let info = ChannelInfo::new("duplex", 8 << 20);
+    /// let mut tx = StreamSender::new(a, codec.clone(), info.clone());
+    /// let mut rx = StreamReceiver::new(b, codec, info);
+    /// tx.shut_down_now();
+    /// assert!(matches!(rx.recv().await, Err(Error::PeerLost(_))));
+    /// assert!(matches!(tx.send("late".into()).await, Err(Error::Closed)));
+    /// # Ok(()) }
+    /// ```
+    pub fn shut_down_now(&mut self) {
+        self.closed = true;
+        self.direct = None;
+        let waker = futures_util::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        let _ = Pin::new(self.framed.get_mut()).poll_shutdown(&mut cx);
+    }
+}
+
 impl<W: AsyncWrite + Unpin, C: FrameCodec> Drop for StreamSender<W, C> {
     fn drop(&mut self) {
         if self.closed {
@@ -189,10 +224,13 @@ impl<W: AsyncWrite + Unpin, C: FrameCodec> Drop for StreamSender<W, C> {
         }
         // Best effort, never blocking: finish a large frame under way, then flush what
         // is buffered plus a goodbye. A goodbye after half a frame would corrupt the
-        // stream, so a frame that cannot be finished now is left cut (the peer sees
-        // the connection end inside a frame: `PeerLost`).
+        // stream, so a frame that cannot be finished now is left cut. Either way the
+        // write direction is then shut down, so the peer sees the end of the stream
+        // (a cut frame or no goodbye: `PeerLost`) even if this process keeps the
+        // receiving half, whose socket would otherwise stay open.
         let waker = futures_util::task::noop_waker();
         let mut cx = Context::from_waker(&waker);
+        let mut whole = true;
         while let Some(direct) = &mut self.direct {
             let writer = Pin::new(self.framed.get_mut());
             match writer.poll_write_vectored(&mut cx, &direct.rest()) {
@@ -202,15 +240,21 @@ impl<W: AsyncWrite + Unpin, C: FrameCodec> Drop for StreamSender<W, C> {
                         self.direct = None;
                     }
                 }
-                _ => return,
+                _ => {
+                    whole = false;
+                    break;
+                }
             }
         }
-        let mut framed = Pin::new(&mut self.framed);
-        if let Poll::Ready(Ok(())) = framed.as_mut().poll_ready(&mut cx) {
-            if framed.as_mut().start_send(Outbound::Goodbye).is_ok() {
-                let _ = framed.as_mut().poll_flush(&mut cx);
+        if whole {
+            let mut framed = Pin::new(&mut self.framed);
+            if let Poll::Ready(Ok(())) = framed.as_mut().poll_ready(&mut cx) {
+                if framed.as_mut().start_send(Outbound::Goodbye).is_ok() {
+                    let _ = framed.as_mut().poll_flush(&mut cx);
+                }
             }
         }
+        self.shut_down_now();
     }
 }
 

@@ -89,6 +89,10 @@ pub struct UdsChannel {
 }
 
 /// The sending half of a [`UdsChannel`] (see [`UdsChannel::into_split`]).
+///
+/// Dropping it shuts the socket down for writing (after a goodbye when it can be
+/// written without waiting), even while the receiving half lives on: the peer never
+/// waits for the rest of a frame whose send was cancelled.
 pub struct UdsSender {
     inner: StreamSender<SockWriter, LengthCodec>,
     max_frame: usize,
@@ -281,6 +285,16 @@ impl UdsSender {
             )));
         }
         Ok(())
+    }
+}
+
+impl Drop for UdsSender {
+    fn drop(&mut self) {
+        if self.torn {
+            // A frame with fds is cut: no goodbye may follow it. Shut the socket down
+            // for writing so the peer sees the stream end inside that frame.
+            self.inner.shut_down_now();
+        }
     }
 }
 

