@@ -66,6 +66,9 @@ pub struct StreamSender<W: AsyncWrite + Unpin, C: FrameCodec> {
     direct: Option<DirectWrite>,
     info: ChannelInfo,
     closed: bool,
+    /// A write failed: the stream may end inside a frame, so it was shut down; later
+    /// sends fail the same way.
+    failed: Option<Error>,
 }
 
 /// A frame written without copying its payload: `wrap.prefix`, `payload`,
@@ -101,6 +104,7 @@ impl<W: AsyncWrite + Send + Unpin + 'static, C: FrameCodec> StreamSender<W, C> {
             direct: None,
             info,
             closed: false,
+            failed: None,
         }
     }
 
@@ -111,15 +115,23 @@ impl<W: AsyncWrite + Send + Unpin + 'static, C: FrameCodec> StreamSender<W, C> {
 
     /// Flush buffered frames to the writer.
     pub async fn flush(&mut self) -> Result<()> {
-        self.finish_direct().await?;
-        self.framed.flush().await.map_err(classify)
+        self.check()?;
+        let flushed = async {
+            self.finish_direct().await?;
+            self.framed.flush().await.map_err(classify)
+        }
+        .await;
+        flushed.map_err(|e| self.abandon(e))
     }
 
     /// Send one frame and flush it.
     pub async fn send(&mut self, frame: Bytes) -> Result<()> {
-        if self.closed {
-            return Err(Error::Closed);
-        }
+        self.check()?;
+        let sent = self.write_frame(frame).await;
+        sent.map_err(|e| self.abandon(e))
+    }
+
+    async fn write_frame(&mut self, frame: Bytes) -> Result<()> {
         self.finish_direct().await?;
         if frame.len() >= LARGE_FRAME {
             if let Some(wrap) = self.framed.encoder().wrapping(&frame) {
@@ -138,6 +150,47 @@ impl<W: AsyncWrite + Send + Unpin + 'static, C: FrameCodec> StreamSender<W, C> {
             .send(Outbound::Data(frame))
             .await
             .map_err(classify)
+    }
+
+    /// Refuse to write after `close` or after a failed write.
+    fn check(&self) -> Result<()> {
+        if self.closed {
+            return Err(Error::Closed);
+        }
+        match &self.failed {
+            Some(e) => Err(again(e)),
+            None => Ok(()),
+        }
+    }
+
+    /// Record that a write failed with `e`, and return `e`. Unless `e` is about that
+    /// frame alone (too large, not encodable: nothing was written), part of a frame
+    /// may be on the wire: the write direction is shut down so the peer sees the
+    /// stream end there (`PeerLost`) instead of waiting for the rest, and later sends
+    /// fail with the same kind of error. For backends that write some frames
+    /// themselves (e.g. frames carrying fds).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use ipc_core::{ChannelInfo, Error, frame::{FrameConfig, LengthCodec}};
+    /// use ipc_core::stream::StreamSender;
+    /// let (a, _b) = tokio::io::duplex(1024);
+    /// let codec = LengthCodec::new(FrameConfig::default());
+    /// let mut tx = StreamSender::new(a, codec, ChannelInfo::new("duplex", 8 << 20));
+    /// let e = tx.abandon(Error::PeerLost("reset".into()));
+    /// assert!(matches!(e, Error::PeerLost(_)));
+    /// assert!(matches!(tx.send("more".into()).await, Err(Error::PeerLost(_))));
+    /// # }
+    /// ```
+    pub fn abandon(&mut self, e: Error) -> Error {
+        if !e.is_fatal() {
+            return e;
+        }
+        self.direct = None;
+        let waker = futures_util::task::noop_waker();
+        let _ = Pin::new(self.framed.get_mut()).poll_shutdown(&mut Context::from_waker(&waker));
+        self.failed = Some(again(&e));
+        e
     }
 
     /// Finish writing a large frame, if one is under way.
@@ -170,17 +223,34 @@ impl<W: AsyncWrite + Send + Unpin + 'static, C: FrameCodec> StreamSender<W, C> {
         if self.closed {
             return Ok(());
         }
+        self.check()?;
         self.closed = true;
-        self.finish_direct().await?;
-        self.framed
-            .send(Outbound::Goodbye)
-            .await
-            .map_err(classify)?;
-        match self.framed.get_mut().shutdown().await {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
-            Err(e) => Err(classify(Error::Io(e))),
+        let closed = async {
+            self.finish_direct().await?;
+            self.framed
+                .send(Outbound::Goodbye)
+                .await
+                .map_err(classify)?;
+            match self.framed.get_mut().shutdown().await {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
+                Err(e) => Err(classify(Error::Io(e))),
+            }
         }
+        .await;
+        closed.map_err(|e| self.abandon(e))
+    }
+}
+
+/// The error to give again for a send after a write failed with `e`.
+fn again(e: &Error) -> Error {
+    match e {
+        Error::Closed => Error::Closed,
+        Error::PeerLost(why) => Error::PeerLost(why.clone()),
+        other => Error::Io(io::Error::other(format!(
+            "an earlier send failed ({other}), possibly in the middle of a frame, so this \
+             channel can send no more; open a new channel"
+        ))),
     }
 }
 
@@ -484,6 +554,58 @@ mod tests {
         assert_eq!(first, big);
         assert_eq!(second, "after");
         assert_eq!(end, None);
+    }
+
+    /// A writer that takes `left` bytes, then fails every write.
+    struct FailAfter {
+        inner: tokio::io::DuplexStream,
+        left: usize,
+    }
+
+    impl AsyncWrite for FailAfter {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            if self.left == 0 {
+                return Poll::Ready(Err(io::Error::other("the disk is on fire")));
+            }
+            let n = buf.len().min(self.left);
+            let n = ready!(Pin::new(&mut self.inner).poll_write(cx, &buf[..n]))?;
+            self.left -= n;
+            Poll::Ready(Ok(n))
+        }
+        fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Pin::new(&mut self.inner).poll_flush(cx)
+        }
+        fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Pin::new(&mut self.inner).poll_shutdown(cx)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_write_failing_mid_frame_ends_the_stream_for_the_peer() {
+        for (size, left) in [(100, 50), (LARGE_FRAME * 2, LARGE_FRAME)] {
+            let (a, b) = tokio::io::duplex(1 << 20);
+            let codec = LengthCodec::new(FrameConfig::default());
+            let info = ChannelInfo::new("duplex", 8 << 20);
+            let writer = FailAfter { inner: a, left };
+            let mut tx = StreamSender::new(writer, codec.clone(), info.clone());
+            let mut rx = StreamReceiver::new(b, codec, info);
+            let err = tx.send(frame(size, 1)).await.expect_err("the write fails");
+            assert!(err.to_string().contains("on fire"), "{err}");
+            // The sender still exists: the peer must not wait for the rest of the frame.
+            let end = tokio::time::timeout(std::time::Duration::from_secs(5), rx.recv())
+                .await
+                .expect("the peer hung on a frame cut by a failed write");
+            assert!(matches!(end, Err(Error::PeerLost(_))), "{end:?}");
+            let again = tx
+                .send(frame(3, 0))
+                .await
+                .expect_err("the stream is broken");
+            assert!(again.to_string().contains("on fire"), "{again}");
+        }
     }
 
     #[tokio::test]

@@ -259,13 +259,22 @@ impl UdsSender {
         }
         // Frames queued before this one must be on the wire first.
         self.inner.flush().await?;
-        // Set while the frame is partly written; still set only if this future is
-        // dropped midway. (An I/O error ends the call too: the socket is then broken
-        // for good and later sends report that error themselves.)
+        // Set while the frame is partly written; still set if this future is dropped
+        // midway or the write fails, and then nothing may follow on this stream.
         self.torn = true;
-        let sent = send_frame_with_fds(self.inner.writer(), &frame, fds).await;
-        self.torn = false;
-        sent.map_err(classify)
+        match send_frame_with_fds(self.inner.writer(), &frame, fds).await {
+            Ok(()) => {
+                self.torn = false;
+                Ok(())
+            }
+            Err(e) => {
+                // Part of the frame may be on the wire: the stream is ended there (the
+                // peer gets an error instead of waiting for the rest), and later sends
+                // give this error again.
+                self.torn = false;
+                Err(self.inner.abandon(classify(e)))
+            }
+        }
     }
 
     /// Send the goodbye and shut down the sending direction (see [`Channel::close`]).
@@ -281,7 +290,7 @@ impl UdsSender {
         if self.torn {
             return Err(Error::Io(io::Error::other(
                 "an earlier send_with_fds was cancelled in the middle of a frame, so the \
-                 stream is out of step; open a new channel",
+                 stream was shut down; open a new channel",
             )));
         }
         Ok(())
