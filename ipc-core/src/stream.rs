@@ -127,6 +127,9 @@ impl<W: AsyncWrite + Send + Unpin + 'static, C: FrameCodec> StreamSender<W, C> {
     /// Send one frame and flush it.
     pub async fn send(&mut self, frame: Bytes) -> Result<()> {
         self.check()?;
+        // A send that never waits (the peer keeps up) still counts against the task's
+        // cooperative budget, so a loop of sends lets other tasks and signal handlers run.
+        tokio::task::coop::consume_budget().await;
         let sent = self.write_frame(frame).await;
         sent.map_err(|e| self.abandon(e))
     }
@@ -336,6 +339,11 @@ enum RecvState {
 }
 
 /// The receiving half of a [`StreamChannel`].
+///
+/// Each frame received, like each frame sent by [`StreamSender`], uses one unit of the
+/// tokio task's cooperative budget: a loop that receives frames which are always
+/// already there yields to the runtime now and then, so other tasks and signal
+/// handlers run.
 pub struct StreamReceiver<R, C> {
     framed: FramedRead<R, C>,
     info: ChannelInfo,
@@ -369,7 +377,17 @@ impl<R: AsyncRead + Send + Unpin + 'static, C: FrameCodec> StreamReceiver<R, C> 
             RecvState::Failed => return Err(Error::Closed),
             RecvState::Open => {}
         }
-        match self.framed.next().await {
+        // One unit of the task's cooperative budget per frame: frames decoded from the
+        // read buffer never touch the reactor, and a receive that is always ready must
+        // still let other tasks (a signal handler, ...) run now and then.
+        let next = std::future::poll_fn(|cx| {
+            let coop = ready!(tokio::task::coop::poll_proceed(cx));
+            let next = ready!(self.framed.poll_next_unpin(cx));
+            coop.made_progress();
+            Poll::Ready(next)
+        })
+        .await;
+        match next {
             Some(Ok(Decoded::Frame(frame))) => Ok(Some(frame)),
             Some(Ok(Decoded::Rejected(e))) => Err(e),
             Some(Ok(Decoded::Goodbye)) => {

@@ -248,6 +248,8 @@ impl NodeSender {
     /// Send one frame: one JSON text (see [`NodeCodec`]); returns once it is written
     /// to the socket, waiting while Node is slow to read.
     pub async fn send(&mut self, frame: Bytes) -> Result<()> {
+        // Counts against the task's cooperative budget, like a receive.
+        tokio::task::coop::consume_budget().await;
         let mut side = self.shared.lock().await;
         if side.shut {
             return Err(Error::Closed);

@@ -2,6 +2,7 @@
 //! Node's internal messages, and what end-of-stream means.
 
 use std::io;
+use std::task::{ready, Poll};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -71,7 +72,17 @@ impl NodeReceiver {
                 RecvState::Failed => return Err(Error::Closed),
                 RecvState::Open => {}
             }
-            match self.framed.next().await {
+            // One unit of the task's cooperative budget per message: messages decoded
+            // from the read buffer never touch the reactor, and a receive that is
+            // always ready must still let other tasks (a signal handler, ...) run.
+            let next = std::future::poll_fn(|cx| {
+                let coop = ready!(tokio::task::coop::poll_proceed(cx));
+                let next = ready!(self.framed.poll_next_unpin(cx));
+                coop.made_progress();
+                Poll::Ready(next)
+            })
+            .await;
+            match next {
                 Some(Ok(Inbound::Message(frame))) => return Ok(Some(frame)),
                 Some(Ok(Inbound::Rejected(e))) => return Err(e),
                 Some(Ok(Inbound::Internal(cmd))) => self.answer(&cmd).await,

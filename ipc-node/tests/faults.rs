@@ -59,3 +59,45 @@ async fn dropped_sender_with_a_cut_frame_ends_the_stream() {
     assert!(matches!(end, Err(Error::PeerLost(_))), "{end:?}");
     drop(rx);
 }
+
+#[tokio::test]
+async fn an_always_ready_recv_lets_other_tasks_run() {
+    use std::io::Write;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    const FRAMES: u64 = 10_000;
+    let (mut raw, theirs) = std::os::unix::net::UnixStream::pair().expect("socketpair");
+    // Every message is already there before the first receive.
+    let lines: String = (0..FRAMES).map(|i| format!("{i}\n")).collect();
+    let writer = std::thread::spawn(move || {
+        raw.write_all(lines.as_bytes()).expect("write");
+        raw
+    });
+    theirs.set_nonblocking(true).expect("nonblocking");
+    let stream = tokio::net::UnixStream::from_std(theirs).expect("tokio stream");
+    let mut ch = ipc_node::NodeChannel::new(stream, FrameConfig::default());
+    let raw = writer.join().expect("writer thread");
+
+    let ran = Arc::new(AtomicBool::new(false));
+    let spawn_task = |ran: &Arc<AtomicBool>| {
+        let ran = ran.clone();
+        tokio::spawn(async move { ran.store(true, Ordering::SeqCst) });
+    };
+    spawn_task(&ran);
+    let (mut run, mut longest) = (0u64, 0u64);
+    for i in 0..FRAMES {
+        let frame = ch.recv().await.expect("recv").expect("a message");
+        assert_eq!(frame, i.to_string());
+        if ran.swap(false, Ordering::SeqCst) {
+            run = 0;
+            spawn_task(&ran);
+        }
+        run += 1;
+        longest = longest.max(run);
+    }
+    // tokio's cooperative budget is 128 operations per task poll.
+    assert!(
+        longest <= 200,
+        "{longest} messages received in a row without letting another task run"
+    );
+    drop(raw);
+}

@@ -51,6 +51,7 @@ pub fn cases() -> &'static [Case] {
         case!(peer_closes_cleanly),
         case!(peer_killed_is_an_error),
         case!(dropped_sender_mid_frame_is_peer_lost),
+        case!(always_ready_recv_lets_other_tasks_run),
         case!(split_halves_concurrently),
         case!(typed_json),
         case!(typed_postcard),
@@ -305,6 +306,67 @@ async fn dropped_sender_mid_frame_is_peer_lost(s: &Subject) -> Result<()> {
     );
     ensure!(
         within("the child's close", rx.recv()).await??.is_none(),
+        "expected the child's close"
+    );
+    let status = within("child exit", child.wait()).await??;
+    ensure!(status.success(), "child: {status}");
+    Ok(())
+}
+
+/// Frames the parent queues for [`always_ready_recv_lets_other_tasks_run`].
+const QUEUED_FRAMES: u64 = 20_000;
+/// Most receives in a row the child may make without another task getting to run.
+/// (tokio's cooperative budget is 128 operations per task poll.)
+const MOST_RECEIVES_WITHOUT_YIELDING: u64 = 200;
+
+/// A receive that is always ready (the peer keeps the channel full) still lets other
+/// tasks of the runtime run: the child, on a single-threaded runtime, counts how many
+/// frames it receives in a row while a task it spawned waits to run. Without that, a
+/// worker never sees its SIGTERM handler while jobs keep coming.
+async fn always_ready_recv_lets_other_tasks_run(s: &Subject) -> Result<()> {
+    let (mut child, mut ch) = s
+        .spawn("yield_check", QUEUED_FRAMES, default_config())
+        .await?;
+    expect_frame(&mut *ch, b"armed").await?;
+    // Fill the channel before the child reads: it is let go once a send has to wait
+    // for room (or once all are sent, for a transport that buffers them all).
+    let mut released = false;
+    for seq in 0..QUEUED_FRAMES {
+        let mut send = ch.send(Bytes::from(seq.to_string()));
+        if !released {
+            if let Some(sent) = poll_once(send.as_mut()) {
+                sent?;
+                continue;
+            }
+            child.signal(crate::Signal::SIGUSR1)?;
+            released = true;
+        }
+        within("a send to the reading child", send).await??;
+    }
+    if !released {
+        child.signal(crate::Signal::SIGUSR1)?;
+    }
+    ch.close().await?;
+    let report = within("the child's count", ch.recv())
+        .await??
+        .ok_or_else(|| fail("the child closed without a count"))?;
+    let report = String::from_utf8_lossy(&report).into_owned();
+    let numbers: Vec<u64> = report.split(' ').filter_map(|n| n.parse().ok()).collect();
+    let [count, longest] = numbers[..] else {
+        return Err(fail(format!("the child reported {report:?}")));
+    };
+    ensure!(
+        count == QUEUED_FRAMES,
+        "the child received {count} of {QUEUED_FRAMES} frames"
+    );
+    ensure!(
+        longest <= MOST_RECEIVES_WITHOUT_YIELDING,
+        "the child received {longest} frames in a row without letting another task run \
+         (at most {MOST_RECEIVES_WITHOUT_YIELDING} allowed): recv ignores tokio's \
+         cooperative budget"
+    );
+    ensure!(
+        within("the child's close", ch.recv()).await??.is_none(),
         "expected the child's close"
     );
     let status = within("child exit", child.wait()).await??;

@@ -189,6 +189,7 @@ async fn run_role(role: &str, registry: &Registry) -> Result<i32> {
         }
         "slow_reader" => slow_reader(&mut *ch).await,
         "expect_cut" => expect_cut(&mut *ch).await,
+        "yield_check" => yield_check(&mut *ch).await,
         "send_oversize" => {
             ch.send(Bytes::from(vec![0xAB; arg() as usize])).await?;
             ch.send(Bytes::from_static(b"after")).await?;
@@ -297,6 +298,43 @@ async fn expect_cut(ch: &mut dyn Channel) -> Result<i32> {
         }
     };
     ch.send(Bytes::from(report)).await?;
+    ch.close().await?;
+    Ok(0)
+}
+
+/// Wait for SIGUSR1 (the parent has filled the channel), then receive every frame,
+/// counting the longest run of receives made while a spawned task waited to run;
+/// report `"COUNT LONGEST"`.
+async fn yield_check(ch: &mut dyn Channel) -> Result<i32> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut go = signal(SignalKind::user_defined1())?;
+    ch.send(Bytes::from_static(b"armed")).await?;
+    go.recv().await;
+    let ran = Arc::new(AtomicBool::new(false));
+    let spawn_task = |ran: &Arc<AtomicBool>| {
+        let ran = ran.clone();
+        tokio::spawn(async move { ran.store(true, Ordering::SeqCst) });
+    };
+    spawn_task(&ran);
+    let (mut count, mut run, mut longest) = (0u64, 0u64, 0u64);
+    while let Some(frame) = ch.recv().await? {
+        if frame != count.to_string().as_bytes() {
+            return Err(fail(format!(
+                "frame {count} is {:?}",
+                String::from_utf8_lossy(&frame)
+            )));
+        }
+        count += 1;
+        if ran.swap(false, Ordering::SeqCst) {
+            run = 0;
+            spawn_task(&ran);
+        }
+        run += 1;
+        longest = longest.max(run);
+    }
+    ch.send(Bytes::from(format!("{count} {longest}"))).await?;
     ch.close().await?;
     Ok(0)
 }
