@@ -20,6 +20,8 @@
 
 use std::io::{self, IoSlice};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 use async_trait::async_trait;
@@ -46,6 +48,43 @@ fn classify(e: Error) -> Error {
     }
 }
 
+/// Map a failed write to the toolkit's meaning of it: the peer's end is gone
+/// (`EPIPE`, reset, ...) means [`Error::Closed`] if the peer said goodbye first
+/// (`peer_closed`), [`Error::PeerLost`] if it did not; other errors are kept.
+///
+/// ```
+/// use std::io;
+/// use ipc_core::{stream::classify_write_error, Error};
+/// let gone = || Error::Io(io::ErrorKind::BrokenPipe.into());
+/// assert!(matches!(classify_write_error(gone(), false), Error::PeerLost(_)));
+/// assert!(matches!(classify_write_error(gone(), true), Error::Closed));
+/// ```
+pub fn classify_write_error(e: Error, peer_closed: bool) -> Error {
+    match e {
+        Error::Io(io)
+            if matches!(
+                io.kind(),
+                io::ErrorKind::BrokenPipe
+                    | io::ErrorKind::NotConnected
+                    | io::ErrorKind::ConnectionReset
+                    | io::ErrorKind::ConnectionAborted
+            ) =>
+        {
+            if peer_closed {
+                Error::Closed
+            } else {
+                Error::PeerLost(format!("writing to it failed: {io}"))
+            }
+        }
+        other => other,
+    }
+}
+
+/// Set by a [`StreamReceiver`] when it decodes the peer's goodbye, read by the
+/// [`StreamSender`] of the same channel to tell a peer that closed from one that was
+/// lost.
+type PeerClosed = Arc<AtomicBool>;
+
 /// The sending half of a [`StreamChannel`].
 ///
 /// Dropping it without [`close`](SendHalf::close) still tries, without blocking, to flush
@@ -69,6 +108,8 @@ pub struct StreamSender<W: AsyncWrite + Unpin, C: FrameCodec> {
     /// A write failed: the stream may end inside a frame, so it was shut down; later
     /// sends fail the same way.
     failed: Option<Error>,
+    /// The receiving half of this channel has seen the peer's goodbye.
+    peer_closed: PeerClosed,
 }
 
 /// A frame written without copying its payload: `wrap.prefix`, `payload`,
@@ -97,14 +138,20 @@ impl DirectWrite {
 }
 
 impl<W: AsyncWrite + Send + Unpin + 'static, C: FrameCodec> StreamSender<W, C> {
-    /// Wrap a writer.
+    /// Wrap a writer. (Made by [`StreamChannel::new`], it also knows whether the
+    /// channel's receiving half has seen the peer's goodbye; see [`Error::Closed`].)
     pub fn new(writer: W, codec: C, info: ChannelInfo) -> Self {
+        Self::linked(writer, codec, info, PeerClosed::default())
+    }
+
+    fn linked(writer: W, codec: C, info: ChannelInfo, peer_closed: PeerClosed) -> Self {
         StreamSender {
             framed: FramedWrite::new(writer, codec),
             direct: None,
             info,
             closed: false,
             failed: None,
+            peer_closed,
         }
     }
 
@@ -118,7 +165,7 @@ impl<W: AsyncWrite + Send + Unpin + 'static, C: FrameCodec> StreamSender<W, C> {
         self.check()?;
         let flushed = async {
             self.finish_direct().await?;
-            self.framed.flush().await.map_err(classify)
+            self.framed.flush().await
         }
         .await;
         flushed.map_err(|e| self.abandon(e))
@@ -140,7 +187,7 @@ impl<W: AsyncWrite + Send + Unpin + 'static, C: FrameCodec> StreamSender<W, C> {
             if let Some(wrap) = self.framed.encoder().wrapping(&frame) {
                 let wrap = wrap?;
                 // Whatever a dropped `send` left in the codec's buffer goes first.
-                self.framed.flush().await.map_err(classify)?;
+                self.framed.flush().await?;
                 self.direct = Some(DirectWrite {
                     wrap,
                     payload: frame,
@@ -149,10 +196,7 @@ impl<W: AsyncWrite + Send + Unpin + 'static, C: FrameCodec> StreamSender<W, C> {
                 return self.finish_direct().await;
             }
         }
-        self.framed
-            .send(Outbound::Data(frame))
-            .await
-            .map_err(classify)
+        self.framed.send(Outbound::Data(frame)).await
     }
 
     /// Refuse to write after `close` or after a failed write.
@@ -166,7 +210,8 @@ impl<W: AsyncWrite + Send + Unpin + 'static, C: FrameCodec> StreamSender<W, C> {
         }
     }
 
-    /// Record that a write failed with `e`, and return `e`. Unless `e` is about that
+    /// Record that a write failed with `e`, and return what it means for this channel
+    /// (see [`classify_write_error`]). Unless `e` is about that
     /// frame alone (too large, not encodable: nothing was written), part of a frame
     /// may be on the wire: the write direction is shut down so the peer sees the
     /// stream end there (`PeerLost`) instead of waiting for the rest, and later sends
@@ -186,6 +231,7 @@ impl<W: AsyncWrite + Send + Unpin + 'static, C: FrameCodec> StreamSender<W, C> {
     /// # }
     /// ```
     pub fn abandon(&mut self, e: Error) -> Error {
+        let e = classify_write_error(e, self.peer_closed.load(Ordering::Acquire));
         if !e.is_fatal() {
             return e;
         }
@@ -203,7 +249,7 @@ impl<W: AsyncWrite + Send + Unpin + 'static, C: FrameCodec> StreamSender<W, C> {
         }
         std::future::poll_fn(|cx| self.poll_direct(cx))
             .await
-            .map_err(|e| classify(Error::Io(e)))
+            .map_err(Error::Io)
     }
 
     fn poll_direct(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -230,14 +276,11 @@ impl<W: AsyncWrite + Send + Unpin + 'static, C: FrameCodec> StreamSender<W, C> {
         self.closed = true;
         let closed = async {
             self.finish_direct().await?;
-            self.framed
-                .send(Outbound::Goodbye)
-                .await
-                .map_err(classify)?;
+            self.framed.send(Outbound::Goodbye).await?;
             match self.framed.get_mut().shutdown().await {
                 Ok(()) => Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
-                Err(e) => Err(classify(Error::Io(e))),
+                Err(e) => Err(Error::Io(e)),
             }
         }
         .await;
@@ -348,15 +391,21 @@ pub struct StreamReceiver<R, C> {
     framed: FramedRead<R, C>,
     info: ChannelInfo,
     state: RecvState,
+    peer_closed: PeerClosed,
 }
 
 impl<R: AsyncRead + Send + Unpin + 'static, C: FrameCodec> StreamReceiver<R, C> {
     /// Wrap a reader.
     pub fn new(reader: R, codec: C, info: ChannelInfo) -> Self {
+        Self::linked(reader, codec, info, PeerClosed::default())
+    }
+
+    fn linked(reader: R, codec: C, info: ChannelInfo, peer_closed: PeerClosed) -> Self {
         StreamReceiver {
             framed: FramedRead::with_capacity(reader, codec, 64 * 1024),
             info,
             state: RecvState::Open,
+            peer_closed,
         }
     }
 
@@ -392,6 +441,7 @@ impl<R: AsyncRead + Send + Unpin + 'static, C: FrameCodec> StreamReceiver<R, C> 
             Some(Ok(Decoded::Rejected(e))) => Err(e),
             Some(Ok(Decoded::Goodbye)) => {
                 self.state = RecvState::Finished;
+                self.peer_closed.store(true, Ordering::Release);
                 Ok(None)
             }
             Some(Err(e)) => {
@@ -425,9 +475,10 @@ where
 {
     /// Build a channel from the two directions of a stream.
     pub fn new(reader: R, writer: W, codec: C, info: ChannelInfo) -> Self {
+        let peer_closed = PeerClosed::default();
         StreamChannel {
-            rx: StreamReceiver::new(reader, codec.clone(), info.clone()),
-            tx: StreamSender::new(writer, codec, info),
+            rx: StreamReceiver::linked(reader, codec.clone(), info.clone(), peer_closed.clone()),
+            tx: StreamSender::linked(writer, codec, info, peer_closed),
         }
     }
 

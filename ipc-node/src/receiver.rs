@@ -14,7 +14,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::unix::OwnedReadHalf;
 use tokio_util::codec::FramedRead;
 
-use crate::channel::{classify, Shared};
+use crate::channel::{classify, PeerClosed, Shared};
 use crate::codec::{preview, Inbound, InboundCodec};
 use crate::exit::ChildWatch;
 
@@ -38,6 +38,7 @@ enum RecvState {
 pub struct NodeReceiver {
     framed: FramedRead<OwnedReadHalf, InboundCodec>,
     shared: Shared,
+    peer_closed: PeerClosed,
     watch: Option<ChildWatch>,
     info: ChannelInfo,
     state: RecvState,
@@ -49,12 +50,14 @@ impl NodeReceiver {
         read: OwnedReadHalf,
         codec: crate::NodeCodec,
         shared: Shared,
+        peer_closed: PeerClosed,
         watch: Option<ChildWatch>,
         info: ChannelInfo,
     ) -> Self {
         NodeReceiver {
             framed: FramedRead::with_capacity(read, InboundCodec(codec), 64 * 1024),
             shared,
+            peer_closed,
             watch,
             info,
             state: RecvState::Open,
@@ -160,6 +163,8 @@ impl NodeReceiver {
             }
         }
         self.state = RecvState::Finished;
+        self.peer_closed
+            .store(true, std::sync::atomic::Ordering::Release);
         Ok(None)
     }
 

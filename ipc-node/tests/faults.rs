@@ -101,3 +101,67 @@ async fn an_always_ready_recv_lets_other_tasks_run() {
     );
     drop(raw);
 }
+
+/// Says ready, then blocks its event loop for good: it reads nothing more.
+const STALL: &str = r#"
+process.send('ready', () => {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);
+});
+"#;
+
+#[tokio::test]
+async fn a_send_blocked_when_node_is_killed_is_peer_lost() {
+    common::require_node();
+    let mut command = std::process::Command::new("node");
+    command.arg("-e").arg(STALL);
+    let (mut child, mut ch) = ipc_node::spawn(command, FrameConfig::default())
+        .await
+        .expect("spawn node");
+    let ready = within(30, "node's ready", ch.recv()).await.expect("recv");
+    assert_eq!(ready.as_deref(), Some(&b"\"ready\""[..]));
+    let frame = json_string(64 * 1024);
+    let mut sent = 0;
+    let mut blocked = loop {
+        let mut send = Box::pin(ch.send(frame.clone()));
+        if pending(send.as_mut()) {
+            tokio::task::yield_now().await; // the reactor's first look at the socket
+            if pending(send.as_mut()) {
+                break send;
+            }
+        }
+        drop(send);
+        sent += 1;
+        assert!(
+            sent < 4096,
+            "256 MiB went to a Node child that reads nothing"
+        );
+    };
+    child.kill().expect("SIGKILL");
+    let got = within(10, "the blocked send", blocked.as_mut()).await;
+    assert!(matches!(got, Err(Error::PeerLost(_))), "{got:?}");
+    drop(blocked);
+    child.wait().await.expect("wait");
+}
+
+#[tokio::test]
+async fn a_send_after_the_peer_closed_is_closed() {
+    let (mut a, mut b) = ipc_node::pair(FrameConfig::default()).expect("pair");
+    b.close().await.expect("close");
+    assert_eq!(a.recv().await.expect("the end"), None);
+    drop(b);
+    // The socket can live on for a moment in a child another test is spawning (forked,
+    // not yet exec'd): send until the send fails.
+    let got = within(10, "a send to a closed peer to fail", async {
+        loop {
+            if let Err(e) = a.send("1".into()).await {
+                return e;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+    })
+    .await;
+    assert!(matches!(got, Error::Closed), "{got:?}");
+    a.close().await.expect("close");
+    let got = a.send("1".into()).await;
+    assert!(matches!(got, Err(Error::Closed)), "{got:?}");
+}

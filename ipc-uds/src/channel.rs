@@ -47,17 +47,6 @@ pub(crate) fn peer_cred(fd: &impl AsFd) -> io::Result<PeerCred> {
     })
 }
 
-/// Map an I/O error of a send to the toolkit's meaning, like `StreamSender` does.
-fn classify(e: io::Error) -> Error {
-    match e.kind() {
-        io::ErrorKind::BrokenPipe | io::ErrorKind::NotConnected => Error::Closed,
-        io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted => {
-            Error::PeerLost(format!("connection reset: {e}"))
-        }
-        _ => Error::Io(e),
-    }
-}
-
 /// A message channel over a connected Unix stream socket.
 ///
 /// Frames are length-prefixed (the shared [`LengthCodec`]); besides the [`Channel`]
@@ -272,7 +261,7 @@ impl UdsSender {
                 // peer gets an error instead of waiting for the rest), and later sends
                 // give this error again.
                 self.torn = false;
-                Err(self.inner.abandon(classify(e)))
+                Err(self.inner.abandon(Error::Io(e)))
             }
         }
     }

@@ -52,6 +52,8 @@ pub fn cases() -> &'static [Case] {
         case!(peer_killed_is_an_error),
         case!(dropped_sender_mid_frame_is_peer_lost),
         case!(always_ready_recv_lets_other_tasks_run),
+        case!(blocked_send_peer_killed_is_peer_lost),
+        case!(send_after_a_close_is_closed),
         case!(split_halves_concurrently),
         case!(typed_json),
         case!(typed_postcard),
@@ -275,7 +277,14 @@ macro_rules! send_until_blocked {
                 $frame.len()
             );
             let mut send = $tx.send($frame.clone());
-            match poll_once(send.as_mut()) {
+            let mut done = poll_once(send.as_mut());
+            if done.is_none() {
+                // A writer the reactor has not yet seen writable waits without
+                // writing: give the reactor a turn, then look again.
+                tokio::task::yield_now().await;
+                done = poll_once(send.as_mut());
+            }
+            match done {
                 None => break send,
                 Some(result) => result?,
             }
@@ -371,6 +380,70 @@ async fn always_ready_recv_lets_other_tasks_run(s: &Subject) -> Result<()> {
     );
     let status = within("child exit", child.wait()).await??;
     ensure!(status.success(), "child: {status}");
+    Ok(())
+}
+
+/// A send waiting for room when the peer is SIGKILLed fails with `PeerLost` (the peer
+/// never said goodbye), on every transport.
+async fn blocked_send_peer_killed_is_peer_lost(s: &Subject) -> Result<()> {
+    let (mut child, mut ch) = s.spawn("stall", 0, default_config()).await?;
+    expect_frame(&mut *ch, b"ready").await?;
+    let frame = sized_payload(1, s.bulk_frame);
+    let cap = ((256usize << 20) / s.bulk_frame.max(1)) as u64;
+    let blocked = send_until_blocked!(ch, frame, cap);
+    child.kill()?;
+    match within("a blocked send after the peer was killed", blocked).await? {
+        Err(Error::PeerLost(_)) => {}
+        other => {
+            return Err(fail(format!(
+                "a send blocked when the peer was SIGKILLed gave {other:?}, expected PeerLost"
+            )))
+        }
+    }
+    let status = within("child exit", child.wait()).await??;
+    ensure!(!status.success(), "killed child reported success");
+    Ok(())
+}
+
+/// `send` after our own `close` is `Closed`; so is a send that fails after the peer
+/// closed cleanly (we received its goodbye) and went away.
+async fn send_after_a_close_is_closed(s: &Subject) -> Result<()> {
+    // Our own close.
+    let (child, mut ch) = s.spawn("echo", 0, default_config()).await?;
+    ch.close().await?;
+    match ch.send(Bytes::from_static(b"late")).await {
+        Err(Error::Closed) => {}
+        other => {
+            return Err(fail(format!(
+                "send after close gave {other:?}, expected Closed"
+            )))
+        }
+    }
+    finish(child, ch).await?;
+    // The peer's close: its goodbye is received, then it exits.
+    let (mut child, mut ch) = s.spawn("close_exit", 0, default_config()).await?;
+    ensure!(
+        within("the child's goodbye", ch.recv()).await??.is_none(),
+        "expected the child's goodbye"
+    );
+    let status = within("child exit", child.wait()).await??;
+    ensure!(status.success(), "child: {status}");
+    // A send may still be taken by the OS: a TCP peer's reset comes back after it, and
+    // a pipe end can live on for a moment in a child that another thread is spawning
+    // (forked, not yet exec'd).
+    let outcome = within("a send to a peer that closed and exited to fail", async {
+        loop {
+            match ch.send("anyone?".into()).await {
+                Ok(()) => tokio::time::sleep(Duration::from_millis(1)).await,
+                Err(e) => return e,
+            }
+        }
+    })
+    .await?;
+    ensure!(
+        matches!(outcome, Error::Closed),
+        "a send to a peer that said goodbye and exited gave {outcome:?}, expected Closed"
+    );
     Ok(())
 }
 

@@ -190,6 +190,16 @@ async fn run_role(role: &str, registry: &Registry) -> Result<i32> {
         "slow_reader" => slow_reader(&mut *ch).await,
         "expect_cut" => expect_cut(&mut *ch).await,
         "yield_check" => yield_check(&mut *ch).await,
+        "stall" => {
+            // Say ready, then read nothing until killed.
+            ch.send(Bytes::from_static(b"ready")).await?;
+            std::future::pending::<()>().await;
+            Ok(0)
+        }
+        "close_exit" => {
+            ch.close().await?;
+            Ok(0)
+        }
         "send_oversize" => {
             ch.send(Bytes::from(vec![0xAB; arg() as usize])).await?;
             ch.send(Bytes::from_static(b"after")).await?;
