@@ -2,8 +2,9 @@
 //!
 //! Mirrors the seeds' `process.on('SIGINT', ...)` / `process.kill(pid, 'SIGTERM')`
 //! section: the parent hands jobs to a child over any transport, then signals it.
-//! - SIGTERM or SIGINT: the child finishes the job in hand, reports how many it did,
-//!   closes the channel and exits 0; the parent sees every reply and the status.
+//! - SIGTERM or SIGINT: the child finishes the job in hand, takes no new one, reports
+//!   how many it did, closes the channel and exits 0; the parent sees every reply and
+//!   the status, and checks that no job was started after the signal.
 //! - SIGKILL: the child cannot react; the parent's `recv` fails (`PeerLost`) instead of
 //!   hanging, and the exit status says "signal: 9".
 //!
@@ -61,30 +62,52 @@ async fn child() -> ipc::Result<()> {
     parent.send(Bytes::from_static(b"ready")).await?;
     let mut done = 0u64;
     loop {
-        tokio::select! {
+        // A job being worked on is never interrupted: signals are looked at between
+        // jobs only. Jobs still queued in the channel were never accepted.
+        let job = tokio::select! {
             biased;
-            sig = signals.recv() => {
-                let sig = sig?;
-                // A job being worked on is never interrupted: this branch only runs
-                // between jobs. Jobs still queued in the channel were never accepted.
-                let report = format!("stopping on {sig:?} after {done} jobs");
-                parent.send(Bytes::from(report)).await?;
-                parent.close().await?;
-                eprintln!("child: cleaned up, exiting 0");
-                return Ok(());
-            }
-            job = parent.recv() => {
-                let Some(job) = job? else { return parent.close().await };
-                let n: u64 = std::str::from_utf8(&job)
-                    .ok()
-                    .and_then(|s| s.parse().ok())
-                    .ok_or_else(|| Error::decode("job", "not a number"))?;
-                let answer = fib(n);
-                done += 1;
-                parent.send(Bytes::from(format!("fib({n}) = {answer}"))).await?;
-            }
+            sig = signals.recv() => return stop(parent, sig?, done).await,
+            job = parent.recv() => job?,
+        };
+        let Some(job) = job else {
+            return parent.close().await;
+        };
+        // The jobs run without awaiting, so the runtime has not looked at its signals
+        // since the last one: a signal sent before this job arrived is seen now, and
+        // the job is not started.
+        if let Some(sig) = arrived(&mut signals).await {
+            return stop(parent, sig?, done).await;
         }
+        let n: u64 = std::str::from_utf8(&job)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| Error::decode("job", "not a number"))?;
+        let answer = fib(n);
+        done += 1;
+        parent
+            .send(Bytes::from(format!("fib({n}) = {answer}")))
+            .await?;
     }
+}
+
+/// A shutdown signal that has already arrived, if any, without waiting for one.
+async fn arrived(signals: &mut ShutdownSignals) -> Option<ipc::Result<Signal>> {
+    // One turn for the runtime: it notices signals when it looks at its I/O.
+    tokio::task::yield_now().await;
+    tokio::select! {
+        biased;
+        sig = signals.recv() => Some(sig),
+        () = std::future::ready(()) => None,
+    }
+}
+
+/// Report, close the channel, and return: the graceful stop.
+async fn stop(mut parent: Box<dyn Channel>, sig: Signal, done: u64) -> ipc::Result<()> {
+    let report = format!("stopping on {sig:?} after {done} jobs");
+    parent.send(Bytes::from(report)).await?;
+    parent.close().await?;
+    eprintln!("child: cleaned up, exiting 0");
+    Ok(())
 }
 
 async fn parent(args: Args) -> ipc::Result<bool> {
@@ -106,6 +129,8 @@ async fn parent(args: Args) -> ipc::Result<bool> {
     };
     // Keep two jobs queued so one is always in hand when the signal lands.
     let (mut sent, mut replies) = (0u32, 0u32);
+    // Jobs the child reports done when it stops; replies seen when we signalled.
+    let (mut stopped_after, mut replies_at_signal) = (None::<u32>, 0u32);
     for _ in 0..2 {
         ch.send(Bytes::from(format!("{}", 24 + sent % 5))).await?;
         sent += 1;
@@ -118,6 +143,7 @@ async fn parent(args: Args) -> ipc::Result<bool> {
                 if replies == args.after {
                     println!("parent: sending {sig:?} to child {}", child.pid());
                     child.signal(sig)?;
+                    replies_at_signal = replies;
                 }
                 // After a SIGKILL the send may fail: the recv below reports why.
                 if ch
@@ -129,7 +155,12 @@ async fn parent(args: Args) -> ipc::Result<bool> {
                 }
             }
             Ok(Some(report)) => {
-                println!("parent: child says {:?}", String::from_utf8_lossy(&report))
+                let report = String::from_utf8_lossy(&report);
+                println!("parent: child says {report:?}");
+                stopped_after = report
+                    .strip_suffix(" jobs")
+                    .and_then(|r| r.rsplit(' ').next())
+                    .and_then(|n| n.parse().ok());
             }
             Ok(None) => break "the child closed the channel cleanly".to_string(),
             Err(e) => break format!("the channel failed: {e}"),
@@ -139,7 +170,25 @@ async fn parent(args: Args) -> ipc::Result<bool> {
     println!("parent: {outcome}; {replies} replies to {sent} jobs; child {status}");
     Ok(match args.signal {
         Sig::Kill => outcome.contains("failed") && status.code().is_none(),
-        Sig::Term | Sig::Int => outcome.contains("cleanly") && status.success(),
+        Sig::Term | Sig::Int => {
+            // When we signalled, the child had finished `replies_at_signal` jobs and
+            // had at most one more in hand: it must take no new job after that.
+            let in_hand = match stopped_after {
+                Some(done) => {
+                    let late = done.saturating_sub(replies_at_signal);
+                    println!(
+                        "parent: the child finished {late} job(s) after the signal \
+                         (at most the one in hand is allowed)"
+                    );
+                    late <= 1
+                }
+                None => {
+                    println!("parent: the child did not say how many jobs it did");
+                    false
+                }
+            };
+            outcome.contains("cleanly") && status.success() && in_hand
+        }
     })
 }
 

@@ -75,6 +75,12 @@ fn signals_graceful_stop_over_every_transport() {
             );
             assert!(stdout.contains("closed the channel cleanly"), "{stdout}");
             assert!(stdout.contains("exit status: 0"), "{stdout}");
+            // It stops after the job in hand, taking no new one.
+            assert!(
+                stdout.contains("finished 0 job(s) after the signal")
+                    || stdout.contains("finished 1 job(s) after the signal"),
+                "signals {signal} over {transport} did not stop after the job in hand:\n{stdout}"
+            );
         }
     }
 }

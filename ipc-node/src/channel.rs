@@ -3,6 +3,7 @@
 use std::io;
 use std::os::fd::AsRawFd;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::Context;
 
@@ -70,6 +71,11 @@ impl WriteSide {
 }
 
 pub(crate) type Shared = Arc<Mutex<WriteSide>>;
+
+/// Set by the receiver when Node ended the channel cleanly (`'disconnect'`, or exit 0),
+/// read by the sender: a write that then fails means [`Error::Closed`], not
+/// [`Error::PeerLost`].
+pub(crate) type PeerClosed = Arc<AtomicBool>;
 
 /// A message channel over Node's `child_process` IPC socket (`json` serialization:
 /// one JSON text per line).
@@ -173,12 +179,14 @@ impl NodeChannel {
             framed: FramedWrite::new(write, codec.clone()),
             shut: false,
         }));
+        let peer_closed = PeerClosed::default();
         NodeChannel {
             tx: NodeSender {
                 shared: shared.clone(),
                 info: info.clone(),
+                peer_closed: peer_closed.clone(),
             },
-            rx: NodeReceiver::new(read, codec, shared, watch, info),
+            rx: NodeReceiver::new(read, codec, shared, peer_closed, watch, info),
         }
     }
 
@@ -242,20 +250,24 @@ impl Channel for NodeChannel {
 pub struct NodeSender {
     shared: Shared,
     info: ChannelInfo,
+    peer_closed: PeerClosed,
 }
 
 impl NodeSender {
     /// Send one frame: one JSON text (see [`NodeCodec`]); returns once it is written
     /// to the socket, waiting while Node is slow to read.
     pub async fn send(&mut self, frame: Bytes) -> Result<()> {
+        // Counts against the task's cooperative budget, like a receive.
+        tokio::task::coop::consume_budget().await;
         let mut side = self.shared.lock().await;
         if side.shut {
             return Err(Error::Closed);
         }
-        side.framed
-            .send(Outbound::Data(frame))
-            .await
-            .map_err(classify)
+        // The peer's end being gone is `PeerLost`, unless it ended the channel first.
+        let peer_closed = &self.peer_closed;
+        side.framed.send(Outbound::Data(frame)).await.map_err(|e| {
+            ipc_core::stream::classify_write_error(e, peer_closed.load(Ordering::Acquire))
+        })
     }
 
     /// Serialize `value` as compact JSON and send it.

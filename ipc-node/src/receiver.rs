@@ -2,6 +2,7 @@
 //! Node's internal messages, and what end-of-stream means.
 
 use std::io;
+use std::task::{ready, Poll};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -13,7 +14,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::unix::OwnedReadHalf;
 use tokio_util::codec::FramedRead;
 
-use crate::channel::{classify, Shared};
+use crate::channel::{classify, PeerClosed, Shared};
 use crate::codec::{preview, Inbound, InboundCodec};
 use crate::exit::ChildWatch;
 
@@ -37,6 +38,7 @@ enum RecvState {
 pub struct NodeReceiver {
     framed: FramedRead<OwnedReadHalf, InboundCodec>,
     shared: Shared,
+    peer_closed: PeerClosed,
     watch: Option<ChildWatch>,
     info: ChannelInfo,
     state: RecvState,
@@ -48,12 +50,14 @@ impl NodeReceiver {
         read: OwnedReadHalf,
         codec: crate::NodeCodec,
         shared: Shared,
+        peer_closed: PeerClosed,
         watch: Option<ChildWatch>,
         info: ChannelInfo,
     ) -> Self {
         NodeReceiver {
             framed: FramedRead::with_capacity(read, InboundCodec(codec), 64 * 1024),
             shared,
+            peer_closed,
             watch,
             info,
             state: RecvState::Open,
@@ -71,7 +75,17 @@ impl NodeReceiver {
                 RecvState::Failed => return Err(Error::Closed),
                 RecvState::Open => {}
             }
-            match self.framed.next().await {
+            // One unit of the task's cooperative budget per message: messages decoded
+            // from the read buffer never touch the reactor, and a receive that is
+            // always ready must still let other tasks (a signal handler, ...) run.
+            let next = std::future::poll_fn(|cx| {
+                let coop = ready!(tokio::task::coop::poll_proceed(cx));
+                let next = ready!(self.framed.poll_next_unpin(cx));
+                coop.made_progress();
+                Poll::Ready(next)
+            })
+            .await;
+            match next {
                 Some(Ok(Inbound::Message(frame))) => return Ok(Some(frame)),
                 Some(Ok(Inbound::Rejected(e))) => return Err(e),
                 Some(Ok(Inbound::Internal(cmd))) => self.answer(&cmd).await,
@@ -149,6 +163,8 @@ impl NodeReceiver {
             }
         }
         self.state = RecvState::Finished;
+        self.peer_closed
+            .store(true, std::sync::atomic::Ordering::Release);
         Ok(None)
     }
 

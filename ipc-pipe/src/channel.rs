@@ -158,7 +158,8 @@ pub(crate) fn require_runtime(what: &str) -> Result<()> {
 
 /// Warn once if SIGPIPE would kill this process: writing to a pipe whose reader is gone
 /// raises SIGPIPE, and only an ignored SIGPIPE turns that into the `EPIPE` error that
-/// the channel reports as [`Error::Closed`].
+/// the channel reports as [`Error::PeerLost`] (or [`Error::Closed`] after the peer's
+/// goodbye).
 pub(crate) fn warn_if_sigpipe_kills() {
     static CHECK: Once = Once::new();
     CHECK.call_once(|| {

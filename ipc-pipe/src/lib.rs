@@ -99,7 +99,8 @@
 //! of `s2c`, never the other ends, so no `pidfd` is needed: a client that dies closes
 //! the last writer of `c2s`, and the server sees end-of-file without the goodbye
 //! ([`Error::PeerLost`](ipc_core::Error::PeerLost)); its writes to `s2c` fail with
-//! `EPIPE` ([`Error::Closed`](ipc_core::Error::Closed)). The same holds the other way
+//! `EPIPE` (also `PeerLost`; [`Error::Closed`](ipc_core::Error::Closed) when the client
+//! said goodbye before it went away). The same holds the other way
 //! when the server dies. A client that dies during its hello makes `accept` return an
 //! error for it; a client that writes something other than a hello (an HTTP request's
 //! `GET ` reads as a 1 195 725 856-byte length) is dropped with
@@ -125,7 +126,9 @@
 //! - **SIGPIPE**: writing to a pipe whose reader is gone raises `SIGPIPE`, which kills
 //!   a process by default. Rust binaries ignore `SIGPIPE` (the runtime does so before
 //!   `main`), so the write fails with `EPIPE` and the channel reports
-//!   [`Error::Closed`](ipc_core::Error::Closed). A host that is not a Rust binary (a C
+//!   [`Error::PeerLost`](ipc_core::Error::PeerLost) (or
+//!   [`Error::Closed`](ipc_core::Error::Closed) after the peer's goodbye). A host that
+//!   is not a Rust binary (a C
 //!   program loading this code) or that restores the default must ignore `SIGPIPE`
 //!   itself; this crate logs a warning when it finds `SIGPIPE` at its default action.
 //!

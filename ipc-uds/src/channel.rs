@@ -47,17 +47,6 @@ pub(crate) fn peer_cred(fd: &impl AsFd) -> io::Result<PeerCred> {
     })
 }
 
-/// Map an I/O error of a send to the toolkit's meaning, like `StreamSender` does.
-fn classify(e: io::Error) -> Error {
-    match e.kind() {
-        io::ErrorKind::BrokenPipe | io::ErrorKind::NotConnected => Error::Closed,
-        io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted => {
-            Error::PeerLost(format!("connection reset: {e}"))
-        }
-        _ => Error::Io(e),
-    }
-}
-
 /// A message channel over a connected Unix stream socket.
 ///
 /// Frames are length-prefixed (the shared [`LengthCodec`]); besides the [`Channel`]
@@ -89,6 +78,10 @@ pub struct UdsChannel {
 }
 
 /// The sending half of a [`UdsChannel`] (see [`UdsChannel::into_split`]).
+///
+/// Dropping it shuts the socket down for writing (after a goodbye when it can be
+/// written without waiting), even while the receiving half lives on: the peer never
+/// waits for the rest of a frame whose send was cancelled.
 pub struct UdsSender {
     inner: StreamSender<SockWriter, LengthCodec>,
     max_frame: usize,
@@ -265,13 +258,22 @@ impl UdsSender {
         }
         // Frames queued before this one must be on the wire first.
         self.inner.flush().await?;
-        // Set while the frame is partly written; still set only if this future is
-        // dropped midway. (An I/O error ends the call too: the socket is then broken
-        // for good and later sends report that error themselves.)
+        // Set while the frame is partly written; still set if this future is dropped
+        // midway or the write fails, and then nothing may follow on this stream.
         self.torn = true;
-        let sent = send_frame_with_fds(self.inner.writer(), &frame, fds).await;
-        self.torn = false;
-        sent.map_err(classify)
+        match send_frame_with_fds(self.inner.writer(), &frame, fds).await {
+            Ok(()) => {
+                self.torn = false;
+                Ok(())
+            }
+            Err(e) => {
+                // Part of the frame may be on the wire: the stream is ended there (the
+                // peer gets an error instead of waiting for the rest), and later sends
+                // give this error again.
+                self.torn = false;
+                Err(self.inner.abandon(Error::Io(e)))
+            }
+        }
     }
 
     /// Send the goodbye and shut down the sending direction (see [`Channel::close`]).
@@ -287,10 +289,20 @@ impl UdsSender {
         if self.torn {
             return Err(Error::Io(io::Error::other(
                 "an earlier send_with_fds was cancelled in the middle of a frame, so the \
-                 stream is out of step; open a new channel",
+                 stream was shut down; open a new channel",
             )));
         }
         Ok(())
+    }
+}
+
+impl Drop for UdsSender {
+    fn drop(&mut self) {
+        if self.torn {
+            // A frame with fds is cut: no goodbye may follow it. Shut the socket down
+            // for writing so the peer sees the stream end inside that frame.
+            self.inner.shut_down_now();
+        }
     }
 }
 

@@ -82,7 +82,7 @@ impl FdReader {
         // SAFETY: CMSG_SPACE is pure arithmetic on its argument.
         let space = unsafe { libc::CMSG_SPACE((MAX_FDS_PER_FRAME * size_of::<RawFd>()) as u32) };
         Ok(FdReader {
-            fd: register(fd, Interest::READABLE)?,
+            fd: register(fd, Interest::READABLE).map_err(|(_, e)| e)?,
             state: ReadState {
                 pos: 0,
                 batches: VecDeque::new(),
@@ -232,40 +232,82 @@ impl AsyncRead for FdReader {
 /// it is full is the socket registered for writability, until the write succeeds.
 /// (A standing `EPOLLOUT` registration would wake this process every time the peer
 /// reads, which on one CPU costs a context switch per message.)
+///
+/// The registration is made on the writer's own fd (a duplicate of the socket taken
+/// once, when the channel is built) and undone with [`AsyncFd::into_inner`], which
+/// hands the fd back: waiting for room never opens a new fd, so a send works as well
+/// at the process's fd limit (`RLIMIT_NOFILE`) as anywhere else.
 #[derive(Debug)]
 pub(crate) struct SockWriter {
-    fd: OwnedFd,
-    /// The writability registration, present only while a write waits for room.
-    waiter: std::sync::Mutex<Option<AsyncFd<OwnedFd>>>,
+    /// The fd number, the same whichever state holds the fd.
+    raw: RawFd,
+    slot: std::sync::Mutex<WriteFd>,
+    /// True while the fd is registered (a cheap check on the fast path).
     waiting: std::sync::atomic::AtomicBool,
+}
+
+/// Where the writer's fd is.
+#[derive(Debug)]
+enum WriteFd {
+    /// Not registered: the usual state.
+    Idle(OwnedFd),
+    /// Registered for writability while a write waits for room.
+    Waiting(AsyncFd<OwnedFd>),
+    /// Only while moving between the two (never seen outside `slot`'s lock).
+    Moving,
 }
 
 impl SockWriter {
     pub(crate) fn new(fd: OwnedFd) -> Self {
         SockWriter {
-            fd,
-            waiter: std::sync::Mutex::new(None),
+            raw: fd.as_raw_fd(),
+            slot: std::sync::Mutex::new(WriteFd::Idle(fd)),
             waiting: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
+    fn lock(&self) -> std::sync::MutexGuard<'_, WriteFd> {
+        self.slot
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// Wait until the socket is writable (registering it for that while we wait).
     fn poll_writable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let mut slot = self
-            .waiter
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if slot.is_none() {
-            let dup = self.fd.try_clone()?;
-            *slot = Some(register(dup, Interest::WRITABLE)?);
-            self.waiting
-                .store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut slot = self.lock();
+        if let WriteFd::Idle(_) = &*slot {
+            let WriteFd::Idle(fd) = std::mem::replace(&mut *slot, WriteFd::Moving) else {
+                unreachable!("checked just above");
+            };
+            match register(fd, Interest::WRITABLE) {
+                Ok(registered) => {
+                    *slot = WriteFd::Waiting(registered);
+                    self.waiting
+                        .store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+                Err((fd, e)) => {
+                    *slot = WriteFd::Idle(fd);
+                    return Poll::Ready(Err(e));
+                }
+            }
         }
-        if let Some(waiter) = slot.as_ref() {
-            let mut guard = ready!(waiter.poll_write_ready(cx))?;
+        if let WriteFd::Waiting(registered) = &*slot {
+            let mut guard = ready!(registered.poll_write_ready(cx))?;
             guard.clear_ready();
         }
         Poll::Ready(Ok(()))
+    }
+
+    /// Undo the writability registration (no more `EPOLLOUT` wake-ups), keeping the fd.
+    fn stop_waiting(&self) {
+        let mut slot = self.lock();
+        if let WriteFd::Waiting(_) = &*slot {
+            let WriteFd::Waiting(registered) = std::mem::replace(&mut *slot, WriteFd::Moving)
+            else {
+                unreachable!("checked just above");
+            };
+            *slot = WriteFd::Idle(registered.into_inner());
+        }
     }
 
     /// Run a non-blocking write attempt, waiting for room while it would block.
@@ -275,17 +317,13 @@ impl SockWriter {
         mut attempt: impl FnMut(RawFd) -> io::Result<T>,
     ) -> Poll<io::Result<T>> {
         loop {
-            match attempt(self.fd.as_raw_fd()) {
+            match attempt(self.raw) {
                 Ok(v) => {
                     if self
                         .waiting
                         .swap(false, std::sync::atomic::Ordering::Relaxed)
                     {
-                        // Drop the registration: no more EPOLLOUT wake-ups.
-                        self.waiter
-                            .lock()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner)
-                            .take();
+                        self.stop_waiting();
                     }
                     return Poll::Ready(Ok(v));
                 }
@@ -299,11 +337,12 @@ impl SockWriter {
     }
 }
 
-/// Register an fd we own with the reactor for `interest` only.
-fn register(fd: OwnedFd, interest: Interest) -> io::Result<AsyncFd<OwnedFd>> {
+/// Register an fd we own with the reactor for `interest` only; on failure the fd is
+/// handed back with the error.
+fn register(fd: OwnedFd, interest: Interest) -> Result<AsyncFd<OwnedFd>, (OwnedFd, io::Error)> {
     // SAFETY: the `OwnedFd` is owned by the `AsyncFd`, so the fd stays open (and is
-    // the same file) until the registration is dropped.
-    Ok(unsafe { AsyncFd::register_with_interest(fd, interest) }?)
+    // the same file) until the registration is dropped or `into_inner` returns it.
+    unsafe { AsyncFd::register_with_interest(fd, interest) }.map_err(|e| e.into_parts())
 }
 
 fn send_iov(fd: RawFd, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
@@ -337,7 +376,7 @@ impl AsyncWrite for SockWriter {
 
     fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Poll::Ready(
-            nix::sys::socket::shutdown(self.fd.as_raw_fd(), nix::sys::socket::Shutdown::Write)
+            nix::sys::socket::shutdown(self.raw, nix::sys::socket::Shutdown::Write)
                 .map_err(io::Error::from),
         )
     }

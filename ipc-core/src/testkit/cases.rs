@@ -50,6 +50,10 @@ pub fn cases() -> &'static [Case] {
         case!(empty_frame),
         case!(peer_closes_cleanly),
         case!(peer_killed_is_an_error),
+        case!(dropped_sender_mid_frame_is_peer_lost),
+        case!(always_ready_recv_lets_other_tasks_run),
+        case!(blocked_send_peer_killed_is_peer_lost),
+        case!(send_after_a_close_is_closed),
         case!(split_halves_concurrently),
         case!(typed_json),
         case!(typed_postcard),
@@ -244,6 +248,202 @@ async fn peer_killed_is_an_error(s: &Subject) -> Result<()> {
     ensure!(got.is_err(), "expected an error after SIGKILL, got {got:?}");
     let status = child.wait().await?;
     ensure!(!status.success(), "killed child reported success");
+    Ok(())
+}
+
+/// Poll `fut` once (with a waker that does nothing): `Some(output)` if it completed.
+pub(crate) fn poll_once<F: std::future::Future + ?Sized>(
+    fut: std::pin::Pin<&mut F>,
+) -> Option<F::Output> {
+    let waker = futures_util::task::noop_waker();
+    let mut cx = std::task::Context::from_waker(&waker);
+    match fut.poll(&mut cx) {
+        std::task::Poll::Ready(out) => Some(out),
+        std::task::Poll::Pending => None,
+    }
+}
+
+/// Send copies of `$frame` on `$tx` until one has to wait for the peer to read (the
+/// peer reads nothing): evaluates to that send, part of its frame written. More than
+/// `$cap` sends completing is an error (unbounded buffering).
+macro_rules! send_until_blocked {
+    ($tx:expr, $frame:expr, $cap:expr) => {{
+        let mut sent = 0u64;
+        loop {
+            ensure!(
+                sent < $cap,
+                "{sent} frames of {} bytes went to a peer that reads nothing without any \
+                 send waiting: unbounded buffering",
+                $frame.len()
+            );
+            let mut send = $tx.send($frame.clone());
+            let mut done = poll_once(send.as_mut());
+            if done.is_none() {
+                // A writer the reactor has not yet seen writable waits without
+                // writing: give the reactor a turn, then look again.
+                tokio::task::yield_now().await;
+                done = poll_once(send.as_mut());
+            }
+            match done {
+                None => break send,
+                Some(result) => result?,
+            }
+            sent += 1;
+        }
+    }};
+}
+
+/// Drop the sending half in the middle of a frame (its send cancelled while waiting
+/// for room) and keep the receiving half: the child, reading only then, gets every
+/// whole frame and then `PeerLost` (the stream ends inside a frame), never a hang.
+async fn dropped_sender_mid_frame_is_peer_lost(s: &Subject) -> Result<()> {
+    let (mut child, mut ch) = s.spawn("expect_cut", 0, default_config()).await?;
+    expect_frame(&mut *ch, b"armed").await?;
+    let (mut tx, mut rx) = ch.split();
+    let frame = sized_payload(0, s.big_frame);
+    let cut = send_until_blocked!(tx, frame, 256);
+    drop(cut);
+    drop(tx);
+    child.signal(crate::Signal::SIGUSR1)?;
+    let report = within("the child's report on the cut stream", rx.recv())
+        .await??
+        .ok_or_else(|| fail("the child closed without a report"))?;
+    let report = String::from_utf8_lossy(&report).into_owned();
+    ensure!(
+        report.starts_with("peer lost"),
+        "the child, reading a stream whose sender was dropped mid-frame, got: {report}"
+    );
+    ensure!(
+        within("the child's close", rx.recv()).await??.is_none(),
+        "expected the child's close"
+    );
+    let status = within("child exit", child.wait()).await??;
+    ensure!(status.success(), "child: {status}");
+    Ok(())
+}
+
+/// Frames the parent queues for [`always_ready_recv_lets_other_tasks_run`].
+const QUEUED_FRAMES: u64 = 20_000;
+/// Most receives in a row the child may make without another task getting to run.
+/// (tokio's cooperative budget is 128 operations per task poll.)
+const MOST_RECEIVES_WITHOUT_YIELDING: u64 = 200;
+
+/// A receive that is always ready (the peer keeps the channel full) still lets other
+/// tasks of the runtime run: the child, on a single-threaded runtime, counts how many
+/// frames it receives in a row while a task it spawned waits to run. Without that, a
+/// worker never sees its SIGTERM handler while jobs keep coming.
+async fn always_ready_recv_lets_other_tasks_run(s: &Subject) -> Result<()> {
+    let (mut child, mut ch) = s
+        .spawn("yield_check", QUEUED_FRAMES, default_config())
+        .await?;
+    expect_frame(&mut *ch, b"armed").await?;
+    // Fill the channel before the child reads: it is let go once a send has to wait
+    // for room (or once all are sent, for a transport that buffers them all).
+    let mut released = false;
+    for seq in 0..QUEUED_FRAMES {
+        let mut send = ch.send(Bytes::from(seq.to_string()));
+        if !released {
+            if let Some(sent) = poll_once(send.as_mut()) {
+                sent?;
+                continue;
+            }
+            child.signal(crate::Signal::SIGUSR1)?;
+            released = true;
+        }
+        within("a send to the reading child", send).await??;
+    }
+    if !released {
+        child.signal(crate::Signal::SIGUSR1)?;
+    }
+    ch.close().await?;
+    let report = within("the child's count", ch.recv())
+        .await??
+        .ok_or_else(|| fail("the child closed without a count"))?;
+    let report = String::from_utf8_lossy(&report).into_owned();
+    let numbers: Vec<u64> = report.split(' ').filter_map(|n| n.parse().ok()).collect();
+    let [count, longest] = numbers[..] else {
+        return Err(fail(format!("the child reported {report:?}")));
+    };
+    ensure!(
+        count == QUEUED_FRAMES,
+        "the child received {count} of {QUEUED_FRAMES} frames"
+    );
+    ensure!(
+        longest <= MOST_RECEIVES_WITHOUT_YIELDING,
+        "the child received {longest} frames in a row without letting another task run \
+         (at most {MOST_RECEIVES_WITHOUT_YIELDING} allowed): recv ignores tokio's \
+         cooperative budget"
+    );
+    ensure!(
+        within("the child's close", ch.recv()).await??.is_none(),
+        "expected the child's close"
+    );
+    let status = within("child exit", child.wait()).await??;
+    ensure!(status.success(), "child: {status}");
+    Ok(())
+}
+
+/// A send waiting for room when the peer is SIGKILLed fails with `PeerLost` (the peer
+/// never said goodbye), on every transport.
+async fn blocked_send_peer_killed_is_peer_lost(s: &Subject) -> Result<()> {
+    let (mut child, mut ch) = s.spawn("stall", 0, default_config()).await?;
+    expect_frame(&mut *ch, b"ready").await?;
+    let frame = sized_payload(1, s.bulk_frame);
+    let cap = ((256usize << 20) / s.bulk_frame.max(1)) as u64;
+    let blocked = send_until_blocked!(ch, frame, cap);
+    child.kill()?;
+    match within("a blocked send after the peer was killed", blocked).await? {
+        Err(Error::PeerLost(_)) => {}
+        other => {
+            return Err(fail(format!(
+                "a send blocked when the peer was SIGKILLed gave {other:?}, expected PeerLost"
+            )))
+        }
+    }
+    let status = within("child exit", child.wait()).await??;
+    ensure!(!status.success(), "killed child reported success");
+    Ok(())
+}
+
+/// `send` after our own `close` is `Closed`; so is a send that fails after the peer
+/// closed cleanly (we received its goodbye) and went away.
+async fn send_after_a_close_is_closed(s: &Subject) -> Result<()> {
+    // Our own close.
+    let (child, mut ch) = s.spawn("echo", 0, default_config()).await?;
+    ch.close().await?;
+    match ch.send(Bytes::from_static(b"late")).await {
+        Err(Error::Closed) => {}
+        other => {
+            return Err(fail(format!(
+                "send after close gave {other:?}, expected Closed"
+            )))
+        }
+    }
+    finish(child, ch).await?;
+    // The peer's close: its goodbye is received, then it exits.
+    let (mut child, mut ch) = s.spawn("close_exit", 0, default_config()).await?;
+    ensure!(
+        within("the child's goodbye", ch.recv()).await??.is_none(),
+        "expected the child's goodbye"
+    );
+    let status = within("child exit", child.wait()).await??;
+    ensure!(status.success(), "child: {status}");
+    // A send may still be taken by the OS: a TCP peer's reset comes back after it, and
+    // a pipe end can live on for a moment in a child that another thread is spawning
+    // (forked, not yet exec'd).
+    let outcome = within("a send to a peer that closed and exited to fail", async {
+        loop {
+            match ch.send("anyone?".into()).await {
+                Ok(()) => tokio::time::sleep(Duration::from_millis(1)).await,
+                Err(e) => return e,
+            }
+        }
+    })
+    .await?;
+    ensure!(
+        matches!(outcome, Error::Closed),
+        "a send to a peer that said goodbye and exited gave {outcome:?}, expected Closed"
+    );
     Ok(())
 }
 

@@ -188,6 +188,18 @@ async fn run_role(role: &str, registry: &Registry) -> Result<i32> {
             Ok(0)
         }
         "slow_reader" => slow_reader(&mut *ch).await,
+        "expect_cut" => expect_cut(&mut *ch).await,
+        "yield_check" => yield_check(&mut *ch).await,
+        "stall" => {
+            // Say ready, then read nothing until killed.
+            ch.send(Bytes::from_static(b"ready")).await?;
+            std::future::pending::<()>().await;
+            Ok(0)
+        }
+        "close_exit" => {
+            ch.close().await?;
+            Ok(0)
+        }
         "send_oversize" => {
             ch.send(Bytes::from(vec![0xAB; arg() as usize])).await?;
             ch.send(Bytes::from_static(b"after")).await?;
@@ -275,6 +287,64 @@ async fn slow_reader(ch: &mut dyn Channel) -> Result<i32> {
         count += 1;
     }
     ch.send(Bytes::from(count.to_string())).await?;
+    ch.close().await?;
+    Ok(0)
+}
+
+/// Wait for SIGUSR1 (the parent has dropped its sending half mid-frame), then read to
+/// the end and report how the stream ended.
+async fn expect_cut(ch: &mut dyn Channel) -> Result<i32> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut go = signal(SignalKind::user_defined1())?;
+    ch.send(Bytes::from_static(b"armed")).await?;
+    go.recv().await;
+    let mut frames = 0u64;
+    let report = loop {
+        match ch.recv().await {
+            Ok(Some(_)) => frames += 1,
+            Ok(None) => break format!("clean close after {frames} frames"),
+            Err(e @ Error::PeerLost(_)) => break format!("peer lost after {frames} frames: {e}"),
+            Err(e) => break format!("other error after {frames} frames: {e:?}"),
+        }
+    };
+    ch.send(Bytes::from(report)).await?;
+    ch.close().await?;
+    Ok(0)
+}
+
+/// Wait for SIGUSR1 (the parent has filled the channel), then receive every frame,
+/// counting the longest run of receives made while a spawned task waited to run;
+/// report `"COUNT LONGEST"`.
+async fn yield_check(ch: &mut dyn Channel) -> Result<i32> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut go = signal(SignalKind::user_defined1())?;
+    ch.send(Bytes::from_static(b"armed")).await?;
+    go.recv().await;
+    let ran = Arc::new(AtomicBool::new(false));
+    let spawn_task = |ran: &Arc<AtomicBool>| {
+        let ran = ran.clone();
+        tokio::spawn(async move { ran.store(true, Ordering::SeqCst) });
+    };
+    spawn_task(&ran);
+    let (mut count, mut run, mut longest) = (0u64, 0u64, 0u64);
+    while let Some(frame) = ch.recv().await? {
+        if frame != count.to_string().as_bytes() {
+            return Err(fail(format!(
+                "frame {count} is {:?}",
+                String::from_utf8_lossy(&frame)
+            )));
+        }
+        count += 1;
+        if ran.swap(false, Ordering::SeqCst) {
+            run = 0;
+            spawn_task(&ran);
+        }
+        run += 1;
+        longest = longest.max(run);
+    }
+    ch.send(Bytes::from(format!("{count} {longest}"))).await?;
     ch.close().await?;
     Ok(0)
 }
