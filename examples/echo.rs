@@ -17,7 +17,8 @@ use std::process::ExitCode;
 
 use bytes::Bytes;
 use clap::Parser;
-use ipc::{Channel, Endpoint};
+use ipc::prelude::*;
+use ipc::Endpoint;
 use tokio::io::AsyncBufReadExt;
 
 /// Echo server / client over any ipc endpoint.

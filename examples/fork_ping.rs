@@ -15,7 +15,8 @@ use std::time::Instant;
 use bytes::Bytes;
 use clap::Parser;
 use hdrhistogram::Histogram;
-use ipc::{Channel, Role};
+use ipc::prelude::*;
+use ipc::Role;
 
 /// Ping a child process over an ipc transport and report round-trip times.
 #[derive(Parser, Debug)]

@@ -21,7 +21,8 @@
 use std::process::ExitCode;
 
 use ipc::codec::{Codec, Json};
-use ipc::{Channel, Error, Role};
+use ipc::prelude::*;
+use ipc::{Error, Role};
 
 /// `{"id":N,"op":"add","a":1,"b":2}`
 #[derive(serde::Deserialize)]

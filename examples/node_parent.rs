@@ -19,6 +19,7 @@ use std::process::{Command, ExitCode};
 use clap::Parser;
 use ipc::codec::Json;
 use ipc::node::NodeTransport;
+use ipc::prelude::*;
 use ipc::{Error, Transport, TypedChannel};
 
 /// Fork a Node.js child over Node's IPC channel and exchange messages with it.
@@ -69,7 +70,7 @@ async fn run(args: Args) -> ipc::Result<()> {
     for (id, (a, b)) in [(1, 2), (40, 2), (-5, 5)].into_iter().enumerate() {
         let id = id as u64 + 1;
         let op = "add".to_string();
-        ch.send(&Message::Add { id, op, a, b }).await?;
+        ch.send(Message::Add { id, op, a, b }).await?;
         match ch.recv().await? {
             Some(Message::Sum { id: got, result }) if got == id && result == a + b => {}
             other => return Err(protocol(format!("request {id}: got {other:?}"))),
@@ -82,7 +83,7 @@ async fn run(args: Args) -> ipc::Result<()> {
     let sender = tokio::spawn(async move {
         for seq in 0..count {
             let text = format!("message {seq}");
-            tx.send(&Message::Seq { seq, text }).await?;
+            tx.send(Message::Seq { seq, text }).await?;
         }
         Ok::<_, Error>(tx)
     });

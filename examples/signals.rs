@@ -18,8 +18,9 @@ use std::process::{Command, ExitCode};
 
 use bytes::Bytes;
 use clap::{Parser, ValueEnum};
+use ipc::prelude::*;
 use ipc::signal::ShutdownSignals;
-use ipc::{Channel, Error, Role, Signal};
+use ipc::{Error, Role, Signal};
 
 /// Which signal the parent sends.
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -21,7 +21,8 @@
 //! ```no_run
 //! # fn main() -> ipc::Result<()> { ipc::run(app())? }
 //! # async fn app() -> ipc::Result<()> {
-//! use ipc::{Channel, Role};
+//! use ipc::prelude::*;
+//! use ipc::Role;
 //! if ipc::role() == Role::Child {
 //!     let mut ch = ipc::connect_from_env().await?;
 //!     while let Some(msg) = ch.recv().await? { ch.send(msg).await?; } // echo
@@ -39,6 +40,7 @@
 
 use std::sync::OnceLock;
 
+pub use ipc_core::prelude;
 pub use ipc_core::*;
 
 #[cfg(feature = "node")]
@@ -89,6 +91,7 @@ pub fn registry() -> &'static Registry {
 ///
 /// ```no_run
 /// # async fn demo() -> ipc::Result<()> {
+/// use ipc::prelude::*;
 /// let mut parent = ipc::connect_from_env().await?;
 /// parent.send("ready".into()).await?;
 /// # Ok(()) }
@@ -109,6 +112,7 @@ pub async fn connect_from_env() -> Result<Box<dyn Channel>> {
 /// ```no_run
 /// fn main() -> ipc::Result<()> {
 ///     ipc::run(async {
+///         use ipc::prelude::*;
 ///         let mut ch = ipc::connect_from_env().await?;
 ///         ch.send("hello".into()).await
 ///     })?

@@ -10,7 +10,8 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use bytes::Bytes;
-use ipc::{Channel, Error};
+use ipc::prelude::*;
+use ipc::Error;
 
 /// Fail clearly when `node` is missing: never skip.
 fn require_node() {

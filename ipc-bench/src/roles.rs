@@ -12,10 +12,9 @@
 use std::fmt;
 use std::process::Command;
 
-use bytes::Bytes;
-use ipc::Channel;
-
 use anyhow::{Context, Result};
+use bytes::Bytes;
+use ipc::prelude::*;
 
 use crate::cli::Flavor;
 use crate::raw::{self, RawKind};

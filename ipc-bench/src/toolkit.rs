@@ -6,7 +6,8 @@ use std::process::Command;
 use std::time::Instant;
 
 use bytes::Bytes;
-use ipc::{Channel, Transport};
+use ipc::prelude::*;
+use ipc::Transport;
 
 use anyhow::{anyhow, Context, Result};
 

@@ -1,17 +1,28 @@
 //! The [`Channel`] trait: a bidirectional, ordered, message-oriented connection to one
-//! peer process, whatever carries the bytes.
+//! peer process, whatever carries the bytes; and its halves, [`SendHalf`] and
+//! [`RecvHalf`].
+//!
+//! A channel is a [`Stream`] of received frames and a [`Sink`] of frames to send, so
+//! everything written for streams and sinks works on it (`StreamExt`, `SinkExt`,
+//! `forward`, `select!`, tokio-stream's adaptors). Import [`crate::prelude`] for the
+//! methods: `send`, `feed`, `flush` and `close` come from `SinkExt`, `recv`,
+//! `send_json` and `recv_json` from [`ChannelExt`](crate::ChannelExt).
 //!
 //! Contract every backend keeps (the conformance suite in `testkit` checks it):
 //! - frames arrive whole, in order, exactly once; an empty frame is a frame;
-//! - `recv` returns `Ok(None)` only after the peer called `close` (or dropped its channel
-//!   with nothing left to flush); a peer that crashed or was killed gives an error;
-//! - a slow receiver makes `send` wait: no unbounded queue anywhere;
-//! - one bad frame (too large, undecodable) is an error for that frame only.
+//! - the stream ends (`None`, `recv` gives `Ok(None)`) only after the peer closed (or
+//!   dropped its channel with nothing left to flush); a peer that crashed or was
+//!   killed gives one `Err` item ([`Error::PeerLost`](crate::Error::PeerLost)), then
+//!   the end;
+//! - one bad frame (too large, undecodable) is one `Err` item and the stream goes on;
+//! - a slow receiver makes sending wait: no unbounded queue anywhere;
+//! - `feed` queues a frame, `flush` writes everything queued, `close` flushes, tells
+//!   the peer goodbye and shuts the sending direction down.
 
-use async_trait::async_trait;
 use bytes::Bytes;
+use futures_util::{Sink, Stream};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// What a channel knows about itself and its peer.
 ///
@@ -66,34 +77,33 @@ impl ChannelInfo {
     }
 }
 
-/// A bidirectional message channel to one peer.
+/// A bidirectional message channel to one peer: a [`Stream`] of the frames it
+/// receives and a [`Sink`] of the frames it sends.
 ///
 /// Object safe: backends are used as `Box<dyn Channel>` when the transport is chosen at
-/// run time, or as their concrete type (`UdsChannel`, ...) otherwise.
+/// run time (itself a `Channel`, `Stream` and `Sink`), or as their concrete type
+/// (`UdsChannel`, ...) otherwise. Every backend's channel is a
+/// [`Duplex`](crate::Duplex) of its two halves.
 ///
 /// ```no_run
 /// # async fn demo(mut ch: Box<dyn ipc_core::Channel>) -> ipc_core::Result<()> {
 /// use bytes::Bytes;
+/// use ipc_core::prelude::*;
 /// ch.send(Bytes::from_static(b"ping")).await?;
+/// // Or batch: queue frames, then write them with as few system calls as possible.
+/// for n in 0..10 {
+///     ch.feed(Bytes::from(n.to_string())).await?;
+/// }
+/// ch.flush().await?;
 /// while let Some(frame) = ch.recv().await? {
 ///     println!("got {} bytes", frame.len());
 /// }
-/// ch.close().await?; // the peer's recv now returns Ok(None)
+/// ch.close().await?; // the peer's stream now ends
 /// # Ok(()) }
 /// ```
-#[async_trait]
-pub trait Channel: Send + 'static {
-    /// Send one frame. Returns when the frame is handed to the OS (or the peer's queue),
-    /// waiting while the peer is slow to read.
-    async fn send(&mut self, frame: Bytes) -> Result<()>;
-
-    /// Receive the next frame; `Ok(None)` once the peer has closed cleanly.
-    async fn recv(&mut self) -> Result<Option<Bytes>>;
-
-    /// Tell the peer we are done sending (its `recv` returns `Ok(None)`) and release the
-    /// sending side. Idempotent.
-    async fn close(&mut self) -> Result<()>;
-
+pub trait Channel:
+    Stream<Item = Result<Bytes>> + Sink<Bytes, Error = Error> + Send + Unpin + 'static
+{
     /// Transport name, peer identity and limits.
     fn info(&self) -> ChannelInfo;
 
@@ -101,51 +111,88 @@ pub trait Channel: Send + 'static {
     fn split(self: Box<Self>) -> (Box<dyn SendHalf>, Box<dyn RecvHalf>);
 }
 
-/// The sending half of a split [`Channel`].
+/// The sending half of a [`Channel`]: a [`Sink`] of frames.
+///
+/// `start_send` queues a frame (checking its size: a frame over the limit is refused
+/// at once, and the half stays usable); `poll_flush` writes every queued frame;
+/// `poll_close` flushes, sends the goodbye and shuts the sending direction down
+/// (idempotent). A frame whose write was cancelled half-way is finished by the next
+/// call: frames on the wire are never cut by a dropped future.
 ///
 /// ```no_run
 /// # async fn demo(ch: Box<dyn ipc_core::Channel>) -> ipc_core::Result<()> {
+/// use ipc_core::prelude::*;
 /// let (mut tx, mut rx) = ch.split();
 /// let writer = tokio::spawn(async move { tx.send("hello".into()).await });
 /// let reply = rx.recv().await?;
 /// # let _ = (writer, reply); Ok(()) }
 /// ```
-#[async_trait]
-pub trait SendHalf: Send + 'static {
-    /// Send one frame (see [`Channel::send`]).
-    async fn send(&mut self, frame: Bytes) -> Result<()>;
-    /// Close the sending direction (see [`Channel::close`]).
-    async fn close(&mut self) -> Result<()>;
+pub trait SendHalf: Sink<Bytes, Error = Error> + Send + Unpin + 'static {
     /// Channel info.
     fn info(&self) -> ChannelInfo;
+
+    /// This half as a trait object (a half that already is one is returned as is).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> ipc_core::Result<()> {
+    /// use ipc_core::SendHalf;
+    /// # let (a, _b) = tokio::io::duplex(64);
+    /// # let codec = ipc_core::frame::LengthCodec::new(Default::default());
+    /// # let info = ipc_core::ChannelInfo::new("mem", 1 << 20);
+    /// let tx = ipc_core::stream::StreamSender::new(a, codec, info);
+    /// let boxed: Box<dyn SendHalf> = tx.into_box();
+    /// # let _ = boxed; Ok(()) }
+    /// ```
+    fn into_box(self) -> Box<dyn SendHalf>
+    where
+        Self: Sized,
+    {
+        Box::new(self)
+    }
 }
 
-/// The receiving half of a split [`Channel`].
+/// The receiving half of a [`Channel`]: a [`Stream`] of frames.
+///
+/// A clean close by the peer ends the stream; a frame that is rejected (too large,
+/// undecodable) is one `Err` item and the stream goes on; a lost peer is one `Err`
+/// item, then the end.
 ///
 /// ```no_run
 /// # async fn demo(mut rx: Box<dyn ipc_core::RecvHalf>) -> ipc_core::Result<()> {
-/// while let Some(frame) = rx.recv().await? { let _ = frame; }
+/// use ipc_core::prelude::*;
+/// while let Some(frame) = rx.next().await {
+///     match frame {
+///         Ok(frame) => println!("{} bytes", frame.len()),
+///         Err(e) => eprintln!("{e}"), // the stream ends after a fatal error
+///     }
+/// }
 /// # Ok(()) }
 /// ```
-#[async_trait]
-pub trait RecvHalf: Send + 'static {
-    /// Receive the next frame (see [`Channel::recv`]).
-    async fn recv(&mut self) -> Result<Option<Bytes>>;
+pub trait RecvHalf: Stream<Item = Result<Bytes>> + Send + Unpin + 'static {
     /// Channel info.
     fn info(&self) -> ChannelInfo;
+
+    /// This half as a trait object (a half that already is one is returned as is).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> ipc_core::Result<()> {
+    /// use ipc_core::RecvHalf;
+    /// # let (a, _b) = tokio::io::duplex(64);
+    /// # let codec = ipc_core::frame::LengthCodec::new(Default::default());
+    /// # let info = ipc_core::ChannelInfo::new("mem", 1 << 20);
+    /// let rx = ipc_core::stream::StreamReceiver::new(a, codec, info);
+    /// let boxed: Box<dyn RecvHalf> = rx.into_box();
+    /// # let _ = boxed; Ok(()) }
+    /// ```
+    fn into_box(self) -> Box<dyn RecvHalf>
+    where
+        Self: Sized,
+    {
+        Box::new(self)
+    }
 }
 
-#[async_trait]
-impl Channel for Box<dyn Channel> {
-    async fn send(&mut self, frame: Bytes) -> Result<()> {
-        (**self).send(frame).await
-    }
-    async fn recv(&mut self) -> Result<Option<Bytes>> {
-        (**self).recv().await
-    }
-    async fn close(&mut self) -> Result<()> {
-        (**self).close().await
-    }
+impl<C: Channel + ?Sized> Channel for Box<C> {
     fn info(&self) -> ChannelInfo {
         (**self).info()
     }
@@ -154,41 +201,20 @@ impl Channel for Box<dyn Channel> {
     }
 }
 
-/// Join a split pair back into one [`Channel`].
-///
-/// ```no_run
-/// # fn demo(ch: Box<dyn ipc_core::Channel>) {
-/// let (tx, rx) = ch.split();
-/// let whole: Box<dyn ipc_core::Channel> = Box::new(ipc_core::Joined::new(tx, rx));
-/// # let _ = whole; }
-/// ```
-pub struct Joined {
-    tx: Box<dyn SendHalf>,
-    rx: Box<dyn RecvHalf>,
-}
-
-impl Joined {
-    /// Put two halves together.
-    pub fn new(tx: Box<dyn SendHalf>, rx: Box<dyn RecvHalf>) -> Self {
-        Joined { tx, rx }
-    }
-}
-
-#[async_trait]
-impl Channel for Joined {
-    async fn send(&mut self, frame: Bytes) -> Result<()> {
-        self.tx.send(frame).await
-    }
-    async fn recv(&mut self) -> Result<Option<Bytes>> {
-        self.rx.recv().await
-    }
-    async fn close(&mut self) -> Result<()> {
-        self.tx.close().await
-    }
+impl SendHalf for Box<dyn SendHalf> {
     fn info(&self) -> ChannelInfo {
-        self.tx.info()
+        (**self).info()
     }
-    fn split(self: Box<Self>) -> (Box<dyn SendHalf>, Box<dyn RecvHalf>) {
-        (self.tx, self.rx)
+    fn into_box(self) -> Box<dyn SendHalf> {
+        self
+    }
+}
+
+impl RecvHalf for Box<dyn RecvHalf> {
+    fn info(&self) -> ChannelInfo {
+        (**self).info()
+    }
+    fn into_box(self) -> Box<dyn RecvHalf> {
+        self
     }
 }

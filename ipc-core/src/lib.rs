@@ -1,37 +1,48 @@
 //! # ipc-core
 //!
-//! The transport-independent core of the ipc toolkit: the [`Channel`] trait every
-//! backend implements, the one [framing](frame) implementation byte-stream backends
-//! share, serde [codecs](codec) and [`TypedChannel`], [request/response](rpc),
+//! The transport-independent core of the ipc toolkit: the [`Channel`] trait and the
+//! one generic [`Duplex`] every backend's channel is, the one [framing](frame)
+//! implementation byte-stream backends share (with their [`stream`] halves), the
+//! [`adapter`] that turns `async fn` halves into streams and sinks, serde [codecs](codec) and [`TypedChannel`], [request/response](rpc),
 //! [`Endpoint`]s, the [`Transport`] trait and its [`Registry`], spawned [`Child`]
 //! processes and the [environment contract](mod@env) between parent and child.
 //!
 //! The core names no backend. Depend on a backend crate (`ipc-uds`, `ipc-tcp`, ...) for
 //! one transport, or on the `ipc` facade to choose at run time.
 //!
+//! A channel is a `Stream` of received frames and a `Sink` of frames to send; import
+//! the [`prelude`] for `send`, `feed`, `flush`, `close` (`SinkExt`), `next` and the
+//! stream adaptors (`StreamExt`), `recv`, `recv_json` ([`ChannelExt`]) and `send_json`
+//! ([`SinkJsonExt`]).
+//!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> ipc_core::Result<()> {
-//! use ipc_core::{Channel, ChannelInfo, frame::{FrameConfig, LengthCodec}, stream::StreamChannel};
+//! use ipc_core::prelude::*;
+//! use ipc_core::{ChannelInfo, frame::{FrameConfig, LengthCodec}, stream};
 //! // Any byte stream becomes a channel; here an in-memory one.
 //! let (a, b) = tokio::io::duplex(1024);
 //! let codec = LengthCodec::new(FrameConfig::default());
 //! let (ar, aw) = tokio::io::split(a);
 //! let (br, bw) = tokio::io::split(b);
-//! let mut a = StreamChannel::new(ar, aw, codec.clone(), ChannelInfo::new("mem", 8 << 20));
-//! let mut b = StreamChannel::new(br, bw, codec, ChannelInfo::new("mem", 8 << 20));
+//! let mut a = stream::channel(ar, aw, codec.clone(), ChannelInfo::new("mem", 8 << 20));
+//! let mut b = stream::channel(br, bw, codec, ChannelInfo::new("mem", 8 << 20));
 //! a.send("ping".into()).await?;
 //! assert_eq!(b.recv().await?.unwrap(), "ping");
 //! # Ok(()) }
 //! ```
 
+pub mod adapter;
 pub mod channel;
 pub mod child;
 pub mod codec;
+pub mod duplex;
 pub mod endpoint;
 pub mod env;
 pub mod error;
+pub mod ext;
 pub mod frame;
 pub mod inherit;
+pub mod prelude;
 pub mod rpc;
 pub mod spawn;
 pub mod stream;
@@ -42,11 +53,13 @@ pub mod typed;
 pub mod testkit;
 
 pub use bytes::Bytes;
-pub use channel::{Channel, ChannelInfo, Joined, RecvHalf, SendHalf};
+pub use channel::{Channel, ChannelInfo, RecvHalf, SendHalf};
 pub use child::Child;
+pub use duplex::{Duplex, Joined};
 pub use endpoint::Endpoint;
 pub use env::{role, Role};
 pub use error::{Error, Result};
+pub use ext::{ChannelExt, SinkJsonExt};
 pub use frame::FrameConfig;
 pub use nix::sys::signal::Signal;
 pub use transport::{Listener, Registry, Transport};

@@ -40,6 +40,7 @@ use tokio::task::JoinHandle;
 use crate::channel::{Channel, SendHalf};
 use crate::codec::Codec;
 use crate::error::{Error, Result};
+use crate::prelude::*;
 
 const KIND_REQUEST: u8 = 0;
 const KIND_RESPONSE: u8 = 1;

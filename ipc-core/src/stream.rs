@@ -1,20 +1,31 @@
-//! [`StreamChannel`]: a [`Channel`] over any byte stream (`AsyncRead` + `AsyncWrite`),
-//! framed by a [`FrameCodec`]. Unix sockets, TCP and pipes are all this type with
-//! different readers and writers; no backend writes its own framing loop.
+//! [`StreamChannel`]: a [`Channel`](crate::Channel) over any byte stream
+//! (`AsyncRead` + `AsyncWrite`), framed by a [`FrameCodec`]. Unix sockets, TCP and
+//! pipes are all this type with different readers and writers; no backend writes its
+//! own framing loop.
+//!
+//! [`StreamSender`] is a `Sink` of frames that batches: `feed` encodes small frames into
+//! one buffer and keeps large ones as they are, `flush` writes it all with as few
+//! system calls as possible (one `writev` for a buffer and a large frame).
+//! [`StreamReceiver`] is a `Stream` of frames.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> ipc_core::Result<()> {
-//! use ipc_core::{Channel, ChannelInfo, frame::{FrameConfig, LengthCodec}, stream::StreamChannel};
+//! use ipc_core::prelude::*;
+//! use ipc_core::{ChannelInfo, frame::{FrameConfig, LengthCodec}, stream};
 //! let (a, b) = tokio::io::duplex(64 * 1024);
 //! let codec = LengthCodec::new(FrameConfig::default());
 //! let (ar, aw) = tokio::io::split(a);
 //! let (br, bw) = tokio::io::split(b);
-//! let mut left = StreamChannel::new(ar, aw, codec.clone(), ChannelInfo::new("duplex", 8 << 20));
-//! let mut right = StreamChannel::new(br, bw, codec, ChannelInfo::new("duplex", 8 << 20));
+//! let mut left = stream::channel(ar, aw, codec.clone(), ChannelInfo::new("duplex", 8 << 20));
+//! let mut right = stream::channel(br, bw, codec, ChannelInfo::new("duplex", 8 << 20));
 //! left.send("hi".into()).await?;
 //! assert_eq!(right.recv().await?.as_deref(), Some(&b"hi"[..]));
-//! left.close().await?;
-//! assert_eq!(right.recv().await?, None);
+//! for n in 0..3 {
+//!     left.feed(n.to_string().into()).await?; // queued, not written yet
+//! }
+//! left.close().await?; // flushes the three, then says goodbye
+//! let rest: Vec<_> = right.map(|frame| frame.expect("a frame")).collect().await;
+//! assert_eq!(rest, ["0", "1", "2"]);
 //! # Ok(()) }
 //! ```
 
@@ -24,15 +35,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
-use async_trait::async_trait;
-use bytes::Bytes;
-use futures_util::{Sink, SinkExt, StreamExt};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use bytes::{Buf, Bytes};
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::codec::{FramedRead, FramedWrite};
 
-use crate::channel::{Channel, ChannelInfo, RecvHalf, SendHalf};
+use crate::channel::{ChannelInfo, RecvHalf, SendHalf};
+use crate::duplex::Duplex;
 use crate::error::{Error, Result};
 use crate::frame::{Decoded, FrameCodec, Outbound, Wrapping, LARGE_FRAME};
+
+/// How many bytes of small frames [`StreamSender`] queues before `feed` writes them.
+const BATCH: usize = 64 * 1024;
 
 /// Map an I/O error on a live stream to the toolkit's meaning of it.
 fn classify(e: Error) -> Error {
@@ -85,31 +99,96 @@ pub fn classify_write_error(e: Error, peer_closed: bool) -> Error {
 /// lost.
 type PeerClosed = Arc<AtomicBool>;
 
-/// The sending half of a [`StreamChannel`].
+/// A [`Channel`](crate::Channel) over a reader and a writer, framed by a
+/// [`FrameCodec`]: the [`Duplex`] of a [`StreamSender`] and a [`StreamReceiver`]. Make
+/// one with [`channel`].
+pub type StreamChannel<R, W, C> = Duplex<StreamSender<W, C>, StreamReceiver<R, C>>;
+
+/// Build a [`StreamChannel`] from the two directions of a stream. Its sending half
+/// knows when the receiving half has seen the peer's goodbye (a failed write is then
+/// [`Error::Closed`], not [`Error::PeerLost`]).
 ///
-/// Dropping it without [`close`](SendHalf::close) still tries, without blocking, to flush
-/// what is buffered and send the goodbye, so a peer usually sees a clean close; call
-/// `close().await` to be sure. Either way the write direction is shut down on drop: a
-/// peer never waits for the rest of a frame cut by a cancelled `send` (it gets
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> ipc_core::Result<()> {
+/// use ipc_core::{frame::LengthCodec, stream, ChannelInfo};
+/// let (a, _b) = tokio::io::duplex(1024);
+/// let (read, write) = tokio::io::split(a);
+/// let codec = LengthCodec::new(Default::default());
+/// let ch = stream::channel(read, write, codec, ChannelInfo::new("mem", 8 << 20));
+/// let (tx, rx) = ch.into_split();
+/// # let _ = (tx, rx); Ok(()) }
+/// ```
+pub fn channel<R, W, C>(reader: R, writer: W, codec: C, info: ChannelInfo) -> StreamChannel<R, W, C>
+where
+    R: AsyncRead + Send + Unpin + 'static,
+    W: AsyncWrite + Send + Unpin + 'static,
+    C: FrameCodec,
+{
+    let peer_closed = PeerClosed::default();
+    Duplex::new(
+        StreamSender::linked(writer, codec.clone(), info.clone(), peer_closed.clone()),
+        StreamReceiver::linked(reader, codec, info, peer_closed),
+    )
+}
+
+/// Where a [`StreamSender`] is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Sending frames.
+    Open,
+    /// `close` began: the goodbye is queued; frames are refused.
+    Closing,
+    /// Closed, or shut down without a goodbye: frames are refused.
+    Closed,
+}
+
+/// The sending half of a [`StreamChannel`]: a [`Sink`] of frames.
+///
+/// `feed` (`start_send`) encodes a small frame into a buffer, and keeps a large one
+/// ([`LARGE_FRAME`] bytes or more, with the toolkit's own codecs) as its `Bytes`;
+/// `flush` writes them all, the large ones straight from their payload with `writev`
+/// (prefix, payload, suffix: no copy), the buffer before them in the same call. Once
+/// 64 KiB of small frames are queued, `feed` writes them before taking more, and after
+/// a large frame it writes before taking the next; so memory stays bounded. `send`
+/// (`feed` + `flush`) writes one frame at once.
+///
+/// Each frame counts against the tokio task's cooperative budget, so a loop of sends
+/// that never waits (the peer keeps up) still lets other tasks and signal handlers run.
+///
+/// A `send`, `flush` or `close` future dropped part way loses nothing: what was queued
+/// stays queued and the next call finishes it, so frames on the wire stay whole.
+///
+/// Dropping the half without [`close`](SinkExt::close) still tries, without
+/// blocking, to write what is queued and the goodbye, so a peer usually sees a clean
+/// close; call `close().await` to be sure. Either way the write direction is shut down
+/// on drop: a peer never waits for the rest of a frame cut by the drop (it gets
 /// [`Error::PeerLost`]), even while this process keeps the receiving half.
-///
-/// Small frames are encoded into a buffer and written with one write. A large frame
-/// ([`LARGE_FRAME`] bytes or more) with the toolkit's own codecs is written straight
-/// from its `Bytes` with `writev` (prefix, payload, suffix): no copy of the payload.
-/// Either way a frame whose `send` future is dropped part way is finished by the next
-/// call (`send`, `flush`, `close`), so frames on the wire stay whole.
 pub struct StreamSender<W: AsyncWrite + Unpin, C: FrameCodec> {
     framed: FramedWrite<W, C>,
-    /// A large frame being written from its payload; while it is `Some`, the codec's
-    /// buffer is empty (it was flushed before the frame started).
+    /// A large frame, written from its payload after what the codec's buffer holds
+    /// (frames queued before it). While it is `Some`, no frame is queued after it.
     direct: Option<DirectWrite>,
     info: ChannelInfo,
-    closed: bool,
+    phase: Phase,
     /// A write failed: the stream may end inside a frame, so it was shut down; later
     /// sends fail the same way.
     failed: Option<Error>,
+    /// A frame written by the backend itself ([`write_own_frame`](Self::write_own_frame))
+    /// was left half-written by a cancelled future.
+    torn: bool,
     /// The receiving half of this channel has seen the peer's goodbye.
     peer_closed: PeerClosed,
+}
+
+impl<W: AsyncWrite + Unpin, C: FrameCodec> std::fmt::Debug for StreamSender<W, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamSender")
+            .field("info", &self.info)
+            .field("queued", &self.framed.write_buffer().len())
+            .field("phase", &self.phase)
+            .field("failed", &self.failed)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A frame written without copying its payload: `wrap.prefix`, `payload`,
@@ -137,20 +216,37 @@ impl DirectWrite {
     }
 }
 
+/// Why a sender refuses to write after a frame of its own was cut.
+const TORN: &str = "a frame the transport wrote itself (e.g. one with file descriptors, from \
+                    send_with_fds) was cancelled half-way, so the stream was shut down there";
+
 impl<W: AsyncWrite + Send + Unpin + 'static, C: FrameCodec> StreamSender<W, C> {
-    /// Wrap a writer. (Made by [`StreamChannel::new`], it also knows whether the
-    /// channel's receiving half has seen the peer's goodbye; see [`Error::Closed`].)
+    /// Wrap a writer. (Made by [`channel`], it also knows whether the channel's
+    /// receiving half has seen the peer's goodbye; see [`Error::Closed`].)
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> ipc_core::Result<()> {
+    /// use ipc_core::prelude::*;
+    /// use ipc_core::{frame::LengthCodec, stream::StreamSender, ChannelInfo};
+    /// let (a, _b) = tokio::io::duplex(1024);
+    /// let mut tx = StreamSender::new(a, LengthCodec::new(Default::default()), ChannelInfo::new("mem", 8 << 20));
+    /// tx.send("hello".into()).await?;
+    /// # Ok(()) }
+    /// ```
     pub fn new(writer: W, codec: C, info: ChannelInfo) -> Self {
         Self::linked(writer, codec, info, PeerClosed::default())
     }
 
     fn linked(writer: W, codec: C, info: ChannelInfo, peer_closed: PeerClosed) -> Self {
+        let mut framed = FramedWrite::new(writer, codec);
+        framed.set_backpressure_boundary(BATCH);
         StreamSender {
-            framed: FramedWrite::new(writer, codec),
+            framed,
             direct: None,
             info,
-            closed: false,
+            phase: Phase::Open,
             failed: None,
+            torn: false,
             peer_closed,
         }
     }
@@ -160,56 +256,59 @@ impl<W: AsyncWrite + Send + Unpin + 'static, C: FrameCodec> StreamSender<W, C> {
         self.framed.get_ref()
     }
 
-    /// Flush buffered frames to the writer.
-    pub async fn flush(&mut self) -> Result<()> {
+    /// The codec (its limits).
+    pub fn codec(&self) -> &C {
+        self.framed.encoder()
+    }
+
+    /// Begin writing one frame by other means than this sender's codec (e.g. `sendmsg`
+    /// with file descriptors attached), in order with the frames sent through it:
+    /// everything queued is written first, then the writer is handed out. Write the
+    /// whole frame with it, then call [`finish_own_frame`](Self::finish_own_frame)
+    /// with the outcome.
+    ///
+    /// Until then the frame counts as cut: if the write is cancelled (its future
+    /// dropped) or fails, part of the frame may be on the wire, so the write direction
+    /// is shut down (by `finish_own_frame` on failure, else at the next call on this
+    /// sender or when it is dropped): the peer sees the stream end inside that frame,
+    /// and later sends fail.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> ipc_core::Result<()> {
+    /// use ipc_core::prelude::*;
+    /// use ipc_core::{frame::LengthCodec, stream, ChannelInfo};
+    /// let (a, b) = tokio::net::UnixStream::pair()?;
+    /// let (ar, aw) = a.into_split();
+    /// let (br, bw) = b.into_split();
+    /// let codec = LengthCodec::new(Default::default());
+    /// let info = ChannelInfo::new("mem", 8 << 20);
+    /// let (mut tx, _) = stream::channel(ar, aw, codec.clone(), info.clone()).into_split();
+    /// let (_, mut rx) = stream::channel(br, bw, codec, info).into_split();
+    /// tx.feed("queued first".into()).await?;
+    /// let writer = tx.start_own_frame().await?;
+    /// let written = writer.as_ref().try_write(b"\0\0\0\x02hi").map(drop);
+    /// tx.finish_own_frame(written)?;
+    /// assert_eq!(rx.recv().await?.as_deref(), Some(&b"queued first"[..]));
+    /// assert_eq!(rx.recv().await?.as_deref(), Some(&b"hi"[..]));
+    /// # Ok(()) }
+    /// ```
+    pub async fn start_own_frame(&mut self) -> Result<&W> {
         self.check()?;
-        let flushed = async {
-            self.finish_direct().await?;
-            self.framed.flush().await
-        }
-        .await;
-        flushed.map_err(|e| self.abandon(e))
+        self.flush().await?;
+        self.torn = true;
+        Ok(self.framed.get_ref())
     }
 
-    /// Send one frame and flush it.
-    pub async fn send(&mut self, frame: Bytes) -> Result<()> {
-        self.check()?;
-        // A send that never waits (the peer keeps up) still counts against the task's
-        // cooperative budget, so a loop of sends lets other tasks and signal handlers run.
-        tokio::task::coop::consume_budget().await;
-        let sent = self.write_frame(frame).await;
-        sent.map_err(|e| self.abandon(e))
+    /// End what [`start_own_frame`](Self::start_own_frame) began: `written` is the
+    /// outcome of writing the frame. A failure shuts the write direction down (see
+    /// [`abandon`](Self::abandon)) and is returned as what it means for the channel.
+    pub fn finish_own_frame(&mut self, written: io::Result<()>) -> Result<()> {
+        self.torn = false;
+        written.map_err(|e| self.abandon(Error::Io(e)))
     }
+}
 
-    async fn write_frame(&mut self, frame: Bytes) -> Result<()> {
-        self.finish_direct().await?;
-        if frame.len() >= LARGE_FRAME {
-            if let Some(wrap) = self.framed.encoder().wrapping(&frame) {
-                let wrap = wrap?;
-                // Whatever a dropped `send` left in the codec's buffer goes first.
-                self.framed.flush().await?;
-                self.direct = Some(DirectWrite {
-                    wrap,
-                    payload: frame,
-                    done: 0,
-                });
-                return self.finish_direct().await;
-            }
-        }
-        self.framed.send(Outbound::Data(frame)).await
-    }
-
-    /// Refuse to write after `close` or after a failed write.
-    fn check(&self) -> Result<()> {
-        if self.closed {
-            return Err(Error::Closed);
-        }
-        match &self.failed {
-            Some(e) => Err(again(e)),
-            None => Ok(()),
-        }
-    }
-
+impl<W: AsyncWrite + Unpin, C: FrameCodec> StreamSender<W, C> {
     /// Record that a write failed with `e`, and return what it means for this channel
     /// (see [`classify_write_error`]). Unless `e` is about that
     /// frame alone (too large, not encodable: nothing was written), part of a frame
@@ -220,6 +319,7 @@ impl<W: AsyncWrite + Send + Unpin + 'static, C: FrameCodec> StreamSender<W, C> {
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use ipc_core::prelude::*;
     /// use ipc_core::{ChannelInfo, Error, frame::{FrameConfig, LengthCodec}};
     /// use ipc_core::stream::StreamSender;
     /// let (a, _b) = tokio::io::duplex(1024);
@@ -242,49 +342,82 @@ impl<W: AsyncWrite + Send + Unpin + 'static, C: FrameCodec> StreamSender<W, C> {
         e
     }
 
-    /// Finish writing a large frame, if one is under way.
-    async fn finish_direct(&mut self) -> Result<()> {
-        if self.direct.is_none() {
-            return Ok(());
-        }
-        std::future::poll_fn(|cx| self.poll_direct(cx))
-            .await
-            .map_err(Error::Io)
+    /// Shut the write direction down now, without a goodbye and without waiting: the
+    /// peer's stream ends (`PeerLost`, since there was no goodbye), even while this
+    /// process still holds the receiving half. Later sends fail with
+    /// [`Error::Closed`].
+    ///
+    /// For a backend that wrote part of a frame behind this sender's back and cannot
+    /// finish it: anything else written after it would be read as the rest of that
+    /// frame.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> ipc_core::Result<()> {
+    /// use ipc_core::prelude::*;
+    /// use ipc_core::{ChannelInfo, Error, frame::{FrameConfig, LengthCodec}};
+    /// use ipc_core::stream::{StreamReceiver, StreamSender};
+    /// let (a, b) = tokio::io::duplex(1024);
+    /// let codec = LengthCodec::new(FrameConfig::default());
+    /// let info = ChannelInfo::new("duplex", 8 << 20);
+    /// let mut tx = StreamSender::new(a, codec.clone(), info.clone());
+    /// let mut rx = StreamReceiver::new(b, codec, info);
+    /// tx.shut_down_now();
+    /// assert!(matches!(rx.recv().await, Err(Error::PeerLost(_))));
+    /// assert!(matches!(tx.send("late".into()).await, Err(Error::Closed)));
+    /// # Ok(()) }
+    /// ```
+    pub fn shut_down_now(&mut self) {
+        self.phase = Phase::Closed;
+        self.direct = None;
+        let waker = futures_util::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        let _ = Pin::new(self.framed.get_mut()).poll_shutdown(&mut cx);
     }
 
-    fn poll_direct(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    /// Refuse to write after `close`, after a failed write, or after a frame of the
+    /// backend's own was cut (which shuts the stream down now).
+    fn check(&mut self) -> Result<()> {
+        if self.phase != Phase::Open {
+            return Err(Error::Closed);
+        }
+        if let Some(e) = &self.failed {
+            return Err(again(e));
+        }
+        if self.torn {
+            self.torn = false;
+            return Err(self.abandon(Error::Io(io::Error::other(TORN))));
+        }
+        Ok(())
+    }
+
+    /// Write everything queued: the codec's buffer, then the large frame if there is
+    /// one (both in one `writev` where the writer takes it).
+    fn poll_write_queued(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
         while let Some(direct) = &mut self.direct {
-            let writer = Pin::new(self.framed.get_mut());
-            let n = ready!(writer.poll_write_vectored(cx, &direct.rest()))?;
-            if n == 0 {
-                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
-            }
-            direct.done += n;
-            if direct.done >= direct.total() {
-                self.direct = None;
-            }
+            // The buffer is taken out so that it and the writer can be used at once.
+            let mut queued = std::mem::take(self.framed.write_buffer_mut());
+            let polled = {
+                let [prefix, payload, suffix] = direct.rest();
+                let slices = [IoSlice::new(&queued), prefix, payload, suffix];
+                Pin::new(self.framed.get_mut()).poll_write_vectored(cx, &slices)
+            };
+            let step = match polled {
+                Poll::Ready(Ok(0)) => Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(n)) => {
+                    let from_queue = n.min(queued.len());
+                    queued.advance(from_queue);
+                    direct.done += n - from_queue;
+                    if direct.done >= direct.total() {
+                        self.direct = None;
+                    }
+                    Poll::Ready(Ok(()))
+                }
+                other => other.map_ok(drop),
+            };
+            *self.framed.write_buffer_mut() = queued;
+            ready!(step)?;
         }
-        Poll::Ready(Ok(()))
-    }
-
-    /// Send the goodbye and shut the writer down. Idempotent.
-    pub async fn close(&mut self) -> Result<()> {
-        if self.closed {
-            return Ok(());
-        }
-        self.check()?;
-        self.closed = true;
-        let closed = async {
-            self.finish_direct().await?;
-            self.framed.send(Outbound::Goodbye).await?;
-            match self.framed.get_mut().shutdown().await {
-                Ok(()) => Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
-                Err(e) => Err(Error::Io(e)),
-            }
-        }
-        .await;
-        closed.map_err(|e| self.abandon(e))
+        Pin::new(&mut self.framed).poll_flush(cx)
     }
 }
 
@@ -300,73 +433,112 @@ fn again(e: &Error) -> Error {
     }
 }
 
-impl<W: AsyncWrite + Unpin, C: FrameCodec> StreamSender<W, C> {
-    /// Shut the write direction down now, without a goodbye and without waiting: the
-    /// peer's `recv` sees the stream end (`PeerLost`, since there was no goodbye), even
-    /// while this process still holds the receiving half. Later sends fail with
-    /// [`Error::Closed`].
-    ///
-    /// For a backend that wrote part of a frame behind this sender's back (e.g. a frame
-    /// carrying fds) and cannot finish it: anything else written after it would be
-    /// read as the rest of that frame.
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> ipc_core::Result<()> {
-    /// use ipc_core::{ChannelInfo, Error, frame::{FrameConfig, LengthCodec}};
-    /// use ipc_core::stream::{StreamReceiver, StreamSender};
-    /// let (a, b) = tokio::io::duplex(1024);
-    /// let codec = LengthCodec::new(FrameConfig::default());
-    /// let info = ChannelInfo::new("duplex", 8 << 20);
-    /// let mut tx = StreamSender::new(a, codec.clone(), info.clone());
-    /// let mut rx = StreamReceiver::new(b, codec, info);
-    /// tx.shut_down_now();
-    /// assert!(matches!(rx.recv().await, Err(Error::PeerLost(_))));
-    /// assert!(matches!(tx.send("late".into()).await, Err(Error::Closed)));
-    /// # Ok(()) }
-    /// ```
-    pub fn shut_down_now(&mut self) {
-        self.closed = true;
-        self.direct = None;
-        let waker = futures_util::task::noop_waker();
-        let mut cx = Context::from_waker(&waker);
-        let _ = Pin::new(self.framed.get_mut()).poll_shutdown(&mut cx);
+impl<W: AsyncWrite + Unpin, C: FrameCodec> Sink<Bytes> for StreamSender<W, C> {
+    type Error = Error;
+
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        let this = self.get_mut();
+        this.check()?;
+        // One unit of the task's cooperative budget per frame: a send that never waits
+        // (the peer keeps up) must still let other tasks and signal handlers run.
+        let coop = ready!(tokio::task::coop::poll_proceed(cx));
+        if this.direct.is_some() || this.framed.write_buffer().len() >= BATCH {
+            ready!(this.poll_write_queued(cx)).map_err(|e| this.abandon(e))?;
+        }
+        coop.made_progress();
+        Poll::Ready(Ok(()))
+    }
+
+    fn start_send(self: Pin<&mut Self>, frame: Bytes) -> Result<()> {
+        let this = self.get_mut();
+        this.check()?;
+        if this.direct.is_some() {
+            return Err(Error::Io(io::Error::other(
+                "a frame was queued behind a large one still being written \
+                 (Sink::start_send without poll_ready returning Ready first)",
+            )));
+        }
+        if frame.len() >= LARGE_FRAME {
+            if let Some(wrap) = this.framed.encoder().wrapping(&frame) {
+                this.direct = Some(DirectWrite {
+                    wrap: wrap?,
+                    payload: frame,
+                    done: 0,
+                });
+                return Ok(());
+            }
+        }
+        // An encoding error (too large, not a line, ...) concerns this frame alone.
+        Pin::new(&mut this.framed).start_send(Outbound::Data(frame))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        let this = self.get_mut();
+        if this.phase == Phase::Closed {
+            return Poll::Ready(Ok(()));
+        }
+        if let Some(e) = &this.failed {
+            return Poll::Ready(Err(again(e)));
+        }
+        if this.torn {
+            this.torn = false;
+            return Poll::Ready(Err(this.abandon(Error::Io(io::Error::other(TORN)))));
+        }
+        this.poll_write_queued(cx).map_err(|e| this.abandon(e))
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        let this = self.get_mut();
+        if this.phase == Phase::Open {
+            this.check()?;
+            ready!(this.poll_write_queued(cx)).map_err(|e| this.abandon(e))?;
+            Pin::new(&mut this.framed)
+                .start_send(Outbound::Goodbye)
+                .map_err(|e| this.abandon(e))?;
+            this.phase = Phase::Closing;
+        }
+        if this.phase == Phase::Closing {
+            if let Some(e) = &this.failed {
+                return Poll::Ready(Err(again(e)));
+            }
+            ready!(Pin::new(&mut this.framed).poll_flush(cx)).map_err(|e| this.abandon(e))?;
+            match ready!(Pin::new(this.framed.get_mut()).poll_shutdown(cx)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => {}
+                Err(e) => return Poll::Ready(Err(this.abandon(Error::Io(e)))),
+            }
+            this.phase = Phase::Closed;
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<W: AsyncWrite + Send + Unpin + 'static, C: FrameCodec> SendHalf for StreamSender<W, C> {
+    fn info(&self) -> ChannelInfo {
+        self.info.clone()
     }
 }
 
 impl<W: AsyncWrite + Unpin, C: FrameCodec> Drop for StreamSender<W, C> {
     fn drop(&mut self) {
-        if self.closed {
+        if self.phase == Phase::Closed || self.failed.is_some() {
             return;
         }
-        // Best effort, never blocking: finish a large frame under way, then flush what
-        // is buffered plus a goodbye. A goodbye after half a frame would corrupt the
+        // Best effort, never blocking: write what is queued (a large frame under way
+        // included), then a goodbye. A goodbye after half a frame would corrupt the
         // stream, so a frame that cannot be finished now is left cut. Either way the
         // write direction is then shut down, so the peer sees the end of the stream
         // (a cut frame or no goodbye: `PeerLost`) even if this process keeps the
         // receiving half, whose socket would otherwise stay open.
-        let waker = futures_util::task::noop_waker();
-        let mut cx = Context::from_waker(&waker);
-        let mut whole = true;
-        while let Some(direct) = &mut self.direct {
-            let writer = Pin::new(self.framed.get_mut());
-            match writer.poll_write_vectored(&mut cx, &direct.rest()) {
-                Poll::Ready(Ok(n)) if n > 0 => {
-                    direct.done += n;
-                    if direct.done >= direct.total() {
-                        self.direct = None;
-                    }
-                }
-                _ => {
-                    whole = false;
-                    break;
-                }
-            }
-        }
-        if whole {
-            let mut framed = Pin::new(&mut self.framed);
-            if let Poll::Ready(Ok(())) = framed.as_mut().poll_ready(&mut cx) {
-                if framed.as_mut().start_send(Outbound::Goodbye).is_ok() {
-                    let _ = framed.as_mut().poll_flush(&mut cx);
+        if !self.torn {
+            let waker = futures_util::task::noop_waker();
+            let mut cx = Context::from_waker(&waker);
+            if let Poll::Ready(Ok(())) = self.poll_write_queued(&mut cx) {
+                let mut framed = Pin::new(&mut self.framed);
+                let said = self.phase == Phase::Closing
+                    || framed.as_mut().start_send(Outbound::Goodbye).is_ok();
+                if said {
+                    let _ = framed.poll_flush(&mut cx);
                 }
             }
         }
@@ -378,10 +550,14 @@ impl<W: AsyncWrite + Unpin, C: FrameCodec> Drop for StreamSender<W, C> {
 enum RecvState {
     Open,
     Finished,
-    Failed,
 }
 
-/// The receiving half of a [`StreamChannel`].
+/// The receiving half of a [`StreamChannel`]: a [`Stream`] of frames.
+///
+/// The peer's goodbye ends the stream; a rejected frame (too large: skipped without
+/// being buffered; undecodable) is one `Err` item and the stream goes on; the stream
+/// ending without a goodbye, or breaking, is one `Err` item
+/// ([`Error::PeerLost`], ...), then the end.
 ///
 /// Each frame received, like each frame sent by [`StreamSender`], uses one unit of the
 /// tokio task's cooperative budget: a loop that receives frames which are always
@@ -394,8 +570,29 @@ pub struct StreamReceiver<R, C> {
     peer_closed: PeerClosed,
 }
 
+impl<R, C> std::fmt::Debug for StreamReceiver<R, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamReceiver")
+            .field("info", &self.info)
+            .field("buffered", &self.framed.read_buffer().len())
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<R: AsyncRead + Send + Unpin + 'static, C: FrameCodec> StreamReceiver<R, C> {
     /// Wrap a reader.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> ipc_core::Result<()> {
+    /// use ipc_core::prelude::*;
+    /// use ipc_core::{frame::LengthCodec, stream::StreamReceiver, ChannelInfo};
+    /// let wire: &[u8] = b"\0\0\0\x02hi\xff\xff\xff\xff"; // "hi", then goodbye
+    /// let mut rx = StreamReceiver::new(wire, LengthCodec::new(Default::default()), ChannelInfo::new("mem", 8 << 20));
+    /// assert_eq!(rx.recv().await?.as_deref(), Some(&b"hi"[..]));
+    /// assert_eq!(rx.recv().await?, None);
+    /// # Ok(()) }
+    /// ```
     pub fn new(reader: R, codec: C, info: ChannelInfo) -> Self {
         Self::linked(reader, codec, info, PeerClosed::default())
     }
@@ -418,129 +615,48 @@ impl<R: AsyncRead + Send + Unpin + 'static, C: FrameCodec> StreamReceiver<R, C> 
     pub fn buffered(&self) -> usize {
         self.framed.read_buffer().len()
     }
+}
 
-    /// Receive the next frame. See [`Channel::recv`].
-    pub async fn recv(&mut self) -> Result<Option<Bytes>> {
-        match self.state {
-            RecvState::Finished => return Ok(None),
-            RecvState::Failed => return Err(Error::Closed),
-            RecvState::Open => {}
+impl<R: AsyncRead + Unpin, C: FrameCodec> Stream for StreamReceiver<R, C> {
+    type Item = Result<Bytes>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes>>> {
+        let this = self.get_mut();
+        if this.state == RecvState::Finished {
+            return Poll::Ready(None);
         }
         // One unit of the task's cooperative budget per frame: frames decoded from the
         // read buffer never touch the reactor, and a receive that is always ready must
         // still let other tasks (a signal handler, ...) run now and then.
-        let next = std::future::poll_fn(|cx| {
-            let coop = ready!(tokio::task::coop::poll_proceed(cx));
-            let next = ready!(self.framed.poll_next_unpin(cx));
-            coop.made_progress();
-            Poll::Ready(next)
-        })
-        .await;
-        match next {
-            Some(Ok(Decoded::Frame(frame))) => Ok(Some(frame)),
-            Some(Ok(Decoded::Rejected(e))) => Err(e),
+        let coop = ready!(tokio::task::coop::poll_proceed(cx));
+        let next = ready!(this.framed.poll_next_unpin(cx));
+        coop.made_progress();
+        Poll::Ready(match next {
+            Some(Ok(Decoded::Frame(frame))) => Some(Ok(frame)),
+            Some(Ok(Decoded::Rejected(e))) => Some(Err(e)),
             Some(Ok(Decoded::Goodbye)) => {
-                self.state = RecvState::Finished;
-                self.peer_closed.store(true, Ordering::Release);
-                Ok(None)
+                this.state = RecvState::Finished;
+                this.peer_closed.store(true, Ordering::Release);
+                None
             }
             Some(Err(e)) => {
-                self.state = RecvState::Failed;
-                Err(match classify(e) {
+                this.state = RecvState::Finished;
+                Some(Err(match classify(e) {
                     Error::Closed => Error::PeerLost("the connection was reset".into()),
                     other => other,
-                })
+                }))
             }
             None => {
-                self.state = RecvState::Failed;
-                Err(Error::PeerLost(
+                this.state = RecvState::Finished;
+                Some(Err(Error::PeerLost(
                     "the stream ended without a goodbye frame".into(),
-                ))
+                )))
             }
-        }
+        })
     }
 }
 
-/// A [`Channel`] over a reader and a writer, framed by a [`FrameCodec`].
-pub struct StreamChannel<R, W: AsyncWrite + Unpin, C: FrameCodec> {
-    rx: StreamReceiver<R, C>,
-    tx: StreamSender<W, C>,
-}
-
-impl<R, W, C> StreamChannel<R, W, C>
-where
-    R: AsyncRead + Send + Unpin + 'static,
-    W: AsyncWrite + Send + Unpin + 'static,
-    C: FrameCodec,
-{
-    /// Build a channel from the two directions of a stream.
-    pub fn new(reader: R, writer: W, codec: C, info: ChannelInfo) -> Self {
-        let peer_closed = PeerClosed::default();
-        StreamChannel {
-            rx: StreamReceiver::linked(reader, codec.clone(), info.clone(), peer_closed.clone()),
-            tx: StreamSender::linked(writer, codec, info, peer_closed),
-        }
-    }
-
-    /// Split into the concrete halves (no boxing).
-    pub fn into_split(self) -> (StreamSender<W, C>, StreamReceiver<R, C>) {
-        (self.tx, self.rx)
-    }
-
-    /// The sending half.
-    pub fn sender(&mut self) -> &mut StreamSender<W, C> {
-        &mut self.tx
-    }
-
-    /// The receiving half.
-    pub fn receiver(&mut self) -> &mut StreamReceiver<R, C> {
-        &mut self.rx
-    }
-}
-
-#[async_trait]
-impl<R, W, C> Channel for StreamChannel<R, W, C>
-where
-    R: AsyncRead + Send + Unpin + 'static,
-    W: AsyncWrite + Send + Unpin + 'static,
-    C: FrameCodec,
-{
-    async fn send(&mut self, frame: Bytes) -> Result<()> {
-        self.tx.send(frame).await
-    }
-    async fn recv(&mut self) -> Result<Option<Bytes>> {
-        self.rx.recv().await
-    }
-    async fn close(&mut self) -> Result<()> {
-        self.tx.close().await
-    }
-    fn info(&self) -> ChannelInfo {
-        self.tx.info.clone()
-    }
-    fn split(self: Box<Self>) -> (Box<dyn SendHalf>, Box<dyn RecvHalf>) {
-        let (tx, rx) = (*self).into_split();
-        (Box::new(tx), Box::new(rx))
-    }
-}
-
-#[async_trait]
-impl<W: AsyncWrite + Send + Unpin + 'static, C: FrameCodec> SendHalf for StreamSender<W, C> {
-    async fn send(&mut self, frame: Bytes) -> Result<()> {
-        StreamSender::send(self, frame).await
-    }
-    async fn close(&mut self) -> Result<()> {
-        StreamSender::close(self).await
-    }
-    fn info(&self) -> ChannelInfo {
-        self.info.clone()
-    }
-}
-
-#[async_trait]
 impl<R: AsyncRead + Send + Unpin + 'static, C: FrameCodec> RecvHalf for StreamReceiver<R, C> {
-    async fn recv(&mut self) -> Result<Option<Bytes>> {
-        StreamReceiver::recv(self).await
-    }
     fn info(&self) -> ChannelInfo {
         self.info.clone()
     }
@@ -550,7 +666,9 @@ impl<R: AsyncRead + Send + Unpin + 'static, C: FrameCodec> RecvHalf for StreamRe
 mod tests {
     use super::*;
     use crate::frame::{FrameConfig, LengthCodec, LineCodec};
+    use crate::prelude::*;
     use std::future::Future;
+    use std::sync::Mutex;
 
     fn pair<C: FrameCodec>(
         codec: C,
@@ -688,5 +806,111 @@ mod tests {
         assert!(matches!(err, Error::FrameTooLarge { .. }), "{err:?}");
         tx.send(Bytes::from_static(b"ok")).await.expect("send");
         assert_eq!(rx.recv().await.expect("recv").as_deref(), Some(&b"ok"[..]));
+    }
+
+    /// A writer that keeps what is written and counts the write calls.
+    #[derive(Clone, Default)]
+    struct Recorder {
+        wire: Arc<Mutex<(Vec<u8>, usize)>>,
+    }
+
+    impl Recorder {
+        fn writes(&self) -> usize {
+            self.wire.lock().expect("lock").1
+        }
+        fn bytes(&self) -> Vec<u8> {
+            self.wire.lock().expect("lock").0.clone()
+        }
+    }
+
+    impl AsyncWrite for Recorder {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            let mut wire = self.wire.lock().expect("lock");
+            wire.0.extend_from_slice(buf);
+            wire.1 += 1;
+            Poll::Ready(Ok(buf.len()))
+        }
+        fn poll_write_vectored(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            bufs: &[IoSlice<'_>],
+        ) -> Poll<io::Result<usize>> {
+            let mut wire = self.wire.lock().expect("lock");
+            for buf in bufs {
+                wire.0.extend_from_slice(buf);
+            }
+            wire.1 += 1;
+            Poll::Ready(Ok(bufs.iter().map(|b| b.len()).sum()))
+        }
+        fn is_write_vectored(&self) -> bool {
+            true
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    async fn read_all(wire: Vec<u8>) -> Vec<Bytes> {
+        let codec = LengthCodec::new(FrameConfig::default());
+        let rx = StreamReceiver::new(
+            io::Cursor::new(wire),
+            codec,
+            ChannelInfo::new("mem", 8 << 20),
+        );
+        rx.map(|frame| frame.expect("a frame")).collect().await
+    }
+
+    #[tokio::test]
+    async fn fed_frames_go_out_in_one_write_on_flush() {
+        let wire = Recorder::default();
+        let codec = LengthCodec::new(FrameConfig::default());
+        let mut tx = StreamSender::new(wire.clone(), codec, ChannelInfo::new("mem", 8 << 20));
+        let mut frames: Vec<Bytes> = (0..100u8).map(|n| frame(1 + n as usize, n)).collect();
+        // Small frames queued, then a large one (kept as it is) and one more small one.
+        for f in &frames {
+            tx.feed(f.clone()).await.expect("feed");
+        }
+        assert_eq!(wire.writes(), 0, "feed wrote before the batch was full");
+        frames.push(frame(LARGE_FRAME * 4, 9));
+        tx.feed(frames[100].clone()).await.expect("feed");
+        tx.flush().await.expect("flush");
+        assert_eq!(
+            wire.writes(),
+            1,
+            "the queued frames and the large one in one writev"
+        );
+        frames.push(frame(3, 1));
+        tx.send(frames[101].clone()).await.expect("send");
+        tx.close().await.expect("close");
+        assert_eq!(read_all(wire.bytes()).await, frames);
+    }
+
+    #[tokio::test]
+    async fn the_stream_goes_on_after_a_rejected_frame_and_ends_after_a_lost_peer() {
+        let mut wire = Vec::new();
+        wire.extend_from_slice(&100u32.to_be_bytes());
+        wire.extend_from_slice(&[0; 100]); // over the limit of 10 bytes
+        wire.extend_from_slice(b"\0\0\0\x02ok");
+        wire.extend_from_slice(b"\0\0\0\x09cut"); // ends inside a frame
+        let codec = LengthCodec::new(FrameConfig::builder().max_frame(10).build());
+        let mut rx = StreamReceiver::new(io::Cursor::new(wire), codec, ChannelInfo::new("mem", 10));
+        assert!(matches!(
+            rx.next().await,
+            Some(Err(Error::FrameTooLarge { len: 100, .. }))
+        ));
+        assert_eq!(
+            rx.next().await.transpose().expect("ok"),
+            Some(Bytes::from("ok"))
+        );
+        assert!(matches!(rx.next().await, Some(Err(Error::PeerLost(_)))));
+        assert!(rx.next().await.is_none());
+        assert_eq!(rx.recv().await.expect("ended"), None);
     }
 }

@@ -3,6 +3,7 @@
 //!
 //! ```no_run
 //! # async fn demo(registry: ipc_core::Registry) -> ipc_core::Result<()> {
+//! use ipc_core::prelude::*;
 //! // `--transport uds` or `--transport tcp`: the program does not care which.
 //! let transport = registry.get("uds")?;
 //! let cmd = std::process::Command::new("/path/to/child");

@@ -1,4 +1,5 @@
-//! [`NodeChannel`]: a [`Channel`] over Node's `child_process` IPC socket.
+//! [`NodeChannel`]: a [`Channel`](ipc_core::Channel) over Node's `child_process` IPC
+//! socket.
 
 use std::io;
 use std::os::fd::AsRawFd;
@@ -7,13 +8,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::Context;
 
-use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::{Sink, SinkExt};
+use ipc_core::adapter::{FrameSink, FrameStream, SendFrames};
 use ipc_core::frame::{FrameConfig, Outbound};
-use ipc_core::{Channel, ChannelInfo, Error, RecvHalf, Result, SendHalf};
-use serde::de::DeserializeOwned;
-use serde::Serialize;
+use ipc_core::{ChannelInfo, Duplex, Error, Result};
 use tokio::io::AsyncWriteExt;
 use tokio::net::unix::OwnedWriteHalf;
 use tokio::net::UnixStream;
@@ -22,7 +21,7 @@ use tokio_util::codec::FramedWrite;
 
 use crate::codec::NodeCodec;
 use crate::exit::ChildWatch;
-use crate::receiver::NodeReceiver;
+use crate::receiver::{NodeInbox, NodeReceiver};
 
 /// Transport name reported in [`ChannelInfo::transport`].
 pub(crate) const NAME: &str = "node";
@@ -80,16 +79,17 @@ pub(crate) type PeerClosed = Arc<AtomicBool>;
 /// A message channel over Node's `child_process` IPC socket (`json` serialization:
 /// one JSON text per line).
 ///
-/// Frames are JSON texts: [`send`](Channel::send) refuses a frame that is not one
-/// (see [`NodeCodec`] for the exact rules) and every frame [`recv`](Channel::recv)
-/// returns is one, so [`TypedChannel`](ipc_core::TypedChannel) with the
-/// [`Json`](ipc_core::codec::Json) codec works over it unchanged, and
-/// [`send_json`](Self::send_json) / [`recv_json`](Self::recv_json) do the same in one
-/// call.
+/// Frames are JSON texts: sending refuses a frame that is not one (see [`NodeCodec`]
+/// for the exact rules) and every frame received is one, so
+/// [`TypedChannel`](ipc_core::TypedChannel) with the [`Json`](ipc_core::codec::Json)
+/// codec works over it unchanged, and
+/// [`send_json`](ipc_core::SinkJsonExt::send_json) /
+/// [`recv_json`](ipc_core::ChannelExt::recv_json) do the same in one call.
 ///
-/// Get one from [`connect`](crate::connect) / [`connect_from_env`](crate::connect_from_env)
-/// (this process was forked by Node), [`spawn`](crate::spawn) (we start a Node child),
-/// [`pair`](crate::pair) or [`NodeChannel::new`].
+/// It is the [`Duplex`] of a [`NodeSender`] and a [`NodeReceiver`]. Get one from
+/// [`connect`](crate::connect) / [`connect_from_env`](crate::connect_from_env) (this
+/// process was forked by Node), [`spawn`](crate::spawn) (we start a Node child),
+/// [`pair`](crate::pair) or [`from_stream`].
 ///
 /// # Node's internal messages
 ///
@@ -100,15 +100,15 @@ pub(crate) type PeerClosed = Arc<AtomicBool>;
 /// later message waiting for one. Node retries three times, then drops the message
 /// and warns `SentHandleNotReceivedWarning`. All other internal messages
 /// (`NODE_HANDLE_ACK`, `NODE_HANDLE_NACK`, `NODE_CLUSTER`, ...) are ignored. Answers
-/// are written only while `recv` is being called.
+/// are written only while the channel is being read.
 ///
 /// # End of the channel
 ///
 /// Node has no goodbye marker: a Node process ends the channel with
 /// `process.disconnect()` / `subprocess.disconnect()`, or by exiting.
 ///
-/// - [`close`](Channel::close) shuts the socket down for writing; Node emits
-///   `'disconnect'` and closes its end, and our `recv` then returns `Ok(None)`.
+/// - `close` shuts the socket down for writing; Node emits `'disconnect'` and closes
+///   its end, and our stream then ends (`recv` returns `Ok(None)`).
 /// - When the peer closes, `recv` returns the messages it sent before, then `Ok(None)`
 ///   (a connection reset counts as a close too: Node drops unread messages on
 ///   disconnect).
@@ -125,7 +125,7 @@ pub(crate) type PeerClosed = Arc<AtomicBool>;
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> ipc_core::Result<()> {
-/// use ipc_core::Channel;
+/// use ipc_core::prelude::*;
 /// let (mut a, mut b) = ipc_node::pair(Default::default())?;
 /// a.send_json(&serde_json::json!({"id": 1, "op": "add", "a": 1, "b": 2})).await?;
 /// let request: serde_json::Value = b.recv_json().await?.expect("a message");
@@ -135,128 +135,73 @@ pub(crate) type PeerClosed = Arc<AtomicBool>;
 /// assert_eq!(b.recv().await?, None);
 /// # Ok(()) }
 /// ```
-pub struct NodeChannel {
-    tx: NodeSender,
-    rx: NodeReceiver,
-}
+pub type NodeChannel = Duplex<NodeSender, NodeReceiver>;
 
-impl std::fmt::Debug for NodeChannel {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NodeChannel")
-            .field("info", &self.tx.info)
-            .finish_non_exhaustive()
-    }
-}
-
-impl NodeChannel {
-    /// A channel over a connected Unix stream socket whose peer speaks Node's `json`
-    /// channel protocol. The peer's pid and uid come from `SO_PEERCRED` where the OS
-    /// has it. Must be called within a tokio runtime.
-    ///
-    /// ```no_run
-    /// # async fn demo(stream: tokio::net::UnixStream) -> ipc_core::Result<()> {
-    /// let channel = ipc_node::NodeChannel::new(stream, Default::default());
-    /// # let _ = channel; Ok(()) }
-    /// ```
-    pub fn new(stream: UnixStream, config: FrameConfig) -> Self {
-        let (pid, uid) = peer_cred(&stream);
-        let info = ChannelInfo::new(NAME, config.max_frame())
-            .with_peer_pid(pid)
-            .with_peer_uid(uid);
-        Self::with_parts(stream, config, info, None)
-    }
-
-    /// Build from parts; `watch` is the child whose exit status decides end-of-stream.
-    pub(crate) fn with_parts(
-        stream: UnixStream,
-        config: FrameConfig,
-        info: ChannelInfo,
-        watch: Option<ChildWatch>,
-    ) -> Self {
-        let (read, write) = stream.into_split();
-        let codec = NodeCodec::new(config);
-        let shared = Arc::new(Mutex::new(WriteSide {
-            framed: FramedWrite::new(write, codec.clone()),
-            shut: false,
-        }));
-        let peer_closed = PeerClosed::default();
-        NodeChannel {
-            tx: NodeSender {
-                shared: shared.clone(),
-                info: info.clone(),
-                peer_closed: peer_closed.clone(),
-            },
-            rx: NodeReceiver::new(read, codec, shared, peer_closed, watch, info),
-        }
-    }
-
-    /// Serialize `value` as compact JSON and send it (Node's `'message'` event gets
-    /// the parsed value).
-    ///
-    /// ```no_run
-    /// # async fn demo(mut ch: ipc_node::NodeChannel) -> ipc_core::Result<()> {
-    /// ch.send_json(&serde_json::json!({"id": 1, "result": 3})).await?;
-    /// # Ok(()) }
-    /// ```
-    pub async fn send_json<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
-        self.tx.send_json(value).await
-    }
-
-    /// Receive the next message as a `T` (`serde_json::Value` for anything);
-    /// `Ok(None)` at the end of the channel. A message that is not a `T` gives
-    /// [`Error::Decode`] and the channel stays usable.
-    ///
-    /// ```no_run
-    /// # async fn demo(mut ch: ipc_node::NodeChannel) -> ipc_core::Result<()> {
-    /// while let Some(msg) = ch.recv_json::<serde_json::Value>().await? {
-    ///     println!("{msg}");
-    /// }
-    /// # Ok(()) }
-    /// ```
-    pub async fn recv_json<T: DeserializeOwned>(&mut self) -> Result<Option<T>> {
-        self.rx.recv_json().await
-    }
-
-    /// Split into the concrete halves (no boxing).
-    pub fn into_split(self) -> (NodeSender, NodeReceiver) {
-        (self.tx, self.rx)
-    }
-}
-
-#[async_trait]
-impl Channel for NodeChannel {
-    async fn send(&mut self, frame: Bytes) -> Result<()> {
-        self.tx.send(frame).await
-    }
-    async fn recv(&mut self) -> Result<Option<Bytes>> {
-        self.rx.recv().await
-    }
-    async fn close(&mut self) -> Result<()> {
-        self.tx.close().await
-    }
-    fn info(&self) -> ChannelInfo {
-        self.tx.info.clone()
-    }
-    fn split(self: Box<Self>) -> (Box<dyn SendHalf>, Box<dyn RecvHalf>) {
-        let (tx, rx) = (*self).into_split();
-        (Box::new(tx), Box::new(rx))
-    }
-}
-
-/// The sending half of a [`NodeChannel`].
+/// A channel over a connected Unix stream socket whose peer speaks Node's `json`
+/// channel protocol. The peer's pid and uid come from `SO_PEERCRED` where the OS
+/// has it. Must be called within a tokio runtime.
 ///
-/// Dropping it without [`close`](Self::close) still shuts the socket down for writing
-/// (without blocking, after trying to flush), so Node sees `'disconnect'`.
-pub struct NodeSender {
+/// ```no_run
+/// # async fn demo(stream: tokio::net::UnixStream) -> ipc_core::Result<()> {
+/// let channel = ipc_node::from_stream(stream, Default::default());
+/// # let _ = channel; Ok(()) }
+/// ```
+pub fn from_stream(stream: UnixStream, config: FrameConfig) -> NodeChannel {
+    let (pid, uid) = peer_cred(&stream);
+    let info = ChannelInfo::new(NAME, config.max_frame())
+        .with_peer_pid(pid)
+        .with_peer_uid(uid);
+    with_parts(stream, config, info, None)
+}
+
+/// Build from parts; `watch` is the child whose exit status decides end-of-stream.
+pub(crate) fn with_parts(
+    stream: UnixStream,
+    config: FrameConfig,
+    info: ChannelInfo,
+    watch: Option<ChildWatch>,
+) -> NodeChannel {
+    let (read, write) = stream.into_split();
+    let codec = NodeCodec::new(config);
+    let shared = Arc::new(Mutex::new(WriteSide {
+        framed: FramedWrite::new(write, codec.clone()),
+        shut: false,
+    }));
+    let peer_closed = PeerClosed::default();
+    Duplex::new(
+        FrameSink::new(NodeOutbox {
+            shared: shared.clone(),
+            info: info.clone(),
+            peer_closed: peer_closed.clone(),
+        }),
+        FrameStream::new(NodeInbox::new(
+            read,
+            codec,
+            shared,
+            peer_closed,
+            watch,
+            info,
+        )),
+    )
+}
+
+/// The sending half of a [`NodeChannel`]: a `Sink` of messages over a [`NodeOutbox`].
+pub type NodeSender = FrameSink<NodeOutbox>;
+
+/// The sending side of a Node channel, as `async fn`s (its `Sink` is [`NodeSender`]).
+///
+/// Dropping it without `close` still shuts the socket down for writing (without
+/// blocking, after trying to flush), so Node sees `'disconnect'`.
+pub struct NodeOutbox {
     shared: Shared,
     info: ChannelInfo,
     peer_closed: PeerClosed,
 }
 
-impl NodeSender {
+impl SendFrames for NodeOutbox {
     /// Send one frame: one JSON text (see [`NodeCodec`]); returns once it is written
     /// to the socket, waiting while Node is slow to read.
-    pub async fn send(&mut self, frame: Bytes) -> Result<()> {
+    async fn send_frame(&mut self, frame: Bytes) -> Result<()> {
         // Counts against the task's cooperative budget, like a receive.
         tokio::task::coop::consume_budget().await;
         let mut side = self.shared.lock().await;
@@ -270,20 +215,17 @@ impl NodeSender {
         })
     }
 
-    /// Serialize `value` as compact JSON and send it.
-    pub async fn send_json<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
-        let frame = serde_json::to_vec(value)
-            .map_err(|e| Error::decode(format!("{} to JSON", std::any::type_name::<T>()), e))?;
-        self.send(Bytes::from(frame)).await
+    /// Shut the socket down for writing: Node emits `'disconnect'`. Idempotent.
+    async fn close_sending(&mut self) -> Result<()> {
+        self.shared.lock().await.shutdown().await
     }
 
-    /// Shut the socket down for writing: Node emits `'disconnect'`. Idempotent.
-    pub async fn close(&mut self) -> Result<()> {
-        self.shared.lock().await.shutdown().await
+    fn info(&self) -> ChannelInfo {
+        self.info.clone()
     }
 }
 
-impl Drop for NodeSender {
+impl Drop for NodeOutbox {
     fn drop(&mut self) {
         let Ok(mut side) = self.shared.try_lock() else {
             return; // the receiver is answering Node right now; it closes with the socket
@@ -300,19 +242,6 @@ impl Drop for NodeSender {
             side.framed.get_ref().as_ref().as_raw_fd(),
             nix::sys::socket::Shutdown::Write,
         );
-    }
-}
-
-#[async_trait]
-impl SendHalf for NodeSender {
-    async fn send(&mut self, frame: Bytes) -> Result<()> {
-        NodeSender::send(self, frame).await
-    }
-    async fn close(&mut self) -> Result<()> {
-        NodeSender::close(self).await
-    }
-    fn info(&self) -> ChannelInfo {
-        self.info.clone()
     }
 }
 

@@ -136,7 +136,7 @@ impl NodeCodec {
                 format!(
                     "{e}; Node's channel carries one JSON text per message and JSON.parse \
                      would throw inside the Node process: send serde_json output (e.g. \
-                     NodeChannel::send_json)"
+                     SinkJsonExt::send_json from ipc_core::prelude)"
                 ),
             )),
         }

@@ -65,7 +65,7 @@ pub async fn connect(endpoint: &Endpoint, config: FrameConfig) -> Result<NodeCha
     };
     check_serialization_mode()?;
     let stream = UnixStream::from_std(ipc_core::inherit::claim_unix_stream(endpoint, *fd, HINT)?)?;
-    Ok(NodeChannel::new(stream, config))
+    Ok(crate::channel::from_stream(stream, config))
 }
 
 /// Refuse any serialization mode but `json`.

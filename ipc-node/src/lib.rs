@@ -10,7 +10,7 @@
 //! | Rust child of a Node parent | [`connect_from_env`], [`connect`] | `node:fd=N` from `NODE_CHANNEL_FD=N` |
 //! | Rust parent of a Node child | [`spawn`] | sets `NODE_CHANNEL_FD=3` |
 //! | chosen at run time | [`NodeTransport`] (`"node"`) | `node:fd=N` |
-//! | the channel | [`NodeChannel`] (`Channel`, [`send_json`](NodeChannel::send_json), [`recv_json`](NodeChannel::recv_json)) | |
+//! | the channel | [`NodeChannel`] (`Channel`, [`send_json`](ipc_core::SinkJsonExt::send_json), [`recv_json`](ipc_core::ChannelExt::recv_json)) | |
 //! | pm2's `wait_ready` | [`send_ready`] | |
 //! | framing any byte stream yourself | [`NodeCodec`] | |
 //!
@@ -119,7 +119,7 @@
 //! `"\ud800"`) and numbers beyond the `f64` range. A message that is only such a
 //! string or number is a [`Decode`](ipc_core::Error::Decode) error at `recv`; nested
 //! in an array or object it is delivered, and decoding it into a
-//! `serde_json::Value` (as [`recv_json`](NodeChannel::recv_json) does) gives the
+//! `serde_json::Value` (as [`recv_json`](ipc_core::ChannelExt::recv_json) does) gives the
 //! `Decode` error. `serde_json` also stops at 128 levels of nesting when building
 //! values.
 
@@ -134,14 +134,15 @@ mod receiver;
 mod spawn;
 mod transport;
 
-pub use channel::{NodeChannel, NodeSender};
+pub use channel::{from_stream, NodeChannel, NodeOutbox, NodeSender};
 pub use codec::NodeCodec;
 pub use connect::{connect, connect_from_env, NODE_CHANNEL_SERIALIZATION_MODE};
-pub use receiver::{NodeReceiver, EXIT_GRACE};
+pub use receiver::{NodeInbox, NodeReceiver, EXIT_GRACE};
 pub use spawn::{pair, scrub_env, spawn, CHILD_FD};
 pub use transport::NodeTransport;
 
-use ipc_core::{Channel, Result};
+use ipc_core::prelude::*;
+use ipc_core::Result;
 
 /// The message pm2 (and many Node supervisors) wait for: the JSON string `"ready"`,
 /// what `process.send('ready')` sends.
@@ -155,7 +156,7 @@ pub const READY: &str = "\"ready\"";
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> ipc_core::Result<()> {
-/// use ipc_core::Channel;
+/// use ipc_core::prelude::*;
 /// let (mut child, mut parent) = ipc_node::pair(Default::default())?;
 /// ipc_node::send_ready(&mut child).await?;
 /// assert_eq!(parent.recv().await?.as_deref(), Some(&b"\"ready\""[..]));

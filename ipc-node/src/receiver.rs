@@ -1,21 +1,20 @@
-//! [`NodeReceiver`]: the receiving half of a [`NodeChannel`](crate::NodeChannel):
+//! [`NodeReceiver`] and [`NodeInbox`]: the receiving half of a [`NodeChannel`](crate::NodeChannel):
 //! Node's internal messages, and what end-of-stream means.
 
 use std::io;
 use std::task::{ready, Poll};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use ipc_core::{ChannelInfo, Error, RecvHalf, Result};
-use serde::de::DeserializeOwned;
+use ipc_core::adapter::{FrameStream, RecvFrames};
+use ipc_core::{ChannelInfo, Error, Result};
 use tokio::io::AsyncWriteExt;
 use tokio::net::unix::OwnedReadHalf;
 use tokio_util::codec::FramedRead;
 
 use crate::channel::{classify, PeerClosed, Shared};
-use crate::codec::{preview, Inbound, InboundCodec};
+use crate::codec::{Inbound, InboundCodec};
 use crate::exit::ChildWatch;
 
 /// How long the parent's receiver waits, at end-of-stream, for the child's exit status
@@ -32,10 +31,14 @@ enum RecvState {
     Failed,
 }
 
-/// The receiving half of a [`NodeChannel`](crate::NodeChannel). It answers Node's
-/// internal messages through the shared socket (see
-/// [`NodeChannel`](crate::NodeChannel#nodes-internal-messages)).
-pub struct NodeReceiver {
+/// The receiving half of a [`NodeChannel`](crate::NodeChannel): a `Stream` of messages
+/// over a [`NodeInbox`].
+pub type NodeReceiver = FrameStream<NodeInbox>;
+
+/// The receiving side of a Node channel, as an `async fn` (its `Stream` is
+/// [`NodeReceiver`]). It answers Node's internal messages through the shared socket
+/// (see [`NodeChannel`](crate::NodeChannel#nodes-internal-messages)).
+pub struct NodeInbox {
     framed: FramedRead<OwnedReadHalf, InboundCodec>,
     shared: Shared,
     peer_closed: PeerClosed,
@@ -44,7 +47,7 @@ pub struct NodeReceiver {
     state: RecvState,
 }
 
-impl NodeReceiver {
+impl NodeInbox {
     /// Wrap the read half; `watch` is the child whose exit status decides end-of-stream.
     pub(crate) fn new(
         read: OwnedReadHalf,
@@ -54,7 +57,7 @@ impl NodeReceiver {
         watch: Option<ChildWatch>,
         info: ChannelInfo,
     ) -> Self {
-        NodeReceiver {
+        NodeInbox {
             framed: FramedRead::with_capacity(read, InboundCodec(codec), 64 * 1024),
             shared,
             peer_closed,
@@ -65,10 +68,10 @@ impl NodeReceiver {
     }
 }
 
-impl NodeReceiver {
+impl RecvFrames for NodeInbox {
     /// Receive the next message (one JSON text); `Ok(None)` at the end of the channel.
     /// See [`NodeChannel`](crate::NodeChannel) for what ends it and what is an error.
-    pub async fn recv(&mut self) -> Result<Option<Bytes>> {
+    async fn recv_frame(&mut self) -> Result<Option<Bytes>> {
         loop {
             match self.state {
                 RecvState::Finished => return Ok(None),
@@ -107,24 +110,12 @@ impl NodeReceiver {
         }
     }
 
-    /// Receive the next message as a `T`; see
-    /// [`NodeChannel::recv_json`](crate::NodeChannel::recv_json).
-    pub async fn recv_json<T: DeserializeOwned>(&mut self) -> Result<Option<T>> {
-        match self.recv().await? {
-            Some(frame) => serde_json::from_slice(&frame).map(Some).map_err(|e| {
-                Error::decode(
-                    format!(
-                        "{} from the Node message {}",
-                        std::any::type_name::<T>(),
-                        preview(&frame)
-                    ),
-                    e,
-                )
-            }),
-            None => Ok(None),
-        }
+    fn info(&self) -> ChannelInfo {
+        self.info.clone()
     }
+}
 
+impl NodeInbox {
     /// Answer one of Node's internal messages, if it needs an answer.
     async fn answer(&mut self, cmd: &str) {
         if cmd != "NODE_HANDLE" {
@@ -178,15 +169,5 @@ impl NodeReceiver {
             )),
             _ => e,
         }
-    }
-}
-
-#[async_trait]
-impl RecvHalf for NodeReceiver {
-    async fn recv(&mut self) -> Result<Option<Bytes>> {
-        NodeReceiver::recv(self).await
-    }
-    fn info(&self) -> ChannelInfo {
-        self.info.clone()
     }
 }

@@ -75,7 +75,7 @@ pub async fn spawn(mut command: Command, config: FrameConfig) -> Result<(Child, 
     let watch = ChildWatch::new(child.pid());
     Ok((
         child,
-        NodeChannel::with_parts(stream, config, info, Some(watch)),
+        crate::channel::with_parts(stream, config, info, Some(watch)),
     ))
 }
 
@@ -92,8 +92,8 @@ pub async fn spawn(mut command: Command, config: FrameConfig) -> Result<(Child, 
 pub fn pair(config: FrameConfig) -> Result<(NodeChannel, NodeChannel)> {
     let (a, b) = stream_pair()?;
     Ok((
-        NodeChannel::new(into_tokio(a)?, config),
-        NodeChannel::new(into_tokio(b)?, config),
+        crate::channel::from_stream(into_tokio(a)?, config),
+        crate::channel::from_stream(into_tokio(b)?, config),
     ))
 }
 

@@ -6,8 +6,8 @@ use std::fs::File;
 use std::os::fd::{AsRawFd, IntoRawFd};
 use std::os::unix::net::{UnixDatagram, UnixStream};
 
-use ipc_core::{Channel, Endpoint, Error};
-use ipc_node::NodeChannel;
+use ipc_core::prelude::*;
+use ipc_core::{Endpoint, Error};
 
 fn node_fd(fd: i32) -> Endpoint {
     format!("node:fd={fd}").parse().expect("endpoint")
@@ -73,7 +73,7 @@ async fn inherited_fd_is_checked_taken_once_and_made_close_on_exec() {
 
     // The taken fd is a working channel.
     ours.set_nonblocking(true).expect("nonblocking");
-    let mut parent_side = NodeChannel::new(
+    let mut parent_side = ipc_node::from_stream(
         tokio::net::UnixStream::from_std(ours).expect("tokio"),
         config,
     );

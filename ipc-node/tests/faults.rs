@@ -11,7 +11,8 @@ use std::task::{Context, Wake, Waker};
 
 use bytes::Bytes;
 use common::within;
-use ipc_core::{Channel, Error, FrameConfig};
+use ipc_core::prelude::*;
+use ipc_core::{Error, FrameConfig};
 
 struct Noop;
 impl Wake for Noop {
@@ -74,7 +75,7 @@ async fn an_always_ready_recv_lets_other_tasks_run() {
     });
     theirs.set_nonblocking(true).expect("nonblocking");
     let stream = tokio::net::UnixStream::from_std(theirs).expect("tokio stream");
-    let mut ch = ipc_node::NodeChannel::new(stream, FrameConfig::default());
+    let mut ch = ipc_node::from_stream(stream, FrameConfig::default());
     let raw = writer.join().expect("writer thread");
 
     let ran = Arc::new(AtomicBool::new(false));

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use common::{require_node, within};
 use ipc_core::codec::Json;
-use ipc_core::{Channel, Child, Endpoint, Error, Registry, Transport, TypedChannel};
+use ipc_core::prelude::*;
+use ipc_core::{Child, Endpoint, Error, Registry, Transport, TypedChannel};
 use ipc_node::{NodeChannel, NodeTransport};
 use serde_json::{json, Value};
 use tokio::io::AsyncReadExt;
@@ -96,9 +97,9 @@ async fn typed_json_channel_works_unchanged() {
     }
     within(30, "typed channel", async {
         let (mut child, ch) = spawn_node(ECHO).await;
-        let mut typed: TypedChannel<Sum, Add, Json> = TypedChannel::new(ch);
+        let mut typed: TypedChannel<Sum, Add, Json, _> = TypedChannel::new(ch);
         typed
-            .send(&Add {
+            .send(Add {
                 id: 9,
                 op: "add",
                 a: 40,

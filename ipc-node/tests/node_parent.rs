@@ -7,6 +7,7 @@ mod common;
 use std::process::Stdio;
 
 use common::{require_node, within};
+use ipc_core::prelude::*;
 use ipc_core::Error;
 use serde_json::{json, Value};
 

@@ -31,7 +31,7 @@ pub const CHILD_WRITE_FD: RawFd = 4;
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> ipc_core::Result<()> {
-/// use ipc_core::Channel;
+/// use ipc_core::prelude::*;
 /// // `cat` echoes the raw bytes, frames and goodbye included.
 /// let mut cmd = std::process::Command::new("/bin/sh");
 /// cmd.args(["-c", "exec cat <&3 >&4"]);
@@ -91,7 +91,7 @@ const INHERIT_HINT: &str = "the pipe transport needs the pipe ends its parent pa
 ///
 /// ```no_run
 /// # async fn demo() -> ipc_core::Result<()> {
-/// use ipc_core::Channel;
+/// use ipc_core::prelude::*;
 /// // In a child started by ipc_pipe::spawn_pipe (IPC_ENDPOINT=pipe:fd=3,4):
 /// let mut ch = ipc_pipe::connect_inherited(3, 4, ipc_core::env::frame_config_from_env())?;
 /// while let Some(msg) = ch.recv().await? {

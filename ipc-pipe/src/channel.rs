@@ -8,7 +8,7 @@ use std::sync::{Arc, Once};
 use std::task::{Context, Poll};
 
 use ipc_core::frame::{FrameConfig, LengthCodec};
-use ipc_core::stream::StreamChannel;
+use ipc_core::stream::{self, StreamChannel};
 use ipc_core::{ChannelInfo, Error, Result};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::unix::pipe;
@@ -35,7 +35,7 @@ pub(crate) const FIFO: &str = "fifo";
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> ipc_core::Result<()> {
-/// use ipc_core::Channel;
+/// use ipc_core::prelude::*;
 /// let (mut a, mut b) = ipc_pipe::pipe_pair(Default::default())?;
 /// a.send("over a pipe".into()).await?;
 /// assert_eq!(b.recv().await?.as_deref(), Some(&b"over a pipe"[..]));
@@ -208,7 +208,7 @@ pub(crate) fn wrap_receiver(
 ) -> Result<PipeChannel> {
     warn_if_sigpipe_kills();
     let tx = pipe::Sender::from_owned_fd(write)?;
-    Ok(StreamChannel::new(
+    Ok(stream::channel(
         PipeReader {
             inner: rx,
             _guard: guard.clone(),
@@ -251,7 +251,7 @@ pub(crate) fn new_pipe() -> Result<(OwnedFd, OwnedFd)> {
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> ipc_core::Result<()> {
-/// use ipc_core::Channel;
+/// use ipc_core::prelude::*;
 /// let (mut left, mut right) = ipc_pipe::pipe_pair(Default::default())?;
 /// left.send("ping".into()).await?;
 /// assert_eq!(right.recv().await?.as_deref(), Some(&b"ping"[..]));

@@ -25,7 +25,7 @@ use std::io;
 use std::time::Duration;
 
 use ipc_core::frame::{FrameConfig, LengthCodec};
-use ipc_core::stream::StreamChannel;
+use ipc_core::stream::{self, StreamChannel};
 use ipc_core::{ChannelInfo, Error, Result};
 use tokio::io::{ReadHalf, WriteHalf};
 use tokio::net::windows::named_pipe::{
@@ -94,7 +94,7 @@ impl NamedPipeListener {
         let (reader, writer) = tokio::io::split(connected);
         let info =
             ChannelInfo::new(NAME, self.config.max_frame()).with_peer_addr(Some(self.name.clone()));
-        Ok(StreamChannel::new(
+        Ok(stream::channel(
             reader,
             writer,
             LengthCodec::new(self.config),
@@ -132,7 +132,7 @@ pub async fn connect_named_pipe(name: &str, config: FrameConfig) -> Result<Named
     };
     let (reader, writer) = tokio::io::split(client);
     let info = ChannelInfo::new(NAME, config.max_frame()).with_peer_addr(Some(name.to_string()));
-    Ok(StreamChannel::new(
+    Ok(stream::channel(
         reader,
         writer,
         LengthCodec::new(config),

@@ -14,7 +14,8 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use bytes::Bytes;
-use ipc_core::{Channel, Endpoint, Error, Transport};
+use ipc_core::prelude::*;
+use ipc_core::{Endpoint, Error, Transport};
 use ipc_pipe::{connect_fifo, spawn_fifo, FifoListener, FifoTransport};
 use tokio::io::{AsyncBufReadExt, BufReader};
 

@@ -7,7 +7,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use bytes::Bytes;
-use ipc_core::{Channel, Error, Transport};
+use ipc_core::prelude::*;
+use ipc_core::{Error, Transport};
 use ipc_pipe::{connect_inherited, pipe_pair, spawn_pipe, PipeTransport};
 
 const LIMIT: Duration = Duration::from_secs(20);
@@ -67,7 +68,7 @@ async fn pair_carries_a_1_mib_frame() {
         .into();
     let expected = big.clone();
     // 1 MiB is 16 times a pipe's capacity: the send completes only while we read.
-    let (mut tx, _rx_unused) = Box::new(a).split();
+    let (mut tx, _rx_unused) = (Box::new(a) as Box<dyn Channel>).split();
     let sender = tokio::spawn(async move {
         tx.send(big).await?;
         tx.send(Bytes::from_static(b"after")).await?;

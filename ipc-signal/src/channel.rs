@@ -9,10 +9,10 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use bytes::Bytes;
+use ipc_core::adapter::{FrameSink, FrameStream, RecvFrames, SendFrames};
 use ipc_core::frame::FrameConfig;
-use ipc_core::{Channel, ChannelInfo, Child, Endpoint, Error, RecvHalf, Result, SendHalf};
+use ipc_core::{ChannelInfo, Child, Duplex, Endpoint, Error, Result, SendHalf};
 
 use crate::link::{Link, NAME};
 use crate::mask::{ensure_blocked, transport_sigset, DATA_SIGNAL};
@@ -106,7 +106,16 @@ fn credit(link: &Link) -> Result<u64> {
     Ok(u64::from(window).saturating_sub(in_flight))
 }
 
-/// The sending half of a [`SignalChannel`].
+/// The sending half of a [`SignalChannel`]: a `Sink` of frames over a
+/// [`SignalOutbox`].
+pub type SignalSender = FrameSink<SignalOutbox>;
+
+/// The receiving half of a [`SignalChannel`]: a `Stream` of frames over a
+/// [`SignalInbox`].
+pub type SignalReceiver = FrameStream<SignalInbox>;
+
+/// The sending side of a signal channel, as `async fn`s (its `Sink` is
+/// [`SignalSender`]).
 ///
 /// A frame goes out as a header signal and `ceil(len / 8)` chunk signals; `send` returns
 /// once the last one is queued to the peer, waiting while the peer has a full window of
@@ -114,21 +123,20 @@ fn credit(link: &Link) -> Result<u64> {
 /// out, the next `send` or `close` finishes that frame first (the peer never sees half a
 /// frame followed by another); dropped before that, the frame is not sent at all.
 ///
-/// Dropping the half without [`close`](SendHalf::close) sends the goodbye without
+/// Dropping the half without `close` sends the goodbye without
 /// waiting, so the peer usually sees a clean close. Dropped with a frame half sent, it
 /// tells the peer that no more follows (even while this process keeps the receiving
 /// half): the peer's `recv` then fails with [`Error::PeerLost`] instead of waiting for
 /// the rest of the frame.
-pub struct SignalSender {
+pub struct SignalOutbox {
     link: Arc<Link>,
     out: Option<Outgoing>,
     closed: bool,
     max_frame: usize,
 }
 
-impl SignalSender {
-    /// Send one frame. See [`Channel::send`].
-    pub async fn send(&mut self, frame: Bytes) -> Result<()> {
+impl SendFrames for SignalOutbox {
+    async fn send_frame(&mut self, frame: Bytes) -> Result<()> {
         if self.closed {
             return Err(Error::Closed);
         }
@@ -147,7 +155,7 @@ impl SignalSender {
     /// Send the goodbye (after finishing a half-sent frame). Idempotent. If the peer is
     /// already gone there is nobody to tell: that is not an error here (its `recv`
     /// reports it).
-    pub async fn close(&mut self) -> Result<()> {
+    async fn close_sending(&mut self) -> Result<()> {
         if self.closed {
             return Ok(());
         }
@@ -167,11 +175,12 @@ impl SignalSender {
         }
     }
 
-    /// Channel info.
-    pub fn info(&self) -> ChannelInfo {
+    fn info(&self) -> ChannelInfo {
         self.link.info.clone()
     }
+}
 
+impl SignalOutbox {
     /// A frame whose header never went out is forgotten (its `send` was cancelled).
     fn discard_unstarted(&mut self) {
         if self.out.as_ref().is_some_and(|o| o.next == 0) {
@@ -225,7 +234,7 @@ impl SignalSender {
     }
 }
 
-impl Drop for SignalSender {
+impl Drop for SignalOutbox {
     fn drop(&mut self) {
         let unstarted = match &self.out {
             None => true,
@@ -347,18 +356,18 @@ impl Decoder {
     }
 }
 
-/// The receiving half of a [`SignalChannel`].
+/// The receiving side of a signal channel, as an `async fn` (its `Stream` is
+/// [`SignalReceiver`]).
 ///
-/// Cancel-safe: a `recv` future dropped half-way through a frame loses nothing; the next
-/// `recv` goes on from there.
-pub struct SignalReceiver {
+/// Cancel-safe: a receive dropped half-way through a frame loses nothing; the next
+/// one goes on from there.
+pub struct SignalInbox {
     link: Arc<Link>,
     decoder: Decoder,
 }
 
-impl SignalReceiver {
-    /// Receive the next frame. See [`Channel::recv`].
-    pub async fn recv(&mut self) -> Result<Option<Bytes>> {
+impl RecvFrames for SignalInbox {
+    async fn recv_frame(&mut self) -> Result<Option<Bytes>> {
         loop {
             match self.decoder.state {
                 RxState::Finished => return Ok(None),
@@ -386,13 +395,14 @@ impl SignalReceiver {
         }
     }
 
-    /// Channel info.
-    pub fn info(&self) -> ChannelInfo {
+    fn info(&self) -> ChannelInfo {
         self.link.info.clone()
     }
 }
 
-/// A [`Channel`] to another process over real-time signals (Linux).
+/// A [`Channel`](ipc_core::Channel) to another process over real-time signals
+/// (Linux): the [`Duplex`] of a [`SignalSender`] and a [`SignalReceiver`];
+/// [`SignalChannelExt`] adds the peer's pid.
 ///
 /// See the [crate docs](crate) for the wire format, the flow control and what a process
 /// must do first (block the transport signals). Obtain one with [`spawn`], [`connect`],
@@ -403,7 +413,7 @@ impl SignalReceiver {
 ///
 /// ```no_run
 /// # async fn demo() -> ipc_core::Result<()> {
-/// use ipc_core::Channel;
+/// use ipc_core::prelude::*;
 /// // In a child started by `ipc_signal::spawn` (or any signal-transport parent):
 /// let mut ch = ipc_signal::connect_from_env().await?;
 /// while let Some(frame) = ch.recv().await? {
@@ -412,105 +422,68 @@ impl SignalReceiver {
 /// ch.close().await
 /// # }
 /// ```
-pub struct SignalChannel {
-    tx: SignalSender,
-    rx: SignalReceiver,
-}
+pub type SignalChannel = Duplex<SignalSender, SignalReceiver>;
 
-impl std::fmt::Debug for SignalChannel {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SignalChannel")
-            .field("peer_pid", &self.tx.link.pid)
-            .field("max_frame", &self.tx.max_frame)
-            .finish()
-    }
-}
-
-impl SignalChannel {
-    /// Open the channel to `pid` (see [`Link::open`]). The caller has checked the
-    /// signal mask.
-    fn open(pid: u32, config: FrameConfig, check_target: bool) -> Result<Self> {
-        let link = Link::open(pid, config.max_frame(), check_target)?;
-        Ok(SignalChannel {
-            tx: SignalSender {
-                link: link.clone(),
-                out: None,
-                closed: false,
+/// The halves of a channel over `link`.
+fn halves(link: Arc<Link>, config: FrameConfig) -> SignalChannel {
+    let pid = link.pid;
+    Duplex::new(
+        FrameSink::new(SignalOutbox {
+            link: link.clone(),
+            out: None,
+            closed: false,
+            max_frame: config.max_frame(),
+        }),
+        FrameStream::new(SignalInbox {
+            decoder: Decoder {
+                state: RxState::Header,
+                consumed: 0,
                 max_frame: config.max_frame(),
+                pid,
             },
-            rx: SignalReceiver {
-                decoder: Decoder {
-                    state: RxState::Header,
-                    consumed: 0,
-                    max_frame: config.max_frame(),
-                    pid,
-                },
-                link,
-            },
-        })
-    }
+            link,
+        }),
+    )
+}
 
+/// What a [`SignalChannel`] adds to a [`Channel`](ipc_core::Channel).
+///
+/// ```no_run
+/// # async fn demo() -> ipc_core::Result<()> {
+/// use ipc_signal::SignalChannelExt;
+/// let ch = ipc_signal::connect(4242, Default::default()).await?;
+/// assert_eq!(ch.peer_pid(), 4242);
+/// # Ok(()) }
+/// ```
+pub trait SignalChannelExt {
     /// The peer's process id.
-    pub fn peer_pid(&self) -> u32 {
-        self.tx.link.pid
-    }
-
-    /// Split into the concrete halves (no boxing).
-    pub fn into_split(self) -> (SignalSender, SignalReceiver) {
-        (self.tx, self.rx)
-    }
+    fn peer_pid(&self) -> u32;
 
     /// Signals cannot carry file descriptors: always [`Error::Unsupported`].
-    pub async fn send_with_fds(&mut self, _frame: Bytes, _fds: &[BorrowedFd<'_>]) -> Result<()> {
+    fn send_with_fds(
+        &mut self,
+        frame: Bytes,
+        fds: &[BorrowedFd<'_>],
+    ) -> impl std::future::Future<Output = Result<()>> + Send;
+
+    /// Signals cannot carry file descriptors: always [`Error::Unsupported`].
+    fn recv_with_fds(
+        &mut self,
+    ) -> impl std::future::Future<Output = Result<Option<(Bytes, Vec<OwnedFd>)>>> + Send;
+}
+
+impl SignalChannelExt for SignalChannel {
+    fn peer_pid(&self) -> u32 {
+        // Always known: a signal channel is opened to a pid.
+        SendHalf::info(self.sender()).peer_pid.unwrap_or_default()
+    }
+
+    async fn send_with_fds(&mut self, _frame: Bytes, _fds: &[BorrowedFd<'_>]) -> Result<()> {
         Err(Error::unsupported(NAME, "passing file descriptors"))
     }
 
-    /// Signals cannot carry file descriptors: always [`Error::Unsupported`].
-    pub async fn recv_with_fds(&mut self) -> Result<Option<(Bytes, Vec<OwnedFd>)>> {
+    async fn recv_with_fds(&mut self) -> Result<Option<(Bytes, Vec<OwnedFd>)>> {
         Err(Error::unsupported(NAME, "passing file descriptors"))
-    }
-}
-
-#[async_trait]
-impl Channel for SignalChannel {
-    async fn send(&mut self, frame: Bytes) -> Result<()> {
-        self.tx.send(frame).await
-    }
-    async fn recv(&mut self) -> Result<Option<Bytes>> {
-        self.rx.recv().await
-    }
-    async fn close(&mut self) -> Result<()> {
-        self.tx.close().await
-    }
-    fn info(&self) -> ChannelInfo {
-        self.tx.info()
-    }
-    fn split(self: Box<Self>) -> (Box<dyn SendHalf>, Box<dyn RecvHalf>) {
-        let (tx, rx) = (*self).into_split();
-        (Box::new(tx), Box::new(rx))
-    }
-}
-
-#[async_trait]
-impl SendHalf for SignalSender {
-    async fn send(&mut self, frame: Bytes) -> Result<()> {
-        SignalSender::send(self, frame).await
-    }
-    async fn close(&mut self) -> Result<()> {
-        SignalSender::close(self).await
-    }
-    fn info(&self) -> ChannelInfo {
-        SignalSender::info(self)
-    }
-}
-
-#[async_trait]
-impl RecvHalf for SignalReceiver {
-    async fn recv(&mut self) -> Result<Option<Bytes>> {
-        SignalReceiver::recv(self).await
-    }
-    fn info(&self) -> ChannelInfo {
-        SignalReceiver::info(self)
     }
 }
 
@@ -520,6 +493,7 @@ impl RecvHalf for SignalReceiver {
 ///
 /// ```no_run
 /// # async fn demo() -> ipc_core::Result<()> {
+/// use ipc_signal::SignalChannelExt;
 /// let ch = ipc_signal::connect(4242, Default::default()).await?;
 /// assert_eq!(ch.peer_pid(), 4242);
 /// # Ok(()) }
@@ -557,8 +531,9 @@ pub async fn connect_with_timeout(
     timeout: Duration,
 ) -> Result<SignalChannel> {
     ensure_blocked()?;
-    let channel = SignalChannel::open(pid, config, true)?;
-    match tokio::time::timeout(timeout, channel.tx.link.wait_for_hello()).await {
+    let link = Link::open(pid, config.max_frame(), true)?;
+    let channel = halves(link.clone(), config);
+    match tokio::time::timeout(timeout, link.wait_for_hello()).await {
         Ok(Ok(())) => Ok(channel),
         Ok(Err(e)) => Err(e),
         Err(_) => Err(Error::Handshake(format!(
@@ -598,7 +573,7 @@ pub async fn connect_from_env() -> Result<SignalChannel> {
 ///
 /// ```no_run
 /// # async fn demo() -> ipc_core::Result<()> {
-/// use ipc_core::Channel;
+/// use ipc_core::prelude::*;
 /// let cmd = std::process::Command::new("/path/to/child");
 /// let (mut child, mut ch) = ipc_signal::spawn(cmd, Default::default()).await?;
 /// ch.send("ping".into()).await?;
@@ -632,6 +607,6 @@ pub async fn spawn(mut command: Command, config: FrameConfig) -> Result<(Child, 
     let child = ipc_core::spawn::spawn_child(command)?;
     // Our child: it cannot be reaped (nor its pid reused) before its pidfd is open,
     // and it blocks the signals (set above), so no /proc check is needed.
-    let channel = SignalChannel::open(child.pid(), config, false)?;
-    Ok((child, channel))
+    let link = Link::open(child.pid(), config.max_frame(), false)?;
+    Ok((child, halves(link, config)))
 }

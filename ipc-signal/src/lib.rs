@@ -235,8 +235,8 @@ mod wire;
 
 #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
 pub use channel::{
-    connect, connect_from_env, connect_with_timeout, spawn, SignalChannel, SignalReceiver,
-    SignalSender, DEFAULT_CONNECT_TIMEOUT,
+    connect, connect_from_env, connect_with_timeout, spawn, SignalChannel, SignalChannelExt,
+    SignalInbox, SignalOutbox, SignalReceiver, SignalSender, DEFAULT_CONNECT_TIMEOUT,
 };
 pub use control::{kill, shutdown_signal, ShutdownSignals};
 pub use graceful::{

@@ -15,8 +15,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use ipc_core::frame::FrameConfig;
-use ipc_core::{Channel, Endpoint, Error, Result, Transport};
-use ipc_signal::{SignalChannel, SignalTransport};
+use ipc_core::prelude::*;
+use ipc_core::{Endpoint, Error, Result, Transport};
+use ipc_signal::{SignalChannel, SignalChannelExt, SignalTransport};
 
 const ROLE: &str = "IPC_SIGNAL_TEST_ROLE";
 /// Messages each way for the `bulk` child, when not [`BULK`].

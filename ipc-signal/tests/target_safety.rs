@@ -17,7 +17,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use ipc_core::frame::FrameConfig;
-use ipc_core::{Channel, Endpoint, Error, Result, Transport};
+use ipc_core::prelude::*;
+use ipc_core::{Endpoint, Error, Result, Transport};
 use ipc_signal::{SignalTransport, CONTROL_SIGNAL, DATA_SIGNAL};
 
 const ROLE: &str = "IPC_SIGNAL_TEST_ROLE";

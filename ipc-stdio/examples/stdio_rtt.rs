@@ -28,8 +28,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use ipc_core::stream::StreamChannel;
-use ipc_core::{Channel, ChannelInfo};
+use ipc_core::prelude::*;
+use ipc_core::stream;
+use ipc_core::ChannelInfo;
 use ipc_stdio::JsonLinesCodec;
 
 /// The child's mode: `reactor` or `tokio-stdin`.
@@ -100,7 +101,7 @@ async fn child(mode: &str) -> ipc_core::Result<()> {
         _ => {
             let codec = JsonLinesCodec::new(config);
             let info = ChannelInfo::new("stdio", config.max_frame());
-            Box::new(StreamChannel::new(
+            Box::new(stream::channel(
                 tokio::io::stdin(),
                 tokio::io::stdout(),
                 codec,

@@ -153,7 +153,7 @@ fn take_stdio(config: FrameConfig) -> Result<StdioChannel> {
             info = info.with_peer_pid(pid).with_peer_uid(Some(uid));
         }
     }
-    Ok(StdioChannel::new(reader, writer, codec, info))
+    Ok(ipc_core::stream::channel(reader, writer, codec, info))
 }
 
 /// A close-on-exec copy of `fd` in non-blocking mode, and the flags to restore when

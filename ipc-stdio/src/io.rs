@@ -15,7 +15,7 @@ use tokio::process::{ChildStdin, ChildStdout};
 /// The reading side of a stdio channel: the child's stdout (parent side), or this
 /// process's stdin (child side).
 ///
-/// Obtained through [`StdioChannel::into_split`](crate::StdioChannel::into_split); it
+/// Obtained through [`Duplex::into_split`](ipc_core::Duplex::into_split); it
 /// has no public constructor.
 pub struct StdioReader {
     inner: Reader,
@@ -38,7 +38,7 @@ enum Reader {
 /// Shutting it down (what [`Channel::close`](ipc_core::Channel::close) does after the
 /// goodbye line) flushes and then closes our descriptor, so the peer also sees
 /// end-of-file. Obtained through
-/// [`StdioChannel::into_split`](crate::StdioChannel::into_split).
+/// [`Duplex::into_split`](ipc_core::Duplex::into_split).
 pub struct StdioWriter {
     inner: Option<Writer>,
     restore: Option<OFlag>,

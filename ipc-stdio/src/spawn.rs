@@ -48,7 +48,7 @@ pub async fn spawn(mut command: Command, config: FrameConfig) -> Result<(Child, 
     let codec = JsonLinesCodec::new(config);
     let info = ChannelInfo::new(NAME, ipc_core::frame::FrameCodec::max_frame(&codec))
         .with_peer_pid(Some(pid));
-    let channel = StdioChannel::new(
+    let channel = ipc_core::stream::channel(
         StdioReader::child(stdout),
         StdioWriter::child(stdin),
         codec,

@@ -15,7 +15,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use ipc_core::frame::Decoded;
-use ipc_core::{Channel, Error, Registry};
+use ipc_core::prelude::*;
+use ipc_core::{Error, Registry};
 use ipc_stdio::{JsonLinesCodec, StdioTransport};
 use libtest_mimic::{Arguments, Failed, Trial};
 

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use ipc_core::frame::FrameConfig;
-use ipc_core::{Channel, Endpoint, Error, Transport};
+use ipc_core::prelude::*;
+use ipc_core::{Endpoint, Error, Transport};
 use ipc_stdio::{JsonLinesCodec, StdioTransport};
 
 const LIMIT: Duration = Duration::from_secs(30);

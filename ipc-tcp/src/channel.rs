@@ -5,156 +5,108 @@ use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, BorrowedFd};
 
-use async_trait::async_trait;
-use bytes::Bytes;
 use ipc_core::frame::{FrameBudget, LengthCodec};
-use ipc_core::stream::{StreamChannel, StreamReceiver, StreamSender};
-use ipc_core::{Channel, ChannelInfo, Error, FrameConfig, RecvHalf, Result, SendHalf};
+use ipc_core::stream::{self, StreamChannel, StreamReceiver, StreamSender};
+use ipc_core::{ChannelInfo, Error, FrameConfig, Result};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 
 use crate::handshake;
 use crate::options::TcpOptions;
 
-/// The sending half of a [`TcpChannel`] (see [`TcpChannel::into_split`]).
+/// The sending half of a [`TcpChannel`] (see [`Duplex::into_split`](ipc_core::Duplex::into_split)).
 pub type TcpSender = StreamSender<OwnedWriteHalf, LengthCodec>;
 
-/// The receiving half of a [`TcpChannel`] (see [`TcpChannel::into_split`]).
+/// The receiving half of a [`TcpChannel`] (see [`Duplex::into_split`](ipc_core::Duplex::into_split)).
 pub type TcpReceiver = StreamReceiver<OwnedReadHalf, LengthCodec>;
 
 /// A channel over one TCP connection that passed the [handshake](crate::handshake):
 /// length-prefixed frames ([`ipc_core::frame`]) in both directions, `TCP_NODELAY` on.
+/// [`TcpChannelExt`] adds the socket's addresses.
 ///
 /// Returned by [`connect`], [`TcpListener::accept`](crate::TcpListener::accept) and
 /// [`spawn`](crate::spawn). Use it directly, or as `Box<dyn Channel>`.
 ///
 /// ```no_run
 /// # async fn demo() -> ipc_core::Result<()> {
-/// use ipc_core::Channel;
+/// use ipc_core::prelude::*;
+/// use ipc_tcp::TcpChannelExt;
 /// let addr = "127.0.0.1:7000".parse().expect("an address");
 /// let mut ch = ipc_tcp::connect(addr, ipc_tcp::TcpOptions::default()).await?;
 /// ch.send("ping".into()).await?;
-/// println!("{:?} from {}", ch.recv().await?, ch.peer_addr());
+/// println!("{:?} from {}", ch.recv().await?, ch.peer_addr()?);
 /// ch.close().await?;
 /// # Ok(()) }
 /// ```
 ///
 /// # Platform-specific behavior
 ///
-/// `peer_pid` in [`info`](Channel::info) is known only on the parent side of
+/// `peer_pid` in [`info`](ipc_core::Channel::info) is known only on the parent side of
 /// [`spawn`](crate::spawn) (it is the child's pid); TCP itself does not tell who the
 /// peer process is, on any OS.
-pub struct TcpChannel {
-    tx: TcpSender,
-    rx: TcpReceiver,
-    info: ChannelInfo,
-    local_addr: SocketAddr,
+pub type TcpChannel = StreamChannel<OwnedReadHalf, OwnedWriteHalf, LengthCodec>;
+
+/// Wrap a stream whose handshake is done; partly received frames are charged to
+/// `budget` when there is one (a listener's channels).
+pub(crate) fn from_stream(
+    stream: TcpStream,
     peer_addr: SocketAddr,
+    peer_pid: Option<u32>,
+    config: FrameConfig,
+    budget: Option<&FrameBudget>,
+) -> Result<TcpChannel> {
+    let info = ChannelInfo::new("tcp", config.max_frame())
+        .with_peer_pid(peer_pid)
+        .with_peer_addr(Some(peer_addr.to_string()));
+    let (reader, writer) = stream.into_split();
+    let mut codec = LengthCodec::new(config);
+    if let Some(budget) = budget {
+        codec = codec.with_budget(budget.clone());
+    }
+    Ok(stream::channel(reader, writer, codec, info))
 }
 
-impl std::fmt::Debug for TcpChannel {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TcpChannel")
-            .field("local_addr", &self.local_addr)
-            .field("peer_addr", &self.peer_addr)
-            .field("peer_pid", &self.info.peer_pid)
-            .finish()
-    }
-}
-
-impl TcpChannel {
-    /// Wrap a stream whose handshake is done; partly received frames are charged to
-    /// `budget` when there is one (a listener's channels).
-    pub(crate) fn from_stream(
-        stream: TcpStream,
-        peer_addr: SocketAddr,
-        peer_pid: Option<u32>,
-        config: FrameConfig,
-        budget: Option<&FrameBudget>,
-    ) -> Result<Self> {
-        let local_addr = stream.local_addr()?;
-        let info = ChannelInfo::new("tcp", config.max_frame())
-            .with_peer_pid(peer_pid)
-            .with_peer_addr(Some(peer_addr.to_string()));
-        let (reader, writer) = stream.into_split();
-        let mut codec = LengthCodec::new(config);
-        if let Some(budget) = budget {
-            codec = codec.with_budget(budget.clone());
-        }
-        let (tx, rx) = StreamChannel::new(reader, writer, codec, info.clone()).into_split();
-        Ok(TcpChannel {
-            tx,
-            rx,
-            info,
-            local_addr,
-            peer_addr,
-        })
-    }
-
+/// What a [`TcpChannel`] adds to a [`Channel`](ipc_core::Channel): the socket's
+/// addresses and options.
+///
+/// ```no_run
+/// # async fn demo(ch: ipc_tcp::TcpChannel) -> ipc_core::Result<()> {
+/// use ipc_tcp::TcpChannelExt;
+/// println!("{} -> {}", ch.local_addr()?, ch.peer_addr()?);
+/// assert!(ch.nodelay()?);
+/// # Ok(()) }
+/// ```
+pub trait TcpChannelExt {
     /// This end's address.
-    pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
-    }
+    fn local_addr(&self) -> Result<SocketAddr>;
 
-    /// The other end's address.
-    pub fn peer_addr(&self) -> SocketAddr {
-        self.peer_addr
-    }
+    /// The other end's address (as the kernel tells it; the address recorded at
+    /// connect or accept time is in [`ChannelInfo::peer_addr`]).
+    fn peer_addr(&self) -> Result<SocketAddr>;
 
     /// Whether `TCP_NODELAY` is on (it always is; this asks the kernel).
-    ///
-    /// ```no_run
-    /// # async fn demo(ch: ipc_tcp::TcpChannel) -> ipc_core::Result<()> {
-    /// assert!(ch.nodelay()?);
-    /// # Ok(()) }
-    /// ```
-    pub fn nodelay(&self) -> Result<bool> {
-        Ok(self.tx.writer().as_ref().nodelay()?)
-    }
+    fn nodelay(&self) -> Result<bool>;
 
-    /// Split into concrete halves that two tasks can use at once, without boxing.
-    ///
-    /// ```no_run
-    /// # async fn demo(ch: ipc_tcp::TcpChannel) -> ipc_core::Result<()> {
-    /// let (mut tx, mut rx) = ch.into_split();
-    /// let writer = tokio::spawn(async move { tx.send("hello".into()).await });
-    /// let reply = rx.recv().await?;
-    /// # let _ = (writer, reply); Ok(()) }
-    /// ```
-    pub fn into_split(self) -> (TcpSender, TcpReceiver) {
-        (self.tx, self.rx)
-    }
+    /// The socket, for `getsockopt` and the like. Reading or writing it directly would
+    /// corrupt the framing.
+    fn socket_fd(&self) -> BorrowedFd<'_>;
 }
 
-/// The socket, for `getsockopt` and the like. Reading or writing it directly would
-/// corrupt the framing.
-impl AsFd for TcpChannel {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.tx.writer().as_ref().as_fd()
-    }
-}
-
-#[async_trait]
-impl Channel for TcpChannel {
-    async fn send(&mut self, frame: Bytes) -> Result<()> {
-        self.tx.send(frame).await
+impl TcpChannelExt for TcpChannel {
+    fn local_addr(&self) -> Result<SocketAddr> {
+        Ok(self.sender().writer().local_addr()?)
     }
 
-    async fn recv(&mut self) -> Result<Option<Bytes>> {
-        self.rx.recv().await
+    fn peer_addr(&self) -> Result<SocketAddr> {
+        Ok(self.sender().writer().peer_addr()?)
     }
 
-    async fn close(&mut self) -> Result<()> {
-        self.tx.close().await
+    fn nodelay(&self) -> Result<bool> {
+        Ok(self.sender().writer().as_ref().nodelay()?)
     }
 
-    fn info(&self) -> ChannelInfo {
-        self.info.clone()
-    }
-
-    fn split(self: Box<Self>) -> (Box<dyn SendHalf>, Box<dyn RecvHalf>) {
-        let (tx, rx) = (*self).into_split();
-        (Box::new(tx), Box::new(rx))
+    fn socket_fd(&self) -> BorrowedFd<'_> {
+        self.sender().writer().as_ref().as_fd()
     }
 }
 
@@ -195,5 +147,5 @@ pub async fn connect(addr: SocketAddr, options: TcpOptions) -> Result<TcpChannel
             after: options.handshake_timeout,
             during: "connecting to an ipc-tcp listener and waiting for its handshake reply",
         })??;
-    TcpChannel::from_stream(stream, addr, None, options.frame, None)
+    from_stream(stream, addr, None, options.frame, None)
 }

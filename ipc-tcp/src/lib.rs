@@ -111,7 +111,7 @@ mod pending;
 mod spawn;
 mod transport;
 
-pub use channel::{connect, TcpChannel, TcpReceiver, TcpSender};
+pub use channel::{connect, TcpChannel, TcpChannelExt, TcpReceiver, TcpSender};
 pub use listener::{bind, TcpListener};
 pub use options::{TcpOptions, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_PENDING_HANDSHAKES};
 pub use spawn::{spawn, spawn_with_options};

@@ -12,7 +12,7 @@ use ipc_core::{Channel, Endpoint, Error, Listener, Result};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
-use crate::channel::TcpChannel;
+use crate::channel::{self, TcpChannel};
 use crate::handshake::{self, PaddedToken};
 use crate::options::TcpOptions;
 use crate::pending::PendingHandshakes;
@@ -164,7 +164,7 @@ impl TcpListener {
     /// Cancel safe: dropping the future loses no connection.
     pub async fn accept(&mut self) -> Result<TcpChannel> {
         let (stream, peer) = self.accept_stream().await?;
-        TcpChannel::from_stream(stream, peer, None, self.options.frame, Some(&self.budget))
+        channel::from_stream(stream, peer, None, self.options.frame, Some(&self.budget))
     }
 
     /// The budget the accepted channels share for partly received frames (its size is

@@ -7,7 +7,7 @@ use std::process::Command;
 use ipc_core::spawn::{set_child_env, spawn_child};
 use ipc_core::{Child, Endpoint, Error, FrameConfig, Result};
 
-use crate::channel::TcpChannel;
+use crate::channel::{self, TcpChannel};
 use crate::listener::bind;
 use crate::options::TcpOptions;
 
@@ -85,7 +85,7 @@ pub async fn spawn_with_options(
             biased;
             accepted = listener.accept_stream() => match accepted {
                 Ok((stream, peer)) => {
-                    let channel = TcpChannel::from_stream(stream, peer, Some(pid), frame, None)?;
+                    let channel = channel::from_stream(stream, peer, Some(pid), frame, None)?;
                     return Ok((child, channel));
                 }
                 Err(e) => refused(&e),
@@ -101,7 +101,7 @@ pub async fn spawn_with_options(
         tokio::select! {
             finished = listener.next_finished() => match finished {
                 Some(Ok((stream, peer))) => {
-                    let channel = TcpChannel::from_stream(stream, peer, Some(pid), frame, None)?;
+                    let channel = channel::from_stream(stream, peer, Some(pid), frame, None)?;
                     return Ok((child, channel));
                 }
                 Some(Err(e)) => refused(&e),

@@ -1,11 +1,11 @@
 //! Listen, connect and exchange frames over real loopback sockets.
 
 use std::net::SocketAddr;
-use std::os::fd::AsFd;
 use std::time::Duration;
 
-use ipc_core::{Channel, Endpoint, Error, FrameConfig, Transport};
-use ipc_tcp::{TcpListener, TcpOptions, TcpTransport};
+use ipc_core::prelude::*;
+use ipc_core::{Endpoint, Error, FrameConfig, Transport};
+use ipc_tcp::{TcpChannelExt, TcpListener, TcpOptions, TcpTransport};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const LOOPBACK: ([u8; 4], u16) = ([127, 0, 0, 1], 0);
@@ -54,11 +54,14 @@ async fn ping_pong_and_clean_close() {
 
     let info = server.info();
     assert_eq!(info.transport, "tcp");
-    assert_eq!(info.peer_addr, Some(client.local_addr().to_string()));
+    assert_eq!(
+        info.peer_addr,
+        Some(client.local_addr().expect("addr").to_string())
+    );
     assert_eq!(info.peer_pid, None);
     assert_eq!(info.max_frame, 8 << 20);
     assert_eq!(client.info().peer_addr, Some(addr.to_string()));
-    assert_eq!(client.peer_addr(), addr);
+    assert_eq!(client.peer_addr().expect("addr"), addr);
 
     client.close().await.expect("close");
     assert_eq!(server.recv().await.expect("recv"), None);
@@ -110,7 +113,7 @@ async fn nodelay_is_on_both_sides() {
     let (server, client) = (server.expect("accept"), client.expect("connect"));
     for ch in [&server, &client] {
         assert!(ch.nodelay().expect("nodelay"));
-        assert!(getsockopt(&ch.as_fd(), TcpNoDelay).expect("getsockopt"));
+        assert!(getsockopt(&ch.socket_fd(), TcpNoDelay).expect("getsockopt"));
     }
 }
 
@@ -164,7 +167,7 @@ async fn split_halves_work_from_two_tasks() {
     let addr = l.local_addr();
     let (server, client) = tokio::join!(l.accept(), ipc_tcp::connect(addr, TcpOptions::default()));
     let (server, client) = (server.expect("accept"), client.expect("connect"));
-    let (mut stx, mut srx) = Box::new(server).split();
+    let (mut stx, mut srx) = server.into_split();
     let echo = tokio::spawn(async move {
         while let Some(frame) = srx.recv().await.expect("recv") {
             stx.send(frame).await.expect("send");

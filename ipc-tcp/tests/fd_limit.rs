@@ -7,7 +7,7 @@ use std::fs::File;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use ipc_core::Channel;
+use ipc_core::prelude::*;
 use ipc_tcp::{TcpListener, TcpOptions};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};

@@ -7,8 +7,9 @@ use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use ipc_core::{Channel, Error, FrameConfig};
-use ipc_tcp::{TcpListener, TcpOptions};
+use ipc_core::prelude::*;
+use ipc_core::{Error, FrameConfig};
+use ipc_tcp::{TcpChannelExt, TcpListener, TcpOptions};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -33,7 +34,7 @@ fn serve_echo(
             };
             let tx = tx.clone();
             tokio::spawn(async move {
-                let peer = ch.peer_addr();
+                let peer = ch.peer_addr().expect("the peer's address");
                 let error = loop {
                     match ch.recv().await {
                         Ok(Some(frame)) => {

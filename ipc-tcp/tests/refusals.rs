@@ -3,7 +3,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use ipc_core::{Channel, Error};
+use ipc_core::prelude::*;
+use ipc_core::Error;
 use ipc_tcp::{TcpListener, TcpOptions};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;

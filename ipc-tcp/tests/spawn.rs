@@ -4,8 +4,9 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use ipc_core::{Channel, Error, FrameConfig, Transport};
-use ipc_tcp::{TcpOptions, TcpTransport};
+use ipc_core::prelude::*;
+use ipc_core::{Error, FrameConfig, Transport};
+use ipc_tcp::{TcpChannelExt, TcpOptions, TcpTransport};
 
 const ROLE: &str = "IPC_TCP_TEST_ROLE";
 
@@ -64,7 +65,7 @@ async fn spawned_child_echoes_and_the_port_is_closed() {
     );
 
     // The listening port is gone as soon as spawn returned.
-    match ipc_tcp::connect(ch.local_addr(), TcpOptions::default()).await {
+    match ipc_tcp::connect(ch.local_addr().expect("addr"), TcpOptions::default()).await {
         Err(Error::Io(e)) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused),
         other => panic!("the spawn listener should be closed, got {other:?}"),
     }

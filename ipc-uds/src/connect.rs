@@ -72,7 +72,7 @@ pub async fn connect(endpoint: &Endpoint, config: FrameConfig) -> Result<UdsChan
         Endpoint::UdsFd(fd) => {
             let stream = ipc_core::inherit::claim_unix_stream(endpoint, *fd, INHERIT_HINT)?;
             let stream = UnixStream::from_std(stream)?;
-            UdsChannel::from_stream(stream, config)
+            crate::channel::from_stream(stream, config)
         }
         other => Err(Error::BadEndpoint {
             input: other.to_string(),
@@ -87,7 +87,7 @@ fn finish(stream: UnixStream, config: FrameConfig, endpoint: &Endpoint) -> Resul
         .with_peer_pid(cred.pid)
         .with_peer_uid(Some(cred.uid))
         .with_peer_addr(Some(endpoint.to_string()));
-    UdsChannel::with_info(stream, config, info)
+    crate::channel::with_info(stream, config, info)
 }
 
 /// A filesystem socket address, with a clear error when the path is too long.

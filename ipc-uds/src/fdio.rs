@@ -228,7 +228,8 @@ impl AsyncRead for FdReader {
     }
 }
 
-/// The write half of a Unix stream socket: writes go straight to the socket; only when
+/// The write half of a Unix stream socket, under a [`UdsSender`](crate::UdsSender)
+/// (only made by this crate): writes go straight to the socket; only when
 /// it is full is the socket registered for writability, until the write succeeds.
 /// (A standing `EPOLLOUT` registration would wake this process every time the peer
 /// reads, which on one CPU costs a context switch per message.)
@@ -238,7 +239,7 @@ impl AsyncRead for FdReader {
 /// hands the fd back: waiting for room never opens a new fd, so a send works as well
 /// at the process's fd limit (`RLIMIT_NOFILE`) as anywhere else.
 #[derive(Debug)]
-pub(crate) struct SockWriter {
+pub struct SockWriter {
     /// The fd number, the same whichever state holds the fd.
     raw: RawFd,
     slot: std::sync::Mutex<WriteFd>,

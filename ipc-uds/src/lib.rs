@@ -54,7 +54,7 @@
 //! - **Peer identity**: the peer's pid and uid come from the kernel, not from the peer,
 //!   and are fixed at `connect`/`socketpair` time.
 //! - **Fd passing**: `SCM_RIGHTS` gives the receiver new descriptors for the same open
-//!   files (at most 253 per frame); see [`UdsChannel::send_with_fds`].
+//!   files (at most 253 per frame); see [`SendFds::send_with_fds`].
 //!
 //! # Platform-specific behavior
 //!
@@ -73,7 +73,7 @@
 //!   cares checks `info().peer_uid`). The name vanishes when the last fd of its socket
 //!   closes: there is never a stale name to clean up.
 //! - **Fd passing**: attributing each batch of fds to its exact frame relies on how
-//!   Linux queues `SCM_RIGHTS` on stream sockets (see [`UdsChannel::send_with_fds`]).
+//!   Linux queues `SCM_RIGHTS` on stream sockets (see [`SendFds::send_with_fds`]).
 //!   Received fds are close-on-exec atomically on Linux (`MSG_CMSG_CLOEXEC`); elsewhere
 //!   the flag is set right after `recvmsg`.
 //! - **Stale socket check**: on Linux the probe `connect` is non-blocking (a live server
@@ -90,9 +90,9 @@ mod socket_file;
 mod spawn;
 mod transport;
 
-pub use channel::{pair, UdsChannel, UdsReceiver, UdsSender};
+pub use channel::{from_stream, pair, RecvFds, SendFds, UdsChannel, UdsReceiver, UdsSender};
 pub use connect::connect;
-pub use fdio::MAX_FDS_PER_FRAME;
+pub use fdio::{SockWriter, MAX_FDS_PER_FRAME};
 pub use listener::{UdsListener, UdsListenerBuilder};
 pub use spawn::{spawn, CHILD_FD};
 pub use transport::UdsTransport;

@@ -197,7 +197,7 @@ impl UdsListener {
             .with_peer_pid(cred.pid)
             .with_peer_uid(Some(cred.uid));
         let codec = LengthCodec::new(self.config).with_budget(self.budget.clone());
-        UdsChannel::with_codec(stream, codec, info)
+        crate::channel::with_codec(stream, codec, info)
     }
 
     /// The budget the accepted channels share for partly received frames (its size is

@@ -52,5 +52,5 @@ pub async fn spawn(mut command: Command, config: FrameConfig) -> Result<(Child, 
     let info = ChannelInfo::new(NAME, config.max_frame())
         .with_peer_pid(Some(child.pid()))
         .with_peer_uid(Some(uid));
-    Ok((child, UdsChannel::with_info(stream, config, info)?))
+    Ok((child, crate::channel::with_info(stream, config, info)?))
 }

@@ -6,7 +6,8 @@ use std::process::Command;
 
 use bytes::Bytes;
 use ipc_core::frame::FrameConfig;
-use ipc_core::{Channel, Endpoint, Error, Transport};
+use ipc_core::prelude::*;
+use ipc_core::{Endpoint, Error, Transport};
 use ipc_uds::{connect, pair, spawn, UdsTransport};
 
 fn our_uid() -> u32 {
@@ -92,7 +93,7 @@ async fn split_halves_work_concurrently() {
 
     // Concrete halves on one side, boxed halves on the other.
     let (mut a_tx, mut a_rx) = a.into_split();
-    let (mut b_tx, mut b_rx) = Box::new(b).split();
+    let (mut b_tx, mut b_rx) = (Box::new(b) as Box<dyn Channel>).split();
 
     let sender_a = tokio::spawn(async move {
         for i in 0..N {
@@ -228,7 +229,7 @@ async fn inherited_fd_is_checked_and_taken_once() {
         ours
     })
     .expect("tokio");
-    let mut peer = ipc_uds::UdsChannel::from_stream(ours, FrameConfig::default()).expect("wrap");
+    let mut peer = ipc_uds::from_stream(ours, FrameConfig::default()).expect("wrap");
     peer.send("still here".into()).await.expect("send");
     assert_eq!(
         channel.recv().await.expect("recv").expect("frame"),

@@ -11,8 +11,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use ipc_core::frame::FrameConfig;
-use ipc_core::{Channel, Error};
-use ipc_uds::pair;
+use ipc_core::prelude::*;
+use ipc_core::Error;
+use ipc_uds::{pair, SendFds};
 
 struct Noop;
 impl Wake for Noop {

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use ipc_core::frame::FrameConfig;
-use ipc_core::Channel;
+use ipc_core::prelude::*;
 
 struct Noop;
 impl Wake for Noop {

@@ -5,7 +5,8 @@ use std::os::linux::net::SocketAddrExt;
 use std::time::Duration;
 
 use ipc_core::frame::FrameConfig;
-use ipc_core::{Channel, Error};
+use ipc_core::prelude::*;
+use ipc_core::Error;
 use ipc_uds::UdsListener;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;

@@ -10,7 +10,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use bytes::Bytes;
 use ipc_core::frame::FrameConfig;
-use ipc_core::{Channel, Endpoint, Error, Listener};
+use ipc_core::prelude::*;
+use ipc_core::{Endpoint, Error, Listener};
 use ipc_uds::{connect, UdsListener};
 
 const HELPER_ENV: &str = "IPC_UDS_TEST_HELPER_ENDPOINT";

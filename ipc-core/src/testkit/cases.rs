@@ -10,8 +10,9 @@ use futures_util::future::BoxFuture;
 use crate::codec::{Codec, Json, Postcard};
 use crate::error::{Error, Result};
 use crate::frame::FrameConfig;
+use crate::prelude::*;
 use crate::rpc::RpcClient;
-use crate::{Channel, Endpoint, TypedChannel};
+use crate::{Endpoint, TypedChannel};
 
 use super::child::{bulk_payload, check_bulk, sized_payload, Note, BULK_COUNT};
 use super::{ensure, fail, AllocProbe, Subject};
@@ -277,12 +278,12 @@ macro_rules! send_until_blocked {
                 $frame.len()
             );
             let mut send = $tx.send($frame.clone());
-            let mut done = poll_once(send.as_mut());
+            let mut done = poll_once(std::pin::Pin::new(&mut send));
             if done.is_none() {
                 // A writer the reactor has not yet seen writable waits without
                 // writing: give the reactor a turn, then look again.
                 tokio::task::yield_now().await;
-                done = poll_once(send.as_mut());
+                done = poll_once(std::pin::Pin::new(&mut send));
             }
             match done {
                 None => break send,
@@ -343,7 +344,7 @@ async fn always_ready_recv_lets_other_tasks_run(s: &Subject) -> Result<()> {
     for seq in 0..QUEUED_FRAMES {
         let mut send = ch.send(Bytes::from(seq.to_string()));
         if !released {
-            if let Some(sent) = poll_once(send.as_mut()) {
+            if let Some(sent) = poll_once(std::pin::Pin::new(&mut send)) {
                 sent?;
                 continue;
             }
@@ -474,7 +475,7 @@ async fn typed_round_trip<K: Codec>(s: &Subject, role: &str) -> Result<()> {
     let mut typed: TypedChannel<Note, Note, K> = TypedChannel::new(ch);
     for seq in 0..50 {
         let note = Note::sample(seq);
-        typed.send(&note).await?;
+        typed.send(note.clone()).await?;
         let answer = typed.recv().await?.ok_or_else(|| fail("closed early"))?;
         ensure!(answer == note.clone().answer(), "wrong answer: {answer:?}");
     }
@@ -487,7 +488,7 @@ async fn typed_round_trip<K: Codec>(s: &Subject, role: &str) -> Result<()> {
         answer.text.contains("decode error"),
         "child did not report: {answer:?}"
     );
-    typed.send(&Note::sample(99)).await?;
+    typed.send(Note::sample(99)).await?;
     let answer = typed.recv().await?.ok_or_else(|| fail("closed early"))?;
     ensure!(answer.seq == 100, "channel unusable after a decode error");
     finish(child, typed.into_inner()).await

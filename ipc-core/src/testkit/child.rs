@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 use crate::codec::{Codec, Json, Postcard};
 use crate::error::{Error, Result};
 use crate::frame::FrameConfig;
-use crate::{Channel, Registry, TypedChannel};
+use crate::prelude::*;
+use crate::{Registry, TypedChannel};
 
 use super::{fail, ARG_VAR, BULK_VAR, ROLE_VAR};
 
@@ -260,13 +261,13 @@ async fn typed_answer<K: Codec>(ch: Box<dyn Channel>) -> Result<i32> {
     let mut typed: TypedChannel<Note, Note, K> = TypedChannel::new(ch);
     loop {
         match typed.recv().await {
-            Ok(Some(note)) => typed.send(&note.answer()).await?,
+            Ok(Some(note)) => typed.send(note.answer()).await?,
             Ok(None) => break,
             // A frame that is not a Note: say so and keep serving.
             Err(e @ Error::Decode { .. }) => {
                 let mut reply = Note::sample(0);
                 reply.text = format!("decode error: {e}");
-                typed.send(&reply).await?;
+                typed.send(reply).await?;
             }
             Err(e) => return Err(e),
         }

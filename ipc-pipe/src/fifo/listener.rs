@@ -41,7 +41,7 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> ipc_core::Result<()> {
-/// use ipc_core::Channel;
+/// use ipc_core::prelude::*;
 /// # let tmp = tempfile::tempdir()?;
 /// let dir = tmp.path().join("app"); // bind creates it, 0700
 /// let mut listener = ipc_pipe::FifoListener::bind(&dir, Default::default())?;

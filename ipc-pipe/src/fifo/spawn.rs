@@ -51,7 +51,7 @@ pub(crate) fn fresh_dir() -> PathBuf {
 ///
 /// ```no_run
 /// # async fn demo() -> ipc_core::Result<()> {
-/// use ipc_core::Channel;
+/// use ipc_core::prelude::*;
 /// let cmd = std::process::Command::new("/usr/local/bin/worker");
 /// let (mut child, mut ch) = ipc_pipe::spawn_fifo(cmd, Default::default()).await?;
 /// ch.send("job".into()).await?;

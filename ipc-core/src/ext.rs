@@ -1,0 +1,152 @@
+//! [`ChannelExt`]: `recv` and `recv_json` on every channel, receiving half and typed
+//! channel (anything that is a [`Stream`] of `Result` items), and [`SinkJsonExt`]:
+//! `send_json` on every channel and sending half (anything that is a [`Sink`] of
+//! frames).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use futures_util::{Sink, SinkExt, Stream};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::codec::{Codec, Json};
+use crate::error::{Error, Result};
+
+/// Conveniences on every channel and receiving half, in the shape of the rest of the
+/// toolkit: `recv` gives `Result<Option<_>>` so a loop reads
+/// `while let Some(frame) = ch.recv().await? { .. }`.
+///
+/// Implemented for every [`Stream`]; the methods apply where the items are
+/// `Result<T>`. The sending side's conveniences are [`SinkJsonExt::send_json`] and
+/// `send`, `feed`, `flush`, `close` from [`SinkExt`]; import them all with
+/// [`crate::prelude`].
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> ipc_core::Result<()> {
+/// use ipc_core::prelude::*;
+/// # let (a, b) = tokio::io::duplex(1024);
+/// # let (ar, aw) = tokio::io::split(a);
+/// # let (br, bw) = tokio::io::split(b);
+/// # let codec = ipc_core::frame::LengthCodec::new(Default::default());
+/// # let info = ipc_core::ChannelInfo::new("mem", 8 << 20);
+/// # let mut left = ipc_core::stream::channel(ar, aw, codec.clone(), info.clone());
+/// # let mut right = ipc_core::stream::channel(br, bw, codec, info);
+/// left.send_json(&serde_json::json!({"op": "add", "a": 1})).await?;
+/// let msg: serde_json::Value = right.recv_json().await?.expect("a message");
+/// assert_eq!(msg["op"], "add");
+/// left.close().await?;
+/// assert_eq!(right.recv().await?, None);
+/// # Ok(()) }
+/// ```
+pub trait ChannelExt: Stream {
+    /// The next item: `Ok(Some(_))`, `Err(_)` for an error item, `Ok(None)` once the
+    /// stream has ended: after the peer closed cleanly, or after an error that ended
+    /// it (a lost peer; that error was the previous item). Cancel-safe.
+    ///
+    /// ```no_run
+    /// # async fn demo(mut ch: Box<dyn ipc_core::Channel>) -> ipc_core::Result<()> {
+    /// use ipc_core::prelude::*;
+    /// while let Some(frame) = ch.recv().await? {
+    ///     println!("{} bytes", frame.len());
+    /// }
+    /// # Ok(()) }
+    /// ```
+    fn recv<T>(&mut self) -> Recv<'_, Self>
+    where
+        Self: Stream<Item = Result<T>> + Unpin,
+    {
+        Recv { stream: self }
+    }
+
+    /// Receive the next frame as a JSON `T` (`serde_json::Value` for anything);
+    /// `Ok(None)` at the end of the stream. A frame that is not a `T` gives
+    /// [`Error::Decode`] and the channel stays usable.
+    ///
+    /// ```no_run
+    /// # async fn demo(mut ch: Box<dyn ipc_core::Channel>) -> ipc_core::Result<()> {
+    /// use ipc_core::prelude::*;
+    /// while let Some(msg) = ch.recv_json::<serde_json::Value>().await? {
+    ///     println!("{msg}");
+    /// }
+    /// # Ok(()) }
+    /// ```
+    fn recv_json<T: DeserializeOwned>(
+        &mut self,
+    ) -> impl Future<Output = Result<Option<T>>> + Send + '_
+    where
+        Self: Stream<Item = Result<Bytes>> + Unpin + Send,
+    {
+        async move {
+            match self.recv().await? {
+                Some(frame) => Json::decode(&frame).map(Some),
+                None => Ok(None),
+            }
+        }
+    }
+}
+
+impl<S: Stream + ?Sized> ChannelExt for S {}
+
+/// `send_json` on every channel and sending half (every [`Sink`] of frames), the
+/// counterpart of [`ChannelExt::recv_json`]. (A trait of its own because a sending half
+/// is a `Sink` but not a `Stream`.)
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> ipc_core::Result<()> {
+/// use ipc_core::prelude::*;
+/// # let (a, b) = tokio::io::duplex(1024);
+/// # let (ar, aw) = tokio::io::split(a);
+/// # let (br, bw) = tokio::io::split(b);
+/// # let codec = ipc_core::frame::LengthCodec::new(Default::default());
+/// # let info = ipc_core::ChannelInfo::new("mem", 8 << 20);
+/// # let left = ipc_core::stream::channel(ar, aw, codec.clone(), info.clone());
+/// # let mut right = ipc_core::stream::channel(br, bw, codec, info);
+/// let (mut tx, _rx) = left.into_split();
+/// tx.send_json(&[1, 2, 3]).await?;
+/// assert_eq!(right.recv_json::<Vec<u8>>().await?, Some(vec![1, 2, 3]));
+/// # Ok(()) }
+/// ```
+pub trait SinkJsonExt: Sink<Bytes, Error = Error> {
+    /// Serialize `value` as compact JSON and send it as one frame (the JSON text).
+    ///
+    /// ```no_run
+    /// # async fn demo(mut ch: Box<dyn ipc_core::Channel>) -> ipc_core::Result<()> {
+    /// use ipc_core::prelude::*;
+    /// ch.send_json(&serde_json::json!({"id": 1, "result": 3})).await?;
+    /// # Ok(()) }
+    /// ```
+    fn send_json<T: Serialize + ?Sized>(
+        &mut self,
+        value: &T,
+    ) -> impl Future<Output = Result<()>> + Send + '_
+    where
+        Self: Unpin + Send,
+    {
+        let frame = serde_json::to_vec(value)
+            .map(Bytes::from)
+            .map_err(|e| Error::decode(format!("{} to json", std::any::type_name::<T>()), e));
+        async move { self.send(frame?).await }
+    }
+}
+
+impl<S: Sink<Bytes, Error = Error> + ?Sized> SinkJsonExt for S {}
+
+/// The future of [`ChannelExt::recv`].
+#[derive(Debug)]
+#[must_use = "futures do nothing unless polled"]
+pub struct Recv<'a, S: ?Sized> {
+    stream: &'a mut S,
+}
+
+impl<T, S: Stream<Item = Result<T>> + Unpin + ?Sized> Future for Recv<'_, S> {
+    type Output = Result<Option<T>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut *self.get_mut().stream)
+            .poll_next(cx)
+            .map(Option::transpose)
+    }
+}
