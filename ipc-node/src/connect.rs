@@ -49,7 +49,7 @@ pub async fn connect_from_env(config: FrameConfig) -> Result<NodeChannel> {
 ///
 /// ```no_run
 /// # async fn demo() -> ipc_core::Result<()> {
-/// use ipc_core::Channel;
+/// use ipc_core::prelude::*;
 /// let mut parent = ipc_node::connect(&"node:fd=3".parse()?, Default::default()).await?;
 /// while let Some(msg) = parent.recv().await? {
 ///     parent.send(msg).await?; // echo: Node's 'message' event gets the same value

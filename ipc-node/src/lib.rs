@@ -38,6 +38,7 @@
 //!
 //! ```no_run
 //! # #[tokio::main] async fn main() -> ipc_core::Result<()> {
+//! use ipc_core::prelude::*;
 //! let mut parent = ipc_node::connect_from_env(Default::default()).await?;
 //! ipc_node::send_ready(&mut parent).await?;
 //! while let Some(msg) = parent.recv_json::<serde_json::Value>().await? {
@@ -72,12 +73,13 @@
 //!
 //! ```no_run
 //! # async fn demo() -> ipc_core::Result<()> {
+//! use ipc_core::prelude::*;
 //! let mut command = std::process::Command::new("node");
 //! command.arg("child.js"); // process.on('message', (m) => process.send(m))
 //! let (mut child, mut channel) = ipc_node::spawn(command, Default::default()).await?;
 //! channel.send_json(&[1, 2, 3]).await?;
 //! assert_eq!(channel.recv_json::<Vec<u32>>().await?, Some(vec![1, 2, 3]));
-//! ipc_core::Channel::close(&mut channel).await?; // the child's 'disconnect' event
+//! channel.close().await?; // the child's 'disconnect' event
 //! assert!(child.wait().await?.success());
 //! # Ok(()) }
 //! ```

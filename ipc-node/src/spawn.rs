@@ -40,12 +40,13 @@ const NODE_UNIQUE_ID: &str = "NODE_UNIQUE_ID";
 /// ```no_run
 /// # async fn demo() -> ipc_core::Result<()> {
 /// use std::process::Command;
+/// use ipc_core::prelude::*;
 /// let mut command = Command::new("node");
 /// command.arg("child.js");
 /// let (mut child, mut channel) = ipc_node::spawn(command, Default::default()).await?;
 /// channel.send_json(&serde_json::json!({"id": 1, "op": "add", "a": 1, "b": 2})).await?;
 /// let reply: Option<serde_json::Value> = channel.recv_json().await?;
-/// ipc_core::Channel::close(&mut channel).await?; // the child's 'disconnect' event
+/// channel.close().await?; // the child's 'disconnect' event
 /// let status = child.wait().await?;
 /// # let _ = (reply, status); Ok(()) }
 /// ```
@@ -84,6 +85,7 @@ pub async fn spawn(mut command: Command, config: FrameConfig) -> Result<(Child, 
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> ipc_core::Result<()> {
+/// use ipc_core::prelude::*;
 /// let (mut a, mut b) = ipc_node::pair(Default::default())?;
 /// a.send_json("ready").await?;
 /// assert_eq!(b.recv_json::<String>().await?.as_deref(), Some("ready"));

@@ -24,7 +24,8 @@ use crate::{connect, spawn};
 ///
 /// ```no_run
 /// # async fn demo() -> ipc_core::Result<()> {
-/// use ipc_core::{Channel, Transport};
+/// use ipc_core::prelude::*;
+/// use ipc_core::Transport;
 /// let mut command = std::process::Command::new("node");
 /// command.arg("child.js");
 /// let (mut child, mut channel) = ipc_node::NodeTransport.spawn(command).await?;

@@ -17,7 +17,7 @@
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> ipc_core::Result<()> {
-//! use ipc_core::Channel;
+//! use ipc_core::prelude::*;
 //!
 //! let (mut parent, mut child) = ipc_pipe::pipe_pair(Default::default())?;
 //! parent.send("ping".into()).await?;

@@ -29,7 +29,8 @@ fn wrong_endpoint(endpoint: &Endpoint, transport: &str, expected: &str) -> Error
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> ipc_core::Result<()> {
-/// use ipc_core::{Channel, Transport};
+/// use ipc_core::prelude::*;
+/// use ipc_core::Transport;
 /// let transport = ipc_pipe::PipeTransport;
 /// assert!(transport.example_endpoint().is_none());
 /// let mut cmd = std::process::Command::new("/bin/sh");
@@ -107,7 +108,8 @@ impl Transport for PipeTransport {
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> ipc_core::Result<()> {
-/// use ipc_core::{Channel, Transport};
+/// use ipc_core::prelude::*;
+/// use ipc_core::Transport;
 /// let transport = ipc_pipe::FifoTransport;
 /// let endpoint = transport.example_endpoint().expect("a temp path");
 /// let mut listener = transport.listen(&endpoint).await?;

@@ -8,7 +8,7 @@
 //!
 //! ```no_run
 //! # async fn demo() -> ipc_core::Result<()> {
-//! use ipc_core::Channel;
+//! use ipc_core::prelude::*;
 //! let name = r"\\.\pipe\my-app";
 //! let mut listener = ipc_pipe::windows::NamedPipeListener::bind(name, Default::default())?;
 //! let client = tokio::spawn(async move {

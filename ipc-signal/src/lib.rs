@@ -28,7 +28,7 @@
 //!     ipc_signal::run(async {
 //!         let cmd = std::process::Command::new("/path/to/child");
 //!         let (mut child, mut ch) = ipc_signal::spawn(cmd, Default::default()).await?;
-//!         use ipc_core::Channel;
+//!         use ipc_core::prelude::*;
 //!         ch.send("ping".into()).await?;
 //!         let _pong = ch.recv().await?;
 //!         ch.close().await?;
@@ -154,7 +154,7 @@
 //! ```no_run
 //! use std::process::ExitCode;
 //! use std::time::Duration;
-//! use ipc_core::Channel;
+//! use ipc_core::prelude::*;
 //! use ipc_signal::GracefulShutdown;
 //!
 //! fn main() -> ExitCode {

@@ -20,7 +20,8 @@ const NAME: &str = "signal";
 ///
 /// ```no_run
 /// # async fn demo() -> ipc_core::Result<()> {
-/// use ipc_core::{Channel, Transport};
+/// use ipc_core::prelude::*;
+/// use ipc_core::Transport;
 /// let transport = ipc_signal::SignalTransport;
 /// assert!(transport.example_endpoint().is_none());
 /// let cmd = std::process::Command::new("/path/to/child");

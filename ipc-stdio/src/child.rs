@@ -87,7 +87,7 @@ fn stat(fd: BorrowedFd<'_>, name: &str) -> Result<Stat> {
 ///
 /// ```no_run
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> ipc_core::Result<()> {
-/// use ipc_core::Channel;
+/// use ipc_core::prelude::*;
 /// let mut parent = ipc_stdio::from_stdio(ipc_core::env::frame_config_from_env())?;
 /// println!("this goes to stderr now, not into the channel");
 /// parent.send(r#"{"ready":true}"#.into()).await?;

@@ -23,18 +23,19 @@
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> ipc_core::Result<()> {
 //! use ipc_core::codec::Json;
-//! use ipc_core::{Channel, TypedChannel};
+//! use ipc_core::prelude::*;
+//! use ipc_core::TypedChannel;
 //!
-//! #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+//! #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq, Clone)]
 //! struct Message { r#type: String, payload: String }
 //!
 //! // The child here is `cat`, which sends every line back: a parent talking to itself.
 //! // A real child calls `ipc_stdio::from_stdio` (or `connect_from_env()`).
 //! let (mut child, channel) =
 //!     ipc_stdio::spawn(std::process::Command::new("cat"), Default::default()).await?;
-//! let mut typed: TypedChannel<Message, Message, Json> = TypedChannel::new(channel);
+//! let mut typed: TypedChannel<Message, Message, Json, _> = TypedChannel::new(channel);
 //! let hello = Message { r#type: "handshake".into(), payload: "你好吖".into() };
-//! typed.send(&hello).await?;
+//! typed.send(hello.clone()).await?;
 //! assert_eq!(typed.recv().await?, Some(hello));
 //! typed.close().await?;
 //! assert_eq!(typed.recv().await?, None); // cat echoed our goodbye line too

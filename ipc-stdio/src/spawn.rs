@@ -21,7 +21,7 @@ use crate::{JsonLinesCodec, StdioChannel};
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> ipc_core::Result<()> {
-/// use ipc_core::Channel;
+/// use ipc_core::prelude::*;
 /// // `cat` echoes every line, so we read our own frames back, goodbye included.
 /// let (mut child, mut channel) =
 ///     ipc_stdio::spawn(std::process::Command::new("cat"), Default::default()).await?;

@@ -23,7 +23,8 @@ use crate::{from_stdio, spawn};
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> ipc_core::Result<()> {
-/// use ipc_core::{Channel, Transport};
+/// use ipc_core::prelude::*;
+/// use ipc_core::Transport;
 /// let transport = ipc_stdio::StdioTransport;
 /// assert_eq!(transport.name(), "stdio");
 /// assert!(transport.listen(&ipc_core::Endpoint::Stdio).await.is_err());

@@ -13,7 +13,7 @@
 //!   token from `IPC_TOKEN`.
 //!
 //! ```
-//! use ipc_core::Channel;
+//! use ipc_core::prelude::*;
 //! use ipc_tcp::TcpOptions;
 //!
 //! #[tokio::main(flavor = "current_thread")]

@@ -40,7 +40,7 @@ type Handshaken = Result<(TcpStream, SocketAddr)>;
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> ipc_core::Result<()> {
-/// use ipc_core::Channel;
+/// use ipc_core::prelude::*;
 /// use ipc_tcp::TcpOptions;
 /// let mut listener = ipc_tcp::bind(([127, 0, 0, 1], 0).into(), TcpOptions::default()).await?;
 /// let addr = listener.local_addr();

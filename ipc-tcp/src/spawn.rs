@@ -28,7 +28,7 @@ use crate::options::TcpOptions;
 ///
 /// ```no_run
 /// # async fn demo() -> ipc_core::Result<()> {
-/// use ipc_core::Channel;
+/// use ipc_core::prelude::*;
 /// let cmd = std::process::Command::new("./my-child");
 /// let (mut child, mut ch) = ipc_tcp::spawn(cmd, Default::default()).await?;
 /// ch.send("hello".into()).await?;

@@ -20,7 +20,8 @@ use crate::options::{TcpOptions, DEFAULT_HANDSHAKE_TIMEOUT};
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> ipc_core::Result<()> {
-/// use ipc_core::{Channel, Transport};
+/// use ipc_core::prelude::*;
+/// use ipc_core::Transport;
 /// # if std::env::var_os("IPC_TOKEN").is_some() { return Ok(()); }
 /// let tcp = ipc_tcp::TcpTransport::default();
 /// let mut listener = tcp.listen(&tcp.example_endpoint().expect("tcp can listen")).await?;

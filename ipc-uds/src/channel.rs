@@ -249,10 +249,7 @@ type FrameWithFds = (Bytes, Vec<OwnedFd>);
 impl UdsReceiver {
     /// The next frame and its fds; fds that came with nothing (before a goodbye) are
     /// closed.
-    fn poll_with_fds(
-        &mut self,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<FrameWithFds>>> {
+    fn poll_with_fds(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<FrameWithFds>>> {
         let next = ready!(Pin::new(&mut self.inner).poll_next(cx));
         // Everything before `end` has been consumed by frames (this one included).
         let end = self.inner.reader_mut().position() - self.inner.buffered() as u64;

@@ -23,7 +23,7 @@ const INHERIT_HINT: &str = "was this process started by UdsTransport::spawn (or 
 ///
 /// ```no_run
 /// # async fn demo() -> ipc_core::Result<()> {
-/// use ipc_core::Channel;
+/// use ipc_core::prelude::*;
 /// let endpoint = "unix:/run/user/1000/app.sock".parse()?;
 /// let mut channel = ipc_uds::connect(&endpoint, Default::default()).await?;
 /// channel.send("hello".into()).await?;

@@ -18,7 +18,7 @@
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> ipc_core::Result<()> {
-//! use ipc_core::Channel;
+//! use ipc_core::prelude::*;
 //!
 //! let (mut parent, mut child) = ipc_uds::pair(Default::default())?;
 //! parent.send("ping".into()).await?;
@@ -31,6 +31,7 @@
 //!
 //! // Open files travel too.
 //! use std::os::fd::AsFd;
+//! use ipc_uds::{RecvFds, SendFds};
 //! let file = std::fs::File::open("/dev/null")?;
 //! parent.send_with_fds("a file".into(), &[file.as_fd()]).await?;
 //! let (frame, fds) = child.recv_with_fds().await?.expect("a frame");

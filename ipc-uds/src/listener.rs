@@ -126,7 +126,7 @@ impl UdsListenerBuilder {
 ///
 /// ```no_run
 /// # async fn demo() -> ipc_core::Result<()> {
-/// use ipc_core::Channel;
+/// use ipc_core::prelude::*;
 /// let endpoint = "unix:/tmp/my-app/app.sock".parse()?;
 /// let mut listener = ipc_uds::UdsListener::bind(&endpoint, Default::default())?;
 /// loop {

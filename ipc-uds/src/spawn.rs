@@ -22,7 +22,7 @@ pub const CHILD_FD: i32 = 3;
 ///
 /// ```no_run
 /// # async fn demo() -> ipc_core::Result<()> {
-/// use ipc_core::Channel;
+/// use ipc_core::prelude::*;
 /// let command = std::process::Command::new("/usr/local/bin/worker");
 /// let (mut child, mut channel) = ipc_uds::spawn(command, Default::default()).await?;
 /// channel.send("job 1".into()).await?;

@@ -15,7 +15,8 @@ use crate::{connect, spawn, UdsListener};
 ///
 /// ```no_run
 /// # async fn demo() -> ipc_core::Result<()> {
-/// use ipc_core::{Channel, Transport};
+/// use ipc_core::prelude::*;
+/// use ipc_core::Transport;
 /// let transport = ipc_uds::UdsTransport;
 /// let endpoint = transport.example_endpoint().expect("a temp dir");
 /// let mut listener = transport.listen(&endpoint).await?;

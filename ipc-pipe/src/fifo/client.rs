@@ -53,7 +53,8 @@ impl From<io::Error> for Attempt {
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> ipc_core::Result<()> {
-/// use ipc_core::{Channel, Error};
+/// use ipc_core::prelude::*;
+/// use ipc_core::Error;
 /// # let tmp = tempfile::tempdir()?;
 /// # let dir = tmp.path().join("svc");
 /// let mut listener = ipc_pipe::FifoListener::bind(&dir, Default::default())?;
