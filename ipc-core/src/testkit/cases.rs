@@ -56,6 +56,9 @@ pub fn cases() -> &'static [Case] {
         case!(blocked_send_peer_killed_is_peer_lost),
         case!(send_after_a_close_is_closed),
         case!(split_halves_concurrently),
+        case!(feed_1000_then_flush_in_order),
+        case!(stream_items_rejected_then_lost_then_end),
+        case!(forward_select_and_stream_adaptors),
         case!(typed_json),
         case!(typed_postcard),
         case!(request_response_100_concurrent),
@@ -320,6 +323,152 @@ async fn dropped_sender_mid_frame_is_peer_lost(s: &Subject) -> Result<()> {
     );
     let status = within("child exit", child.wait()).await??;
     ensure!(status.success(), "child: {status}");
+    Ok(())
+}
+
+/// 1000 frames queued with `feed` (no write each), then one `flush`: the echo child
+/// sends every one back, in order.
+async fn feed_1000_then_flush_in_order(s: &Subject) -> Result<()> {
+    const FRAMES: u64 = 1000;
+    let (child, ch) = s.spawn("echo", 0, default_config()).await?;
+    let max = s.bulk_frame;
+    let (mut tx, mut rx) = ch.split();
+    let sending = async move {
+        for seq in 0..FRAMES {
+            tx.feed(bulk_payload(seq, max)).await?;
+        }
+        tx.flush().await?;
+        Ok::<_, Error>(tx)
+    };
+    let receiving = async {
+        for seq in 0..FRAMES {
+            let frame = rx
+                .recv()
+                .await?
+                .ok_or_else(|| fail(format!("the child closed after {seq} frames")))?;
+            check_bulk(&frame, seq, max)?;
+        }
+        Ok::<_, Error>(())
+    };
+    let (sent, received) = within(
+        "1000 fed frames and their echoes",
+        futures_util::future::join(sending, receiving),
+    )
+    .await?;
+    received?;
+    let tx = sent?;
+    finish(child, Box::new(crate::Joined::new(tx, rx))).await
+}
+
+/// The stream of frames, item by item: a frame over our limit is one `Err` item and
+/// the stream goes on; the peer's close ends it. Then a killed peer is one
+/// `Err(PeerLost)` item, and the stream ends.
+async fn stream_items_rejected_then_lost_then_end(s: &Subject) -> Result<()> {
+    let limit = 64;
+    let config = FrameConfig::builder().max_frame(limit).build();
+    let (mut child, mut ch) = s.spawn("send_oversize", limit as u64 * 2, config).await?;
+    match within("the oversize item", ch.next()).await? {
+        Some(Err(Error::FrameTooLarge { .. })) => {}
+        other => {
+            return Err(fail(format!(
+                "expected a FrameTooLarge item, got {other:?}"
+            )))
+        }
+    }
+    match within("the item after it", ch.next()).await? {
+        Some(Ok(frame)) if frame == "after" => {}
+        other => return Err(fail(format!("expected the frame \"after\", got {other:?}"))),
+    }
+    let end = within("the end of the stream", ch.next()).await?;
+    ensure!(
+        end.is_none(),
+        "expected the end after the child's close, got {end:?}"
+    );
+    ch.close().await?;
+    let status = within("child exit", child.wait()).await??;
+    ensure!(status.success(), "child: {status}");
+
+    let (mut child, mut ch) = s.spawn("hang", 0, default_config()).await?;
+    expect_frame(&mut *ch, b"ready").await?;
+    child.kill()?;
+    match within("the item after SIGKILL", ch.next()).await? {
+        Some(Err(Error::PeerLost(_))) => {}
+        other => return Err(fail(format!("expected a PeerLost item, got {other:?}"))),
+    }
+    let end = within("the end after PeerLost", ch.next()).await?;
+    ensure!(
+        end.is_none(),
+        "expected the end after PeerLost, got {end:?}"
+    );
+    child.wait().await?;
+    Ok(())
+}
+
+/// What a user does with streams and sinks: `select!` over two channels, `forward`
+/// one channel into another, `filter_map` and `take` on a channel.
+async fn forward_select_and_stream_adaptors(s: &Subject) -> Result<()> {
+    let (child_a, mut a) = s.spawn("echo", 0, default_config()).await?;
+    let (child_b, mut b) = s.spawn("echo", 0, default_config()).await?;
+
+    // select! over both: each answer comes from the channel it was sent on.
+    a.send(Bytes::from_static(b"to a")).await?;
+    b.send(Bytes::from_static(b"to b")).await?;
+    let (mut from_a, mut from_b) = (None, None);
+    while from_a.is_none() || from_b.is_none() {
+        tokio::select! {
+            frame = a.next(), if from_a.is_none() => from_a = Some(frame),
+            frame = b.next(), if from_b.is_none() => from_b = Some(frame),
+            _ = tokio::time::sleep(SHORT) => return Err(fail("select! over two channels hung")),
+        }
+    }
+    ensure!(
+        matches!(&from_a, Some(Some(Ok(f))) if f == "to a")
+            && matches!(&from_b, Some(Some(Ok(f))) if f == "to b"),
+        "select! gave {from_a:?} and {from_b:?}"
+    );
+
+    // a's echoes forwarded into b; b's echoes read through stream adaptors.
+    let (mut a_tx, a_rx) = a.split();
+    let (b_tx, mut b_rx) = b.split();
+    for n in 0..20 {
+        a_tx.send(Bytes::from(n.to_string())).await?;
+    }
+    a_tx.close().await?; // a echoes the 20, then closes: the forward ends
+    let forward = a_rx.forward(b_tx); // and closes b's sending side: b closes too
+    let read = async {
+        let evens: Vec<u32> = b_rx
+            .by_ref()
+            .filter_map(|frame| {
+                let n = frame
+                    .ok()
+                    .and_then(|f| std::str::from_utf8(&f).ok()?.parse::<u32>().ok());
+                std::future::ready(n.filter(|n| n % 2 == 0))
+            })
+            .take(5)
+            .collect()
+            .await;
+        let mut rest = 0;
+        while b_rx.recv().await?.is_some() {
+            rest += 1;
+        }
+        Ok::<_, Error>((evens, rest))
+    };
+    let (forwarded, read) = within(
+        "forwarding a into b",
+        futures_util::future::join(forward, read),
+    )
+    .await?;
+    forwarded?;
+    let (evens, rest) = read?;
+    ensure!(evens == [0, 2, 4, 6, 8], "filter_map + take gave {evens:?}");
+    ensure!(
+        rest == 11,
+        "after the first nine frames, {rest} more (expected 11)"
+    );
+    for (what, mut child) in [("a", child_a), ("b", child_b)] {
+        let status = within("echo child exit", child.wait()).await??;
+        ensure!(status.success(), "echo child {what}: {status}");
+    }
     Ok(())
 }
 
