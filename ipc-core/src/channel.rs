@@ -12,7 +12,7 @@
 //! - frames arrive whole, in order, exactly once; an empty frame is a frame;
 //! - the stream ends (`None`, `recv` gives `Ok(None)`) only after the peer closed (or
 //!   dropped its channel with nothing left to flush); a peer that crashed or was
-//!   killed gives one `Err` item ([`Error::PeerLost`](crate::Error::PeerLost)), then
+//!   killed gives one `Err` item ([`Error::PeerLost`]), then
 //!   the end;
 //! - one bad frame (too large, undecodable) is one `Err` item and the stream goes on;
 //! - a slow receiver makes sending wait: no unbounded queue anywhere;

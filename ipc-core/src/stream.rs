@@ -145,7 +145,7 @@ enum Phase {
 /// The sending half of a [`StreamChannel`]: a [`Sink`] of frames.
 ///
 /// `feed` (`start_send`) encodes a small frame into a buffer, and keeps a large one
-/// ([`LARGE_FRAME`] bytes or more, with the toolkit's own codecs) as its `Bytes`;
+/// (16 KiB or more, with the toolkit's own codecs) as its `Bytes`;
 /// `flush` writes them all, the large ones straight from their payload with `writev`
 /// (prefix, payload, suffix: no copy), the buffer before them in the same call. Once
 /// 64 KiB of small frames are queued, `feed` writes them before taking more, and after

@@ -30,7 +30,7 @@ use crate::error::{Error, Result};
 /// channel `C` (any [`Channel`]; by default a `Box<dyn Channel>`).
 ///
 /// It is a [`Stream`] of `Result<In>` and a [`Sink`] of `Out`. A frame
-/// that does not decode as `In` is one [`Error::Decode`](crate::Error::Decode) item and
+/// that does not decode as `In` is one [`Error::Decode`] item and
 /// the stream goes on.
 ///
 /// ```

@@ -35,7 +35,7 @@ enum Reader {
 /// The writing side of a stdio channel: the child's stdin (parent side), or this
 /// process's stdout (child side).
 ///
-/// Shutting it down (what [`Channel::close`](ipc_core::Channel::close) does after the
+/// Shutting it down (what closing the channel, `SinkExt::close`, does after the
 /// goodbye line) flushes and then closes our descriptor, so the peer also sees
 /// end-of-file. Obtained through
 /// [`Duplex::into_split`](ipc_core::Duplex::into_split).
