@@ -34,6 +34,8 @@ pub enum Input {
 /// The frames read from stdin, in order; shared by the clients of `--listen -k`.
 pub struct InputQueue {
     rx: mpsc::Receiver<Input>,
+    /// An item taken by [`wait_ready`](Self::wait_ready), returned by the next `next`.
+    pending: Option<Input>,
     /// Set once the input is over: every later `next` repeats the end.
     over: bool,
 }
@@ -52,24 +54,48 @@ impl InputQueue {
                 tx.blocking_send(input).is_ok()
             })
         });
-        InputQueue { rx, over: false }
+        InputQueue {
+            rx,
+            pending: None,
+            over: false,
+        }
     }
 
-    /// The next frame, or the end of the input (repeated once reached).
+    /// The next frame, or the end of the input (repeated once reached). Cancel-safe.
     pub async fn next(&mut self) -> Input {
         if self.over {
             return Input::End;
         }
-        let input = self.rx.recv().await.unwrap_or(Input::End);
+        let input = match self.pending.take() {
+            Some(input) => input,
+            None => self.rx.recv().await.unwrap_or(Input::End),
+        };
         if !matches!(input, Input::Frame(_)) {
             self.over = true;
         }
         input
     }
 
-    /// True once the input has ended.
+    /// True once the input has ended (as seen by [`next`](Self::next)).
     pub fn is_over(&self) -> bool {
         self.over
+    }
+
+    /// Wait until an item is available without taking it (cancel-safe); returns true
+    /// when that item ends the input. Returns at once while an item is already waiting.
+    pub async fn wait_ready(&mut self) -> bool {
+        if self.over {
+            return true;
+        }
+        if self.pending.is_none() {
+            self.pending = Some(self.rx.recv().await.unwrap_or(Input::End));
+        }
+        !matches!(self.pending, Some(Input::Frame(_)))
+    }
+
+    /// True when [`wait_ready`](Self::wait_ready) has an item waiting.
+    pub fn has_pending(&self) -> bool {
+        self.pending.is_some()
     }
 }
 

@@ -56,7 +56,8 @@ pub async fn connect<W: AsyncWrite + Unpin>(
 }
 
 /// `ipc-cat --listen ENDPOINT [-k]`: one client, or (`keep`) one after another until
-/// the input ends. The exit code is the last client's.
+/// the input ends (checked while no client is connected). The exit code is the last
+/// client's.
 pub async fn listen<W: AsyncWrite + Unpin>(
     endpoint: &Endpoint,
     keep: bool,
@@ -74,8 +75,19 @@ pub async fn listen<W: AsyncWrite + Unpin>(
         .map_err(|e| SetupError::new(&listening, e))?;
     // Scripts and tests wait for this line (it carries the real port for port 0).
     eprintln!("ipc-cat: listening on {}", listener.endpoint());
+    let mut last: Option<u8> = None;
     loop {
-        let channel = match listener.accept().await {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            // Between clients of -k: stop once the input has ended.
+            ended = input.wait_ready(), if last.is_some() && !input.has_pending() => {
+                if ended {
+                    return Ok(last.unwrap_or(exit::OK));
+                }
+                continue;
+            }
+        };
+        let channel = match accepted {
             Ok(channel) => channel,
             Err(e) if e.is_fatal() && is_listener_broken(&e) => {
                 return Err(SetupError::new("the listener failed", e))
@@ -95,7 +107,8 @@ pub async fn listen<W: AsyncWrite + Unpin>(
         if !keep || input.is_over() {
             return Ok(code);
         }
-        eprintln!("ipc-cat: client gone (exit code would be {code}); waiting for the next");
+        eprintln!("ipc-cat: the client left; waiting for the next one");
+        last = Some(code);
     }
 }
 

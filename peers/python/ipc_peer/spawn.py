@@ -28,6 +28,9 @@ from .streams import PipeStream, SocketStream
 #: Transports :func:`spawn` offers.
 TRANSPORTS = ("uds", "tcp", "pipe", "stdio")
 
+#: ``fcntl.F_DUPFD_CLOEXEC`` (its Linux value where the module lacks the name).
+_F_DUPFD_CLOEXEC = getattr(fcntl, "F_DUPFD_CLOEXEC", 1030)
+
 #: Seconds a tcp child has to connect.
 CONNECT_TIMEOUT = 5.0
 
@@ -51,7 +54,7 @@ def _place_fds(pairs: List[Tuple[int, int]]) -> Any:
     when a source number equals another pair's target (copies go above 100 first)."""
 
     def place() -> None:
-        copies = [fcntl.fcntl(src, fcntl.F_DUPFD_CLOEXEC, 100) for src, _ in pairs]
+        copies = [fcntl.fcntl(src, _F_DUPFD_CLOEXEC, 100) for src, _ in pairs]
         for copy, (_, target) in zip(copies, pairs):
             os.dup2(copy, target)  # inheritable by default
         for copy in copies:

@@ -9,7 +9,7 @@ import socket
 import tempfile
 import threading
 import unittest
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import ipc_peer
 from ipc_peer import rpc
@@ -37,10 +37,14 @@ class Tracked(unittest.TestCase):
         return pair
 
 
-PAIRS = {
+def json_lines_pair() -> Tuple[Channel, Channel]:
+    return pipe_pair(JsonLinesChannel)
+
+
+PAIRS: Dict[str, Callable[[], Tuple[Channel, Channel]]] = {
     "socket": socket_pair,
     "pipe": pipe_pair,
-    "jsonlines": lambda: pipe_pair(JsonLinesChannel),
+    "jsonlines": json_lines_pair,
 }
 
 

@@ -17,7 +17,7 @@ def load_tests(loader: unittest.TestLoader, tests: unittest.TestSuite, pattern: 
 
 
 def drain(decoder: FrameDecoder) -> List[Tuple[Event, bytes]]:
-    out = []
+    out: List[Tuple[Event, bytes]] = []
     while True:
         event: Optional[Tuple[Event, bytes]] = decoder.next_event()
         if event is None:

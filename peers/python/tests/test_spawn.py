@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import unittest
+from typing import Any, Dict
 
 import ipc_peer
 
@@ -17,7 +18,7 @@ class SpawnTest(unittest.TestCase):
     def test_every_transport(self) -> None:
         for transport in ("uds", "tcp", "pipe", "stdio"):
             with self.subTest(transport):
-                quiet = {"stderr": subprocess.DEVNULL}
+                quiet: Dict[str, Any] = {"stderr": subprocess.DEVNULL}
                 if transport != "stdio":  # over stdio, stdout is the channel
                     quiet["stdout"] = subprocess.DEVNULL
                 proc, child = ipc_peer.spawn(transport, [sys.executable, WORKER, "info"], **quiet)
