@@ -34,7 +34,9 @@ pub enum Mode {
 )]
 pub struct Args {
     /// Connect to this endpoint: tcp://HOST:PORT, unix:/PATH, unix:@NAME, fifo:/DIR,
-    /// signal:pid=N, or (in a child) the inherited forms uds:fd=3, pipe:fd=3,4, stdio:.
+    /// signal:pid=N, or, when ipc-cat itself is a spawned child, "$IPC_ENDPOINT"
+    /// (uds:fd=3, pipe:fd=3,4, tcp with IPC_TOKEN; not stdio:, whose stdin/stdout
+    /// ipc-cat needs for the frames).
     pub endpoint: Option<Endpoint>,
 
     /// Listen on this endpoint and serve one client (tcp://127.0.0.1:0 picks a free

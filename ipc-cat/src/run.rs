@@ -44,6 +44,14 @@ pub async fn connect<W: AsyncWrite + Unpin>(
     input: &mut InputQueue,
     output: &mut Output<W>,
 ) -> Result<u8, SetupError> {
+    if *endpoint == Endpoint::Stdio {
+        return Err(SetupError {
+            code: exit::USAGE,
+            message: "stdio: would make ipc-cat's own stdin/stdout the channel, but they \
+                      carry the bridged frames; to run a stdio child use --spawn stdio -- CMD"
+                .into(),
+        });
+    }
     let connecting = format!("cannot connect to {endpoint}");
     let transport = ipc::registry()
         .for_endpoint(endpoint)

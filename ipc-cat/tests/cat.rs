@@ -170,6 +170,9 @@ fn usage_and_setup_errors_have_their_own_codes() {
     assert!(out.stderr.contains("unknown transport"), "{}", out.stderr);
     let out = run(ipc_cat().args(["--lines", "--raw", "unix:/x"]), b"");
     out.expect_code(USAGE, "two modes");
+    let out = run(ipc_cat().arg("stdio:"), b"");
+    out.expect_code(USAGE, "stdio: is ipc-cat's own stdin/stdout");
+    assert!(out.stderr.contains("--spawn stdio"), "{}", out.stderr);
 
     let dir = tempfile::tempdir().expect("tempdir");
     let nowhere = format!("unix:{}", dir.path().join("nobody.sock").display());
