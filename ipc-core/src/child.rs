@@ -1,7 +1,9 @@
 //! [`Child`]: a process spawned with a channel to it.
 //!
-//! Killed (SIGKILL) and reaped when dropped, unless [`Child::detach`]ed, so a test or a
-//! crashed parent never leaves orphans behind.
+//! Killed (SIGKILL) and reaped when dropped, unless [`Child::detach`]ed; and, when it
+//! was started by a transport's `spawn`, killed when this process dies, even by SIGKILL
+//! (Linux; see [`crate::spawn`], and [`crate::spawn::detached`] to opt out). So
+//! neither a finished test nor a crashed parent leaves orphans behind.
 //!
 //! ```no_run
 //! # async fn demo(mut child: ipc_core::Child) -> ipc_core::Result<()> {
@@ -106,8 +108,16 @@ impl Child {
     }
 
     /// Let the child outlive this handle: it is no longer killed on drop.
+    ///
+    /// It is still killed when this process dies (the parent-death signal is armed in
+    /// the child at spawn time and cannot be undone from here); to let a child outlive
+    /// the process, spawn it [`detached`](crate::spawn::detached).
     pub fn detach(mut self) {
         self.kill_on_drop = false;
+    }
+
+    pub(crate) fn set_kill_on_drop(&mut self, kill: bool) {
+        self.kill_on_drop = kill;
     }
 }
 

@@ -34,6 +34,7 @@ pub mod frame;
 pub mod inherit;
 pub mod rpc;
 pub mod spawn;
+mod spawner;
 pub mod stream;
 pub mod transport;
 pub mod typed;

@@ -1,0 +1,282 @@
+//! Children as processes: what happens to them when their parent dies, when the parent
+//! kills them, and when they cannot be started at all. Real processes and real signals:
+//! the children (and the parents that get SIGKILLed) are this binary, re-executed with
+//! [`ROLE`] naming what to do.
+
+use std::io::{BufRead, BufReader};
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use ipc::Channel;
+use libtest_mimic::{Arguments, Failed, Trial};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+/// Env var naming the role of a re-executed copy of this binary.
+const ROLE: &str = "IPC_PROCESS_TEST_ROLE";
+
+/// Transports that spawn children (all but `node`, whose children must speak JSON).
+const SPAWN_TRANSPORTS: &[&str] = &["uds", "tcp", "pipe", "fifo", "stdio", "signal"];
+
+/// Longest any wait in these tests may take before it counts as a hang.
+const GUARD: Duration = Duration::from_secs(20);
+
+type TestResult = Result<(), Failed>;
+
+fn fail(msg: impl Into<String>) -> Failed {
+    Failed::from(msg.into())
+}
+
+fn this_binary(role: &str) -> Command {
+    let mut command = Command::new(std::env::current_exe().expect("test exe path"));
+    command.env(ROLE, role);
+    command
+}
+
+/// A pidfd for `pid`: readable once that process has exited, whoever its parent is.
+fn pidfd(pid: u32) -> std::io::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: the syscall returned a fresh fd that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// Wait up to `limit` for the process behind `pidfd` to exit; true if it did.
+fn exited_within(pidfd: &OwnedFd, limit: Duration) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut poll = libc::pollfd {
+        fd: pidfd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        // SAFETY: one valid pollfd, for the duration of the call.
+        let n = unsafe { libc::poll(&mut poll, 1, left.as_millis() as i32) };
+        if n > 0 {
+            return true;
+        }
+        if n == 0 || std::time::Instant::now() >= deadline {
+            return false;
+        }
+        // EINTR: poll again for the time left.
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Roles (this binary re-executed)
+// ---------------------------------------------------------------------------------
+
+/// Run the role named in [`ROLE`], if any; returns the exit code.
+fn role_main() -> Option<i32> {
+    let role = std::env::var(ROLE).ok()?;
+    let (name, arg) = role.split_once(':').unwrap_or((role.as_str(), ""));
+    let outcome = match name {
+        "orphan-parent" => ipc::run(orphan_parent(arg.to_string())),
+        "idle-child" => ipc::run(idle_child()),
+        "outliving-child" => ipc::run(outliving_child()),
+        other => {
+            eprintln!("unknown role {other:?}");
+            return Some(2);
+        }
+    };
+    match outcome {
+        Ok(Ok(())) => Some(0),
+        Ok(Err(e)) | Err(e) => {
+            eprintln!("role {role}: {e}");
+            Some(1)
+        }
+    }
+}
+
+/// Spawn a child over `arg` (`TRANSPORT` or `TRANSPORT:detached`), print its pid, and
+/// wait to be killed.
+async fn orphan_parent(arg: String) -> ipc::Result<()> {
+    let (transport, detached) = match arg.split_once(':') {
+        Some((t, "detached")) => (t.to_string(), true),
+        _ => (arg, false),
+    };
+    let mut command = this_binary(if detached {
+        "outliving-child"
+    } else {
+        "idle-child"
+    });
+    if detached {
+        ipc::spawn::detached(&mut command);
+    }
+    let (child, mut channel) = ipc::registry().get(&transport)?.spawn(command).await?;
+    // Some transports return from spawn before the child has connected: wait for it.
+    if channel.recv().await?.as_deref() != Some(&b"ready"[..]) {
+        return Err(std::io::Error::other("the child did not say ready").into());
+    }
+    println!("child {}", child.pid());
+    // Hold both until SIGKILL arrives.
+    std::future::pending::<()>().await;
+    drop((child, channel));
+    Ok(())
+}
+
+/// Open the channel, say ready, and never read it.
+async fn idle_child() -> ipc::Result<()> {
+    let mut parent = ipc::connect_from_env().await?;
+    parent.send("ready".into()).await?;
+    std::future::pending::<()>().await;
+    Ok(())
+}
+
+/// Read the channel until the parent is gone, then say so on stdout.
+async fn outliving_child() -> ipc::Result<()> {
+    let mut parent = ipc::connect_from_env().await?;
+    parent.send("ready".into()).await?;
+    while let Ok(Some(_)) = parent.recv().await {}
+    println!("outlived the parent");
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------
+// Orphans
+// ---------------------------------------------------------------------------------
+
+/// Start an orphan-parent over `transport`; returns it and its child's pid.
+fn start_orphan_parent(role: &str) -> Result<(std::process::Child, u32, impl BufRead), Failed> {
+    let mut parent = this_binary(role)
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| fail(format!("start the parent: {e}")))?;
+    let mut stdout = BufReader::new(parent.stdout.take().expect("piped stdout"));
+    let mut line = String::new();
+    stdout
+        .read_line(&mut line)
+        .map_err(|e| fail(format!("read the parent's stdout: {e}")))?;
+    let pid = line
+        .trim()
+        .strip_prefix("child ")
+        .and_then(|p| p.parse().ok())
+        .ok_or_else(|| fail(format!("{role}: expected `child PID`, got {line:?}")))?;
+    Ok((parent, pid, stdout))
+}
+
+fn child_dies_with_its_sigkilled_parent(transport: &'static str) -> TestResult {
+    let (mut parent, pid, _stdout) = start_orphan_parent(&format!("orphan-parent:{transport}"))?;
+    let child = pidfd(pid).map_err(|e| fail(format!("pidfd_open({pid}): {e}")))?;
+    if exited_within(&child, Duration::ZERO) {
+        return Err(fail(format!(
+            "child {pid} died before its parent was killed"
+        )));
+    }
+    kill(Pid::from_raw(parent.id() as i32), Signal::SIGKILL).expect("SIGKILL the parent");
+    parent.wait().expect("reap the parent");
+    if exited_within(&child, GUARD) {
+        return Ok(());
+    }
+    let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+    Err(fail(format!(
+        "child {pid} over {transport} outlived its SIGKILLed parent by {GUARD:?}"
+    )))
+}
+
+fn a_detached_child_outlives_its_sigkilled_parent() -> TestResult {
+    let (mut parent, pid, mut stdout) = start_orphan_parent("orphan-parent:uds:detached")?;
+    kill(Pid::from_raw(parent.id() as i32), Signal::SIGKILL).expect("SIGKILL the parent");
+    parent.wait().expect("reap the parent");
+    // The child inherited the parent's stdout: it reports there once it has seen the
+    // parent go (or the read ends at EOF if it died instead).
+    let mut line = String::new();
+    let read = stdout.read_line(&mut line);
+    let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+    match read {
+        Ok(_) if line.trim() == "outlived the parent" => Ok(()),
+        other => Err(fail(format!(
+            "detached child {pid}: expected it to report, got {other:?} {line:?}"
+        ))),
+    }
+}
+
+/// The child's life is tied to the process, not to the thread that spawned it: a
+/// tokio blocking-pool thread that spawns a child and then retires must not take the
+/// child with it.
+fn a_child_outlives_the_thread_that_spawned_it() -> TestResult {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_keep_alive(Duration::from_millis(1))
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let handle = tokio::runtime::Handle::current();
+        let (tid, spawned) = tokio::task::spawn_blocking(move || {
+            // SAFETY: gettid has no preconditions.
+            let tid = unsafe { libc::gettid() };
+            let transport = ipc::registry().get("uds").expect("uds");
+            (
+                tid,
+                handle.block_on(transport.spawn(this_binary("echo-child"))),
+            )
+        })
+        .await
+        .expect("blocking task");
+        let (_child, mut channel) = spawned.map_err(|e| fail(format!("spawn: {e}")))?;
+        // Wait (bounded) until the blocking thread that forked the child has exited.
+        let task = format!("/proc/self/task/{tid}");
+        let deadline = std::time::Instant::now() + GUARD;
+        while std::path::Path::new(&task).exists() {
+            if std::time::Instant::now() >= deadline {
+                return Err(fail("the blocking thread never retired"));
+            }
+            // Idle blocking threads wake up to retire; give them the chance.
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        channel.send("still there?".into()).await?;
+        match tokio::time::timeout(GUARD, channel.recv()).await {
+            Ok(Ok(Some(reply))) if reply == "still there?" => Ok(()),
+            other => Err(fail(format!(
+                "the child died with the thread that spawned it: {other:?}"
+            ))),
+        }
+    })
+}
+
+/// Echo frames until the parent closes.
+async fn echo_child() -> ipc::Result<()> {
+    let mut parent = ipc::connect_from_env().await?;
+    while let Some(frame) = parent.recv().await? {
+        parent.send(frame).await?;
+    }
+    parent.close().await
+}
+
+fn main() {
+    // Before any thread starts, so every thread (and every child) inherits the mask.
+    ipc::signal::block_transport_signals().expect("block the signal transport's signals");
+    if std::env::var(ROLE).as_deref() == Ok("echo-child") {
+        std::process::exit(match ipc::run(echo_child()) {
+            Ok(Ok(())) => 0,
+            _ => 1,
+        });
+    }
+    if let Some(code) = role_main() {
+        std::process::exit(code);
+    }
+    let args = Arguments::from_args();
+    let mut trials = Vec::new();
+    for transport in SPAWN_TRANSPORTS {
+        trials.push(Trial::test(
+            format!("orphans::{transport}::child_dies_with_its_sigkilled_parent"),
+            move || child_dies_with_its_sigkilled_parent(transport),
+        ));
+    }
+    trials.push(Trial::test(
+        "orphans::a_detached_child_outlives_its_sigkilled_parent",
+        a_detached_child_outlives_its_sigkilled_parent,
+    ));
+    trials.push(Trial::test(
+        "orphans::a_child_outlives_the_thread_that_spawned_it",
+        a_child_outlives_the_thread_that_spawned_it,
+    ));
+    libtest_mimic::run(&args, trials).exit();
+}
