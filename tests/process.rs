@@ -241,6 +241,74 @@ fn a_child_outlives_the_thread_that_spawned_it() -> TestResult {
     })
 }
 
+// ---------------------------------------------------------------------------------
+// Process groups
+// ---------------------------------------------------------------------------------
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+/// Spawn, over `transport`, a shell that starts a grandchild (`sleep`) and waits for
+/// it; returns the child and the grandchild's pidfd.
+async fn child_with_grandchild(
+    transport: &str,
+) -> Result<(ipc::Child, Box<dyn Channel>, u32, OwnedFd), Failed> {
+    use tokio::io::AsyncBufReadExt;
+    let mut command = Command::new("/bin/sh");
+    command
+        .args(["-c", "sleep 1000 & echo $!; wait"])
+        .stdout(Stdio::piped());
+    let (mut child, channel) = ipc::registry().get(transport)?.spawn(command).await?;
+    let stdout = child.inner_mut().stdout.take().expect("piped stdout");
+    let mut line = String::new();
+    tokio::time::timeout(
+        GUARD,
+        tokio::io::BufReader::new(stdout).read_line(&mut line),
+    )
+    .await
+    .map_err(|_| fail("the shell never printed its grandchild's pid"))??;
+    let grandchild: u32 = line
+        .trim()
+        .parse()
+        .map_err(|_| fail(format!("not a pid: {line:?}")))?;
+    let pidfd = pidfd(grandchild).map_err(|e| fail(format!("pidfd_open: {e}")))?;
+    Ok((child, channel, grandchild, pidfd))
+}
+
+fn grandchild_gone(grandchild: u32, pidfd: &OwnedFd, how: &str) -> TestResult {
+    if exited_within(pidfd, GUARD) {
+        return Ok(());
+    }
+    let _ = kill(Pid::from_raw(grandchild as i32), Signal::SIGKILL);
+    Err(fail(format!(
+        "grandchild {grandchild} survived {how} of its parent by {GUARD:?}"
+    )))
+}
+
+fn kill_reaches_the_grandchildren(transport: &'static str) -> TestResult {
+    runtime().block_on(async {
+        let (mut child, _channel, grandchild, pidfd) = child_with_grandchild(transport).await?;
+        child.kill()?;
+        let status = tokio::time::timeout(GUARD, child.wait())
+            .await
+            .map_err(|_| fail("the child outlived kill()"))??;
+        assert_eq!(status.to_string(), "signal: 9 (SIGKILL)");
+        grandchild_gone(grandchild, &pidfd, "kill()")
+    })
+}
+
+fn drop_reaches_the_grandchildren(transport: &'static str) -> TestResult {
+    runtime().block_on(async {
+        let (child, channel, grandchild, pidfd) = child_with_grandchild(transport).await?;
+        drop((child, channel));
+        grandchild_gone(grandchild, &pidfd, "the drop")
+    })
+}
+
 /// Echo frames until the parent closes.
 async fn echo_child() -> ipc::Result<()> {
     let mut parent = ipc::connect_from_env().await?;
@@ -268,6 +336,16 @@ fn main() {
         trials.push(Trial::test(
             format!("orphans::{transport}::child_dies_with_its_sigkilled_parent"),
             move || child_dies_with_its_sigkilled_parent(transport),
+        ));
+    }
+    for transport in ["uds", "pipe"] {
+        trials.push(Trial::test(
+            format!("groups::{transport}::kill_reaches_the_grandchildren"),
+            move || kill_reaches_the_grandchildren(transport),
+        ));
+        trials.push(Trial::test(
+            format!("groups::{transport}::drop_reaches_the_grandchildren"),
+            move || drop_reaches_the_grandchildren(transport),
         ));
     }
     trials.push(Trial::test(

@@ -12,8 +12,10 @@
 //! Linux through the parent-death signal (`PR_SET_PDEATHSIG`). Linux ties that signal
 //! to the *thread* that forked the child, so the toolkit forks every child from one
 //! thread that lives as long as the process; which thread or runtime calls `spawn`
-//! does not matter. Only the child itself is covered: a grandchild it starts is not
-//! (see [`crate::Child`] for how `kill` and drop reach the child's whole group).
+//! does not matter. Only the child itself is covered: the signal is not inherited, so
+//! a grandchild it starts lives on unless the child arranges otherwise (while this
+//! process lives, `kill` and drop reach the child's whole process group: see
+//! [`Child`](crate::Child#process-group)).
 //!
 //! A child meant to outlive this process (a daemon, a long job) is spawned with
 //! [`detached`]: no parent-death signal, and its [`Child`](crate::Child) is not killed
@@ -126,7 +128,9 @@ fn is_detached(command: &Command) -> bool {
 }
 
 /// Spawn `command` and wrap it in a [`crate::Child`], tied to this process as the
-/// [module docs](self) say (unless [`detached`]). Must be called within a tokio runtime.
+/// [module docs](self) say (unless [`detached`]), in a process group of its own (see
+/// [`Child`](crate::Child#process-group); a group set on `command` is replaced). Must be
+/// called within a tokio runtime.
 ///
 /// ```no_run
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> ipc_core::Result<()> {
@@ -140,6 +144,8 @@ pub fn spawn_child(mut command: Command) -> crate::Result<crate::Child> {
     if !detached {
         crate::spawner::die_with_parent(&mut command);
     }
+    // A group of its own, so kill() and the kill on drop reach what the child starts.
+    command.process_group(0);
     let child = crate::spawner::spawn(tokio::process::Command::from(command)).map_err(|e| {
         crate::Error::Io(std::io::Error::new(
             e.kind(),
@@ -147,6 +153,7 @@ pub fn spawn_child(mut command: Command) -> crate::Result<crate::Child> {
         ))
     })?;
     let mut child = crate::Child::new(child)?;
+    child.set_own_group(true);
     if detached {
         child.set_kill_on_drop(false);
     }
