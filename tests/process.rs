@@ -309,6 +309,28 @@ fn drop_reaches_the_grandchildren(transport: &'static str) -> TestResult {
     })
 }
 
+// ---------------------------------------------------------------------------------
+// Spawn failures
+// ---------------------------------------------------------------------------------
+
+fn a_failed_spawn_names_the_program(transport: &'static str) -> TestResult {
+    runtime().block_on(async {
+        let command = Command::new("./no-such-worker");
+        let err = match ipc::registry().get(transport)?.spawn(command).await {
+            Ok((child, _)) => return Err(fail(format!("spawned {child:?}?"))),
+            Err(e) => e,
+        };
+        let msg = err.to_string();
+        if msg.contains("could not start ./no-such-worker: No such file or directory") {
+            Ok(())
+        } else {
+            Err(fail(format!(
+                "{transport}: the error does not name the program: {msg}"
+            )))
+        }
+    })
+}
+
 /// Echo frames until the parent closes.
 async fn echo_child() -> ipc::Result<()> {
     let mut parent = ipc::connect_from_env().await?;
@@ -336,6 +358,12 @@ fn main() {
         trials.push(Trial::test(
             format!("orphans::{transport}::child_dies_with_its_sigkilled_parent"),
             move || child_dies_with_its_sigkilled_parent(transport),
+        ));
+    }
+    for transport in ["uds", "tcp", "pipe", "fifo", "stdio", "signal", "node"] {
+        trials.push(Trial::test(
+            format!("spawn::{transport}::a_failed_spawn_names_the_program"),
+            move || a_failed_spawn_names_the_program(transport),
         ));
     }
     for transport in ["uds", "pipe"] {

@@ -104,6 +104,22 @@ pub fn set_child_env(
     };
 }
 
+/// "could not start PROGRAM: why", with a hint for the usual causes.
+fn could_not_start(program: &str, e: std::io::Error) -> crate::Error {
+    let hint = match e.kind() {
+        std::io::ErrorKind::NotFound if program.contains('/') => {
+            " (check the path; a relative one starts from the current directory)"
+        }
+        std::io::ErrorKind::NotFound => " (a name without '/' is looked up in PATH)",
+        std::io::ErrorKind::PermissionDenied => " (is the file executable?)",
+        _ => "",
+    };
+    crate::Error::Io(std::io::Error::new(
+        e.kind(),
+        format!("could not start {program}: {e}{hint}"),
+    ))
+}
+
 /// Marks a command as [`detached`]; removed before the child starts, so the child never
 /// sees it.
 const DETACHED_MARK: &str = "IPC_SPAWN_DETACHED";
@@ -146,12 +162,9 @@ pub fn spawn_child(mut command: Command) -> crate::Result<crate::Child> {
     }
     // A group of its own, so kill() and the kill on drop reach what the child starts.
     command.process_group(0);
-    let child = crate::spawner::spawn(tokio::process::Command::from(command)).map_err(|e| {
-        crate::Error::Io(std::io::Error::new(
-            e.kind(),
-            format!("could not start the child process: {e}"),
-        ))
-    })?;
+    let program = command.get_program().to_string_lossy().into_owned();
+    let child = crate::spawner::spawn(tokio::process::Command::from(command))
+        .map_err(|e| could_not_start(&program, e))?;
     let mut child = crate::Child::new(child)?;
     child.set_own_group(true);
     if detached {
