@@ -8,7 +8,11 @@ use std::os::fd::{FromRawFd, OwnedFd};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use ipc::Channel;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use ipc::rpc::RpcClient;
+use ipc::{Channel, Error};
 use libtest_mimic::{Arguments, Failed, Trial};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -80,6 +84,7 @@ fn role_main() -> Option<i32> {
         "orphan-parent" => ipc::run(orphan_parent(arg.to_string())),
         "idle-child" => ipc::run(idle_child()),
         "outliving-child" => ipc::run(outliving_child()),
+        "rpc-server" => ipc::run(rpc_server()),
         other => {
             eprintln!("unknown role {other:?}");
             return Some(2);
@@ -331,6 +336,115 @@ fn a_failed_spawn_names_the_program(transport: &'static str) -> TestResult {
     })
 }
 
+// ---------------------------------------------------------------------------------
+// rpc
+// ---------------------------------------------------------------------------------
+
+/// Serve rpc: echo, except `hold` (never answered), `panic` (the handler's future
+/// panics) and `panic-now` (the handler panics before returning a future).
+async fn rpc_server() -> ipc::Result<()> {
+    // The panics are on purpose: keep them out of the test output.
+    std::panic::set_hook(Box::new(|_| {}));
+    let channel = ipc::connect_from_env().await?;
+    ipc::rpc::serve(channel, |request: Bytes| {
+        if request == "panic-now" {
+            panic!("handler exploded before its future");
+        }
+        async move {
+            match &request[..] {
+                b"hold" => std::future::pending().await,
+                b"panic" => panic!("handler exploded on purpose"),
+                _ => Ok(request),
+            }
+        }
+    })
+    .await
+}
+
+async fn spawn_rpc_server(transport: &str) -> Result<(ipc::Child, RpcClient), Failed> {
+    let (child, channel) = ipc::registry()
+        .get(transport)?
+        .spawn(this_binary("rpc-server"))
+        .await?;
+    Ok((child, RpcClient::new(channel)))
+}
+
+fn every_caller_sees_peer_lost_when_the_server_dies(transport: &'static str) -> TestResult {
+    const CALLS: usize = 1000;
+    runtime().block_on(async {
+        let (child, client) = spawn_rpc_server(transport).await?;
+        let client = Arc::new(client);
+        assert_eq!(client.call("ping".into(), GUARD).await?, "ping");
+        let calls: Vec<_> = (0..CALLS)
+            .map(|_| {
+                let client = client.clone();
+                tokio::spawn(async move { client.call("hold".into(), GUARD * 3).await })
+            })
+            .collect();
+        // Every call registered (sent, or waiting to send behind the others).
+        let deadline = tokio::time::Instant::now() + GUARD;
+        while client.in_flight() < CALLS {
+            if tokio::time::Instant::now() >= deadline {
+                return Err(fail(format!("only {} calls in flight", client.in_flight())));
+            }
+            tokio::task::yield_now().await;
+        }
+        child.kill()?;
+        let mut kinds = std::collections::BTreeMap::<String, usize>::new();
+        let mut repeated = None;
+        for call in calls {
+            let kind = match call.await.expect("call task") {
+                Err(e @ Error::PeerLost(_)) => {
+                    let shown = e.to_string();
+                    if shown.matches("crashed").count() != 1 {
+                        repeated = Some(shown);
+                    }
+                    "PeerLost".to_string()
+                }
+                Err(other) => format!("{other:?}"),
+                Ok(reply) => format!("Ok({reply:?})"),
+            };
+            *kinds.entry(kind).or_default() += 1;
+        }
+        if kinds.len() != 1 || !kinds.contains_key("PeerLost") || repeated.is_some() {
+            return Err(fail(format!(
+                "{transport}: callers saw {kinds:?}; repeated explanation: {repeated:?}"
+            )));
+        }
+        // A call after the death: the same answer, at once.
+        match client.call("late".into(), GUARD).await {
+            Err(Error::PeerLost(_)) => Ok(()),
+            other => Err(fail(format!("a late call got {other:?}"))),
+        }
+    })
+}
+
+fn a_panicking_handler_answers_its_caller(transport: &'static str) -> TestResult {
+    runtime().block_on(async {
+        let (mut child, client) = spawn_rpc_server(transport).await?;
+        for (request, message) in [
+            ("panic", "handler exploded on purpose"),
+            ("panic-now", "handler exploded before its future"),
+        ] {
+            match client.call(request.into(), GUARD).await {
+                Err(Error::Remote(why)) if why.contains(message) => {}
+                other => return Err(fail(format!("{request}: expected Remote, got {other:?}"))),
+            }
+            // The server goes on serving.
+            assert_eq!(client.call("after".into(), GUARD).await?, "after");
+        }
+        client.close().await?;
+        let status = tokio::time::timeout(GUARD, child.wait())
+            .await
+            .map_err(|_| fail("the server did not stop after the client closed"))??;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(fail(format!("server exited: {status}")))
+        }
+    })
+}
+
 /// Echo frames until the parent closes.
 async fn echo_child() -> ipc::Result<()> {
     let mut parent = ipc::connect_from_env().await?;
@@ -364,6 +478,16 @@ fn main() {
         trials.push(Trial::test(
             format!("spawn::{transport}::a_failed_spawn_names_the_program"),
             move || a_failed_spawn_names_the_program(transport),
+        ));
+    }
+    for transport in ["uds", "tcp", "pipe", "fifo", "stdio"] {
+        trials.push(Trial::test(
+            format!("rpc::{transport}::every_caller_sees_peer_lost_when_the_server_dies"),
+            move || every_caller_sees_peer_lost_when_the_server_dies(transport),
+        ));
+        trials.push(Trial::test(
+            format!("rpc::{transport}::a_panicking_handler_answers_its_caller"),
+            move || a_panicking_handler_answers_its_caller(transport),
         ));
     }
     for transport in ["uds", "pipe"] {

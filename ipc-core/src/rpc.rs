@@ -25,16 +25,19 @@
 //! # Ok(()) }
 //! ```
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
+use futures_util::FutureExt;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use tokio::sync::{oneshot, Semaphore};
+use tokio::sync::{oneshot, watch, Semaphore};
 use tokio::task::JoinHandle;
 
 use crate::channel::{Channel, SendHalf};
@@ -75,9 +78,42 @@ type Pending = Arc<Mutex<PendingCalls>>;
 #[derive(Default)]
 struct PendingCalls {
     waiting: HashMap<u64, oneshot::Sender<Result<Bytes>>>,
-    /// Set when the channel died; new calls fail at once with this message.
-    dead: Option<String>,
+    /// Set once the channel is dead; every call still waiting, and every later one,
+    /// fails with this.
+    dead: Option<Verdict>,
 }
+
+/// Why the channel to the server is dead: one cause, one error for every caller.
+#[derive(Debug, Clone)]
+enum Verdict {
+    /// The server went away without closing: [`Error::PeerLost`] with this reason.
+    Lost(String),
+    /// The server closed the channel cleanly, leaving calls unanswered.
+    ClosedByServer,
+}
+
+impl Verdict {
+    /// The verdict for the receive side's last result.
+    fn of(end: Result<Option<Bytes>>) -> Verdict {
+        match end {
+            Ok(_) => Verdict::ClosedByServer,
+            // PeerLost already carries the explanation: do not wrap it twice.
+            Err(Error::PeerLost(why)) => Verdict::Lost(why),
+            Err(e) => Verdict::Lost(format!("the channel failed: {e}")),
+        }
+    }
+
+    fn error(&self) -> Error {
+        match self {
+            Verdict::Lost(why) => Error::PeerLost(why.clone()),
+            Verdict::ClosedByServer => Error::Closed,
+        }
+    }
+}
+
+/// How long a call whose request could not be sent waits for the receive side to say
+/// why the channel died, so that it reports the same error as every other caller.
+const VERDICT_GRACE: Duration = Duration::from_secs(1);
 
 fn lock(p: &Pending) -> std::sync::MutexGuard<'_, PendingCalls> {
     // A panic while holding this lock cannot leave the map inconsistent.
@@ -100,6 +136,10 @@ impl Drop for CallGuard {
 pub struct RpcClient {
     tx: tokio::sync::Mutex<Box<dyn SendHalf>>,
     pending: Pending,
+    /// Becomes true once `pending.dead` is set.
+    died: watch::Receiver<bool>,
+    /// [`close`](Self::close) was called.
+    closed_here: AtomicBool,
     next_id: AtomicU64,
     reader: JoinHandle<()>,
 }
@@ -111,16 +151,16 @@ impl RpcClient {
         let (tx, mut rx) = (Box::new(channel) as Box<dyn Channel>).split();
         let pending: Pending = Arc::default();
         let routes = pending.clone();
+        let (death, died) = watch::channel(false);
         let reader = tokio::spawn(async move {
-            let why = loop {
+            let verdict = loop {
                 let frame = match rx.recv().await {
                     Ok(Some(frame)) => frame,
-                    Ok(None) => break "the server closed the channel".to_string(),
                     Err(e) if !e.is_fatal() => {
                         tracing::warn!("rpc client: dropped a bad frame: {e}");
                         continue;
                     }
-                    Err(e) => break format!("the channel failed: {e}"),
+                    end => break Verdict::of(end),
                 };
                 let (kind, id, body) = match decode(frame) {
                     Ok(parts) => parts,
@@ -142,30 +182,67 @@ impl RpcClient {
                     let _ = waiter.send(answer);
                 }
             };
-            let mut calls = lock(&routes);
-            calls.dead = Some(why);
-            calls.waiting.clear(); // wakes every waiter with a closed oneshot
+            {
+                let mut calls = lock(&routes);
+                calls.dead = Some(verdict);
+                calls.waiting.clear(); // wakes every waiter with a closed oneshot
+            }
+            let _ = death.send(true);
         });
         RpcClient {
             tx: tokio::sync::Mutex::new(tx),
             pending,
+            died,
+            closed_here: AtomicBool::new(false),
             next_id: AtomicU64::new(1),
             reader,
         }
     }
 
+    /// The error for a call that ended because the channel is dead.
+    fn dead_error(&self) -> Error {
+        match &lock(&self.pending).dead {
+            Some(verdict) => verdict.error(),
+            None => Error::PeerLost("the rpc client's receive task stopped".into()),
+        }
+    }
+
+    /// The error for a call whose request could not be sent because of `failed`.
+    async fn send_error(&self, failed: Error) -> Error {
+        if !failed.is_fatal() {
+            return failed; // about this request only (too large)
+        }
+        if self.closed_here.load(Ordering::Acquire) {
+            return Error::Closed;
+        }
+        // The server is gone; the receive side is about to say how. Report that, so
+        // every caller gets the same error whichever side noticed first.
+        let mut died = self.died.clone();
+        if let Ok(Ok(_)) = tokio::time::timeout(VERDICT_GRACE, died.wait_for(|d| *d)).await {
+            return self.dead_error();
+        }
+        match failed {
+            Error::PeerLost(why) => Error::PeerLost(why),
+            Error::Closed => Error::PeerLost("the channel to the server is closed".into()),
+            other => Error::PeerLost(format!("the channel failed: {other}")),
+        }
+    }
+
     /// Send `request` and wait up to `timeout` for its response.
     ///
-    /// Errors: [`Error::Timeout`] (this call only; others go on), [`Error::PeerLost`]
-    /// when the channel died, [`Error::Remote`] carrying the server's error message
-    /// when the handler failed.
+    /// Errors: [`Error::Timeout`] (this call only; others go on); [`Error::PeerLost`]
+    /// for every call in flight or made later when the server went away without
+    /// closing (crashed, killed), all with the same reason; [`Error::Closed`] after
+    /// [`close`](Self::close), or when the server closed the channel leaving the call
+    /// unanswered; [`Error::Remote`] carrying the server's error message when the
+    /// handler failed or panicked.
     pub async fn call(&self, request: Bytes, timeout: Duration) -> Result<Bytes> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (waiter, answer) = oneshot::channel();
         {
             let mut calls = lock(&self.pending);
-            if let Some(why) = &calls.dead {
-                return Err(Error::PeerLost(why.clone()));
+            if let Some(verdict) = &calls.dead {
+                return Err(verdict.error());
             }
             calls.waiting.insert(id, waiter);
         }
@@ -174,19 +251,18 @@ impl RpcClient {
             id,
         };
         let exchange = async {
-            self.tx
+            let sent = self
+                .tx
                 .lock()
                 .await
                 .send(encode(KIND_REQUEST, id, &request))
-                .await?;
+                .await;
+            if let Err(failed) = sent {
+                return Err(self.send_error(failed).await);
+            }
             match answer.await {
                 Ok(result) => result,
-                Err(_) => Err(Error::PeerLost(
-                    lock(&self.pending)
-                        .dead
-                        .clone()
-                        .unwrap_or_else(|| "the rpc client stopped".into()),
-                )),
+                Err(_) => Err(self.dead_error()),
             }
         };
         match tokio::time::timeout(timeout, exchange).await {
@@ -214,8 +290,10 @@ impl RpcClient {
         lock(&self.pending).waiting.len()
     }
 
-    /// Close the sending side; the server then ends its [`serve`] loop.
+    /// Close the sending side; the server then ends its [`serve`] loop. Calls still
+    /// in flight get their answers; later calls fail with [`Error::Closed`].
     pub async fn close(&self) -> Result<()> {
+        self.closed_here.store(true, Ordering::Release);
         self.tx.lock().await.close().await
     }
 }
@@ -226,12 +304,24 @@ impl Drop for RpcClient {
     }
 }
 
+/// The text of a panic payload (`panic!("...")` gives a `&str` or a `String`).
+fn panic_message(payload: &(dyn Any + Send)) -> &str {
+    if let Some(text) = payload.downcast_ref::<&str>() {
+        text
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        text
+    } else {
+        "(a panic payload that is not text)"
+    }
+}
+
 /// Serve requests arriving on `channel` with `handler` until the client closes.
 ///
 /// Requests are handled concurrently (at most [`MAX_CONCURRENT_REQUESTS`] at once), so
 /// a slow request does not hold up fast ones; responses go back as they finish. A handler
-/// `Err(message)` reaches the caller as an error response. Returns `Ok(())` when the
-/// client closed cleanly.
+/// `Err(message)` reaches the caller as an error response ([`Error::Remote`]); so does
+/// a handler that panics (`"the handler panicked: MESSAGE"`), and the server goes on
+/// serving the others. Returns `Ok(())` when the client closed cleanly.
 pub async fn serve<H, F>(channel: impl Channel, handler: H) -> Result<()>
 where
     H: Fn(Bytes) -> F + Send + Sync + 'static,
@@ -270,9 +360,19 @@ where
             .map_err(|_| Error::Closed)?;
         let (tx, handler) = (tx.clone(), handler.clone());
         tasks.spawn(async move {
-            let frame = match handler(body).await {
-                Ok(reply) => encode(KIND_RESPONSE, id, &reply),
-                Err(message) => encode(KIND_ERROR, id, message.as_bytes()),
+            // The handler is called inside the guarded future, so a panic before it
+            // returns its future is caught as well as one while it runs.
+            let handled = AssertUnwindSafe(async move { handler(body).await })
+                .catch_unwind()
+                .await;
+            let frame = match handled {
+                Ok(Ok(reply)) => encode(KIND_RESPONSE, id, &reply),
+                Ok(Err(message)) => encode(KIND_ERROR, id, message.as_bytes()),
+                Err(panic) => {
+                    let message = format!("the handler panicked: {}", panic_message(&*panic));
+                    tracing::error!("rpc server: request {id}: {message}");
+                    encode(KIND_ERROR, id, message.as_bytes())
+                }
             };
             let sent = tx.lock().await.send(frame).await;
             drop(permit);
