@@ -445,6 +445,36 @@ fn a_panicking_handler_answers_its_caller(transport: &'static str) -> TestResult
     })
 }
 
+/// The spawning thread's signal mask is the child's (the signal transport relies on
+/// it), whichever thread forks.
+fn a_child_starts_with_the_callers_signal_mask() -> TestResult {
+    runtime().block_on(async {
+        let mut command = Command::new("grep");
+        command
+            .args(["SigBlk", "/proc/self/status"])
+            .stdout(Stdio::piped());
+        let (mut child, _channel) = ipc::registry().get("uds")?.spawn(command).await?;
+        let mut stdout = child.inner_mut().stdout.take().expect("piped stdout");
+        let mut line = String::new();
+        tokio::time::timeout(
+            GUARD,
+            tokio::io::AsyncReadExt::read_to_string(&mut stdout, &mut line),
+        )
+        .await
+        .map_err(|_| fail("no SigBlk line"))??;
+        let ours = std::fs::read_to_string("/proc/thread-self/status")?
+            .lines()
+            .find(|l| l.starts_with("SigBlk"))
+            .map(str::to_string)
+            .unwrap_or_default();
+        if line.trim() == ours.trim() {
+            Ok(())
+        } else {
+            Err(fail(format!("child {}, caller {ours}", line.trim())))
+        }
+    })
+}
+
 /// Echo frames until the parent closes.
 async fn echo_child() -> ipc::Result<()> {
     let mut parent = ipc::connect_from_env().await?;
@@ -503,6 +533,10 @@ fn main() {
     trials.push(Trial::test(
         "orphans::a_detached_child_outlives_its_sigkilled_parent",
         a_detached_child_outlives_its_sigkilled_parent,
+    ));
+    trials.push(Trial::test(
+        "orphans::a_child_starts_with_the_callers_signal_mask",
+        a_child_starts_with_the_callers_signal_mask,
     ));
     trials.push(Trial::test(
         "orphans::a_child_outlives_the_thread_that_spawned_it",

@@ -6,18 +6,21 @@
 //! there would be killed long before its parent exits. So every child is forked by one
 //! dedicated thread that lives as long as the process, and a caller on any thread (or
 //! runtime) hands it the command and waits for the result, as long as a direct
-//! `spawn` would block it.
+//! `spawn` would block it. The child still starts with the caller's signal mask.
 
 use std::io;
 use std::sync::mpsc::{channel, sync_channel, Sender, SyncSender};
 use std::sync::{Mutex, OnceLock};
 
+use nix::sys::signal::SigSet;
 use tokio::runtime::Handle;
 
-/// A command to fork, the runtime its child belongs to, and where to send the result.
+/// A command to fork, the runtime its child belongs to, the caller's signal mask, and
+/// where to send the result.
 struct Job {
     command: tokio::process::Command,
     runtime: Handle,
+    mask: SigSet,
     reply: SyncSender<io::Result<tokio::process::Child>>,
 }
 
@@ -29,14 +32,20 @@ fn start() -> Option<Mutex<Sender<Job>>> {
     let started = std::thread::Builder::new()
         .name("ipc-spawner".into())
         .spawn(move || {
-            // Process-directed signals (the signal transport's, SIGTERM handlers') are
-            // for the threads that wait for them; the child's mask is reset before
-            // exec anyway.
-            let _ = nix::sys::signal::SigSet::all().thread_block();
+            // Between jobs, process-directed signals (the signal transport's, those
+            // tokio handles) are for the threads that wait for them.
+            let _ = SigSet::all().thread_set_mask();
             for job in queue {
                 let _entered = job.runtime.enter();
                 let mut command = job.command;
-                let _ = job.reply.send(command.spawn());
+                // A child inherits the forking thread's signal mask (the signal
+                // transport relies on it): fork with the caller's, as it would have.
+                let result = match job.mask.thread_set_mask() {
+                    Ok(()) => command.spawn(),
+                    Err(e) => Err(io::Error::from(e)),
+                };
+                let _ = SigSet::all().thread_set_mask();
+                let _ = job.reply.send(result);
             }
         });
     match started {
@@ -60,10 +69,12 @@ pub(crate) fn spawn(mut command: tokio::process::Command) -> io::Result<tokio::p
     let Some(queue) = SPAWNER.get_or_init(start) else {
         return command.spawn();
     };
+    let mask = SigSet::thread_get_mask().map_err(io::Error::from)?;
     let (reply, result) = sync_channel(1);
     let job = Job {
         command,
         runtime,
+        mask,
         reply,
     };
     let sent = queue
