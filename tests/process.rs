@@ -85,6 +85,7 @@ fn role_main() -> Option<i32> {
         "idle-child" => ipc::run(idle_child()),
         "outliving-child" => ipc::run(outliving_child()),
         "rpc-server" => ipc::run(rpc_server()),
+        "caps-child" => ipc::run(caps_child()),
         other => {
             eprintln!("unknown role {other:?}");
             return Some(2);
@@ -475,6 +476,81 @@ fn a_child_starts_with_the_callers_signal_mask() -> TestResult {
     })
 }
 
+// ---------------------------------------------------------------------------------
+// Capabilities
+// ---------------------------------------------------------------------------------
+
+/// Report this end's `binary_frames` (as JSON, which every transport carries), then
+/// echo frames until the parent closes.
+async fn caps_child() -> ipc::Result<()> {
+    let mut parent = ipc::connect_from_env().await?;
+    let binary = parent.info().binary_frames;
+    parent.send(binary.to_string().into()).await?;
+    while let Some(frame) = parent.recv().await? {
+        parent.send(frame).await?;
+    }
+    parent.close().await
+}
+
+/// What a transport says it can do is what it does: binary frames go through (or are
+/// refused), listening works (or is refused), and both ends' ChannelInfo agree.
+fn capabilities_match_what_the_transport_does(transport: &'static str) -> TestResult {
+    runtime().block_on(async {
+        let t = ipc::registry().get(transport)?;
+        let caps = t.capabilities();
+        if !caps.spawn {
+            return Err(fail(format!("{transport} says it cannot spawn")));
+        }
+        let (mut child, mut channel) = t.spawn(this_binary("caps-child")).await?;
+        let theirs = tokio::time::timeout(GUARD, channel.recv())
+            .await
+            .map_err(|_| fail("no report from the child"))??;
+        let expected = caps.binary_frames.to_string();
+        if channel.info().binary_frames != caps.binary_frames
+            || theirs.as_deref() != Some(expected.as_bytes())
+        {
+            return Err(fail(format!(
+                "{transport}: capabilities say binary_frames={}, parent's info {}, \
+                 child's info {theirs:?}",
+                caps.binary_frames,
+                channel.info().binary_frames
+            )));
+        }
+        let raw = Bytes::from_static(b"\x00\xffnot json");
+        match (caps.binary_frames, channel.send(raw.clone()).await) {
+            (true, Ok(())) => {
+                let echoed = tokio::time::timeout(GUARD, channel.recv())
+                    .await
+                    .map_err(|_| fail("no echo"))??;
+                if echoed != Some(raw) {
+                    return Err(fail(format!("{transport}: echoed {echoed:?}")));
+                }
+            }
+            (false, Err(_)) => {}
+            (binary, sent) => {
+                return Err(fail(format!(
+                    "{transport}: binary_frames={binary} but sending raw bytes gave {sent:?}"
+                )))
+            }
+        }
+        channel.close().await?;
+        tokio::time::timeout(GUARD, child.wait())
+            .await
+            .map_err(|_| fail("the child did not exit"))??;
+
+        let endpoint = t
+            .example_endpoint()
+            .unwrap_or_else(|| "unix:/nonexistent/ipc-test.sock".parse().expect("endpoint"));
+        match (caps.listen, t.listen(&endpoint).await) {
+            (true, Ok(_)) | (false, Err(Error::Unsupported { .. })) => Ok(()),
+            (listen, result) => Err(fail(format!(
+                "{transport}: listen={listen} but listen() gave {:?}",
+                result.map(|l| l.endpoint())
+            ))),
+        }
+    })
+}
+
 /// Echo frames until the parent closes.
 async fn echo_child() -> ipc::Result<()> {
     let mut parent = ipc::connect_from_env().await?;
@@ -518,6 +594,12 @@ fn main() {
         trials.push(Trial::test(
             format!("rpc::{transport}::a_panicking_handler_answers_its_caller"),
             move || a_panicking_handler_answers_its_caller(transport),
+        ));
+    }
+    for transport in ipc::registry().names() {
+        trials.push(Trial::test(
+            format!("capabilities::{transport}::match_what_the_transport_does"),
+            move || capabilities_match_what_the_transport_does(transport),
         ));
     }
     for transport in ["uds", "pipe"] {

@@ -50,5 +50,5 @@ pub use env::{role, Role};
 pub use error::{Error, Result};
 pub use frame::FrameConfig;
 pub use nix::sys::signal::Signal;
-pub use transport::{Listener, Registry, Transport};
+pub use transport::{Capabilities, Listener, Registry, Transport};
 pub use typed::{TypedChannel, TypedReceiver, TypedSender};
