@@ -341,25 +341,31 @@ fn a_failed_spawn_names_the_program(transport: &'static str) -> TestResult {
 // rpc
 // ---------------------------------------------------------------------------------
 
-/// Serve rpc: echo, except `hold` (never answered), `panic` (the handler's future
-/// panics) and `panic-now` (the handler panics before returning a future).
+/// Serve rpc: echo, except `"hold"` (never answered), `"panic"` (the handler's future
+/// panics) and `"panic-now"` (the handler panics before returning a future). Bodies
+/// are JSON texts, so that the node transport carries them too.
 async fn rpc_server() -> ipc::Result<()> {
     // The panics are on purpose: keep them out of the test output.
     std::panic::set_hook(Box::new(|_| {}));
     let channel = ipc::connect_from_env().await?;
     ipc::rpc::serve(channel, |request: Bytes| {
-        if request == "panic-now" {
+        if request == r#""panic-now""# {
             panic!("handler exploded before its future");
         }
         async move {
             match &request[..] {
-                b"hold" => std::future::pending().await,
-                b"panic" => panic!("handler exploded on purpose"),
+                br#""hold""# => std::future::pending().await,
+                br#""panic""# => panic!("handler exploded on purpose"),
                 _ => Ok(request),
             }
         }
     })
     .await
+}
+
+/// `text` as a JSON string: a body every transport carries, node included.
+fn json(text: &str) -> Bytes {
+    Bytes::from(format!("{text:?}"))
 }
 
 async fn spawn_rpc_server(transport: &str) -> Result<(ipc::Child, RpcClient), Failed> {
@@ -375,11 +381,11 @@ fn every_caller_sees_peer_lost_when_the_server_dies(transport: &'static str) -> 
     runtime().block_on(async {
         let (child, client) = spawn_rpc_server(transport).await?;
         let client = Arc::new(client);
-        assert_eq!(client.call("ping".into(), GUARD).await?, "ping");
+        assert_eq!(client.call(json("ping"), GUARD).await?, json("ping"));
         let calls: Vec<_> = (0..CALLS)
             .map(|_| {
                 let client = client.clone();
-                tokio::spawn(async move { client.call("hold".into(), GUARD * 3).await })
+                tokio::spawn(async move { client.call(json("hold"), GUARD * 3).await })
             })
             .collect();
         // Every call registered (sent, or waiting to send behind the others).
@@ -413,7 +419,7 @@ fn every_caller_sees_peer_lost_when_the_server_dies(transport: &'static str) -> 
             )));
         }
         // A call after the death: the same answer, at once.
-        match client.call("late".into(), GUARD).await {
+        match client.call(json("late"), GUARD).await {
             Err(Error::PeerLost(_)) => Ok(()),
             other => Err(fail(format!("a late call got {other:?}"))),
         }
@@ -427,12 +433,12 @@ fn a_panicking_handler_answers_its_caller(transport: &'static str) -> TestResult
             ("panic", "handler exploded on purpose"),
             ("panic-now", "handler exploded before its future"),
         ] {
-            match client.call(request.into(), GUARD).await {
+            match client.call(json(request), GUARD).await {
                 Err(Error::Remote(why)) if why.contains(message) => {}
                 other => return Err(fail(format!("{request}: expected Remote, got {other:?}"))),
             }
             // The server goes on serving.
-            assert_eq!(client.call("after".into(), GUARD).await?, "after");
+            assert_eq!(client.call(json("after"), GUARD).await?, json("after"));
         }
         client.close().await?;
         let status = tokio::time::timeout(GUARD, child.wait())
@@ -586,7 +592,7 @@ fn main() {
             move || a_failed_spawn_names_the_program(transport),
         ));
     }
-    for transport in ["uds", "tcp", "pipe", "fifo", "stdio"] {
+    for transport in ["uds", "tcp", "pipe", "fifo", "stdio", "node"] {
         trials.push(Trial::test(
             format!("rpc::{transport}::every_caller_sees_peer_lost_when_the_server_dies"),
             move || every_caller_sees_peer_lost_when_the_server_dies(transport),

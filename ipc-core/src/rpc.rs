@@ -8,6 +8,16 @@
 //! kind 0 = request, 1 = response, 2 = error response (body = UTF-8 message)
 //! ```
 //!
+//! On a channel whose frames must be JSON texts (`node`: [`crate::ChannelInfo::binary_frames`]
+//! is false) both sides use a JSON envelope instead, chosen automatically, so a Node.js
+//! program can serve and call as well; request and reply bodies must then be JSON texts:
+//!
+//! ```text
+//! {"$rpc":{"id":7,"kind":"request"},"body":{"op":"add","a":1,"b":2}}
+//! {"$rpc":{"id":7,"kind":"response"},"body":3}
+//! {"$rpc":{"id":8,"kind":"error"},"body":"unknown op"}
+//! ```
+//!
 //! The client side is [`RpcClient`]; the serving side is [`serve`]. A caller that gives
 //! up (timeout, or its future dropped) does not disturb the others: its late response is
 //! discarded.
@@ -33,7 +43,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use futures_util::FutureExt;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -44,34 +54,12 @@ use crate::channel::{Channel, SendHalf};
 use crate::codec::Codec;
 use crate::error::{Error, Result};
 
-const KIND_REQUEST: u8 = 0;
-const KIND_RESPONSE: u8 = 1;
-const KIND_ERROR: u8 = 2;
-const HEADER: usize = 9;
+mod envelope;
+
+use envelope::{Envelope, Kind};
 
 /// Requests a server handles at once; more wait (so a flood cannot exhaust memory).
 pub const MAX_CONCURRENT_REQUESTS: usize = 256;
-
-fn encode(kind: u8, id: u64, body: &[u8]) -> Bytes {
-    let mut frame = BytesMut::with_capacity(HEADER + body.len());
-    frame.put_u8(kind);
-    frame.put_u64(id);
-    frame.extend_from_slice(body);
-    frame.freeze()
-}
-
-fn decode(frame: Bytes) -> Result<(u8, u64, Bytes)> {
-    if frame.len() < HEADER {
-        return Err(Error::decode(
-            "rpc frame",
-            format!("{} bytes, shorter than the 9-byte header", frame.len()),
-        ));
-    }
-    let kind = frame[0];
-    let mut id = [0u8; 8];
-    id.copy_from_slice(&frame[1..HEADER]);
-    Ok((kind, u64::from_be_bytes(id), frame.slice(HEADER..)))
-}
 
 type Pending = Arc<Mutex<PendingCalls>>;
 
@@ -135,6 +123,7 @@ impl Drop for CallGuard {
 /// The calling side: cheap to share between tasks (`Arc<RpcClient>` or `&RpcClient`).
 pub struct RpcClient {
     tx: tokio::sync::Mutex<Box<dyn SendHalf>>,
+    envelope: Envelope,
     pending: Pending,
     /// Becomes true once `pending.dead` is set.
     died: watch::Receiver<bool>,
@@ -148,6 +137,7 @@ impl RpcClient {
     /// Take a channel whose peer runs [`serve`]. Must be called inside a tokio runtime
     /// (a task routes the responses).
     pub fn new(channel: impl Channel) -> Self {
+        let envelope = Envelope::for_channel(&channel.info());
         let (tx, mut rx) = (Box::new(channel) as Box<dyn Channel>).split();
         let pending: Pending = Arc::default();
         let routes = pending.clone();
@@ -162,7 +152,7 @@ impl RpcClient {
                     }
                     end => break Verdict::of(end),
                 };
-                let (kind, id, body) = match decode(frame) {
+                let (kind, id, body) = match envelope.decode(frame) {
                     Ok(parts) => parts,
                     Err(e) => {
                         tracing::warn!("rpc client: {e}");
@@ -170,10 +160,10 @@ impl RpcClient {
                     }
                 };
                 let answer = match kind {
-                    KIND_RESPONSE => Ok(body),
-                    KIND_ERROR => Err(Error::Remote(String::from_utf8_lossy(&body).into_owned())),
-                    other => {
-                        tracing::warn!("rpc client: unexpected frame kind {other}");
+                    Kind::Response => Ok(body),
+                    Kind::Error => Err(Error::Remote(String::from_utf8_lossy(&body).into_owned())),
+                    Kind::Request => {
+                        tracing::warn!("rpc client: ignored a request (this side only calls)");
                         continue;
                     }
                 };
@@ -191,6 +181,7 @@ impl RpcClient {
         });
         RpcClient {
             tx: tokio::sync::Mutex::new(tx),
+            envelope,
             pending,
             died,
             closed_here: AtomicBool::new(false),
@@ -235,9 +226,11 @@ impl RpcClient {
     /// closing (crashed, killed), all with the same reason; [`Error::Closed`] after
     /// [`close`](Self::close), or when the server closed the channel leaving the call
     /// unanswered; [`Error::Remote`] carrying the server's error message when the
-    /// handler failed or panicked.
+    /// handler failed or panicked; [`Error::Decode`] (this call only) for a request
+    /// that is not a JSON text on a JSON-only channel.
     pub async fn call(&self, request: Bytes, timeout: Duration) -> Result<Bytes> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let frame = self.envelope.encode(Kind::Request, id, &request)?;
         let (waiter, answer) = oneshot::channel();
         {
             let mut calls = lock(&self.pending);
@@ -251,12 +244,7 @@ impl RpcClient {
             id,
         };
         let exchange = async {
-            let sent = self
-                .tx
-                .lock()
-                .await
-                .send(encode(KIND_REQUEST, id, &request))
-                .await;
+            let sent = self.tx.lock().await.send(frame).await;
             if let Err(failed) = sent {
                 return Err(self.send_error(failed).await);
             }
@@ -327,6 +315,7 @@ where
     H: Fn(Bytes) -> F + Send + Sync + 'static,
     F: Future<Output = std::result::Result<Bytes, String>> + Send + 'static,
 {
+    let envelope = Envelope::for_channel(&channel.info());
     let (tx, mut rx) = (Box::new(channel) as Box<dyn Channel>).split();
     let tx = Arc::new(tokio::sync::Mutex::new(tx));
     let handler = Arc::new(handler);
@@ -342,10 +331,10 @@ where
             }
             Err(e) => break Err(e),
         };
-        let (id, body) = match decode(frame) {
-            Ok((KIND_REQUEST, id, body)) => (id, body),
+        let (id, body) = match envelope.decode(frame) {
+            Ok((Kind::Request, id, body)) => (id, body),
             Ok((kind, ..)) => {
-                tracing::warn!("rpc server: unexpected frame kind {kind}");
+                tracing::warn!("rpc server: ignored a {kind:?} (this side only serves)");
                 continue;
             }
             Err(e) => {
@@ -366,12 +355,19 @@ where
                 .catch_unwind()
                 .await;
             let frame = match handled {
-                Ok(Ok(reply)) => encode(KIND_RESPONSE, id, &reply),
-                Ok(Err(message)) => encode(KIND_ERROR, id, message.as_bytes()),
+                Ok(Ok(reply)) => match envelope.encode(Kind::Response, id, &reply) {
+                    Ok(frame) => frame,
+                    Err(e) => {
+                        let message = format!("the handler's reply cannot be sent: {e}");
+                        tracing::error!("rpc server: request {id}: {message}");
+                        envelope.encode_error(id, &message)
+                    }
+                },
+                Ok(Err(message)) => envelope.encode_error(id, &message),
                 Err(panic) => {
                     let message = format!("the handler panicked: {}", panic_message(&*panic));
                     tracing::error!("rpc server: request {id}: {message}");
-                    encode(KIND_ERROR, id, message.as_bytes())
+                    envelope.encode_error(id, &message)
                 }
             };
             let sent = tx.lock().await.send(frame).await;
