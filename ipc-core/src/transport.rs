@@ -186,7 +186,9 @@ pub trait Transport: Send + Sync + 'static {
     ) -> Result<Box<dyn Channel>>;
 
     /// Start `command` as a child wired to a new channel. The child finds its end
-    /// through `IPC_ENDPOINT` (see [`crate::env`]).
+    /// through `IPC_ENDPOINT` (see [`crate::env`]). It runs in a process group of its
+    /// own and dies with this process unless [`detached`](crate::spawn::detached) (see
+    /// [`crate::spawn`]); a program that cannot be started is named in the error.
     async fn spawn_with(
         &self,
         command: Command,
