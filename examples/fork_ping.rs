@@ -10,11 +10,12 @@
 //! ```
 
 use std::process::{Command, ExitCode};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use clap::Parser;
 use hdrhistogram::Histogram;
+use ipc::human;
 use ipc::{Capabilities, Channel, Role};
 
 /// What fork_ping needs of a transport: it spawns a child and sends it raw bytes.
@@ -79,17 +80,25 @@ async fn parent(args: Args) -> ipc::Result<bool> {
     ch.close().await?;
     let closed = ch.recv().await?.is_none();
     let status = child.wait().await?;
-    let us = |ns: u64| ns as f64 / 1000.0;
-    println!(
-        "{} round trips of {} B over {}: min {:.1} µs  p50 {:.1} µs  p99 {:.1} µs  max {:.1} µs",
-        args.count,
-        args.size,
-        args.transport,
-        us(rtt.min()),
-        us(rtt.value_at_quantile(0.50)),
-        us(rtt.value_at_quantile(0.99)),
-        us(rtt.max()),
-    );
+    let size = human::bytes(args.size as u64);
+    if args.count == 0 {
+        println!(
+            "nothing was measured: --count 0 asked for no timed round trips \
+             ({warmup} warm-up round trips of {size} over {} did run)",
+            args.transport
+        );
+    } else {
+        let t = |ns: u64| human::duration(Duration::from_nanos(ns));
+        println!(
+            "{} round trips of {size} over {}: min {}  p50 {}  p99 {}  max {}",
+            args.count,
+            args.transport,
+            t(rtt.min()),
+            t(rtt.value_at_quantile(0.50)),
+            t(rtt.value_at_quantile(0.99)),
+            t(rtt.max()),
+        );
+    }
     println!("child exited: {status}");
     Ok(closed && status.success())
 }

@@ -113,9 +113,17 @@ async fn node_child_example_explains_itself_when_not_forked_by_node() {
 
 /// A Node child (`node -e SCRIPT`) through the facade's registry.
 async fn spawn_node(script: &str) -> (ipc::Child, Box<dyn Channel>) {
+    spawn_node_with_stderr(script, std::process::Stdio::inherit()).await
+}
+
+/// [`spawn_node`] with the child's stderr sent to `stderr`.
+async fn spawn_node_with_stderr(
+    script: &str,
+    stderr: std::process::Stdio,
+) -> (ipc::Child, Box<dyn Channel>) {
     require_node();
     let mut command = Command::new("node");
-    command.arg("-e").arg(script);
+    command.arg("-e").arg(script).stderr(stderr);
     ipc::registry()
         .get("node")
         .expect("the facade registers the node transport")
@@ -135,7 +143,10 @@ async fn node_child_crashing_mid_stream_is_an_error_not_a_hang() {
     within("crash", async {
         let script = "let n = 0;\
                       process.on('message', (m) => { if (++n === 500) throw new Error('boom'); process.send(m); });";
-        let (mut child, ch) = spawn_node(script).await;
+        // The crash's stack trace goes to a file, checked below, not to the test's stderr.
+        let trace = tempfile::NamedTempFile::new().expect("temp file");
+        let stderr = trace.reopen().expect("reopen temp file");
+        let (mut child, ch) = spawn_node_with_stderr(script, stderr.into()).await;
         let (mut tx, mut rx) = ch.split();
         let sender = tokio::spawn(async move {
             for i in 0..10_000u32 {
@@ -164,6 +175,8 @@ async fn node_child_crashing_mid_stream_is_an_error_not_a_hang() {
         }
         sender.await.expect("sender");
         assert_eq!(child.wait().await.expect("wait").code(), Some(1));
+        let trace = std::fs::read_to_string(trace.path()).expect("read the stack trace");
+        assert!(trace.contains("Error: boom"), "node's stderr: {trace}");
     })
     .await;
 }

@@ -31,6 +31,7 @@ pub mod endpoint;
 pub mod env;
 pub mod error;
 pub mod frame;
+pub mod human;
 pub mod inherit;
 pub mod rpc;
 pub mod spawn;
