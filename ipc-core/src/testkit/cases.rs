@@ -13,7 +13,7 @@ use crate::frame::FrameConfig;
 use crate::rpc::RpcClient;
 use crate::{Channel, Endpoint, TypedChannel};
 
-use super::child::{bulk_payload, check_bulk, sized_payload, Note, BULK_COUNT};
+use super::child::{bulk_payload, check_bulk, Note, BULK_COUNT};
 use super::{ensure, fail, AllocProbe, Subject};
 
 /// One named conformance case.
@@ -120,11 +120,11 @@ async fn ping_pong(s: &Subject) -> Result<()> {
 /// 10 000 messages of mixed sizes each way at the same time, all in order.
 async fn ordered_10k_both_ways(s: &Subject) -> Result<()> {
     let (mut child, ch) = s.spawn("bulk", 0, default_config()).await?;
-    let max = s.bulk_frame;
+    let (max, frames) = (s.bulk_frame, s.frames);
     let (mut tx, mut rx) = ch.split();
     let sender = tokio::spawn(async move {
         for seq in 0..BULK_COUNT {
-            tx.send(bulk_payload(seq, max)).await?;
+            tx.send(bulk_payload(frames, seq, max)).await?;
         }
         tx.close().await
     });
@@ -133,7 +133,7 @@ async fn ordered_10k_both_ways(s: &Subject) -> Result<()> {
             .recv()
             .await?
             .ok_or_else(|| fail(format!("child closed after {seq} messages")))?;
-        check_bulk(&frame, seq, max)?;
+        check_bulk(frames, &frame, seq, max)?;
     }
     ensure!(
         rx.recv().await?.is_none(),
@@ -160,7 +160,7 @@ async fn max_size_frame(s: &Subject) -> Result<()> {
         "info().max_frame is {}",
         ch.info().max_frame
     );
-    let frame = sized_payload(7, max);
+    let frame = s.frames.payload(7, s.frames.payload_len(max));
     ch.send(frame.clone()).await?;
     expect_frame(&mut *ch, &frame).await?;
     finish(child, ch).await
@@ -171,7 +171,8 @@ async fn oversize_send_refused(s: &Subject) -> Result<()> {
     let max = s.big_frame / 64;
     let config = FrameConfig::builder().max_frame(max).build();
     let (child, mut ch) = s.spawn("echo", 0, config).await?;
-    match ch.send(Bytes::from(vec![1u8; max + 1])).await {
+    let over = s.frames.payload(1, s.frames.payload_len(max + 1));
+    match ch.send(over).await {
         Err(Error::FrameTooLarge { len, max: m }) => {
             ensure!(
                 len == max as u64 + 1 && m == max,
@@ -191,7 +192,8 @@ async fn oversize_recv_rejected_without_allocating(s: &Subject) -> Result<()> {
     let limit = (s.big_frame / 128).max(8);
     let sent = s.big_frame * 3 / 4;
     let config = FrameConfig::builder().max_frame(limit).build();
-    let (child, mut ch) = s.spawn("send_oversize", sent as u64, config).await?;
+    let payload = s.frames.payload_len(sent) as u64;
+    let (child, mut ch) = s.spawn("send_oversize", payload, config).await?;
     let probe = AllocProbe::start()
         .ok_or_else(|| fail("install testkit::CountingAlloc as the global allocator"))?;
     match ch.recv().await {
@@ -213,7 +215,8 @@ async fn oversize_recv_rejected_without_allocating(s: &Subject) -> Result<()> {
     finish(child, ch).await
 }
 
-/// An empty frame is a frame, not a close.
+/// An empty frame is a frame, not a close. (In JSON-frames mode the empty payload is
+/// the JSON string `""`: a frame on Node's channel cannot be empty.)
 async fn empty_frame(s: &Subject) -> Result<()> {
     let (child, mut ch) = s.spawn("echo", 0, default_config()).await?;
     ch.send(Bytes::new()).await?;
@@ -300,7 +303,7 @@ async fn dropped_sender_mid_frame_is_peer_lost(s: &Subject) -> Result<()> {
     let (mut child, mut ch) = s.spawn("expect_cut", 0, default_config()).await?;
     expect_frame(&mut *ch, b"armed").await?;
     let (mut tx, mut rx) = ch.split();
-    let frame = sized_payload(0, s.big_frame);
+    let frame = s.frames.payload(0, s.frames.payload_len(s.big_frame));
     let cut = send_until_blocked!(tx, frame, 256);
     drop(cut);
     drop(tx);
@@ -388,7 +391,7 @@ async fn always_ready_recv_lets_other_tasks_run(s: &Subject) -> Result<()> {
 async fn blocked_send_peer_killed_is_peer_lost(s: &Subject) -> Result<()> {
     let (mut child, mut ch) = s.spawn("stall", 0, default_config()).await?;
     expect_frame(&mut *ch, b"ready").await?;
-    let frame = sized_payload(1, s.bulk_frame);
+    let frame = s.frames.payload(1, s.bulk_frame);
     let cap = ((256usize << 20) / s.bulk_frame.max(1)) as u64;
     let blocked = send_until_blocked!(ch, frame, cap);
     child.kill()?;
@@ -562,12 +565,14 @@ async fn request_response_100_concurrent(s: &Subject) -> Result<()> {
     Ok(())
 }
 
-/// The child exits with the code we ask for; the parent sees it.
+/// The child exits with the code we ask for, once both sides have closed; the parent
+/// sees it.
 async fn spawn_exit_status(s: &Subject) -> Result<()> {
     let (mut child, mut ch) = s.spawn("exit_code", 0, default_config()).await?;
     ensure!(child.pid() > 0, "no pid");
     ch.send(Bytes::from_static(b"7")).await?;
     ensure!(ch.recv().await?.is_none(), "expected the child's close");
+    ch.close().await?;
     let status = within("child exit", child.wait()).await??;
     ensure!(
         status.code() == Some(7),
@@ -583,7 +588,7 @@ async fn spawn_exit_status(s: &Subject) -> Result<()> {
 /// a busy machine can only make that happen sooner, which the case tolerates.
 async fn slow_reader_backpressure(s: &Subject) -> Result<()> {
     use std::sync::atomic::{AtomicU64, Ordering};
-    let size = s.bulk_frame;
+    let (size, frames) = (s.bulk_frame, s.frames);
     let cap_frames = ((256usize << 20) / size.max(1)) as u64;
     let (mut child, mut ch) = s.spawn("slow_reader", 0, default_config()).await?;
     expect_frame(&mut *ch, b"armed").await?;
@@ -602,7 +607,7 @@ async fn slow_reader_backpressure(s: &Subject) -> Result<()> {
                     "sent {seq} frames ({} MiB) to a peer that reads nothing: unbounded buffering",
                     (seq as usize * size) >> 20
                 );
-                tx.send(sized_payload(seq, size)).await?;
+                tx.send(frames.payload(seq, size)).await?;
                 seq += 1;
                 done.store(seq, Ordering::SeqCst);
                 progress.notify_one();

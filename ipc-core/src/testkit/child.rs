@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::frame::FrameConfig;
 use crate::{Channel, Registry, TypedChannel};
 
-use super::{fail, ARG_VAR, BULK_VAR, ROLE_VAR};
+use super::{fail, Frames, ARG_VAR, BULK_VAR, FRAMES_VAR, ROLE_VAR};
 
 /// Number of messages each way in the bulk ordering case.
 pub(crate) const BULK_COUNT: u64 = 10_000;
@@ -53,35 +53,13 @@ pub(crate) fn bulk_size(seq: u64, max: usize) -> usize {
 }
 
 /// Bulk message `seq`: its number, then a fill that depends on it.
-pub(crate) fn bulk_payload(seq: u64, max: usize) -> Bytes {
-    sized_payload(seq, bulk_size(seq, max))
-}
-
-/// Message `seq` of exactly `size` bytes (at least 4).
-pub(crate) fn sized_payload(seq: u64, size: usize) -> Bytes {
-    let size = size.max(4);
-    let mut v = Vec::with_capacity(size);
-    v.extend_from_slice(&(seq as u32).to_be_bytes());
-    v.extend((4..size).map(|i| (seq as usize).wrapping_mul(31).wrapping_add(i) as u8));
-    Bytes::from(v)
+pub(crate) fn bulk_payload(frames: Frames, seq: u64, max: usize) -> Bytes {
+    frames.payload(seq, bulk_size(seq, max))
 }
 
 /// Check bulk message `seq`.
-pub(crate) fn check_bulk(frame: &[u8], seq: u64, max: usize) -> Result<()> {
-    check_payload(frame, seq, &bulk_payload(seq, max))
-}
-
-fn check_payload(frame: &[u8], seq: u64, expected: &[u8]) -> Result<()> {
-    if frame != expected {
-        let got = frame
-            .get(..4)
-            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
-        return Err(fail(format!(
-            "message {seq} is wrong: {} bytes, sequence number {got:?}",
-            frame.len()
-        )));
-    }
-    Ok(())
+pub(crate) fn check_bulk(frames: Frames, frame: &[u8], seq: u64, max: usize) -> Result<()> {
+    frames.check(frame, seq, &bulk_payload(frames, seq, max))
 }
 
 fn arg() -> u64 {
@@ -89,6 +67,11 @@ fn arg() -> u64 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
+}
+
+/// The frames mode the parent runs the cases in.
+fn frames() -> Result<Frames> {
+    Frames::from_env_value(std::env::var(FRAMES_VAR).ok().as_deref())
 }
 
 fn bulk() -> usize {
@@ -133,10 +116,11 @@ async fn run_role(role: &str, registry: &Registry) -> Result<i32> {
     } else {
         crate::env::frame_config_from_env()
     };
-    let mut ch = registry.connect_from_env_with(config).await?;
+    let frames = frames()?;
+    let mut ch = frames.wrap(registry.connect_from_env_with(config).await?);
     match role {
         "echo" => echo(&mut *ch).await,
-        "bulk" => bulk_both_ways(ch).await,
+        "bulk" => bulk_both_ways(ch, frames).await,
         "hello_close" => {
             ch.send(Bytes::from_static(b"hello")).await?;
             ch.close().await?;
@@ -155,6 +139,10 @@ async fn run_role(role: &str, registry: &Registry) -> Result<i32> {
                 .and_then(|f| std::str::from_utf8(&f).ok()?.parse::<i32>().ok())
                 .ok_or_else(|| fail("expected an exit code"))?;
             ch.close().await?;
+            // Exit only after the parent's close: the conversation has ended cleanly
+            // before the non-zero exit (on a transport without a goodbye, Node's, a
+            // non-zero exit while the parent still reads is a crash).
+            drain(&mut *ch).await?;
             Ok(code)
         }
         "typed_json" => typed_answer::<Json>(ch).await,
@@ -187,7 +175,7 @@ async fn run_role(role: &str, registry: &Registry) -> Result<i32> {
             .await?;
             Ok(0)
         }
-        "slow_reader" => slow_reader(&mut *ch).await,
+        "slow_reader" => slow_reader(&mut *ch, frames).await,
         "expect_cut" => expect_cut(&mut *ch).await,
         "yield_check" => yield_check(&mut *ch).await,
         "stall" => {
@@ -201,7 +189,7 @@ async fn run_role(role: &str, registry: &Registry) -> Result<i32> {
             Ok(0)
         }
         "send_oversize" => {
-            ch.send(Bytes::from(vec![0xAB; arg() as usize])).await?;
+            ch.send(frames.payload(0, arg() as usize)).await?;
             ch.send(Bytes::from_static(b"after")).await?;
             ch.close().await?;
             drain(&mut *ch).await?;
@@ -231,12 +219,12 @@ async fn drain(ch: &mut dyn Channel) -> Result<()> {
     Ok(())
 }
 
-async fn bulk_both_ways(ch: Box<dyn Channel>) -> Result<i32> {
+async fn bulk_both_ways(ch: Box<dyn Channel>, frames: Frames) -> Result<i32> {
     let max = bulk();
     let (mut tx, mut rx) = ch.split();
     let sender = tokio::spawn(async move {
         for seq in 0..BULK_COUNT {
-            tx.send(bulk_payload(seq, max)).await?;
+            tx.send(bulk_payload(frames, seq, max)).await?;
         }
         tx.close().await
     });
@@ -245,7 +233,7 @@ async fn bulk_both_ways(ch: Box<dyn Channel>) -> Result<i32> {
             .recv()
             .await?
             .ok_or_else(|| fail(format!("parent closed after {seq} messages")))?;
-        check_bulk(&frame, seq, max)?;
+        check_bulk(frames, &frame, seq, max)?;
     }
     if rx.recv().await?.is_some() {
         return Err(fail("parent sent more than expected"));
@@ -275,7 +263,7 @@ async fn typed_answer<K: Codec>(ch: Box<dyn Channel>) -> Result<i32> {
     Ok(0)
 }
 
-async fn slow_reader(ch: &mut dyn Channel) -> Result<i32> {
+async fn slow_reader(ch: &mut dyn Channel, frames: Frames) -> Result<i32> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut go = signal(SignalKind::user_defined1())?;
     ch.send(Bytes::from_static(b"armed")).await?;
@@ -283,7 +271,7 @@ async fn slow_reader(ch: &mut dyn Channel) -> Result<i32> {
     let size = bulk();
     let mut count = 0u64;
     while let Some(frame) = ch.recv().await? {
-        check_payload(&frame, count, &sized_payload(count, size))?;
+        frames.check(&frame, count, &frames.payload(count, size))?;
         count += 1;
     }
     ch.send(Bytes::from(count.to_string())).await?;

@@ -2,8 +2,10 @@
 //!
 //! Every case runs a real parent (the test process) against a real child process
 //! spawned through the transport under test, so the suite means the same thing for
-//! sockets, pipes, stdio and signals. The child is the test binary itself, re-executed:
-//! its `main` must call [`child_main`] first.
+//! sockets, pipes, stdio, signals and Node's channel. The child is the test binary
+//! itself, re-executed: its `main` must call [`child_main`] first. A transport whose
+//! frames must be JSON texts runs every case with payloads carried as JSON strings
+//! ([`Subject::json_frames`], [`Frames`]).
 //!
 //! ```no_run
 //! // tests/conformance.rs (harness = false)
@@ -27,6 +29,7 @@
 mod alloc;
 mod cases;
 mod child;
+mod frames;
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -36,6 +39,7 @@ use std::time::Duration;
 pub use alloc::{AllocProbe, CountingAlloc};
 pub use cases::{cases, Case};
 pub use child::child_main;
+pub use frames::Frames;
 
 use crate::error::{Error, Result};
 use crate::frame::FrameConfig;
@@ -50,6 +54,8 @@ pub const ROLE_VAR: &str = "IPC_TESTKIT_ROLE";
 pub const ARG_VAR: &str = "IPC_TESTKIT_ARG";
 /// Env var carrying the subject's bulk frame size to the child.
 pub const BULK_VAR: &str = "IPC_TESTKIT_BULK";
+/// Env var carrying the subject's [`Frames`] mode to the child (`bytes` or `json`).
+pub const FRAMES_VAR: &str = "IPC_TESTKIT_FRAMES";
 
 /// A transport under test, and how to scale the cases for it.
 #[derive(Clone)]
@@ -66,6 +72,9 @@ pub struct Subject {
     /// The listener serves one client at a time (a FIFO pair): a second concurrent
     /// client must get a clear error, and be served once the first has left.
     pub one_client_at_a_time: bool,
+    /// How payloads travel: as they are, or as JSON strings (a transport whose frames
+    /// must be JSON texts, such as `node`); see [`Frames`].
+    pub frames: Frames,
 }
 
 impl Subject {
@@ -78,7 +87,21 @@ impl Subject {
             big_frame: crate::frame::DEFAULT_MAX_FRAME,
             bulk_frame: 16 * 1024,
             one_client_at_a_time: false,
+            frames: Frames::Bytes,
         }
+    }
+
+    /// Carry every payload as a JSON string, both ways (see [`Frames::JsonStrings`]),
+    /// for a transport whose frames must be JSON texts.
+    ///
+    /// ```no_run
+    /// # let node: std::sync::Arc<dyn ipc_core::Transport> = unimplemented!();
+    /// let subject = ipc_core::testkit::Subject::new(node).json_frames();
+    /// # let _ = subject;
+    /// ```
+    pub fn json_frames(mut self) -> Self {
+        self.frames = Frames::JsonStrings;
+        self
     }
 
     /// Mark the listener as serving one client at a time (see the field).
@@ -99,20 +122,24 @@ impl Subject {
         let mut cmd = Command::new(&self.child_program);
         cmd.env(ROLE_VAR, role)
             .env(ARG_VAR, arg.to_string())
-            .env(BULK_VAR, self.bulk_frame.to_string());
+            .env(BULK_VAR, self.bulk_frame.to_string())
+            .env(FRAMES_VAR, self.frames.env_value());
         cmd
     }
 
-    /// Spawn child `role` through the transport with the given frame limit.
+    /// Spawn child `role` through the transport with the given frame limit; the channel
+    /// carries payloads as [`frames`](Self::frames) says.
     pub async fn spawn(
         &self,
         role: &str,
         arg: u64,
         config: FrameConfig,
     ) -> Result<(Child, Box<dyn Channel>)> {
-        self.transport
+        let (child, channel) = self
+            .transport
             .spawn_with(self.child_command(role, arg), config)
-            .await
+            .await?;
+        Ok((child, self.frames.wrap(channel)))
     }
 }
 
