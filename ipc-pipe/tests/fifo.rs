@@ -507,8 +507,9 @@ async fn spawn_reports_a_child_that_exits_without_connecting() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let out = tmp.path().join("endpoint");
     let mut cmd = std::process::Command::new("/bin/sh");
-    cmd.args(["-c", r#"printf %s "$IPC_ENDPOINT" > "$OUT"; exit 3"#])
-        .env("OUT", &out);
+    // Also record the directory's mode and owner as the child finds them.
+    let script = r#"printf %s "$IPC_ENDPOINT" > "$OUT"; stat -c '%a %u' "${IPC_ENDPOINT#fifo:}" > "$OUT.mode"; exit 3"#;
+    cmd.args(["-c", script]).env("OUT", &out);
     match within(spawn_fifo(cmd, Default::default())).await {
         Err(Error::ChildExited(status)) => assert_eq!(status.code(), Some(3)),
         Err(other) => panic!("expected ChildExited, got {other:?}"),
@@ -522,4 +523,12 @@ async fn spawn_reports_a_child_that_exits_without_connecting() {
         panic!("not a fifo endpoint: {endpoint}");
     };
     assert!(!dir.exists(), "the spawn directory was left behind");
+    let mode = fs::read_to_string(tmp.path().join("endpoint.mode")).expect("mode");
+    // Our own temp dir tells our effective uid.
+    let euid = std::os::unix::fs::MetadataExt::uid(&fs::metadata(tmp.path()).expect("stat"));
+    assert_eq!(
+        mode.trim(),
+        format!("700 {euid}"),
+        "the spawn directory is private"
+    );
 }
