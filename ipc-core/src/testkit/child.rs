@@ -1,4 +1,4 @@
-//! The child side of the conformance cases: behaviours selected by `IPC_TESTKIT_ROLE`.
+//! The child side of the conformance cases: the behaviours of [`Role`].
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -8,7 +8,8 @@ use crate::error::{Error, Result};
 use crate::frame::FrameConfig;
 use crate::{Channel, Registry, TypedChannel};
 
-use super::{fail, Frames, ARG_VAR, BULK_VAR, FRAMES_VAR, ROLE_VAR};
+use super::reexec::role_from_env;
+use super::{fail, Frames, ARG_VAR, BULK_VAR, FRAMES_VAR};
 
 /// Number of messages each way in the bulk ordering case.
 pub(crate) const BULK_COUNT: u64 = 10_000;
@@ -81,12 +82,54 @@ fn bulk() -> usize {
         .unwrap_or(16 * 1024)
 }
 
-/// Run the child behaviour named by `IPC_TESTKIT_ROLE`, if set, and return its exit
-/// code; `None` when this process is not a testkit child.
+crate::child_roles! {
+    /// What a child of a conformance case does (its name travels in
+    /// [`ROLE_VAR`](super::ROLE_VAR)).
+    pub enum Role {
+        /// Echo every frame (a rejected one as `"error: ..."`) until the parent closes.
+        Echo,
+        /// 10 000 bulk messages each way at once, checking the parent's.
+        Bulk,
+        /// Send `hello`, close, wait for the parent's close.
+        HelloClose,
+        /// Send `ready`, then read until the parent closes (or kills us).
+        Hang,
+        /// Receive an exit code, close, wait for the parent's close, exit with it.
+        ExitCode,
+        /// Answer each JSON `Note`; report undecodable frames.
+        TypedJson,
+        /// Answer each postcard `Note`; report undecodable frames.
+        TypedPostcard,
+        /// Serve rpc: echo as `re:..`, `hold` until `release`, `fail` as an error.
+        Rpc,
+        /// Say `armed`, wait for SIGUSR1, read everything, report the count.
+        SlowReader,
+        /// Say `armed`, wait for SIGUSR1, read to the end, report how it ended.
+        ExpectCut,
+        /// Say `armed`, wait for SIGUSR1, read everything while counting how long other
+        /// tasks waited.
+        YieldCheck,
+        /// Say `ready`, then read nothing until killed.
+        Stall,
+        /// Close at once, and exit.
+        CloseExit,
+        /// Send a frame of the argument's size (over the parent's limit), then `after`.
+        SendOversize,
+    }
+}
+
+/// Run the child behaviour named by [`ROLE_VAR`](super::ROLE_VAR), if set, and return
+/// its exit code; `None` when this process is not a testkit child.
 ///
 /// Call it first thing in the conformance binary's `main`.
 pub fn child_main(registry: &Registry) -> Option<i32> {
-    let role = std::env::var(ROLE_VAR).ok()?;
+    let role = match role_from_env::<Role>()? {
+        Ok(role) => role,
+        Err(e) => {
+            eprintln!("testkit child: {e}");
+            return Some(2);
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -97,7 +140,7 @@ pub fn child_main(registry: &Registry) -> Option<i32> {
             return Some(70);
         }
     };
-    let outcome = runtime.block_on(run_role(&role, registry));
+    let outcome = runtime.block_on(run_role(role, registry));
     Some(match outcome {
         Ok(code) => code,
         Err(e) => {
@@ -107,9 +150,9 @@ pub fn child_main(registry: &Registry) -> Option<i32> {
     })
 }
 
-async fn run_role(role: &str, registry: &Registry) -> Result<i32> {
+async fn run_role(role: Role, registry: &Registry) -> Result<i32> {
     // The oversize sender deliberately ignores the parent's (smaller) limit.
-    let config = if role == "send_oversize" {
+    let config = if role == Role::SendOversize {
         FrameConfig::builder()
             .max_frame(arg() as usize + 16)
             .build()
@@ -119,20 +162,20 @@ async fn run_role(role: &str, registry: &Registry) -> Result<i32> {
     let frames = frames()?;
     let mut ch = frames.wrap(registry.connect_from_env_with(config).await?);
     match role {
-        "echo" => echo(&mut *ch).await,
-        "bulk" => bulk_both_ways(ch, frames).await,
-        "hello_close" => {
+        Role::Echo => echo(&mut *ch).await,
+        Role::Bulk => bulk_both_ways(ch, frames).await,
+        Role::HelloClose => {
             ch.send(Bytes::from_static(b"hello")).await?;
             ch.close().await?;
             drain(&mut *ch).await?;
             Ok(0)
         }
-        "hang" => {
+        Role::Hang => {
             ch.send(Bytes::from_static(b"ready")).await?;
             drain(&mut *ch).await?;
             Ok(0)
         }
-        "exit_code" => {
+        Role::ExitCode => {
             let code = ch
                 .recv()
                 .await?
@@ -145,9 +188,9 @@ async fn run_role(role: &str, registry: &Registry) -> Result<i32> {
             drain(&mut *ch).await?;
             Ok(code)
         }
-        "typed_json" => typed_answer::<Json>(ch).await,
-        "typed_postcard" => typed_answer::<Postcard>(ch).await,
-        "rpc" => {
+        Role::TypedJson => typed_answer::<Json>(ch).await,
+        Role::TypedPostcard => typed_answer::<Postcard>(ch).await,
+        Role::Rpc => {
             // "hold" requests wait until a "release" request arrives, so a caller can
             // time out or give up while its call is really in flight.
             let release = std::sync::Arc::new(tokio::sync::Notify::new());
@@ -175,27 +218,26 @@ async fn run_role(role: &str, registry: &Registry) -> Result<i32> {
             .await?;
             Ok(0)
         }
-        "slow_reader" => slow_reader(&mut *ch, frames).await,
-        "expect_cut" => expect_cut(&mut *ch).await,
-        "yield_check" => yield_check(&mut *ch).await,
-        "stall" => {
+        Role::SlowReader => slow_reader(&mut *ch, frames).await,
+        Role::ExpectCut => expect_cut(&mut *ch).await,
+        Role::YieldCheck => yield_check(&mut *ch).await,
+        Role::Stall => {
             // Say ready, then read nothing until killed.
             ch.send(Bytes::from_static(b"ready")).await?;
             std::future::pending::<()>().await;
             Ok(0)
         }
-        "close_exit" => {
+        Role::CloseExit => {
             ch.close().await?;
             Ok(0)
         }
-        "send_oversize" => {
+        Role::SendOversize => {
             ch.send(frames.payload(0, arg() as usize)).await?;
             ch.send(Bytes::from_static(b"after")).await?;
             ch.close().await?;
             drain(&mut *ch).await?;
             Ok(0)
         }
-        other => Err(fail(format!("unknown testkit role {other:?}"))),
     }
 }
 

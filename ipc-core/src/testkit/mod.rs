@@ -30,6 +30,7 @@ mod alloc;
 mod cases;
 mod child;
 mod frames;
+mod reexec;
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -38,8 +39,9 @@ use std::time::Duration;
 
 pub use alloc::{AllocProbe, CountingAlloc};
 pub use cases::{cases, Case};
-pub use child::child_main;
+pub use child::{child_main, Role};
 pub use frames::Frames;
+pub use reexec::{child_command, role, ChildRole, CHILD_TEST};
 
 use crate::error::{Error, Result};
 use crate::frame::FrameConfig;
@@ -48,7 +50,8 @@ use crate::{Channel, Child, Transport};
 /// Longest a single case may take before it counts as hung.
 pub const CASE_TIMEOUT: Duration = Duration::from_secs(90);
 
-/// Env var naming the child behaviour to run (see [`child_main`]).
+/// Env var naming the role a re-executed child plays: a [`Role`] of the conformance
+/// cases (see [`child_main`]), or a [`ChildRole`] of any test binary (see [`role`]).
 pub const ROLE_VAR: &str = "IPC_TESTKIT_ROLE";
 /// Env var carrying a number argument for the child role.
 pub const ARG_VAR: &str = "IPC_TESTKIT_ARG";
@@ -82,8 +85,7 @@ impl Subject {
     pub fn new(transport: Arc<dyn Transport>) -> Self {
         Subject {
             transport,
-            child_program: std::env::current_exe()
-                .unwrap_or_else(|_| PathBuf::from("/proc/self/exe")),
+            child_program: reexec::this_executable(),
             big_frame: crate::frame::DEFAULT_MAX_FRAME,
             bulk_frame: 16 * 1024,
             one_client_at_a_time: false,
@@ -118,10 +120,9 @@ impl Subject {
     }
 
     /// The command that runs child `role` with argument `arg`.
-    pub fn child_command(&self, role: &str, arg: u64) -> Command {
-        let mut cmd = Command::new(&self.child_program);
-        cmd.env(ROLE_VAR, role)
-            .env(ARG_VAR, arg.to_string())
+    pub fn child_command(&self, role: Role, arg: u64) -> Command {
+        let mut cmd = reexec::command_for(&self.child_program, role);
+        cmd.env(ARG_VAR, arg.to_string())
             .env(BULK_VAR, self.bulk_frame.to_string())
             .env(FRAMES_VAR, self.frames.env_value());
         cmd
@@ -131,7 +132,7 @@ impl Subject {
     /// carries payloads as [`frames`](Self::frames) says.
     pub async fn spawn(
         &self,
-        role: &str,
+        role: Role,
         arg: u64,
         config: FrameConfig,
     ) -> Result<(Child, Box<dyn Channel>)> {
