@@ -15,12 +15,15 @@ use std::time::Instant;
 use bytes::Bytes;
 use clap::Parser;
 use hdrhistogram::Histogram;
-use ipc::{Channel, Role};
+use ipc::{Capabilities, Channel, Role};
+
+/// What fork_ping needs of a transport: it spawns a child and sends it raw bytes.
+const NEEDS: Capabilities = Capabilities::NONE.with_binary_frames(true).with_spawn(true);
 
 /// Ping a child process over an ipc transport and report round-trip times.
 #[derive(Parser, Debug)]
 struct Args {
-    /// Transport to use (see `--list`).
+    /// Transport to use (see `--list`; `node` cannot carry raw bytes).
     #[arg(long, default_value = "uds")]
     transport: String,
     /// Number of timed round trips.
@@ -29,7 +32,7 @@ struct Args {
     /// Payload size in bytes.
     #[arg(long, default_value_t = 64)]
     size: usize,
-    /// List the available transports and exit.
+    /// List the transports fork_ping can run over, and exit.
     #[arg(long)]
     list: bool,
 }
@@ -44,7 +47,7 @@ async fn child() -> ipc::Result<()> {
 }
 
 async fn parent(args: Args) -> ipc::Result<bool> {
-    let transport = ipc::registry().get(&args.transport)?;
+    let transport = ipc::registry().get_with(&args.transport, NEEDS)?;
     let exe = std::env::current_exe()?;
     let (mut child, mut ch) = transport.spawn(Command::new(exe)).await?;
     println!(
@@ -110,7 +113,7 @@ async fn run() -> ExitCode {
     }
     let args = Args::parse();
     if args.list {
-        println!("{}", ipc::registry().names().join("\n"));
+        println!("{}", ipc::registry().names_with(NEEDS).join("\n"));
         return ExitCode::SUCCESS;
     }
     match parent(args).await {

@@ -105,6 +105,57 @@ fn signals_kill_is_noticed_over_every_transport() {
 }
 
 #[test]
+fn fork_ping_lists_only_the_transports_that_can_carry_it() {
+    let out = Command::new(example("fork_ping"))
+        .arg("--list")
+        .output()
+        .expect("run fork_ping --list");
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let listed: Vec<&str> = stdout.lines().collect();
+    assert_eq!(listed, SPAWN_TRANSPORTS, "{stdout}");
+}
+
+#[test]
+fn fork_ping_refuses_node_and_names_the_transports_that_work() {
+    let out = Command::new(example("fork_ping"))
+        .args(["--transport", "node", "--count", "1"])
+        .output()
+        .expect("run fork_ping");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("the node transport does not support binary frames")
+            && stderr.contains(&format!(
+                "transports that do: {}",
+                SPAWN_TRANSPORTS.join(", ")
+            )),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("spawned child"),
+        "refused before spawning: {stderr}"
+    );
+}
+
+#[test]
+fn echo_refuses_a_transport_that_cannot_listen() {
+    for endpoint in ["pipe:fd=3,4", "stdio:"] {
+        let out = Command::new(example("echo"))
+            .args(["--listen", endpoint])
+            .output()
+            .expect("run echo");
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("does not support listen")
+                && stderr.contains("transports that do: uds, tcp, fifo"),
+            "{endpoint}: {stderr}"
+        );
+    }
+}
+
+#[test]
 fn fork_ping_rejects_an_unknown_transport() {
     let out = Command::new(example("fork_ping"))
         .args(["--transport", "carrier-pigeon"])

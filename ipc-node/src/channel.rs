@@ -173,6 +173,7 @@ impl NodeChannel {
         info: ChannelInfo,
         watch: Option<ChildWatch>,
     ) -> Self {
+        let info = info.with_binary_frames(false); // Node's frames are JSON texts
         let (read, write) = stream.into_split();
         let codec = NodeCodec::new(config);
         let shared = Arc::new(Mutex::new(WriteSide {
