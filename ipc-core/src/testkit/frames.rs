@@ -23,6 +23,14 @@ use super::fail;
 
 /// How a case's payloads are carried on the transport under test.
 ///
+/// In JSON mode both ends of a case wrap their channel ([`Frames::wrap`]): every
+/// payload is sent as one JSON string of one Latin-1 character per byte, so every line
+/// is a JSON text Node's `JSON.parse` accepts, and every case runs unchanged on the
+/// payload level (binary, empty, postcard and rpc payloads included). The payloads the
+/// cases generate ([`Frames::payload`]) are plain ASCII in that mode: `n` bytes are
+/// exactly `n + 2` on the wire ([`Frames::wire_len`]), so "a frame of exactly the
+/// limit" still is one.
+///
 /// ```
 /// use ipc_core::testkit::Frames;
 /// assert_eq!(Frames::Bytes.wire_len(10), 10);
@@ -80,7 +88,7 @@ impl Frames {
 
     /// Payload `seq` of exactly `size` bytes (at least 4): its sequence number, then a
     /// fill that depends on it. Any byte value in [`Frames::Bytes`] mode; plain
-    /// printable ASCII in JSON mode (see the [module docs](self)).
+    /// printable ASCII in JSON mode, so a payload of `n` bytes is `n + 2` on the wire.
     ///
     /// ```
     /// use ipc_core::testkit::Frames;
@@ -138,7 +146,8 @@ impl Frames {
     /// `channel` as the cases see it: unchanged in [`Frames::Bytes`] mode; in JSON mode
     /// every payload sent is one JSON string on the wire, and every frame received is
     /// decoded from one (a frame that is not a JSON string of Latin-1 characters is a
-    /// per-frame [`Error::Decode`]).
+    /// per-frame [`Error::Decode`]); its info says
+    /// [`binary_frames`](crate::ChannelInfo::binary_frames), since any payload goes.
     ///
     /// ```no_run
     /// # async fn demo(node_channel: Box<dyn ipc_core::Channel>) -> ipc_core::Result<()> {
@@ -209,7 +218,8 @@ impl SendHalf for JsonStringSender {
         self.0.close().await
     }
     fn info(&self) -> ChannelInfo {
-        self.0.info()
+        // Any bytes travel now (as JSON strings): rpc keeps its binary envelope.
+        self.0.info().with_binary_frames(true)
     }
 }
 
@@ -225,7 +235,8 @@ impl RecvHalf for JsonStringReceiver {
         }
     }
     fn info(&self) -> ChannelInfo {
-        self.0.info()
+        // Any bytes travel now (as JSON strings): rpc keeps its binary envelope.
+        self.0.info().with_binary_frames(true)
     }
 }
 

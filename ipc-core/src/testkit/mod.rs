@@ -81,20 +81,28 @@ pub struct Subject {
 }
 
 impl Subject {
-    /// A subject with the default scale, whose child is the current executable.
+    /// A subject with the default scale, whose child is the current executable; its
+    /// payloads travel as JSON strings when the transport's frames must be JSON texts
+    /// ([`Capabilities::binary_frames`](crate::transport::Capabilities) is false).
     pub fn new(transport: Arc<dyn Transport>) -> Self {
+        let frames = if transport.capabilities().binary_frames {
+            Frames::Bytes
+        } else {
+            Frames::JsonStrings
+        };
         Subject {
             transport,
             child_program: reexec::this_executable(),
             big_frame: crate::frame::DEFAULT_MAX_FRAME,
             bulk_frame: 16 * 1024,
             one_client_at_a_time: false,
-            frames: Frames::Bytes,
+            frames,
         }
     }
 
     /// Carry every payload as a JSON string, both ways (see [`Frames::JsonStrings`]),
-    /// for a transport whose frames must be JSON texts.
+    /// whatever the transport's capabilities say ([`new`](Self::new) already does so
+    /// for a transport whose frames must be JSON texts).
     ///
     /// ```no_run
     /// # let node: std::sync::Arc<dyn ipc_core::Transport> = unimplemented!();
