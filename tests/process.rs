@@ -1,10 +1,10 @@
 //! Children as processes: what happens to them when their parent dies, when the parent
 //! kills them, and when they cannot be started at all. Real processes and real signals:
-//! the children (and the parents that get SIGKILLed) are this binary, re-executed with
-//! [`ROLE`] naming what to do.
+//! the children (and the parents that get SIGKILLed) are this binary, re-executed as a
+//! child playing a [`Role`].
 
 use std::io::{BufRead, BufReader};
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -12,13 +12,33 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use ipc::rpc::RpcClient;
+use ipc::testkit;
 use ipc::{Channel, Error};
 use libtest_mimic::{Arguments, Failed, Trial};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-/// Env var naming the role of a re-executed copy of this binary.
-const ROLE: &str = "IPC_PROCESS_TEST_ROLE";
+ipc::child_roles! {
+    /// What a re-executed copy of this binary does.
+    enum Role {
+        /// Spawn a child over the transport in [`ARG`] (`TRANSPORT` or
+        /// `TRANSPORT:detached`), print its pid, and wait to be killed.
+        OrphanParent,
+        /// Open the channel, say ready, and never read it.
+        IdleChild,
+        /// Read the channel until the parent is gone, then say so on stdout.
+        OutlivingChild,
+        /// Serve rpc calls that answer, fail, panic or hang.
+        RpcServer,
+        /// Report what the transport says it can do.
+        CapsChild,
+        /// Echo frames until the parent closes.
+        EchoChild,
+    }
+}
+
+/// Env var carrying the argument of a [`Role::OrphanParent`].
+const ARG: &str = "IPC_PROCESS_TEST_ARG";
 
 /// Transports that spawn children (all but `node`, whose children must speak JSON).
 const SPAWN_TRANSPORTS: &[&str] = &["uds", "tcp", "pipe", "fifo", "stdio", "signal"];
@@ -32,21 +52,20 @@ fn fail(msg: impl Into<String>) -> Failed {
     Failed::from(msg.into())
 }
 
-fn this_binary(role: &str) -> Command {
-    let mut command = Command::new(std::env::current_exe().expect("test exe path"));
-    command.env(ROLE, role);
-    command
+fn this_binary(role: Role) -> Command {
+    testkit::child_command(role)
 }
 
 /// A pidfd for `pid`: readable once that process has exited, whoever its parent is.
 fn pidfd(pid: u32) -> std::io::Result<OwnedFd> {
-    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: the syscall returned a fresh fd that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+    let pid = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+        .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+    Ok(rustix::process::pidfd_open(
+        pid,
+        rustix::process::PidfdFlags::empty(),
+    )?)
 }
 
 /// Wait up to `limit` for the process behind `pidfd` to exit; true if it did.
@@ -76,25 +95,21 @@ fn exited_within(pidfd: &OwnedFd, limit: Duration) -> bool {
 // Roles (this binary re-executed)
 // ---------------------------------------------------------------------------------
 
-/// Run the role named in [`ROLE`], if any; returns the exit code.
+/// Run the role this process was started for, if any; returns the exit code.
 fn role_main() -> Option<i32> {
-    let role = std::env::var(ROLE).ok()?;
-    let (name, arg) = role.split_once(':').unwrap_or((role.as_str(), ""));
-    let outcome = match name {
-        "orphan-parent" => ipc::run(orphan_parent(arg.to_string())),
-        "idle-child" => ipc::run(idle_child()),
-        "outliving-child" => ipc::run(outliving_child()),
-        "rpc-server" => ipc::run(rpc_server()),
-        "caps-child" => ipc::run(caps_child()),
-        other => {
-            eprintln!("unknown role {other:?}");
-            return Some(2);
-        }
+    let role = testkit::role::<Role>()?;
+    let outcome = match role {
+        Role::OrphanParent => ipc::run(orphan_parent(std::env::var(ARG).unwrap_or_default())),
+        Role::IdleChild => ipc::run(idle_child()),
+        Role::OutlivingChild => ipc::run(outliving_child()),
+        Role::RpcServer => ipc::run(rpc_server()),
+        Role::CapsChild => ipc::run(caps_child()),
+        Role::EchoChild => ipc::run(echo_child()),
     };
     match outcome {
         Ok(Ok(())) => Some(0),
         Ok(Err(e)) | Err(e) => {
-            eprintln!("role {role}: {e}");
+            eprintln!("role {role:?}: {e}");
             Some(1)
         }
     }
@@ -108,9 +123,9 @@ async fn orphan_parent(arg: String) -> ipc::Result<()> {
         _ => (arg, false),
     };
     let mut command = this_binary(if detached {
-        "outliving-child"
+        Role::OutlivingChild
     } else {
-        "idle-child"
+        Role::IdleChild
     });
     if detached {
         ipc::spawn::detached(&mut command);
@@ -148,9 +163,11 @@ async fn outliving_child() -> ipc::Result<()> {
 // Orphans
 // ---------------------------------------------------------------------------------
 
-/// Start an orphan-parent over `transport`; returns it and its child's pid.
-fn start_orphan_parent(role: &str) -> Result<(std::process::Child, u32, impl BufRead), Failed> {
-    let mut parent = this_binary(role)
+/// Start an orphan-parent over `arg` (see [`Role::OrphanParent`]); returns it and its
+/// child's pid.
+fn start_orphan_parent(arg: &str) -> Result<(std::process::Child, u32, impl BufRead), Failed> {
+    let mut parent = this_binary(Role::OrphanParent)
+        .env(ARG, arg)
         .stdout(Stdio::piped())
         .spawn()
         .map_err(|e| fail(format!("start the parent: {e}")))?;
@@ -163,12 +180,12 @@ fn start_orphan_parent(role: &str) -> Result<(std::process::Child, u32, impl Buf
         .trim()
         .strip_prefix("child ")
         .and_then(|p| p.parse().ok())
-        .ok_or_else(|| fail(format!("{role}: expected `child PID`, got {line:?}")))?;
+        .ok_or_else(|| fail(format!("{arg}: expected `child PID`, got {line:?}")))?;
     Ok((parent, pid, stdout))
 }
 
 fn child_dies_with_its_sigkilled_parent(transport: &'static str) -> TestResult {
-    let (mut parent, pid, _stdout) = start_orphan_parent(&format!("orphan-parent:{transport}"))?;
+    let (mut parent, pid, _stdout) = start_orphan_parent(transport)?;
     let child = pidfd(pid).map_err(|e| fail(format!("pidfd_open({pid}): {e}")))?;
     if exited_within(&child, Duration::ZERO) {
         return Err(fail(format!(
@@ -187,7 +204,7 @@ fn child_dies_with_its_sigkilled_parent(transport: &'static str) -> TestResult {
 }
 
 fn a_detached_child_outlives_its_sigkilled_parent() -> TestResult {
-    let (mut parent, pid, mut stdout) = start_orphan_parent("orphan-parent:uds:detached")?;
+    let (mut parent, pid, mut stdout) = start_orphan_parent("uds:detached")?;
     kill(Pid::from_raw(parent.id() as i32), Signal::SIGKILL).expect("SIGKILL the parent");
     parent.wait().expect("reap the parent");
     // The child inherited the parent's stdout: it reports there once it has seen the
@@ -221,7 +238,7 @@ fn a_child_outlives_the_thread_that_spawned_it() -> TestResult {
             let transport = ipc::registry().get("uds").expect("uds");
             (
                 tid,
-                handle.block_on(transport.spawn(this_binary("echo-child"))),
+                handle.block_on(transport.spawn(this_binary(Role::EchoChild))),
             )
         })
         .await
@@ -371,7 +388,7 @@ fn json(text: &str) -> Bytes {
 async fn spawn_rpc_server(transport: &str) -> Result<(ipc::Child, RpcClient), Failed> {
     let (child, channel) = ipc::registry()
         .get(transport)?
-        .spawn(this_binary("rpc-server"))
+        .spawn(this_binary(Role::RpcServer))
         .await?;
     Ok((child, RpcClient::new(channel)))
 }
@@ -507,7 +524,7 @@ fn capabilities_match_what_the_transport_does(transport: &'static str) -> TestRe
         if !caps.spawn {
             return Err(fail(format!("{transport} says it cannot spawn")));
         }
-        let (mut child, mut channel) = t.spawn(this_binary("caps-child")).await?;
+        let (mut child, mut channel) = t.spawn(this_binary(Role::CapsChild)).await?;
         let theirs = tokio::time::timeout(GUARD, channel.recv())
             .await
             .map_err(|_| fail("no report from the child"))??;
@@ -569,12 +586,6 @@ async fn echo_child() -> ipc::Result<()> {
 fn main() {
     // Before any thread starts, so every thread (and every child) inherits the mask.
     ipc::signal::block_transport_signals().expect("block the signal transport's signals");
-    if std::env::var(ROLE).as_deref() == Ok("echo-child") {
-        std::process::exit(match ipc::run(echo_child()) {
-            Ok(Ok(())) => 0,
-            _ => 1,
-        });
-    }
     if let Some(code) = role_main() {
         std::process::exit(code);
     }
