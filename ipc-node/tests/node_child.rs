@@ -141,12 +141,20 @@ async fn child_crash_mid_stream_is_peer_lost_not_a_hang() {
         let _ = sender.await.expect("join");
         assert_eq!(child.wait().await.expect("wait").code(), Some(3));
 
-        // An uncaught exception (exit code 1) right after a message.
-        let (mut child, mut ch) =
-            spawn_node("process.send('last words', () => { throw new Error('boom'); });").await;
+        // An uncaught exception (exit code 1) right after a message. Node's stack trace
+        // goes to a file that is checked, not to the test run's stderr.
+        let trace = tempfile::NamedTempFile::new().expect("temp file");
+        let mut command =
+            node("process.send('last words', () => { throw new Error('boom'); });");
+        command.stderr(trace.reopen().expect("reopen temp file"));
+        let (mut child, mut ch) = ipc_node::spawn(command, Default::default())
+            .await
+            .expect("spawn node");
         assert_eq!(ch.recv_json::<String>().await.expect("recv").as_deref(), Some("last words"));
         assert!(matches!(ch.recv().await, Err(Error::PeerLost(_))));
         assert_eq!(child.wait().await.expect("wait").code(), Some(1));
+        let trace = std::fs::read_to_string(trace.path()).expect("read the stack trace");
+        assert!(trace.contains("Error: boom"), "node's stderr: {trace}");
     })
     .await;
 }
@@ -290,7 +298,14 @@ async fn handles_are_nacked_and_later_messages_flow() {
             });
             process.on('message', () => { client.destroy(); server.close(); process.disconnect(); });
         "#;
-        let (mut child, mut ch) = spawn_node(script).await;
+        // The warning is checked through process.on('warning'); --no-warnings only keeps
+        // Node from also printing it on the test run's stderr.
+        require_node();
+        let mut command = Command::new("node");
+        command.args(["--no-warnings", "-e", script]);
+        let (mut child, mut ch) = ipc_node::spawn(command, Default::default())
+            .await
+            .expect("spawn node");
         assert_eq!(recv_value(&mut ch).await, json!("after server"));
         assert_eq!(recv_value(&mut ch).await, json!("after socket"));
         assert_eq!(
