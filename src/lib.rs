@@ -126,3 +126,8 @@ pub fn run<F: std::future::Future>(future: F) -> Result<F::Output> {
         .build()?;
     Ok(runtime.block_on(future))
 }
+
+/// The README's Rust examples, compiled as doctests so they stay true as written.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

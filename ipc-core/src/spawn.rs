@@ -44,7 +44,7 @@ const SCRATCH_FD_BASE: RawFd = 100;
 /// fds stay close-on-exec. The parent's copies are untouched (drop them after spawn).
 ///
 /// Works even when a source number equals another pair's target (fds are first copied
-/// above [`SCRATCH_FD_BASE`], then placed).
+/// above fd 100, then placed).
 ///
 /// ```no_run
 /// # fn demo(child_end: std::os::fd::OwnedFd) {
