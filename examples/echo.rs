@@ -18,7 +18,21 @@ use std::process::ExitCode;
 use bytes::Bytes;
 use clap::Parser;
 use ipc::prelude::*;
-use ipc::Endpoint;
+use ipc::{Capabilities, Endpoint};
+
+/// What echo needs of a transport: clients connect to the server by name and send
+/// lines of any text.
+const NEEDS: Capabilities = Capabilities::NONE
+    .with_binary_frames(true)
+    .with_listen(true);
+
+/// The transport serving `endpoint`, if it can carry echo.
+fn transport_for(endpoint: &Endpoint) -> ipc::Result<std::sync::Arc<dyn ipc::Transport>> {
+    let registry = ipc::registry();
+    let transport = registry.for_endpoint(endpoint)?;
+    registry.check(transport.as_ref(), NEEDS)?;
+    Ok(transport)
+}
 use tokio::io::AsyncBufReadExt;
 
 /// Echo server / client over any ipc endpoint.
@@ -34,7 +48,7 @@ struct Args {
 }
 
 async fn serve(endpoint: Endpoint) -> ipc::Result<()> {
-    let mut listener = ipc::registry().listen(&endpoint).await?;
+    let mut listener = transport_for(&endpoint)?.listen(&endpoint).await?;
     // Tests and scripts wait for this line before connecting.
     println!("listening on {}", listener.endpoint());
     let mut next_id = 0u64;
@@ -80,7 +94,7 @@ async fn serve(endpoint: Endpoint) -> ipc::Result<()> {
 }
 
 async fn client(endpoint: Endpoint) -> ipc::Result<()> {
-    let mut ch = ipc::registry().connect(&endpoint).await?;
+    let mut ch = transport_for(&endpoint)?.connect(&endpoint).await?;
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     while let Some(line) = lines.next_line().await? {
         ch.send(Bytes::from(line)).await?;

@@ -10,18 +10,22 @@
 //! ```
 
 use std::process::{Command, ExitCode};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use clap::Parser;
 use hdrhistogram::Histogram;
+use ipc::human;
 use ipc::prelude::*;
-use ipc::Role;
+use ipc::{Capabilities, Role};
+
+/// What fork_ping needs of a transport: it spawns a child and sends it raw bytes.
+const NEEDS: Capabilities = Capabilities::NONE.with_binary_frames(true).with_spawn(true);
 
 /// Ping a child process over an ipc transport and report round-trip times.
 #[derive(Parser, Debug)]
 struct Args {
-    /// Transport to use (see `--list`).
+    /// Transport to use (see `--list`; `node` cannot carry raw bytes).
     #[arg(long, default_value = "uds")]
     transport: String,
     /// Number of timed round trips.
@@ -30,7 +34,7 @@ struct Args {
     /// Payload size in bytes.
     #[arg(long, default_value_t = 64)]
     size: usize,
-    /// List the available transports and exit.
+    /// List the transports fork_ping can run over, and exit.
     #[arg(long)]
     list: bool,
 }
@@ -45,7 +49,7 @@ async fn child() -> ipc::Result<()> {
 }
 
 async fn parent(args: Args) -> ipc::Result<bool> {
-    let transport = ipc::registry().get(&args.transport)?;
+    let transport = ipc::registry().get_with(&args.transport, NEEDS)?;
     let exe = std::env::current_exe()?;
     let (mut child, mut ch) = transport.spawn(Command::new(exe)).await?;
     println!(
@@ -77,17 +81,25 @@ async fn parent(args: Args) -> ipc::Result<bool> {
     ch.close().await?;
     let closed = ch.recv().await?.is_none();
     let status = child.wait().await?;
-    let us = |ns: u64| ns as f64 / 1000.0;
-    println!(
-        "{} round trips of {} B over {}: min {:.1} µs  p50 {:.1} µs  p99 {:.1} µs  max {:.1} µs",
-        args.count,
-        args.size,
-        args.transport,
-        us(rtt.min()),
-        us(rtt.value_at_quantile(0.50)),
-        us(rtt.value_at_quantile(0.99)),
-        us(rtt.max()),
-    );
+    let size = human::bytes(args.size as u64);
+    if args.count == 0 {
+        println!(
+            "nothing was measured: --count 0 asked for no timed round trips \
+             ({warmup} warm-up round trips of {size} over {} did run)",
+            args.transport
+        );
+    } else {
+        let t = |ns: u64| human::duration(Duration::from_nanos(ns));
+        println!(
+            "{} round trips of {size} over {}: min {}  p50 {}  p99 {}  max {}",
+            args.count,
+            args.transport,
+            t(rtt.min()),
+            t(rtt.value_at_quantile(0.50)),
+            t(rtt.value_at_quantile(0.99)),
+            t(rtt.max()),
+        );
+    }
     println!("child exited: {status}");
     Ok(closed && status.success())
 }
@@ -111,7 +123,7 @@ async fn run() -> ExitCode {
     }
     let args = Args::parse();
     if args.list {
-        println!("{}", ipc::registry().names().join("\n"));
+        println!("{}", ipc::registry().names_with(NEEDS).join("\n"));
         return ExitCode::SUCCESS;
     }
     match parent(args).await {

@@ -20,7 +20,10 @@ use bytes::Bytes;
 use clap::{Parser, ValueEnum};
 use ipc::prelude::*;
 use ipc::signal::ShutdownSignals;
-use ipc::{Error, Role, Signal};
+use ipc::{Capabilities, Error, Role, Signal};
+
+/// What this demo needs of a transport: it spawns a child and sends it raw bytes.
+const NEEDS: Capabilities = Capabilities::NONE.with_binary_frames(true).with_spawn(true);
 
 /// Which signal the parent sends.
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -39,7 +42,8 @@ struct Args {
     /// Signal to send after some jobs are done.
     #[arg(long, value_enum, default_value = "term")]
     signal: Sig,
-    /// Transport between parent and child.
+    /// Transport between parent and child (any that spawns and carries raw bytes:
+    /// not `node`).
     #[arg(long, default_value = "uds")]
     transport: String,
     /// Jobs to see finished before signalling.
@@ -112,7 +116,7 @@ async fn stop(mut parent: Box<dyn Channel>, sig: Signal, done: u64) -> ipc::Resu
 }
 
 async fn parent(args: Args) -> ipc::Result<bool> {
-    let transport = ipc::registry().get(&args.transport)?;
+    let transport = ipc::registry().get_with(&args.transport, NEEDS)?;
     let exe = std::env::current_exe()?;
     let (mut child, mut ch) = transport.spawn(Command::new(exe)).await?;
     match ch.recv().await? {

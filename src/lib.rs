@@ -14,7 +14,11 @@
 //! | `node` | [`node`] | Node.js `fork()` channel, either side | `node:fd=N` (`NODE_CHANNEL_FD`) |
 //!
 //! Pick a transport at run time through [`registry()`]; a child finds its channel with
-//! [`connect_from_env()`] without knowing which transport the parent chose. Start `main`
+//! [`connect_from_env()`] without knowing which transport the parent chose. Not every
+//! transport can do everything (`node` frames must be JSON, anonymous pipes cannot
+//! listen): offer only the ones that work for your program with
+//! [`Registry::names_with`] and accept a choice with [`Registry::get_with`], which
+//! names the alternatives when it refuses (see [`Capabilities`]). Start `main`
 //! with [`run()`], which prepares the process for every transport (the signal transport
 //! needs its signals blocked before any thread starts) and runs your async code.
 //!
@@ -126,3 +130,8 @@ pub fn run<F: std::future::Future>(future: F) -> Result<F::Output> {
         .build()?;
     Ok(runtime.block_on(future))
 }
+
+/// The README's Rust examples, compiled as doctests so they stay true as written.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

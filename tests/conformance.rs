@@ -25,6 +25,15 @@ fn subjects() -> Vec<(&'static str, Subject)> {
         // 8 payload bytes per signal: the biggest frame is 64 KiB instead of 8 MiB, and
         // the bulk cases use frames of up to 256 B; every case still runs.
         ("signal", Subject::new(t("signal")).scaled(64 * 1024, 256)),
+        // Node's channel carries one JSON text per message (its capabilities say so):
+        // every payload travels as a JSON string (`testkit::Frames`), so every case runs. The child is this
+        // binary, a Rust child of a Rust parent over Node's wire protocol (it finds the
+        // channel through NODE_CHANNEL_FD, as under a Node parent): a Node script could
+        // not play the roles that check the child's own receive side (yield, cut
+        // stream, postcard, rpc). Real Node processes are in tests/node.rs and
+        // ipc-node/tests. Node's channel has no listener: the two listener cases check
+        // that `listen` is refused.
+        ("node", Subject::new(t("node"))),
     ]
 }
 

@@ -55,6 +55,24 @@ fn fork_ping_runs_over_every_transport() {
 }
 
 #[test]
+fn fork_ping_with_count_zero_says_nothing_was_measured() {
+    let out = Command::new(example("fork_ping"))
+        .args(["--count", "0", "--size", "1048576"])
+        .output()
+        .expect("run fork_ping");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}\n{stdout}", out.status);
+    assert!(
+        stdout.contains("nothing was measured: --count 0") && stdout.contains("1.0 MiB"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("p50"),
+        "no statistics of nothing: {stdout}"
+    );
+}
+
+#[test]
 fn signals_graceful_stop_over_every_transport() {
     for transport in SPAWN_TRANSPORTS {
         for (signal, name) in [("term", "SIGTERM"), ("int", "SIGINT")] {
@@ -101,6 +119,62 @@ fn signals_kill_is_noticed_over_every_transport() {
         );
         assert!(stdout.contains("the channel failed"), "{stdout}");
         assert!(stdout.contains("signal: 9"), "{stdout}");
+    }
+}
+
+#[test]
+fn fork_ping_lists_only_the_transports_that_can_carry_it() {
+    let out = Command::new(example("fork_ping"))
+        .arg("--list")
+        .output()
+        .expect("run fork_ping --list");
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let listed: Vec<&str> = stdout.lines().collect();
+    assert_eq!(listed, SPAWN_TRANSPORTS, "{stdout}");
+}
+
+#[test]
+fn fork_ping_and_signals_refuse_node_and_name_the_transports_that_work() {
+    for (demo, args) in [
+        ("fork_ping", &["--transport", "node", "--count", "1"][..]),
+        ("signals", &["--transport", "node"][..]),
+    ] {
+        let out = Command::new(example(demo))
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("run {demo}: {e}"));
+        assert!(!out.status.success(), "{demo} must refuse node");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("the node transport does not support binary frames")
+                && stderr.contains(&format!(
+                    "transports that do: {}",
+                    SPAWN_TRANSPORTS.join(", ")
+                )),
+            "{demo}: {stderr}"
+        );
+        assert!(
+            !String::from_utf8_lossy(&out.stdout).contains("spawned child"),
+            "{demo} refused before spawning"
+        );
+    }
+}
+
+#[test]
+fn echo_refuses_a_transport_that_cannot_listen() {
+    for endpoint in ["pipe:fd=3,4", "stdio:"] {
+        let out = Command::new(example("echo"))
+            .args(["--listen", endpoint])
+            .output()
+            .expect("run echo");
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("does not support listen")
+                && stderr.contains("transports that do: uds, tcp, fifo"),
+            "{endpoint}: {stderr}"
+        );
     }
 }
 

@@ -1,7 +1,8 @@
 //! Node.js interop end to end, with real `node`: the examples in both directions
 //! (`node_child` forked by `examples/node/parent.js`, `node_parent` forking
-//! `examples/node/child.js`), and the facade's node transport against Node children
-//! that crash, send garbage, or send Node's internal messages.
+//! `examples/node/child.js`), the facade's node transport against Node children
+//! that crash, send garbage, or send Node's internal messages, and rpc in its JSON
+//! envelope with a Node server and a Node client (`tests/rpc_peer.js`).
 //!
 //! `node` must be on PATH: without it these tests fail (CI installs nodejs).
 
@@ -113,9 +114,17 @@ async fn node_child_example_explains_itself_when_not_forked_by_node() {
 
 /// A Node child (`node -e SCRIPT`) through the facade's registry.
 async fn spawn_node(script: &str) -> (ipc::Child, Box<dyn Channel>) {
+    spawn_node_with_stderr(script, std::process::Stdio::inherit()).await
+}
+
+/// [`spawn_node`] with the child's stderr sent to `stderr`.
+async fn spawn_node_with_stderr(
+    script: &str,
+    stderr: std::process::Stdio,
+) -> (ipc::Child, Box<dyn Channel>) {
     require_node();
     let mut command = Command::new("node");
-    command.arg("-e").arg(script);
+    command.arg("-e").arg(script).stderr(stderr);
     ipc::registry()
         .get("node")
         .expect("the facade registers the node transport")
@@ -135,7 +144,10 @@ async fn node_child_crashing_mid_stream_is_an_error_not_a_hang() {
     within("crash", async {
         let script = "let n = 0;\
                       process.on('message', (m) => { if (++n === 500) throw new Error('boom'); process.send(m); });";
-        let (mut child, ch) = spawn_node(script).await;
+        // The crash's stack trace goes to a file, checked below, not to the test's stderr.
+        let trace = tempfile::NamedTempFile::new().expect("temp file");
+        let stderr = trace.reopen().expect("reopen temp file");
+        let (mut child, ch) = spawn_node_with_stderr(script, stderr.into()).await;
         let (mut tx, mut rx) = ch.split();
         let sender = tokio::spawn(async move {
             for i in 0..10_000u32 {
@@ -164,6 +176,8 @@ async fn node_child_crashing_mid_stream_is_an_error_not_a_hang() {
         }
         sender.await.expect("sender");
         assert_eq!(child.wait().await.expect("wait").code(), Some(1));
+        let trace = std::fs::read_to_string(trace.path()).expect("read the stack trace");
+        assert!(trace.contains("Error: boom"), "node's stderr: {trace}");
     })
     .await;
 }
@@ -204,6 +218,67 @@ async fn node_child_disconnecting_is_a_clean_end() {
             Some(Bytes::from_static(b"\"bye\""))
         );
         assert_eq!(ch.recv().await.expect("clean end"), None);
+        assert!(child.wait().await.expect("wait").success());
+    })
+    .await;
+}
+
+/// A Node child running `tests/rpc_peer.js MODE`.
+async fn spawn_rpc_peer(mode: &str) -> (ipc::Child, Box<dyn Channel>) {
+    require_node();
+    let mut command = Command::new("node");
+    command.arg(repo_file("tests/rpc_peer.js")).arg(mode);
+    ipc::registry()
+        .get("node")
+        .expect("the facade registers the node transport")
+        .spawn(command)
+        .await
+        .expect("spawn node")
+}
+
+#[tokio::test]
+async fn rpc_client_calls_a_node_server() {
+    within("rpc to node", async {
+        let (mut child, channel) = spawn_rpc_peer("serve").await;
+        let client = ipc::rpc::RpcClient::new(channel);
+        let timeout = Duration::from_secs(30);
+        let sum = client
+            .call(r#"{"op":"add","a":2,"b":3}"#.into(), timeout)
+            .await
+            .expect("add");
+        assert_eq!(sum, "5");
+        match client.call(r#"{"op":"sub"}"#.into(), timeout).await {
+            Err(Error::Remote(why)) => assert!(why.contains("unknown op \"sub\""), "{why}"),
+            other => panic!("expected Remote, got {other:?}"),
+        }
+        // A request that is not JSON cannot travel on node: refused here, up front.
+        match client.call("not json".into(), timeout).await {
+            Err(e @ Error::Decode { .. }) => assert!(e.to_string().contains("JSON"), "{e}"),
+            other => panic!("expected a decode error, got {other:?}"),
+        }
+        client.close().await.expect("close");
+        assert!(child.wait().await.expect("wait").success());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_node_client_calls_rpc_serve() {
+    within("rpc from node", async {
+        let (mut child, channel) = spawn_rpc_peer("call").await;
+        ipc::rpc::serve(channel, |request: Bytes| async move {
+            let v: serde_json::Value =
+                serde_json::from_slice(&request).map_err(|e| e.to_string())?;
+            match v["op"].as_str() {
+                Some("mul") => {
+                    let product = v["a"].as_i64().unwrap_or(0) * v["b"].as_i64().unwrap_or(0);
+                    Ok(Bytes::from(product.to_string()))
+                }
+                other => Err(format!("unknown op {other:?}")),
+            }
+        })
+        .await
+        .expect("serve until the Node client disconnects");
         assert!(child.wait().await.expect("wait").success());
     })
     .await;

@@ -30,6 +30,7 @@ use crate::error::{Error, Result};
 /// let info = ipc_core::ChannelInfo::new("uds", 8 << 20);
 /// assert_eq!(info.transport, "uds");
 /// assert_eq!(info.peer_pid, None);
+/// assert!(info.binary_frames);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -44,6 +45,10 @@ pub struct ChannelInfo {
     pub max_frame: usize,
     /// The peer's address as text, when there is one (`127.0.0.1:51234`).
     pub peer_addr: Option<String>,
+    /// Frames may hold any bytes; when false each frame must be one JSON text (the
+    /// transport's [`Capabilities::binary_frames`](crate::transport::Capabilities)).
+    /// [`rpc`](crate::rpc) picks its envelope by it.
+    pub binary_frames: bool,
 }
 
 impl ChannelInfo {
@@ -55,6 +60,7 @@ impl ChannelInfo {
             peer_uid: None,
             max_frame,
             peer_addr: None,
+            binary_frames: true,
         }
     }
 
@@ -73,6 +79,18 @@ impl ChannelInfo {
     /// Set the peer address text.
     pub fn with_peer_addr(mut self, addr: Option<String>) -> Self {
         self.peer_addr = addr;
+        self
+    }
+
+    /// Say whether frames may hold any bytes (true unless set; see
+    /// [`binary_frames`](Self::binary_frames)).
+    ///
+    /// ```
+    /// let info = ipc_core::ChannelInfo::new("node", 1 << 20).with_binary_frames(false);
+    /// assert!(!info.binary_frames);
+    /// ```
+    pub fn with_binary_frames(mut self, binary: bool) -> Self {
+        self.binary_frames = binary;
         self
     }
 }

@@ -20,7 +20,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// assert!(e.to_string().contains("9000000"));
 /// assert!(!e.is_fatal(), "one oversize frame does not kill the channel");
 /// ```
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// An operating-system call failed.
@@ -41,8 +41,10 @@ pub enum Error {
     /// A frame was larger than the limit. On receive the frame's bytes were skipped
     /// without being buffered; on send nothing was written. The channel stays usable.
     #[error(
-        "frame of {len} bytes exceeds the limit of {max} bytes; send smaller messages or \
-         raise the limit with FrameConfig::builder().max_frame(..) on both ends"
+        "frame of {} ({len} bytes) exceeds the limit of {} ({max} bytes); send smaller \
+         messages or raise the limit with FrameConfig::builder().max_frame(..) on both ends",
+        crate::human::bytes(*len),
+        crate::human::bytes(*max as u64)
     )]
     FrameTooLarge {
         /// Length announced (receive) or requested (send).
@@ -71,7 +73,7 @@ pub enum Error {
     Auth(String),
 
     /// An operation took longer than its deadline.
-    #[error("timed out after {after:?} while {during}")]
+    #[error("timed out after {} while {during}", crate::human::duration(*after))]
     Timeout {
         /// The deadline that passed.
         after: Duration,
@@ -126,11 +128,14 @@ pub enum Error {
     /// [`FrameBudget`](crate::frame::FrameBudget)). Nothing of it was buffered; the
     /// channel is finished (drop it); the listener's other channels are unaffected.
     #[error(
-        "a frame of {len} bytes began to arrive, but the listener's budget for partly \
-         received frames is {limit} bytes and {in_use} are held by frames other clients \
-         are still sending; this connection was dropped. Raise the budget with \
+        "a frame of {} began to arrive, but the listener's budget for partly received \
+         frames is {} and {} of it is held by frames other clients are still sending; \
+         this connection was dropped. Raise the budget with \
          FrameConfig::builder().listener_budget(..) in the listener's FrameConfig, or \
-         send smaller frames"
+         send smaller frames",
+        crate::human::bytes(*len),
+        crate::human::bytes(*limit as u64),
+        crate::human::bytes(*in_use as u64)
     )]
     BudgetExceeded {
         /// Length of the frame that did not fit.
@@ -140,6 +145,31 @@ pub enum Error {
         /// Bytes held by other channels when it did not fit.
         in_use: usize,
     },
+}
+
+/// Reads like the message, with every cause the message does not already include:
+/// this is what `fn main() -> ipc::Result<()>` prints when it fails, so a person sees
+/// `I/O error: connect to /tmp/x.sock: no socket file there: is the server running?`
+/// rather than the enum's structure. Match on the variants to tell errors apart.
+///
+/// ```
+/// let e = ipc_core::Error::from(std::io::Error::other("disk on fire"));
+/// assert_eq!(format!("{e:?}"), "I/O error: disk on fire");
+/// ```
+impl std::fmt::Debug for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut text = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            let cause_text = cause.to_string();
+            if !text.contains(&cause_text) {
+                text.push_str(": ");
+                text.push_str(&cause_text);
+            }
+            source = cause.source();
+        }
+        f.write_str(&text)
+    }
 }
 
 impl Error {

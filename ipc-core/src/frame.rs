@@ -280,7 +280,11 @@ pub enum Outbound {
 /// Frames at least this large are read into room reserved for them as a whole (see
 /// [`LengthCodec`]'s decoder) and written from the payload without copying it (see
 /// [`FrameCodec::wrapping`]).
-pub(crate) const LARGE_FRAME: usize = 16 * 1024;
+///
+/// ```
+/// assert_eq!(ipc_core::frame::LARGE_FRAME, 16 * 1024);
+/// ```
+pub const LARGE_FRAME: usize = 16 * 1024;
 
 /// How a data frame's payload sits on the wire: `prefix ++ payload ++ suffix`. A codec
 /// that can say so (see [`FrameCodec::wrapping`]) lets the sender write a large payload

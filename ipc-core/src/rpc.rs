@@ -8,6 +8,16 @@
 //! kind 0 = request, 1 = response, 2 = error response (body = UTF-8 message)
 //! ```
 //!
+//! On a channel whose frames must be JSON texts (`node`: [`crate::ChannelInfo::binary_frames`]
+//! is false) both sides use a JSON envelope instead, chosen automatically, so a Node.js
+//! program can serve and call as well; request and reply bodies must then be JSON texts:
+//!
+//! ```text
+//! {"$rpc":{"id":7,"kind":"request"},"body":{"op":"add","a":1,"b":2}}
+//! {"$rpc":{"id":7,"kind":"response"},"body":3}
+//! {"$rpc":{"id":8,"kind":"error"},"body":"unknown op"}
+//! ```
+//!
 //! The client side is [`RpcClient`]; the serving side is [`serve`]. A caller that gives
 //! up (timeout, or its future dropped) does not disturb the others: its late response is
 //! discarded.
@@ -25,16 +35,19 @@
 //! # Ok(()) }
 //! ```
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
+use futures_util::FutureExt;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use tokio::sync::{oneshot, Semaphore};
+use tokio::sync::{oneshot, watch, Semaphore};
 use tokio::task::JoinHandle;
 
 use crate::channel::{Channel, SendHalf};
@@ -42,43 +55,54 @@ use crate::codec::Codec;
 use crate::error::{Error, Result};
 use crate::prelude::*;
 
-const KIND_REQUEST: u8 = 0;
-const KIND_RESPONSE: u8 = 1;
-const KIND_ERROR: u8 = 2;
-const HEADER: usize = 9;
+mod envelope;
+
+use envelope::{Envelope, Kind};
 
 /// Requests a server handles at once; more wait (so a flood cannot exhaust memory).
 pub const MAX_CONCURRENT_REQUESTS: usize = 256;
-
-fn encode(kind: u8, id: u64, body: &[u8]) -> Bytes {
-    let mut frame = BytesMut::with_capacity(HEADER + body.len());
-    frame.put_u8(kind);
-    frame.put_u64(id);
-    frame.extend_from_slice(body);
-    frame.freeze()
-}
-
-fn decode(frame: Bytes) -> Result<(u8, u64, Bytes)> {
-    if frame.len() < HEADER {
-        return Err(Error::decode(
-            "rpc frame",
-            format!("{} bytes, shorter than the 9-byte header", frame.len()),
-        ));
-    }
-    let kind = frame[0];
-    let mut id = [0u8; 8];
-    id.copy_from_slice(&frame[1..HEADER]);
-    Ok((kind, u64::from_be_bytes(id), frame.slice(HEADER..)))
-}
 
 type Pending = Arc<Mutex<PendingCalls>>;
 
 #[derive(Default)]
 struct PendingCalls {
     waiting: HashMap<u64, oneshot::Sender<Result<Bytes>>>,
-    /// Set when the channel died; new calls fail at once with this message.
-    dead: Option<String>,
+    /// Set once the channel is dead; every call still waiting, and every later one,
+    /// fails with this.
+    dead: Option<Verdict>,
 }
+
+/// Why the channel to the server is dead: one cause, one error for every caller.
+#[derive(Debug, Clone)]
+enum Verdict {
+    /// The server went away without closing: [`Error::PeerLost`] with this reason.
+    Lost(String),
+    /// The server closed the channel cleanly, leaving calls unanswered.
+    ClosedByServer,
+}
+
+impl Verdict {
+    /// The verdict for the receive side's last result.
+    fn of(end: Result<Option<Bytes>>) -> Verdict {
+        match end {
+            Ok(_) => Verdict::ClosedByServer,
+            // PeerLost already carries the explanation: do not wrap it twice.
+            Err(Error::PeerLost(why)) => Verdict::Lost(why),
+            Err(e) => Verdict::Lost(format!("the channel failed: {e}")),
+        }
+    }
+
+    fn error(&self) -> Error {
+        match self {
+            Verdict::Lost(why) => Error::PeerLost(why.clone()),
+            Verdict::ClosedByServer => Error::Closed,
+        }
+    }
+}
+
+/// How long a call whose request could not be sent waits for the receive side to say
+/// why the channel died, so that it reports the same error as every other caller.
+const VERDICT_GRACE: Duration = Duration::from_secs(1);
 
 fn lock(p: &Pending) -> std::sync::MutexGuard<'_, PendingCalls> {
     // A panic while holding this lock cannot leave the map inconsistent.
@@ -100,7 +124,12 @@ impl Drop for CallGuard {
 /// The calling side: cheap to share between tasks (`Arc<RpcClient>` or `&RpcClient`).
 pub struct RpcClient {
     tx: tokio::sync::Mutex<Box<dyn SendHalf>>,
+    envelope: Envelope,
     pending: Pending,
+    /// Becomes true once `pending.dead` is set.
+    died: watch::Receiver<bool>,
+    /// [`close`](Self::close) was called.
+    closed_here: AtomicBool,
     next_id: AtomicU64,
     reader: JoinHandle<()>,
 }
@@ -109,21 +138,22 @@ impl RpcClient {
     /// Take a channel whose peer runs [`serve`]. Must be called inside a tokio runtime
     /// (a task routes the responses).
     pub fn new(channel: impl Channel) -> Self {
+        let envelope = Envelope::for_channel(&channel.info());
         let (tx, mut rx) = (Box::new(channel) as Box<dyn Channel>).split();
         let pending: Pending = Arc::default();
         let routes = pending.clone();
+        let (death, died) = watch::channel(false);
         let reader = tokio::spawn(async move {
-            let why = loop {
+            let verdict = loop {
                 let frame = match rx.recv().await {
                     Ok(Some(frame)) => frame,
-                    Ok(None) => break "the server closed the channel".to_string(),
                     Err(e) if !e.is_fatal() => {
                         tracing::warn!("rpc client: dropped a bad frame: {e}");
                         continue;
                     }
-                    Err(e) => break format!("the channel failed: {e}"),
+                    end => break Verdict::of(end),
                 };
-                let (kind, id, body) = match decode(frame) {
+                let (kind, id, body) = match envelope.decode(frame) {
                     Ok(parts) => parts,
                     Err(e) => {
                         tracing::warn!("rpc client: {e}");
@@ -131,10 +161,10 @@ impl RpcClient {
                     }
                 };
                 let answer = match kind {
-                    KIND_RESPONSE => Ok(body),
-                    KIND_ERROR => Err(Error::Remote(String::from_utf8_lossy(&body).into_owned())),
-                    other => {
-                        tracing::warn!("rpc client: unexpected frame kind {other}");
+                    Kind::Response => Ok(body),
+                    Kind::Error => Err(Error::Remote(String::from_utf8_lossy(&body).into_owned())),
+                    Kind::Request => {
+                        tracing::warn!("rpc client: ignored a request (this side only calls)");
                         continue;
                     }
                 };
@@ -143,30 +173,70 @@ impl RpcClient {
                     let _ = waiter.send(answer);
                 }
             };
-            let mut calls = lock(&routes);
-            calls.dead = Some(why);
-            calls.waiting.clear(); // wakes every waiter with a closed oneshot
+            {
+                let mut calls = lock(&routes);
+                calls.dead = Some(verdict);
+                calls.waiting.clear(); // wakes every waiter with a closed oneshot
+            }
+            let _ = death.send(true);
         });
         RpcClient {
             tx: tokio::sync::Mutex::new(tx),
+            envelope,
             pending,
+            died,
+            closed_here: AtomicBool::new(false),
             next_id: AtomicU64::new(1),
             reader,
         }
     }
 
+    /// The error for a call that ended because the channel is dead.
+    fn dead_error(&self) -> Error {
+        match &lock(&self.pending).dead {
+            Some(verdict) => verdict.error(),
+            None => Error::PeerLost("the rpc client's receive task stopped".into()),
+        }
+    }
+
+    /// The error for a call whose request could not be sent because of `failed`.
+    async fn send_error(&self, failed: Error) -> Error {
+        if !failed.is_fatal() {
+            return failed; // about this request only (too large)
+        }
+        if self.closed_here.load(Ordering::Acquire) {
+            return Error::Closed;
+        }
+        // The server is gone; the receive side is about to say how. Report that, so
+        // every caller gets the same error whichever side noticed first.
+        let mut died = self.died.clone();
+        if let Ok(Ok(_)) = tokio::time::timeout(VERDICT_GRACE, died.wait_for(|d| *d)).await {
+            return self.dead_error();
+        }
+        match failed {
+            Error::PeerLost(why) => Error::PeerLost(why),
+            Error::Closed => Error::PeerLost("the channel to the server is closed".into()),
+            other => Error::PeerLost(format!("the channel failed: {other}")),
+        }
+    }
+
     /// Send `request` and wait up to `timeout` for its response.
     ///
-    /// Errors: [`Error::Timeout`] (this call only; others go on), [`Error::PeerLost`]
-    /// when the channel died, [`Error::Remote`] carrying the server's error message
-    /// when the handler failed.
+    /// Errors: [`Error::Timeout`] (this call only; others go on); [`Error::PeerLost`]
+    /// for every call in flight or made later when the server went away without
+    /// closing (crashed, killed), all with the same reason; [`Error::Closed`] after
+    /// [`close`](Self::close), or when the server closed the channel leaving the call
+    /// unanswered; [`Error::Remote`] carrying the server's error message when the
+    /// handler failed or panicked; [`Error::Decode`] (this call only) for a request
+    /// that is not a JSON text on a JSON-only channel.
     pub async fn call(&self, request: Bytes, timeout: Duration) -> Result<Bytes> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let frame = self.envelope.encode(Kind::Request, id, &request)?;
         let (waiter, answer) = oneshot::channel();
         {
             let mut calls = lock(&self.pending);
-            if let Some(why) = &calls.dead {
-                return Err(Error::PeerLost(why.clone()));
+            if let Some(verdict) = &calls.dead {
+                return Err(verdict.error());
             }
             calls.waiting.insert(id, waiter);
         }
@@ -175,19 +245,13 @@ impl RpcClient {
             id,
         };
         let exchange = async {
-            self.tx
-                .lock()
-                .await
-                .send(encode(KIND_REQUEST, id, &request))
-                .await?;
+            let sent = self.tx.lock().await.send(frame).await;
+            if let Err(failed) = sent {
+                return Err(self.send_error(failed).await);
+            }
             match answer.await {
                 Ok(result) => result,
-                Err(_) => Err(Error::PeerLost(
-                    lock(&self.pending)
-                        .dead
-                        .clone()
-                        .unwrap_or_else(|| "the rpc client stopped".into()),
-                )),
+                Err(_) => Err(self.dead_error()),
             }
         };
         match tokio::time::timeout(timeout, exchange).await {
@@ -215,8 +279,10 @@ impl RpcClient {
         lock(&self.pending).waiting.len()
     }
 
-    /// Close the sending side; the server then ends its [`serve`] loop.
+    /// Close the sending side; the server then ends its [`serve`] loop. Calls still
+    /// in flight get their answers; later calls fail with [`Error::Closed`].
     pub async fn close(&self) -> Result<()> {
+        self.closed_here.store(true, Ordering::Release);
         self.tx.lock().await.close().await
     }
 }
@@ -227,17 +293,30 @@ impl Drop for RpcClient {
     }
 }
 
+/// The text of a panic payload (`panic!("...")` gives a `&str` or a `String`).
+fn panic_message(payload: &(dyn Any + Send)) -> &str {
+    if let Some(text) = payload.downcast_ref::<&str>() {
+        text
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        text
+    } else {
+        "(a panic payload that is not text)"
+    }
+}
+
 /// Serve requests arriving on `channel` with `handler` until the client closes.
 ///
 /// Requests are handled concurrently (at most [`MAX_CONCURRENT_REQUESTS`] at once), so
 /// a slow request does not hold up fast ones; responses go back as they finish. A handler
-/// `Err(message)` reaches the caller as an error response. Returns `Ok(())` when the
-/// client closed cleanly.
+/// `Err(message)` reaches the caller as an error response ([`Error::Remote`]); so does
+/// a handler that panics (`"the handler panicked: MESSAGE"`), and the server goes on
+/// serving the others. Returns `Ok(())` when the client closed cleanly.
 pub async fn serve<H, F>(channel: impl Channel, handler: H) -> Result<()>
 where
     H: Fn(Bytes) -> F + Send + Sync + 'static,
     F: Future<Output = std::result::Result<Bytes, String>> + Send + 'static,
 {
+    let envelope = Envelope::for_channel(&channel.info());
     let (tx, mut rx) = (Box::new(channel) as Box<dyn Channel>).split();
     let tx = Arc::new(tokio::sync::Mutex::new(tx));
     let handler = Arc::new(handler);
@@ -253,10 +332,10 @@ where
             }
             Err(e) => break Err(e),
         };
-        let (id, body) = match decode(frame) {
-            Ok((KIND_REQUEST, id, body)) => (id, body),
+        let (id, body) = match envelope.decode(frame) {
+            Ok((Kind::Request, id, body)) => (id, body),
             Ok((kind, ..)) => {
-                tracing::warn!("rpc server: unexpected frame kind {kind}");
+                tracing::warn!("rpc server: ignored a {kind:?} (this side only serves)");
                 continue;
             }
             Err(e) => {
@@ -271,9 +350,26 @@ where
             .map_err(|_| Error::Closed)?;
         let (tx, handler) = (tx.clone(), handler.clone());
         tasks.spawn(async move {
-            let frame = match handler(body).await {
-                Ok(reply) => encode(KIND_RESPONSE, id, &reply),
-                Err(message) => encode(KIND_ERROR, id, message.as_bytes()),
+            // The handler is called inside the guarded future, so a panic before it
+            // returns its future is caught as well as one while it runs.
+            let handled = AssertUnwindSafe(async move { handler(body).await })
+                .catch_unwind()
+                .await;
+            let frame = match handled {
+                Ok(Ok(reply)) => match envelope.encode(Kind::Response, id, &reply) {
+                    Ok(frame) => frame,
+                    Err(e) => {
+                        let message = format!("the handler's reply cannot be sent: {e}");
+                        tracing::error!("rpc server: request {id}: {message}");
+                        envelope.encode_error(id, &message)
+                    }
+                },
+                Ok(Err(message)) => envelope.encode_error(id, &message),
+                Err(panic) => {
+                    let message = format!("the handler panicked: {}", panic_message(&*panic));
+                    tracing::error!("rpc server: request {id}: {message}");
+                    envelope.encode_error(id, &message)
+                }
             };
             let sent = tx.lock().await.send(frame).await;
             drop(permit);

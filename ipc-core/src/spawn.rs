@@ -1,8 +1,34 @@
 //! Helpers for backends that spawn a child wired to them: put inherited fds at fixed
-//! numbers in the child and set the env contract (see [`crate::env`]).
+//! numbers in the child, set the env contract (see [`crate::env`]), and start the child
+//! tied to this process ([`spawn_child`]).
 //!
 //! Everything a backend opens is close-on-exec; only the fds named here survive `exec`,
 //! at the numbers the child's `IPC_ENDPOINT` names.
+//!
+//! # A child does not outlive its parent
+//!
+//! Every child started through a transport's `spawn` is killed (SIGKILL) when this
+//! process dies, however it dies — a panic, `exit`, or a SIGKILL nobody can catch — on
+//! Linux through the parent-death signal (`PR_SET_PDEATHSIG`). Linux ties that signal
+//! to the *thread* that forked the child, so the toolkit forks every child from one
+//! thread that lives as long as the process; which thread or runtime calls `spawn`
+//! does not matter. Only the child itself is covered: the signal is not inherited, so
+//! a grandchild it starts lives on unless the child arranges otherwise (while this
+//! process lives, `kill` and drop reach the child's whole process group: see
+//! [`Child`](crate::Child#process-group)).
+//!
+//! A child meant to outlive this process (a daemon, a long job) is spawned with
+//! [`detached`]: no parent-death signal, and its [`Child`](crate::Child) is not killed
+//! on drop.
+//!
+//! ```no_run
+//! # async fn demo(transport: &dyn ipc_core::Transport) -> ipc_core::Result<()> {
+//! let mut command = std::process::Command::new("/usr/local/bin/indexer");
+//! ipc_core::spawn::detached(&mut command);
+//! let (child, channel) = transport.spawn(command).await?;
+//! // This process may now exit or be killed: the indexer carries on.
+//! # let _ = (child, channel); Ok(()) }
+//! ```
 
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
@@ -18,7 +44,7 @@ const SCRATCH_FD_BASE: RawFd = 100;
 /// fds stay close-on-exec. The parent's copies are untouched (drop them after spawn).
 ///
 /// Works even when a source number equals another pair's target (fds are first copied
-/// above [`SCRATCH_FD_BASE`], then placed).
+/// above fd 100, then placed).
 ///
 /// ```no_run
 /// # fn demo(child_end: std::os::fd::OwnedFd) {
@@ -78,14 +104,71 @@ pub fn set_child_env(
     };
 }
 
-/// Spawn `command` through tokio and wrap it in a [`crate::Child`].
-pub fn spawn_child(command: Command) -> crate::Result<crate::Child> {
-    let mut command = tokio::process::Command::from(command);
-    let child = command.spawn().map_err(|e| {
-        crate::Error::Io(std::io::Error::new(
-            e.kind(),
-            format!("could not start the child process: {e}"),
-        ))
-    })?;
-    crate::Child::new(child)
+/// "could not start PROGRAM: why", with a hint for the usual causes.
+fn could_not_start(program: &str, e: std::io::Error) -> crate::Error {
+    let hint = match e.kind() {
+        std::io::ErrorKind::NotFound if program.contains('/') => {
+            " (check the path; a relative one starts from the current directory)"
+        }
+        std::io::ErrorKind::NotFound => " (a name without '/' is looked up in PATH)",
+        std::io::ErrorKind::PermissionDenied => " (is the file executable?)",
+        _ => "",
+    };
+    crate::Error::Io(std::io::Error::new(
+        e.kind(),
+        format!("could not start {program}: {e}{hint}"),
+    ))
+}
+
+/// Marks a command as [`detached`]; removed before the child starts, so the child never
+/// sees it.
+const DETACHED_MARK: &str = "IPC_SPAWN_DETACHED";
+
+/// Let the child `command` will start outlive this process: no parent-death signal,
+/// and the [`Child`](crate::Child) a transport's `spawn` returns is not killed on drop
+/// (as if [`Child::detach`](crate::Child::detach)ed). The choice travels with the
+/// command to whichever transport spawns it.
+///
+/// ```
+/// let mut command = std::process::Command::new("/usr/local/bin/indexer");
+/// ipc_core::spawn::detached(&mut command).arg("--full");
+/// ```
+pub fn detached(command: &mut Command) -> &mut Command {
+    command.env(DETACHED_MARK, "1")
+}
+
+fn is_detached(command: &Command) -> bool {
+    command
+        .get_envs()
+        .any(|(key, value)| key == DETACHED_MARK && value.is_some())
+}
+
+/// Spawn `command` and wrap it in a [`crate::Child`], tied to this process as the
+/// [module docs](self) say (unless [`detached`]), in a process group of its own (see
+/// [`Child`](crate::Child#process-group); a group set on `command` is replaced). Must be
+/// called within a tokio runtime.
+///
+/// ```no_run
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> ipc_core::Result<()> {
+/// let mut child = ipc_core::spawn::spawn_child(std::process::Command::new("true"))?;
+/// assert!(child.wait().await?.success());
+/// # Ok(()) }
+/// ```
+pub fn spawn_child(mut command: Command) -> crate::Result<crate::Child> {
+    let detached = is_detached(&command);
+    command.env_remove(DETACHED_MARK);
+    if !detached {
+        crate::spawner::die_with_parent(&mut command);
+    }
+    // A group of its own, so kill() and the kill on drop reach what the child starts.
+    command.process_group(0);
+    let program = command.get_program().to_string_lossy().into_owned();
+    let child = crate::spawner::spawn(tokio::process::Command::from(command))
+        .map_err(|e| could_not_start(&program, e))?;
+    let mut child = crate::Child::new(child)?;
+    child.set_own_group(true);
+    if detached {
+        child.set_kill_on_drop(false);
+    }
+    Ok(child)
 }

@@ -41,6 +41,111 @@ pub trait Listener: Send + 'static {
     fn endpoint(&self) -> Endpoint;
 }
 
+/// What a transport can do, so a program offers (and accepts) only the transports that
+/// work for it. Ask a transport with [`Transport::capabilities`], the registry with
+/// [`Registry::names_with`] / [`Registry::get_with`].
+///
+/// Build a set with [`Capabilities::NONE`] and the `with_*` methods; as a requirement,
+/// every capability set in it must be present.
+///
+/// ```
+/// use ipc_core::transport::Capabilities;
+/// let uds = Capabilities::NONE.with_binary_frames(true).with_listen(true).with_spawn(true);
+/// let needs = Capabilities::NONE.with_binary_frames(true).with_spawn(true);
+/// assert!(uds.covers(needs));
+/// let node = Capabilities::NONE.with_spawn(true);
+/// assert_eq!(node.lacking(needs), ["binary frames"]);
+/// assert_eq!(node.to_string(), "JSON frames only, spawning");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub struct Capabilities {
+    /// Frames may hold any bytes. When false, each frame must be exactly one JSON text
+    /// (`node`): a binary or plain-text payload is refused by `send`.
+    pub binary_frames: bool,
+    /// [`Transport::listen`] works: clients can connect to an endpoint by name.
+    pub listen: bool,
+    /// [`Transport::spawn`] works: a child can be started wired to a new channel.
+    pub spawn: bool,
+    /// File descriptors can travel with frames (`uds`, through its own channel type).
+    pub fd_passing: bool,
+}
+
+impl Capabilities {
+    /// Nothing at all: the start of a set built with the `with_*` methods.
+    pub const NONE: Capabilities = Capabilities {
+        binary_frames: false,
+        listen: false,
+        spawn: false,
+        fd_passing: false,
+    };
+
+    /// Set [`binary_frames`](Self::binary_frames).
+    pub const fn with_binary_frames(mut self, yes: bool) -> Self {
+        self.binary_frames = yes;
+        self
+    }
+
+    /// Set [`listen`](Self::listen).
+    pub const fn with_listen(mut self, yes: bool) -> Self {
+        self.listen = yes;
+        self
+    }
+
+    /// Set [`spawn`](Self::spawn).
+    pub const fn with_spawn(mut self, yes: bool) -> Self {
+        self.spawn = yes;
+        self
+    }
+
+    /// Set [`fd_passing`](Self::fd_passing).
+    pub const fn with_fd_passing(mut self, yes: bool) -> Self {
+        self.fd_passing = yes;
+        self
+    }
+
+    fn named(self) -> [(bool, &'static str); 4] {
+        [
+            (self.binary_frames, "binary frames"),
+            (self.listen, "listening"),
+            (self.spawn, "spawning"),
+            (self.fd_passing, "fd passing"),
+        ]
+    }
+
+    /// True when every capability in `needs` is here.
+    pub fn covers(self, needs: Capabilities) -> bool {
+        self.lacking(needs).is_empty()
+    }
+
+    /// The names of the capabilities in `needs` that are not here.
+    pub fn lacking(self, needs: Capabilities) -> Vec<&'static str> {
+        self.named()
+            .iter()
+            .zip(needs.named())
+            .filter(|((have, _), (need, _))| *need && !*have)
+            .map(|((_, name), _)| *name)
+            .collect()
+    }
+}
+
+impl std::fmt::Display for Capabilities {
+    /// `binary frames, listening, spawning, fd passing`; `JSON frames only` first when
+    /// frames must be JSON.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut names: Vec<&str> = self
+            .named()
+            .iter()
+            .filter(|(have, _)| *have)
+            .map(|(_, name)| *name)
+            .collect();
+        if !self.binary_frames {
+            names.insert(0, "JSON frames only");
+        }
+        f.write_str(&names.join(", "))
+    }
+}
+
 /// One kind of channel: Unix sockets, TCP, pipes, ...
 ///
 /// Implementations provide the `*_with` methods; the short forms use
@@ -49,6 +154,16 @@ pub trait Listener: Send + 'static {
 pub trait Transport: Send + Sync + 'static {
     /// Short name used on command lines (`uds`, `tcp`, ...).
     fn name(&self) -> &'static str;
+
+    /// What this transport can do (binary frames, listen, spawn, fd passing).
+    ///
+    /// ```
+    /// # fn demo(registry: &ipc_core::Registry) -> ipc_core::Result<()> {
+    /// let caps = registry.get("uds")?.capabilities();
+    /// println!("uds: {caps}"); // binary frames, listening, spawning, fd passing
+    /// # Ok(()) }
+    /// ```
+    fn capabilities(&self) -> Capabilities;
 
     /// Endpoint schemes this transport serves (`["unix", "uds"]`).
     fn schemes(&self) -> &'static [&'static str];
@@ -72,7 +187,9 @@ pub trait Transport: Send + Sync + 'static {
     ) -> Result<Box<dyn Channel>>;
 
     /// Start `command` as a child wired to a new channel. The child finds its end
-    /// through `IPC_ENDPOINT` (see [`crate::env`]).
+    /// through `IPC_ENDPOINT` (see [`crate::env`]). It runs in a process group of its
+    /// own and dies with this process unless [`detached`](crate::spawn::detached) (see
+    /// [`crate::spawn`]); a program that cannot be started is named in the error.
     async fn spawn_with(
         &self,
         command: Command,
@@ -150,6 +267,67 @@ impl Registry {
                 name: name_or_scheme.to_string(),
                 available: self.names().iter().map(|s| s.to_string()).collect(),
             })
+    }
+
+    /// Names of the registered transports that have every capability in `needs`, in
+    /// registration order: what a program that needs them should offer.
+    ///
+    /// ```
+    /// use ipc_core::transport::Capabilities;
+    /// let registry = ipc_core::Registry::new();
+    /// let needs = Capabilities::NONE.with_binary_frames(true).with_spawn(true);
+    /// assert!(registry.names_with(needs).is_empty());
+    /// ```
+    pub fn names_with(&self, needs: Capabilities) -> Vec<&'static str> {
+        self.transports
+            .iter()
+            .filter(|t| t.capabilities().covers(needs))
+            .map(|t| t.name())
+            .collect()
+    }
+
+    /// [`get`](Self::get), refusing a transport that lacks anything in `needs` with an
+    /// [`Error::Unsupported`] that names the transports that have it all.
+    ///
+    /// ```no_run
+    /// # fn demo(registry: &ipc_core::Registry) -> ipc_core::Result<()> {
+    /// use ipc_core::transport::Capabilities;
+    /// let needs = Capabilities::NONE.with_binary_frames(true).with_spawn(true);
+    /// let err = registry.get_with("node", needs).err().unwrap();
+    /// // "the node transport does not support binary frames, which this program
+    /// //  needs; transports that do: uds, tcp, pipe, fifo, stdio, signal"
+    /// # let _ = err; Ok(()) }
+    /// ```
+    pub fn get_with(
+        &self,
+        name_or_scheme: &str,
+        needs: Capabilities,
+    ) -> Result<Arc<dyn Transport>> {
+        let transport = self.get(name_or_scheme)?;
+        self.check(transport.as_ref(), needs)?;
+        Ok(transport)
+    }
+
+    /// `Ok` when `transport` has every capability in `needs`; otherwise the
+    /// [`Error::Unsupported`] of [`get_with`](Self::get_with).
+    pub fn check(&self, transport: &dyn Transport, needs: Capabilities) -> Result<()> {
+        let lacking = transport.capabilities().lacking(needs);
+        if lacking.is_empty() {
+            return Ok(());
+        }
+        let able = self.names_with(needs);
+        let alternatives = if able.is_empty() {
+            "no transport built in has them all".to_string()
+        } else {
+            format!("transports that do: {}", able.join(", "))
+        };
+        Err(Error::unsupported(
+            transport.name(),
+            format!(
+                "{}, which this program needs; {alternatives}",
+                lacking.join(" or ")
+            ),
+        ))
     }
 
     /// The transport that serves this endpoint's scheme.

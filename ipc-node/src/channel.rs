@@ -161,6 +161,7 @@ pub(crate) fn with_parts(
     info: ChannelInfo,
     watch: Option<ChildWatch>,
 ) -> NodeChannel {
+    let info = info.with_binary_frames(false); // Node's frames are JSON texts
     let (read, write) = stream.into_split();
     let codec = NodeCodec::new(config);
     let shared = Arc::new(Mutex::new(WriteSide {
@@ -245,21 +246,16 @@ impl Drop for NodeOutbox {
     }
 }
 
-/// The peer's pid and uid from `SO_PEERCRED` (Linux); unknown elsewhere.
-#[cfg(target_os = "linux")]
+/// The peer's pid and uid as tokio reports them (`SO_PEERCRED` on Linux); unknown
+/// when the OS does not say.
 pub(crate) fn peer_cred(stream: &UnixStream) -> (Option<u32>, Option<u32>) {
-    use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
-    match getsockopt(stream, PeerCredentials) {
+    match stream.peer_cred() {
         Ok(cred) => (
-            u32::try_from(cred.pid()).ok().filter(|pid| *pid > 0),
+            cred.pid()
+                .and_then(|pid| u32::try_from(pid).ok())
+                .filter(|pid| *pid > 0),
             Some(cred.uid()),
         ),
         Err(_) => (None, None),
     }
-}
-
-/// The peer's pid and uid: unknown outside Linux.
-#[cfg(not(target_os = "linux"))]
-pub(crate) fn peer_cred(_stream: &UnixStream) -> (Option<u32>, Option<u32>) {
-    (None, None)
 }

@@ -4,7 +4,7 @@ use std::process::Command;
 
 use async_trait::async_trait;
 use ipc_core::frame::FrameConfig;
-use ipc_core::{Channel, Child, Endpoint, Error, Listener, Result, Transport};
+use ipc_core::{Capabilities, Channel, Child, Endpoint, Error, Listener, Result, Transport};
 
 use crate::channel::NAME;
 use crate::{connect, spawn};
@@ -42,6 +42,11 @@ pub struct NodeTransport;
 impl Transport for NodeTransport {
     fn name(&self) -> &'static str {
         NAME
+    }
+
+    /// Spawn only; every frame must be one JSON text, and nothing can listen.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::NONE.with_spawn(true)
     }
 
     fn schemes(&self) -> &'static [&'static str] {

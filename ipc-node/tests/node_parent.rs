@@ -1,6 +1,6 @@
 //! Real Node.js parents forking a Rust child: this test binary, re-executed by Node
 //! with `child_process.fork(.., { execPath })` or `spawn(.., { stdio: [.., 'ipc'] })`,
-//! runs [`rust_child_helper`] as the child.
+//! runs the `child` test as the child, playing [`Role::ForkedByNode`].
 
 mod common;
 
@@ -8,24 +8,29 @@ use std::process::Stdio;
 
 use common::{require_node, within};
 use ipc_core::prelude::*;
+use ipc_core::testkit::{self, ChildRole};
 use ipc_core::Error;
 use serde_json::{json, Value};
 
-/// Set (to anything) in the environment of the re-executed test binary.
-const CHILD_VAR: &str = "IPC_NODE_TEST_CHILD";
+ipc_core::child_roles! {
+    /// What this binary does when re-executed (by a Node parent) as a child.
+    enum Role {
+        /// Send `"ready"` and argv, answer `{op: 'add'}`, report decode errors, exit
+        /// with `{op: 'exit', code}`, echo anything else; exit 0 when Node disconnects.
+        ForkedByNode,
+    }
+}
 
 /// Exit code of the child when the channel was refused as `advanced`.
 const REFUSED_ADVANCED: i32 = 42;
 
 /// Not a test on its own: the Rust child the Node parents below start (it returns at
-/// once unless `IPC_NODE_TEST_CHILD` is set). It sends `"ready"` and its argv, answers
-/// `{op: 'add'}`, reports decode errors, exits with `{op: 'exit', code}`, and echoes
-/// anything else; it exits 0 when Node disconnects.
+/// once unless started as a child); see [`Role::ForkedByNode`].
 #[test]
-fn rust_child_helper() {
-    if std::env::var_os(CHILD_VAR).is_none() {
+fn child() {
+    let Some(Role::ForkedByNode) = testkit::role::<Role>() else {
         return;
-    }
+    };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -83,18 +88,19 @@ const PARENT_JS: &str = r#"
 const { fork, spawn } = require('child_process');
 const net = require('net');
 const exe = process.env.RUST_EXE, how = process.env.HOW;
-const env = { ...process.env, IPC_NODE_TEST_CHILD: '1' };
+// The Rust side set the child's role variable in our environment: pass it on.
+const env = { ...process.env };
 delete env.RUST_EXE; delete env.HOW;
 const harness = ['--exact', '--nocapture', '--test-threads=1'];
 // The test harness prints to stdout; only this script's verdict goes there.
 const stdio = ['inherit', 'ignore', 'inherit', 'ipc'];
 let child;
 if (how === 'fork') {
-  child = fork('rust_child_helper', harness, { execPath: exe, execArgv: [], env, stdio });
+  child = fork('child', harness, { execPath: exe, execArgv: [], env, stdio });
 } else if (how === 'advanced') {
-  child = fork('rust_child_helper', harness, { execPath: exe, execArgv: [], env, stdio, serialization: 'advanced' });
+  child = fork('child', harness, { execPath: exe, execArgv: [], env, stdio, serialization: 'advanced' });
 } else {
-  child = spawn(exe, ['rust_child_helper', ...harness], { stdio, env });
+  child = spawn(exe, ['child', ...harness], { stdio, env });
 }
 const fail = (why) => { console.error('FAIL: ' + why); child.kill(); process.exit(1); };
 const timer = setTimeout(() => fail('timed out'), 60000);
@@ -110,7 +116,7 @@ async function talk() {
   let m = await next();
   if (m !== 'ready') fail('first message ' + JSON.stringify(m));
   m = await next();
-  if (!m.argv || m.argv[1] !== 'rust_child_helper' || m.argv[0] !== exe) fail('argv ' + JSON.stringify(m));
+  if (!m.argv || m.argv[1] !== 'child' || m.argv[0] !== exe) fail('argv ' + JSON.stringify(m));
   if (m.peerPid !== process.pid) fail('peer pid ' + m.peerPid + ', expected ' + process.pid);
   for (let id = 1; id <= 3; id++) {
     child.send({ id, op: 'add', a: id, b: 2 });
@@ -168,7 +174,7 @@ async fn run_parent(how: &str) {
             .arg(PARENT_JS)
             .env("RUST_EXE", &exe)
             .env("HOW", how)
-            .env_remove(CHILD_VAR)
+            .env(testkit::ROLE_VAR, Role::ForkedByNode.name())
             .stdin(Stdio::null())
             .kill_on_drop(true)
             .output(),

@@ -5,7 +5,7 @@ use std::process::Command;
 
 use async_trait::async_trait;
 use ipc_core::frame::FrameConfig;
-use ipc_core::{Channel, Child, Endpoint, Error, Listener, Result, Transport};
+use ipc_core::{Capabilities, Channel, Child, Endpoint, Error, Listener, Result, Transport};
 
 use crate::channel::{FIFO, PIPE};
 use crate::{connect_fifo, connect_inherited, fresh_dir, spawn_fifo, spawn_pipe, FifoListener};
@@ -46,6 +46,11 @@ pub struct PipeTransport;
 impl Transport for PipeTransport {
     fn name(&self) -> &'static str {
         PIPE
+    }
+
+    /// Binary frames, spawn; anonymous pipes cannot listen.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::NONE.with_binary_frames(true).with_spawn(true)
     }
 
     fn schemes(&self) -> &'static [&'static str] {
@@ -126,6 +131,14 @@ pub struct FifoTransport;
 impl Transport for FifoTransport {
     fn name(&self) -> &'static str {
         FIFO
+    }
+
+    /// Binary frames, listen (one client at a time), spawn.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::NONE
+            .with_binary_frames(true)
+            .with_listen(true)
+            .with_spawn(true)
     }
 
     fn schemes(&self) -> &'static [&'static str] {

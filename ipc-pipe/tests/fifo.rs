@@ -2,8 +2,8 @@
 //! or speak garbage, stale directories. Real FIFOs and real processes; nothing sleeps to
 //! wait for readiness.
 //!
-//! Some tests re-execute this binary as a child process: the `role_*` tests do nothing
-//! unless `IPC_PIPE_TEST_ROLE` names them.
+//! Some tests re-execute this binary as a child process playing a [`Role`]; the `child`
+//! test does nothing otherwise.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -15,12 +15,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use ipc_core::prelude::*;
+use ipc_core::testkit;
 use ipc_core::{Endpoint, Error, Transport};
 use ipc_pipe::{connect_fifo, spawn_fifo, FifoListener, FifoTransport};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 const LIMIT: Duration = Duration::from_secs(20);
-const ROLE: &str = "IPC_PIPE_TEST_ROLE";
 const DIR: &str = "IPC_PIPE_TEST_DIR";
 
 async fn within<T>(fut: impl std::future::Future<Output = T>) -> T {
@@ -384,56 +384,49 @@ async fn listener_dir_is_removed_on_drop_even_with_clients() {
     );
 }
 
-/// Start this test binary as a child running `role` with `DIR=dir`.
-fn role_command(role: &str, dir: &Path) -> tokio::process::Command {
-    let exe = std::env::current_exe().expect("test binary");
-    let mut cmd = tokio::process::Command::new(exe);
-    cmd.args(["--exact", role, "--nocapture", "--test-threads=1"])
-        .env(ROLE, role)
-        .env(DIR, dir)
-        .stdout(Stdio::piped())
-        .kill_on_drop(true);
+ipc_core::child_roles! {
+    /// What this binary does when re-executed as a child (on the directory in `DIR`).
+    enum Role {
+        /// Connect, say "ready", then hang until killed.
+        ClientHangs,
+        /// Bind, print "bound", then hang until killed (leaving a stale directory).
+        ListenerHangs,
+    }
+}
+
+/// Start this test binary as a child playing `role` with `DIR=dir`.
+fn role_command(role: Role, dir: &Path) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::from(testkit::child_command(role));
+    cmd.env(DIR, dir).stdout(Stdio::piped()).kill_on_drop(true);
     cmd
 }
 
-fn role_dir(role: &str) -> Option<PathBuf> {
-    (std::env::var(ROLE).ok()? == role)
-        .then(|| PathBuf::from(std::env::var_os(DIR).unwrap_or_default()))
-}
-
-/// Child role: connect, say "ready", then hang until killed.
+/// The children's entry point: does nothing in the parent's test run.
 #[test]
-fn role_client_hangs() {
-    let Some(dir) = role_dir("role_client_hangs") else {
+fn child() {
+    let Some(role) = testkit::role::<Role>() else {
         return;
     };
+    let dir = PathBuf::from(std::env::var_os(DIR).expect("DIR"));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("rt");
     runtime.block_on(async {
-        let mut ch = connect_fifo(&dir, Default::default())
-            .await
-            .expect("connect");
-        ch.send(Bytes::from_static(b"ready")).await.expect("send");
-        std::future::pending::<()>().await;
-    });
-}
-
-/// Child role: bind, print "bound", then hang until killed (leaving a stale directory).
-#[test]
-fn role_listener_hangs() {
-    let Some(dir) = role_dir("role_listener_hangs") else {
-        return;
-    };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("rt");
-    runtime.block_on(async {
-        let _listener = FifoListener::bind(&dir, Default::default()).expect("bind");
-        println!("bound");
-        std::future::pending::<()>().await;
+        match role {
+            Role::ClientHangs => {
+                let mut ch = connect_fifo(&dir, Default::default())
+                    .await
+                    .expect("connect");
+                ch.send(Bytes::from_static(b"ready")).await.expect("send");
+                std::future::pending::<()>().await;
+            }
+            Role::ListenerHangs => {
+                let _listener = FifoListener::bind(&dir, Default::default()).expect("bind");
+                println!("bound");
+                std::future::pending::<()>().await;
+            }
+        }
     });
 }
 
@@ -442,7 +435,7 @@ async fn killed_client_process_is_an_error_then_the_next_is_served() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("svc");
     let mut listener = FifoListener::bind(&dir, Default::default()).expect("bind");
-    let mut child = role_command("role_client_hangs", &dir)
+    let mut child = role_command(Role::ClientHangs, &dir)
         .spawn()
         .expect("spawn");
     let mut server = within(listener.accept()).await.expect("accept");
@@ -465,7 +458,7 @@ async fn killed_client_process_is_an_error_then_the_next_is_served() {
 async fn stale_directory_of_a_killed_listener() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("svc");
-    let mut child = role_command("role_listener_hangs", &dir)
+    let mut child = role_command(Role::ListenerHangs, &dir)
         .spawn()
         .expect("spawn");
     let stdout = child.stdout.take().expect("stdout");
@@ -475,7 +468,7 @@ async fn stale_directory_of_a_killed_listener() {
             .await
             .expect("read")
             .expect("child said bound");
-        // libtest prints "test role_listener_hangs ... " on the same line first.
+        // libtest prints "test child ... " on the same line first.
         if line.ends_with("bound") {
             break;
         }
@@ -508,8 +501,9 @@ async fn spawn_reports_a_child_that_exits_without_connecting() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let out = tmp.path().join("endpoint");
     let mut cmd = std::process::Command::new("/bin/sh");
-    cmd.args(["-c", r#"printf %s "$IPC_ENDPOINT" > "$OUT"; exit 3"#])
-        .env("OUT", &out);
+    // Also record the directory's mode and owner as the child finds them.
+    let script = r#"printf %s "$IPC_ENDPOINT" > "$OUT"; stat -c '%a %u' "${IPC_ENDPOINT#fifo:}" > "$OUT.mode"; exit 3"#;
+    cmd.args(["-c", script]).env("OUT", &out);
     match within(spawn_fifo(cmd, Default::default())).await {
         Err(Error::ChildExited(status)) => assert_eq!(status.code(), Some(3)),
         Err(other) => panic!("expected ChildExited, got {other:?}"),
@@ -523,4 +517,12 @@ async fn spawn_reports_a_child_that_exits_without_connecting() {
         panic!("not a fifo endpoint: {endpoint}");
     };
     assert!(!dir.exists(), "the spawn directory was left behind");
+    let mode = fs::read_to_string(tmp.path().join("endpoint.mode")).expect("mode");
+    // Our own temp dir tells our effective uid.
+    let euid = std::os::unix::fs::MetadataExt::uid(&fs::metadata(tmp.path()).expect("stat"));
+    assert_eq!(
+        mode.trim(),
+        format!("700 {euid}"),
+        "the spawn directory is private"
+    );
 }

@@ -7,7 +7,7 @@
 //! first signal, and never signals by number.
 
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 
 use ipc_core::{Error, Result};
 
@@ -25,25 +25,27 @@ pub(crate) enum QueueError {
 
 /// `pidfd_open(pid, 0)`: a descriptor for process `pid` (readable once it has exited).
 pub(crate) fn open(pid: u32) -> Result<OwnedFd> {
-    // SAFETY: a plain system call with integer arguments.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
-    if fd < 0 {
-        let e = io::Error::last_os_error();
-        return Err(match e.raw_os_error() {
-            Some(libc::ESRCH) => Error::Io(io::Error::new(
-                io::ErrorKind::NotFound,
-                format!("no process with pid {pid}: it exited, or the endpoint is wrong"),
-            )),
-            Some(libc::ENOSYS) => Error::unsupported(
-                NAME,
-                "addressing the peer process on this kernel (pidfd_open needs Linux 5.3 or \
-                 later; without it a reused pid could be signalled, so the channel is refused)",
-            ),
-            _ => Error::Io(e),
-        });
-    }
-    // SAFETY: pidfd_open returned a new descriptor (close-on-exec) that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) })
+    let found = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw);
+    let Some(raw) = found else {
+        return Err(Error::Io(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{pid} is not a process id"),
+        )));
+    };
+    rustix::process::pidfd_open(raw, rustix::process::PidfdFlags::empty()).map_err(|e| match e {
+        rustix::io::Errno::SRCH => Error::Io(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("no process with pid {pid}: it exited, or the endpoint is wrong"),
+        )),
+        rustix::io::Errno::NOSYS => Error::unsupported(
+            NAME,
+            "addressing the peer process on this kernel (pidfd_open needs Linux 5.3 or \
+             later; without it a reused pid could be signalled, so the channel is refused)",
+        ),
+        other => Error::Io(other.into()),
+    })
 }
 
 /// The `siginfo_t` that `sigqueue(3)` builds: `SI_QUEUE`, our pid and uid, one word.

@@ -4,9 +4,12 @@ use std::process::Command;
 
 use async_trait::async_trait;
 use ipc_core::frame::FrameConfig;
-use ipc_core::{Channel, Child, Endpoint, Error, Listener, Result, Transport};
+use ipc_core::{Capabilities, Channel, Child, Endpoint, Error, Listener, Result, Transport};
 
 const NAME: &str = "signal";
+
+/// Whether data channels exist on this platform.
+const DATA: bool = cfg!(all(target_os = "linux", target_pointer_width = "64"));
 
 /// Real-time signals as an [`ipc_core::Transport`]: name `"signal"`, endpoint scheme
 /// `signal:` (`signal:pid=N`).
@@ -39,6 +42,11 @@ pub struct SignalTransport;
 impl Transport for SignalTransport {
     fn name(&self) -> &'static str {
         NAME
+    }
+
+    /// Binary frames and spawn on 64-bit Linux (nothing elsewhere); it cannot listen.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::NONE.with_binary_frames(DATA).with_spawn(DATA)
     }
 
     fn schemes(&self) -> &'static [&'static str] {

@@ -1,5 +1,5 @@
 //! The signal data channel between real processes: this binary re-executes itself as
-//! the child (`IPC_SIGNAL_TEST_ROLE` names what the child does).
+//! the child, playing a [`Role`].
 //!
 //! A plain `fn main()` (harness = false): the transport signals are blocked before any
 //! thread exists. The checks that need the process to themselves run first, one at a
@@ -16,10 +16,10 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use ipc_core::frame::FrameConfig;
 use ipc_core::prelude::*;
+use ipc_core::testkit;
 use ipc_core::{Endpoint, Error, Result, Transport};
 use ipc_signal::{SignalChannel, SignalChannelExt, SignalTransport};
 
-const ROLE: &str = "IPC_SIGNAL_TEST_ROLE";
 /// Messages each way for the `bulk` child, when not [`BULK`].
 const COUNT: &str = "IPC_SIGNAL_TEST_COUNT";
 /// Messages each way in the bulk check.
@@ -58,13 +58,11 @@ fn bulk_payload(seq: u64) -> Bytes {
     v.into()
 }
 
-fn child_command(role: &str) -> Result<Command> {
-    let mut cmd = Command::new(std::env::current_exe()?);
-    cmd.env(ROLE, role);
-    Ok(cmd)
+fn child_command(role: Role) -> Result<Command> {
+    Ok(testkit::child_command(role))
 }
 
-async fn spawn(role: &str, config: FrameConfig) -> Result<(ipc_core::Child, SignalChannel)> {
+async fn spawn(role: Role, config: FrameConfig) -> Result<(ipc_core::Child, SignalChannel)> {
     ipc_signal::spawn(child_command(role)?, config).await
 }
 
@@ -93,28 +91,54 @@ async fn finish(mut child: ipc_core::Child, mut ch: SignalChannel) -> Result<()>
 
 // ---------------------------------------------------------------- child roles
 
-fn child_main(role: &str) -> i32 {
+ipc_core::child_roles! {
+    /// What a re-executed child does.
+    enum Role {
+        /// Not a channel: one data signal to the parent, from a pid it has no channel to.
+        Stray,
+        /// Connect with a 1 MiB limit, send a frame over the parent's, then `after`.
+        Oversize,
+        /// Echo every frame (a rejected one as `"error: ..."`).
+        Echo,
+        /// `IPC_SIGNAL_TEST_COUNT` messages each way at once.
+        Bulk,
+        /// Send `hello`, close, read to the end.
+        HelloClose,
+        /// Send `ready`, read to the end.
+        Hang,
+        /// Send `bye`, drop the channel without closing it.
+        DropWithoutClose,
+        /// Never read.
+        Sink,
+        /// Send `bye`, close, exit.
+        CloseExit,
+        /// Drop the sending half in the middle of a 64 KiB frame.
+        DropTxMidFrame,
+    }
+}
+
+fn child_main(role: Role) -> i32 {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("child {role}: no runtime: {e}");
+            eprintln!("child {role:?}: no runtime: {e}");
             return 70;
         }
     };
     match runtime.block_on(run_child(role)) {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("child {role} failed: {e}");
+            eprintln!("child {role:?} failed: {e}");
             1
         }
     }
 }
 
-async fn run_child(role: &str) -> Result<()> {
-    if role == "stray" {
+async fn run_child(role: Role) -> Result<()> {
+    if role == Role::Stray {
         // Not a channel: one data signal to the parent, from a pid it has no channel to.
         let value = libc::sigval {
             sival_ptr: 42usize as *mut libc::c_void,
@@ -124,7 +148,7 @@ async fn run_child(role: &str) -> Result<()> {
         ensure!(rc == 0, "sigqueue: {}", io::Error::last_os_error());
         return Ok(());
     }
-    let mut ch = if role == "oversize" {
+    let mut ch = if role == Role::Oversize {
         let Endpoint::Signal { pid } = ipc_core::env::endpoint_from_env()? else {
             return Err(fail("not a signal endpoint"));
         };
@@ -133,7 +157,7 @@ async fn run_child(role: &str) -> Result<()> {
         ipc_signal::connect_from_env().await?
     };
     match role {
-        "echo" => loop {
+        Role::Echo => loop {
             match ch.recv().await {
                 Ok(Some(frame)) => ch.send(frame).await?,
                 Ok(None) => return ch.close().await,
@@ -141,7 +165,7 @@ async fn run_child(role: &str) -> Result<()> {
                 Err(e) => return Err(e),
             }
         },
-        "bulk" => {
+        Role::Bulk => {
             let count = std::env::var(COUNT)
                 .ok()
                 .and_then(|c| c.parse().ok())
@@ -166,39 +190,39 @@ async fn run_child(role: &str) -> Result<()> {
             );
             sender.await.map_err(|e| fail(e.to_string()))?
         }
-        "hello_close" => {
+        Role::HelloClose => {
             ch.send(Bytes::from_static(b"hello")).await?;
             ch.close().await?;
             while ch.recv().await?.is_some() {}
             Ok(())
         }
-        "hang" => {
+        Role::Hang => {
             ch.send(Bytes::from_static(b"ready")).await?;
             while ch.recv().await?.is_some() {}
             Ok(())
         }
-        "oversize" => {
+        Role::Oversize => {
             ch.send(Bytes::from(vec![0xAB; OVERSIZE])).await?;
             ch.send(Bytes::from_static(b"after")).await?;
             ch.close().await?;
             while ch.recv().await?.is_some() {}
             Ok(())
         }
-        "drop_without_close" => {
+        Role::DropWithoutClose => {
             ch.send(Bytes::from_static(b"bye")).await?;
             drop(ch);
             Ok(())
         }
-        "sink" => {
+        Role::Sink => {
             // Never reads: the parent's sends fill the window and wait.
             std::future::pending::<()>().await;
             Ok(())
         }
-        "close_exit" => {
+        Role::CloseExit => {
             ch.send(Bytes::from_static(b"bye")).await?;
             ch.close().await
         }
-        "drop_tx_mid_frame" => {
+        Role::DropTxMidFrame => {
             let (mut tx, mut rx) = ch.into_split();
             // The parent's frame arrives after its hello: its window is known here.
             ensure!(rx.recv().await?.is_some(), "child: no go frame");
@@ -217,7 +241,7 @@ async fn run_child(role: &str) -> Result<()> {
             while rx.recv().await?.is_some() {}
             Ok(())
         }
-        other => Err(fail(format!("unknown role {other:?}"))),
+        Role::Stray => unreachable!("handled above"),
     }
 }
 
@@ -283,7 +307,7 @@ fn unblocked_thread_is_refused() -> Result<()> {
                 )?;
                 expect_not_blocked(
                     "spawn",
-                    spawn("echo", FrameConfig::default()).await,
+                    spawn(Role::Echo, FrameConfig::default()).await,
                     "calling thread",
                 )?;
                 expect_not_blocked(
@@ -332,7 +356,7 @@ fn unblocked_other_thread_is_refused() -> Result<()> {
 /// 100 round trips, and what `info()` says.
 async fn ping_pong() -> Result<()> {
     let config = FrameConfig::builder().max_frame(4096).build();
-    let (child, mut ch) = spawn("echo", config).await?;
+    let (child, mut ch) = spawn(Role::Echo, config).await?;
     let info = ch.info();
     ensure!(info.transport == "signal", "transport {:?}", info.transport);
     ensure!(
@@ -354,7 +378,7 @@ async fn ping_pong() -> Result<()> {
 
 /// Frames of 0, 1, 7, 8, 9, 4096 and 65536 bytes arrive whole and in order.
 async fn sizes_in_order() -> Result<()> {
-    let (mut child, ch) = spawn("echo", FrameConfig::default()).await?;
+    let (mut child, ch) = spawn(Role::Echo, FrameConfig::default()).await?;
     let (mut tx, mut rx) = ch.into_split();
     let sender = tokio::spawn(async move {
         for (seq, size) in SIZES.iter().enumerate() {
@@ -401,7 +425,7 @@ async fn bulk_both_ways(mut child: ipc_core::Child, ch: SignalChannel, count: u6
 
 /// 10 000 small messages each way at the same time, all in order.
 async fn ten_thousand_both_ways() -> Result<()> {
-    let (child, ch) = spawn("bulk", FrameConfig::default()).await?;
+    let (child, ch) = spawn(Role::Bulk, FrameConfig::default()).await?;
     bulk_both_ways(child, ch, BULK).await
 }
 
@@ -410,7 +434,7 @@ async fn ten_thousand_both_ways() -> Result<()> {
 /// queued anywhere. Both are waited out; nothing fails or is lost.
 async fn tiny_sigpending_limit() -> Result<()> {
     use std::os::unix::process::CommandExt;
-    let mut cmd = child_command("bulk")?;
+    let mut cmd = child_command(Role::Bulk)?;
     cmd.env(COUNT, "1000");
     // SAFETY: setrlimit is a plain system call, safe between fork and exec.
     unsafe {
@@ -432,7 +456,7 @@ async fn tiny_sigpending_limit() -> Result<()> {
 /// Sending over the limit fails and sends nothing; the channel lives on both ways.
 async fn oversize_send_refused() -> Result<()> {
     let config = FrameConfig::builder().max_frame(1024).build();
-    let (child, mut ch) = spawn("echo", config).await?;
+    let (child, mut ch) = spawn(Role::Echo, config).await?;
     match ch.send(payload(1, 1025)).await {
         Err(Error::FrameTooLarge {
             len: 1025,
@@ -451,7 +475,7 @@ async fn oversize_send_refused() -> Result<()> {
 /// A frame over our limit is rejected (its chunks skipped), the next one delivered.
 async fn oversize_recv_rejected() -> Result<()> {
     let config = FrameConfig::builder().max_frame(100).build();
-    let (child, mut ch) = spawn("oversize", config).await?;
+    let (child, mut ch) = spawn(Role::Oversize, config).await?;
     match ch.recv().await {
         Err(Error::FrameTooLarge { len, max: 100 }) if len == OVERSIZE as u64 => {}
         other => return Err(fail(format!("expected FrameTooLarge, got {other:?}"))),
@@ -463,7 +487,7 @@ async fn oversize_recv_rejected() -> Result<()> {
 
 /// The child closes: its last frame, then `Ok(None)`, again and again.
 async fn clean_close() -> Result<()> {
-    let (child, mut ch) = spawn("hello_close", FrameConfig::default()).await?;
+    let (child, mut ch) = spawn(Role::HelloClose, FrameConfig::default()).await?;
     expect(&mut ch, b"hello").await?;
     ensure!(ch.recv().await?.is_none(), "expected None after the close");
     ensure!(ch.recv().await?.is_none(), "None again");
@@ -472,7 +496,7 @@ async fn clean_close() -> Result<()> {
 
 /// A child that drops its channel without `close` still ends cleanly.
 async fn dropped_without_close() -> Result<()> {
-    let (mut child, mut ch) = spawn("drop_without_close", FrameConfig::default()).await?;
+    let (mut child, mut ch) = spawn(Role::DropWithoutClose, FrameConfig::default()).await?;
     expect(&mut ch, b"bye").await?;
     let end = ch.recv().await;
     ensure!(matches!(end, Ok(None)), "expected a clean end, got {end:?}");
@@ -482,7 +506,7 @@ async fn dropped_without_close() -> Result<()> {
 
 /// SIGKILL the child mid-conversation: recv and send fail instead of hanging.
 async fn killed_child_is_an_error() -> Result<()> {
-    let (mut child, mut ch) = spawn("hang", FrameConfig::default()).await?;
+    let (mut child, mut ch) = spawn(Role::Hang, FrameConfig::default()).await?;
     expect(&mut ch, b"ready").await?;
     child.kill()?;
     let started = Instant::now();
@@ -508,7 +532,7 @@ async fn killed_child_is_an_error() -> Result<()> {
 
 /// A send waiting on a full window when the peer is SIGKILLed fails with `PeerLost`.
 async fn blocked_send_to_killed_peer_is_peer_lost() -> Result<()> {
-    let (mut child, mut ch) = spawn("sink", FrameConfig::default()).await?;
+    let (mut child, mut ch) = spawn(Role::Sink, FrameConfig::default()).await?;
     {
         let mut send = std::pin::pin!(ch.send(payload(0, 64 * 1024)));
         let first = std::future::poll_fn(|cx| std::task::Poll::Ready(send.as_mut().poll(cx))).await;
@@ -537,7 +561,7 @@ async fn blocked_send_to_killed_peer_is_peer_lost() -> Result<()> {
 
 /// After our own `close`, `send` fails with `Closed` (and receiving goes on).
 async fn send_after_own_close_is_closed() -> Result<()> {
-    let (mut child, mut ch) = spawn("echo", FrameConfig::default()).await?;
+    let (mut child, mut ch) = spawn(Role::Echo, FrameConfig::default()).await?;
     ch.close().await?;
     match ch.send(Bytes::from_static(b"late")).await {
         Err(Error::Closed) => {}
@@ -552,7 +576,7 @@ async fn send_after_own_close_is_closed() -> Result<()> {
 /// receive half has read the goodbye yet.
 async fn send_after_peer_goodbye_is_closed() -> Result<()> {
     // Goodbye not read yet: the child is reaped before we look.
-    let (mut child, mut ch) = spawn("close_exit", FrameConfig::default()).await?;
+    let (mut child, mut ch) = spawn(Role::CloseExit, FrameConfig::default()).await?;
     ensure!(child.wait().await?.success(), "child failed");
     match ch.send(Bytes::from_static(b"late")).await {
         Err(Error::Closed) => {}
@@ -565,7 +589,7 @@ async fn send_after_peer_goodbye_is_closed() -> Result<()> {
     expect(&mut ch, b"bye").await?;
     ensure!(ch.recv().await?.is_none(), "expected the goodbye");
     // Goodbye read first.
-    let (mut child, mut ch) = spawn("close_exit", FrameConfig::default()).await?;
+    let (mut child, mut ch) = spawn(Role::CloseExit, FrameConfig::default()).await?;
     expect(&mut ch, b"bye").await?;
     ensure!(ch.recv().await?.is_none(), "expected the goodbye");
     ensure!(child.wait().await?.success(), "child failed");
@@ -581,7 +605,7 @@ async fn send_after_peer_goodbye_is_closed() -> Result<()> {
 /// `recv` ends with `PeerLost` instead of waiting for the rest of the frame.
 async fn dropped_send_half_mid_frame_is_peer_lost() -> Result<()> {
     use tokio::io::AsyncBufReadExt;
-    let mut cmd = child_command("drop_tx_mid_frame")?;
+    let mut cmd = child_command(Role::DropTxMidFrame)?;
     cmd.stdout(std::process::Stdio::piped());
     let (mut child, mut ch) = ipc_signal::spawn(cmd, FrameConfig::default()).await?;
     let stdout = child
@@ -608,8 +632,8 @@ async fn dropped_send_half_mid_frame_is_peer_lost() -> Result<()> {
 
 /// Two children at once, traffic to and from both interleaved: each gets its own.
 async fn two_children_interleaved() -> Result<()> {
-    let (mut a, cha) = spawn("echo", FrameConfig::default()).await?;
-    let (mut b, chb) = spawn("echo", FrameConfig::default()).await?;
+    let (mut a, cha) = spawn(Role::Echo, FrameConfig::default()).await?;
+    let (mut b, chb) = spawn(Role::Echo, FrameConfig::default()).await?;
     let converse = |tag: u8, ch: SignalChannel| async move {
         let (mut tx, mut rx) = ch.into_split();
         let msg = move |i: u64| {
@@ -645,8 +669,8 @@ async fn two_children_interleaved() -> Result<()> {
 /// A signal from a pid with no channel is dropped and counted; channels carry on.
 async fn stray_signal_is_dropped_and_counted() -> Result<()> {
     let before = ipc_signal::dropped_signals();
-    let (child, mut ch) = spawn("echo", FrameConfig::default()).await?;
-    let status = tokio::process::Command::from(child_command("stray")?)
+    let (child, mut ch) = spawn(Role::Echo, FrameConfig::default()).await?;
+    let status = tokio::process::Command::from(child_command(Role::Stray)?)
         .status()
         .await?;
     ensure!(status.success(), "the stray child failed: {status}");
@@ -694,7 +718,7 @@ async fn unsupported_and_bad_uses() -> Result<()> {
         Err(Error::Io(e)) if e.kind() == io::ErrorKind::NotFound => {}
         other => return Err(fail(format!("connect to no process: {:?}", other.err()))),
     }
-    let (child, mut ch) = spawn("echo", FrameConfig::default()).await?;
+    let (child, mut ch) = spawn(Role::Echo, FrameConfig::default()).await?;
     match ipc_signal::connect(child.pid(), FrameConfig::default()).await {
         Err(Error::Io(e)) if e.kind() == io::ErrorKind::AddrInUse => {}
         other => {
@@ -730,8 +754,8 @@ fn main() {
         eprintln!("{e}");
         std::process::exit(2);
     }
-    if let Ok(role) = std::env::var(ROLE) {
-        std::process::exit(child_main(&role));
+    if let Some(role) = testkit::role::<Role>() {
+        std::process::exit(child_main(role));
     }
     let filters: Vec<String> = std::env::args()
         .skip(1)

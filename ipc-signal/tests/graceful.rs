@@ -1,18 +1,37 @@
 //! The graceful-shutdown helper's exit paths, in real child processes (this binary
-//! re-executed; `GRACEFUL_ROLE` names the scenario) stopped with real signals. The child
+//! re-executed as a child playing a [`Role`], the scenario) stopped with real signals. The child
 //! reports progress on stdout; the parent waits for those lines, never on timers.
 //!
 //! `cargo test -p ipc-signal --test graceful`
 
 use std::io::{self, BufRead, BufReader};
-use std::process::{Command, ExitCode, Stdio};
+use std::process::{ExitCode, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use ipc_core::testkit;
 use ipc_core::{Error, Result};
 use ipc_signal::{kill, GracefulShutdown, ShutdownHandle, Signal, StopReason};
 
-const ROLE: &str = "GRACEFUL_ROLE";
+ipc_core::child_roles! {
+    /// The scenario a re-executed child plays.
+    enum Role {
+        /// A task that finishes once shutdown begins.
+        Graceful,
+        /// The same, under `run_until_shutdown` (SIGINT).
+        Sigint,
+        /// A task that never finishes, a short grace period.
+        Stuck,
+        /// A task that never finishes, a long grace period.
+        Forced,
+        /// The work returns `Ok` by itself.
+        FinishedOk,
+        /// The work returns an error by itself.
+        FinishedErr,
+        /// The work asks for shutdown itself.
+        Requested,
+    }
+}
 
 fn fail(msg: impl Into<String>) -> Error {
     Error::Io(io::Error::other(msg.into()))
@@ -37,22 +56,20 @@ fn spawn_stuck_task(handle: &ShutdownHandle) {
     handle.spawn(std::future::pending::<()>());
 }
 
-async fn child(role: &str) -> ExitCode {
+async fn child(role: Role) -> ExitCode {
     let grace = match role {
-        "stuck" => Duration::from_millis(200),
-        "forced" => Duration::from_secs(60),
+        Role::Stuck => Duration::from_millis(200),
+        Role::Forced => Duration::from_secs(60),
         _ => Duration::from_secs(10),
     };
-    let role = role.to_string();
     let cleanup = |reason: StopReason| async move { println!("cleanup {reason:?}") };
     let work = |handle: ShutdownHandle| async move {
-        match role.as_str() {
-            "graceful" | "sigint" => spawn_finishing_task(&handle),
-            "stuck" | "forced" => spawn_stuck_task(&handle),
-            "finished_ok" => return Ok(()),
-            "finished_err" => return Err(fail("the work failed")),
-            "requested" => handle.shutdown(),
-            _ => return Err(fail(format!("unknown role {role}"))),
+        match role {
+            Role::Graceful | Role::Sigint => spawn_finishing_task(&handle),
+            Role::Stuck | Role::Forced => spawn_stuck_task(&handle),
+            Role::FinishedOk => return Ok(()),
+            Role::FinishedErr => return Err(fail("the work failed")),
+            Role::Requested => handle.shutdown(),
         }
         println!("ready");
         handle.wait().await;
@@ -62,7 +79,7 @@ async fn child(role: &str) -> ExitCode {
         }
         Ok(())
     };
-    let outcome = if role_is_default() {
+    let outcome = if role == Role::Sigint {
         ipc_signal::run_until_shutdown(work, cleanup).await
     } else {
         GracefulShutdown::new()
@@ -78,10 +95,6 @@ async fn child(role: &str) -> ExitCode {
     outcome.exit_code()
 }
 
-fn role_is_default() -> bool {
-    std::env::var(ROLE).is_ok_and(|r| r == "sigint")
-}
-
 // ---------------------------------------------------------------- parent side
 
 struct Run {
@@ -91,10 +104,9 @@ struct Run {
 }
 
 /// Run scenario `role`; each time the child prints `line`, send it `sig`.
-fn run(role: &str, script: &[(&str, Signal)]) -> Result<Run> {
+fn run(role: Role, script: &[(&str, Signal)]) -> Result<Run> {
     let started = Instant::now();
-    let mut child = Command::new(std::env::current_exe()?)
-        .env(ROLE, role)
+    let mut child = testkit::child_command(role)
         .stdout(Stdio::piped())
         .spawn()?;
     let pid = child.id();
@@ -131,7 +143,7 @@ fn run(role: &str, script: &[(&str, Signal)]) -> Result<Run> {
 
 fn check(
     name: &str,
-    role: &str,
+    role: Role,
     script: &[(&str, Signal)],
     code: i32,
     must_print: &[&str],
@@ -163,12 +175,12 @@ fn check(
 }
 
 fn main() -> ExitCode {
-    if let Ok(role) = std::env::var(ROLE) {
+    if let Some(role) = testkit::role::<Role>() {
         return match tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
         {
-            Ok(runtime) => runtime.block_on(child(&role)),
+            Ok(runtime) => runtime.block_on(child(role)),
             Err(e) => {
                 eprintln!("no runtime: {e}");
                 ExitCode::from(70)
@@ -179,7 +191,7 @@ fn main() -> ExitCode {
     let results = [
         check(
             "sigterm_lets_work_finish_then_exit_0",
-            "graceful",
+            Role::Graceful,
             &term,
             0,
             &[
@@ -191,42 +203,42 @@ fn main() -> ExitCode {
         ),
         check(
             "sigint_with_run_until_shutdown_exit_0",
-            "sigint",
+            Role::Sigint,
             &[("ready", Signal::SIGINT)],
             0,
             &["task finished", "cleanup Signal(SIGINT)"],
         ),
         check(
             "grace_period_runs_out_exit_143",
-            "stuck",
+            Role::Stuck,
             &term,
             143,
             &["cleanup Signal(SIGTERM)", "outcome graceful=false code=143"],
         ),
         check(
             "second_signal_forces_exit_130",
-            "forced",
+            Role::Forced,
             &[("ready", Signal::SIGTERM), ("draining", Signal::SIGINT)],
             130,
             &["cleanup Signal(SIGTERM)"],
         ),
         check(
             "work_finishes_exit_0",
-            "finished_ok",
+            Role::FinishedOk,
             &[],
             0,
             &["cleanup Finished"],
         ),
         check(
             "work_fails_exit_1",
-            "finished_err",
+            Role::FinishedErr,
             &[],
             1,
             &["cleanup Finished"],
         ),
         check(
             "shutdown_requested_exit_0",
-            "requested",
+            Role::Requested,
             &[],
             0,
             &["draining", "cleanup Requested"],

@@ -18,10 +18,10 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use ipc_core::frame::FrameConfig;
 use ipc_core::prelude::*;
+use ipc_core::testkit;
 use ipc_core::{Endpoint, Error, Result, Transport};
 use ipc_signal::{SignalTransport, CONTROL_SIGNAL, DATA_SIGNAL};
 
-const ROLE: &str = "IPC_SIGNAL_TEST_ROLE";
 /// Longest a check may take (a hang guard, not a timing assertion).
 const CHECK_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -190,8 +190,7 @@ async fn silent_target_times_out() -> Result<()> {
 /// and a process that took over its pid receives no signal (the pid is reused on
 /// purpose through `/proc/sys/kernel/ns_last_pid` when this process may write it).
 async fn reaped_peer_reused_pid_gets_nothing() -> Result<()> {
-    let mut cmd = std::process::Command::new(std::env::current_exe()?);
-    cmd.env(ROLE, "echo");
+    let cmd = testkit::child_command(Role::Echo);
     let (mut child, mut ch) = ipc_signal::spawn(cmd, FrameConfig::default()).await?;
     ch.send(Bytes::from_static(b"ping")).await?;
     ensure!(ch.recv().await?.as_deref() == Some(&b"ping"[..]), "no echo");
@@ -232,16 +231,23 @@ async fn reaped_peer_reused_pid_gets_nothing() -> Result<()> {
 
 // ---------------------------------------------------------------- child
 
-async fn run_child(role: &str) -> Result<()> {
+ipc_core::child_roles! {
+    /// What a re-executed child does.
+    enum Role {
+        /// Echo every frame until the parent closes.
+        Echo,
+    }
+}
+
+async fn run_child(role: Role) -> Result<()> {
     let mut ch = ipc_signal::connect_from_env().await?;
     match role {
-        "echo" => {
+        Role::Echo => {
             while let Some(frame) = ch.recv().await? {
                 ch.send(frame).await?;
             }
             ch.close().await
         }
-        other => Err(fail(format!("unknown role {other:?}"))),
     }
 }
 
@@ -254,11 +260,11 @@ fn main() {
         eprintln!("{e}");
         std::process::exit(2);
     }
-    if let Ok(role) = std::env::var(ROLE) {
-        let code = match on_runtime(run_child(&role)) {
+    if let Some(role) = testkit::role::<Role>() {
+        let code = match on_runtime(run_child(role)) {
             Ok(()) => 0,
             Err(e) => {
-                eprintln!("child {role} failed: {e}");
+                eprintln!("child {role:?} failed: {e}");
                 1
             }
         };

@@ -4,7 +4,7 @@ use std::process::Command;
 
 use async_trait::async_trait;
 use ipc_core::frame::FrameConfig;
-use ipc_core::{Channel, Child, Endpoint, Error, Listener, Result, Transport};
+use ipc_core::{Capabilities, Channel, Child, Endpoint, Error, Listener, Result, Transport};
 
 use crate::channel::NAME;
 use crate::{from_stdio, spawn};
@@ -45,6 +45,11 @@ pub struct StdioTransport;
 impl Transport for StdioTransport {
     fn name(&self) -> &'static str {
         NAME
+    }
+
+    /// Binary frames (as `{"$bytes": BASE64}` lines), spawn; stdio cannot listen.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::NONE.with_binary_frames(true).with_spawn(true)
     }
 
     fn schemes(&self) -> &'static [&'static str] {

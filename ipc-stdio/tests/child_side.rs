@@ -16,12 +16,22 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use ipc_core::frame::Decoded;
 use ipc_core::prelude::*;
+use ipc_core::testkit::{self, ChildRole};
 use ipc_core::{Error, Registry};
 use ipc_stdio::{JsonLinesCodec, StdioTransport};
 use libtest_mimic::{Arguments, Failed, Trial};
 
-/// Names the child role this binary plays when re-executed.
-const ROLE: &str = "STDIO_TEST_ROLE";
+ipc_core::child_roles! {
+    /// What this binary does when re-executed as a child.
+    enum Role {
+        /// Say how fd 0/1 are driven, then echo until the parent closes.
+        ReportEcho,
+        /// Print to stdout by mistake, and start a grandchild that does the same.
+        Println,
+        /// Take the channel twice, as a transport and directly.
+        Twice,
+    }
+}
 
 /// A parent-side test of this file.
 type ChildTest = fn() -> Result<(), Failed>;
@@ -35,8 +45,8 @@ fn registry() -> Registry {
 }
 
 fn main() {
-    if let Ok(role) = std::env::var(ROLE) {
-        std::process::exit(child_role(&role));
+    if let Some(role) = testkit::role::<Role>() {
+        std::process::exit(child_role(role));
     }
     let args = Arguments::from_args();
     let mut trials = Vec::new();
@@ -72,7 +82,7 @@ fn main() {
 // ---------------------------------------------------------------------------------
 // Child roles
 
-fn child_role(role: &str) -> i32 {
+fn child_role(role: Role) -> i32 {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -86,17 +96,17 @@ fn child_role(role: &str) -> i32 {
     match runtime.block_on(run_role(role)) {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("child role {role} failed: {e}");
+            eprintln!("child role {role:?} failed: {e}");
             1
         }
     }
 }
 
-async fn run_role(role: &str) -> ipc_core::Result<()> {
+async fn run_role(role: Role) -> ipc_core::Result<()> {
     let config = ipc_core::env::frame_config_from_env();
     match role {
         // Say how fd 0/1 are driven, then echo until the parent closes.
-        "report_echo" => {
+        Role::ReportEcho => {
             let (mut tx, mut rx) = ipc_stdio::from_stdio(config)?.into_split();
             let report = format!(
                 r#"{{"reader_reactor":{},"writer_reactor":{}}}"#,
@@ -115,7 +125,7 @@ async fn run_role(role: &str) -> ipc_core::Result<()> {
             tx.close().await
         }
         // Print to stdout by mistake, and start a grandchild that does the same.
-        "println" => {
+        Role::Println => {
             let mut ch = ipc_stdio::from_stdio(config)?;
             println!("stray println from the child");
             ch.send(Bytes::from_static(br#"{"after":"println"}"#))
@@ -133,7 +143,7 @@ async fn run_role(role: &str) -> ipc_core::Result<()> {
             while ch.recv().await?.is_some() {}
             Ok(())
         }
-        "twice" => {
+        Role::Twice => {
             let mut ch = ipc_stdio::from_stdio(config)?;
             let again = match ipc_stdio::from_stdio(config) {
                 Err(e @ Error::Unsupported { .. }) => e.to_string(),
@@ -151,9 +161,6 @@ async fn run_role(role: &str) -> ipc_core::Result<()> {
             while ch.recv().await?.is_some() {}
             Ok(())
         }
-        other => Err(Error::Io(std::io::Error::other(format!(
-            "unknown role {other}"
-        )))),
     }
 }
 
@@ -185,10 +192,8 @@ async fn bounded<T>(what: &str, fut: impl std::future::Future<Output = T>) -> Re
         .map_err(|_| Failed::from(format!("hung: {what}")))
 }
 
-fn child_command(role: &str) -> Command {
-    let mut cmd = Command::new(std::env::current_exe().expect("current exe"));
-    cmd.env(ROLE, role);
-    cmd
+fn child_command(role: Role) -> Command {
+    testkit::child_command(role)
 }
 
 async fn expect(ch: &mut dyn Channel, expected: &[u8]) -> Result<(), Failed> {
@@ -206,7 +211,7 @@ async fn expect(ch: &mut dyn Channel, expected: &[u8]) -> Result<(), Failed> {
 fn pipes_are_reactor_driven() -> Result<(), Failed> {
     runtime()?.block_on(async {
         let (mut child, mut ch) =
-            ipc_stdio::spawn(child_command("report_echo"), Default::default())
+            ipc_stdio::spawn(child_command(Role::ReportEcho), Default::default())
                 .await
                 .map_err(fail)?;
         expect(&mut ch, br#"{"reader_reactor":true,"writer_reactor":true}"#).await?;
@@ -235,7 +240,7 @@ fn regular_files_use_the_fallback() -> Result<(), Failed> {
         "{\"a\":1}\n\n{\"$bytes\":\"AAEC\"}\r\nnot json\n{\"$ipc\":\"goodbye\"}\n",
     )
     .map_err(fail)?;
-    let status = child_command("report_echo")
+    let status = child_command(Role::ReportEcho)
         .env("IPC_ENDPOINT", "stdio:")
         .stdin(std::fs::File::open(&input).map_err(fail)?)
         .stdout(std::fs::File::create(&output).map_err(fail)?)
@@ -267,7 +272,7 @@ fn file_stdin_with_pipe_stdout() -> Result<(), Failed> {
     let input = dir.path().join("in.jsonl");
     std::fs::write(&input, "[1]\n{\"$ipc\":\"goodbye\"}\n").map_err(fail)?;
     runtime()?.block_on(async {
-        let mut child = tokio::process::Command::from(child_command("report_echo"))
+        let mut child = tokio::process::Command::from(child_command(Role::ReportEcho))
             .env("IPC_ENDPOINT", "stdio:")
             .stdin(std::fs::File::open(&input).map_err(fail)?)
             .stdout(Stdio::piped())
@@ -296,7 +301,7 @@ fn file_stdin_with_pipe_stdout() -> Result<(), Failed> {
 
 fn stray_stdout_output_goes_to_stderr() -> Result<(), Failed> {
     runtime()?.block_on(async {
-        let mut cmd = child_command("println");
+        let mut cmd = child_command(Role::Println);
         cmd.stderr(Stdio::piped());
         let (mut child, mut ch) = ipc_stdio::spawn(cmd, Default::default())
             .await
@@ -328,7 +333,7 @@ fn stray_stdout_output_goes_to_stderr() -> Result<(), Failed> {
 
 fn a_second_connect_is_an_error() -> Result<(), Failed> {
     runtime()?.block_on(async {
-        let (mut child, mut ch) = ipc_stdio::spawn(child_command("twice"), Default::default())
+        let (mut child, mut ch) = ipc_stdio::spawn(child_command(Role::Twice), Default::default())
             .await
             .map_err(fail)?;
         for _ in 0..2 {
@@ -357,7 +362,7 @@ fn nonblocking_flag_is_put_back() -> Result<(), Failed> {
             // applied to the shell's own fds while grep runs (dash does).
             .arg(r#""$0"; f=$(grep flags /proc/$$/fdinfo/0 /proc/$$/fdinfo/1); echo "$f" >&2"#)
             .arg(exe)
-            .env(ROLE, "report_echo")
+            .env(testkit::ROLE_VAR, Role::ReportEcho.name())
             .stderr(Stdio::piped());
         let (mut child, mut ch) = ipc_stdio::spawn(cmd, Default::default())
             .await

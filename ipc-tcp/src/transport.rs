@@ -5,7 +5,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use ipc_core::{Channel, Child, Endpoint, Error, FrameConfig, Listener, Result, Transport};
+use ipc_core::{
+    Capabilities, Channel, Child, Endpoint, Error, FrameConfig, Listener, Result, Transport,
+};
 
 use crate::options::{TcpOptions, DEFAULT_HANDSHAKE_TIMEOUT};
 
@@ -81,6 +83,14 @@ fn tcp_addr(endpoint: &Endpoint) -> Result<SocketAddr> {
 impl Transport for TcpTransport {
     fn name(&self) -> &'static str {
         "tcp"
+    }
+
+    /// Binary frames, listen, spawn.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::NONE
+            .with_binary_frames(true)
+            .with_listen(true)
+            .with_spawn(true)
     }
 
     fn schemes(&self) -> &'static [&'static str] {

@@ -3,46 +3,50 @@
 //! binary run again), whose stderr is read as a user would see it.
 
 use std::net::SocketAddr;
-use std::process::Command;
 
+use ipc_core::testkit;
 use ipc_tcp::TcpOptions;
 
-/// Set in the child: which listener to bind.
-const CHILD: &str = "IPC_TCP_EXPOSURE_CHILD";
-
-/// In the parent, run this test's binary again as a child binding `what`; return its
-/// stderr. In the child (`CHILD` set), do the binding and return `None`.
-async fn stderr_of_binding(test_name: &str, what: &str) -> Option<String> {
-    if let Ok(what) = std::env::var(CHILD) {
-        let (addr, opts): (SocketAddr, _) = match what.as_str() {
-            "public-no-token" => (([0, 0, 0, 0], 0).into(), TcpOptions::default()),
-            "public-token" => (([0, 0, 0, 0], 0).into(), TcpOptions::default().token("t")),
-            "loopback-no-token" => (([127, 0, 0, 1], 0).into(), TcpOptions::default()),
-            other => panic!("unknown case {other}"),
-        };
-        let listener = ipc_tcp::bind(addr, opts).await.expect("bind");
-        drop(listener);
-        return None;
+ipc_core::child_roles! {
+    /// Which listener the re-executed child binds (then drops).
+    enum Role {
+        /// All interfaces, no token: warns.
+        PublicOpen,
+        /// All interfaces with a token: quiet.
+        PublicWithToken,
+        /// Loopback, no token: quiet.
+        LoopbackOpen,
     }
-    let out = Command::new(std::env::current_exe().expect("test binary"))
-        .args([test_name, "--exact", "--nocapture", "--test-threads=1"])
-        .env(CHILD, what)
+}
+
+/// The children's entry point: binds the listener its role names. Does nothing in the
+/// parent's test run.
+#[tokio::test]
+async fn child() {
+    let Some(role) = testkit::role::<Role>() else {
+        return;
+    };
+    let (addr, opts): (SocketAddr, _) = match role {
+        Role::PublicOpen => (([0, 0, 0, 0], 0).into(), TcpOptions::default()),
+        Role::PublicWithToken => (([0, 0, 0, 0], 0).into(), TcpOptions::default().token("t")),
+        Role::LoopbackOpen => (([127, 0, 0, 1], 0).into(), TcpOptions::default()),
+    };
+    let listener = ipc_tcp::bind(addr, opts).await.expect("bind");
+    drop(listener);
+}
+
+/// Run this test binary again as a child binding what `role` names; return its stderr.
+fn stderr_of_binding(role: Role) -> String {
+    let out = testkit::child_command(role)
         .output()
         .expect("run the test binary as a child");
     assert!(out.status.success(), "child failed: {out:?}");
-    Some(String::from_utf8_lossy(&out.stderr).into_owned())
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 #[tokio::test]
 async fn all_interfaces_without_a_token_warns_on_stderr_once() {
-    let Some(stderr) = stderr_of_binding(
-        "all_interfaces_without_a_token_warns_on_stderr_once",
-        "public-no-token",
-    )
-    .await
-    else {
-        return;
-    };
+    let stderr = stderr_of_binding(Role::PublicOpen);
     assert_eq!(
         stderr.matches("warning:").count(),
         1,
@@ -61,11 +65,8 @@ async fn all_interfaces_without_a_token_warns_on_stderr_once() {
 
 #[tokio::test]
 async fn a_token_or_loopback_prints_nothing() {
-    for case in ["public-token", "loopback-no-token"] {
-        let Some(stderr) = stderr_of_binding("a_token_or_loopback_prints_nothing", case).await
-        else {
-            return;
-        };
-        assert!(!stderr.contains("warning:"), "{case}: {stderr:?}");
+    for role in [Role::PublicWithToken, Role::LoopbackOpen] {
+        let stderr = stderr_of_binding(role);
+        assert!(!stderr.contains("warning:"), "{role:?}: {stderr:?}");
     }
 }

@@ -15,8 +15,9 @@ const SETUP: Duration = Duration::from_secs(30);
 
 /// A good client must be served well within this (in practice: milliseconds). Only a
 /// guard against being queued behind the stalled handshakes, which took 5 s per batch
-/// of 64 before the fix.
-const PROMPTLY: Duration = Duration::from_secs(1);
+/// of 64 before the fix (the handshake timeout); kept well under that but loose enough
+/// for a loaded 2-core CI machine, where one run took over 1 s.
+const PROMPTLY: Duration = Duration::from_secs(3);
 
 async fn listener(opts: TcpOptions) -> TcpListener {
     ipc_tcp::bind(SocketAddr::from(([127, 0, 0, 1], 0)), opts)

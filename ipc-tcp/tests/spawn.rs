@@ -1,22 +1,29 @@
-//! Spawning a child wired over loopback TCP. The child is this test binary, re-run with
-//! `IPC_TCP_TEST_ROLE=child` so that only `child_echo` does anything.
+//! Spawning a child wired over loopback TCP. The child is this test binary, re-run as
+//! a child playing [`Role::Echo`] (only the `child` test does anything then).
 
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ipc_core::prelude::*;
+use ipc_core::testkit;
 use ipc_core::{Error, FrameConfig, Transport};
 use ipc_tcp::{TcpChannelExt, TcpOptions, TcpTransport};
 
-const ROLE: &str = "IPC_TCP_TEST_ROLE";
-
-/// The child's side: connect through the environment like any ipc child, echo every
-/// frame, close when the parent closes.
-#[tokio::test]
-async fn child_echo() {
-    if std::env::var_os(ROLE).is_none() {
-        return; // run by the test harness as an ordinary test: nothing to do
+ipc_core::child_roles! {
+    /// What this binary does when re-executed as a child.
+    enum Role {
+        /// Connect through the environment like any ipc child, echo every frame, close
+        /// when the parent closes.
+        Echo,
     }
+}
+
+/// The children's entry point: does nothing in the parent's test run.
+#[tokio::test]
+async fn child() {
+    let Some(Role::Echo) = testkit::role::<Role>() else {
+        return;
+    };
     let endpoint = ipc_core::env::endpoint_from_env().expect("IPC_ENDPOINT");
     assert!(
         ipc_core::env::token_from_env().is_some(),
@@ -34,10 +41,7 @@ async fn child_echo() {
 }
 
 fn child_command() -> Command {
-    let mut cmd = Command::new(std::env::current_exe().expect("test binary"));
-    cmd.args(["child_echo", "--exact", "--nocapture", "--test-threads=1"]);
-    cmd.env(ROLE, "child");
-    cmd
+    testkit::child_command(Role::Echo)
 }
 
 #[tokio::test]

@@ -3,7 +3,7 @@
 
 use std::future::Future;
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
@@ -29,25 +29,17 @@ pub(crate) struct PeerCred {
     pub(crate) uid: u32,
 }
 
-/// The peer's credentials: `SO_PEERCRED` on Linux (pid and uid as of `connect` or
-/// `socketpair`).
-#[cfg(any(target_os = "linux", target_os = "android"))]
-pub(crate) fn peer_cred(fd: &impl AsFd) -> io::Result<PeerCred> {
-    use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
-    let cred = getsockopt(fd, PeerCredentials)?;
+/// The peer's credentials as tokio reports them (`SO_PEERCRED` on Linux: pid and uid
+/// as of `connect` or `socketpair`; `getpeereid` and friends elsewhere, where the pid
+/// may be unknown).
+pub(crate) fn peer_cred(stream: &UnixStream) -> io::Result<PeerCred> {
+    let cred = stream.peer_cred()?;
     Ok(PeerCred {
-        pid: u32::try_from(cred.pid()).ok().filter(|pid| *pid > 0),
+        pid: cred
+            .pid()
+            .and_then(|pid| u32::try_from(pid).ok())
+            .filter(|pid| *pid > 0),
         uid: cred.uid(),
-    })
-}
-
-/// The peer's credentials: `getpeereid` on BSDs and macOS (uid only, no pid).
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
-pub(crate) fn peer_cred(fd: &impl AsFd) -> io::Result<PeerCred> {
-    let (uid, _gid) = nix::unistd::getpeereid(fd.as_fd())?;
-    Ok(PeerCred {
-        pid: None,
-        uid: uid.as_raw(),
     })
 }
 

@@ -276,7 +276,12 @@ fn probe(path: &Path) -> io::Result<Probe> {
     let addr = UnixAddr::new(path)?;
     match connect(sock.as_raw_fd(), &addr) {
         Ok(()) => {
-            let pid = crate::channel::peer_cred(&sock).ok().and_then(|c| c.pid);
+            // A raw socket outside tokio: SO_PEERCRED directly (Linux only, as here).
+            let pid =
+                nix::sys::socket::getsockopt(&sock, nix::sys::socket::sockopt::PeerCredentials)
+                    .ok()
+                    .and_then(|c| u32::try_from(c.pid()).ok())
+                    .filter(|pid| *pid > 0);
             let goodbye = ipc_core::frame::GOODBYE.to_be_bytes();
             let _ = nix::sys::socket::send(sock.as_raw_fd(), &goodbye, MsgFlags::MSG_NOSIGNAL);
             Ok(Probe::Live(pid))

@@ -4,7 +4,7 @@ use std::process::Command;
 
 use async_trait::async_trait;
 use ipc_core::frame::FrameConfig;
-use ipc_core::{Channel, Child, Endpoint, Listener, Result, Transport};
+use ipc_core::{Capabilities, Channel, Child, Endpoint, Listener, Result, Transport};
 
 use crate::channel::NAME;
 use crate::socket_file::register_example_dir;
@@ -33,6 +33,15 @@ pub struct UdsTransport;
 impl Transport for UdsTransport {
     fn name(&self) -> &'static str {
         NAME
+    }
+
+    /// Binary frames, listen, spawn, and fd passing (through [`UdsChannel`](crate::UdsChannel)).
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::NONE
+            .with_binary_frames(true)
+            .with_listen(true)
+            .with_spawn(true)
+            .with_fd_passing(true)
     }
 
     fn schemes(&self) -> &'static [&'static str] {

@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use bytes::Bytes;
 use ipc_core::frame::FrameConfig;
 use ipc_core::prelude::*;
+use ipc_core::testkit;
 use ipc_core::{Endpoint, Error, Listener};
 use ipc_uds::{connect, UdsListener};
 
@@ -235,14 +236,8 @@ async fn huge_length_prefix_is_rejected_and_the_listener_goes_on() {
 /// Run this test binary again as `nobody`, connecting to `endpoint`; returns its exit
 /// code (0: connected and sent a frame, 2: permission denied, 1: other failure).
 async fn connect_as_nobody(endpoint: &Endpoint) -> i32 {
-    let mut command = std::process::Command::new(std::env::current_exe().expect("exe"));
+    let mut command = testkit::child_command(Role::ConnectFromEnv);
     command
-        .args([
-            "--exact",
-            "helper_connects_from_env",
-            "--ignored",
-            "--nocapture",
-        ])
         .env(HELPER_ENV, endpoint.to_string())
         .uid(NOBODY)
         .gid(NOBODY);
@@ -255,14 +250,23 @@ async fn connect_as_nobody(endpoint: &Endpoint) -> i32 {
     status.code().expect("exit code")
 }
 
-/// Not a test of its own: the client half of the other-uid tests, started by
-/// `connect_as_nobody` as another user.
+ipc_core::child_roles! {
+    /// What this binary does when re-executed as a child.
+    enum Role {
+        /// The client half of the other-uid tests, started by `connect_as_nobody` as
+        /// another user: connect to the endpoint in `HELPER_ENV`, send a frame, wait
+        /// for an answer or the end.
+        ConnectFromEnv,
+    }
+}
+
+/// The children's entry point: does nothing in the parent's test run.
 #[tokio::test]
-#[ignore = "helper process for the other-uid tests"]
-async fn helper_connects_from_env() {
-    let Ok(endpoint) = std::env::var(HELPER_ENV) else {
+async fn child() {
+    let Some(Role::ConnectFromEnv) = testkit::role::<Role>() else {
         return;
     };
+    let endpoint = std::env::var(HELPER_ENV).expect("the endpoint to connect to");
     let endpoint: Endpoint = endpoint.parse().expect("endpoint");
     match connect(&endpoint, FrameConfig::default()).await {
         Ok(mut channel) => {

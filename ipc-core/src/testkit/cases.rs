@@ -14,7 +14,7 @@ use crate::prelude::*;
 use crate::rpc::RpcClient;
 use crate::{Endpoint, TypedChannel};
 
-use super::child::{bulk_payload, check_bulk, sized_payload, Note, BULK_COUNT};
+use super::child::{bulk_payload, check_bulk, Note, Role, BULK_COUNT};
 use super::{ensure, fail, AllocProbe, Subject};
 
 /// One named conformance case.
@@ -112,7 +112,7 @@ fn default_config() -> FrameConfig {
 
 /// 100 round trips with the echo child.
 async fn ping_pong(s: &Subject) -> Result<()> {
-    let (child, mut ch) = s.spawn("echo", 0, default_config()).await?;
+    let (child, mut ch) = s.spawn(Role::Echo, 0, default_config()).await?;
     for i in 0..100 {
         let msg = format!("ping {i}");
         ch.send(Bytes::from(msg.clone())).await?;
@@ -123,12 +123,12 @@ async fn ping_pong(s: &Subject) -> Result<()> {
 
 /// 10 000 messages of mixed sizes each way at the same time, all in order.
 async fn ordered_10k_both_ways(s: &Subject) -> Result<()> {
-    let (mut child, ch) = s.spawn("bulk", 0, default_config()).await?;
-    let max = s.bulk_frame;
+    let (mut child, ch) = s.spawn(Role::Bulk, 0, default_config()).await?;
+    let (max, frames) = (s.bulk_frame, s.frames);
     let (mut tx, mut rx) = ch.split();
     let sender = tokio::spawn(async move {
         for seq in 0..BULK_COUNT {
-            tx.send(bulk_payload(seq, max)).await?;
+            tx.send(bulk_payload(frames, seq, max)).await?;
         }
         tx.close().await
     });
@@ -137,7 +137,7 @@ async fn ordered_10k_both_ways(s: &Subject) -> Result<()> {
             .recv()
             .await?
             .ok_or_else(|| fail(format!("child closed after {seq} messages")))?;
-        check_bulk(&frame, seq, max)?;
+        check_bulk(frames, &frame, seq, max)?;
     }
     ensure!(
         rx.recv().await?.is_none(),
@@ -158,13 +158,13 @@ async fn ordered_10k_both_ways(s: &Subject) -> Result<()> {
 async fn max_size_frame(s: &Subject) -> Result<()> {
     let max = s.big_frame;
     let config = FrameConfig::builder().max_frame(max).build();
-    let (child, mut ch) = s.spawn("echo", 0, config).await?;
+    let (child, mut ch) = s.spawn(Role::Echo, 0, config).await?;
     ensure!(
         ch.info().max_frame == max,
         "info().max_frame is {}",
         ch.info().max_frame
     );
-    let frame = sized_payload(7, max);
+    let frame = s.frames.payload(7, s.frames.payload_len(max));
     ch.send(frame.clone()).await?;
     expect_frame(&mut *ch, &frame).await?;
     finish(child, ch).await
@@ -174,8 +174,9 @@ async fn max_size_frame(s: &Subject) -> Result<()> {
 async fn oversize_send_refused(s: &Subject) -> Result<()> {
     let max = s.big_frame / 64;
     let config = FrameConfig::builder().max_frame(max).build();
-    let (child, mut ch) = s.spawn("echo", 0, config).await?;
-    match ch.send(Bytes::from(vec![1u8; max + 1])).await {
+    let (child, mut ch) = s.spawn(Role::Echo, 0, config).await?;
+    let over = s.frames.payload(1, s.frames.payload_len(max + 1));
+    match ch.send(over).await {
         Err(Error::FrameTooLarge { len, max: m }) => {
             ensure!(
                 len == max as u64 + 1 && m == max,
@@ -195,7 +196,8 @@ async fn oversize_recv_rejected_without_allocating(s: &Subject) -> Result<()> {
     let limit = (s.big_frame / 128).max(8);
     let sent = s.big_frame * 3 / 4;
     let config = FrameConfig::builder().max_frame(limit).build();
-    let (child, mut ch) = s.spawn("send_oversize", sent as u64, config).await?;
+    let payload = s.frames.payload_len(sent) as u64;
+    let (child, mut ch) = s.spawn(Role::SendOversize, payload, config).await?;
     let probe = AllocProbe::start()
         .ok_or_else(|| fail("install testkit::CountingAlloc as the global allocator"))?;
     match ch.recv().await {
@@ -217,9 +219,10 @@ async fn oversize_recv_rejected_without_allocating(s: &Subject) -> Result<()> {
     finish(child, ch).await
 }
 
-/// An empty frame is a frame, not a close.
+/// An empty frame is a frame, not a close. (In JSON-frames mode the empty payload is
+/// the JSON string `""`: a frame on Node's channel cannot be empty.)
 async fn empty_frame(s: &Subject) -> Result<()> {
-    let (child, mut ch) = s.spawn("echo", 0, default_config()).await?;
+    let (child, mut ch) = s.spawn(Role::Echo, 0, default_config()).await?;
     ch.send(Bytes::new()).await?;
     let got = ch.recv().await?;
     ensure!(
@@ -233,7 +236,7 @@ async fn empty_frame(s: &Subject) -> Result<()> {
 
 /// The child closes: we get its last frame, then `Ok(None)`, repeatedly.
 async fn peer_closes_cleanly(s: &Subject) -> Result<()> {
-    let (child, mut ch) = s.spawn("hello_close", 0, default_config()).await?;
+    let (child, mut ch) = s.spawn(Role::HelloClose, 0, default_config()).await?;
     expect_frame(&mut *ch, b"hello").await?;
     ensure!(
         ch.recv().await?.is_none(),
@@ -245,7 +248,7 @@ async fn peer_closes_cleanly(s: &Subject) -> Result<()> {
 
 /// SIGKILL the child mid-conversation: recv gives an error, never a hang or `None`.
 async fn peer_killed_is_an_error(s: &Subject) -> Result<()> {
-    let (mut child, mut ch) = s.spawn("hang", 0, default_config()).await?;
+    let (mut child, mut ch) = s.spawn(Role::Hang, 0, default_config()).await?;
     expect_frame(&mut *ch, b"ready").await?;
     child.kill()?;
     let got = within("recv after the peer was killed", ch.recv()).await?;
@@ -301,10 +304,10 @@ macro_rules! send_until_blocked {
 /// for room) and keep the receiving half: the child, reading only then, gets every
 /// whole frame and then `PeerLost` (the stream ends inside a frame), never a hang.
 async fn dropped_sender_mid_frame_is_peer_lost(s: &Subject) -> Result<()> {
-    let (mut child, mut ch) = s.spawn("expect_cut", 0, default_config()).await?;
+    let (mut child, mut ch) = s.spawn(Role::ExpectCut, 0, default_config()).await?;
     expect_frame(&mut *ch, b"armed").await?;
     let (mut tx, mut rx) = ch.split();
-    let frame = sized_payload(0, s.big_frame);
+    let frame = s.frames.payload(0, s.frames.payload_len(s.big_frame));
     let cut = send_until_blocked!(tx, frame, 256);
     drop(cut);
     drop(tx);
@@ -330,12 +333,12 @@ async fn dropped_sender_mid_frame_is_peer_lost(s: &Subject) -> Result<()> {
 /// sends every one back, in order.
 async fn feed_1000_then_flush_in_order(s: &Subject) -> Result<()> {
     const FRAMES: u64 = 1000;
-    let (child, ch) = s.spawn("echo", 0, default_config()).await?;
-    let max = s.bulk_frame;
+    let (child, ch) = s.spawn(Role::Echo, 0, default_config()).await?;
+    let (max, frames) = (s.bulk_frame, s.frames);
     let (mut tx, mut rx) = ch.split();
     let sending = async move {
         for seq in 0..FRAMES {
-            tx.feed(bulk_payload(seq, max)).await?;
+            tx.feed(bulk_payload(frames, seq, max)).await?;
         }
         tx.flush().await?;
         Ok::<_, Error>(tx)
@@ -346,7 +349,7 @@ async fn feed_1000_then_flush_in_order(s: &Subject) -> Result<()> {
                 .recv()
                 .await?
                 .ok_or_else(|| fail(format!("the child closed after {seq} frames")))?;
-            check_bulk(&frame, seq, max)?;
+            check_bulk(frames, &frame, seq, max)?;
         }
         Ok::<_, Error>(())
     };
@@ -366,7 +369,9 @@ async fn feed_1000_then_flush_in_order(s: &Subject) -> Result<()> {
 async fn stream_items_rejected_then_lost_then_end(s: &Subject) -> Result<()> {
     let limit = 64;
     let config = FrameConfig::builder().max_frame(limit).build();
-    let (mut child, mut ch) = s.spawn("send_oversize", limit as u64 * 2, config).await?;
+    let (mut child, mut ch) = s
+        .spawn(Role::SendOversize, limit as u64 * 2, config)
+        .await?;
     match within("the oversize item", ch.next()).await? {
         Some(Err(Error::FrameTooLarge { .. })) => {}
         other => {
@@ -388,7 +393,7 @@ async fn stream_items_rejected_then_lost_then_end(s: &Subject) -> Result<()> {
     let status = within("child exit", child.wait()).await??;
     ensure!(status.success(), "child: {status}");
 
-    let (mut child, mut ch) = s.spawn("hang", 0, default_config()).await?;
+    let (mut child, mut ch) = s.spawn(Role::Hang, 0, default_config()).await?;
     expect_frame(&mut *ch, b"ready").await?;
     child.kill()?;
     match within("the item after SIGKILL", ch.next()).await? {
@@ -407,8 +412,8 @@ async fn stream_items_rejected_then_lost_then_end(s: &Subject) -> Result<()> {
 /// What a user does with streams and sinks: `select!` over two channels, `forward`
 /// one channel into another, `filter_map` and `take` on a channel.
 async fn forward_select_and_stream_adaptors(s: &Subject) -> Result<()> {
-    let (child_a, mut a) = s.spawn("echo", 0, default_config()).await?;
-    let (child_b, mut b) = s.spawn("echo", 0, default_config()).await?;
+    let (child_a, mut a) = s.spawn(Role::Echo, 0, default_config()).await?;
+    let (child_b, mut b) = s.spawn(Role::Echo, 0, default_config()).await?;
 
     // select! over both: each answer comes from the channel it was sent on.
     a.send(Bytes::from_static(b"to a")).await?;
@@ -484,7 +489,7 @@ const MOST_RECEIVES_WITHOUT_YIELDING: u64 = 200;
 /// worker never sees its SIGTERM handler while jobs keep coming.
 async fn always_ready_recv_lets_other_tasks_run(s: &Subject) -> Result<()> {
     let (mut child, mut ch) = s
-        .spawn("yield_check", QUEUED_FRAMES, default_config())
+        .spawn(Role::YieldCheck, QUEUED_FRAMES, default_config())
         .await?;
     expect_frame(&mut *ch, b"armed").await?;
     // Fill the channel before the child reads: it is let go once a send has to wait
@@ -536,9 +541,9 @@ async fn always_ready_recv_lets_other_tasks_run(s: &Subject) -> Result<()> {
 /// A send waiting for room when the peer is SIGKILLed fails with `PeerLost` (the peer
 /// never said goodbye), on every transport.
 async fn blocked_send_peer_killed_is_peer_lost(s: &Subject) -> Result<()> {
-    let (mut child, mut ch) = s.spawn("stall", 0, default_config()).await?;
+    let (mut child, mut ch) = s.spawn(Role::Stall, 0, default_config()).await?;
     expect_frame(&mut *ch, b"ready").await?;
-    let frame = sized_payload(1, s.bulk_frame);
+    let frame = s.frames.payload(1, s.bulk_frame);
     let cap = ((256usize << 20) / s.bulk_frame.max(1)) as u64;
     let blocked = send_until_blocked!(ch, frame, cap);
     child.kill()?;
@@ -559,7 +564,7 @@ async fn blocked_send_peer_killed_is_peer_lost(s: &Subject) -> Result<()> {
 /// closed cleanly (we received its goodbye) and went away.
 async fn send_after_a_close_is_closed(s: &Subject) -> Result<()> {
     // Our own close.
-    let (child, mut ch) = s.spawn("echo", 0, default_config()).await?;
+    let (child, mut ch) = s.spawn(Role::Echo, 0, default_config()).await?;
     ch.close().await?;
     match ch.send(Bytes::from_static(b"late")).await {
         Err(Error::Closed) => {}
@@ -571,7 +576,7 @@ async fn send_after_a_close_is_closed(s: &Subject) -> Result<()> {
     }
     finish(child, ch).await?;
     // The peer's close: its goodbye is received, then it exits.
-    let (mut child, mut ch) = s.spawn("close_exit", 0, default_config()).await?;
+    let (mut child, mut ch) = s.spawn(Role::CloseExit, 0, default_config()).await?;
     ensure!(
         within("the child's goodbye", ch.recv()).await??.is_none(),
         "expected the child's goodbye"
@@ -599,7 +604,7 @@ async fn send_after_a_close_is_closed(s: &Subject) -> Result<()> {
 
 /// A send task and a receive task share one channel through its halves.
 async fn split_halves_concurrently(s: &Subject) -> Result<()> {
-    let (mut child, ch) = s.spawn("echo", 0, default_config()).await?;
+    let (mut child, ch) = s.spawn(Role::Echo, 0, default_config()).await?;
     let (mut tx, mut rx) = ch.split();
     let sender = tokio::spawn(async move {
         for i in 0u32..2000 {
@@ -619,7 +624,7 @@ async fn split_halves_concurrently(s: &Subject) -> Result<()> {
     Ok(())
 }
 
-async fn typed_round_trip<K: Codec>(s: &Subject, role: &str) -> Result<()> {
+async fn typed_round_trip<K: Codec>(s: &Subject, role: Role) -> Result<()> {
     let (child, ch) = s.spawn(role, 0, default_config()).await?;
     let mut typed: TypedChannel<Note, Note, K> = TypedChannel::new(ch);
     for seq in 0..50 {
@@ -645,17 +650,17 @@ async fn typed_round_trip<K: Codec>(s: &Subject, role: &str) -> Result<()> {
 
 /// Serde values through JSON, both ways, with a child decoding them.
 async fn typed_json(s: &Subject) -> Result<()> {
-    typed_round_trip::<Json>(s, "typed_json").await
+    typed_round_trip::<Json>(s, Role::TypedJson).await
 }
 
 /// Serde values through postcard, both ways.
 async fn typed_postcard(s: &Subject) -> Result<()> {
-    typed_round_trip::<Postcard>(s, "typed_postcard").await
+    typed_round_trip::<Postcard>(s, Role::TypedPostcard).await
 }
 
 /// 100 calls in flight from 4 tasks; a timed-out and a dropped caller hurt nobody.
 async fn request_response_100_concurrent(s: &Subject) -> Result<()> {
-    let (mut child, ch) = s.spawn("rpc", 0, default_config()).await?;
+    let (mut child, ch) = s.spawn(Role::Rpc, 0, default_config()).await?;
     let client = Arc::new(RpcClient::new(ch));
     let t = Duration::from_secs(30);
     // One call that gets no answer in time times out alone.
@@ -712,12 +717,14 @@ async fn request_response_100_concurrent(s: &Subject) -> Result<()> {
     Ok(())
 }
 
-/// The child exits with the code we ask for; the parent sees it.
+/// The child exits with the code we ask for, once both sides have closed; the parent
+/// sees it.
 async fn spawn_exit_status(s: &Subject) -> Result<()> {
-    let (mut child, mut ch) = s.spawn("exit_code", 0, default_config()).await?;
+    let (mut child, mut ch) = s.spawn(Role::ExitCode, 0, default_config()).await?;
     ensure!(child.pid() > 0, "no pid");
     ch.send(Bytes::from_static(b"7")).await?;
     ensure!(ch.recv().await?.is_none(), "expected the child's close");
+    ch.close().await?;
     let status = within("child exit", child.wait()).await??;
     ensure!(
         status.code() == Some(7),
@@ -733,9 +740,9 @@ async fn spawn_exit_status(s: &Subject) -> Result<()> {
 /// a busy machine can only make that happen sooner, which the case tolerates.
 async fn slow_reader_backpressure(s: &Subject) -> Result<()> {
     use std::sync::atomic::{AtomicU64, Ordering};
-    let size = s.bulk_frame;
+    let (size, frames) = (s.bulk_frame, s.frames);
     let cap_frames = ((256usize << 20) / size.max(1)) as u64;
-    let (mut child, mut ch) = s.spawn("slow_reader", 0, default_config()).await?;
+    let (mut child, mut ch) = s.spawn(Role::SlowReader, 0, default_config()).await?;
     expect_frame(&mut *ch, b"armed").await?;
     let probe = AllocProbe::start();
     let (mut tx, mut rx) = ch.split();
@@ -752,7 +759,7 @@ async fn slow_reader_backpressure(s: &Subject) -> Result<()> {
                     "sent {seq} frames ({} MiB) to a peer that reads nothing: unbounded buffering",
                     (seq as usize * size) >> 20
                 );
-                tx.send(sized_payload(seq, size)).await?;
+                tx.send(frames.payload(seq, size)).await?;
                 seq += 1;
                 done.store(seq, Ordering::SeqCst);
                 progress.notify_one();

@@ -1,4 +1,4 @@
-//! The child side of the conformance cases: behaviours selected by `IPC_TESTKIT_ROLE`.
+//! The child side of the conformance cases: the behaviours of [`Role`].
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -9,7 +9,8 @@ use crate::frame::FrameConfig;
 use crate::prelude::*;
 use crate::{Registry, TypedChannel};
 
-use super::{fail, ARG_VAR, BULK_VAR, ROLE_VAR};
+use super::reexec::role_from_env;
+use super::{fail, Frames, ARG_VAR, BULK_VAR, FRAMES_VAR};
 
 /// Number of messages each way in the bulk ordering case.
 pub(crate) const BULK_COUNT: u64 = 10_000;
@@ -54,35 +55,13 @@ pub(crate) fn bulk_size(seq: u64, max: usize) -> usize {
 }
 
 /// Bulk message `seq`: its number, then a fill that depends on it.
-pub(crate) fn bulk_payload(seq: u64, max: usize) -> Bytes {
-    sized_payload(seq, bulk_size(seq, max))
-}
-
-/// Message `seq` of exactly `size` bytes (at least 4).
-pub(crate) fn sized_payload(seq: u64, size: usize) -> Bytes {
-    let size = size.max(4);
-    let mut v = Vec::with_capacity(size);
-    v.extend_from_slice(&(seq as u32).to_be_bytes());
-    v.extend((4..size).map(|i| (seq as usize).wrapping_mul(31).wrapping_add(i) as u8));
-    Bytes::from(v)
+pub(crate) fn bulk_payload(frames: Frames, seq: u64, max: usize) -> Bytes {
+    frames.payload(seq, bulk_size(seq, max))
 }
 
 /// Check bulk message `seq`.
-pub(crate) fn check_bulk(frame: &[u8], seq: u64, max: usize) -> Result<()> {
-    check_payload(frame, seq, &bulk_payload(seq, max))
-}
-
-fn check_payload(frame: &[u8], seq: u64, expected: &[u8]) -> Result<()> {
-    if frame != expected {
-        let got = frame
-            .get(..4)
-            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
-        return Err(fail(format!(
-            "message {seq} is wrong: {} bytes, sequence number {got:?}",
-            frame.len()
-        )));
-    }
-    Ok(())
+pub(crate) fn check_bulk(frames: Frames, frame: &[u8], seq: u64, max: usize) -> Result<()> {
+    frames.check(frame, seq, &bulk_payload(frames, seq, max))
 }
 
 fn arg() -> u64 {
@@ -92,6 +71,11 @@ fn arg() -> u64 {
         .unwrap_or(0)
 }
 
+/// The frames mode the parent runs the cases in.
+fn frames() -> Result<Frames> {
+    Frames::from_env_value(std::env::var(FRAMES_VAR).ok().as_deref())
+}
+
 fn bulk() -> usize {
     std::env::var(BULK_VAR)
         .ok()
@@ -99,12 +83,54 @@ fn bulk() -> usize {
         .unwrap_or(16 * 1024)
 }
 
-/// Run the child behaviour named by `IPC_TESTKIT_ROLE`, if set, and return its exit
-/// code; `None` when this process is not a testkit child.
+crate::child_roles! {
+    /// What a child of a conformance case does (its name travels in
+    /// [`ROLE_VAR`](super::ROLE_VAR)).
+    pub enum Role {
+        /// Echo every frame (a rejected one as `"error: ..."`) until the parent closes.
+        Echo,
+        /// 10 000 bulk messages each way at once, checking the parent's.
+        Bulk,
+        /// Send `hello`, close, wait for the parent's close.
+        HelloClose,
+        /// Send `ready`, then read until the parent closes (or kills us).
+        Hang,
+        /// Receive an exit code, close, wait for the parent's close, exit with it.
+        ExitCode,
+        /// Answer each JSON `Note`; report undecodable frames.
+        TypedJson,
+        /// Answer each postcard `Note`; report undecodable frames.
+        TypedPostcard,
+        /// Serve rpc: echo as `re:..`, `hold` until `release`, `fail` as an error.
+        Rpc,
+        /// Say `armed`, wait for SIGUSR1, read everything, report the count.
+        SlowReader,
+        /// Say `armed`, wait for SIGUSR1, read to the end, report how it ended.
+        ExpectCut,
+        /// Say `armed`, wait for SIGUSR1, read everything while counting how long other
+        /// tasks waited.
+        YieldCheck,
+        /// Say `ready`, then read nothing until killed.
+        Stall,
+        /// Close at once, and exit.
+        CloseExit,
+        /// Send a frame of the argument's size (over the parent's limit), then `after`.
+        SendOversize,
+    }
+}
+
+/// Run the child behaviour named by [`ROLE_VAR`](super::ROLE_VAR), if set, and return
+/// its exit code; `None` when this process is not a testkit child.
 ///
 /// Call it first thing in the conformance binary's `main`.
 pub fn child_main(registry: &Registry) -> Option<i32> {
-    let role = std::env::var(ROLE_VAR).ok()?;
+    let role = match role_from_env::<Role>()? {
+        Ok(role) => role,
+        Err(e) => {
+            eprintln!("testkit child: {e}");
+            return Some(2);
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -115,7 +141,7 @@ pub fn child_main(registry: &Registry) -> Option<i32> {
             return Some(70);
         }
     };
-    let outcome = runtime.block_on(run_role(&role, registry));
+    let outcome = runtime.block_on(run_role(role, registry));
     Some(match outcome {
         Ok(code) => code,
         Err(e) => {
@@ -125,42 +151,47 @@ pub fn child_main(registry: &Registry) -> Option<i32> {
     })
 }
 
-async fn run_role(role: &str, registry: &Registry) -> Result<i32> {
+async fn run_role(role: Role, registry: &Registry) -> Result<i32> {
     // The oversize sender deliberately ignores the parent's (smaller) limit.
-    let config = if role == "send_oversize" {
+    let config = if role == Role::SendOversize {
         FrameConfig::builder()
             .max_frame(arg() as usize + 16)
             .build()
     } else {
         crate::env::frame_config_from_env()
     };
-    let mut ch = registry.connect_from_env_with(config).await?;
+    let frames = frames()?;
+    let mut ch = frames.wrap(registry.connect_from_env_with(config).await?);
     match role {
-        "echo" => echo(&mut *ch).await,
-        "bulk" => bulk_both_ways(ch).await,
-        "hello_close" => {
+        Role::Echo => echo(&mut *ch).await,
+        Role::Bulk => bulk_both_ways(ch, frames).await,
+        Role::HelloClose => {
             ch.send(Bytes::from_static(b"hello")).await?;
             ch.close().await?;
             drain(&mut *ch).await?;
             Ok(0)
         }
-        "hang" => {
+        Role::Hang => {
             ch.send(Bytes::from_static(b"ready")).await?;
             drain(&mut *ch).await?;
             Ok(0)
         }
-        "exit_code" => {
+        Role::ExitCode => {
             let code = ch
                 .recv()
                 .await?
                 .and_then(|f| std::str::from_utf8(&f).ok()?.parse::<i32>().ok())
                 .ok_or_else(|| fail("expected an exit code"))?;
             ch.close().await?;
+            // Exit only after the parent's close: the conversation has ended cleanly
+            // before the non-zero exit (on a transport without a goodbye, Node's, a
+            // non-zero exit while the parent still reads is a crash).
+            drain(&mut *ch).await?;
             Ok(code)
         }
-        "typed_json" => typed_answer::<Json>(ch).await,
-        "typed_postcard" => typed_answer::<Postcard>(ch).await,
-        "rpc" => {
+        Role::TypedJson => typed_answer::<Json>(ch).await,
+        Role::TypedPostcard => typed_answer::<Postcard>(ch).await,
+        Role::Rpc => {
             // "hold" requests wait until a "release" request arrives, so a caller can
             // time out or give up while its call is really in flight.
             let release = std::sync::Arc::new(tokio::sync::Notify::new());
@@ -188,27 +219,26 @@ async fn run_role(role: &str, registry: &Registry) -> Result<i32> {
             .await?;
             Ok(0)
         }
-        "slow_reader" => slow_reader(&mut *ch).await,
-        "expect_cut" => expect_cut(&mut *ch).await,
-        "yield_check" => yield_check(&mut *ch).await,
-        "stall" => {
+        Role::SlowReader => slow_reader(&mut *ch, frames).await,
+        Role::ExpectCut => expect_cut(&mut *ch).await,
+        Role::YieldCheck => yield_check(&mut *ch).await,
+        Role::Stall => {
             // Say ready, then read nothing until killed.
             ch.send(Bytes::from_static(b"ready")).await?;
             std::future::pending::<()>().await;
             Ok(0)
         }
-        "close_exit" => {
+        Role::CloseExit => {
             ch.close().await?;
             Ok(0)
         }
-        "send_oversize" => {
-            ch.send(Bytes::from(vec![0xAB; arg() as usize])).await?;
+        Role::SendOversize => {
+            ch.send(frames.payload(0, arg() as usize)).await?;
             ch.send(Bytes::from_static(b"after")).await?;
             ch.close().await?;
             drain(&mut *ch).await?;
             Ok(0)
         }
-        other => Err(fail(format!("unknown testkit role {other:?}"))),
     }
 }
 
@@ -232,12 +262,12 @@ async fn drain(ch: &mut dyn Channel) -> Result<()> {
     Ok(())
 }
 
-async fn bulk_both_ways(ch: Box<dyn Channel>) -> Result<i32> {
+async fn bulk_both_ways(ch: Box<dyn Channel>, frames: Frames) -> Result<i32> {
     let max = bulk();
     let (mut tx, mut rx) = ch.split();
     let sender = tokio::spawn(async move {
         for seq in 0..BULK_COUNT {
-            tx.send(bulk_payload(seq, max)).await?;
+            tx.send(bulk_payload(frames, seq, max)).await?;
         }
         tx.close().await
     });
@@ -246,7 +276,7 @@ async fn bulk_both_ways(ch: Box<dyn Channel>) -> Result<i32> {
             .recv()
             .await?
             .ok_or_else(|| fail(format!("parent closed after {seq} messages")))?;
-        check_bulk(&frame, seq, max)?;
+        check_bulk(frames, &frame, seq, max)?;
     }
     if rx.recv().await?.is_some() {
         return Err(fail("parent sent more than expected"));
@@ -276,7 +306,7 @@ async fn typed_answer<K: Codec>(ch: Box<dyn Channel>) -> Result<i32> {
     Ok(0)
 }
 
-async fn slow_reader(ch: &mut dyn Channel) -> Result<i32> {
+async fn slow_reader(ch: &mut dyn Channel, frames: Frames) -> Result<i32> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut go = signal(SignalKind::user_defined1())?;
     ch.send(Bytes::from_static(b"armed")).await?;
@@ -284,7 +314,7 @@ async fn slow_reader(ch: &mut dyn Channel) -> Result<i32> {
     let size = bulk();
     let mut count = 0u64;
     while let Some(frame) = ch.recv().await? {
-        check_payload(&frame, count, &sized_payload(count, size))?;
+        frames.check(&frame, count, &frames.payload(count, size))?;
         count += 1;
     }
     ch.send(Bytes::from(count.to_string())).await?;

@@ -2,8 +2,10 @@
 //!
 //! Every case runs a real parent (the test process) against a real child process
 //! spawned through the transport under test, so the suite means the same thing for
-//! sockets, pipes, stdio and signals. The child is the test binary itself, re-executed:
-//! its `main` must call [`child_main`] first.
+//! sockets, pipes, stdio, signals and Node's channel. The child is the test binary
+//! itself, re-executed: its `main` must call [`child_main`] first. A transport whose
+//! frames must be JSON texts runs every case with payloads carried as JSON strings
+//! ([`Subject::json_frames`], [`Frames`]).
 //!
 //! ```no_run
 //! // tests/conformance.rs (harness = false)
@@ -27,6 +29,8 @@
 mod alloc;
 mod cases;
 mod child;
+mod frames;
+mod reexec;
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -35,7 +39,9 @@ use std::time::Duration;
 
 pub use alloc::{AllocProbe, CountingAlloc};
 pub use cases::{cases, Case};
-pub use child::child_main;
+pub use child::{child_main, Role};
+pub use frames::Frames;
+pub use reexec::{child_command, role, ChildRole, CHILD_TEST};
 
 use crate::error::{Error, Result};
 use crate::frame::FrameConfig;
@@ -44,12 +50,15 @@ use crate::{Channel, Child, Transport};
 /// Longest a single case may take before it counts as hung.
 pub const CASE_TIMEOUT: Duration = Duration::from_secs(90);
 
-/// Env var naming the child behaviour to run (see [`child_main`]).
+/// Env var naming the role a re-executed child plays: a [`Role`] of the conformance
+/// cases (see [`child_main`]), or a [`ChildRole`] of any test binary (see [`role`]).
 pub const ROLE_VAR: &str = "IPC_TESTKIT_ROLE";
 /// Env var carrying a number argument for the child role.
 pub const ARG_VAR: &str = "IPC_TESTKIT_ARG";
 /// Env var carrying the subject's bulk frame size to the child.
 pub const BULK_VAR: &str = "IPC_TESTKIT_BULK";
+/// Env var carrying the subject's [`Frames`] mode to the child (`bytes` or `json`).
+pub const FRAMES_VAR: &str = "IPC_TESTKIT_FRAMES";
 
 /// A transport under test, and how to scale the cases for it.
 #[derive(Clone)]
@@ -66,19 +75,43 @@ pub struct Subject {
     /// The listener serves one client at a time (a FIFO pair): a second concurrent
     /// client must get a clear error, and be served once the first has left.
     pub one_client_at_a_time: bool,
+    /// How payloads travel: as they are, or as JSON strings (a transport whose frames
+    /// must be JSON texts, such as `node`); see [`Frames`].
+    pub frames: Frames,
 }
 
 impl Subject {
-    /// A subject with the default scale, whose child is the current executable.
+    /// A subject with the default scale, whose child is the current executable; its
+    /// payloads travel as JSON strings when the transport's frames must be JSON texts
+    /// ([`Capabilities::binary_frames`](crate::transport::Capabilities) is false).
     pub fn new(transport: Arc<dyn Transport>) -> Self {
+        let frames = if transport.capabilities().binary_frames {
+            Frames::Bytes
+        } else {
+            Frames::JsonStrings
+        };
         Subject {
             transport,
-            child_program: std::env::current_exe()
-                .unwrap_or_else(|_| PathBuf::from("/proc/self/exe")),
+            child_program: reexec::this_executable(),
             big_frame: crate::frame::DEFAULT_MAX_FRAME,
             bulk_frame: 16 * 1024,
             one_client_at_a_time: false,
+            frames,
         }
+    }
+
+    /// Carry every payload as a JSON string, both ways (see [`Frames::JsonStrings`]),
+    /// whatever the transport's capabilities say ([`new`](Self::new) already does so
+    /// for a transport whose frames must be JSON texts).
+    ///
+    /// ```no_run
+    /// # let node: std::sync::Arc<dyn ipc_core::Transport> = unimplemented!();
+    /// let subject = ipc_core::testkit::Subject::new(node).json_frames();
+    /// # let _ = subject;
+    /// ```
+    pub fn json_frames(mut self) -> Self {
+        self.frames = Frames::JsonStrings;
+        self
     }
 
     /// Mark the listener as serving one client at a time (see the field).
@@ -95,24 +128,27 @@ impl Subject {
     }
 
     /// The command that runs child `role` with argument `arg`.
-    pub fn child_command(&self, role: &str, arg: u64) -> Command {
-        let mut cmd = Command::new(&self.child_program);
-        cmd.env(ROLE_VAR, role)
-            .env(ARG_VAR, arg.to_string())
-            .env(BULK_VAR, self.bulk_frame.to_string());
+    pub fn child_command(&self, role: Role, arg: u64) -> Command {
+        let mut cmd = reexec::command_for(&self.child_program, role);
+        cmd.env(ARG_VAR, arg.to_string())
+            .env(BULK_VAR, self.bulk_frame.to_string())
+            .env(FRAMES_VAR, self.frames.env_value());
         cmd
     }
 
-    /// Spawn child `role` through the transport with the given frame limit.
+    /// Spawn child `role` through the transport with the given frame limit; the channel
+    /// carries payloads as [`frames`](Self::frames) says.
     pub async fn spawn(
         &self,
-        role: &str,
+        role: Role,
         arg: u64,
         config: FrameConfig,
     ) -> Result<(Child, Box<dyn Channel>)> {
-        self.transport
+        let (child, channel) = self
+            .transport
             .spawn_with(self.child_command(role, arg), config)
-            .await
+            .await?;
+        Ok((child, self.frames.wrap(channel)))
     }
 }
 

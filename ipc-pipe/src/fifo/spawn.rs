@@ -11,6 +11,7 @@ use ipc_core::frame::FrameConfig;
 use ipc_core::spawn::{set_child_env, spawn_child};
 use ipc_core::{Child, Error, Result};
 
+use super::dir::DIR_MODE;
 use super::listener::FifoListener;
 use crate::channel::PipeChannel;
 
@@ -18,7 +19,9 @@ use crate::channel::PipeChannel;
 pub const CHILD_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A fresh, unpredictable path for a FIFO directory under the temp dir
-/// (`$TMPDIR/ipc-fifo-PID-N-RANDOM`); it does not exist yet.
+/// (`$TMPDIR/ipc-fifo-PID-N-RANDOM`); it does not exist yet, so a listener bound there
+/// creates it and removes it when dropped. (A [`TempDir`](tempfile::TempDir) cannot name
+/// a directory someone else will create; [`spawn_fifo`] uses one.)
 pub(crate) fn fresh_dir() -> PathBuf {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
@@ -30,6 +33,27 @@ pub(crate) fn fresh_dir() -> PathBuf {
         std::process::id(),
         hasher.finish()
     ))
+}
+
+/// A new private directory `$TMPDIR/ipc-fifo-RANDOM` (mode 0700, created with
+/// `mkdir`, which fails rather than reuse an existing path), removed with what is
+/// left in it when dropped.
+fn temp_dir() -> Result<tempfile::TempDir> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::Builder::new()
+        .prefix("ipc-fifo-")
+        .rand_bytes(16)
+        .permissions(std::fs::Permissions::from_mode(DIR_MODE))
+        .tempdir()
+        .map_err(|e| {
+            Error::Io(std::io::Error::new(
+                e.kind(),
+                format!("cannot create a private FIFO directory under the temp dir: {e}"),
+            ))
+        })?;
+    // The umask may have removed bits we need; set exactly 0700.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(DIR_MODE))?;
+    Ok(dir)
 }
 
 /// Start `command` as a child connected to the returned channel by a FIFO pair.
@@ -61,7 +85,10 @@ pub(crate) fn fresh_dir() -> PathBuf {
 /// # let _ = answer; Ok(()) }
 /// ```
 pub async fn spawn_fifo(mut command: Command, config: FrameConfig) -> Result<(Child, PipeChannel)> {
-    let mut listener = FifoListener::bind(fresh_dir(), config)?;
+    // Declared before the listener, so dropped after it: the listener removes its
+    // files, then the directory goes.
+    let dir = temp_dir()?;
+    let mut listener = FifoListener::bind(dir.path(), config)?;
     set_child_env(&mut command, &listener.endpoint(), None, config);
     let mut child = spawn_child(command)?;
     let deadline = tokio::time::sleep(CHILD_CONNECT_TIMEOUT);
