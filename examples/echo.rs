@@ -109,10 +109,7 @@ async fn client(endpoint: Endpoint) -> ipc::Result<()> {
 }
 
 fn main() -> ExitCode {
-    ipc::run(run()).unwrap_or_else(|e| {
-        eprintln!("cannot start: {e}");
-        ExitCode::FAILURE
-    })
+    ipc::run(run())
 }
 
 async fn run() -> ExitCode {

@@ -79,8 +79,8 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     match ipc::run(serve()) {
-        Ok(Ok(())) => ExitCode::SUCCESS,
-        Ok(Err(e)) | Err(e) => {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
             eprintln!("node_child: {e}");
             ExitCode::FAILURE
         }

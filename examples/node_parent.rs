@@ -121,8 +121,8 @@ async fn run(args: Args) -> ipc::Result<()> {
 fn main() -> ExitCode {
     let args = Args::parse();
     match ipc::run(run(args)) {
-        Ok(Ok(())) => ExitCode::SUCCESS,
-        Ok(Err(e)) | Err(e) => {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
             eprintln!("node_parent: {e}");
             ExitCode::FAILURE
         }

@@ -198,10 +198,7 @@ async fn parent(args: Args) -> ipc::Result<bool> {
 }
 
 fn main() -> ExitCode {
-    ipc::run(run()).unwrap_or_else(|e| {
-        eprintln!("cannot start: {e}");
-        ExitCode::FAILURE
-    })
+    ipc::run(run())
 }
 
 async fn run() -> ExitCode {

@@ -1,8 +1,8 @@
 //! # ipc: talk to child processes and other processes, over the transport you choose
 //!
 //! The facade of the ipc toolkit. It re-exports [`ipc_core`] (the [`Channel`] trait,
-//! framing, codecs, endpoints, child processes) and each backend behind a default-on
-//! cargo feature:
+//! framing, codecs, endpoints, child processes) and each backend behind a cargo
+//! feature, all on by default except `signal`:
 //!
 //! | feature | module | transport | endpoints |
 //! |---|---|---|---|
@@ -10,7 +10,7 @@
 //! | `tcp` | [`tcp`] | TCP loopback with a token handshake | `tcp://127.0.0.1:7000` |
 //! | `pipe` | [`pipe`] | anonymous pipe pair (`pipe`) and FIFO pair (`fifo`) | `pipe:fd=3,4`, `fifo:/dir` |
 //! | `stdio` | [`stdio`] | JSON lines over the child's stdin/stdout | `stdio:` |
-//! | `signal` | [`signal`] | real-time signals; shutdown and kill helpers | `signal:pid=N` |
+//! | `signal` (opt-in) | `signal` | real-time signals; shutdown and kill helpers | `signal:pid=N` |
 //! | `node` | [`node`] | Node.js `fork()` channel, either side | `node:fd=N` (`NODE_CHANNEL_FD`) |
 //!
 //! Pick a transport at run time through [`registry()`]; a child finds its channel with
@@ -18,28 +18,48 @@
 //! transport can do everything (`node` frames must be JSON, anonymous pipes cannot
 //! listen): offer only the ones that work for your program with
 //! [`Registry::names_with`] and accept a choice with [`Registry::get_with`], which
-//! names the alternatives when it refuses (see [`Capabilities`]). Start `main`
-//! with [`run()`], which prepares the process for every transport (the signal transport
-//! needs its signals blocked before any thread starts) and runs your async code.
+//! names the alternatives when it refuses (see [`Capabilities`]).
+//!
+//! Every default transport works in any tokio program, `#[tokio::main]` or
+//! `#[tokio::test]`, multi-threaded or not: nothing needs to happen before the runtime
+//! starts.
 //!
 //! ```no_run
-//! # fn main() -> ipc::Result<()> { ipc::run(app())? }
-//! # async fn app() -> ipc::Result<()> {
 //! use ipc::prelude::*;
 //! use ipc::Role;
-//! if ipc::role() == Role::Child {
-//!     let mut ch = ipc::connect_from_env().await?;
-//!     while let Some(msg) = ch.recv().await? { ch.send(msg).await?; } // echo
-//!     return ch.close().await;
+//!
+//! #[tokio::main]
+//! async fn main() -> ipc::Result<()> {
+//!     if ipc::role() == Role::Child {
+//!         let mut ch = ipc::connect_from_env().await?;
+//!         while let Some(msg) = ch.recv().await? { ch.send(msg).await?; } // echo
+//!         return ch.close().await;
+//!     }
+//!     let transport = ipc::registry().get("uds")?; // or "tcp", from --transport
+//!     let exe = std::env::current_exe()?;
+//!     let (mut child, mut ch) = transport.spawn(std::process::Command::new(exe)).await?;
+//!     ch.send("ping".into()).await?;
+//!     assert_eq!(ch.recv().await?.unwrap(), "ping");
+//!     ch.close().await?;
+//!     child.wait().await?;
+//!     Ok(())
 //! }
-//! let transport = ipc::registry().get("uds")?; // or "tcp", from --transport
-//! let exe = std::env::current_exe()?;
-//! let (mut child, mut ch) = transport.spawn(std::process::Command::new(exe)).await?;
-//! ch.send("ping".into()).await?;
-//! assert_eq!(ch.recv().await?.unwrap(), "ping");
-//! ch.close().await?;
-//! child.wait().await?;
-//! # Ok(()) }
+//! ```
+//!
+//! ## The signal transport is opt-in
+//!
+//! The `signal` transport (feature `signal`, module `ipc::signal`) carries frames in
+//! real-time signals, which must be blocked in every thread of the process before any
+//! thread exists, or an arriving frame kills it. `#[tokio::main]` starts its threads
+//! before your code runs, so a program that uses it makes one call first: either
+//! `ipc_signal::block_transport_signals()` (as `ipc::signal::block_transport_signals()`)
+//! first thing in `main`, before any thread or runtime starts, or run `main`'s future
+//! through [`run()`], which does it for you. A program that forgets gets a clear
+//! [`Error::Unsupported`] from the signal transport's `spawn`/`connect` saying so, not a
+//! killed process; the other transports are unaffected either way.
+//!
+//! ```toml
+//! ipc-kit = { version = "0.1", features = ["signal"] }
 //! ```
 
 use std::sync::OnceLock;
@@ -104,14 +124,21 @@ pub async fn connect_from_env() -> Result<Box<dyn Channel>> {
     registry().connect_from_env().await
 }
 
-/// Prepare the process for every built-in transport, then run `future` on a tokio
-/// runtime: a `main` that works whichever transport is picked at run time.
+/// Run `future` to completion on a new single-threaded tokio runtime (all drivers
+/// enabled) and return its output: a `main` that works whichever transport is picked at
+/// run time, the signal transport included.
 ///
-/// With the `signal` feature it first blocks the signal transport's real-time signals,
-/// which must happen before any thread starts (threads and children inherit the mask),
-/// so call it first thing in `main` instead of `#[tokio::main]`. The runtime is
-/// single-threaded: one task per channel end is the common shape, and it avoids
-/// cross-thread wake-ups on the hot path.
+/// You do not need it for the default transports: `#[tokio::main]` works as well. With
+/// the `signal` feature it first blocks the signal transport's real-time signals, which
+/// must happen before any thread starts (threads and children inherit the mask), so
+/// call it first thing in `main`. If they cannot be blocked it says nothing and goes
+/// on: only the signal transport needs them, and it refuses with a clear error when it
+/// is used. The runtime is single-threaded: one task per channel end is the common
+/// shape, and it avoids cross-thread wake-ups on the hot path.
+///
+/// # Panics
+///
+/// If the tokio runtime cannot be built (as `#[tokio::main]` does).
 ///
 /// ```no_run
 /// fn main() -> ipc::Result<()> {
@@ -119,16 +146,20 @@ pub async fn connect_from_env() -> Result<Box<dyn Channel>> {
 ///         use ipc::prelude::*;
 ///         let mut ch = ipc::connect_from_env().await?;
 ///         ch.send("hello".into()).await
-///     })?
+///     })
 /// }
 /// ```
-pub fn run<F: std::future::Future>(future: F) -> Result<F::Output> {
+pub fn run<F: std::future::Future>(future: F) -> F::Output {
+    // A failure here is reported where it matters: the signal transport checks the mask
+    // of every thread when a channel is opened and refuses with an error that says what
+    // to call. Programs that never use it must not fail because of it.
     #[cfg(feature = "signal")]
-    signal::block_transport_signals()?;
+    let _ = signal::block_transport_signals();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .build()?;
-    Ok(runtime.block_on(future))
+        .build()
+        .unwrap_or_else(|e| panic!("ipc::run: cannot build the tokio runtime: {e}"));
+    runtime.block_on(future)
 }
 
 /// The README's Rust examples, compiled as doctests so they stay true as written.

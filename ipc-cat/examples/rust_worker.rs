@@ -50,8 +50,8 @@ async fn run(mode: String) -> ipc::Result<()> {
 fn main() -> ExitCode {
     let mode = std::env::args().nth(1).unwrap_or_else(|| "echo".into());
     match ipc::run(run(mode)) {
-        Ok(Ok(())) => ExitCode::SUCCESS,
-        Ok(Err(e)) | Err(e) => {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
             eprintln!("rust_worker: {e}");
             ExitCode::FAILURE
         }

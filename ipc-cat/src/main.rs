@@ -30,13 +30,7 @@ fn main() -> ExitCode {
             return exit::to_exit_code(code);
         }
     };
-    match ipc::run(run(args)) {
-        Ok(code) => exit::to_exit_code(code),
-        Err(e) => {
-            eprintln!("ipc-cat: cannot start: {e}");
-            exit::to_exit_code(exit::FAILED)
-        }
-    }
+    exit::to_exit_code(ipc::run(run(args)))
 }
 
 async fn run(args: Args) -> u8 {

@@ -51,7 +51,12 @@
 //!
 //! [`connect`] and [`spawn`] check the mask of every thread (`/proc/self/task/*/status`)
 //! and refuse with [`Error::Unsupported`](ipc_core::Error::Unsupported) naming the
-//! offending thread, rather than let an arriving frame kill the process.
+//! offending thread, rather than let an arriving frame kill the process: a
+//! `#[tokio::main]` program that forgot the call gets that error, not a kill.
+//!
+//! This one call is why the signal transport is opt-in in the `ipc-kit` facade (feature
+//! `signal`, module `ipc::signal`): every other transport works under `#[tokio::main]`
+//! as it is. There, `ipc::run` (a single-threaded runtime) makes the call for you.
 //!
 //! **Children inherit the blocked mask** across `fork` and `exec` (and [`spawn`] blocks
 //! the signals again just before `exec`). That is what makes the protocol work with a

@@ -130,7 +130,8 @@ fn not_blocked(where_: String) -> Error {
             "channels while real-time signals {DATA_SIGNAL} and {CONTROL_SIGNAL} are not \
              blocked in {where_}: an arriving frame would kill the process. Call \
              ipc_signal::block_transport_signals() first thing in main, before any thread \
-             or tokio runtime starts (or run main's future through ipc_signal::run)"
+             or tokio runtime starts (or run main's future through ipc_signal::run, or \
+             ipc::run in the ipc-kit facade)"
         ),
     )
 }
