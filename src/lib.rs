@@ -42,6 +42,8 @@
 //! # Ok(()) }
 //! ```
 
+#![forbid(unsafe_code)]
+
 use std::sync::OnceLock;
 
 pub use ipc_core::prelude;
