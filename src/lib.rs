@@ -62,6 +62,8 @@
 //! ipc-kit = { version = "0.1", features = ["signal"] }
 //! ```
 
+#![forbid(unsafe_code)]
+
 use std::sync::OnceLock;
 
 pub use ipc_core::prelude;

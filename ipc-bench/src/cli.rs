@@ -9,7 +9,7 @@ use clap::{Parser, ValueEnum};
 /// streaming throughput for 64 B, 1 KiB and 64 KiB messages.
 #[derive(Parser, Debug, Clone)]
 #[command(name = "ipc-bench", version)]
-pub struct Args {
+pub(crate) struct Args {
     /// CI mode: about a tenth of the default counts (the whole run takes seconds).
     #[arg(long)]
     pub quick: bool,
@@ -70,7 +70,7 @@ pub struct Args {
 
 /// Which tokio runtime the toolkit's processes use.
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Flavor {
+pub(crate) enum Flavor {
     /// `Builder::new_current_thread()`: what `ipc::run` builds; one thread does all I/O.
     CurrentThread,
     /// `Builder::new_multi_thread()`: what `#[tokio::main]` builds.
@@ -79,7 +79,7 @@ pub enum Flavor {
 
 impl Flavor {
     /// The name used on the command line and in the child's environment.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Flavor::CurrentThread => "current-thread",
             Flavor::MultiThread => "multi-thread",
@@ -87,7 +87,7 @@ impl Flavor {
     }
 
     /// Parse [`as_str`](Self::as_str)'s output.
-    pub fn parse(s: &str) -> Option<Flavor> {
+    pub(crate) fn parse(s: &str) -> Option<Flavor> {
         match s {
             "current-thread" => Some(Flavor::CurrentThread),
             "multi-thread" => Some(Flavor::MultiThread),
@@ -96,7 +96,7 @@ impl Flavor {
     }
 
     /// Build a runtime of this flavour with every driver enabled.
-    pub fn build(self) -> std::io::Result<tokio::runtime::Runtime> {
+    pub(crate) fn build(self) -> std::io::Result<tokio::runtime::Runtime> {
         match self {
             Flavor::CurrentThread => tokio::runtime::Builder::new_current_thread()
                 .enable_all()

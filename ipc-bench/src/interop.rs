@@ -26,7 +26,7 @@ use crate::workload::Cell;
 
 /// Which side is Rust.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Interop {
+pub(crate) enum Interop {
     /// The Rust bench parent, a Node child.
     RustParentNodeChild,
     /// A Node parent, the Rust bench binary as its child.
@@ -35,10 +35,11 @@ pub enum Interop {
 
 impl Interop {
     /// Both, in report order.
-    pub const ALL: [Interop; 2] = [Interop::RustParentNodeChild, Interop::NodeParentRustChild];
+    pub(crate) const ALL: [Interop; 2] =
+        [Interop::RustParentNodeChild, Interop::NodeParentRustChild];
 
     /// The runner name.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Interop::RustParentNodeChild => "rust-parent-node-child",
             Interop::NodeParentRustChild => "node-parent-rust-child",
@@ -46,7 +47,7 @@ impl Interop {
     }
 
     /// The note shown with the results.
-    pub fn note(self) -> &'static str {
+    pub(crate) fn note(self) -> &'static str {
         match self {
             Interop::RustParentNodeChild => {
                 "ipc::node::NodeTransport to `node toolkit_child.js`; Node's channel is a \
@@ -62,7 +63,11 @@ impl Interop {
 
 /// The Rust parent: pin if the cell is pinned (the Node child inherits it), start
 /// `node toolkit_child.js` over the `node` transport and drive it.
-pub async fn rust_parent_node_child(node: &Node, cell: &Cell, cpu: usize) -> Result<Measurement> {
+pub(crate) async fn rust_parent_node_child(
+    node: &Node,
+    cell: &Cell,
+    cpu: usize,
+) -> Result<Measurement> {
     let transport = ipc::registry().get("node")?;
     let _guard = cell
         .workload
@@ -80,7 +85,7 @@ pub async fn rust_parent_node_child(node: &Node, cell: &Cell, cpu: usize) -> Res
 
 /// The Node parent: `bench_parent.js` spawns this binary as a toolkit child with the
 /// `flavor` runtime; Node pins itself (and so the child) from the caller's affinity.
-pub fn node_parent_rust_child(
+pub(crate) fn node_parent_rust_child(
     node: &Node,
     cell: &Cell,
     cpu: usize,

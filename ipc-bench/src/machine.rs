@@ -6,7 +6,7 @@ use crate::cli::{Args, Flavor};
 
 /// The machine and the run's settings, printed above the table and stored in the JSON.
 #[derive(Debug, Clone, Serialize)]
-pub struct Machine {
+pub(crate) struct Machine {
     /// `PRETTY_NAME` from `/etc/os-release`.
     pub os: String,
     /// `/proc/sys/kernel/osrelease`.
@@ -42,7 +42,7 @@ fn read_trimmed(path: &str) -> Option<String> {
 }
 
 /// The first three fields of `/proc/loadavg` (1, 5 and 15 minute load).
-pub fn load_average() -> String {
+pub(crate) fn load_average() -> String {
     read_trimmed("/proc/loadavg")
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_else(|| "unknown".into())
@@ -51,7 +51,7 @@ pub fn load_average() -> String {
 impl Machine {
     /// Describe this machine and the run `args` asks for (the load after, Node and the
     /// duration are filled in at the end).
-    pub fn describe(
+    pub(crate) fn describe(
         args: &Args,
         cpus: usize,
         pinned_cpu: Option<usize>,

@@ -26,11 +26,11 @@ const CHILD_JS: &str = include_str!("../node/bench_child.js");
 const TOOLKIT_CHILD_JS: &str = include_str!("../node/toolkit_child.js");
 
 /// The Node child of a Rust parent (see [`crate::interop`]), written with the others.
-pub const TOOLKIT_CHILD: &str = "toolkit_child.js";
+pub(crate) const TOOLKIT_CHILD: &str = "toolkit_child.js";
 
 /// Node's two IPC serializations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Serialization {
+pub(crate) enum Serialization {
     /// `serialization: 'json'`, the default.
     Json,
     /// `serialization: 'advanced'` (V8 structured clone).
@@ -39,10 +39,10 @@ pub enum Serialization {
 
 impl Serialization {
     /// Both, in report order.
-    pub const ALL: [Serialization; 2] = [Serialization::Json, Serialization::Advanced];
+    pub(crate) const ALL: [Serialization; 2] = [Serialization::Json, Serialization::Advanced];
 
     /// The runner name (`node-json`, `node-advanced`).
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Serialization::Json => "node-json",
             Serialization::Advanced => "node-advanced",
@@ -58,7 +58,7 @@ impl Serialization {
 }
 
 /// A usable Node.js: its executable, version, and the scripts written out.
-pub struct Node {
+pub(crate) struct Node {
     exe: String,
     /// `node --version`.
     pub version: String,
@@ -67,7 +67,7 @@ pub struct Node {
 
 impl Node {
     /// Find `exe` and write the scripts; `Err` is the reason the Node rows are skipped.
-    pub fn probe(exe: &str) -> std::result::Result<Node, String> {
+    pub(crate) fn probe(exe: &str) -> std::result::Result<Node, String> {
         let out = Command::new(exe)
             .arg("--version")
             .stdin(Stdio::null())
@@ -100,24 +100,29 @@ impl Node {
     }
 
     /// The `node` executable.
-    pub fn exe(&self) -> &str {
+    pub(crate) fn exe(&self) -> &str {
         &self.exe
     }
 
     /// Where the script `name` (one of `ipc-bench/node/`) was written.
-    pub fn script(&self, name: &str) -> PathBuf {
+    pub(crate) fn script(&self, name: &str) -> PathBuf {
         self.scripts.path().join(name)
     }
 
     /// Measure one cell with Node's `fork()` IPC.
-    pub fn run_cell(&self, ser: Serialization, cell: &Cell, cpu: usize) -> Result<Measurement> {
+    pub(crate) fn run_cell(
+        &self,
+        ser: Serialization,
+        cell: &Cell,
+        cpu: usize,
+    ) -> Result<Measurement> {
         self.run_parent(cell, cpu, ser.option(), None)
     }
 
     /// Measure one cell with `bench_parent.js` as the parent and `rust_child` (the
     /// `{"exe": .., "env": {..}}` of a Rust child) or, when `None`, a forked Node child
     /// as its peer, over Node's IPC channel in `serialization` mode.
-    pub fn run_parent(
+    pub(crate) fn run_parent(
         &self,
         cell: &Cell,
         cpu: usize,

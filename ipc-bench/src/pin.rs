@@ -38,14 +38,14 @@ fn set_all(set: &CpuSet) -> Result<()> {
 }
 
 /// Pin every thread of this process to `cpu` (threads started later inherit it).
-pub fn pin_process(cpu: usize) -> Result<()> {
+pub(crate) fn pin_process(cpu: usize) -> Result<()> {
     let mut set = CpuSet::new();
     set.set(cpu).context(format!("CPU {cpu} is out of range"))?;
     set_all(&set).context(format!("pinning to CPU {cpu}"))
 }
 
 /// The CPUs this process may run on.
-pub fn allowed_cpus() -> Result<Vec<usize>> {
+pub(crate) fn allowed_cpus() -> Result<Vec<usize>> {
     let set = sched_getaffinity(Pid::from_raw(0)).context("sched_getaffinity")?;
     Ok((0..CpuSet::count())
         .filter(|&c| set.is_set(c).unwrap_or(false))
@@ -54,13 +54,13 @@ pub fn allowed_cpus() -> Result<Vec<usize>> {
 
 /// Pins the whole process to one CPU while alive; restores the previous affinity of
 /// every thread on drop.
-pub struct PinGuard {
+pub(crate) struct PinGuard {
     previous: CpuSet,
 }
 
 impl PinGuard {
     /// Pin every thread to `cpu`.
-    pub fn new(cpu: usize) -> Result<PinGuard> {
+    pub(crate) fn new(cpu: usize) -> Result<PinGuard> {
         let previous = sched_getaffinity(Pid::from_raw(0)).context("sched_getaffinity")?;
         pin_process(cpu)?;
         Ok(PinGuard { previous })

@@ -21,20 +21,20 @@ use crate::raw::{self, RawKind};
 use crate::workload::{Cell, Workload, ACK};
 
 /// Which child this process is.
-pub const ROLE_ENV: &str = "IPC_BENCH_ROLE";
+pub(crate) const ROLE_ENV: &str = "IPC_BENCH_ROLE";
 /// What the child does with the messages.
-pub const JOB_ENV: &str = "IPC_BENCH_JOB";
+pub(crate) const JOB_ENV: &str = "IPC_BENCH_JOB";
 /// The CPU to pin to, for pinned cells.
-pub const PIN_ENV: &str = "IPC_BENCH_PIN";
+pub(crate) const PIN_ENV: &str = "IPC_BENCH_PIN";
 /// The toolkit child's runtime flavour.
-pub const RUNTIME_ENV: &str = "IPC_BENCH_RUNTIME";
+pub(crate) const RUNTIME_ENV: &str = "IPC_BENCH_RUNTIME";
 
 /// The toolkit child's role name.
 const TOOLKIT_ROLE: &str = "toolkit";
 
 /// What a child does.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Job {
+pub(crate) enum Job {
     /// Send every message back until the parent closes.
     Echo,
     /// For each phase: read that many messages, then send [`ACK`].
@@ -73,7 +73,7 @@ impl std::str::FromStr for Job {
 
 /// What the parent asked this process to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
+pub(crate) enum Role {
     /// The peer of a toolkit transport.
     Toolkit,
     /// The peer of a raw baseline.
@@ -82,7 +82,7 @@ pub enum Role {
 
 impl Role {
     /// The value of [`ROLE_ENV`] for this role.
-    pub fn env_value(self) -> &'static str {
+    pub(crate) fn env_value(self) -> &'static str {
         match self {
             Role::Toolkit => TOOLKIT_ROLE,
             Role::Raw(kind) => kind.name(),
@@ -91,7 +91,7 @@ impl Role {
 }
 
 /// The role named by [`ROLE_ENV`], if this process is a bench child.
-pub fn role_from_env() -> Result<Option<Role>> {
+pub(crate) fn role_from_env() -> Result<Option<Role>> {
     let Ok(value) = std::env::var(ROLE_ENV) else {
         return Ok(None);
     };
@@ -106,7 +106,12 @@ pub fn role_from_env() -> Result<Option<Role>> {
 /// A command that re-executes this binary as a child of `role` doing `job`, pinned
 /// to `pin` when given. Stdin and stdout are the null device (a raw stdio child and the
 /// stdio transport set their own); stderr is inherited, for error messages.
-pub fn child_command(role: Role, job: &Job, pin: Option<usize>, flavor: Flavor) -> Result<Command> {
+pub(crate) fn child_command(
+    role: Role,
+    job: &Job,
+    pin: Option<usize>,
+    flavor: Flavor,
+) -> Result<Command> {
     let exe = std::env::current_exe().context("finding this executable")?;
     let mut cmd = Command::new(exe);
     cmd.envs(child_env(role, job, pin, flavor))
@@ -120,7 +125,7 @@ pub fn child_command(role: Role, job: &Job, pin: Option<usize>, flavor: Flavor) 
 
 /// The environment that makes this binary the child `role` doing `job` (pinned to
 /// `pin` when given), for a parent that starts it by other means (a Node parent).
-pub fn child_env(
+pub(crate) fn child_env(
     role: Role,
     job: &Job,
     pin: Option<usize>,
@@ -138,7 +143,7 @@ pub fn child_env(
 }
 
 /// The job that serves `cell`: echo for round trips, acknowledged phases for streaming.
-pub fn job_for(cell: &Cell) -> Job {
+pub(crate) fn job_for(cell: &Cell) -> Job {
     match cell.workload {
         Workload::RoundTrip { .. } => Job::Echo,
         Workload::Stream => Job::Sink(cell.stream_phases()),
@@ -146,7 +151,7 @@ pub fn job_for(cell: &Cell) -> Job {
 }
 
 /// Run this process as the child `role`: pin if asked, then serve the job.
-pub fn run_child(role: Role) -> Result<()> {
+pub(crate) fn run_child(role: Role) -> Result<()> {
     if let Ok(cpu) = std::env::var(PIN_ENV) {
         let cpu: usize = cpu.parse().context(format!("{PIN_ENV}={cpu:?}"))?;
         crate::pin::pin_process(cpu)?;

@@ -20,7 +20,7 @@ const TOOLKIT_CELL_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// What kind of thing a runner measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     /// A transport from `ipc::registry()`.
     Toolkit,
     /// A raw `std` baseline.
@@ -33,7 +33,7 @@ pub enum Kind {
 
 impl Kind {
     /// `toolkit`, `raw`, `node` or `interop`.
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Kind::Toolkit => "toolkit",
             Kind::Raw(_) => "raw",
@@ -46,7 +46,7 @@ impl Kind {
 /// One row group of the report: a toolkit transport, a raw baseline, a Node variant or
 /// a Rust <-> Node pairing.
 #[derive(Debug, Clone)]
-pub struct Runner {
+pub(crate) struct Runner {
     /// `uds`, `raw-socketpair`, `node-json`, ...
     pub name: String,
     /// What it measures.
@@ -62,7 +62,7 @@ pub struct Runner {
 /// Every runner of this build, toolkit transports first (from the registry), then the
 /// raw baselines, then Node and the Rust <-> Node rows when Node can run; filtered by
 /// `only` when not empty.
-pub fn runners(node: Option<&Node>, only: &[String]) -> Vec<Runner> {
+pub(crate) fn runners(node: Option<&Node>, only: &[String]) -> Vec<Runner> {
     let mut out = Vec::new();
     for name in ipc::registry().names() {
         let (base, note) = RawKind::baseline_for(name);
@@ -114,7 +114,7 @@ pub fn runners(node: Option<&Node>, only: &[String]) -> Vec<Runner> {
 
 /// A cell's figures.
 #[derive(Debug, Clone, Copy)]
-pub enum Summary {
+pub(crate) enum Summary {
     /// Round-trip latency.
     Latency(Latency),
     /// Streaming throughput.
@@ -123,7 +123,7 @@ pub enum Summary {
 
 /// One measured (or failed) cell.
 #[derive(Debug, Clone)]
-pub struct CellResult {
+pub(crate) struct CellResult {
     /// What was measured.
     pub cell: Cell,
     /// The figures, or why there are none.
@@ -132,7 +132,7 @@ pub struct CellResult {
 
 /// Everything one runner measured.
 #[derive(Debug, Clone)]
-pub struct RunnerResult {
+pub(crate) struct RunnerResult {
     /// The runner.
     pub runner: Runner,
     /// Its cells, in run order.
@@ -140,7 +140,7 @@ pub struct RunnerResult {
 }
 
 /// What a run needs besides the list of runners.
-pub struct RunContext<'a> {
+pub(crate) struct RunContext<'a> {
     /// Sizes and counts.
     pub plan: &'a Plan,
     /// The parent's runtime, for toolkit cells.
@@ -212,7 +212,7 @@ fn cell_major_order(plans: &[Vec<Cell>]) -> Vec<(usize, usize)> {
 /// Run every cell of every runner (in [`cell_major_order`]), showing progress on
 /// stderr (hidden when stderr is not a terminal). A failed cell is recorded and the
 /// run goes on.
-pub fn run_all(ctx: &RunContext<'_>, runners: &[Runner]) -> Vec<RunnerResult> {
+pub(crate) fn run_all(ctx: &RunContext<'_>, runners: &[Runner]) -> Vec<RunnerResult> {
     let plans: Vec<Vec<Cell>> = runners.iter().map(|r| ctx.plan.cells(r.budget)).collect();
     let order = cell_major_order(&plans);
     let bar = ProgressBar::with_draw_target(Some(order.len() as u64), ProgressDrawTarget::stderr());

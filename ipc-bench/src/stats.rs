@@ -16,13 +16,13 @@ use anyhow::{anyhow, Result};
 const MAX_NS: u64 = 60_000_000_000;
 
 /// A fresh latency histogram (1 ns ..= 60 s, 3 significant digits).
-pub fn histogram() -> Result<Histogram<u64>> {
+pub(crate) fn histogram() -> Result<Histogram<u64>> {
     Histogram::new_with_bounds(1, MAX_NS, 3)
         .map_err(|e| anyhow!(format!("creating the latency histogram: {e}")))
 }
 
 /// Record one round trip.
-pub fn record(h: &mut Histogram<u64>, took: Duration) -> Result<()> {
+pub(crate) fn record(h: &mut Histogram<u64>, took: Duration) -> Result<()> {
     let ns = (took.as_nanos().min(u128::from(MAX_NS)) as u64).max(1);
     h.record(ns)
         .map_err(|e| anyhow!(format!("recording {ns} ns: {e}")))
@@ -30,7 +30,7 @@ pub fn record(h: &mut Histogram<u64>, took: Duration) -> Result<()> {
 
 /// What one cell measured.
 #[derive(Debug, Clone)]
-pub enum Measurement {
+pub(crate) enum Measurement {
     /// Round-trip times.
     Latency(Histogram<u64>),
     /// One-way streaming: each batch of `batch` messages of `size` bytes took the time
@@ -47,7 +47,7 @@ pub enum Measurement {
 
 /// Round-trip latency percentiles, in nanoseconds.
 #[derive(Debug, Clone, Copy, Serialize)]
-pub struct Latency {
+pub(crate) struct Latency {
     /// Timed round trips.
     pub count: u64,
     /// Median.
@@ -66,7 +66,7 @@ pub struct Latency {
 
 impl Latency {
     /// Summarise a histogram.
-    pub fn from_histogram(h: &Histogram<u64>) -> Latency {
+    pub(crate) fn from_histogram(h: &Histogram<u64>) -> Latency {
         Latency {
             count: h.len(),
             p50_ns: h.value_at_quantile(0.50),
@@ -81,7 +81,7 @@ impl Latency {
 
 /// Streaming throughput: the median batch's rates.
 #[derive(Debug, Clone, Copy, Serialize)]
-pub struct Throughput {
+pub(crate) struct Throughput {
     /// Timed messages (all batches).
     pub messages: u64,
     /// Payload bytes per message.
@@ -98,7 +98,7 @@ pub struct Throughput {
 
 impl Throughput {
     /// Rates of the median of `batches`, each of `batch` messages of `size` bytes.
-    pub fn from_batches(batch: u64, size: usize, batches: &[Duration]) -> Throughput {
+    pub(crate) fn from_batches(batch: u64, size: usize, batches: &[Duration]) -> Throughput {
         let mut sorted = batches.to_vec();
         sorted.sort_unstable();
         let median = sorted.get(sorted.len() / 2).copied().unwrap_or_default();

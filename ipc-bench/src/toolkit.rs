@@ -18,7 +18,12 @@ use crate::stats::{self, Measurement};
 use crate::workload::{payload, Cell, Workload};
 
 /// Measure one cell over the registered transport `name`.
-pub async fn run_cell(name: &str, cell: &Cell, cpu: usize, flavor: Flavor) -> Result<Measurement> {
+pub(crate) async fn run_cell(
+    name: &str,
+    cell: &Cell,
+    cpu: usize,
+    flavor: Flavor,
+) -> Result<Measurement> {
     let transport = ipc::registry().get(name)?;
     let pin = cell.workload.pinned().then_some(cpu);
     let _guard = pin.map(PinGuard::new).transpose()?;
@@ -30,7 +35,7 @@ pub async fn run_cell(name: &str, cell: &Cell, cpu: usize, flavor: Flavor) -> Re
 /// serve the cell's job (see [`crate::roles`]): echo every message for a round trip,
 /// acknowledge every phase when streaming. `what` names the child in errors. The
 /// caller pins, if the cell is pinned, before calling.
-pub async fn drive(
+pub(crate) async fn drive(
     transport: &dyn Transport,
     cmd: Command,
     cell: &Cell,

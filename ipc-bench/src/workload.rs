@@ -17,11 +17,11 @@ const QUICK_DIVISOR: u64 = 10;
 /// A streaming cell's timed messages are sent in this many acknowledged batches; the
 /// cell's rate is the median batch's, so a burst of load from elsewhere on the machine
 /// spoils one batch, not the figure.
-pub const STREAM_BATCHES: u64 = 5;
+pub(crate) const STREAM_BATCHES: u64 = 5;
 
 /// The two workloads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Workload {
+pub(crate) enum Workload {
     /// Ping-pong: send a message, wait for the same bytes back; latency per round trip.
     RoundTrip {
         /// Parent and child run on one CPU.
@@ -33,7 +33,7 @@ pub enum Workload {
 
 impl Workload {
     /// `rtt`, `rtt-pinned` or `stream`.
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Workload::RoundTrip { pinned: false } => "rtt",
             Workload::RoundTrip { pinned: true } => "rtt-pinned",
@@ -42,14 +42,14 @@ impl Workload {
     }
 
     /// Whether parent and child are pinned to one CPU.
-    pub fn pinned(self) -> bool {
+    pub(crate) fn pinned(self) -> bool {
         matches!(self, Workload::RoundTrip { pinned: true })
     }
 }
 
 /// One measurement to take.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cell {
+pub(crate) struct Cell {
     /// Round trip or streaming.
     pub workload: Workload,
     /// Payload size in bytes.
@@ -63,7 +63,7 @@ pub struct Cell {
 impl Cell {
     /// A streaming cell's phases: the warm-up, then [`STREAM_BATCHES`] timed batches.
     /// Each phase ends with the child's acknowledgement.
-    pub fn stream_phases(&self) -> Vec<u64> {
+    pub(crate) fn stream_phases(&self) -> Vec<u64> {
         let mut phases = vec![self.warmup];
         phases.extend(std::iter::repeat(self.count / STREAM_BATCHES).take(STREAM_BATCHES as usize));
         phases
@@ -85,7 +85,7 @@ impl fmt::Display for Cell {
 /// How much work a runner gets: the normal budget, or a reduced one for transports that
 /// are slow by design.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Budget {
+pub(crate) enum Budget {
     /// Every size, the configured counts.
     Normal,
     /// Sizes up to `max_size`, counts divided by `divisor` (at least `min_count`).
@@ -103,7 +103,7 @@ impl Budget {
     /// The budget for a toolkit transport. The signal transport carries 8 bytes per
     /// signal (one `sigqueue` each): it gets 64 B and 1 KiB only, and a fiftieth of the
     /// counts, so a full run stays within minutes.
-    pub fn for_transport(name: &str) -> Budget {
+    pub(crate) fn for_transport(name: &str) -> Budget {
         match name {
             "signal" => Budget::Reduced {
                 max_size: 1024,
@@ -115,7 +115,7 @@ impl Budget {
     }
 
     /// A sentence for the report, when the budget is reduced.
-    pub fn note(self) -> Option<String> {
+    pub(crate) fn note(self) -> Option<String> {
         match self {
             Budget::Normal => None,
             Budget::Reduced {
@@ -129,7 +129,7 @@ impl Budget {
 
 /// Sizes and counts for the whole run.
 #[derive(Debug, Clone)]
-pub struct Plan {
+pub(crate) struct Plan {
     /// Message sizes in bytes.
     pub sizes: Vec<usize>,
     /// Whether pinned round-trip cells are run.
@@ -142,7 +142,7 @@ pub struct Plan {
 
 impl Plan {
     /// The plan the command line asks for.
-    pub fn from_args(args: &Args) -> Plan {
+    pub(crate) fn from_args(args: &Args) -> Plan {
         Plan {
             sizes: args.sizes.clone(),
             pin: !args.no_pin,
@@ -168,7 +168,7 @@ impl Plan {
     }
 
     /// Every cell for a runner with this budget, in run order.
-    pub fn cells(&self, budget: Budget) -> Vec<Cell> {
+    pub(crate) fn cells(&self, budget: Budget) -> Vec<Cell> {
         let mut out = Vec::new();
         let mut workloads = vec![Workload::RoundTrip { pinned: false }];
         if self.pin {
@@ -215,7 +215,7 @@ impl Plan {
 
 /// The message sent in every cell: a JSON string of exactly `size` bytes
 /// (`"xxxx…"`), so line-based and JSON-only transports carry it unchanged.
-pub fn payload(size: usize) -> Vec<u8> {
+pub(crate) fn payload(size: usize) -> Vec<u8> {
     let mut p = vec![b'x'; size.max(2)];
     p[0] = b'"';
     let last = p.len() - 1;
@@ -224,7 +224,7 @@ pub fn payload(size: usize) -> Vec<u8> {
 }
 
 /// The acknowledgement a streaming child sends after each phase (valid JSON too).
-pub const ACK: &[u8] = b"\"ok\"";
+pub(crate) const ACK: &[u8] = b"\"ok\"";
 
 #[cfg(test)]
 mod tests {

@@ -18,7 +18,7 @@ use crate::input::{Input, InputQueue};
 use crate::output::Output;
 
 /// Bridge `channel` until it ends; see the [module docs](self).
-pub async fn bridge<W: AsyncWrite + Unpin>(
+pub(crate) async fn bridge<W: AsyncWrite + Unpin>(
     channel: Box<dyn Channel>,
     input: &mut InputQueue,
     output: &mut Output<W>,

@@ -10,7 +10,7 @@ use crate::exit;
 
 /// How frames appear on ipc-cat's stdin and stdout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
+pub(crate) enum Mode {
     /// One frame per line (`\n`, `\r\n` accepted); received frames are printed followed
     /// by `\n`.
     Lines,
@@ -32,7 +32,7 @@ pub enum Mode {
     group(ArgGroup::new("target").required(true).args(["endpoint", "listen", "spawn"])),
     group(ArgGroup::new("mode").args(["lines", "json", "raw"])),
 )]
-pub struct Args {
+pub(crate) struct Args {
     /// Connect to this endpoint: tcp://HOST:PORT, unix:/PATH, unix:@NAME, fifo:/DIR,
     /// signal:pid=N, or, when ipc-cat itself is a spawned child, "$IPC_ENDPOINT"
     /// (uds:fd=3, pipe:fd=3,4, tcp with IPC_TOKEN; not stdio:, whose stdin/stdout
@@ -79,7 +79,7 @@ pub struct Args {
 
 impl Args {
     /// The framing chosen for stdin/stdout.
-    pub fn mode(&self) -> Mode {
+    pub(crate) fn mode(&self) -> Mode {
         if self.json {
             Mode::Json
         } else if self.raw {

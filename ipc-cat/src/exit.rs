@@ -3,22 +3,22 @@
 use std::process::{ExitCode, ExitStatus};
 
 /// The peer closed cleanly (goodbye) and, with `--spawn`, the child exited 0.
-pub const OK: u8 = 0;
+pub(crate) const OK: u8 = 0;
 /// The channel ended without a goodbye: the peer crashed, was killed, or dropped the
 /// connection.
-pub const PEER_LOST: u8 = 1;
+pub(crate) const PEER_LOST: u8 = 1;
 /// Bad command line (clap's own code), or an unknown transport name.
-pub const USAGE: u8 = 2;
+pub(crate) const USAGE: u8 = 2;
 /// Could not connect, listen or start the child, or reading stdin / writing stdout
 /// failed.
-pub const FAILED: u8 = 3;
+pub(crate) const FAILED: u8 = 3;
 /// With `--spawn`: the child exited with a non-zero code or was killed by a signal (its
 /// status is printed on stderr). Takes precedence over [`PEER_LOST`], since a child
 /// that dies loses the channel too.
-pub const CHILD_FAILED: u8 = 4;
+pub(crate) const CHILD_FAILED: u8 = 4;
 
 /// The exit codes, for `--help`.
-pub const HELP: &str = "\
+pub(crate) const HELP: &str = "\
 Exit status:
   0  the peer closed cleanly (and, with --spawn, the child exited 0)
   1  the peer was lost: the channel ended without a goodbye
@@ -29,7 +29,7 @@ Exit status:
 
 /// How the channel part of a run ended.
 #[derive(Debug)]
-pub enum Ended {
+pub(crate) enum Ended {
     /// The peer said goodbye.
     Clean,
     /// The channel ended without a goodbye; the reason.
@@ -40,7 +40,7 @@ pub enum Ended {
 
 impl Ended {
     /// The exit code when no child is involved, after reporting on stderr.
-    pub fn code(&self) -> u8 {
+    pub(crate) fn code(&self) -> u8 {
         match self {
             Ended::Clean => OK,
             Ended::Lost(why) => {
@@ -55,7 +55,7 @@ impl Ended {
     }
 
     /// The exit code when `status` is the spawned child's, after reporting on stderr.
-    pub fn code_with_child(&self, status: ExitStatus) -> u8 {
+    pub(crate) fn code_with_child(&self, status: ExitStatus) -> u8 {
         if status.success() {
             return self.code();
         }
@@ -70,7 +70,7 @@ impl Ended {
 }
 
 /// `exited with status 3` / `was killed by signal 9 (SIGKILL)`.
-pub fn describe(status: ExitStatus) -> String {
+pub(crate) fn describe(status: ExitStatus) -> String {
     use std::os::unix::process::ExitStatusExt;
     if let Some(code) = status.code() {
         return format!("exited with status {code}");
@@ -87,7 +87,7 @@ pub fn describe(status: ExitStatus) -> String {
 }
 
 /// As a process exit code.
-pub fn to_exit_code(code: u8) -> ExitCode {
+pub(crate) fn to_exit_code(code: u8) -> ExitCode {
     ExitCode::from(code)
 }
 

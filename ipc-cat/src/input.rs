@@ -22,7 +22,7 @@ const CHUNK: usize = 64 * 1024;
 
 /// What the stdin side produces.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Input {
+pub(crate) enum Input {
     /// One frame to send.
     Frame(Bytes),
     /// stdin ended (end-of-file, or a goodbye in `--raw`/`--json`): close the channel.
@@ -32,7 +32,7 @@ pub enum Input {
 }
 
 /// The frames read from stdin, in order; shared by the clients of `--listen -k`.
-pub struct InputQueue {
+pub(crate) struct InputQueue {
     rx: mpsc::Receiver<Input>,
     /// An item taken by [`wait_ready`](Self::wait_ready), returned by the next `next`.
     pending: Option<Input>,
@@ -42,12 +42,16 @@ pub struct InputQueue {
 
 impl InputQueue {
     /// Start reading this process's stdin in `mode` on a thread of its own.
-    pub fn stdin(mode: Mode, max_frame: usize) -> InputQueue {
+    pub(crate) fn stdin(mode: Mode, max_frame: usize) -> InputQueue {
         InputQueue::spawn(io::stdin(), mode, max_frame)
     }
 
     /// Start reading `reader` in `mode` on a thread of its own.
-    pub fn spawn(reader: impl Read + Send + 'static, mode: Mode, max_frame: usize) -> InputQueue {
+    pub(crate) fn spawn(
+        reader: impl Read + Send + 'static,
+        mode: Mode,
+        max_frame: usize,
+    ) -> InputQueue {
         let (tx, rx) = mpsc::channel(QUEUE);
         std::thread::spawn(move || {
             read_frames(reader, mode, max_frame, |input| {
@@ -62,7 +66,7 @@ impl InputQueue {
     }
 
     /// The next frame, or the end of the input (repeated once reached). Cancel-safe.
-    pub async fn next(&mut self) -> Input {
+    pub(crate) async fn next(&mut self) -> Input {
         if self.over {
             return Input::End;
         }
@@ -77,13 +81,13 @@ impl InputQueue {
     }
 
     /// True once the input has ended (as seen by [`next`](Self::next)).
-    pub fn is_over(&self) -> bool {
+    pub(crate) fn is_over(&self) -> bool {
         self.over
     }
 
     /// Wait until an item is available without taking it (cancel-safe); returns true
     /// when that item ends the input. Returns at once while an item is already waiting.
-    pub async fn wait_ready(&mut self) -> bool {
+    pub(crate) async fn wait_ready(&mut self) -> bool {
         if self.over {
             return true;
         }
@@ -94,14 +98,14 @@ impl InputQueue {
     }
 
     /// True when [`wait_ready`](Self::wait_ready) has an item waiting.
-    pub fn has_pending(&self) -> bool {
+    pub(crate) fn has_pending(&self) -> bool {
         self.pending.is_some()
     }
 }
 
 /// Read `reader` to its end in `mode`, giving each item to `emit` (which returns false
 /// when nobody listens any more). Bad lines are reported on stderr and skipped.
-pub fn read_frames(
+pub(crate) fn read_frames(
     reader: impl Read,
     mode: Mode,
     max_frame: usize,

@@ -1,6 +1,8 @@
 //! `ipc-cat`: bridge an ipc channel to stdin/stdout, or run any program as a child
 //! wired to a channel. See `ipc-cat --help` and the crate README.
 
+#![forbid(unsafe_code)]
+
 mod bridge;
 mod cli;
 mod exit;

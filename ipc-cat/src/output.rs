@@ -9,7 +9,7 @@ use tokio_util::codec::Encoder;
 use crate::cli::Mode;
 
 /// Writes received frames (and, in `--raw`, the goodbye) to a byte sink.
-pub struct Output<W> {
+pub(crate) struct Output<W> {
     writer: W,
     format: Format,
     buf: BytesMut,
@@ -56,14 +56,14 @@ impl Format {
 
 impl Output<tokio::io::Stdout> {
     /// This process's stdout.
-    pub fn stdout(mode: Mode) -> Self {
+    pub(crate) fn stdout(mode: Mode) -> Self {
         Output::new(tokio::io::stdout(), mode)
     }
 }
 
 impl<W: AsyncWrite + Unpin> Output<W> {
     /// Frames in `mode` to `writer`.
-    pub fn new(writer: W, mode: Mode) -> Self {
+    pub(crate) fn new(writer: W, mode: Mode) -> Self {
         Output {
             writer,
             format: Format::new(mode),
@@ -72,7 +72,7 @@ impl<W: AsyncWrite + Unpin> Output<W> {
     }
 
     /// Print one received frame (flushed at once, so a reader sees it now).
-    pub async fn frame(&mut self, frame: Bytes) -> Result<(), String> {
+    pub(crate) async fn frame(&mut self, frame: Bytes) -> Result<(), String> {
         self.format
             .frame(frame, &mut self.buf)
             .map_err(|e| format!("cannot format a frame: {e}"))?;
@@ -80,7 +80,7 @@ impl<W: AsyncWrite + Unpin> Output<W> {
     }
 
     /// The peer closed cleanly: in `--raw`, print the goodbye.
-    pub async fn goodbye(&mut self) -> Result<(), String> {
+    pub(crate) async fn goodbye(&mut self) -> Result<(), String> {
         self.format
             .goodbye(&mut self.buf)
             .map_err(|e| format!("cannot format the goodbye: {e}"))?;

@@ -17,7 +17,7 @@ use crate::output::Output;
 const LOST_CHILD_GRACE: Duration = Duration::from_secs(5);
 
 /// A failure before any channel existed, with its exit code.
-pub struct SetupError {
+pub(crate) struct SetupError {
     /// [`exit::USAGE`] or [`exit::FAILED`].
     pub code: u8,
     /// What to print.
@@ -38,7 +38,7 @@ impl SetupError {
 }
 
 /// `ipc-cat ENDPOINT`
-pub async fn connect<W: AsyncWrite + Unpin>(
+pub(crate) async fn connect<W: AsyncWrite + Unpin>(
     endpoint: &Endpoint,
     config: FrameConfig,
     input: &mut InputQueue,
@@ -66,7 +66,7 @@ pub async fn connect<W: AsyncWrite + Unpin>(
 /// `ipc-cat --listen ENDPOINT [-k]`: one client, or (`keep`) one after another until
 /// the input ends (checked while no client is connected). The exit code is the last
 /// client's.
-pub async fn listen<W: AsyncWrite + Unpin>(
+pub(crate) async fn listen<W: AsyncWrite + Unpin>(
     endpoint: &Endpoint,
     keep: bool,
     config: FrameConfig,
@@ -126,7 +126,7 @@ fn is_listener_broken(e: &Error) -> bool {
 }
 
 /// `ipc-cat --spawn TRANSPORT -- CMD ARGS...`
-pub async fn spawn<W: AsyncWrite + Unpin>(
+pub(crate) async fn spawn<W: AsyncWrite + Unpin>(
     transport: &str,
     command: &[OsString],
     config: FrameConfig,

@@ -218,6 +218,7 @@ mod tests {
         .expect("claim");
         assert_eq!(owned.len(), 2);
         // The same pipe again, even under another number, is refused: no second owner.
+        // SAFETY: `r` is open (owned by `owned`) for the whole borrow, which ends at `dup`.
         let again =
             nix::unistd::dup(unsafe { std::os::fd::BorrowedFd::borrow_raw(r) }).expect("dup");
         let err = claim(&ep, &[(again.as_raw_fd(), FdKind::PipeReadEnd)], "h").expect_err("taken");

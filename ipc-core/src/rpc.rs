@@ -134,6 +134,17 @@ pub struct RpcClient {
     reader: JoinHandle<()>,
 }
 
+impl std::fmt::Debug for RpcClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RpcClient")
+            .field("envelope", &self.envelope)
+            .field("closed", &self.closed_here.load(Ordering::Relaxed))
+            .field("peer_gone", &*self.died.borrow())
+            .field("next_id", &self.next_id.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
 impl RpcClient {
     /// Take a channel whose peer runs [`serve`]. Must be called inside a tokio runtime
     /// (a task routes the responses).

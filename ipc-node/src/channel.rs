@@ -199,6 +199,14 @@ pub struct NodeOutbox {
     peer_closed: PeerClosed,
 }
 
+impl std::fmt::Debug for NodeOutbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeOutbox")
+            .field("info", &self.info)
+            .finish_non_exhaustive()
+    }
+}
+
 impl SendFrames for NodeOutbox {
     /// Send one frame: one JSON text (see [`NodeCodec`]); returns once it is written
     /// to the socket, waiting while Node is slow to read.

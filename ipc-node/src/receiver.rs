@@ -47,6 +47,16 @@ pub struct NodeInbox {
     state: RecvState,
 }
 
+impl std::fmt::Debug for NodeInbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeInbox")
+            .field("info", &self.info)
+            .field("state", &self.state)
+            .field("watches_child", &self.watch.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
 impl NodeInbox {
     /// Wrap the read half; `watch` is the child whose exit status decides end-of-stream.
     pub(crate) fn new(

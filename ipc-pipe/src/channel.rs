@@ -163,9 +163,10 @@ pub(crate) fn require_runtime(what: &str) -> Result<()> {
 pub(crate) fn warn_if_sigpipe_kills() {
     static CHECK: Once = Once::new();
     CHECK.call_once(|| {
-        // SAFETY: all-zero is a valid `sigaction`; a null new action only queries the
-        // current disposition, changing nothing.
+        // SAFETY: `sigaction` is a plain C struct for which all-zero is a valid value.
         let mut current: libc::sigaction = unsafe { std::mem::zeroed() };
+        // SAFETY: a null new action only queries the current disposition, changing
+        // nothing; `current` is a valid, writable `sigaction` for the old one.
         let rc = unsafe { libc::sigaction(libc::SIGPIPE, std::ptr::null(), &mut current) };
         if rc == 0 && current.sa_sigaction == libc::SIG_DFL {
             tracing::warn!(

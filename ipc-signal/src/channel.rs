@@ -135,6 +135,16 @@ pub struct SignalOutbox {
     max_frame: usize,
 }
 
+impl std::fmt::Debug for SignalOutbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignalOutbox")
+            .field("frame_in_flight", &self.out.is_some())
+            .field("closed", &self.closed)
+            .field("max_frame", &self.max_frame)
+            .finish_non_exhaustive()
+    }
+}
+
 impl SendFrames for SignalOutbox {
     async fn send_frame(&mut self, frame: Bytes) -> Result<()> {
         if self.closed {
@@ -364,6 +374,24 @@ impl Decoder {
 pub struct SignalInbox {
     link: Arc<Link>,
     decoder: Decoder,
+}
+
+impl std::fmt::Debug for SignalInbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let d = &self.decoder;
+        let state = match &d.state {
+            RxState::Header => "waiting for a header",
+            RxState::Body { .. } => "inside a frame",
+            RxState::Skip(_) => "skipping a rejected frame",
+            RxState::Finished => "finished",
+            RxState::Failed => "failed",
+        };
+        f.debug_struct("SignalInbox")
+            .field("peer_pid", &d.pid)
+            .field("state", &state)
+            .field("max_frame", &d.max_frame)
+            .finish_non_exhaustive()
+    }
 }
 
 impl RecvFrames for SignalInbox {

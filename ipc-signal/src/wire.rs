@@ -1,6 +1,7 @@
 //! The wire format: what the 8 bytes of each signal's `sival_ptr` mean.
 //!
-//! Every signal is sent with `sigqueue(pid, signo, value)`; `value.sival_ptr` is a
+//! Every signal is what `sigqueue(pid, signo, value)` sends (sent through the peer's
+//! pidfd with `pidfd_send_signal`, see the `pidfd` module); `value.sival_ptr` is a
 //! 64-bit word `w`, read back from `signalfd_siginfo.ssi_ptr`. Words are written here as
 //! numbers; "bytes" means the big-endian bytes of `w`.
 //!

@@ -140,6 +140,8 @@
 //! - **Deep JSON**: lines nested deeper than 128 levels are rejected by `serde_json`'s
 //!   recursion limit (a frame like that is sent as `$bytes`, so it still travels).
 
+#![forbid(unsafe_code)]
+
 mod channel;
 mod child;
 mod codec;

@@ -103,6 +103,8 @@
 //!   Unix-only spawn helpers of `ipc-core`.
 //! - **IPv6**: `tcp://[::1]:PORT` works wherever the host has IPv6 loopback.
 
+#![forbid(unsafe_code)]
+
 mod channel;
 pub mod handshake;
 mod listener;

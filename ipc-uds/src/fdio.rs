@@ -173,7 +173,7 @@ impl ReadState {
 /// `msg` must come from a successful `recvmsg`, its control buffer still alive.
 unsafe fn received_fds(msg: &libc::msghdr) -> Vec<OwnedFd> {
     let mut out = Vec::new();
-    // SAFETY (whole body): the CMSG_* helpers walk the control buffer the kernel filled,
+    // SAFETY: (whole body) the CMSG_* helpers walk the control buffer the kernel filled,
     // staying inside `msg_controllen`; every fd in an SCM_RIGHTS message is a new open
     // fd installed in this process for us, so owning it is sound.
     unsafe {

@@ -210,6 +210,7 @@ async fn inherited_fd_is_checked_and_taken_once() {
         .expect("connect to inherited fd");
     let flags = nix::fcntl::fcntl(
         // The channel owns `raw` now; only look at its flags.
+        // SAFETY: `channel` keeps `raw` open for the whole borrow, which ends at `fcntl`.
         unsafe { std::os::fd::BorrowedFd::borrow_raw(raw) },
         nix::fcntl::FcntlArg::F_GETFD,
     )

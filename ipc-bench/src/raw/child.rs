@@ -19,17 +19,20 @@ use crate::roles::Job;
 /// The child's end of a raw baseline, from what the parent left it.
 fn child_conn(kind: RawKind) -> Result<Conn> {
     let framing = kind.framing();
-    // SAFETY (both `from_raw_fd` below): the parent placed these fds for us with
+    // Each `from_raw_fd` below is sound because the parent placed these fds for us with
     // `inherit_fds` before exec, nothing else in this process uses them, and each is
     // taken exactly once.
     match kind {
         RawKind::Socketpair => {
+            // SAFETY: see above; CHILD_IN_FD is an open socket this process owns alone.
             let sock = unsafe { UnixStream::from_raw_fd(CHILD_IN_FD) };
             let read = sock.try_clone().context("dup")?;
             Ok(boxed(read, sock, framing))
         }
         RawKind::Pipe => {
+            // SAFETY: see above; CHILD_IN_FD is the read end this process owns alone.
             let read = unsafe { File::from_raw_fd(CHILD_IN_FD) };
+            // SAFETY: see above; CHILD_OUT_FD is the write end this process owns alone.
             let write = unsafe { File::from_raw_fd(CHILD_OUT_FD) };
             Ok(Conn::new(Box::new(read), Box::new(write), framing))
         }
@@ -70,7 +73,7 @@ fn child_conn(kind: RawKind) -> Result<Conn> {
 }
 
 /// Serve `job` as a raw child of `kind`.
-pub fn serve_child(kind: RawKind, job: &Job) -> Result<()> {
+pub(crate) fn serve_child(kind: RawKind, job: &Job) -> Result<()> {
     let mut conn = child_conn(kind)?;
     let mut buf = Vec::new();
     match job {

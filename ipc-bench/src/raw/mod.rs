@@ -13,9 +13,9 @@
 //! re-executed with [`ROLE_ENV`](crate::roles::ROLE_ENV) naming the baseline.
 
 mod child;
-pub mod wire;
+pub(crate) mod wire;
 
-pub use child::serve_child;
+pub(crate) use child::serve_child;
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -57,7 +57,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One raw baseline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RawKind {
+pub(crate) enum RawKind {
     /// An `AF_UNIX` stream socketpair.
     Socketpair,
     /// Two anonymous pipes.
@@ -72,7 +72,7 @@ pub enum RawKind {
 
 impl RawKind {
     /// Every baseline, in report order.
-    pub const ALL: [RawKind; 5] = [
+    pub(crate) const ALL: [RawKind; 5] = [
         RawKind::Socketpair,
         RawKind::Pipe,
         RawKind::Fifo,
@@ -81,7 +81,7 @@ impl RawKind {
     ];
 
     /// The runner name (`raw-socketpair`, ...).
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             RawKind::Socketpair => "raw-socketpair",
             RawKind::Pipe => "raw-pipe",
@@ -92,13 +92,13 @@ impl RawKind {
     }
 
     /// The baseline named `name`.
-    pub fn from_name(name: &str) -> Option<RawKind> {
+    pub(crate) fn from_name(name: &str) -> Option<RawKind> {
         RawKind::ALL.into_iter().find(|k| k.name() == name)
     }
 
     /// The floor a toolkit transport is compared with, and a note when the match is
     /// not exact.
-    pub fn baseline_for(transport: &str) -> (RawKind, Option<&'static str>) {
+    pub(crate) fn baseline_for(transport: &str) -> (RawKind, Option<&'static str>) {
         match transport {
             "uds" => (RawKind::Socketpair, None),
             "pipe" => (RawKind::Pipe, None),
@@ -295,7 +295,7 @@ fn open_fifo_writer(path: &Path) -> io::Result<File> {
 }
 
 /// Measure one cell of a raw baseline.
-pub fn run_cell(kind: RawKind, cell: &Cell, cpu: usize) -> Result<Measurement> {
+pub(crate) fn run_cell(kind: RawKind, cell: &Cell, cpu: usize) -> Result<Measurement> {
     let pin = cell.workload.pinned().then_some(cpu);
     let _guard = pin.map(PinGuard::new).transpose()?;
     let job = match cell.workload {

@@ -14,7 +14,7 @@ use std::io::{self, BufRead, BufReader, IoSlice, Read, Write};
 
 /// How frames are delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Framing {
+pub(crate) enum Framing {
     /// A `u32` big-endian length before each payload.
     Length,
     /// A `\n` after each payload (the payload holds none).
@@ -25,7 +25,7 @@ pub enum Framing {
 const READ_BUF: usize = 128 * 1024;
 
 /// A blocking, framed, bidirectional connection.
-pub struct Conn {
+pub(crate) struct Conn {
     reader: BufReader<Box<dyn Read + Send>>,
     writer: Box<dyn Write + Send>,
     framing: Framing,
@@ -33,7 +33,7 @@ pub struct Conn {
 
 impl Conn {
     /// Frame `reader` and `writer`.
-    pub fn new(
+    pub(crate) fn new(
         reader: Box<dyn Read + Send>,
         writer: Box<dyn Write + Send>,
         framing: Framing,
@@ -46,7 +46,7 @@ impl Conn {
     }
 
     /// Write one frame.
-    pub fn send(&mut self, payload: &[u8]) -> io::Result<()> {
+    pub(crate) fn send(&mut self, payload: &[u8]) -> io::Result<()> {
         let len;
         let trailer: &[u8] = b"\n";
         let (first, second) = match self.framing {
@@ -63,7 +63,7 @@ impl Conn {
 
     /// Read one frame into `buf` (replacing its contents). `Ok(false)` at a clean end
     /// of stream between frames.
-    pub fn recv(&mut self, buf: &mut Vec<u8>) -> io::Result<bool> {
+    pub(crate) fn recv(&mut self, buf: &mut Vec<u8>) -> io::Result<bool> {
         buf.clear();
         match self.framing {
             Framing::Length => {

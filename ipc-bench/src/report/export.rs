@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 use super::Report;
 
 /// Write the report as pretty JSON.
-pub fn write_json(report: &Report, path: &Path) -> Result<()> {
+pub(crate) fn write_json(report: &Report, path: &Path) -> Result<()> {
     let text = serde_json::to_string_pretty(report).context("serializing the report")?;
     std::fs::write(path, text + "\n").context(format!("writing {}", path.display()))
 }
@@ -29,7 +29,7 @@ fn num<T: ToString>(v: Option<T>) -> String {
 }
 
 /// The report as CSV text.
-pub fn csv(report: &Report) -> String {
+pub(crate) fn csv(report: &Report) -> String {
     let mut out = String::from(CSV_HEADER);
     out.push('\n');
     for r in &report.rows {
@@ -68,6 +68,6 @@ pub fn csv(report: &Report) -> String {
 }
 
 /// Write the report as CSV.
-pub fn write_csv(report: &Report, path: &Path) -> Result<()> {
+pub(crate) fn write_csv(report: &Report, path: &Path) -> Result<()> {
     std::fs::write(path, csv(report)).context(format!("writing {}", path.display()))
 }

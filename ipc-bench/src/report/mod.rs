@@ -2,10 +2,10 @@
 //! raw baseline and to Node, the machine description, the skipped runners and the
 //! target checks. [`table`] prints it, [`export`] writes JSON and CSV, [`svg`] draws it.
 
-pub mod export;
-pub mod svg;
-pub mod table;
-pub mod targets;
+pub(crate) mod export;
+pub(crate) mod svg;
+pub(crate) mod table;
+pub(crate) mod targets;
 
 use serde::Serialize;
 
@@ -16,7 +16,7 @@ use crate::workload::Workload;
 
 /// Everything a run produced.
 #[derive(Debug, Serialize)]
-pub struct Report {
+pub(crate) struct Report {
     /// The machine and the run's settings.
     pub machine: Machine,
     /// Every runner that ran, with its caveats and errors.
@@ -31,7 +31,7 @@ pub struct Report {
 
 /// A runner as listed in the report.
 #[derive(Debug, Serialize)]
-pub struct RunnerInfo {
+pub(crate) struct RunnerInfo {
     /// `uds`, `raw-socketpair`, `node-json`, ...
     pub name: String,
     /// `toolkit`, `raw`, `node` or `interop`.
@@ -46,7 +46,7 @@ pub struct RunnerInfo {
 
 /// A runner that did not run.
 #[derive(Debug, Clone, Serialize)]
-pub struct Skipped {
+pub(crate) struct Skipped {
     /// Its name.
     pub name: String,
     /// Why.
@@ -56,7 +56,7 @@ pub struct Skipped {
 /// `this / other` for each figure (`None` where either side is missing). RTT ratios
 /// below 1 and throughput ratios above 1 mean "this is faster".
 #[derive(Debug, Default, Clone, Copy, Serialize)]
-pub struct Ratios {
+pub(crate) struct Ratios {
     /// Unpinned p50 RTT.
     pub rtt_p50: Option<f64>,
     /// Unpinned p99 RTT.
@@ -73,7 +73,7 @@ pub struct Ratios {
 
 /// One runner at one size.
 #[derive(Debug, Clone, Serialize)]
-pub struct Row {
+pub(crate) struct Row {
     /// Runner name.
     pub runner: String,
     /// `toolkit`, `raw`, `node` or `interop`.
@@ -153,7 +153,11 @@ impl Figures {
 
 impl Report {
     /// Turn the runners' results into rows with ratios, and check the targets.
-    pub fn build(machine: Machine, results: &[RunnerResult], skipped: Vec<Skipped>) -> Report {
+    pub(crate) fn build(
+        machine: Machine,
+        results: &[RunnerResult],
+        skipped: Vec<Skipped>,
+    ) -> Report {
         let mut rows = Vec::new();
         let mut runners = Vec::new();
         for result in results {
@@ -227,7 +231,7 @@ impl Report {
     }
 
     /// Whether any cell failed.
-    pub fn has_errors(&self) -> bool {
+    pub(crate) fn has_errors(&self) -> bool {
         self.runners.iter().any(|r| !r.errors.is_empty())
     }
 }

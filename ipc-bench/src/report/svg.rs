@@ -108,7 +108,7 @@ impl Panel<'_> {
 }
 
 /// The chart as SVG text.
-pub fn render(report: &Report) -> String {
+pub(crate) fn render(report: &Report) -> String {
     let mut runners: Vec<String> = Vec::new();
     let mut sizes: Vec<usize> = Vec::new();
     for row in &report.rows {
@@ -202,6 +202,6 @@ pub fn render(report: &Report) -> String {
 }
 
 /// Write the chart.
-pub fn write(report: &Report, path: &Path) -> Result<()> {
+pub(crate) fn write(report: &Report, path: &Path) -> Result<()> {
     std::fs::write(path, render(report)).context(format!("writing {}", path.display()))
 }

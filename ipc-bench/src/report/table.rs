@@ -8,7 +8,7 @@ use super::{Report, Row};
 use crate::stats::Latency;
 
 /// `21.5µs`, `1.25ms`, `2.00s`.
-pub fn fmt_ns(ns: u64) -> String {
+pub(crate) fn fmt_ns(ns: u64) -> String {
     let ns = ns as f64;
     if ns < 1_000.0 {
         format!("{ns:.0}ns")
@@ -22,7 +22,7 @@ pub fn fmt_ns(ns: u64) -> String {
 }
 
 /// `512.3k`, `1.20M`, `950`.
-pub fn fmt_rate(per_s: f64) -> String {
+pub(crate) fn fmt_rate(per_s: f64) -> String {
     if per_s >= 1e6 {
         format!("{:.2}M", per_s / 1e6)
     } else if per_s >= 1e3 {
@@ -33,7 +33,7 @@ pub fn fmt_rate(per_s: f64) -> String {
 }
 
 /// `64 B`, `1 KiB`, `64 KiB`.
-pub fn fmt_size(size: usize) -> String {
+pub(crate) fn fmt_size(size: usize) -> String {
     if size >= 1024 && size % 1024 == 0 {
         format!("{} KiB", size / 1024)
     } else {
@@ -78,7 +78,7 @@ fn summary_line(out: &mut String, row: &Row) {
 }
 
 /// The whole report as text: machine, main table, latency detail, targets, notes.
-pub fn render(report: &Report) -> String {
+pub(crate) fn render(report: &Report) -> String {
     let m = &report.machine;
     let mut out = String::new();
     let _ = writeln!(

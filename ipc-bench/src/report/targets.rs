@@ -18,7 +18,7 @@ const LARGE: usize = 65_536;
 /// Whether a target is met.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Status {
+pub(crate) enum Status {
     /// Met.
     Met,
     /// Missed.
@@ -29,7 +29,7 @@ pub enum Status {
 
 /// One target for one subject.
 #[derive(Debug, Clone, Serialize)]
-pub struct Check {
+pub(crate) struct Check {
     /// The runner checked.
     pub subject: String,
     /// The target, in words.
@@ -61,7 +61,7 @@ fn check(subject: &str, target: String, value: Option<f64>, limit: f64, at_most:
 }
 
 /// Check every target that applies to `rows`.
-pub fn check_rows(rows: &[Row]) -> Vec<Check> {
+pub(crate) fn check_rows(rows: &[Row]) -> Vec<Check> {
     let mut out = Vec::new();
     let find =
         |runner: &str, size: usize| rows.iter().find(|r| r.runner == runner && r.size == size);

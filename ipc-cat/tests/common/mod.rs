@@ -11,10 +11,10 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// Longest any one process of a test may run: a guard against hangs, not a timing test.
-pub const GUARD: Duration = Duration::from_secs(60);
+pub(crate) const GUARD: Duration = Duration::from_secs(60);
 
 /// The ipc-cat binary under test.
-pub fn ipc_cat() -> Command {
+pub(crate) fn ipc_cat() -> Command {
     Command::new(env!("CARGO_BIN_EXE_ipc-cat"))
 }
 
@@ -29,7 +29,7 @@ fn profile_dir() -> PathBuf {
 }
 
 /// An example of this package (`cargo test` builds them next to the tests).
-pub fn own_example(name: &str) -> PathBuf {
+pub(crate) fn own_example(name: &str) -> PathBuf {
     let path = profile_dir().join("examples").join(name);
     assert!(
         path.exists(),
@@ -42,7 +42,7 @@ pub fn own_example(name: &str) -> PathBuf {
 /// An example of the `ipc-kit` package (`echo`, `fork_ping`). `cargo test -p ipc-cat`
 /// does not build another package's examples, so they are built here once per test
 /// binary (a no-op when `cargo test --workspace` already did).
-pub fn workspace_example(name: &str) -> PathBuf {
+pub(crate) fn workspace_example(name: &str) -> PathBuf {
     static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
     let built = BUILT.get_or_init(|| {
         let mut cmd = Command::new(env!("CARGO"));
@@ -74,7 +74,7 @@ pub fn workspace_example(name: &str) -> PathBuf {
 }
 
 /// `python3`, or `None` (after printing why the test is skipped) when it is missing.
-pub fn python() -> Option<&'static str> {
+pub(crate) fn python() -> Option<&'static str> {
     static FOUND: OnceLock<bool> = OnceLock::new();
     let found = *FOUND.get_or_init(|| {
         Command::new("python3")
@@ -94,7 +94,7 @@ pub fn python() -> Option<&'static str> {
 }
 
 /// `peers/python/PATH` in the repository.
-pub fn peers_python(path: &str) -> PathBuf {
+pub(crate) fn peers_python(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../peers/python")
         .join(path)
@@ -102,19 +102,19 @@ pub fn peers_python(path: &str) -> PathBuf {
 
 /// What a finished process left.
 #[derive(Debug)]
-pub struct Finished {
+pub(crate) struct Finished {
     pub status: ExitStatus,
     pub stdout: Vec<u8>,
     pub stderr: String,
 }
 
 impl Finished {
-    pub fn stdout_text(&self) -> String {
+    pub(crate) fn stdout_text(&self) -> String {
         String::from_utf8_lossy(&self.stdout).into_owned()
     }
 
     /// Panic with everything the process said unless it exited with `code`.
-    pub fn expect_code(&self, code: i32, what: &str) -> &Self {
+    pub(crate) fn expect_code(&self, code: i32, what: &str) -> &Self {
         assert_eq!(
             self.status.code(),
             Some(code),
@@ -128,13 +128,13 @@ impl Finished {
 }
 
 /// Run `cmd` with `input` on stdin (then end-of-file) to completion, within [`GUARD`].
-pub fn run(cmd: &mut Command, input: &[u8]) -> Finished {
+pub(crate) fn run(cmd: &mut Command, input: &[u8]) -> Finished {
     let proc = Proc::start(cmd);
     proc.finish(input)
 }
 
 /// A running process; killed when dropped. stdout and stderr are collected by threads.
-pub struct Proc {
+pub(crate) struct Proc {
     child: Child,
     stdout: Option<std::thread::JoinHandle<Vec<u8>>>,
     stderr_lines: Receiver<String>,
@@ -151,7 +151,7 @@ impl Drop for Proc {
 
 impl Proc {
     /// Start `cmd` with piped stdin, stdout and stderr.
-    pub fn start(cmd: &mut Command) -> Proc {
+    pub(crate) fn start(cmd: &mut Command) -> Proc {
         let mut child = spawn_piped(cmd);
         let out = child.stdout.take().expect("stdout");
         Proc::adopt(child, out)
@@ -182,24 +182,24 @@ impl Proc {
         }
     }
 
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 
     /// Write to its stdin (kept open).
-    pub fn write(&mut self, bytes: &[u8]) {
+    pub(crate) fn write(&mut self, bytes: &[u8]) {
         let stdin = self.child.stdin.as_mut().expect("stdin still open");
         stdin.write_all(bytes).expect("write stdin");
         stdin.flush().expect("flush stdin");
     }
 
     /// Close its stdin (end-of-file).
-    pub fn close_stdin(&mut self) {
+    pub(crate) fn close_stdin(&mut self) {
         drop(self.child.stdin.take());
     }
 
     /// Wait for a stderr line containing `needle` (bounded by [`GUARD`]); returns it.
-    pub fn wait_stderr(&mut self, needle: &str) -> String {
+    pub(crate) fn wait_stderr(&mut self, needle: &str) -> String {
         let deadline = Instant::now() + GUARD;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -219,12 +219,12 @@ impl Proc {
     }
 
     /// SIGKILL it.
-    pub fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         self.child.kill().expect("kill");
     }
 
     /// Write `input`, close stdin, wait for the exit (bounded by [`GUARD`]).
-    pub fn finish(mut self, input: &[u8]) -> Finished {
+    pub(crate) fn finish(mut self, input: &[u8]) -> Finished {
         if let Some(mut stdin) = self.child.stdin.take() {
             let input = input.to_vec();
             // A writer thread: the process may not read all of it before it exits.
@@ -263,7 +263,7 @@ impl Proc {
 /// Start a listener program (`echo --listen`, `ipc-cat --listen`, the Python server)
 /// and return it with the endpoint it printed (`... listening on ENDPOINT`), read from
 /// stderr or stdout as the program does.
-pub fn start_listener(cmd: &mut Command, on_stdout: bool) -> (Proc, String) {
+pub(crate) fn start_listener(cmd: &mut Command, on_stdout: bool) -> (Proc, String) {
     if !on_stdout {
         let mut proc = Proc::start(cmd);
         let line = proc.wait_stderr("listening on ");

@@ -80,6 +80,19 @@ pub struct Subject {
     pub frames: Frames,
 }
 
+impl std::fmt::Debug for Subject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subject")
+            .field("transport", &self.transport.name())
+            .field("child_program", &self.child_program)
+            .field("big_frame", &self.big_frame)
+            .field("bulk_frame", &self.bulk_frame)
+            .field("one_client_at_a_time", &self.one_client_at_a_time)
+            .field("frames", &self.frames)
+            .finish()
+    }
+}
+
 impl Subject {
     /// A subject with the default scale, whose child is the current executable; its
     /// payloads travel as JSON strings when the transport's frames must be JSON texts

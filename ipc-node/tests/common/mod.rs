@@ -9,7 +9,7 @@ use std::time::Duration;
 
 /// Panic with a clear message unless `node` runs: these tests exercise real Node.js,
 /// and a missing `node` must fail the run (CI installs nodejs), never skip it.
-pub fn require_node() {
+pub(crate) fn require_node() {
     static CHECKED: OnceLock<Result<String, String>> = OnceLock::new();
     let version = CHECKED.get_or_init(|| match Command::new("node").arg("--version").output() {
         Ok(out) if out.status.success() => {
@@ -24,7 +24,7 @@ pub fn require_node() {
 }
 
 /// Run `fut`, failing the test if it takes longer than `secs` (a hang is a failure).
-pub async fn within<T>(secs: u64, what: &str, fut: impl Future<Output = T>) -> T {
+pub(crate) async fn within<T>(secs: u64, what: &str, fut: impl Future<Output = T>) -> T {
     match tokio::time::timeout(Duration::from_secs(secs), fut).await {
         Ok(value) => value,
         Err(_) => panic!("{what}: no result within {secs} s (hang)"),
