@@ -1,24 +1,9 @@
 //! Run the examples as a user would, over every transport they support, so they never
 //! rot. `cargo test` builds the examples next to this test binary (`target/*/examples`).
 
+use ipc::testkit::built_example;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-
-fn example(name: &str) -> PathBuf {
-    let mut dir = std::env::current_exe().expect("test exe path");
-    dir.pop(); // the test binary
-    if dir.ends_with("deps") {
-        dir.pop();
-    }
-    let path = dir.join("examples").join(name);
-    assert!(
-        path.exists(),
-        "{} not built: run through `cargo test`",
-        path.display()
-    );
-    path
-}
 
 /// Transports whose parent/child wiring the demos must run over: all of them but
 /// `node`, whose frames must be JSON (it has its own examples and tests/node.rs).
@@ -38,7 +23,7 @@ const SPAWN_TRANSPORTS: &[&str] = &[
 #[test]
 fn fork_ping_runs_over_every_transport() {
     for transport in SPAWN_TRANSPORTS {
-        let out = Command::new(example("fork_ping"))
+        let out = Command::new(built_example("fork_ping"))
             .args(["--transport", transport, "--count", "200"])
             .output()
             .expect("run fork_ping");
@@ -67,7 +52,7 @@ fn fork_ping_runs_over_every_transport() {
 
 #[test]
 fn fork_ping_with_count_zero_says_nothing_was_measured() {
-    let out = Command::new(example("fork_ping"))
+    let out = Command::new(built_example("fork_ping"))
         .args(["--count", "0", "--size", "1048576"])
         .output()
         .expect("run fork_ping");
@@ -89,7 +74,7 @@ fn fork_ping_with_count_zero_says_nothing_was_measured() {
 fn signals_graceful_stop_over_every_transport() {
     for transport in SPAWN_TRANSPORTS {
         for (signal, name) in [("term", "SIGTERM"), ("int", "SIGINT")] {
-            let out = Command::new(example("signals"))
+            let out = Command::new(built_example("signals"))
                 .args(["--transport", transport, "--signal", signal, "--after", "3"])
                 .output()
                 .expect("run signals");
@@ -121,7 +106,7 @@ fn signals_graceful_stop_over_every_transport() {
 #[test]
 fn signals_kill_is_noticed_over_every_transport() {
     for transport in SPAWN_TRANSPORTS {
-        let out = Command::new(example("signals"))
+        let out = Command::new(built_example("signals"))
             .args(["--transport", transport, "--signal", "kill", "--after", "3"])
             .output()
             .expect("run signals");
@@ -139,7 +124,7 @@ fn signals_kill_is_noticed_over_every_transport() {
 
 #[test]
 fn fork_ping_lists_only_the_transports_that_can_carry_it() {
-    let out = Command::new(example("fork_ping"))
+    let out = Command::new(built_example("fork_ping"))
         .arg("--list")
         .output()
         .expect("run fork_ping --list");
@@ -158,7 +143,7 @@ fn fork_ping_and_signals_refuse_node_and_name_the_transports_that_work() {
         ("signals", &["--transport", "node"]),
     ];
     for &(demo, args) in demos {
-        let out = Command::new(example(demo))
+        let out = Command::new(built_example(demo))
             .args(args)
             .output()
             .unwrap_or_else(|e| panic!("run {demo}: {e}"));
@@ -182,7 +167,7 @@ fn fork_ping_and_signals_refuse_node_and_name_the_transports_that_work() {
 #[test]
 fn echo_refuses_a_transport_that_cannot_listen() {
     for endpoint in ["pipe:fd=3,4", "stdio:"] {
-        let out = Command::new(example("echo"))
+        let out = Command::new(built_example("echo"))
             .args(["--listen", endpoint])
             .output()
             .expect("run echo");
@@ -198,7 +183,7 @@ fn echo_refuses_a_transport_that_cannot_listen() {
 
 #[test]
 fn fork_ping_rejects_an_unknown_transport() {
-    let out = Command::new(example("fork_ping"))
+    let out = Command::new(built_example("fork_ping"))
         .args(["--transport", "carrier-pigeon"])
         .output()
         .expect("run fork_ping");
@@ -226,7 +211,7 @@ impl Drop for Server {
 
 impl Server {
     fn start(listen: &str, token: Option<&str>) -> Server {
-        let mut cmd = Command::new(example("echo"));
+        let mut cmd = Command::new(built_example("echo"));
         cmd.args(["--listen", listen])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -283,7 +268,7 @@ impl Server {
 /// Run `echo --connect ENDPOINT` with `lines` on stdin.
 fn run_client(endpoint: &str, lines: &str, token: Option<&str>) -> std::process::Output {
     {
-        let mut cmd = Command::new(example("echo"));
+        let mut cmd = Command::new(built_example("echo"));
         cmd.args(["--connect", endpoint])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

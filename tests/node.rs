@@ -6,6 +6,7 @@
 //!
 //! `node` must be on PATH: without it these tests fail (CI installs nodejs).
 
+use ipc::testkit::built_example;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -24,22 +25,6 @@ fn require_node() {
         ),
         Err(e) => panic!("cannot run `node` ({e}): these tests need Node.js on PATH (v20+)"),
     }
-}
-
-/// A built example: `target/<profile>/examples/NAME` (cargo test builds them).
-fn example(name: &str) -> PathBuf {
-    let mut dir = std::env::current_exe().expect("test exe path");
-    dir.pop(); // the test binary
-    if dir.ends_with("deps") {
-        dir.pop();
-    }
-    let path = dir.join("examples").join(name);
-    assert!(
-        path.exists(),
-        "{} not built: run through `cargo test`",
-        path.display()
-    );
-    path
 }
 
 fn repo_file(rel: &str) -> PathBuf {
@@ -68,13 +53,13 @@ fn assert_ok(what: &str, out: &Output) -> String {
 }
 
 #[tokio::test]
-async fn node_parent_js_forks_the_rust_child_example() {
+async fn node_parent_js_forks_the_rust_child_built_example() {
     require_node();
     for flag in [None, Some("--spawn")] {
         let mut command = Command::new("node");
         command.arg(repo_file("examples/node/parent.js"));
         command.args(flag);
-        command.arg(example("node_child"));
+        command.arg(built_example("node_child"));
         let out = output_within(120, command).await;
         let stdout = assert_ok(&format!("parent.js {flag:?}"), &out);
         assert!(
@@ -91,7 +76,7 @@ async fn node_parent_js_forks_the_rust_child_example() {
 #[tokio::test]
 async fn rust_parent_example_forks_the_node_child() {
     require_node();
-    let mut command = Command::new(example("node_parent"));
+    let mut command = Command::new(built_example("node_parent"));
     command
         .arg("--script")
         .arg(repo_file("examples/node/child.js"));
@@ -107,7 +92,7 @@ async fn rust_parent_example_forks_the_node_child() {
 
 #[tokio::test]
 async fn node_child_example_explains_itself_when_not_forked_by_node() {
-    let out = output_within(30, Command::new(example("node_child"))).await;
+    let out = output_within(30, Command::new(built_example("node_child"))).await;
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("forked by Node.js"));
 }

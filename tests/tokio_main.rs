@@ -5,7 +5,7 @@
 //! starts, refuses such programs with an error that says so instead of letting a frame
 //! kill them. Real processes; `cargo test` builds the example next to this test binary.
 
-use std::path::PathBuf;
+use ipc::testkit::built_example;
 use std::process::Command;
 use std::time::Duration;
 
@@ -21,25 +21,10 @@ const GUARD: Duration = Duration::from_secs(20);
 /// The ping, a JSON text so that every transport carries it (`node` frames are JSON).
 const PING: &[u8] = br#""ping""#;
 
-fn example(name: &str) -> PathBuf {
-    let mut dir = std::env::current_exe().expect("test exe path");
-    dir.pop(); // the test binary
-    if dir.ends_with("deps") {
-        dir.pop();
-    }
-    let path = dir.join("examples").join(name);
-    assert!(
-        path.exists(),
-        "{} not built: run through `cargo test`",
-        path.display()
-    );
-    path
-}
-
 #[test]
 fn the_tokio_main_example_pings_its_child_over_every_default_transport() {
     for transport in DEFAULT_TRANSPORTS {
-        let out = Command::new(example("tokio_main"))
+        let out = Command::new(built_example("tokio_main"))
             .args(["--transport", transport])
             .output()
             .expect("run tokio_main");
@@ -64,7 +49,7 @@ fn the_tokio_main_example_pings_its_child_over_every_default_transport() {
 async fn ping_a_tokio_main_child(transport: &str) {
     let run = async {
         let t = ipc::registry().get(transport)?;
-        let (mut child, mut ch) = t.spawn(Command::new(example("tokio_main"))).await?;
+        let (mut child, mut ch) = t.spawn(Command::new(built_example("tokio_main"))).await?;
         ch.send(Bytes::from_static(PING)).await?;
         let pong = ch.recv().await?;
         ch.close().await?;
@@ -105,7 +90,7 @@ fn says_what_to_call(message: &str) -> bool {
 #[cfg(feature = "signal")]
 #[test]
 fn the_tokio_main_example_over_signal_gets_a_clear_error_not_a_kill() {
-    let out = Command::new(example("tokio_main"))
+    let out = Command::new(built_example("tokio_main"))
         .args(["--transport", "signal"])
         .output()
         .expect("run tokio_main");
@@ -119,7 +104,7 @@ fn the_tokio_main_example_over_signal_gets_a_clear_error_not_a_kill() {
 #[tokio::test(flavor = "current_thread")]
 async fn the_signal_transport_refuses_a_tokio_test_that_did_not_block_its_signals() {
     let t = ipc::registry().get("signal").expect("signal is built");
-    match t.spawn(Command::new(example("tokio_main"))).await {
+    match t.spawn(Command::new(built_example("tokio_main"))).await {
         Err(e @ ipc::Error::Unsupported { .. }) => {
             assert!(says_what_to_call(&e.to_string()), "{e}")
         }

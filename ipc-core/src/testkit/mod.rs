@@ -41,7 +41,7 @@ pub use alloc::{AllocProbe, CountingAlloc};
 pub use cases::{cases, Case};
 pub use child::{child_main, Role};
 pub use frames::Frames;
-pub use reexec::{child_command, role, ChildRole, CHILD_TEST};
+pub use reexec::{built_example, child_command, role, ChildRole, CHILD_TEST};
 
 use crate::error::{Error, Result};
 use crate::frame::FrameConfig;

@@ -141,6 +141,30 @@ pub fn child_command<R: ChildRole>(role: R) -> Command {
     command_for(this_executable(), role)
 }
 
+/// A built example of the package under test, `target/<profile>/examples/NAME`, for an
+/// integration test that runs it (`cargo test` builds a package's examples next to its
+/// test binaries). Panics, saying how to build it, if it is not there.
+///
+/// ```no_run
+/// let fork_ping = ipc_core::testkit::built_example("fork_ping");
+/// let out = std::process::Command::new(fork_ping).arg("--list").output().unwrap();
+/// # let _ = out;
+/// ```
+pub fn built_example(name: &str) -> PathBuf {
+    let mut dir = this_executable();
+    dir.pop(); // the test binary
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    let path = dir.join("examples").join(name);
+    assert!(
+        path.exists(),
+        "{} not built: run the tests through `cargo test`, which builds the examples",
+        path.display()
+    );
+    path
+}
+
 /// `program` as a command that starts it as a child playing `role`.
 pub(crate) fn command_for<R: ChildRole>(program: impl AsRef<OsStr>, role: R) -> Command {
     let mut command = Command::new(program);
