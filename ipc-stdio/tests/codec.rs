@@ -374,3 +374,58 @@ proptest! {
         let _ = c.decode_eof(&mut buf);
     }
 }
+
+/// What one line becomes when read: `Frame(bytes)`, `Err(kind)` or `Skipped`.
+fn read_one(line: &[u8]) -> String {
+    let mut c = codec(1024);
+    let mut buf = BytesMut::from(line);
+    match c.decode(&mut buf) {
+        Ok(Some(Decoded::Frame(f))) => format!("frame {:?}", String::from_utf8_lossy(&f)),
+        Ok(Some(other)) => format!("{other:?}"),
+        Ok(None) => "skipped".to_string(),
+        Err(e) => format!("error {e:?}"),
+    }
+}
+
+/// What one frame becomes on the wire.
+fn written(frame: &[u8]) -> String {
+    String::from_utf8(wire(frame)).expect("UTF-8 line")
+}
+
+/// PROTOCOL.md §9, "the exact dialect": each edge case, read and written.
+#[test]
+fn dialect_probe() {
+    for line in [
+        &b"\"\\ud800\"\n"[..],
+        b"1e400\n",
+        b"-1e400\n",
+        b"123456789012345678901234567890\n",
+        b"NaN\n",
+        b"{\"$bytes\":\"AA==\",\"x\":1}\n",
+        b"{\"$ipc\":\"goodbye\",\"x\":1}\n",
+        b"   \t \n",
+        b"{\"a\":1}\r\n",
+        b"\r\n",
+    ] {
+        eprintln!(
+            "READ {:?} -> {}",
+            String::from_utf8_lossy(line),
+            read_one(line)
+        );
+    }
+    for frame in [
+        &b"\"\\ud800\""[..],
+        b"1e400",
+        b"123456789012345678901234567890",
+        b"NaN",
+        b"{\"$bytes\":\"AA==\",\"x\":1}",
+        b"   ",
+        b"{\"a\":1}\r",
+    ] {
+        eprintln!(
+            "WRITE {:?} -> {:?}",
+            String::from_utf8_lossy(frame),
+            written(frame)
+        );
+    }
+}
