@@ -223,3 +223,44 @@ close(sock)
     out.expect_code(0, "the §1 sample");
     assert_eq!(out.stdout_text(), "ONE\n\nTWO\n");
 }
+
+/// §11: `node:fd=N` is Node's channel: one JSON text per `\n`-terminated line on a
+/// Unix stream socket, no length prefix, no goodbye line; a line that is not JSON is
+/// refused, the next one read. Here a Python script holds the other end of a
+/// socketpair and a Rust process (ipc-cat) opens `node:fd=N`.
+#[test]
+fn node_fd_is_one_json_text_per_line() {
+    let Some(python) = python() else { return };
+    let script = format!(
+        r#"
+import subprocess
+ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+cat = subprocess.Popen([{cat:?}, "--json", "node:fd=%d" % theirs.fileno()],
+                       pass_fds=[theirs.fileno()], stdin=subprocess.PIPE,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+theirs.close()
+ours.sendall(b'{{"a":1}}\nnot json\n"two"\r\n')
+print("got", cat.stdout.readline().decode().strip())
+print("got", cat.stdout.readline().decode().strip())
+cat.stdin.write(b'{{"b":2}}\n')
+cat.stdin.flush()
+f = ours.makefile("rb")
+print("wire", repr(f.readline()))
+cat.stdin.close()
+rest = f.read()
+print("after stdin ended", repr(rest))
+f.close()
+ours.close()
+print("exit", cat.wait())
+sys.stderr.write(cat.stderr.read().decode())
+"#,
+        cat = env!("CARGO_BIN_EXE_ipc-cat")
+    );
+    let out = run(&mut py(python, &script), b"");
+    out.expect_code(0, "node:fd");
+    assert_eq!(
+        out.stdout_text(),
+        "got {\"a\":1}\ngot \"two\"\nwire b'{\"b\":2}\\n'\nafter stdin ended b''\nexit 0\n"
+    );
+    assert!(out.stderr.contains("not json"), "{}", out.stderr);
+}
