@@ -264,3 +264,78 @@ sys.stderr.write(cat.stderr.read().decode())
     );
     assert!(out.stderr.contains("not json"), "{}", out.stderr);
 }
+
+/// A Python FIFO listener, written from §8's "listener's side" steps; `LOCK` says
+/// whether it creates `DIR/lock` (step 2).
+const FIFO_LISTENER: &str = r#"
+import select, shutil, subprocess, tempfile
+LOCK = LOCK_SETTING
+d = tempfile.mkdtemp()                                        # (1) DIR, mode 0700
+if LOCK:
+    fd = os.open(d + "/lock", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)   # (2)
+    os.write(fd, b"%d\n" % os.getpid()); os.close(fd)
+def fifo_pair():                                              # (3)
+    for name in ("c2s", "s2c"):
+        os.mkfifo(d + "/" + name + ".new", 0o600)
+    rx = os.open(d + "/c2s.new", os.O_RDONLY | os.O_NONBLOCK)
+    placeholder = os.open(d + "/s2c.new", os.O_RDONLY | os.O_NONBLOCK)
+    tx = os.open(d + "/s2c.new", os.O_WRONLY | os.O_NONBLOCK)
+    os.close(placeholder)
+    os.rename(d + "/c2s.new", d + "/c2s"); os.rename(d + "/s2c.new", d + "/s2c")
+    return rx, tx
+rx, tx = fifo_pair()
+client = subprocess.Popen([CAT, "fifo:" + d], stdin=subprocess.PIPE,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+client.stdin.write(b"ping\n"); client.stdin.close()
+p = select.poll(); p.register(rx, select.POLLIN)
+while not p.poll(100):                                        # (4) wait for the hello
+    if client.poll() is not None:
+        print("client exited", client.returncode, client.stderr.read().decode().strip())
+        shutil.rmtree(d)
+        sys.exit(0)
+os.set_blocking(rx, True); os.set_blocking(tx, True)
+class Fd:
+    def __init__(self, fd): self.fd = fd
+    def recv(self, n): return os.read(self.fd, n)
+    def sendall(self, b): os.write(self.fd, b)
+hello = read_frame(Fd(rx))
+assert hello == b"ipc-fifo/1 pid=%d" % client.pid, hello
+assert sorted(os.listdir(d)) == ["lock"], os.listdir(d)      # the client claimed the pair
+fifo_pair()                                                   # (5) the next client's pair
+print("frame", read_frame(Fd(rx)))                           # (6) frames
+write_frame(Fd(tx), b"pong")
+print("goodbye", read_frame(Fd(rx)) is None)
+os.write(tx, b"\xff\xff\xff\xff"); os.close(tx)
+print("client", client.wait(), client.stdout.read())
+shutil.rmtree(d)
+"#;
+
+fn fifo_listener(python: &str, lock: bool) -> String {
+    let script = FIFO_LISTENER
+        .replace("LOCK_SETTING", if lock { "True" } else { "False" })
+        .replace("CAT", &format!("{:?}", env!("CARGO_BIN_EXE_ipc-cat")));
+    let out = run(&mut py(python, &script), b"");
+    out.expect_code(0, "the Python fifo listener");
+    out.stdout_text()
+}
+
+/// §8, the listener's side: a Python listener that follows the steps serves a Rust
+/// client (ipc-cat `fifo:DIR`): hello with the client's pid, a frame each way, the
+/// goodbye both ways.
+#[test]
+fn a_fifo_listener_written_from_the_document_serves_a_rust_client() {
+    let Some(python) = python() else { return };
+    assert_eq!(
+        fifo_listener(python, true),
+        "frame b'ping'\ngoodbye True\nclient 0 b'pong\\n'\n"
+    );
+}
+
+/// §8: without `DIR/lock` a client refuses to connect ("no fifo listener").
+#[test]
+fn a_fifo_directory_without_the_lock_file_has_no_listener() {
+    let Some(python) = python() else { return };
+    let out = fifo_listener(python, false);
+    assert!(out.starts_with("client exited"), "{out}");
+    assert!(out.contains("no fifo listener"), "{out}");
+}
