@@ -278,6 +278,76 @@ mod tests {
         out
     }
 
+    /// What one line becomes, read: `frame TEXT`, `rejected`, `internal` or `skipped`.
+    fn read_one(line: &[u8]) -> String {
+        let mut codec = codec(1024);
+        match decode_all(&mut codec, line, line.len()).as_slice() {
+            [] => "skipped".to_string(),
+            [Inbound::Message(f)] => format!("frame {}", String::from_utf8_lossy(f)),
+            [Inbound::Rejected(Error::Decode { .. })] => "rejected".to_string(),
+            [Inbound::Internal(cmd)] => format!("internal {cmd}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// What sending one frame does: `wire TEXT` or `refused`.
+    fn sent(frame: &[u8]) -> String {
+        let mut wire = BytesMut::new();
+        match codec(1024).encode(Outbound::Data(Bytes::copy_from_slice(frame)), &mut wire) {
+            Ok(()) => format!("wire {}", String::from_utf8_lossy(&wire)),
+            Err(Error::Decode { .. }) => "refused".to_string(),
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// PROTOCOL.md §11, the exact JSON dialect of `node:fd=N`, edge case by edge case.
+    #[test]
+    fn the_json_dialect_edge_cases() {
+        for (line, outcome) in [
+            (&b"\"\\ud800\"\n"[..], "rejected"),
+            (b"\"\\ud83d\\ude00\"\n", "frame \"\\ud83d\\ude00\""),
+            (b"1e400\n", "rejected"),
+            (
+                b"123456789012345678901234567890\n",
+                "frame 123456789012345678901234567890",
+            ),
+            (b"NaN\n", "rejected"),
+            (
+                b"{\"$bytes\":\"AA==\",\"x\":1}\n",
+                "frame {\"$bytes\":\"AA==\",\"x\":1}",
+            ),
+            (b"{\"$ipc\":\"goodbye\"}\n", "frame {\"$ipc\":\"goodbye\"}"),
+            (b"{\"cmd\":\"NODE_X\",\"a\":1}\n", "internal NODE_X"),
+            (b"   \t \n", "rejected"),
+            (b"\n", "skipped"),
+            (b"\r\n", "skipped"),
+            (b"{\"a\":1}\r\n", "frame {\"a\":1}"),
+            (b" {\"a\":1} \n", "frame  {\"a\":1} "),
+        ] {
+            assert_eq!(
+                read_one(line),
+                outcome,
+                "{:?}",
+                String::from_utf8_lossy(line)
+            );
+        }
+        for (frame, outcome) in [
+            (&b"\"\\ud800\""[..], "refused"),
+            (b"1e400", "refused"),
+            (b"NaN", "refused"),
+            (b"   ", "refused"),
+            (b"", "refused"),
+            (
+                b"{\"$bytes\":\"AA==\",\"x\":1}",
+                "wire {\"$bytes\":\"AA==\",\"x\":1}\n",
+            ),
+            (b"{\"a\":1}\r", "wire {\"a\":1}\r\n"),
+            (b"{\"cmd\":\"NODE_X\"}", "refused"),
+        ] {
+            assert_eq!(sent(frame), outcome, "{:?}", String::from_utf8_lossy(frame));
+        }
+    }
+
     #[test]
     fn goodbye_line_is_a_message_and_internal_is_reported() {
         let mut codec = codec(1024);

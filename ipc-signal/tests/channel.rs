@@ -114,6 +114,9 @@ ipc_core::child_roles! {
         CloseExit,
         /// Drop the sending half in the middle of a 64 KiB frame.
         DropTxMidFrame,
+        /// Close (goodbye), read one more frame, drop the channel (GONE), say
+        /// `dropped` on stdout, and live on until stdin ends.
+        CloseThenDrop,
     }
 }
 
@@ -239,6 +242,20 @@ async fn run_child(role: Role) -> Result<()> {
             use std::io::Write;
             std::io::stdout().flush()?;
             while rx.recv().await?.is_some() {}
+            Ok(())
+        }
+        Role::CloseThenDrop => {
+            ch.close().await?;
+            let frame = ch.recv().await?;
+            ensure!(
+                frame.as_deref() == Some(&b"still reading"[..]),
+                "child: got {frame:?}"
+            );
+            drop(ch);
+            println!("dropped");
+            use std::io::{Read, Write};
+            std::io::stdout().flush()?;
+            std::io::stdin().read_to_end(&mut Vec::new())?;
             Ok(())
         }
         Role::Stray => unreachable!("handled above"),
@@ -630,6 +647,52 @@ async fn dropped_send_half_mid_frame_is_peer_lost() -> Result<()> {
     Ok(())
 }
 
+/// PROTOCOL.md §10, goodbye vs GONE: the goodbye (a DATA header) only ends the
+/// peer's frames, and it still reads ours; GONE (a CONTROL word) says its channel is
+/// dropped: while the process lives on, our `send` fails (`Closed`, as the goodbye
+/// came first) instead of queueing signals nobody reads.
+async fn goodbye_ends_frames_gone_ends_the_channel() -> Result<()> {
+    use tokio::io::AsyncBufReadExt;
+    let mut cmd = child_command(Role::CloseThenDrop)?;
+    cmd.stdout(std::process::Stdio::piped())
+        .stdin(std::process::Stdio::piped());
+    let (mut child, mut ch) = ipc_signal::spawn(cmd, FrameConfig::default()).await?;
+    let stdout = child
+        .inner_mut()
+        .stdout
+        .take()
+        .ok_or_else(|| fail("no stdout"))?;
+    ensure!(ch.recv().await?.is_none(), "expected the child's goodbye");
+    ch.send(Bytes::from_static(b"still reading")).await?;
+    let mut line = String::new();
+    tokio::io::BufReader::new(stdout)
+        .read_line(&mut line)
+        .await?;
+    ensure!(line.trim() == "dropped", "child said {line:?}");
+    ensure!(
+        child.inner_mut().try_wait()?.is_none(),
+        "the child must still run"
+    );
+    // GONE travels like any signal: sends made before it is routed here still go out
+    // (and are dropped by the child); the first one after fails, and none blocks.
+    let refused = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            match ch.send(Bytes::from_static(b"late")).await {
+                Ok(()) => tokio::task::yield_now().await,
+                other => return other,
+            }
+        }
+    })
+    .await;
+    match refused {
+        Ok(Err(Error::Closed)) => {}
+        other => return Err(fail(format!("after GONE: expected Closed, got {other:?}"))),
+    }
+    drop(child.inner_mut().stdin.take());
+    ensure!(child.wait().await?.success(), "child failed");
+    Ok(())
+}
+
 /// Two children at once, traffic to and from both interleaved: each gets its own.
 async fn two_children_interleaved() -> Result<()> {
     let (mut a, cha) = spawn(Role::Echo, FrameConfig::default()).await?;
@@ -804,6 +867,9 @@ fn main() {
         }),
         ("dropped_send_half_mid_frame_is_peer_lost", || {
             on_runtime(dropped_send_half_mid_frame_is_peer_lost())
+        }),
+        ("goodbye_ends_frames_gone_ends_the_channel", || {
+            on_runtime(goodbye_ends_frames_gone_ends_the_channel())
         }),
         ("two_children_interleaved", || {
             on_runtime(two_children_interleaved())

@@ -374,3 +374,77 @@ proptest! {
         let _ = c.decode_eof(&mut buf);
     }
 }
+
+/// What one line becomes when read: `frame TEXT`, `rejected`, `skipped` or `goodbye`.
+fn read_one(line: &[u8]) -> String {
+    let mut c = codec(1024);
+    let mut buf = BytesMut::from(line);
+    match c.decode(&mut buf) {
+        Ok(Some(Decoded::Frame(f))) => format!("frame {}", String::from_utf8_lossy(&f)),
+        Ok(Some(Decoded::Rejected(Error::Decode { .. }))) => "rejected".to_string(),
+        Ok(Some(Decoded::Goodbye)) => "goodbye".to_string(),
+        Ok(None) => "skipped".to_string(),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// The line one frame becomes when written.
+fn written(frame: &[u8]) -> String {
+    String::from_utf8(wire(frame)).expect("UTF-8 line")
+}
+
+/// PROTOCOL.md §9, "the exact dialect": each edge case, read and written. A frame that
+/// is not a JSON text this codec reads back as itself travels as `$bytes`, so every
+/// frame still round-trips.
+#[test]
+fn the_json_dialect_edge_cases() {
+    for (line, outcome) in [
+        (&b"\"\\ud800\"\n"[..], "rejected"),
+        (b"\"\\ud83d\\ude00\"\n", "frame \"\\ud83d\\ude00\""),
+        (b"1e400\n", "rejected"),
+        (b"-1e400\n", "rejected"),
+        (
+            b"123456789012345678901234567890\n",
+            "frame 123456789012345678901234567890",
+        ),
+        (b"NaN\n", "rejected"),
+        (b"Infinity\n", "rejected"),
+        (b"{\"$bytes\":\"AA==\",\"x\":1}\n", "rejected"),
+        (b"{\"$ipc\":\"goodbye\",\"x\":1}\n", "rejected"),
+        (b"{\"$bytes\":1}\n", "rejected"),
+        (b"{ \"$ipc\" : \"goodbye\" }\n", "goodbye"),
+        (b"   \t \n", "rejected"),
+        (b"\n", "skipped"),
+        (b"\r\n", "skipped"),
+        (b"{\"a\":1}\r\n", "frame {\"a\":1}"),
+    ] {
+        assert_eq!(
+            read_one(line),
+            outcome,
+            "{:?}",
+            String::from_utf8_lossy(line)
+        );
+    }
+    for (frame, line) in [
+        (&b"\"\\ud800\""[..], "{\"$bytes\":\"Ilx1ZDgwMCI=\"}\n"),
+        (b"1e400", "{\"$bytes\":\"MWU0MDA=\"}\n"),
+        (
+            b"123456789012345678901234567890",
+            "123456789012345678901234567890\n",
+        ),
+        (b"NaN", "{\"$bytes\":\"TmFO\"}\n"),
+        (
+            b"{\"$bytes\":\"AA==\",\"x\":1}",
+            "{\"$bytes\":\"eyIkYnl0ZXMiOiJBQT09IiwieCI6MX0=\"}\n",
+        ),
+        (b"   ", "{\"$bytes\":\"ICAg\"}\n"),
+        (b"{\"a\":1}\r", "{\"$bytes\":\"eyJhIjoxfQ0=\"}\n"),
+    ] {
+        assert_eq!(written(frame), line, "{:?}", String::from_utf8_lossy(frame));
+        let mut c = codec(1024);
+        assert_eq!(
+            frames(&decode_all(&mut c, line.as_bytes(), 3)),
+            vec![frame.to_vec()]
+        );
+    }
+}

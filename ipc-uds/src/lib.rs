@@ -7,7 +7,7 @@
 //! | how | API | endpoint |
 //! |---|---|---|
 //! | parent spawns a child, socketpair inherited as fd 3 | [`spawn`] | `uds:fd=3` (child side) |
-//! | server on a socket file (0600, in a 0700 dir when created) | [`UdsListener`], [`connect`] | `unix:/run/app.sock` |
+//! | server on a socket file (0600, in a 0700 dir when created; an existing dir others can write is refused unless sticky) | [`UdsListener`], [`connect`] | `unix:/run/app.sock` |
 //! | server on a Linux abstract name | [`UdsListener`], [`connect`] | `unix:@app` |
 //! | two ends in this process | [`pair`] | — |
 //! | chosen at run time | [`UdsTransport`] (`"uds"`) | any of the above |

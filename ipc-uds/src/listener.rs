@@ -115,7 +115,9 @@ impl UdsListenerBuilder {
 /// (`unix:@name`).
 ///
 /// A path listener creates its socket file with mode 0600 (and missing parent
-/// directories with mode 0700) without a window in which another user could connect,
+/// directories with mode 0700; an existing directory is used as it is, unless it is
+/// group- or world-writable without the sticky bit: then `bind` fails with
+/// `PermissionDenied`) without a window in which another user could connect,
 /// replaces a stale socket file only when nothing answers on it, never replaces a file
 /// that is not a socket, and removes its socket file when dropped (only if the file at
 /// the path is still the one it created).
@@ -161,7 +163,9 @@ impl UdsListener {
     ///
     /// For a path that already exists: a socket nobody answers on is replaced; a socket
     /// a live server answers on gives an [`Error::Io`] of kind `AddrInUse` naming that
-    /// server's pid; anything else is left alone and refused.
+    /// server's pid; anything else is left alone and refused. A socket's existing
+    /// directory that others could write to (group- or world-writable, no sticky bit)
+    /// is refused with an [`Error::Io`] of kind `PermissionDenied`.
     ///
     /// # Panics
     /// Outside a Tokio runtime (like `tokio::net::UnixListener::bind`).

@@ -5,6 +5,12 @@
 //! can connect while the mode is being set), then the socket is hard-linked onto the
 //! final path. `link(2)` never replaces an existing file, so a file that appeared at the
 //! path meanwhile is never clobbered.
+//!
+//! Missing directories are created 0700. An existing directory is used as it is (its
+//! mode is never changed), unless other users could remove or replace the socket file
+//! in it: a group- or world-writable directory without the sticky bit is refused
+//! (`PermissionDenied`). A sticky one such as `/tmp` is accepted: there only the owner
+//! may remove the file, and the socket's own 0600 mode keeps others from connecting.
 
 use std::collections::BTreeSet;
 use std::fs::{self, DirBuilder, Permissions};
@@ -77,6 +83,9 @@ pub(crate) fn bind_path(path: &Path) -> Result<(StdUnixListener, SocketFile)> {
         _ => PathBuf::from("."),
     };
     let mut dirs = create_private_dirs(&parent)?;
+    if !dirs.contains(&parent) {
+        check_existing_dir(&parent)?;
+    }
     clear_stale(path)?;
 
     let staging = tempfile::Builder::new()
@@ -178,6 +187,31 @@ fn create_private_dirs(dir: &Path) -> Result<Vec<PathBuf>> {
     }
     created.reverse();
     Ok(created)
+}
+
+/// Refuse an existing directory in which other users could remove or replace our
+/// socket file: writable by group or others, without the sticky bit.
+fn check_existing_dir(dir: &Path) -> Result<()> {
+    let meta = fs::metadata(dir).map_err(|e| {
+        io_err(
+            e.kind(),
+            format!("cannot inspect the directory {}: {e}", dir.display()),
+        )
+    })?;
+    let mode = meta.mode() & 0o7777;
+    let sticky = mode & 0o1000 != 0;
+    if mode & 0o022 != 0 && !sticky {
+        return Err(io_err(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "{} has mode {mode:04o}: other users could remove or replace the socket \
+                 file in it; use a directory only you can write to (e.g. chmod 700 it), \
+                 or a path whose directory does not exist yet (it is created 0700)",
+                dir.display()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// What answered at a socket path.

@@ -348,3 +348,43 @@ async fn the_socket_file_mode_keeps_other_users_out() {
     assert_eq!(connect_as_nobody(&endpoint).await, 2, "nobody gets EACCES");
     drop(listener);
 }
+
+/// PROTOCOL.md §2: an existing directory is used as it is, unless others could replace
+/// the socket file in it (group/world-writable without the sticky bit): then `listen`
+/// refuses with `PermissionDenied` naming the directory and its mode.
+#[tokio::test]
+async fn an_existing_directory_others_can_write_is_refused_unless_sticky() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    for (bits, accepted) in [
+        (0o755, true),
+        (0o700, true),
+        (0o1777, true),
+        (0o777, false),
+        (0o770, false),
+        (0o702, false),
+    ] {
+        let dir = tmp.path().join(format!("d{bits:o}"));
+        fs::create_dir(&dir).expect("mkdir");
+        fs::set_permissions(&dir, fs::Permissions::from_mode(bits)).expect("chmod");
+        let path = dir.join("s.sock");
+        match UdsListener::bind(&Endpoint::UnixPath(path.clone()), FrameConfig::default()) {
+            Ok(listener) => {
+                assert!(accepted, "{bits:04o} was accepted");
+                assert_eq!(mode(&path), 0o600);
+                drop(listener);
+            }
+            Err(Error::Io(e)) => {
+                assert!(!accepted, "{bits:04o} refused: {e}");
+                assert_eq!(e.kind(), std::io::ErrorKind::PermissionDenied, "{e}");
+                let msg = e.to_string();
+                assert!(msg.contains(&format!("{bits:04o}")), "{msg}");
+                assert!(msg.contains(&dir.display().to_string()), "{msg}");
+                assert!(!path.exists(), "nothing was created");
+            }
+            Err(e) => panic!("{bits:04o}: unexpected error {e}"),
+        }
+        // The directory's own mode is never changed.
+        let now = fs::metadata(&dir).expect("stat").permissions().mode() & 0o7777;
+        assert_eq!(now, bits);
+    }
+}
