@@ -303,7 +303,8 @@ fn run_client(endpoint: &str, lines: &str, token: Option<&str>) -> std::process:
     }
 }
 
-fn raw_send(endpoint: &str, bytes: &[u8]) {
+/// Send `bytes` on a raw connection, then read until the server ends it: what it sent.
+fn raw_send(endpoint: &str, bytes: &[u8]) -> Vec<u8> {
     let mut stream: Box<dyn ReadWrite> = if let Some(addr) = endpoint.strip_prefix("tcp://") {
         Box::new(std::net::TcpStream::connect(addr).expect("raw tcp connect"))
     } else {
@@ -314,6 +315,7 @@ fn raw_send(endpoint: &str, bytes: &[u8]) {
     // The server drops us: EOF or reset, never a hang.
     let mut sink = Vec::new();
     let _ = stream.read_to_end(&mut sink);
+    sink
 }
 
 trait ReadWrite: Read + Write {}
@@ -333,7 +335,7 @@ fn echo_serves_clients_and_survives_bad_ones(listen: &str, token: Option<&str>) 
     assert_eq!(String::from_utf8_lossy(&b.stdout), "three\n");
 
     // Garbage: an HTTP request where a frame (or handshake) should be.
-    raw_send(&server.endpoint, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    let _ = raw_send(&server.endpoint, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
     let why = server.wait_log_any(&["refused", "dropped"]);
     assert!(
         why.contains("not an ipc client") || why.contains("exceeds the limit"),
@@ -343,9 +345,21 @@ fn echo_serves_clients_and_survives_bad_ones(listen: &str, token: Option<&str>) 
     // A huge length prefix after a valid start (for TCP after a good handshake, the
     // echo client is used for that; here raw): 0x7fffffff bytes announced.
     if listen.starts_with("unix:") {
-        raw_send(&server.endpoint, &[0x7f, 0xff, 0xff, 0xff, 1, 2, 3]);
+        let reply = raw_send(&server.endpoint, &[0x7f, 0xff, 0xff, 0xff, 1, 2, 3]);
         let why = server.wait_log("exceeds the limit");
         assert!(why.contains("2147483647"), "{why}");
+        // The client is told why, in a last frame, before the server drops it (no
+        // goodbye: the end is an abort).
+        let text = String::from_utf8_lossy(reply.get(4..).unwrap_or_default());
+        assert!(
+            reply.len() > 4 && text.starts_with("error: ") && text.contains("exceeds the limit"),
+            "the dropped client should get an error frame saying why, got {reply:?}"
+        );
+        assert_eq!(
+            u32::from_be_bytes(reply[..4].try_into().expect("a length prefix")) as usize,
+            reply.len() - 4,
+            "one whole frame and no goodbye: {reply:?}"
+        );
     }
 
     // Still serving.
