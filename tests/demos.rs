@@ -391,3 +391,31 @@ fn echo_over_tcp_refuses_a_wrong_token() {
     let ok = server.client("hi\n", Some("right"));
     assert_eq!(String::from_utf8_lossy(&ok.stdout), "hi\n");
 }
+
+/// The README promises that over stdio a stray non-JSON line is one `Decode` error, not
+/// fatal: fork_ping's child skips it and keeps answering.
+#[test]
+fn fork_ping_child_survives_a_stray_non_json_line_over_stdio() {
+    let mut child = Command::new(example("fork_ping"))
+        .env("IPC_ENDPOINT", "stdio:")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start fork_ping as a stdio child");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"this is not json\n\"ping\"\n{\"$ipc\":\"goodbye\"}\n")
+        .expect("write lines");
+    let out = child.wait_with_output().expect("child output");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "the child died: {stderr}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "\"ping\"\n{\"$ipc\":\"goodbye\"}\n",
+        "{stderr}"
+    );
+    assert!(stderr.contains("skipped"), "the child should log the skipped line: {stderr}");
+}
