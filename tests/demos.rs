@@ -417,5 +417,8 @@ fn fork_ping_child_survives_a_stray_non_json_line_over_stdio() {
         "\"ping\"\n{\"$ipc\":\"goodbye\"}\n",
         "{stderr}"
     );
-    assert!(stderr.contains("skipped"), "the child should log the skipped line: {stderr}");
+    assert!(
+        stderr.contains("skipped"),
+        "the child should log the skipped line: {stderr}"
+    );
 }

@@ -159,8 +159,7 @@ impl NodeInbox {
         if self.aborted {
             self.state = RecvState::Failed;
             return Err(Error::PeerLost(
-                "the peer dropped the channel without closing it (it sent NODE_IPC_ABORT)"
-                    .into(),
+                "the peer dropped the channel without closing it (it sent NODE_IPC_ABORT)".into(),
             ));
         }
         if let Some(watch) = &self.watch {
