@@ -2,7 +2,10 @@
 //! and echoes every frame; `--connect` sends each line of stdin and prints the replies.
 //!
 //! A client that speaks garbage (or announces a huge frame) is dropped with the reason
-//! logged, and the server keeps serving.
+//! logged, and the server keeps serving. The client is told why first: its last frame
+//! from the server is `error: REASON`, then the server drops the channel without
+//! closing it (an abort, no goodbye), so the client's next `recv` gives `PeerLost`.
+//! A client that closes cleanly gets the server's `close` (a goodbye) in return.
 //!
 //! ```text
 //! cargo run --example echo -- --listen unix:/tmp/echo.sock
@@ -85,6 +88,11 @@ async fn serve(endpoint: Endpoint) -> ipc::Result<()> {
                     }
                     Err(e) => {
                         eprintln!("client {id}: dropped: {e}");
+                        // A rejected frame (too large, undecodable) leaves the client
+                        // there to be told why; then the drop aborts the channel.
+                        if !e.is_fatal() {
+                            let _ = client.send(Bytes::from(format!("error: {e}"))).await;
+                        }
                         return;
                     }
                 }

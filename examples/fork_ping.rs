@@ -39,11 +39,18 @@ struct Args {
     list: bool,
 }
 
-/// The child: answer every ping with the same bytes until the parent closes.
+/// The child: answer every ping with the same bytes until the parent closes. A frame
+/// the transport rejects (too large; over stdio, a stray non-JSON line) is one error,
+/// not the end of the channel: it is logged and skipped.
 async fn child() -> ipc::Result<()> {
     let mut parent = ipc::connect_from_env().await?;
-    while let Some(ping) = parent.recv().await? {
-        parent.send(ping).await?;
+    loop {
+        match parent.recv().await {
+            Ok(Some(ping)) => parent.send(ping).await?,
+            Ok(None) => break,
+            Err(e) if !e.is_fatal() => eprintln!("fork_ping child: skipped a frame: {e}"),
+            Err(e) => return Err(e),
+        }
     }
     parent.close().await
 }

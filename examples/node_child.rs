@@ -48,7 +48,9 @@ async fn serve() -> ipc::Result<()> {
     loop {
         let message = match parent.recv().await {
             Ok(Some(message)) => message,
-            Ok(None) => return Ok(()), // Node called disconnect() (or exited)
+            // Node called disconnect() (or exited): end our side cleanly too (a drop
+            // without close would be an abort).
+            Ok(None) => return parent.close().await,
             Err(e @ Error::Decode { .. }) => {
                 eprintln!("node_child: skipping a bad message: {e}");
                 continue;

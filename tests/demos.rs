@@ -288,7 +288,8 @@ fn run_client(endpoint: &str, lines: &str, token: Option<&str>) -> std::process:
     }
 }
 
-fn raw_send(endpoint: &str, bytes: &[u8]) {
+/// Send `bytes` on a raw connection, then read until the server ends it: what it sent.
+fn raw_send(endpoint: &str, bytes: &[u8]) -> Vec<u8> {
     let mut stream: Box<dyn ReadWrite> = if let Some(addr) = endpoint.strip_prefix("tcp://") {
         Box::new(std::net::TcpStream::connect(addr).expect("raw tcp connect"))
     } else {
@@ -299,6 +300,7 @@ fn raw_send(endpoint: &str, bytes: &[u8]) {
     // The server drops us: EOF or reset, never a hang.
     let mut sink = Vec::new();
     let _ = stream.read_to_end(&mut sink);
+    sink
 }
 
 trait ReadWrite: Read + Write {}
@@ -318,7 +320,7 @@ fn echo_serves_clients_and_survives_bad_ones(listen: &str, token: Option<&str>) 
     assert_eq!(String::from_utf8_lossy(&b.stdout), "three\n");
 
     // Garbage: an HTTP request where a frame (or handshake) should be.
-    raw_send(&server.endpoint, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    let _ = raw_send(&server.endpoint, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
     let why = server.wait_log_any(&["refused", "dropped"]);
     assert!(
         why.contains("not an ipc client") || why.contains("exceeds the limit"),
@@ -328,9 +330,21 @@ fn echo_serves_clients_and_survives_bad_ones(listen: &str, token: Option<&str>) 
     // A huge length prefix after a valid start (for TCP after a good handshake, the
     // echo client is used for that; here raw): 0x7fffffff bytes announced.
     if listen.starts_with("unix:") {
-        raw_send(&server.endpoint, &[0x7f, 0xff, 0xff, 0xff, 1, 2, 3]);
+        let reply = raw_send(&server.endpoint, &[0x7f, 0xff, 0xff, 0xff, 1, 2, 3]);
         let why = server.wait_log("exceeds the limit");
         assert!(why.contains("2147483647"), "{why}");
+        // The client is told why, in a last frame, before the server drops it (no
+        // goodbye: the end is an abort).
+        let text = String::from_utf8_lossy(reply.get(4..).unwrap_or_default());
+        assert!(
+            reply.len() > 4 && text.starts_with("error: ") && text.contains("exceeds the limit"),
+            "the dropped client should get an error frame saying why, got {reply:?}"
+        );
+        assert_eq!(
+            u32::from_be_bytes(reply[..4].try_into().expect("a length prefix")) as usize,
+            reply.len() - 4,
+            "one whole frame and no goodbye: {reply:?}"
+        );
     }
 
     // Still serving.
@@ -361,4 +375,35 @@ fn echo_over_tcp_refuses_a_wrong_token() {
     assert!(why.contains("token"), "{why}");
     let ok = server.client("hi\n", Some("right"));
     assert_eq!(String::from_utf8_lossy(&ok.stdout), "hi\n");
+}
+
+/// The README promises that over stdio a stray non-JSON line is one `Decode` error, not
+/// fatal: fork_ping's child skips it and keeps answering.
+#[test]
+fn fork_ping_child_survives_a_stray_non_json_line_over_stdio() {
+    let mut child = Command::new(example("fork_ping"))
+        .env("IPC_ENDPOINT", "stdio:")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start fork_ping as a stdio child");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"this is not json\n\"ping\"\n{\"$ipc\":\"goodbye\"}\n")
+        .expect("write lines");
+    let out = child.wait_with_output().expect("child output");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "the child died: {stderr}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "\"ping\"\n{\"$ipc\":\"goodbye\"}\n",
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("skipped"),
+        "the child should log the skipped line: {stderr}"
+    );
 }

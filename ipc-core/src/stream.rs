@@ -158,11 +158,12 @@ enum Phase {
 /// A `send`, `flush` or `close` future dropped part way loses nothing: what was queued
 /// stays queued and the next call finishes it, so frames on the wire stay whole.
 ///
-/// Dropping the half without [`close`](SinkExt::close) still tries, without
-/// blocking, to write what is queued and the goodbye, so a peer usually sees a clean
-/// close; call `close().await` to be sure. Either way the write direction is shut down
-/// on drop: a peer never waits for the rest of a frame cut by the drop (it gets
-/// [`Error::PeerLost`]), even while this process keeps the receiving half.
+/// [`close`](SinkExt::close) is the only clean end: it writes what is queued, then the
+/// goodbye, and the peer's `recv` gives `Ok(None)`. Dropping the half without `close`
+/// is an abort: no goodbye, frames fed but not yet flushed are discarded, and the write
+/// direction is shut down at once, so the peer's `recv` gives [`Error::PeerLost`] (it
+/// never waits for the rest of a frame cut by the drop), even while this process keeps
+/// the receiving half.
 pub struct StreamSender<W: AsyncWrite + Unpin, C: FrameCodec> {
     framed: FramedWrite<W, C>,
     /// A large frame, written from its payload after what the codec's buffer holds
@@ -524,24 +525,11 @@ impl<W: AsyncWrite + Unpin, C: FrameCodec> Drop for StreamSender<W, C> {
         if self.phase == Phase::Closed || self.failed.is_some() {
             return;
         }
-        // Best effort, never blocking: write what is queued (a large frame under way
-        // included), then a goodbye. A goodbye after half a frame would corrupt the
-        // stream, so a frame that cannot be finished now is left cut. Either way the
-        // write direction is then shut down, so the peer sees the end of the stream
-        // (a cut frame or no goodbye: `PeerLost`) even if this process keeps the
+        // Dropped without `close`: an abort. No goodbye (only `close` says one), and
+        // nothing more is written: frames fed but not flushed are discarded, a frame
+        // under way stays cut. The write direction is shut down, so the peer sees the
+        // stream end without a goodbye (`PeerLost`) even if this process keeps the
         // receiving half, whose socket would otherwise stay open.
-        if !self.torn {
-            let waker = futures_util::task::noop_waker();
-            let mut cx = Context::from_waker(&waker);
-            if let Poll::Ready(Ok(())) = self.poll_write_queued(&mut cx) {
-                let mut framed = Pin::new(&mut self.framed);
-                let said = self.phase == Phase::Closing
-                    || framed.as_mut().start_send(Outbound::Goodbye).is_ok();
-                if said {
-                    let _ = framed.poll_flush(&mut cx);
-                }
-            }
-        }
         self.shut_down_now();
     }
 }

@@ -6,7 +6,7 @@ use std::os::fd::AsRawFd;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::task::Context;
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use futures_util::{Sink, SinkExt};
@@ -25,6 +25,15 @@ use crate::receiver::{NodeInbox, NodeReceiver};
 
 /// Transport name reported in [`ChannelInfo::transport`].
 pub(crate) const NAME: &str = "node";
+
+/// The `cmd` of the internal message a sending half dropped without `close` writes
+/// before shutting the socket down. Node takes any `cmd` starting with `NODE_` for one
+/// of its internal messages and ignores this one (its peer just sees 'disconnect'); a
+/// toolkit peer tells the abort from a clean close by it.
+pub(crate) const ABORT_CMD: &str = "NODE_IPC_ABORT";
+
+/// [`ABORT_CMD`] as the line written.
+const ABORT_LINE: &[u8] = b"{\"cmd\":\"NODE_IPC_ABORT\"}\n";
 
 /// Map an I/O error of a live socket to the toolkit's meaning of it.
 pub(crate) fn classify(e: Error) -> Error {
@@ -191,8 +200,12 @@ pub type NodeSender = FrameSink<NodeOutbox>;
 
 /// The sending side of a Node channel, as `async fn`s (its `Sink` is [`NodeSender`]).
 ///
-/// Dropping it without `close` still shuts the socket down for writing (without
-/// blocking, after trying to flush), so Node sees `'disconnect'`.
+/// `close` is the only clean end: it shuts the socket down for writing (Node sees
+/// `'disconnect'`; a toolkit peer's `recv` gives `Ok(None)`). Dropping it without
+/// `close` is an abort: without blocking, it writes the internal message
+/// `{"cmd":"NODE_IPC_ABORT"}` (which Node ignores), then shuts down for writing; Node
+/// still sees `'disconnect'`, a toolkit peer's `recv` gives
+/// [`Error::PeerLost`](ipc_core::Error::PeerLost).
 pub struct NodeOutbox {
     shared: Shared,
     info: ChannelInfo,
@@ -243,10 +256,15 @@ impl Drop for NodeOutbox {
             return;
         }
         side.shut = true;
-        // Best effort, never blocking: flush what is buffered, then shut down.
+        // Dropped without `close`: an abort. Best effort, never blocking: finish what
+        // is buffered (a message cut in the middle would otherwise stay cut), then the
+        // internal ABORT message (Node ignores it; a Rust peer's `recv` then ends with
+        // `PeerLost` instead of `Ok(None)`), then shut down: Node sees 'disconnect'.
         let waker = futures_util::task::noop_waker();
         let mut cx = Context::from_waker(&waker);
-        let _ = Pin::new(&mut side.framed).poll_flush(&mut cx);
+        if let Poll::Ready(Ok(())) = Pin::new(&mut side.framed).poll_flush(&mut cx) {
+            let _ = side.framed.get_ref().try_write(ABORT_LINE);
+        }
         let _ = nix::sys::socket::shutdown(
             side.framed.get_ref().as_ref().as_raw_fd(),
             nix::sys::socket::Shutdown::Write,

@@ -13,7 +13,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::unix::OwnedReadHalf;
 use tokio_util::codec::FramedRead;
 
-use crate::channel::{classify, PeerClosed, Shared};
+use crate::channel::{classify, PeerClosed, Shared, ABORT_CMD};
 use crate::codec::{Inbound, InboundCodec};
 use crate::exit::ChildWatch;
 
@@ -45,6 +45,8 @@ pub struct NodeInbox {
     watch: Option<ChildWatch>,
     info: ChannelInfo,
     state: RecvState,
+    /// The peer's sending half was dropped without `close` (it said `NODE_IPC_ABORT`).
+    aborted: bool,
 }
 
 impl std::fmt::Debug for NodeInbox {
@@ -74,6 +76,7 @@ impl NodeInbox {
             watch,
             info,
             state: RecvState::Open,
+            aborted: false,
         }
     }
 }
@@ -101,6 +104,7 @@ impl RecvFrames for NodeInbox {
             match next {
                 Some(Ok(Inbound::Message(frame))) => return Ok(Some(frame)),
                 Some(Ok(Inbound::Rejected(e))) => return Err(e),
+                Some(Ok(Inbound::Internal(cmd))) if cmd == ABORT_CMD => self.aborted = true,
                 Some(Ok(Inbound::Internal(cmd))) => self.answer(&cmd).await,
                 // Node closed its end with our messages unread: still a disconnect.
                 Some(Err(Error::Io(e)))
@@ -152,6 +156,12 @@ impl NodeInbox {
 
     /// The peer closed: `Ok(None)`, unless it is our child and it died abnormally.
     async fn end(&mut self) -> Result<Option<Bytes>> {
+        if self.aborted {
+            self.state = RecvState::Failed;
+            return Err(Error::PeerLost(
+                "the peer dropped the channel without closing it (it sent NODE_IPC_ABORT)".into(),
+            ));
+        }
         if let Some(watch) = &self.watch {
             if let Some(status) = watch.exited_within(EXIT_GRACE).await {
                 if !status.success() {

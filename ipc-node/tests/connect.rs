@@ -86,7 +86,7 @@ async fn inherited_fd_is_checked_taken_once_and_made_close_on_exec() {
             .as_deref(),
         Some("ready")
     );
-    drop(child_side); // dropping closes: the peer sees a clean end
+    child_side.close().await.expect("close"); // the only clean end
     assert_eq!(parent_side.recv().await.expect("clean end"), None);
 }
 

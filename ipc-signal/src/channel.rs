@@ -123,11 +123,11 @@ pub type SignalReceiver = FrameStream<SignalInbox>;
 /// out, the next `send` or `close` finishes that frame first (the peer never sees half a
 /// frame followed by another); dropped before that, the frame is not sent at all.
 ///
-/// Dropping the half without `close` sends the goodbye without
-/// waiting, so the peer usually sees a clean close. Dropped with a frame half sent, it
-/// tells the peer that no more follows (even while this process keeps the receiving
-/// half): the peer's `recv` then fails with [`Error::PeerLost`] instead of waiting for
-/// the rest of the frame.
+/// `close` is the only clean end (the goodbye; the peer's `recv` gives `Ok(None)`).
+/// Dropping the half without `close` is an abort: it sends ABORT, never the goodbye,
+/// and tells the peer that no more follows (even while this process keeps the
+/// receiving half): the peer's `recv` fails with [`Error::PeerLost`] once it has read
+/// what came before, instead of waiting for more (or for the rest of a half-sent frame).
 pub struct SignalOutbox {
     link: Arc<Link>,
     out: Option<Outgoing>,
@@ -246,16 +246,10 @@ impl SignalOutbox {
 
 impl Drop for SignalOutbox {
     fn drop(&mut self) {
-        let unstarted = match &self.out {
-            None => true,
-            Some(out) => out.next == 0,
-        };
-        if self.closed {
-            return;
-        }
-        if unstarted {
-            self.link.goodbye_on_drop();
-        } else {
+        // Dropped without `close`: an abort, never a goodbye (only `close` says one).
+        // ABORT tells the peer how many data signals precede the end, so its `recv`
+        // gives `PeerLost` after reading them, even while our receiving half lives on.
+        if !self.closed {
             self.link.abort_on_drop();
         }
     }
@@ -352,7 +346,8 @@ impl Decoder {
         }
         if st.peer_abort_at.is_some_and(|n| st.routed >= n) {
             return Some(Error::PeerLost(format!(
-                "process {} dropped its sending half in the middle of a frame",
+                "process {} dropped its signal channel (or its sending half) without \
+                 closing it",
                 self.pid
             )));
         }

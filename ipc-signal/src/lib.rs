@@ -110,11 +110,12 @@
 //! the next frame is delivered.
 //!
 //! **End.** `close` sends the goodbye header; the peer's `recv` then returns `Ok(None)`.
-//! Dropping a channel without closing it sends the goodbye without waiting (unless a
-//! frame is half sent) and GONE. A sending half dropped with a frame half sent sends
-//! ABORT instead (even while the receiving half lives on): the peer's `recv` fails with
-//! [`Error::PeerLost`](ipc_core::Error::PeerLost) once it has read what came before,
-//! instead of waiting for the rest of the frame. A peer process that dies sends
+//! Dropping a channel (or its sending half) without closing it is an abort: no goodbye,
+//! but ABORT (and GONE when the whole channel goes), even while the receiving half
+//! lives on; the peer's `recv` fails with
+//! [`Error::PeerLost`](ipc_core::Error::PeerLost) ("dropped ... without closing it")
+//! once it has read what came before, instead of waiting for more or for the rest of a
+//! half-sent frame. A peer process that dies sends
 //! nothing: each channel watches its peer's pidfd, and once the peer has exited and
 //! every signal it sent has been read, `recv` returns `PeerLost` and `send` stops
 //! waiting. A `send` that fails because the peer's end is gone gives

@@ -13,7 +13,7 @@ use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 use tokio::sync::Notify;
 
-use crate::mask::{CONTROL_SIGNAL, DATA_SIGNAL};
+use crate::mask::CONTROL_SIGNAL;
 use crate::pidfd::{self, QueueError};
 use crate::router::{lock, router, Router, Slot};
 use crate::{target, wire};
@@ -226,19 +226,10 @@ impl Link {
         self.slot.wake_all();
     }
 
-    /// The goodbye a dropped sending half sends without waiting: only if the peer has
-    /// greeted us (so it routes it), and beyond the window by this one signal.
-    pub(crate) fn goodbye_on_drop(&self) {
-        if lock(&self.slot.state).peer_window.is_some()
-            && self.queue(DATA_SIGNAL, wire::GOODBYE).is_ok()
-        {
-            self.sent.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    /// A sending half dropped in the middle of a frame: no goodbye can follow, so tell
-    /// the peer how many data signals it will get from us (ABORT), and its `recv` ends
-    /// with `PeerLost` once it has read them instead of waiting for the rest.
+    /// A sending half dropped without `close` (perhaps in the middle of a frame): no
+    /// goodbye follows, so tell the peer how many data signals it will get from us
+    /// (ABORT), and its `recv` ends with `PeerLost` once it has read them instead of
+    /// waiting for more.
     pub(crate) fn abort_on_drop(&self) {
         let _ = self.queue(
             CONTROL_SIGNAL,

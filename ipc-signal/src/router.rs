@@ -36,8 +36,8 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 pub(crate) struct SlotState {
     /// Data signals from the peer, not yet consumed by `recv`.
     pub(crate) queue: VecDeque<u64>,
-    /// Most entries `queue` may hold (our window, plus the goodbye a dropped sender may
-    /// add beyond it).
+    /// Most entries `queue` may hold (our window, plus one spare entry: an older peer
+    /// sent a goodbye beyond the window when its sender was dropped).
     limit: usize,
     /// Data signals routed into `queue` so far.
     pub(crate) routed: u64,

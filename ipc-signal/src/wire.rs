@@ -33,8 +33,9 @@
 //!   0x03 GONE   value = data signals sent to you in total (mod 2^56):
 //!               "my channel to you is dropped; nobody reads any more"
 //!   0x04 ABORT  value = data signals sent to you in total (mod 2^56):
-//!               "my sending half was dropped in the middle of a frame; no more
-//!               data signals follow (and no goodbye): the stream ends there"
+//!               "my sending half was dropped without closing (perhaps in the
+//!               middle of a frame); no more data signals follow (and no goodbye):
+//!               the stream ends there, as an abort"
 //! ```
 //!
 //! "hi" as a frame: `0x5347_0100_0000_0002`, then `0x6869_0000_0000_0000`.
@@ -116,7 +117,7 @@ pub(crate) enum Control {
     Ack(u64),
     /// The peer dropped its channel after sending this many data signals (mod 2^56).
     Gone(u64),
-    /// The peer dropped its sending half mid-frame after this many data signals (mod 2^56).
+    /// The peer dropped its sending half without closing after this many data signals (mod 2^56).
     Abort(u64),
     /// Unknown kind.
     Unknown,

@@ -511,12 +511,16 @@ async fn clean_close() -> Result<()> {
     finish(child, ch).await
 }
 
-/// A child that drops its channel without `close` still ends cleanly.
+/// A child that drops its channel without `close` aborts: no goodbye, `PeerLost`
+/// saying so (even though it then exits 0).
 async fn dropped_without_close() -> Result<()> {
     let (mut child, mut ch) = spawn(Role::DropWithoutClose, FrameConfig::default()).await?;
     expect(&mut ch, b"bye").await?;
     let end = ch.recv().await;
-    ensure!(matches!(end, Ok(None)), "expected a clean end, got {end:?}");
+    ensure!(
+        matches!(&end, Err(Error::PeerLost(why)) if why.contains("without closing it")),
+        "expected PeerLost for an abort, got {end:?}"
+    );
     ensure!(child.wait().await?.success(), "child failed");
     Ok(())
 }

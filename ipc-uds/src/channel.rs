@@ -47,9 +47,10 @@ pub(crate) fn peer_cred(stream: &UnixStream) -> io::Result<PeerCred> {
 /// [`Duplex::into_split`](ipc_core::Duplex::into_split)); [`SendFds`] adds
 /// [`send_with_fds`](SendFds::send_with_fds).
 ///
-/// Dropping it shuts the socket down for writing (after a goodbye when it can be
-/// written without waiting), even while the receiving half lives on: the peer never
-/// waits for the rest of a frame whose send was cancelled.
+/// `close` is the only clean end (the goodbye). Dropping it without `close` is an
+/// abort: no goodbye, the socket shut down for writing at once, even while the
+/// receiving half lives on, so the peer's `recv` gives `PeerLost` (never a wait for
+/// the rest of a frame whose send was cancelled).
 pub type UdsSender = StreamSender<SockWriter, LengthCodec>;
 
 /// A message channel over a connected Unix stream socket.

@@ -71,9 +71,13 @@ async fn oversize_send_is_refused_and_the_channel_lives_on() {
 }
 
 #[tokio::test]
-async fn dropped_peer_is_a_clean_close_and_a_killed_one_is_an_error() {
+async fn dropped_peer_is_an_abort_a_closed_one_a_clean_end_and_a_killed_one_an_error() {
     let (a, mut b) = pair(FrameConfig::default()).expect("pair");
-    drop(a);
+    drop(a); // without close: no goodbye
+    let end = b.recv().await;
+    assert!(matches!(end, Err(Error::PeerLost(_))), "{end:?}");
+    let (mut a, mut b) = pair(FrameConfig::default()).expect("pair");
+    a.close().await.expect("close");
     assert_eq!(b.recv().await.expect("recv"), None);
 
     let mut sleeper = Command::new("sleep");

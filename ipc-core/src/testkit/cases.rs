@@ -51,6 +51,7 @@ pub fn cases() -> &'static [Case] {
         case!(empty_frame),
         case!(peer_closes_cleanly),
         case!(peer_killed_is_an_error),
+        case!(peer_dropped_without_close_is_peer_lost),
         case!(dropped_sender_mid_frame_is_peer_lost),
         case!(always_ready_recv_lets_other_tasks_run),
         case!(blocked_send_peer_killed_is_peer_lost),
@@ -255,6 +256,33 @@ async fn peer_killed_is_an_error(s: &Subject) -> Result<()> {
     ensure!(got.is_err(), "expected an error after SIGKILL, got {got:?}");
     let status = child.wait().await?;
     ensure!(!status.success(), "killed child reported success");
+    Ok(())
+}
+
+/// A channel (or its sending half) dropped without `close` is an abort: the peer's
+/// `recv` gives `PeerLost`, never the `None` of a clean close, even while the dropping
+/// process lives on (so no exit status can tell).
+async fn peer_dropped_without_close_is_peer_lost(s: &Subject) -> Result<()> {
+    let (mut child, mut ch) = s.spawn(Role::DropChannel, 0, default_config()).await?;
+    expect_frame(&mut *ch, b"hello").await?;
+    let got = within("recv after the peer dropped its channel", ch.recv()).await?;
+    ensure!(
+        matches!(got, Err(Error::PeerLost(_))),
+        "a channel dropped without close must be PeerLost for its peer, got {got:?}"
+    );
+    child.kill()?;
+    within("child exit", child.wait()).await??;
+
+    let (mut child, mut ch) = s.spawn(Role::DropSender, 0, default_config()).await?;
+    expect_frame(&mut *ch, b"hello").await?;
+    let got = within("recv after the peer dropped its sending half", ch.recv()).await?;
+    ensure!(
+        matches!(got, Err(Error::PeerLost(_))),
+        "a sending half dropped without close must be PeerLost for its peer, got {got:?}"
+    );
+    ch.close().await?;
+    let status = within("child exit", child.wait()).await??;
+    ensure!(status.success(), "child: {status}");
     Ok(())
 }
 

@@ -116,6 +116,12 @@ crate::child_roles! {
         CloseExit,
         /// Send a frame of the argument's size (over the parent's limit), then `after`.
         SendOversize,
+        /// Send `hello`, drop the whole channel without closing it, then wait to be
+        /// killed (alive, so no exit status tells the parent anything).
+        DropChannel,
+        /// Send `hello`, drop the sending half without closing it, keep reading until
+        /// the parent closes, and exit 0.
+        DropSender,
     }
 }
 
@@ -230,6 +236,19 @@ async fn run_role(role: Role, registry: &Registry) -> Result<i32> {
         }
         Role::CloseExit => {
             ch.close().await?;
+            Ok(0)
+        }
+        Role::DropChannel => {
+            ch.send(Bytes::from_static(b"hello")).await?;
+            drop(ch); // an abort: no goodbye
+            std::future::pending::<()>().await;
+            Ok(0)
+        }
+        Role::DropSender => {
+            ch.send(Bytes::from_static(b"hello")).await?;
+            let (tx, mut rx) = ch.split();
+            drop(tx); // an abort of this direction: no goodbye
+            while rx.recv().await?.is_some() {}
             Ok(0)
         }
         Role::SendOversize => {
