@@ -381,7 +381,7 @@ fn echo_over_tcp_refuses_a_wrong_token() {
 /// fatal: fork_ping's child skips it and keeps answering.
 #[test]
 fn fork_ping_child_survives_a_stray_non_json_line_over_stdio() {
-    let mut child = Command::new(example("fork_ping"))
+    let mut child = Command::new(built_example("fork_ping"))
         .env("IPC_ENDPOINT", "stdio:")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
