@@ -150,6 +150,8 @@ def _bind_path(sock: socket.socket, path: str) -> Tuple[str, int, int]:
     parent = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(parent):
         os.makedirs(parent, mode=0o700)
+    else:
+        _refuse_shared_directory(parent)
     _remove_stale(path)
     private = tempfile.mkdtemp(prefix=".ipc-bind-", dir=parent)  # mode 0700
     try:
@@ -165,6 +167,19 @@ def _bind_path(sock: socket.socket, path: str) -> Tuple[str, int, int]:
             pass
     st = os.lstat(path)
     return (path, st.st_dev, st.st_ino)
+
+
+def _refuse_shared_directory(directory: str) -> None:
+    """Refuse an existing directory other users could write to without the sticky bit:
+    they could remove or replace the socket file (the Rust listener's rule, PROTOCOL.md
+    section 2). A sticky one such as ``/tmp`` is fine."""
+    mode = stat.S_IMODE(os.stat(directory).st_mode)
+    if mode & 0o022 and not mode & stat.S_ISVTX:
+        raise PermissionError(
+            f"{directory} has mode {mode:04o}: other users could remove or replace the "
+            "socket file in it; use a directory only you can write to (e.g. chmod 700 "
+            "it), or a path whose directory does not exist yet (it is created 0700)"
+        )
 
 
 def _remove_stale(path: str) -> None:
