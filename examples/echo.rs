@@ -66,10 +66,12 @@ async fn serve(endpoint: Endpoint) -> ipc::Result<()> {
         next_id += 1;
         let id = next_id;
         let info = client.info();
-        eprintln!(
-            "client {id} connected (pid {:?}, addr {:?})",
-            info.peer_pid, info.peer_addr
-        );
+        let from = match (info.peer_pid, &info.peer_addr) {
+            (Some(pid), _) => format!("pid {pid}"),
+            (None, Some(addr)) => format!("from {addr}"),
+            (None, None) => "peer unknown".to_string(),
+        };
+        eprintln!("client {id} connected ({from})");
         tokio::spawn(async move {
             let mut frames = 0u64;
             loop {
