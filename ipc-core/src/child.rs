@@ -32,7 +32,8 @@
 use std::any::Any;
 use std::process::ExitStatus;
 
-use nix::sys::signal::{kill, Signal};
+use crate::signal::Signal;
+use nix::sys::signal::kill;
 use nix::unistd::Pid;
 
 use crate::error::{Error, Result};
@@ -102,7 +103,7 @@ impl Child {
         if !self.unreaped() {
             return Ok(());
         }
-        match kill(Pid::from_raw(self.pid as i32), sig) {
+        match kill(Pid::from_raw(self.pid as i32), sig.to_nix()) {
             Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(()),
             Err(e) => Err(e.into()),
         }
@@ -125,7 +126,7 @@ impl Child {
         if !self.unreaped() {
             return Ok(());
         }
-        match nix::sys::signal::killpg(Pid::from_raw(self.pid as i32), sig) {
+        match nix::sys::signal::killpg(Pid::from_raw(self.pid as i32), sig.to_nix()) {
             Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(()),
             Err(e) => Err(e.into()),
         }

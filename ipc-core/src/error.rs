@@ -2,8 +2,9 @@
 //!
 //! Every fallible operation returns [`Result<T>`]. Variants are chosen so a caller can
 //! `match` on what went wrong at that call, and their messages say what to do next.
-//! Errors about one bad frame ([`Error::FrameTooLarge`], [`Error::Decode`]) leave the
-//! channel usable: the next `recv` returns the next frame.
+//! Errors about one bad frame ([`Error::FrameTooLarge`], [`Error::Decode`],
+//! [`Error::Refused`]) leave the channel usable: the next `recv` returns the next frame,
+//! the next `send` may send another one.
 
 use std::io;
 use std::process::ExitStatus;
@@ -60,6 +61,23 @@ pub enum Error {
         /// What was being decoded (a type name, the first bytes of a line, ...).
         context: String,
         /// Why decoding failed.
+        reason: String,
+    },
+
+    /// This side refused to send a frame because the transport cannot carry it as it is
+    /// (a line frame containing `\n`, a Node frame that is not one JSON text, a value
+    /// that does not serialize). Nothing was written; the channel stays usable.
+    ///
+    /// ```
+    /// let e = ipc_core::Error::refused("the outgoing line", "it contains '\\n'");
+    /// assert!(e.to_string().contains("nothing was sent"));
+    /// assert!(!e.is_fatal());
+    /// ```
+    #[error("refused to send {what}: {reason} (nothing was sent; the channel stays usable)")]
+    Refused {
+        /// What was refused (the frame's start, a type name, ...).
+        what: String,
+        /// Why it cannot be sent, and what to send instead.
         reason: String,
     },
 
@@ -175,12 +193,13 @@ impl std::fmt::Debug for Error {
 impl Error {
     /// True when the channel can no longer be used after this error.
     ///
-    /// Oversize frames, decode errors and timeouts are per-message: the channel lives on.
+    /// Oversize frames, decode errors, refused frames and timeouts are per-message: the channel lives on.
     pub fn is_fatal(&self) -> bool {
         !matches!(
             self,
             Error::FrameTooLarge { .. }
                 | Error::Decode { .. }
+                | Error::Refused { .. }
                 | Error::Timeout { .. }
                 | Error::Remote(_)
         )
@@ -190,6 +209,14 @@ impl Error {
     pub fn decode(context: impl Into<String>, reason: impl std::fmt::Display) -> Self {
         Error::Decode {
             context: context.into(),
+            reason: reason.to_string(),
+        }
+    }
+
+    /// Shorthand for an [`Error::Refused`]: a frame this side will not send.
+    pub fn refused(what: impl Into<String>, reason: impl std::fmt::Display) -> Self {
+        Error::Refused {
+            what: what.into(),
             reason: reason.to_string(),
         }
     }

@@ -127,7 +127,7 @@ pub trait SinkJsonExt: Sink<Bytes, Error = Error> {
     {
         let frame = serde_json::to_vec(value)
             .map(Bytes::from)
-            .map_err(|e| Error::decode(format!("{} to json", std::any::type_name::<T>()), e));
+            .map_err(|e| Error::refused(format!("{} as json", std::any::type_name::<T>()), e));
         async move { self.send(frame?).await }
     }
 }

@@ -627,8 +627,8 @@ impl LineCodec {
             });
         }
         if line.is_empty() || line.contains(&b'\n') {
-            return Err(Error::decode(
-                "outgoing line",
+            return Err(Error::refused(
+                "the outgoing line",
                 "a line frame must be non-empty and contain no '\\n'",
             ));
         }
