@@ -867,6 +867,21 @@ mod tests {
         ));
     }
 
+    /// A line this side will not send is a refusal (nothing written), not a decode
+    /// error: nothing arrived broken.
+    #[test]
+    fn line_codec_refuses_to_send_a_line_with_a_newline() {
+        use tokio_util::codec::Encoder;
+        let mut codec = LineCodec::new(FrameConfig::default());
+        let mut wire = BytesMut::new();
+        let e = codec
+            .encode(Outbound::Data(Bytes::from_static(b"a\nb")), &mut wire)
+            .unwrap_err();
+        assert!(e.to_string().contains("nothing was sent"), "{e}");
+        assert!(!e.is_fatal(), "{e}");
+        assert!(wire.is_empty());
+    }
+
     #[test]
     fn line_codec_discards_long_lines_then_continues() {
         let mut codec = LineCodec::new(FrameConfig::builder().max_frame(8).build());

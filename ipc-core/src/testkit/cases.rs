@@ -7,15 +7,16 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 
+use super::Outcome as Result;
 use crate::codec::{Codec, Json, Postcard};
-use crate::error::{Error, Result};
+use crate::error::Error;
 use crate::frame::FrameConfig;
 use crate::prelude::*;
 use crate::rpc::RpcClient;
 use crate::{Endpoint, TypedChannel};
 
 use super::child::{bulk_payload, check_bulk, Note, Role, BULK_COUNT};
-use super::{ensure, fail, AllocProbe, Subject};
+use super::{ensure, fail, AllocProbe, Failure, Subject};
 
 /// One named conformance case.
 pub struct Case {
@@ -74,12 +75,12 @@ pub fn cases() -> &'static [Case] {
 const SHORT: Duration = Duration::from_secs(20);
 
 async fn within<T>(what: &'static str, fut: impl std::future::Future<Output = T>) -> Result<T> {
-    tokio::time::timeout(SHORT, fut)
-        .await
-        .map_err(|_| Error::Timeout {
+    tokio::time::timeout(SHORT, fut).await.map_err(|_| {
+        Failure::Ipc(Error::Timeout {
             after: SHORT,
             during: what,
         })
+    })
 }
 
 async fn expect_frame(ch: &mut dyn Channel, expected: &[u8]) -> Result<()> {
@@ -369,7 +370,7 @@ async fn feed_1000_then_flush_in_order(s: &Subject) -> Result<()> {
             tx.feed(bulk_payload(frames, seq, max)).await?;
         }
         tx.flush().await?;
-        Ok::<_, Error>(tx)
+        Ok::<_, Failure>(tx)
     };
     let receiving = async {
         for seq in 0..FRAMES {
@@ -379,7 +380,7 @@ async fn feed_1000_then_flush_in_order(s: &Subject) -> Result<()> {
                 .ok_or_else(|| fail(format!("the child closed after {seq} frames")))?;
             check_bulk(frames, &frame, seq, max)?;
         }
-        Ok::<_, Error>(())
+        Ok::<_, Failure>(())
     };
     let (sent, received) = within(
         "1000 fed frames and their echoes",
@@ -484,7 +485,7 @@ async fn forward_select_and_stream_adaptors(s: &Subject) -> Result<()> {
         while b_rx.recv().await?.is_some() {
             rest += 1;
         }
-        Ok::<_, Error>((evens, rest))
+        Ok::<_, Failure>((evens, rest))
     };
     let (forwarded, read) = within(
         "forwarding a into b",
@@ -713,13 +714,13 @@ async fn request_response_100_concurrent(s: &Subject) -> Result<()> {
                         reply == format!("re:{req}").as_bytes(),
                         "misrouted: {reply:?}"
                     );
-                    Ok::<_, Error>(())
+                    Ok::<_, Failure>(())
                 }
             });
             for r in futures_util::future::join_all(calls).await {
                 r?;
             }
-            Ok::<_, Error>(())
+            Ok::<_, Failure>(())
         }));
     }
     for task in tasks {
@@ -793,7 +794,7 @@ async fn slow_reader_backpressure(s: &Subject) -> Result<()> {
                 progress.notify_one();
             }
             tx.close().await?;
-            Ok::<_, Error>(seq)
+            Ok::<_, Failure>(seq)
         })
     };
     while tokio::time::timeout(Duration::from_millis(500), progress.notified())
@@ -857,7 +858,7 @@ async fn listener_two_clients(s: &Subject) -> Result<()> {
         for s in served {
             s.await.map_err(|e| fail(format!("server task: {e}")))??;
         }
-        Ok::<_, Error>(())
+        Ok::<_, Failure>(())
     });
     let clients = (0..2).map(|c| {
         let transport = s.transport.clone();
@@ -871,7 +872,7 @@ async fn listener_two_clients(s: &Subject) -> Result<()> {
             }
             ch.close().await?;
             ensure!(ch.recv().await?.is_none(), "expected the server's close");
-            Ok::<_, Error>(())
+            Ok::<_, Failure>(())
         }
     });
     for r in futures_util::future::join_all(clients).await {
@@ -905,7 +906,7 @@ async fn one_client_at_a_time(s: &Subject, mut listener: Box<dyn crate::Listener
             }
             ch.close().await?;
         }
-        Ok::<_, Error>(())
+        Ok::<_, Failure>(())
     });
     let mut first = s.transport.connect(&endpoint).await?;
     echo_exchange(&mut *first, "first", 10).await?;

@@ -3,8 +3,9 @@
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use super::Outcome as Result;
 use crate::codec::{Codec, Json, Postcard};
-use crate::error::{Error, Result};
+use crate::error::Error;
 use crate::frame::FrameConfig;
 use crate::prelude::*;
 use crate::{Registry, TypedChannel};
@@ -269,7 +270,7 @@ async fn echo(ch: &mut dyn Channel) -> Result<i32> {
             Err(e) if !e.is_fatal() => {
                 ch.send(Bytes::from(format!("error: {e}"))).await?;
             }
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         }
     }
     ch.close().await?;
@@ -318,7 +319,7 @@ async fn typed_answer<K: Codec>(ch: Box<dyn Channel>) -> Result<i32> {
                 reply.text = format!("decode error: {e}");
                 typed.send(reply).await?;
             }
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         }
     }
     typed.close().await?;

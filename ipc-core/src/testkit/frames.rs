@@ -23,7 +23,7 @@ use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use crate::error::{Error, Result};
 use crate::{Channel, ChannelInfo, Joined, RecvHalf, SendHalf};
 
-use super::fail;
+use super::{fail, Outcome};
 
 /// How a case's payloads are carried on the transport under test.
 ///
@@ -64,7 +64,7 @@ impl Frames {
     }
 
     /// The mode named by the testkit's frames env var (bytes when unset).
-    pub(crate) fn from_env_value(value: Option<&str>) -> Result<Frames> {
+    pub(crate) fn from_env_value(value: Option<&str>) -> Outcome<Frames> {
         match value {
             None | Some("bytes") => Ok(Frames::Bytes),
             Some("json") => Ok(Frames::JsonStrings),
@@ -136,7 +136,7 @@ impl Frames {
     }
 
     /// Check that `frame` is payload `expected` (number `seq`).
-    pub(crate) fn check(self, frame: &[u8], seq: u64, expected: &[u8]) -> Result<()> {
+    pub(crate) fn check(self, frame: &[u8], seq: u64, expected: &[u8]) -> Outcome {
         if frame != expected {
             return Err(fail(format!(
                 "message {seq} is wrong: {} bytes, sequence number {:?}",
