@@ -876,7 +876,7 @@ mod tests {
         let mut wire = BytesMut::new();
         let e = codec
             .encode(Outbound::Data(Bytes::from_static(b"a\nb")), &mut wire)
-            .unwrap_err();
+            .expect_err("a line with a newline inside cannot be sent");
         assert!(e.to_string().contains("nothing was sent"), "{e}");
         assert!(!e.is_fatal(), "{e}");
         assert!(wire.is_empty());
