@@ -22,7 +22,7 @@ pub trait Codec: Send + Sync + 'static {
     const NAME: &'static str;
 
     /// Serialize a value into one frame; a value that does not serialize gives
-    /// [`Error::Refused`](crate::Error::Refused) (nothing is sent).
+    /// [`Error::Refused`] (nothing is sent).
     fn encode<T: Serialize>(value: &T) -> Result<Bytes>;
 
     /// Deserialize one frame; a bad frame gives [`Error::Decode`] naming the type.
