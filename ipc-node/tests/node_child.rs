@@ -334,7 +334,7 @@ async fn frames_node_cannot_parse_are_refused_not_sent() {
             br#"{"cmd":"NODE_HANDLE_ACK"}"#,
         ] {
             match ch.send(Bytes::copy_from_slice(bad)).await {
-                Err(Error::Decode { .. }) => {}
+                Err(Error::Refused { .. }) => {}
                 other => panic!(
                     "{:?} was not refused: {other:?}",
                     String::from_utf8_lossy(bad)
