@@ -116,7 +116,9 @@ async fn print_frames<W: AsyncWrite + Unpin>(
                     Err(why) => Ended::Io(why),
                 };
             }
-            Err(e) if !e.is_fatal() => eprintln!("ipc-cat: a received frame was skipped: {e}"),
+            Err(e @ ipc::RecvError::Rejected(_)) => {
+                eprintln!("ipc-cat: a received frame was skipped: {e}")
+            }
             Err(e) => return Ended::Lost(e.to_string()),
         }
     }

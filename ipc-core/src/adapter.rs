@@ -54,7 +54,7 @@ use futures_util::future::BoxFuture;
 use futures_util::{FutureExt, Sink, Stream};
 
 use crate::channel::{ChannelInfo, RecvHalf, SendHalf};
-use crate::error::{Error, Result};
+use crate::error::{Error, RecvError, Result};
 
 /// A sending half written as `async fn`s; [`FrameSink`] makes it a [`SendHalf`].
 pub trait SendFrames: Send + 'static {
@@ -71,8 +71,8 @@ pub trait SendFrames: Send + 'static {
 
 /// A receiving half written as an `async fn`; [`FrameStream`] makes it a [`RecvHalf`].
 pub trait RecvFrames: Send + 'static {
-    /// The next frame; `Ok(None)` once the peer closed cleanly; an error that is not
-    /// [fatal](Error::is_fatal) concerns one frame only.
+    /// The next frame; `Ok(None)` once the peer closed cleanly; an error that becomes
+    /// [`RecvError::Rejected`] (too large, undecodable) concerns one frame only.
     fn recv_frame(&mut self) -> impl Future<Output = Result<Option<Bytes>>> + Send;
 
     /// Channel info (asked once, when the adapter is made).
@@ -223,8 +223,8 @@ impl<T: SendFrames> SendHalf for FrameSink<T> {
 }
 
 /// A [`RecvFrames`] as a [`Stream`] of frames ([`RecvHalf`]): a clean close ends the
-/// stream, an error that is not [fatal](Error::is_fatal) is one item and the stream
-/// goes on, a fatal one is the last item.
+/// stream, a [`RecvError::Rejected`] is one item and the stream goes on, any other
+/// error is the last item.
 pub struct FrameStream<T> {
     slot: Slot<T, Result<Option<Bytes>>>,
     info: ChannelInfo,
@@ -264,9 +264,12 @@ impl<T> std::fmt::Debug for FrameStream<T> {
 }
 
 impl<T: RecvFrames> Stream for FrameStream<T> {
-    type Item = Result<Bytes>;
+    type Item = Result<Bytes, RecvError>;
 
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes>>> {
+    fn poll_next(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, RecvError>>> {
         let this = self.get_mut();
         loop {
             if this.ended {
@@ -278,7 +281,7 @@ impl<T: RecvFrames> Stream for FrameStream<T> {
                     (half, result)
                 }) {
                     this.ended = true;
-                    return Poll::Ready(Some(Err(e)));
+                    return Poll::Ready(Some(Err(e.into())));
                 }
                 continue;
             };
@@ -289,7 +292,8 @@ impl<T: RecvFrames> Stream for FrameStream<T> {
                     None
                 }
                 Err(e) => {
-                    this.ended = e.is_fatal();
+                    let e = RecvError::from(e);
+                    this.ended = !e.is_rejected();
                     Some(Err(e))
                 }
             });

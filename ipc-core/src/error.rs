@@ -5,6 +5,10 @@
 //! Errors about one bad frame ([`Error::FrameTooLarge`], [`Error::Decode`],
 //! [`Error::Refused`]) leave the channel usable: the next `recv` returns the next frame,
 //! the next `send` may send another one.
+//!
+//! Receiving has its own [`RecvError`] (the error items of every channel's `Stream`):
+//! its [`Rejected`](RecvError::Rejected) arm is the one bad frame that was skipped,
+//! every other arm ends the stream. It converts into [`Error`], so `?` keeps working.
 
 use std::io;
 use std::process::ExitStatus;
@@ -226,6 +230,131 @@ impl Error {
         Error::Unsupported {
             transport,
             what: what.into(),
+        }
+    }
+}
+
+/// Why receiving failed: the error items of every channel's and receiving half's
+/// `Stream` (and of [`recv`](crate::ChannelExt::recv)).
+///
+/// [`Rejected`](RecvError::Rejected) concerns one frame (too large, or not decodable):
+/// the next `recv` returns the next frame. Every other arm means the channel is finished
+/// and the stream ends after this item. It converts into [`Error`] with `?`, and the
+/// message is the same as the [`Error`]'s.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> ipc_core::Result<()> {
+/// use ipc_core::prelude::*;
+/// use ipc_core::{frame::{FrameConfig, LengthCodec}, stream, ChannelInfo, Error, RecvError};
+/// let (a, b) = tokio::io::duplex(1024);
+/// let (ar, aw) = tokio::io::split(a);
+/// let (br, bw) = tokio::io::split(b);
+/// let mut big = stream::channel(ar, aw, LengthCodec::new(FrameConfig::default()), ChannelInfo::new("mem", 8 << 20));
+/// let small = LengthCodec::new(FrameConfig::builder().max_frame(4).build());
+/// let mut small = stream::channel(br, bw, small, ChannelInfo::new("mem", 4));
+/// big.send("too long".into()).await?;
+/// big.send("ok".into()).await?;
+/// match small.recv().await {
+///     Err(RecvError::Rejected(Error::FrameTooLarge { len: 8, max: 4 })) => {} // skipped
+///     other => panic!("{other:?}"),
+/// }
+/// assert_eq!(small.recv().await?.unwrap(), "ok"); // the channel lives on
+/// drop(big);
+/// assert!(matches!(small.recv().await, Err(RecvError::PeerLost(_))));
+/// # Ok(()) }
+/// ```
+#[derive(thiserror::Error)]
+#[non_exhaustive]
+pub enum RecvError {
+    /// One frame was refused and skipped: [`Error::FrameTooLarge`] (nothing of it was
+    /// buffered) or [`Error::Decode`]. The channel stays usable.
+    #[error(transparent)]
+    Rejected(Error),
+
+    /// The peer went away without closing the channel (see [`Error::PeerLost`]).
+    #[error(
+        "peer lost: {0} (the peer crashed, was killed, or exited without closing the channel)"
+    )]
+    PeerLost(String),
+
+    /// This side closed the channel (see [`Error::Closed`]).
+    #[error("channel closed: it was closed locally or the peer hung up; open a new channel")]
+    Closed,
+
+    /// A listener's budget for partly received frames was exhausted (see
+    /// [`Error::BudgetExceeded`]); the channel is finished.
+    #[error(transparent)]
+    BudgetExceeded(Error),
+
+    /// An operating-system call failed.
+    #[error("I/O error: {0}")]
+    Io(#[source] io::Error),
+
+    /// Any other failure that ends the channel (a handshake, a timeout of a
+    /// transport-level exchange, ...).
+    #[error(transparent)]
+    Other(Error),
+}
+
+impl RecvError {
+    /// True for [`Rejected`](RecvError::Rejected): one frame was skipped and the channel
+    /// stays usable; false when the channel is finished.
+    ///
+    /// ```
+    /// use ipc_core::{Error, RecvError};
+    /// assert!(RecvError::from(Error::decode("a frame", "bad")).is_rejected());
+    /// assert!(!RecvError::PeerLost("reset".into()).is_rejected());
+    /// ```
+    pub fn is_rejected(&self) -> bool {
+        matches!(self, RecvError::Rejected(_))
+    }
+}
+
+/// Reads like the message, as [`Error`]'s `Debug` does.
+///
+/// ```
+/// let e = ipc_core::RecvError::PeerLost("connection reset".into());
+/// assert!(format!("{e:?}").starts_with("peer lost: connection reset"));
+/// ```
+impl std::fmt::Debug for RecvError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RecvError::Rejected(e) | RecvError::BudgetExceeded(e) | RecvError::Other(e) => {
+                std::fmt::Debug::fmt(e, f)
+            }
+            other => std::fmt::Display::fmt(other, f),
+        }
+    }
+}
+
+/// Sorts a receive-side [`Error`] into its [`RecvError`] arm.
+impl From<Error> for RecvError {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::FrameTooLarge { .. } | Error::Decode { .. } => RecvError::Rejected(e),
+            Error::PeerLost(why) => RecvError::PeerLost(why),
+            Error::Closed => RecvError::Closed,
+            Error::BudgetExceeded { .. } => RecvError::BudgetExceeded(e),
+            Error::Io(e) => RecvError::Io(e),
+            other => RecvError::Other(other),
+        }
+    }
+}
+
+impl From<io::Error> for RecvError {
+    fn from(e: io::Error) -> Self {
+        RecvError::Io(e)
+    }
+}
+
+/// So `?` on a receive works in a function returning [`Result`].
+impl From<RecvError> for Error {
+    fn from(e: RecvError) -> Self {
+        match e {
+            RecvError::Rejected(e) | RecvError::BudgetExceeded(e) | RecvError::Other(e) => e,
+            RecvError::PeerLost(why) => Error::PeerLost(why),
+            RecvError::Closed => Error::Closed,
+            RecvError::Io(e) => Error::Io(e),
         }
     }
 }

@@ -42,7 +42,7 @@ use tokio_util::codec::{FramedRead, FramedWrite};
 
 use crate::channel::{ChannelInfo, RecvHalf, SendHalf};
 use crate::duplex::Duplex;
-use crate::error::{Error, Result};
+use crate::error::{Error, RecvError, Result};
 use crate::frame::{Decoded, FrameCodec, Outbound, Wrapping, LARGE_FRAME};
 
 /// How many bytes of small frames [`StreamSender`] queues before `feed` writes them.
@@ -545,7 +545,7 @@ enum RecvState {
 /// The peer's goodbye ends the stream; a rejected frame (too large: skipped without
 /// being buffered; undecodable) is one `Err` item and the stream goes on; the stream
 /// ending without a goodbye, or breaking, is one `Err` item
-/// ([`Error::PeerLost`], ...), then the end.
+/// ([`RecvError::PeerLost`], ...), then the end.
 ///
 /// Each frame received, like each frame sent by [`StreamSender`], uses one unit of the
 /// tokio task's cooperative budget: a loop that receives frames which are always
@@ -606,9 +606,12 @@ impl<R: AsyncRead + Send + Unpin + 'static, C: FrameCodec> StreamReceiver<R, C> 
 }
 
 impl<R: AsyncRead + Unpin, C: FrameCodec> Stream for StreamReceiver<R, C> {
-    type Item = Result<Bytes>;
+    type Item = Result<Bytes, RecvError>;
 
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes>>> {
+    fn poll_next(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, RecvError>>> {
         let this = self.get_mut();
         if this.state == RecvState::Finished {
             return Poll::Ready(None);
@@ -621,7 +624,7 @@ impl<R: AsyncRead + Unpin, C: FrameCodec> Stream for StreamReceiver<R, C> {
         coop.made_progress();
         Poll::Ready(match next {
             Some(Ok(Decoded::Frame(frame))) => Some(Ok(frame)),
-            Some(Ok(Decoded::Rejected(e))) => Some(Err(e)),
+            Some(Ok(Decoded::Rejected(e))) => Some(Err(e.into())),
             Some(Ok(Decoded::Goodbye)) => {
                 this.state = RecvState::Finished;
                 this.peer_closed.store(true, Ordering::Release);
@@ -630,13 +633,13 @@ impl<R: AsyncRead + Unpin, C: FrameCodec> Stream for StreamReceiver<R, C> {
             Some(Err(e)) => {
                 this.state = RecvState::Finished;
                 Some(Err(match classify(e) {
-                    Error::Closed => Error::PeerLost("the connection was reset".into()),
-                    other => other,
+                    Error::Closed => RecvError::PeerLost("the connection was reset".into()),
+                    other => other.into(),
                 }))
             }
             None => {
                 this.state = RecvState::Finished;
-                Some(Err(Error::PeerLost(
+                Some(Err(RecvError::PeerLost(
                     "the stream ended without a goodbye frame".into(),
                 )))
             }
@@ -774,7 +777,7 @@ mod tests {
             let end = tokio::time::timeout(std::time::Duration::from_secs(5), rx.recv())
                 .await
                 .expect("the peer hung on a frame cut by a failed write");
-            assert!(matches!(end, Err(Error::PeerLost(_))), "{end:?}");
+            assert!(matches!(end, Err(RecvError::PeerLost(_))), "{end:?}");
             let again = tx
                 .send(frame(3, 0))
                 .await
@@ -891,13 +894,16 @@ mod tests {
         let mut rx = StreamReceiver::new(io::Cursor::new(wire), codec, ChannelInfo::new("mem", 10));
         assert!(matches!(
             rx.next().await,
-            Some(Err(Error::FrameTooLarge { len: 100, .. }))
+            Some(Err(RecvError::Rejected(Error::FrameTooLarge {
+                len: 100,
+                ..
+            })))
         ));
         assert_eq!(
             rx.next().await.transpose().expect("ok"),
             Some(Bytes::from("ok"))
         );
-        assert!(matches!(rx.next().await, Some(Err(Error::PeerLost(_)))));
+        assert!(matches!(rx.next().await, Some(Err(RecvError::PeerLost(_)))));
         assert!(rx.next().await.is_none());
         assert_eq!(rx.recv().await.expect("ended"), None);
     }

@@ -17,7 +17,7 @@ use bytes::Bytes;
 use ipc_core::frame::FrameConfig;
 use ipc_core::prelude::*;
 use ipc_core::testkit;
-use ipc_core::{Endpoint, Error, Result, Transport};
+use ipc_core::{Endpoint, Error, RecvError, Result, Transport};
 use ipc_signal::{SignalChannel, SignalChannelExt, SignalTransport};
 
 /// Messages each way for the `bulk` child, when not [`BULK`].
@@ -164,8 +164,10 @@ async fn run_child(role: Role) -> Result<()> {
             match ch.recv().await {
                 Ok(Some(frame)) => ch.send(frame).await?,
                 Ok(None) => return ch.close().await,
-                Err(e) if !e.is_fatal() => ch.send(Bytes::from(format!("error: {e}"))).await?,
-                Err(e) => return Err(e),
+                Err(e @ RecvError::Rejected(_)) => {
+                    ch.send(Bytes::from(format!("error: {e}"))).await?
+                }
+                Err(e) => return Err(e.into()),
             }
         },
         Role::Bulk => {
@@ -494,7 +496,8 @@ async fn oversize_recv_rejected() -> Result<()> {
     let config = FrameConfig::builder().max_frame(100).build();
     let (child, mut ch) = spawn(Role::Oversize, config).await?;
     match ch.recv().await {
-        Err(Error::FrameTooLarge { len, max: 100 }) if len == OVERSIZE as u64 => {}
+        Err(RecvError::Rejected(Error::FrameTooLarge { len, max: 100 }))
+            if len == OVERSIZE as u64 => {}
         other => return Err(fail(format!("expected FrameTooLarge, got {other:?}"))),
     }
     expect(&mut ch, b"after").await?;
@@ -518,7 +521,7 @@ async fn dropped_without_close() -> Result<()> {
     expect(&mut ch, b"bye").await?;
     let end = ch.recv().await;
     ensure!(
-        matches!(&end, Err(Error::PeerLost(why)) if why.contains("without closing it")),
+        matches!(&end, Err(RecvError::PeerLost(why)) if why.contains("without closing it")),
         "expected PeerLost for an abort, got {end:?}"
     );
     ensure!(child.wait().await?.success(), "child failed");
@@ -532,7 +535,7 @@ async fn killed_child_is_an_error() -> Result<()> {
     child.kill()?;
     let started = Instant::now();
     match tokio::time::timeout(Duration::from_secs(20), ch.recv()).await {
-        Ok(Err(Error::PeerLost(_))) => {}
+        Ok(Err(RecvError::PeerLost(_))) => {}
         Ok(other) => return Err(fail(format!("expected PeerLost, got {other:?}"))),
         Err(_) => return Err(fail("recv hung after the child was killed")),
     }
@@ -641,7 +644,7 @@ async fn dropped_send_half_mid_frame_is_peer_lost() -> Result<()> {
         .await?;
     ensure!(line.trim() == "dropped", "child said {line:?}");
     match tokio::time::timeout(Duration::from_secs(20), ch.recv()).await {
-        Ok(Err(Error::PeerLost(_))) => {}
+        Ok(Err(RecvError::PeerLost(_))) => {}
         Ok(other) => return Err(fail(format!("expected PeerLost, got {other:?}"))),
         Err(_) => return Err(fail("recv hung on the half-sent frame")),
     }

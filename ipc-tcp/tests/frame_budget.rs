@@ -43,7 +43,7 @@ fn serve_echo(
                             }
                         }
                         Ok(None) => return,
-                        Err(e) => break e,
+                        Err(e) => break e.into(),
                     }
                 };
                 drop(ch);

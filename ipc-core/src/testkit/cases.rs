@@ -9,7 +9,7 @@ use futures_util::future::BoxFuture;
 
 use super::Outcome as Result;
 use crate::codec::{Codec, Json, Postcard};
-use crate::error::Error;
+use crate::error::{Error, RecvError};
 use crate::frame::FrameConfig;
 use crate::prelude::*;
 use crate::rpc::RpcClient;
@@ -203,7 +203,7 @@ async fn oversize_recv_rejected_without_allocating(s: &Subject) -> Result<()> {
     let probe = AllocProbe::start()
         .ok_or_else(|| fail("install testkit::CountingAlloc as the global allocator"))?;
     match ch.recv().await {
-        Err(Error::FrameTooLarge { len, max }) => {
+        Err(RecvError::Rejected(Error::FrameTooLarge { len, max })) => {
             ensure!(
                 len == sent as u64 && max == limit,
                 "wrong numbers: {len} / {max}"
@@ -268,7 +268,7 @@ async fn peer_dropped_without_close_is_peer_lost(s: &Subject) -> Result<()> {
     expect_frame(&mut *ch, b"hello").await?;
     let got = within("recv after the peer dropped its channel", ch.recv()).await?;
     ensure!(
-        matches!(got, Err(Error::PeerLost(_))),
+        matches!(got, Err(RecvError::PeerLost(_))),
         "a channel dropped without close must be PeerLost for its peer, got {got:?}"
     );
     child.kill()?;
@@ -278,7 +278,7 @@ async fn peer_dropped_without_close_is_peer_lost(s: &Subject) -> Result<()> {
     expect_frame(&mut *ch, b"hello").await?;
     let got = within("recv after the peer dropped its sending half", ch.recv()).await?;
     ensure!(
-        matches!(got, Err(Error::PeerLost(_))),
+        matches!(got, Err(RecvError::PeerLost(_))),
         "a sending half dropped without close must be PeerLost for its peer, got {got:?}"
     );
     ch.close().await?;
@@ -402,7 +402,7 @@ async fn stream_items_rejected_then_lost_then_end(s: &Subject) -> Result<()> {
         .spawn(Role::SendOversize, limit as u64 * 2, config)
         .await?;
     match within("the oversize item", ch.next()).await? {
-        Some(Err(Error::FrameTooLarge { .. })) => {}
+        Some(Err(RecvError::Rejected(Error::FrameTooLarge { .. }))) => {}
         other => {
             return Err(fail(format!(
                 "expected a FrameTooLarge item, got {other:?}"
@@ -426,7 +426,7 @@ async fn stream_items_rejected_then_lost_then_end(s: &Subject) -> Result<()> {
     expect_frame(&mut *ch, b"ready").await?;
     child.kill()?;
     match within("the item after SIGKILL", ch.next()).await? {
-        Some(Err(Error::PeerLost(_))) => {}
+        Some(Err(RecvError::PeerLost(_))) => {}
         other => return Err(fail(format!("expected a PeerLost item, got {other:?}"))),
     }
     let end = within("the end after PeerLost", ch.next()).await?;
@@ -468,7 +468,8 @@ async fn forward_select_and_stream_adaptors(s: &Subject) -> Result<()> {
         a_tx.send(Bytes::from(n.to_string())).await?;
     }
     a_tx.close().await?; // a echoes the 20, then closes: the forward ends
-    let forward = a_rx.forward(b_tx); // and closes b's sending side: b closes too
+                         // and closes b's sending side: b closes too
+    let forward = futures_util::TryStreamExt::err_into::<Error>(a_rx).forward(b_tx);
     let read = async {
         let evens: Vec<u32> = b_rx
             .by_ref()

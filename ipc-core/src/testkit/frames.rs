@@ -20,7 +20,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, RecvError, Result};
 use crate::{Channel, ChannelInfo, Joined, RecvHalf, SendHalf};
 
 use super::{fail, Outcome};
@@ -242,12 +242,15 @@ impl SendHalf for JsonStringSender {
 struct JsonStringReceiver(Box<dyn RecvHalf>);
 
 impl Stream for JsonStringReceiver {
-    type Item = Result<Bytes>;
+    type Item = Result<Bytes, RecvError>;
 
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes>>> {
-        self.0
-            .poll_next_unpin(cx)
-            .map(|item| item.map(|frame| frame.and_then(|frame| decode(&frame))))
+    fn poll_next(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, RecvError>>> {
+        self.0.poll_next_unpin(cx).map(|item| {
+            item.map(|frame| frame.and_then(|frame| decode(&frame).map_err(RecvError::from)))
+        })
     }
 }
 

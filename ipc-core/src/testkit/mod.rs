@@ -198,6 +198,12 @@ impl std::fmt::Debug for Failure {
     }
 }
 
+impl From<crate::RecvError> for Failure {
+    fn from(e: crate::RecvError) -> Self {
+        Failure::Ipc(e.into())
+    }
+}
+
 impl From<std::io::Error> for Failure {
     fn from(e: std::io::Error) -> Self {
         Failure::Ipc(e.into())
