@@ -355,7 +355,7 @@ impl<W: AsyncWrite + Unpin, C: FrameCodec> StreamSender<W, C> {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> ipc_core::Result<()> {
     /// use ipc_core::prelude::*;
-    /// use ipc_core::{ChannelInfo, Error, frame::{FrameConfig, LengthCodec}};
+    /// use ipc_core::{ChannelInfo, Error, RecvError, frame::{FrameConfig, LengthCodec}};
     /// use ipc_core::stream::{StreamReceiver, StreamSender};
     /// let (a, b) = tokio::io::duplex(1024);
     /// let codec = LengthCodec::new(FrameConfig::default());
@@ -363,7 +363,7 @@ impl<W: AsyncWrite + Unpin, C: FrameCodec> StreamSender<W, C> {
     /// let mut tx = StreamSender::new(a, codec.clone(), info.clone());
     /// let mut rx = StreamReceiver::new(b, codec, info);
     /// tx.shut_down_now();
-    /// assert!(matches!(rx.recv().await, Err(Error::PeerLost(_))));
+    /// assert!(matches!(rx.recv().await, Err(RecvError::PeerLost(_))));
     /// assert!(matches!(tx.send("late".into()).await, Err(Error::Closed)));
     /// # Ok(()) }
     /// ```
