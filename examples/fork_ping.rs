@@ -54,7 +54,7 @@ async fn child() -> ipc::Result<()> {
             Err(e) => return Err(e.into()),
         }
     }
-    parent.close().await
+    Ok(parent.close().await?)
 }
 
 async fn parent(args: Args) -> ipc::Result<bool> {

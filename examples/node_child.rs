@@ -50,7 +50,7 @@ async fn serve() -> ipc::Result<()> {
             Ok(Some(message)) => message,
             // Node called disconnect() (or exited): end our side cleanly too (a drop
             // without close would be an abort).
-            Ok(None) => return parent.close().await,
+            Ok(None) => return Ok(parent.close().await?),
             Err(e @ RecvError::Rejected(Error::Decode { .. })) => {
                 eprintln!("node_child: skipping a bad message: {e}");
                 continue;

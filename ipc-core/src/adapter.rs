@@ -54,7 +54,7 @@ use futures_util::future::BoxFuture;
 use futures_util::{FutureExt, Sink, Stream};
 
 use crate::channel::{ChannelInfo, RecvHalf, SendHalf};
-use crate::error::{Error, RecvError, Result};
+use crate::error::{Error, RecvError, Result, SendError};
 
 /// A sending half written as `async fn`s; [`FrameSink`] makes it a [`SendHalf`].
 pub trait SendFrames: Send + 'static {
@@ -181,25 +181,23 @@ impl<T> std::fmt::Debug for FrameSink<T> {
     }
 }
 
-impl<T: SendFrames> Sink<Bytes> for FrameSink<T> {
-    type Error = Error;
-
-    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+impl<T: SendFrames> FrameSink<T> {
+    fn sink_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
         self.get_mut().poll_done(cx)
     }
 
-    fn start_send(self: Pin<&mut Self>, frame: Bytes) -> Result<()> {
+    fn sink_start(self: Pin<&mut Self>, frame: Bytes) -> Result<()> {
         self.get_mut().slot.start(|mut half| async move {
             let result = half.send_frame(frame).await;
             (half, result)
         })
     }
 
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+    fn sink_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
         self.get_mut().poll_done(cx)
     }
 
-    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+    fn sink_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
         let this = self.get_mut();
         loop {
             let result = ready!(this.poll_done(cx));
@@ -213,6 +211,26 @@ impl<T: SendFrames> Sink<Bytes> for FrameSink<T> {
                 (half, result)
             })?;
         }
+    }
+}
+
+impl<T: SendFrames> Sink<Bytes> for FrameSink<T> {
+    type Error = SendError;
+
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), SendError>> {
+        self.sink_ready(cx).map_err(SendError::from)
+    }
+
+    fn start_send(self: Pin<&mut Self>, frame: Bytes) -> Result<(), SendError> {
+        self.sink_start(frame).map_err(SendError::from)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), SendError>> {
+        self.sink_flush(cx).map_err(SendError::from)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), SendError>> {
+        self.sink_close(cx).map_err(SendError::from)
     }
 }
 

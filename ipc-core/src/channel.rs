@@ -23,7 +23,7 @@
 use bytes::Bytes;
 use futures_util::{Sink, Stream};
 
-use crate::error::{Error, RecvError, Result};
+use crate::error::{RecvError, Result, SendError};
 
 /// What a channel knows about itself and its peer.
 ///
@@ -121,7 +121,7 @@ impl ChannelInfo {
 /// # Ok(()) }
 /// ```
 pub trait Channel:
-    Stream<Item = Result<Bytes, RecvError>> + Sink<Bytes, Error = Error> + Send + Unpin + 'static
+    Stream<Item = Result<Bytes, RecvError>> + Sink<Bytes, Error = SendError> + Send + Unpin + 'static
 {
     /// Transport name, peer identity and limits.
     fn info(&self) -> ChannelInfo;
@@ -146,7 +146,7 @@ pub trait Channel:
 /// let reply = rx.recv().await?;
 /// # let _ = (writer, reply); Ok(()) }
 /// ```
-pub trait SendHalf: Sink<Bytes, Error = Error> + Send + Unpin + 'static {
+pub trait SendHalf: Sink<Bytes, Error = SendError> + Send + Unpin + 'static {
     /// Channel info.
     fn info(&self) -> ChannelInfo;
 

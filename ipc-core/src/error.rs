@@ -8,7 +8,9 @@
 //!
 //! Receiving has its own [`RecvError`] (the error items of every channel's `Stream`):
 //! its [`Rejected`](RecvError::Rejected) arm is the one bad frame that was skipped,
-//! every other arm ends the stream. It converts into [`Error`], so `?` keeps working.
+//! every other arm ends the stream. Sending has [`SendError`] (the error of every
+//! channel's `Sink`), with the same shape. Both convert into [`Error`], so `?` keeps
+//! working.
 
 use std::io;
 use std::process::ExitStatus;
@@ -355,6 +357,122 @@ impl From<RecvError> for Error {
             RecvError::PeerLost(why) => Error::PeerLost(why),
             RecvError::Closed => Error::Closed,
             RecvError::Io(e) => Error::Io(e),
+        }
+    }
+}
+
+/// Why sending failed: the error of every channel's and sending half's `Sink` (`send`,
+/// `feed`, `flush`, `close`).
+///
+/// [`Rejected`](SendError::Rejected) concerns one frame: it was not sent (nothing was
+/// written) and the next `send` may go through. Every other arm means this side can
+/// send no more. It converts into [`Error`] with `?`, and the message is the same as
+/// the [`Error`]'s.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> ipc_core::Result<()> {
+/// use ipc_core::prelude::*;
+/// use ipc_core::{frame::{FrameConfig, LengthCodec}, stream, ChannelInfo, Error, SendError};
+/// let (a, _b) = tokio::io::duplex(1024);
+/// let (ar, aw) = tokio::io::split(a);
+/// let codec = LengthCodec::new(FrameConfig::builder().max_frame(4).build());
+/// let mut ch = stream::channel(ar, aw, codec, ChannelInfo::new("mem", 4));
+/// match ch.send("too long".into()).await {
+///     Err(SendError::Rejected(Error::FrameTooLarge { len: 8, max: 4 })) => {} // not sent
+///     other => panic!("{other:?}"),
+/// }
+/// ch.send("ok".into()).await?; // the channel lives on
+/// ch.close().await?;
+/// assert!(matches!(ch.send("late".into()).await, Err(SendError::Closed)));
+/// # Ok(()) }
+/// ```
+#[derive(thiserror::Error)]
+#[non_exhaustive]
+pub enum SendError {
+    /// This frame was not sent and nothing was written: [`Error::FrameTooLarge`], or
+    /// [`Error::Refused`] (the transport cannot carry it as it is). The channel stays
+    /// usable.
+    #[error(transparent)]
+    Rejected(Error),
+
+    /// The peer went away without closing the channel (see [`Error::PeerLost`]).
+    #[error(
+        "peer lost: {0} (the peer crashed, was killed, or exited without closing the channel)"
+    )]
+    PeerLost(String),
+
+    /// This side closed the channel, or the peer closed it cleanly (see
+    /// [`Error::Closed`]).
+    #[error("channel closed: it was closed locally or the peer hung up; open a new channel")]
+    Closed,
+
+    /// An operating-system call failed.
+    #[error("I/O error: {0}")]
+    Io(#[source] io::Error),
+
+    /// Any other failure that ends sending (a timeout of a transport-level exchange,
+    /// ...).
+    #[error(transparent)]
+    Other(Error),
+}
+
+impl SendError {
+    /// True for [`Rejected`](SendError::Rejected): this frame was not sent and the
+    /// channel stays usable; false when this side can send no more.
+    ///
+    /// ```
+    /// use ipc_core::{Error, SendError};
+    /// assert!(SendError::from(Error::FrameTooLarge { len: 9, max: 8 }).is_rejected());
+    /// assert!(!SendError::Closed.is_rejected());
+    /// ```
+    pub fn is_rejected(&self) -> bool {
+        matches!(self, SendError::Rejected(_))
+    }
+}
+
+/// Reads like the message, as [`Error`]'s `Debug` does.
+///
+/// ```
+/// assert!(format!("{:?}", ipc_core::SendError::Closed).starts_with("channel closed"));
+/// ```
+impl std::fmt::Debug for SendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SendError::Rejected(e) | SendError::Other(e) => std::fmt::Debug::fmt(e, f),
+            other => std::fmt::Display::fmt(other, f),
+        }
+    }
+}
+
+/// Sorts a send-side [`Error`] into its [`SendError`] arm.
+impl From<Error> for SendError {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::FrameTooLarge { .. } | Error::Refused { .. } | Error::Decode { .. } => {
+                SendError::Rejected(e)
+            }
+            Error::PeerLost(why) => SendError::PeerLost(why),
+            Error::Closed => SendError::Closed,
+            Error::Io(e) => SendError::Io(e),
+            other => SendError::Other(other),
+        }
+    }
+}
+
+impl From<io::Error> for SendError {
+    fn from(e: io::Error) -> Self {
+        SendError::Io(e)
+    }
+}
+
+/// So `?` on a send works in a function returning [`Result`].
+impl From<SendError> for Error {
+    fn from(e: SendError) -> Self {
+        match e {
+            SendError::Rejected(e) | SendError::Other(e) => e,
+            SendError::PeerLost(why) => Error::PeerLost(why),
+            SendError::Closed => Error::Closed,
+            SendError::Io(e) => Error::Io(e),
         }
     }
 }

@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::codec::{Codec, Json};
-use crate::error::{Error, RecvError, Result};
+use crate::error::{Error, RecvError, SendError};
 
 /// Conveniences on every channel and receiving half, in the shape of the rest of the
 /// toolkit: `recv` gives `Result<Option<_>>` so a loop reads
@@ -109,7 +109,7 @@ impl<S: Stream + ?Sized> ChannelExt for S {}
 /// assert_eq!(right.recv_json::<Vec<u8>>().await?, Some(vec![1, 2, 3]));
 /// # Ok(()) }
 /// ```
-pub trait SinkJsonExt: Sink<Bytes, Error = Error> {
+pub trait SinkJsonExt: Sink<Bytes, Error = SendError> {
     /// Serialize `value` as compact JSON and send it as one frame (the JSON text).
     ///
     /// ```no_run
@@ -121,18 +121,21 @@ pub trait SinkJsonExt: Sink<Bytes, Error = Error> {
     fn send_json<T: Serialize + ?Sized>(
         &mut self,
         value: &T,
-    ) -> impl Future<Output = Result<()>> + Send + '_
+    ) -> impl Future<Output = Result<(), SendError>> + Send + '_
     where
         Self: Unpin + Send,
     {
-        let frame = serde_json::to_vec(value)
-            .map(Bytes::from)
-            .map_err(|e| Error::refused(format!("{} as json", std::any::type_name::<T>()), e));
+        let frame = serde_json::to_vec(value).map(Bytes::from).map_err(|e| {
+            SendError::from(Error::refused(
+                format!("{} as json", std::any::type_name::<T>()),
+                e,
+            ))
+        });
         async move { self.send(frame?).await }
     }
 }
 
-impl<S: Sink<Bytes, Error = Error> + ?Sized> SinkJsonExt for S {}
+impl<S: Sink<Bytes, Error = SendError> + ?Sized> SinkJsonExt for S {}
 
 /// The future of [`ChannelExt::recv`].
 #[derive(Debug)]

@@ -61,7 +61,7 @@ pub use child::Child;
 pub use duplex::{Duplex, Joined};
 pub use endpoint::Endpoint;
 pub use env::{role, Role};
-pub use error::{Error, RecvError, Result};
+pub use error::{Error, RecvError, Result, SendError};
 pub use ext::{ChannelExt, SinkJsonExt};
 pub use frame::FrameConfig;
 pub use signal::Signal;

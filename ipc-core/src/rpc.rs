@@ -258,7 +258,7 @@ impl RpcClient {
         let exchange = async {
             let sent = self.tx.lock().await.send(frame).await;
             if let Err(failed) = sent {
-                return Err(self.send_error(failed).await);
+                return Err(self.send_error(failed.into()).await);
             }
             match answer.await {
                 Ok(result) => result,
@@ -294,7 +294,7 @@ impl RpcClient {
     /// in flight get their answers; later calls fail with [`Error::Closed`].
     pub async fn close(&self) -> Result<()> {
         self.closed_here.store(true, Ordering::Release);
-        self.tx.lock().await.close().await
+        Ok(self.tx.lock().await.close().await?)
     }
 }
 

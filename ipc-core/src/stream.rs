@@ -42,7 +42,7 @@ use tokio_util::codec::{FramedRead, FramedWrite};
 
 use crate::channel::{ChannelInfo, RecvHalf, SendHalf};
 use crate::duplex::Duplex;
-use crate::error::{Error, RecvError, Result};
+use crate::error::{Error, RecvError, Result, SendError};
 use crate::frame::{Decoded, FrameCodec, Outbound, Wrapping, LARGE_FRAME};
 
 /// How many bytes of small frames [`StreamSender`] queues before `feed` writes them.
@@ -434,10 +434,8 @@ fn again(e: &Error) -> Error {
     }
 }
 
-impl<W: AsyncWrite + Unpin, C: FrameCodec> Sink<Bytes> for StreamSender<W, C> {
-    type Error = Error;
-
-    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+impl<W: AsyncWrite + Unpin, C: FrameCodec> StreamSender<W, C> {
+    fn sink_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
         let this = self.get_mut();
         this.check()?;
         // One unit of the task's cooperative budget per frame: a send that never waits
@@ -450,7 +448,7 @@ impl<W: AsyncWrite + Unpin, C: FrameCodec> Sink<Bytes> for StreamSender<W, C> {
         Poll::Ready(Ok(()))
     }
 
-    fn start_send(self: Pin<&mut Self>, frame: Bytes) -> Result<()> {
+    fn sink_start(self: Pin<&mut Self>, frame: Bytes) -> Result<()> {
         let this = self.get_mut();
         this.check()?;
         if this.direct.is_some() {
@@ -473,7 +471,7 @@ impl<W: AsyncWrite + Unpin, C: FrameCodec> Sink<Bytes> for StreamSender<W, C> {
         Pin::new(&mut this.framed).start_send(Outbound::Data(frame))
     }
 
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+    fn sink_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
         let this = self.get_mut();
         if this.phase == Phase::Closed {
             return Poll::Ready(Ok(()));
@@ -488,7 +486,7 @@ impl<W: AsyncWrite + Unpin, C: FrameCodec> Sink<Bytes> for StreamSender<W, C> {
         this.poll_write_queued(cx).map_err(|e| this.abandon(e))
     }
 
-    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+    fn sink_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
         let this = self.get_mut();
         if this.phase == Phase::Open {
             this.check()?;
@@ -511,6 +509,26 @@ impl<W: AsyncWrite + Unpin, C: FrameCodec> Sink<Bytes> for StreamSender<W, C> {
             this.phase = Phase::Closed;
         }
         Poll::Ready(Ok(()))
+    }
+}
+
+impl<W: AsyncWrite + Unpin, C: FrameCodec> Sink<Bytes> for StreamSender<W, C> {
+    type Error = SendError;
+
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), SendError>> {
+        self.sink_ready(cx).map_err(SendError::from)
+    }
+
+    fn start_send(self: Pin<&mut Self>, frame: Bytes) -> Result<(), SendError> {
+        self.sink_start(frame).map_err(SendError::from)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), SendError>> {
+        self.sink_flush(cx).map_err(SendError::from)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), SendError>> {
+        self.sink_close(cx).map_err(SendError::from)
     }
 }
 
@@ -794,7 +812,10 @@ mod tests {
             .send(frame(LARGE_FRAME + 1, 0))
             .await
             .expect_err("too big");
-        assert!(matches!(err, Error::FrameTooLarge { .. }), "{err:?}");
+        assert!(
+            matches!(err, SendError::Rejected(Error::FrameTooLarge { .. })),
+            "{err:?}"
+        );
         tx.send(Bytes::from_static(b"ok")).await.expect("send");
         assert_eq!(rx.recv().await.expect("recv").as_deref(), Some(&b"ok"[..]));
     }

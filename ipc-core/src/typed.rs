@@ -24,13 +24,13 @@ use serde::Serialize;
 
 use crate::channel::{Channel, ChannelInfo, RecvHalf, SendHalf};
 use crate::codec::{Codec, Postcard};
-use crate::error::{Error, RecvError, Result};
+use crate::error::{RecvError, Result, SendError};
 
 /// A channel that receives `In` and sends `Out`, serialized with codec `K`, over the
 /// channel `C` (any [`Channel`]; by default a `Box<dyn Channel>`).
 ///
 /// It is a [`Stream`] of `Result<In, RecvError>` and a [`Sink`] of `Out`. A frame
-/// that does not decode as `In` is one [`RecvError::Rejected`] ([`Error::Decode`])
+/// that does not decode as `In` is one [`RecvError::Rejected`] ([`Error::Decode`](crate::Error::Decode))
 /// item and the stream goes on.
 ///
 /// ```
@@ -216,24 +216,24 @@ macro_rules! typed_sink {
         where
             Out: Serialize,
             K: Codec,
-            $inner: Sink<Bytes, Error = Error> + Unpin,
+            $inner: Sink<Bytes, Error = SendError> + Unpin,
         {
-            type Error = Error;
+            type Error = SendError;
 
-            fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+            fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), SendError>> {
                 Pin::new(&mut self.get_mut().inner).poll_ready(cx)
             }
 
-            fn start_send(self: Pin<&mut Self>, value: Out) -> Result<()> {
+            fn start_send(self: Pin<&mut Self>, value: Out) -> Result<(), SendError> {
                 let frame = K::encode(&value)?;
                 Pin::new(&mut self.get_mut().inner).start_send(frame)
             }
 
-            fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+            fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), SendError>> {
                 Pin::new(&mut self.get_mut().inner).poll_flush(cx)
             }
 
-            fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+            fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), SendError>> {
                 Pin::new(&mut self.get_mut().inner).poll_close(cx)
             }
         }

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use common::{require_node, within};
 use ipc_core::codec::Json;
 use ipc_core::prelude::*;
-use ipc_core::{Child, Endpoint, Error, RecvError, Registry, Transport, TypedChannel};
+use ipc_core::{Child, Endpoint, Error, RecvError, Registry, SendError, Transport, TypedChannel};
 use ipc_node::{NodeChannel, NodeTransport};
 use serde_json::{json, Value};
 use tokio::io::AsyncReadExt;
@@ -222,7 +222,7 @@ async fn close_makes_node_emit_disconnect() {
         assert_eq!(recv_value(&mut ch).await, json!([1, 2]));
         ch.close().await.expect("close");
         ch.close().await.expect("close is idempotent");
-        assert!(matches!(ch.send_json(&1).await, Err(Error::Closed)));
+        assert!(matches!(ch.send_json(&1).await, Err(SendError::Closed)));
         assert_eq!(ch.recv().await.expect("clean end"), None);
         let mut stdout = String::new();
         child
@@ -334,7 +334,7 @@ async fn frames_node_cannot_parse_are_refused_not_sent() {
             br#"{"cmd":"NODE_HANDLE_ACK"}"#,
         ] {
             match ch.send(Bytes::copy_from_slice(bad)).await {
-                Err(Error::Refused { .. }) => {}
+                Err(SendError::Rejected(Error::Refused { .. })) => {}
                 other => panic!(
                     "{:?} was not refused: {other:?}",
                     String::from_utf8_lossy(bad)

@@ -124,7 +124,7 @@ async fn run_role(role: Role) -> ipc_core::Result<()> {
                     Err(e) => return Err(e.into()),
                 }
             }
-            tx.close().await
+            Ok(tx.close().await?)
         }
         // Print to stdout by mistake, and start a grandchild that does the same.
         Role::Println => {

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use ipc_core::prelude::*;
-use ipc_core::{Endpoint, Error, FrameConfig, RecvError, Transport};
+use ipc_core::{Endpoint, Error, FrameConfig, RecvError, SendError, Transport};
 use ipc_tcp::{TcpChannelExt, TcpListener, TcpOptions, TcpTransport};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -156,10 +156,10 @@ async fn oversize_frames_are_rejected_and_the_listener_goes_on() {
     // Sending too much is refused locally, and nothing is written.
     assert!(matches!(
         server.send(vec![0u8; 1025].into()).await,
-        Err(Error::FrameTooLarge {
+        Err(SendError::Rejected(Error::FrameTooLarge {
             len: 1025,
             max: 1024
-        })
+        }))
     ));
 }
 

@@ -201,7 +201,7 @@ pub trait RecvFds {
 impl SendFds for UdsSender {
     async fn send_with_fds(&mut self, frame: Bytes, fds: &[BorrowedFd<'_>]) -> Result<()> {
         if fds.is_empty() {
-            return self.send(frame).await;
+            return Ok(self.send(frame).await?);
         }
         let max = self.codec().max_frame();
         if frame.len() > max {

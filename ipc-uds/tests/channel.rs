@@ -7,7 +7,7 @@ use std::process::Command;
 use bytes::Bytes;
 use ipc_core::frame::FrameConfig;
 use ipc_core::prelude::*;
-use ipc_core::{Endpoint, Error, RecvError, Transport};
+use ipc_core::{Endpoint, Error, RecvError, SendError, Transport};
 use ipc_uds::{connect, pair, spawn, UdsTransport};
 
 fn our_uid() -> u32 {
@@ -41,7 +41,10 @@ async fn pair_ping_pong_and_peer_credentials() {
 
     a.close().await.expect("close");
     a.close().await.expect("close is idempotent");
-    assert!(matches!(a.send("late".into()).await, Err(Error::Closed)));
+    assert!(matches!(
+        a.send("late".into()).await,
+        Err(SendError::Closed)
+    ));
     assert_eq!(b.recv().await.expect("recv"), None);
     assert_eq!(b.recv().await.expect("recv"), None);
 }
@@ -57,10 +60,10 @@ async fn oversize_send_is_refused_and_the_channel_lives_on() {
     assert!(
         matches!(
             err,
-            Error::FrameTooLarge {
+            SendError::Rejected(Error::FrameTooLarge {
                 len: 1025,
                 max: 1024
-            }
+            })
         ),
         "{err}"
     );

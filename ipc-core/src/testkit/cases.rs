@@ -9,7 +9,7 @@ use futures_util::future::BoxFuture;
 
 use super::Outcome as Result;
 use crate::codec::{Codec, Json, Postcard};
-use crate::error::{Error, RecvError};
+use crate::error::{Error, RecvError, SendError};
 use crate::frame::FrameConfig;
 use crate::prelude::*;
 use crate::rpc::RpcClient;
@@ -179,7 +179,7 @@ async fn oversize_send_refused(s: &Subject) -> Result<()> {
     let (child, mut ch) = s.spawn(Role::Echo, 0, config).await?;
     let over = s.frames.payload(1, s.frames.payload_len(max + 1));
     match ch.send(over).await {
-        Err(Error::FrameTooLarge { len, max: m }) => {
+        Err(SendError::Rejected(Error::FrameTooLarge { len, max: m })) => {
             ensure!(
                 len == max as u64 + 1 && m == max,
                 "wrong numbers: {len} / {m}"
@@ -469,7 +469,9 @@ async fn forward_select_and_stream_adaptors(s: &Subject) -> Result<()> {
     }
     a_tx.close().await?; // a echoes the 20, then closes: the forward ends
                          // and closes b's sending side: b closes too
-    let forward = futures_util::TryStreamExt::err_into::<Error>(a_rx).forward(b_tx);
+                         // (receive and send errors differ: both become the one Error to meet)
+    let forward = futures_util::TryStreamExt::err_into::<Error>(a_rx)
+        .forward(futures_util::SinkExt::sink_err_into::<Error>(b_tx));
     let read = async {
         let evens: Vec<u32> = b_rx
             .by_ref()
@@ -578,7 +580,7 @@ async fn blocked_send_peer_killed_is_peer_lost(s: &Subject) -> Result<()> {
     let blocked = send_until_blocked!(ch, frame, cap);
     child.kill()?;
     match within("a blocked send after the peer was killed", blocked).await? {
-        Err(Error::PeerLost(_)) => {}
+        Err(SendError::PeerLost(_)) => {}
         other => {
             return Err(fail(format!(
                 "a send blocked when the peer was SIGKILLed gave {other:?}, expected PeerLost"
@@ -597,7 +599,7 @@ async fn send_after_a_close_is_closed(s: &Subject) -> Result<()> {
     let (child, mut ch) = s.spawn(Role::Echo, 0, default_config()).await?;
     ch.close().await?;
     match ch.send(Bytes::from_static(b"late")).await {
-        Err(Error::Closed) => {}
+        Err(SendError::Closed) => {}
         other => {
             return Err(fail(format!(
                 "send after close gave {other:?}, expected Closed"
@@ -626,7 +628,7 @@ async fn send_after_a_close_is_closed(s: &Subject) -> Result<()> {
     })
     .await?;
     ensure!(
-        matches!(outcome, Error::Closed),
+        matches!(outcome, SendError::Closed),
         "a send to a peer that said goodbye and exited gave {outcome:?}, expected Closed"
     );
     Ok(())
@@ -853,7 +855,8 @@ async fn listener_two_clients(s: &Subject) -> Result<()> {
                 while let Some(frame) = ch.recv().await? {
                     ch.send(frame).await?;
                 }
-                ch.close().await
+                ch.close().await?;
+                Ok::<_, Failure>(())
             }));
         }
         for s in served {

@@ -20,7 +20,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 
-use crate::error::{Error, RecvError, Result};
+use crate::error::{Error, RecvError, Result, SendError};
 use crate::{Channel, ChannelInfo, Joined, RecvHalf, SendHalf};
 
 use super::{fail, Outcome};
@@ -215,18 +215,18 @@ pub(crate) fn decode(frame: &[u8]) -> Result<Bytes> {
 struct JsonStringSender(Box<dyn SendHalf>);
 
 impl Sink<Bytes> for JsonStringSender {
-    type Error = Error;
+    type Error = SendError;
 
-    fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+    fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), SendError>> {
         self.0.poll_ready_unpin(cx)
     }
-    fn start_send(mut self: Pin<&mut Self>, frame: Bytes) -> Result<()> {
+    fn start_send(mut self: Pin<&mut Self>, frame: Bytes) -> Result<(), SendError> {
         self.0.start_send_unpin(encode(&frame))
     }
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), SendError>> {
         self.0.poll_flush_unpin(cx)
     }
-    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), SendError>> {
         self.0.poll_close_unpin(cx)
     }
 }

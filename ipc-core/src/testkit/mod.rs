@@ -198,6 +198,12 @@ impl std::fmt::Debug for Failure {
     }
 }
 
+impl From<crate::SendError> for Failure {
+    fn from(e: crate::SendError) -> Self {
+        Failure::Ipc(e.into())
+    }
+}
+
 impl From<crate::RecvError> for Failure {
     fn from(e: crate::RecvError) -> Self {
         Failure::Ipc(e.into())
