@@ -199,6 +199,9 @@ impl std::fmt::Debug for Error {
 impl Error {
     /// True when the channel can no longer be used after this error.
     ///
+    /// On a channel, match the `Rejected` arm of [`RecvError`] / [`SendError`] instead:
+    /// it says the same for receiving and sending.
+    ///
     /// Oversize frames, decode errors, refused frames and timeouts are per-message: the channel lives on.
     pub fn is_fatal(&self) -> bool {
         !matches!(

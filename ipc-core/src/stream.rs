@@ -321,14 +321,14 @@ impl<W: AsyncWrite + Unpin, C: FrameCodec> StreamSender<W, C> {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
     /// use ipc_core::prelude::*;
-    /// use ipc_core::{ChannelInfo, Error, frame::{FrameConfig, LengthCodec}};
+    /// use ipc_core::{ChannelInfo, Error, SendError, frame::{FrameConfig, LengthCodec}};
     /// use ipc_core::stream::StreamSender;
     /// let (a, _b) = tokio::io::duplex(1024);
     /// let codec = LengthCodec::new(FrameConfig::default());
     /// let mut tx = StreamSender::new(a, codec, ChannelInfo::new("duplex", 8 << 20));
     /// let e = tx.abandon(Error::PeerLost("reset".into()));
     /// assert!(matches!(e, Error::PeerLost(_)));
-    /// assert!(matches!(tx.send("more".into()).await, Err(Error::PeerLost(_))));
+    /// assert!(matches!(tx.send("more".into()).await, Err(SendError::PeerLost(_))));
     /// # }
     /// ```
     pub fn abandon(&mut self, e: Error) -> Error {
@@ -355,7 +355,7 @@ impl<W: AsyncWrite + Unpin, C: FrameCodec> StreamSender<W, C> {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> ipc_core::Result<()> {
     /// use ipc_core::prelude::*;
-    /// use ipc_core::{ChannelInfo, Error, RecvError, frame::{FrameConfig, LengthCodec}};
+    /// use ipc_core::{ChannelInfo, RecvError, SendError, frame::{FrameConfig, LengthCodec}};
     /// use ipc_core::stream::{StreamReceiver, StreamSender};
     /// let (a, b) = tokio::io::duplex(1024);
     /// let codec = LengthCodec::new(FrameConfig::default());
@@ -364,7 +364,7 @@ impl<W: AsyncWrite + Unpin, C: FrameCodec> StreamSender<W, C> {
     /// let mut rx = StreamReceiver::new(b, codec, info);
     /// tx.shut_down_now();
     /// assert!(matches!(rx.recv().await, Err(RecvError::PeerLost(_))));
-    /// assert!(matches!(tx.send("late".into()).await, Err(Error::Closed)));
+    /// assert!(matches!(tx.send("late".into()).await, Err(SendError::Closed)));
     /// # Ok(()) }
     /// ```
     pub fn shut_down_now(&mut self) {
