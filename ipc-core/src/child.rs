@@ -105,7 +105,7 @@ impl Child {
         }
         match kill(Pid::from_raw(self.pid as i32), sig.to_nix()) {
             Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(()),
-            Err(e) => Err(e.into()),
+            Err(e) => Err(std::io::Error::from(e).into()),
         }
     }
 
@@ -128,7 +128,7 @@ impl Child {
         }
         match nix::sys::signal::killpg(Pid::from_raw(self.pid as i32), sig.to_nix()) {
             Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(()),
-            Err(e) => Err(e.into()),
+            Err(e) => Err(std::io::Error::from(e).into()),
         }
     }
 

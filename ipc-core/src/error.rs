@@ -479,9 +479,3 @@ impl From<SendError> for Error {
         }
     }
 }
-
-impl From<nix::Error> for Error {
-    fn from(e: nix::Error) -> Self {
-        Error::Io(io::Error::from(e))
-    }
-}
