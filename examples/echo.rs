@@ -92,7 +92,7 @@ async fn serve(endpoint: Endpoint) -> ipc::Result<()> {
                         eprintln!("client {id}: dropped: {e}");
                         // A rejected frame (too large, undecodable) leaves the client
                         // there to be told why; then the drop aborts the channel.
-                        if !e.is_fatal() {
+                        if e.is_rejected() {
                             let _ = client.send(Bytes::from(format!("error: {e}"))).await;
                         }
                         return;

@@ -48,11 +48,13 @@ async fn child() -> ipc::Result<()> {
         match parent.recv().await {
             Ok(Some(ping)) => parent.send(ping).await?,
             Ok(None) => break,
-            Err(e) if !e.is_fatal() => eprintln!("fork_ping child: skipped a frame: {e}"),
-            Err(e) => return Err(e),
+            Err(e @ ipc::RecvError::Rejected(_)) => {
+                eprintln!("fork_ping child: skipped a frame: {e}")
+            }
+            Err(e) => return Err(e.into()),
         }
     }
-    parent.close().await
+    Ok(parent.close().await?)
 }
 
 async fn parent(args: Args) -> ipc::Result<bool> {

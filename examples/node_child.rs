@@ -22,7 +22,7 @@ use std::process::ExitCode;
 
 use ipc::codec::{Codec, Json};
 use ipc::prelude::*;
-use ipc::{Error, Role};
+use ipc::{Error, RecvError, Role};
 
 /// `{"id":N,"op":"add","a":1,"b":2}`
 #[derive(serde::Deserialize)]
@@ -50,12 +50,12 @@ async fn serve() -> ipc::Result<()> {
             Ok(Some(message)) => message,
             // Node called disconnect() (or exited): end our side cleanly too (a drop
             // without close would be an abort).
-            Ok(None) => return parent.close().await,
-            Err(e @ Error::Decode { .. }) => {
+            Ok(None) => return Ok(parent.close().await?),
+            Err(e @ RecvError::Rejected(Error::Decode { .. })) => {
                 eprintln!("node_child: skipping a bad message: {e}");
                 continue;
             }
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         };
         // Requests get an answer; anything else is echoed as it came.
         let reply = match Json::decode::<Request>(&message) {

@@ -75,7 +75,7 @@ async fn child() -> ipc::Result<()> {
             job = parent.recv() => job?,
         };
         let Some(job) = job else {
-            return parent.close().await;
+            return Ok(parent.close().await?);
         };
         // The jobs run without awaiting, so the runtime has not looked at its signals
         // since the last one: a signal sent before this job arrived is seen now, and

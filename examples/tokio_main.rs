@@ -37,7 +37,7 @@ async fn child() -> ipc::Result<()> {
     while let Some(frame) = parent.recv().await? {
         parent.send(frame).await?;
     }
-    parent.close().await
+    Ok(parent.close().await?)
 }
 
 /// The parent: spawn the child, ping it once, close, and describe what happened.

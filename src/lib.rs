@@ -33,7 +33,7 @@
 //!     if ipc::role() == Role::Child {
 //!         let mut ch = ipc::connect_from_env().await?;
 //!         while let Some(msg) = ch.recv().await? { ch.send(msg).await?; } // echo
-//!         return ch.close().await;
+//!         return Ok(ch.close().await?);
 //!     }
 //!     let transport = ipc::registry().get("uds")?; // or "tcp", from --transport
 //!     let exe = std::env::current_exe()?;
@@ -147,7 +147,7 @@ pub async fn connect_from_env() -> Result<Box<dyn Channel>> {
 ///     ipc::run(async {
 ///         use ipc::prelude::*;
 ///         let mut ch = ipc::connect_from_env().await?;
-///         ch.send("hello".into()).await
+///         Ok(ch.send("hello".into()).await?)
 ///     })
 /// }
 /// ```

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use ipc::prelude::*;
-use ipc::Error;
+use ipc::{Error, RecvError};
 
 /// Fail clearly when `node` is missing: never skip.
 fn require_node() {
@@ -156,7 +156,7 @@ async fn node_child_crashing_mid_stream_is_an_error_not_a_hang() {
         // throws are never written. What did arrive is checked above, in order.
         assert!(echoed <= 499, "{echoed} echoes from a child that crashed at 500");
         match err {
-            Error::PeerLost(why) => assert!(why.contains("exit status: 1"), "{why}"),
+            RecvError::PeerLost(why) => assert!(why.contains("exit status: 1"), "{why}"),
             other => panic!("expected PeerLost, got {other:?}"),
         }
         sender.await.expect("sender");
@@ -177,7 +177,7 @@ async fn malformed_line_is_a_decode_error_then_the_valid_message() {
                       process.send({ valid: 'message' });";
         let (mut child, mut ch) = spawn_node(script).await;
         match ch.recv().await {
-            Err(Error::Decode { context, .. }) => {
+            Err(RecvError::Rejected(Error::Decode { context, .. })) => {
                 assert!(context.contains("not json"), "{context}")
             }
             other => panic!("expected a decode error, got {other:?}"),

@@ -523,7 +523,7 @@ async fn caps_child() -> ipc::Result<()> {
     while let Some(frame) = parent.recv().await? {
         parent.send(frame).await?;
     }
-    parent.close().await
+    Ok(parent.close().await?)
 }
 
 /// What a transport says it can do is what it does: binary frames go through (or are
@@ -591,7 +591,7 @@ async fn echo_child() -> ipc::Result<()> {
     while let Some(frame) = parent.recv().await? {
         parent.send(frame).await?;
     }
-    parent.close().await
+    Ok(parent.close().await?)
 }
 
 fn main() {

@@ -20,7 +20,7 @@ async fn echo(mut parent: Box<dyn Channel>) -> ipc::Result<()> {
     while let Some(frame) = parent.recv().await? {
         parent.send(Bytes::from(frame.to_ascii_uppercase())).await?;
     }
-    parent.close().await
+    Ok(parent.close().await?)
 }
 
 async fn rpc(parent: Box<dyn Channel>) -> ipc::Result<()> {

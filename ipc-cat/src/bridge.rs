@@ -87,11 +87,11 @@ async fn send_input(
 /// Send one frame; a frame the channel refuses (too large) is reported and skipped.
 async fn send(tx: &mut Box<dyn SendHalf>, frame: Bytes) -> ipc::Result<()> {
     match tx.send(frame).await {
-        Err(e) if !e.is_fatal() => {
+        Err(e @ ipc::SendError::Rejected(_)) => {
             eprintln!("ipc-cat: a frame was not sent: {e}");
             Ok(())
         }
-        other => other,
+        other => Ok(other?),
     }
 }
 
@@ -116,7 +116,9 @@ async fn print_frames<W: AsyncWrite + Unpin>(
                     Err(why) => Ended::Io(why),
                 };
             }
-            Err(e) if !e.is_fatal() => eprintln!("ipc-cat: a received frame was skipped: {e}"),
+            Err(e @ ipc::RecvError::Rejected(_)) => {
+                eprintln!("ipc-cat: a received frame was skipped: {e}")
+            }
             Err(e) => return Ended::Lost(e.to_string()),
         }
     }

@@ -54,7 +54,7 @@ use futures_util::future::BoxFuture;
 use futures_util::{FutureExt, Sink, Stream};
 
 use crate::channel::{ChannelInfo, RecvHalf, SendHalf};
-use crate::error::{Error, Result};
+use crate::error::{Error, RecvError, Result, SendError};
 
 /// A sending half written as `async fn`s; [`FrameSink`] makes it a [`SendHalf`].
 pub trait SendFrames: Send + 'static {
@@ -71,8 +71,8 @@ pub trait SendFrames: Send + 'static {
 
 /// A receiving half written as an `async fn`; [`FrameStream`] makes it a [`RecvHalf`].
 pub trait RecvFrames: Send + 'static {
-    /// The next frame; `Ok(None)` once the peer closed cleanly; an error that is not
-    /// [fatal](Error::is_fatal) concerns one frame only.
+    /// The next frame; `Ok(None)` once the peer closed cleanly; an error that becomes
+    /// [`RecvError::Rejected`] (too large, undecodable) concerns one frame only.
     fn recv_frame(&mut self) -> impl Future<Output = Result<Option<Bytes>>> + Send;
 
     /// Channel info (asked once, when the adapter is made).
@@ -181,25 +181,23 @@ impl<T> std::fmt::Debug for FrameSink<T> {
     }
 }
 
-impl<T: SendFrames> Sink<Bytes> for FrameSink<T> {
-    type Error = Error;
-
-    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+impl<T: SendFrames> FrameSink<T> {
+    fn sink_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
         self.get_mut().poll_done(cx)
     }
 
-    fn start_send(self: Pin<&mut Self>, frame: Bytes) -> Result<()> {
+    fn sink_start(self: Pin<&mut Self>, frame: Bytes) -> Result<()> {
         self.get_mut().slot.start(|mut half| async move {
             let result = half.send_frame(frame).await;
             (half, result)
         })
     }
 
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+    fn sink_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
         self.get_mut().poll_done(cx)
     }
 
-    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+    fn sink_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
         let this = self.get_mut();
         loop {
             let result = ready!(this.poll_done(cx));
@@ -216,6 +214,26 @@ impl<T: SendFrames> Sink<Bytes> for FrameSink<T> {
     }
 }
 
+impl<T: SendFrames> Sink<Bytes> for FrameSink<T> {
+    type Error = SendError;
+
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), SendError>> {
+        self.sink_ready(cx).map_err(SendError::from)
+    }
+
+    fn start_send(self: Pin<&mut Self>, frame: Bytes) -> Result<(), SendError> {
+        self.sink_start(frame).map_err(SendError::from)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), SendError>> {
+        self.sink_flush(cx).map_err(SendError::from)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), SendError>> {
+        self.sink_close(cx).map_err(SendError::from)
+    }
+}
+
 impl<T: SendFrames> SendHalf for FrameSink<T> {
     fn info(&self) -> ChannelInfo {
         self.info.clone()
@@ -223,8 +241,8 @@ impl<T: SendFrames> SendHalf for FrameSink<T> {
 }
 
 /// A [`RecvFrames`] as a [`Stream`] of frames ([`RecvHalf`]): a clean close ends the
-/// stream, an error that is not [fatal](Error::is_fatal) is one item and the stream
-/// goes on, a fatal one is the last item.
+/// stream, a [`RecvError::Rejected`] is one item and the stream goes on, any other
+/// error is the last item.
 pub struct FrameStream<T> {
     slot: Slot<T, Result<Option<Bytes>>>,
     info: ChannelInfo,
@@ -264,9 +282,12 @@ impl<T> std::fmt::Debug for FrameStream<T> {
 }
 
 impl<T: RecvFrames> Stream for FrameStream<T> {
-    type Item = Result<Bytes>;
+    type Item = Result<Bytes, RecvError>;
 
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes>>> {
+    fn poll_next(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, RecvError>>> {
         let this = self.get_mut();
         loop {
             if this.ended {
@@ -278,7 +299,7 @@ impl<T: RecvFrames> Stream for FrameStream<T> {
                     (half, result)
                 }) {
                     this.ended = true;
-                    return Poll::Ready(Some(Err(e)));
+                    return Poll::Ready(Some(Err(e.into())));
                 }
                 continue;
             };
@@ -289,7 +310,8 @@ impl<T: RecvFrames> Stream for FrameStream<T> {
                     None
                 }
                 Err(e) => {
-                    this.ended = e.is_fatal();
+                    let e = RecvError::from(e);
+                    this.ended = !e.is_rejected();
                     Some(Err(e))
                 }
             });

@@ -12,9 +12,10 @@
 //! - frames arrive whole, in order, exactly once; an empty frame is a frame;
 //! - the stream ends (`None`, `recv` gives `Ok(None)`) only after the peer closed (or
 //!   dropped its channel with nothing left to flush); a peer that crashed or was
-//!   killed gives one `Err` item ([`Error::PeerLost`]), then
+//!   killed gives one `Err` item ([`RecvError::PeerLost`]), then
 //!   the end;
-//! - one bad frame (too large, undecodable) is one `Err` item and the stream goes on;
+//! - one bad frame (too large, undecodable) is one [`RecvError::Rejected`] item and the
+//!   stream goes on;
 //! - a slow receiver makes sending wait: no unbounded queue anywhere;
 //! - `feed` queues a frame, `flush` writes everything queued, `close` flushes, tells
 //!   the peer goodbye and shuts the sending direction down.
@@ -22,7 +23,7 @@
 use bytes::Bytes;
 use futures_util::{Sink, Stream};
 
-use crate::error::{Error, Result};
+use crate::error::{RecvError, Result, SendError};
 
 /// What a channel knows about itself and its peer.
 ///
@@ -120,7 +121,7 @@ impl ChannelInfo {
 /// # Ok(()) }
 /// ```
 pub trait Channel:
-    Stream<Item = Result<Bytes>> + Sink<Bytes, Error = Error> + Send + Unpin + 'static
+    Stream<Item = Result<Bytes, RecvError>> + Sink<Bytes, Error = SendError> + Send + Unpin + 'static
 {
     /// Transport name, peer identity and limits.
     fn info(&self) -> ChannelInfo;
@@ -145,7 +146,7 @@ pub trait Channel:
 /// let reply = rx.recv().await?;
 /// # let _ = (writer, reply); Ok(()) }
 /// ```
-pub trait SendHalf: Sink<Bytes, Error = Error> + Send + Unpin + 'static {
+pub trait SendHalf: Sink<Bytes, Error = SendError> + Send + Unpin + 'static {
     /// Channel info.
     fn info(&self) -> ChannelInfo;
 
@@ -186,7 +187,7 @@ pub trait SendHalf: Sink<Bytes, Error = Error> + Send + Unpin + 'static {
 /// }
 /// # Ok(()) }
 /// ```
-pub trait RecvHalf: Stream<Item = Result<Bytes>> + Send + Unpin + 'static {
+pub trait RecvHalf: Stream<Item = Result<Bytes, RecvError>> + Send + Unpin + 'static {
     /// Channel info.
     fn info(&self) -> ChannelInfo;
 

@@ -32,7 +32,8 @@
 use std::any::Any;
 use std::process::ExitStatus;
 
-use nix::sys::signal::{kill, Signal};
+use crate::signal::Signal;
+use nix::sys::signal::kill;
 use nix::unistd::Pid;
 
 use crate::error::{Error, Result};
@@ -102,9 +103,9 @@ impl Child {
         if !self.unreaped() {
             return Ok(());
         }
-        match kill(Pid::from_raw(self.pid as i32), sig) {
+        match kill(Pid::from_raw(self.pid as i32), sig.to_nix()) {
             Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(()),
-            Err(e) => Err(e.into()),
+            Err(e) => Err(std::io::Error::from(e).into()),
         }
     }
 
@@ -125,9 +126,9 @@ impl Child {
         if !self.unreaped() {
             return Ok(());
         }
-        match nix::sys::signal::killpg(Pid::from_raw(self.pid as i32), sig) {
+        match nix::sys::signal::killpg(Pid::from_raw(self.pid as i32), sig.to_nix()) {
             Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(()),
-            Err(e) => Err(e.into()),
+            Err(e) => Err(std::io::Error::from(e).into()),
         }
     }
 

@@ -21,7 +21,8 @@ pub trait Codec: Send + Sync + 'static {
     /// Codec name for messages (`"postcard"`, `"json"`).
     const NAME: &'static str;
 
-    /// Serialize a value into one frame.
+    /// Serialize a value into one frame; a value that does not serialize gives
+    /// [`Error::Refused`] (nothing is sent).
     fn encode<T: Serialize>(value: &T) -> Result<Bytes>;
 
     /// Deserialize one frame; a bad frame gives [`Error::Decode`] naming the type.
@@ -61,7 +62,7 @@ impl Codec for Postcard {
     fn encode<T: Serialize>(value: &T) -> Result<Bytes> {
         postcard::to_stdvec(value)
             .map(Bytes::from)
-            .map_err(|e| Error::decode(format!("{} to postcard", std::any::type_name::<T>()), e))
+            .map_err(|e| Error::refused(format!("{} as postcard", std::any::type_name::<T>()), e))
     }
 
     fn decode<T: DeserializeOwned>(frame: &[u8]) -> Result<T> {
@@ -79,7 +80,7 @@ impl Codec for Json {
     fn encode<T: Serialize>(value: &T) -> Result<Bytes> {
         serde_json::to_vec(value)
             .map(Bytes::from)
-            .map_err(|e| Error::decode(format!("{} to json", std::any::type_name::<T>()), e))
+            .map_err(|e| Error::refused(format!("{} as json", std::any::type_name::<T>()), e))
     }
 
     fn decode<T: DeserializeOwned>(frame: &[u8]) -> Result<T> {

@@ -2,8 +2,15 @@
 //!
 //! Every fallible operation returns [`Result<T>`]. Variants are chosen so a caller can
 //! `match` on what went wrong at that call, and their messages say what to do next.
-//! Errors about one bad frame ([`Error::FrameTooLarge`], [`Error::Decode`]) leave the
-//! channel usable: the next `recv` returns the next frame.
+//! Errors about one bad frame ([`Error::FrameTooLarge`], [`Error::Decode`],
+//! [`Error::Refused`]) leave the channel usable: the next `recv` returns the next frame,
+//! the next `send` may send another one.
+//!
+//! Receiving has its own [`RecvError`] (the error items of every channel's `Stream`):
+//! its [`Rejected`](RecvError::Rejected) arm is the one bad frame that was skipped,
+//! every other arm ends the stream. Sending has [`SendError`] (the error of every
+//! channel's `Sink`), with the same shape. Both convert into [`Error`], so `?` keeps
+//! working.
 
 use std::io;
 use std::process::ExitStatus;
@@ -60,6 +67,23 @@ pub enum Error {
         /// What was being decoded (a type name, the first bytes of a line, ...).
         context: String,
         /// Why decoding failed.
+        reason: String,
+    },
+
+    /// This side refused to send a frame because the transport cannot carry it as it is
+    /// (a line frame containing `\n`, a Node frame that is not one JSON text, a value
+    /// that does not serialize). Nothing was written; the channel stays usable.
+    ///
+    /// ```
+    /// let e = ipc_core::Error::refused("the outgoing line", "it contains '\\n'");
+    /// assert!(e.to_string().contains("nothing was sent"));
+    /// assert!(!e.is_fatal());
+    /// ```
+    #[error("refused to send {what}: {reason} (nothing was sent; the channel stays usable)")]
+    Refused {
+        /// What was refused (the frame's start, a type name, ...).
+        what: String,
+        /// Why it cannot be sent, and what to send instead.
         reason: String,
     },
 
@@ -175,12 +199,16 @@ impl std::fmt::Debug for Error {
 impl Error {
     /// True when the channel can no longer be used after this error.
     ///
-    /// Oversize frames, decode errors and timeouts are per-message: the channel lives on.
+    /// On a channel, match the `Rejected` arm of [`RecvError`] / [`SendError`] instead:
+    /// it says the same for receiving and sending.
+    ///
+    /// Oversize frames, decode errors, refused frames and timeouts are per-message: the channel lives on.
     pub fn is_fatal(&self) -> bool {
         !matches!(
             self,
             Error::FrameTooLarge { .. }
                 | Error::Decode { .. }
+                | Error::Refused { .. }
                 | Error::Timeout { .. }
                 | Error::Remote(_)
         )
@@ -194,6 +222,14 @@ impl Error {
         }
     }
 
+    /// Shorthand for an [`Error::Refused`]: a frame this side will not send.
+    pub fn refused(what: impl Into<String>, reason: impl std::fmt::Display) -> Self {
+        Error::Refused {
+            what: what.into(),
+            reason: reason.to_string(),
+        }
+    }
+
     /// Shorthand for an [`Error::Unsupported`].
     pub fn unsupported(transport: &'static str, what: impl Into<String>) -> Self {
         Error::Unsupported {
@@ -203,8 +239,243 @@ impl Error {
     }
 }
 
-impl From<nix::Error> for Error {
-    fn from(e: nix::Error) -> Self {
-        Error::Io(io::Error::from(e))
+/// Why receiving failed: the error items of every channel's and receiving half's
+/// `Stream` (and of [`recv`](crate::ChannelExt::recv)).
+///
+/// [`Rejected`](RecvError::Rejected) concerns one frame (too large, or not decodable):
+/// the next `recv` returns the next frame. Every other arm means the channel is finished
+/// and the stream ends after this item. It converts into [`Error`] with `?`, and the
+/// message is the same as the [`Error`]'s.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> ipc_core::Result<()> {
+/// use ipc_core::prelude::*;
+/// use ipc_core::{frame::{FrameConfig, LengthCodec}, stream, ChannelInfo, Error, RecvError};
+/// let (a, b) = tokio::io::duplex(1024);
+/// let (ar, aw) = tokio::io::split(a);
+/// let (br, bw) = tokio::io::split(b);
+/// let mut big = stream::channel(ar, aw, LengthCodec::new(FrameConfig::default()), ChannelInfo::new("mem", 8 << 20));
+/// let small = LengthCodec::new(FrameConfig::builder().max_frame(4).build());
+/// let mut small = stream::channel(br, bw, small, ChannelInfo::new("mem", 4));
+/// big.send("too long".into()).await?;
+/// big.send("ok".into()).await?;
+/// match small.recv().await {
+///     Err(RecvError::Rejected(Error::FrameTooLarge { len: 8, max: 4 })) => {} // skipped
+///     other => panic!("{other:?}"),
+/// }
+/// assert_eq!(small.recv().await?.unwrap(), "ok"); // the channel lives on
+/// drop(big);
+/// assert!(matches!(small.recv().await, Err(RecvError::PeerLost(_))));
+/// # Ok(()) }
+/// ```
+#[derive(thiserror::Error)]
+#[non_exhaustive]
+pub enum RecvError {
+    /// One frame was refused and skipped: [`Error::FrameTooLarge`] (nothing of it was
+    /// buffered) or [`Error::Decode`]. The channel stays usable.
+    #[error(transparent)]
+    Rejected(Error),
+
+    /// The peer went away without closing the channel (see [`Error::PeerLost`]).
+    #[error(
+        "peer lost: {0} (the peer crashed, was killed, or exited without closing the channel)"
+    )]
+    PeerLost(String),
+
+    /// This side closed the channel (see [`Error::Closed`]).
+    #[error("channel closed: it was closed locally or the peer hung up; open a new channel")]
+    Closed,
+
+    /// A listener's budget for partly received frames was exhausted (see
+    /// [`Error::BudgetExceeded`]); the channel is finished.
+    #[error(transparent)]
+    BudgetExceeded(Error),
+
+    /// An operating-system call failed.
+    #[error("I/O error: {0}")]
+    Io(#[source] io::Error),
+
+    /// Any other failure that ends the channel (a handshake, a timeout of a
+    /// transport-level exchange, ...).
+    #[error(transparent)]
+    Other(Error),
+}
+
+impl RecvError {
+    /// True for [`Rejected`](RecvError::Rejected): one frame was skipped and the channel
+    /// stays usable; false when the channel is finished.
+    ///
+    /// ```
+    /// use ipc_core::{Error, RecvError};
+    /// assert!(RecvError::from(Error::decode("a frame", "bad")).is_rejected());
+    /// assert!(!RecvError::PeerLost("reset".into()).is_rejected());
+    /// ```
+    pub fn is_rejected(&self) -> bool {
+        matches!(self, RecvError::Rejected(_))
+    }
+}
+
+/// Reads like the message, as [`Error`]'s `Debug` does.
+///
+/// ```
+/// let e = ipc_core::RecvError::PeerLost("connection reset".into());
+/// assert!(format!("{e:?}").starts_with("peer lost: connection reset"));
+/// ```
+impl std::fmt::Debug for RecvError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RecvError::Rejected(e) | RecvError::BudgetExceeded(e) | RecvError::Other(e) => {
+                std::fmt::Debug::fmt(e, f)
+            }
+            other => std::fmt::Display::fmt(other, f),
+        }
+    }
+}
+
+/// Sorts a receive-side [`Error`] into its [`RecvError`] arm.
+impl From<Error> for RecvError {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::FrameTooLarge { .. } | Error::Decode { .. } => RecvError::Rejected(e),
+            Error::PeerLost(why) => RecvError::PeerLost(why),
+            Error::Closed => RecvError::Closed,
+            Error::BudgetExceeded { .. } => RecvError::BudgetExceeded(e),
+            Error::Io(e) => RecvError::Io(e),
+            other => RecvError::Other(other),
+        }
+    }
+}
+
+impl From<io::Error> for RecvError {
+    fn from(e: io::Error) -> Self {
+        RecvError::Io(e)
+    }
+}
+
+/// So `?` on a receive works in a function returning [`Result`].
+impl From<RecvError> for Error {
+    fn from(e: RecvError) -> Self {
+        match e {
+            RecvError::Rejected(e) | RecvError::BudgetExceeded(e) | RecvError::Other(e) => e,
+            RecvError::PeerLost(why) => Error::PeerLost(why),
+            RecvError::Closed => Error::Closed,
+            RecvError::Io(e) => Error::Io(e),
+        }
+    }
+}
+
+/// Why sending failed: the error of every channel's and sending half's `Sink` (`send`,
+/// `feed`, `flush`, `close`).
+///
+/// [`Rejected`](SendError::Rejected) concerns one frame: it was not sent (nothing was
+/// written) and the next `send` may go through. Every other arm means this side can
+/// send no more. It converts into [`Error`] with `?`, and the message is the same as
+/// the [`Error`]'s.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> ipc_core::Result<()> {
+/// use ipc_core::prelude::*;
+/// use ipc_core::{frame::{FrameConfig, LengthCodec}, stream, ChannelInfo, Error, SendError};
+/// let (a, _b) = tokio::io::duplex(1024);
+/// let (ar, aw) = tokio::io::split(a);
+/// let codec = LengthCodec::new(FrameConfig::builder().max_frame(4).build());
+/// let mut ch = stream::channel(ar, aw, codec, ChannelInfo::new("mem", 4));
+/// match ch.send("too long".into()).await {
+///     Err(SendError::Rejected(Error::FrameTooLarge { len: 8, max: 4 })) => {} // not sent
+///     other => panic!("{other:?}"),
+/// }
+/// ch.send("ok".into()).await?; // the channel lives on
+/// ch.close().await?;
+/// assert!(matches!(ch.send("late".into()).await, Err(SendError::Closed)));
+/// # Ok(()) }
+/// ```
+#[derive(thiserror::Error)]
+#[non_exhaustive]
+pub enum SendError {
+    /// This frame was not sent and nothing was written: [`Error::FrameTooLarge`], or
+    /// [`Error::Refused`] (the transport cannot carry it as it is). The channel stays
+    /// usable.
+    #[error(transparent)]
+    Rejected(Error),
+
+    /// The peer went away without closing the channel (see [`Error::PeerLost`]).
+    #[error(
+        "peer lost: {0} (the peer crashed, was killed, or exited without closing the channel)"
+    )]
+    PeerLost(String),
+
+    /// This side closed the channel, or the peer closed it cleanly (see
+    /// [`Error::Closed`]).
+    #[error("channel closed: it was closed locally or the peer hung up; open a new channel")]
+    Closed,
+
+    /// An operating-system call failed.
+    #[error("I/O error: {0}")]
+    Io(#[source] io::Error),
+
+    /// Any other failure that ends sending (a timeout of a transport-level exchange,
+    /// ...).
+    #[error(transparent)]
+    Other(Error),
+}
+
+impl SendError {
+    /// True for [`Rejected`](SendError::Rejected): this frame was not sent and the
+    /// channel stays usable; false when this side can send no more.
+    ///
+    /// ```
+    /// use ipc_core::{Error, SendError};
+    /// assert!(SendError::from(Error::FrameTooLarge { len: 9, max: 8 }).is_rejected());
+    /// assert!(!SendError::Closed.is_rejected());
+    /// ```
+    pub fn is_rejected(&self) -> bool {
+        matches!(self, SendError::Rejected(_))
+    }
+}
+
+/// Reads like the message, as [`Error`]'s `Debug` does.
+///
+/// ```
+/// assert!(format!("{:?}", ipc_core::SendError::Closed).starts_with("channel closed"));
+/// ```
+impl std::fmt::Debug for SendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SendError::Rejected(e) | SendError::Other(e) => std::fmt::Debug::fmt(e, f),
+            other => std::fmt::Display::fmt(other, f),
+        }
+    }
+}
+
+/// Sorts a send-side [`Error`] into its [`SendError`] arm.
+impl From<Error> for SendError {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::FrameTooLarge { .. } | Error::Refused { .. } | Error::Decode { .. } => {
+                SendError::Rejected(e)
+            }
+            Error::PeerLost(why) => SendError::PeerLost(why),
+            Error::Closed => SendError::Closed,
+            Error::Io(e) => SendError::Io(e),
+            other => SendError::Other(other),
+        }
+    }
+}
+
+impl From<io::Error> for SendError {
+    fn from(e: io::Error) -> Self {
+        SendError::Io(e)
+    }
+}
+
+/// So `?` on a send works in a function returning [`Result`].
+impl From<SendError> for Error {
+    fn from(e: SendError) -> Self {
+        match e {
+            SendError::Rejected(e) | SendError::Other(e) => e,
+            SendError::PeerLost(why) => Error::PeerLost(why),
+            SendError::Closed => Error::Closed,
+            SendError::Io(e) => Error::Io(e),
+        }
     }
 }

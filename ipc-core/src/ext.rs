@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::codec::{Codec, Json};
-use crate::error::{Error, Result};
+use crate::error::{Error, RecvError, SendError};
 
 /// Conveniences on every channel and receiving half, in the shape of the rest of the
 /// toolkit: `recv` gives `Result<Option<_>>` so a loop reads
@@ -54,16 +54,16 @@ pub trait ChannelExt: Stream {
     /// }
     /// # Ok(()) }
     /// ```
-    fn recv<T>(&mut self) -> Recv<'_, Self>
+    fn recv<T, E>(&mut self) -> Recv<'_, Self>
     where
-        Self: Stream<Item = Result<T>> + Unpin,
+        Self: Stream<Item = Result<T, E>> + Unpin,
     {
         Recv { stream: self }
     }
 
     /// Receive the next frame as a JSON `T` (`serde_json::Value` for anything);
     /// `Ok(None)` at the end of the stream. A frame that is not a `T` gives
-    /// [`Error::Decode`] and the channel stays usable.
+    /// [`RecvError::Rejected`] ([`Error::Decode`]) and the channel stays usable.
     ///
     /// ```no_run
     /// # async fn demo(mut ch: Box<dyn ipc_core::Channel>) -> ipc_core::Result<()> {
@@ -75,13 +75,13 @@ pub trait ChannelExt: Stream {
     /// ```
     fn recv_json<T: DeserializeOwned>(
         &mut self,
-    ) -> impl Future<Output = Result<Option<T>>> + Send + '_
+    ) -> impl Future<Output = Result<Option<T>, RecvError>> + Send + '_
     where
-        Self: Stream<Item = Result<Bytes>> + Unpin + Send,
+        Self: Stream<Item = Result<Bytes, RecvError>> + Unpin + Send,
     {
         async move {
             match self.recv().await? {
-                Some(frame) => Json::decode(&frame).map(Some),
+                Some(frame) => Ok(Some(Json::decode(&frame)?)),
                 None => Ok(None),
             }
         }
@@ -109,7 +109,7 @@ impl<S: Stream + ?Sized> ChannelExt for S {}
 /// assert_eq!(right.recv_json::<Vec<u8>>().await?, Some(vec![1, 2, 3]));
 /// # Ok(()) }
 /// ```
-pub trait SinkJsonExt: Sink<Bytes, Error = Error> {
+pub trait SinkJsonExt: Sink<Bytes, Error = SendError> {
     /// Serialize `value` as compact JSON and send it as one frame (the JSON text).
     ///
     /// ```no_run
@@ -121,18 +121,21 @@ pub trait SinkJsonExt: Sink<Bytes, Error = Error> {
     fn send_json<T: Serialize + ?Sized>(
         &mut self,
         value: &T,
-    ) -> impl Future<Output = Result<()>> + Send + '_
+    ) -> impl Future<Output = Result<(), SendError>> + Send + '_
     where
         Self: Unpin + Send,
     {
-        let frame = serde_json::to_vec(value)
-            .map(Bytes::from)
-            .map_err(|e| Error::decode(format!("{} to json", std::any::type_name::<T>()), e));
+        let frame = serde_json::to_vec(value).map(Bytes::from).map_err(|e| {
+            SendError::from(Error::refused(
+                format!("{} as json", std::any::type_name::<T>()),
+                e,
+            ))
+        });
         async move { self.send(frame?).await }
     }
 }
 
-impl<S: Sink<Bytes, Error = Error> + ?Sized> SinkJsonExt for S {}
+impl<S: Sink<Bytes, Error = SendError> + ?Sized> SinkJsonExt for S {}
 
 /// The future of [`ChannelExt::recv`].
 #[derive(Debug)]
@@ -141,8 +144,8 @@ pub struct Recv<'a, S: ?Sized> {
     stream: &'a mut S,
 }
 
-impl<T, S: Stream<Item = Result<T>> + Unpin + ?Sized> Future for Recv<'_, S> {
-    type Output = Result<Option<T>>;
+impl<T, E, S: Stream<Item = Result<T, E>> + Unpin + ?Sized> Future for Recv<'_, S> {
+    type Output = Result<Option<T>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         Pin::new(&mut *self.get_mut().stream)

@@ -627,8 +627,8 @@ impl LineCodec {
             });
         }
         if line.is_empty() || line.contains(&b'\n') {
-            return Err(Error::decode(
-                "outgoing line",
+            return Err(Error::refused(
+                "the outgoing line",
                 "a line frame must be non-empty and contain no '\\n'",
             ));
         }
@@ -865,6 +865,21 @@ mod tests {
             codec.decode_eof(&mut buf),
             Err(Error::PeerLost(_))
         ));
+    }
+
+    /// A line this side will not send is a refusal (nothing written), not a decode
+    /// error: nothing arrived broken.
+    #[test]
+    fn line_codec_refuses_to_send_a_line_with_a_newline() {
+        use tokio_util::codec::Encoder;
+        let mut codec = LineCodec::new(FrameConfig::default());
+        let mut wire = BytesMut::new();
+        let e = codec
+            .encode(Outbound::Data(Bytes::from_static(b"a\nb")), &mut wire)
+            .expect_err("a line with a newline inside cannot be sent");
+        assert!(e.to_string().contains("nothing was sent"), "{e}");
+        assert!(!e.is_fatal(), "{e}");
+        assert!(wire.is_empty());
     }
 
     #[test]

@@ -165,7 +165,8 @@ pub fn claim(endpoint: &Endpoint, fds: &[(RawFd, FdKind)], hint: &str) -> Result
         nix::fcntl::fcntl(
             fd,
             nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
-        )?;
+        )
+        .map_err(std::io::Error::from)?;
     }
     Ok(owned)
 }

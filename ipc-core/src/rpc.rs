@@ -52,7 +52,7 @@ use tokio::task::JoinHandle;
 
 use crate::channel::{Channel, SendHalf};
 use crate::codec::Codec;
-use crate::error::{Error, Result};
+use crate::error::{Error, RecvError, Result};
 use crate::prelude::*;
 
 mod envelope;
@@ -83,11 +83,11 @@ enum Verdict {
 
 impl Verdict {
     /// The verdict for the receive side's last result.
-    fn of(end: Result<Option<Bytes>>) -> Verdict {
+    fn of(end: Result<Option<Bytes>, RecvError>) -> Verdict {
         match end {
             Ok(_) => Verdict::ClosedByServer,
             // PeerLost already carries the explanation: do not wrap it twice.
-            Err(Error::PeerLost(why)) => Verdict::Lost(why),
+            Err(RecvError::PeerLost(why)) => Verdict::Lost(why),
             Err(e) => Verdict::Lost(format!("the channel failed: {e}")),
         }
     }
@@ -158,7 +158,7 @@ impl RpcClient {
             let verdict = loop {
                 let frame = match rx.recv().await {
                     Ok(Some(frame)) => frame,
-                    Err(e) if !e.is_fatal() => {
+                    Err(e @ RecvError::Rejected(_)) => {
                         tracing::warn!("rpc client: dropped a bad frame: {e}");
                         continue;
                     }
@@ -258,7 +258,7 @@ impl RpcClient {
         let exchange = async {
             let sent = self.tx.lock().await.send(frame).await;
             if let Err(failed) = sent {
-                return Err(self.send_error(failed).await);
+                return Err(self.send_error(failed.into()).await);
             }
             match answer.await {
                 Ok(result) => result,
@@ -294,7 +294,7 @@ impl RpcClient {
     /// in flight get their answers; later calls fail with [`Error::Closed`].
     pub async fn close(&self) -> Result<()> {
         self.closed_here.store(true, Ordering::Release);
-        self.tx.lock().await.close().await
+        Ok(self.tx.lock().await.close().await?)
     }
 }
 
@@ -337,11 +337,11 @@ where
         let frame = match rx.recv().await {
             Ok(Some(frame)) => frame,
             Ok(None) => break Ok(()),
-            Err(e) if !e.is_fatal() => {
+            Err(e @ RecvError::Rejected(_)) => {
                 tracing::warn!("rpc server: dropped a bad frame: {e}");
                 continue;
             }
-            Err(e) => break Err(e),
+            Err(e) => break Err(e.into()),
         };
         let (id, body) = match envelope.decode(frame) {
             Ok((Kind::Request, id, body)) => (id, body),

@@ -42,7 +42,7 @@ use tokio_util::codec::{FramedRead, FramedWrite};
 
 use crate::channel::{ChannelInfo, RecvHalf, SendHalf};
 use crate::duplex::Duplex;
-use crate::error::{Error, Result};
+use crate::error::{Error, RecvError, Result, SendError};
 use crate::frame::{Decoded, FrameCodec, Outbound, Wrapping, LARGE_FRAME};
 
 /// How many bytes of small frames [`StreamSender`] queues before `feed` writes them.
@@ -321,14 +321,14 @@ impl<W: AsyncWrite + Unpin, C: FrameCodec> StreamSender<W, C> {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
     /// use ipc_core::prelude::*;
-    /// use ipc_core::{ChannelInfo, Error, frame::{FrameConfig, LengthCodec}};
+    /// use ipc_core::{ChannelInfo, Error, SendError, frame::{FrameConfig, LengthCodec}};
     /// use ipc_core::stream::StreamSender;
     /// let (a, _b) = tokio::io::duplex(1024);
     /// let codec = LengthCodec::new(FrameConfig::default());
     /// let mut tx = StreamSender::new(a, codec, ChannelInfo::new("duplex", 8 << 20));
     /// let e = tx.abandon(Error::PeerLost("reset".into()));
     /// assert!(matches!(e, Error::PeerLost(_)));
-    /// assert!(matches!(tx.send("more".into()).await, Err(Error::PeerLost(_))));
+    /// assert!(matches!(tx.send("more".into()).await, Err(SendError::PeerLost(_))));
     /// # }
     /// ```
     pub fn abandon(&mut self, e: Error) -> Error {
@@ -355,7 +355,7 @@ impl<W: AsyncWrite + Unpin, C: FrameCodec> StreamSender<W, C> {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> ipc_core::Result<()> {
     /// use ipc_core::prelude::*;
-    /// use ipc_core::{ChannelInfo, Error, frame::{FrameConfig, LengthCodec}};
+    /// use ipc_core::{ChannelInfo, RecvError, SendError, frame::{FrameConfig, LengthCodec}};
     /// use ipc_core::stream::{StreamReceiver, StreamSender};
     /// let (a, b) = tokio::io::duplex(1024);
     /// let codec = LengthCodec::new(FrameConfig::default());
@@ -363,8 +363,8 @@ impl<W: AsyncWrite + Unpin, C: FrameCodec> StreamSender<W, C> {
     /// let mut tx = StreamSender::new(a, codec.clone(), info.clone());
     /// let mut rx = StreamReceiver::new(b, codec, info);
     /// tx.shut_down_now();
-    /// assert!(matches!(rx.recv().await, Err(Error::PeerLost(_))));
-    /// assert!(matches!(tx.send("late".into()).await, Err(Error::Closed)));
+    /// assert!(matches!(rx.recv().await, Err(RecvError::PeerLost(_))));
+    /// assert!(matches!(tx.send("late".into()).await, Err(SendError::Closed)));
     /// # Ok(()) }
     /// ```
     pub fn shut_down_now(&mut self) {
@@ -434,10 +434,8 @@ fn again(e: &Error) -> Error {
     }
 }
 
-impl<W: AsyncWrite + Unpin, C: FrameCodec> Sink<Bytes> for StreamSender<W, C> {
-    type Error = Error;
-
-    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+impl<W: AsyncWrite + Unpin, C: FrameCodec> StreamSender<W, C> {
+    fn sink_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
         let this = self.get_mut();
         this.check()?;
         // One unit of the task's cooperative budget per frame: a send that never waits
@@ -450,7 +448,7 @@ impl<W: AsyncWrite + Unpin, C: FrameCodec> Sink<Bytes> for StreamSender<W, C> {
         Poll::Ready(Ok(()))
     }
 
-    fn start_send(self: Pin<&mut Self>, frame: Bytes) -> Result<()> {
+    fn sink_start(self: Pin<&mut Self>, frame: Bytes) -> Result<()> {
         let this = self.get_mut();
         this.check()?;
         if this.direct.is_some() {
@@ -473,7 +471,7 @@ impl<W: AsyncWrite + Unpin, C: FrameCodec> Sink<Bytes> for StreamSender<W, C> {
         Pin::new(&mut this.framed).start_send(Outbound::Data(frame))
     }
 
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+    fn sink_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
         let this = self.get_mut();
         if this.phase == Phase::Closed {
             return Poll::Ready(Ok(()));
@@ -488,7 +486,7 @@ impl<W: AsyncWrite + Unpin, C: FrameCodec> Sink<Bytes> for StreamSender<W, C> {
         this.poll_write_queued(cx).map_err(|e| this.abandon(e))
     }
 
-    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+    fn sink_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
         let this = self.get_mut();
         if this.phase == Phase::Open {
             this.check()?;
@@ -511,6 +509,26 @@ impl<W: AsyncWrite + Unpin, C: FrameCodec> Sink<Bytes> for StreamSender<W, C> {
             this.phase = Phase::Closed;
         }
         Poll::Ready(Ok(()))
+    }
+}
+
+impl<W: AsyncWrite + Unpin, C: FrameCodec> Sink<Bytes> for StreamSender<W, C> {
+    type Error = SendError;
+
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), SendError>> {
+        self.sink_ready(cx).map_err(SendError::from)
+    }
+
+    fn start_send(self: Pin<&mut Self>, frame: Bytes) -> Result<(), SendError> {
+        self.sink_start(frame).map_err(SendError::from)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), SendError>> {
+        self.sink_flush(cx).map_err(SendError::from)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), SendError>> {
+        self.sink_close(cx).map_err(SendError::from)
     }
 }
 
@@ -545,7 +563,7 @@ enum RecvState {
 /// The peer's goodbye ends the stream; a rejected frame (too large: skipped without
 /// being buffered; undecodable) is one `Err` item and the stream goes on; the stream
 /// ending without a goodbye, or breaking, is one `Err` item
-/// ([`Error::PeerLost`], ...), then the end.
+/// ([`RecvError::PeerLost`], ...), then the end.
 ///
 /// Each frame received, like each frame sent by [`StreamSender`], uses one unit of the
 /// tokio task's cooperative budget: a loop that receives frames which are always
@@ -606,9 +624,12 @@ impl<R: AsyncRead + Send + Unpin + 'static, C: FrameCodec> StreamReceiver<R, C> 
 }
 
 impl<R: AsyncRead + Unpin, C: FrameCodec> Stream for StreamReceiver<R, C> {
-    type Item = Result<Bytes>;
+    type Item = Result<Bytes, RecvError>;
 
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes>>> {
+    fn poll_next(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, RecvError>>> {
         let this = self.get_mut();
         if this.state == RecvState::Finished {
             return Poll::Ready(None);
@@ -621,7 +642,7 @@ impl<R: AsyncRead + Unpin, C: FrameCodec> Stream for StreamReceiver<R, C> {
         coop.made_progress();
         Poll::Ready(match next {
             Some(Ok(Decoded::Frame(frame))) => Some(Ok(frame)),
-            Some(Ok(Decoded::Rejected(e))) => Some(Err(e)),
+            Some(Ok(Decoded::Rejected(e))) => Some(Err(e.into())),
             Some(Ok(Decoded::Goodbye)) => {
                 this.state = RecvState::Finished;
                 this.peer_closed.store(true, Ordering::Release);
@@ -630,13 +651,13 @@ impl<R: AsyncRead + Unpin, C: FrameCodec> Stream for StreamReceiver<R, C> {
             Some(Err(e)) => {
                 this.state = RecvState::Finished;
                 Some(Err(match classify(e) {
-                    Error::Closed => Error::PeerLost("the connection was reset".into()),
-                    other => other,
+                    Error::Closed => RecvError::PeerLost("the connection was reset".into()),
+                    other => other.into(),
                 }))
             }
             None => {
                 this.state = RecvState::Finished;
-                Some(Err(Error::PeerLost(
+                Some(Err(RecvError::PeerLost(
                     "the stream ended without a goodbye frame".into(),
                 )))
             }
@@ -774,7 +795,7 @@ mod tests {
             let end = tokio::time::timeout(std::time::Duration::from_secs(5), rx.recv())
                 .await
                 .expect("the peer hung on a frame cut by a failed write");
-            assert!(matches!(end, Err(Error::PeerLost(_))), "{end:?}");
+            assert!(matches!(end, Err(RecvError::PeerLost(_))), "{end:?}");
             let again = tx
                 .send(frame(3, 0))
                 .await
@@ -791,7 +812,10 @@ mod tests {
             .send(frame(LARGE_FRAME + 1, 0))
             .await
             .expect_err("too big");
-        assert!(matches!(err, Error::FrameTooLarge { .. }), "{err:?}");
+        assert!(
+            matches!(err, SendError::Rejected(Error::FrameTooLarge { .. })),
+            "{err:?}"
+        );
         tx.send(Bytes::from_static(b"ok")).await.expect("send");
         assert_eq!(rx.recv().await.expect("recv").as_deref(), Some(&b"ok"[..]));
     }
@@ -891,13 +915,16 @@ mod tests {
         let mut rx = StreamReceiver::new(io::Cursor::new(wire), codec, ChannelInfo::new("mem", 10));
         assert!(matches!(
             rx.next().await,
-            Some(Err(Error::FrameTooLarge { len: 100, .. }))
+            Some(Err(RecvError::Rejected(Error::FrameTooLarge {
+                len: 100,
+                ..
+            })))
         ));
         assert_eq!(
             rx.next().await.transpose().expect("ok"),
             Some(Bytes::from("ok"))
         );
-        assert!(matches!(rx.next().await, Some(Err(Error::PeerLost(_)))));
+        assert!(matches!(rx.next().await, Some(Err(RecvError::PeerLost(_)))));
         assert!(rx.next().await.is_none());
         assert_eq!(rx.recv().await.expect("ended"), None);
     }

@@ -24,14 +24,14 @@ use serde::Serialize;
 
 use crate::channel::{Channel, ChannelInfo, RecvHalf, SendHalf};
 use crate::codec::{Codec, Postcard};
-use crate::error::{Error, Result};
+use crate::error::{RecvError, Result, SendError};
 
 /// A channel that receives `In` and sends `Out`, serialized with codec `K`, over the
 /// channel `C` (any [`Channel`]; by default a `Box<dyn Channel>`).
 ///
-/// It is a [`Stream`] of `Result<In>` and a [`Sink`] of `Out`. A frame
-/// that does not decode as `In` is one [`Error::Decode`] item and
-/// the stream goes on.
+/// It is a [`Stream`] of `Result<In, RecvError>` and a [`Sink`] of `Out`. A frame
+/// that does not decode as `In` is one [`RecvError::Rejected`] ([`Error::Decode`](crate::Error::Decode))
+/// item and the stream goes on.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> ipc_core::Result<()> {
@@ -171,33 +171,39 @@ impl<In, K: Codec, Rx> std::fmt::Debug for TypedReceiver<In, K, Rx> {
 fn poll_decoded<T: DeserializeOwned, K: Codec, S>(
     inner: &mut S,
     cx: &mut Context<'_>,
-) -> Poll<Option<Result<T>>>
+) -> Poll<Option<Result<T, RecvError>>>
 where
-    S: Stream<Item = Result<Bytes>> + Unpin,
+    S: Stream<Item = Result<Bytes, RecvError>> + Unpin,
 {
-    Pin::new(inner)
-        .poll_next(cx)
-        .map(|item| item.map(|frame| frame.and_then(|frame| K::decode(&frame))))
+    Pin::new(inner).poll_next(cx).map(|item| {
+        item.map(|frame| frame.and_then(|frame| K::decode(&frame).map_err(RecvError::from)))
+    })
 }
 
 impl<In: DeserializeOwned, Out, K: Codec, C> Stream for TypedChannel<In, Out, K, C>
 where
-    C: Stream<Item = Result<Bytes>> + Unpin,
+    C: Stream<Item = Result<Bytes, RecvError>> + Unpin,
 {
-    type Item = Result<In>;
+    type Item = Result<In, RecvError>;
 
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<In>>> {
+    fn poll_next(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<In, RecvError>>> {
         poll_decoded::<In, K, C>(&mut self.get_mut().inner, cx)
     }
 }
 
 impl<In: DeserializeOwned, K: Codec, Rx> Stream for TypedReceiver<In, K, Rx>
 where
-    Rx: Stream<Item = Result<Bytes>> + Unpin,
+    Rx: Stream<Item = Result<Bytes, RecvError>> + Unpin,
 {
-    type Item = Result<In>;
+    type Item = Result<In, RecvError>;
 
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<In>>> {
+    fn poll_next(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<In, RecvError>>> {
         poll_decoded::<In, K, Rx>(&mut self.get_mut().inner, cx)
     }
 }
@@ -210,24 +216,24 @@ macro_rules! typed_sink {
         where
             Out: Serialize,
             K: Codec,
-            $inner: Sink<Bytes, Error = Error> + Unpin,
+            $inner: Sink<Bytes, Error = SendError> + Unpin,
         {
-            type Error = Error;
+            type Error = SendError;
 
-            fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+            fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), SendError>> {
                 Pin::new(&mut self.get_mut().inner).poll_ready(cx)
             }
 
-            fn start_send(self: Pin<&mut Self>, value: Out) -> Result<()> {
+            fn start_send(self: Pin<&mut Self>, value: Out) -> Result<(), SendError> {
                 let frame = K::encode(&value)?;
                 Pin::new(&mut self.get_mut().inner).start_send(frame)
             }
 
-            fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+            fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), SendError>> {
                 Pin::new(&mut self.get_mut().inner).poll_flush(cx)
             }
 
-            fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+            fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), SendError>> {
                 Pin::new(&mut self.get_mut().inner).poll_close(cx)
             }
         }

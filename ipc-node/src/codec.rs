@@ -54,7 +54,7 @@ pub(crate) enum Inbound {
 /// A frame must be **one JSON text in UTF-8** (what `serde_json::to_vec`,
 /// [`ipc_core::codec::Json`] or `JSON.stringify` produce). Anything else would make
 /// `JSON.parse` throw inside Node's channel code and crash the Node process, so it is
-/// refused with [`Error::Decode`] and nothing is written. Pretty-printed JSON is
+/// refused with [`Error::Refused`] and nothing is written. Pretty-printed JSON is
 /// accepted: a newline can only be whitespace between tokens in valid JSON, so each
 /// one is written as a space (the value is unchanged). A top-level object whose `"cmd"`
 /// starts with `NODE_` is refused too: Node would take it for one of its internal
@@ -123,7 +123,7 @@ impl NodeCodec {
     pub fn check_outgoing(frame: &[u8]) -> Result<()> {
         match classify(frame) {
             Ok(Kind::User) => Ok(()),
-            Ok(Kind::Internal(cmd)) => Err(Error::decode(
+            Ok(Kind::Internal(cmd)) => Err(Error::refused(
                 format!("the outgoing frame {}", preview(frame)),
                 format!(
                     "a top-level \"cmd\" of {cmd:?} marks one of Node's internal messages \
@@ -131,7 +131,7 @@ impl NodeCodec {
                      'message'; rename the field or nest the object"
                 ),
             )),
-            Err(e) => Err(Error::decode(
+            Err(e) => Err(Error::refused(
                 format!("the outgoing frame {}", preview(frame)),
                 format!(
                     "{e}; Node's channel carries one JSON text per message and JSON.parse \
@@ -295,7 +295,7 @@ mod tests {
         let mut wire = BytesMut::new();
         match codec(1024).encode(Outbound::Data(Bytes::copy_from_slice(frame)), &mut wire) {
             Ok(()) => format!("wire {}", String::from_utf8_lossy(&wire)),
-            Err(Error::Decode { .. }) => "refused".to_string(),
+            Err(Error::Refused { .. }) => "refused".to_string(),
             Err(e) => panic!("{e}"),
         }
     }

@@ -167,5 +167,6 @@ pub const READY: &str = "\"ready\"";
 pub async fn send_ready<C: Channel + ?Sized>(channel: &mut C) -> Result<()> {
     channel
         .send(bytes::Bytes::from_static(READY.as_bytes()))
-        .await
+        .await?;
+    Ok(())
 }

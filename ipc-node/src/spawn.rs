@@ -127,7 +127,8 @@ fn stream_pair() -> Result<(OwnedFd, OwnedFd)> {
         SockType::Stream,
         None,
         SockFlag::SOCK_CLOEXEC,
-    )?)
+    )
+    .map_err(std::io::Error::from)?)
 }
 
 /// A socket as a tokio stream.

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use common::{require_node, within};
 use ipc_core::codec::Json;
 use ipc_core::prelude::*;
-use ipc_core::{Child, Endpoint, Error, Registry, Transport, TypedChannel};
+use ipc_core::{Child, Endpoint, Error, RecvError, Registry, SendError, Transport, TypedChannel};
 use ipc_node::{NodeChannel, NodeTransport};
 use serde_json::{json, Value};
 use tokio::io::AsyncReadExt;
@@ -135,7 +135,7 @@ async fn child_crash_mid_stream_is_peer_lost_not_a_hang() {
         };
         assert_eq!(echoed, 99);
         match &err {
-            Error::PeerLost(why) => assert!(why.contains("exit status: 3"), "{why}"),
+            RecvError::PeerLost(why) => assert!(why.contains("exit status: 3"), "{why}"),
             other => panic!("expected PeerLost, got {other:?}"),
         }
         // One PeerLost item, then the stream ends.
@@ -153,7 +153,7 @@ async fn child_crash_mid_stream_is_peer_lost_not_a_hang() {
             .await
             .expect("spawn node");
         assert_eq!(ch.recv_json::<String>().await.expect("recv").as_deref(), Some("last words"));
-        assert!(matches!(ch.recv().await, Err(Error::PeerLost(_))));
+        assert!(matches!(ch.recv().await, Err(RecvError::PeerLost(_))));
         assert_eq!(child.wait().await.expect("wait").code(), Some(1));
         let trace = std::fs::read_to_string(trace.path()).expect("read the stack trace");
         assert!(trace.contains("Error: boom"), "node's stderr: {trace}");
@@ -169,7 +169,7 @@ async fn killed_child_is_peer_lost() {
         assert_eq!(recv_value(&mut ch).await, json!("ping"));
         child.kill().expect("kill");
         match ch.recv().await {
-            Err(Error::PeerLost(why)) => assert!(why.contains("SIGKILL"), "{why}"),
+            Err(RecvError::PeerLost(why)) => assert!(why.contains("SIGKILL"), "{why}"),
             other => panic!("expected PeerLost, got {other:?}"),
         }
         assert!(child.wait().await.expect("wait").code().is_none());
@@ -222,7 +222,7 @@ async fn close_makes_node_emit_disconnect() {
         assert_eq!(recv_value(&mut ch).await, json!([1, 2]));
         ch.close().await.expect("close");
         ch.close().await.expect("close is idempotent");
-        assert!(matches!(ch.send_json(&1).await, Err(Error::Closed)));
+        assert!(matches!(ch.send_json(&1).await, Err(SendError::Closed)));
         assert_eq!(ch.recv().await.expect("clean end"), None);
         let mut stdout = String::new();
         child
@@ -246,7 +246,7 @@ async fn malformed_line_is_a_decode_error_then_the_next_message() {
                       process.send({ ok: true });";
         let (mut child, mut ch) = spawn_node(script).await;
         match ch.recv().await {
-            Err(Error::Decode { context, .. }) => {
+            Err(RecvError::Rejected(Error::Decode { context, .. })) => {
                 assert!(context.contains("not json"), "{context}")
             }
             other => panic!("expected a decode error, got {other:?}"),
@@ -334,7 +334,7 @@ async fn frames_node_cannot_parse_are_refused_not_sent() {
             br#"{"cmd":"NODE_HANDLE_ACK"}"#,
         ] {
             match ch.send(Bytes::copy_from_slice(bad)).await {
-                Err(Error::Decode { .. }) => {}
+                Err(SendError::Rejected(Error::Refused { .. })) => {}
                 other => panic!(
                     "{:?} was not refused: {other:?}",
                     String::from_utf8_lossy(bad)

@@ -9,7 +9,7 @@ use std::process::Stdio;
 use common::{require_node, within};
 use ipc_core::prelude::*;
 use ipc_core::testkit::{self, ChildRole};
-use ipc_core::Error;
+use ipc_core::{Error, RecvError};
 use serde_json::{json, Value};
 
 ipc_core::child_roles! {
@@ -70,7 +70,9 @@ async fn child_main() -> i32 {
             Ok(Some(m)) if m["op"] == "exit" => return m["code"].as_i64().unwrap_or(1) as i32,
             Ok(Some(m)) => m,
             Ok(None) => return 0,
-            Err(Error::Decode { context, .. }) => json!({ "decodeError": context }),
+            Err(RecvError::Rejected(Error::Decode { context, .. })) => {
+                json!({ "decodeError": context })
+            }
             Err(e) => {
                 eprintln!("recv: {e}");
                 return 1;

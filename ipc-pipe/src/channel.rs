@@ -226,7 +226,7 @@ pub(crate) fn wrap_receiver(
 /// A new anonymous pipe, both ends close-on-exec: `(read end, write end)`.
 #[cfg(not(target_vendor = "apple"))]
 pub(crate) fn new_pipe() -> Result<(OwnedFd, OwnedFd)> {
-    Ok(nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?)
+    Ok(nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(std::io::Error::from)?)
 }
 
 /// A new anonymous pipe, both ends close-on-exec: `(read end, write end)`.

@@ -16,7 +16,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use ipc_core::prelude::*;
 use ipc_core::testkit;
-use ipc_core::{Endpoint, Error, Transport};
+use ipc_core::{Endpoint, Error, RecvError, Transport};
 use ipc_pipe::{connect_fifo, spawn_fifo, FifoListener, FifoTransport};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
@@ -301,7 +301,7 @@ async fn client_dropped_without_goodbye_is_peer_lost() {
     );
     drop(raw); // no goodbye
     match within(server.recv()).await {
-        Err(Error::PeerLost(_)) => {}
+        Err(RecvError::PeerLost(_)) => {}
         other => panic!("expected PeerLost, got {other:?}"),
     }
     serve_one_good_client(&mut listener, &dir).await;
@@ -452,7 +452,7 @@ async fn killed_client_process_is_an_error_then_the_next_is_served() {
     child.start_kill().expect("kill");
     let got = within(server.recv()).await;
     assert!(
-        matches!(got, Err(Error::PeerLost(_))),
+        matches!(got, Err(RecvError::PeerLost(_))),
         "expected PeerLost, got {got:?}"
     );
     within(child.wait()).await.expect("reap");

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use ipc_core::prelude::*;
-use ipc_core::{Error, Transport};
+use ipc_core::{Error, RecvError, SendError, Transport};
 use ipc_pipe::{connect_inherited, pipe_pair, spawn_pipe, PipeTransport};
 
 const LIMIT: Duration = Duration::from_secs(20);
@@ -135,12 +135,12 @@ async fn child_killed_is_peer_lost_for_reads_and_writes() {
     let status = within(child.wait()).await.expect("wait");
     assert!(!status.success());
     match within(ch.recv()).await {
-        Err(Error::PeerLost(why)) => assert!(why.contains("without a goodbye"), "{why}"),
+        Err(RecvError::PeerLost(why)) => assert!(why.contains("without a goodbye"), "{why}"),
         other => panic!("expected PeerLost, got {other:?}"),
     }
     // EPIPE (SIGPIPE ignored) from a peer that never said goodbye: lost, not closed.
     match ch.send(Bytes::from_static(b"anyone?")).await {
-        Err(Error::PeerLost(_)) => {}
+        Err(SendError::PeerLost(_)) => {}
         other => panic!("expected PeerLost, got {other:?}"),
     }
 }

@@ -442,7 +442,7 @@ impl RecvFrames for SignalInbox {
 /// while let Some(frame) = ch.recv().await? {
 ///     ch.send(frame).await?; // echo
 /// }
-/// ch.close().await
+/// Ok(ch.close().await?)
 /// # }
 /// ```
 pub type SignalChannel = Duplex<SignalSender, SignalReceiver>;

@@ -92,7 +92,8 @@ pub fn kill(pid: u32, sig: Signal) -> Result<()> {
             format!("{pid} is not a process id (kill would signal a process group or everyone)"),
         ))
     })?;
-    nix::sys::signal::kill(Pid::from_raw(raw), sig).map_err(|e| match e {
+    let nix_sig = nix::sys::signal::Signal::try_from(sig.as_raw()).map_err(std::io::Error::from)?;
+    nix::sys::signal::kill(Pid::from_raw(raw), nix_sig).map_err(|e| match e {
         Errno::ESRCH => Error::Io(io::Error::new(
             io::ErrorKind::NotFound,
             format!("cannot send {sig:?} to process {pid}: there is no such process"),
@@ -101,6 +102,6 @@ pub fn kill(pid: u32, sig: Signal) -> Result<()> {
             io::ErrorKind::PermissionDenied,
             format!("not allowed to send {sig:?} to process {pid} (another user's process?)"),
         )),
-        other => Error::from(other),
+        other => Error::Io(io::Error::from(other)),
     })
 }

@@ -179,7 +179,7 @@
 //!                     },
 //!                 }
 //!             }
-//!             parent.close().await
+//!             Ok(parent.close().await?)
 //!         },
 //!         |reason| async move { eprintln!("child: cleaned up after {reason:?}") },
 //!     ));

@@ -17,7 +17,7 @@ use bytes::Bytes;
 use ipc_core::frame::FrameConfig;
 use ipc_core::prelude::*;
 use ipc_core::testkit;
-use ipc_core::{Endpoint, Error, Result, Transport};
+use ipc_core::{Endpoint, Error, RecvError, Result, SendError, Transport};
 use ipc_signal::{SignalChannel, SignalChannelExt, SignalTransport};
 
 /// Messages each way for the `bulk` child, when not [`BULK`].
@@ -163,9 +163,11 @@ async fn run_child(role: Role) -> Result<()> {
         Role::Echo => loop {
             match ch.recv().await {
                 Ok(Some(frame)) => ch.send(frame).await?,
-                Ok(None) => return ch.close().await,
-                Err(e) if !e.is_fatal() => ch.send(Bytes::from(format!("error: {e}"))).await?,
-                Err(e) => return Err(e),
+                Ok(None) => return Ok(ch.close().await?),
+                Err(e @ RecvError::Rejected(_)) => {
+                    ch.send(Bytes::from(format!("error: {e}"))).await?
+                }
+                Err(e) => return Err(e.into()),
             }
         },
         Role::Bulk => {
@@ -191,7 +193,7 @@ async fn run_child(role: Role) -> Result<()> {
                 rx.recv().await?.is_none(),
                 "child: more than {count} messages"
             );
-            sender.await.map_err(|e| fail(e.to_string()))?
+            Ok(sender.await.map_err(|e| fail(e.to_string()))??)
         }
         Role::HelloClose => {
             ch.send(Bytes::from_static(b"hello")).await?;
@@ -223,7 +225,7 @@ async fn run_child(role: Role) -> Result<()> {
         }
         Role::CloseExit => {
             ch.send(Bytes::from_static(b"bye")).await?;
-            ch.close().await
+            Ok(ch.close().await?)
         }
         Role::DropTxMidFrame => {
             let (mut tx, mut rx) = ch.into_split();
@@ -475,10 +477,10 @@ async fn oversize_send_refused() -> Result<()> {
     let config = FrameConfig::builder().max_frame(1024).build();
     let (child, mut ch) = spawn(Role::Echo, config).await?;
     match ch.send(payload(1, 1025)).await {
-        Err(Error::FrameTooLarge {
+        Err(SendError::Rejected(Error::FrameTooLarge {
             len: 1025,
             max: 1024,
-        }) => {}
+        })) => {}
         other => return Err(fail(format!("expected FrameTooLarge, got {other:?}"))),
     }
     ch.send(Bytes::from_static(b"still here")).await?;
@@ -494,7 +496,8 @@ async fn oversize_recv_rejected() -> Result<()> {
     let config = FrameConfig::builder().max_frame(100).build();
     let (child, mut ch) = spawn(Role::Oversize, config).await?;
     match ch.recv().await {
-        Err(Error::FrameTooLarge { len, max: 100 }) if len == OVERSIZE as u64 => {}
+        Err(RecvError::Rejected(Error::FrameTooLarge { len, max: 100 }))
+            if len == OVERSIZE as u64 => {}
         other => return Err(fail(format!("expected FrameTooLarge, got {other:?}"))),
     }
     expect(&mut ch, b"after").await?;
@@ -518,7 +521,7 @@ async fn dropped_without_close() -> Result<()> {
     expect(&mut ch, b"bye").await?;
     let end = ch.recv().await;
     ensure!(
-        matches!(&end, Err(Error::PeerLost(why)) if why.contains("without closing it")),
+        matches!(&end, Err(RecvError::PeerLost(why)) if why.contains("without closing it")),
         "expected PeerLost for an abort, got {end:?}"
     );
     ensure!(child.wait().await?.success(), "child failed");
@@ -532,7 +535,7 @@ async fn killed_child_is_an_error() -> Result<()> {
     child.kill()?;
     let started = Instant::now();
     match tokio::time::timeout(Duration::from_secs(20), ch.recv()).await {
-        Ok(Err(Error::PeerLost(_))) => {}
+        Ok(Err(RecvError::PeerLost(_))) => {}
         Ok(other) => return Err(fail(format!("expected PeerLost, got {other:?}"))),
         Err(_) => return Err(fail("recv hung after the child was killed")),
     }
@@ -563,7 +566,7 @@ async fn blocked_send_to_killed_peer_is_peer_lost() -> Result<()> {
         );
         child.kill()?;
         match tokio::time::timeout(Duration::from_secs(20), send).await {
-            Ok(Err(Error::PeerLost(_))) => {}
+            Ok(Err(SendError::PeerLost(_))) => {}
             Ok(other) => {
                 return Err(fail(format!(
                     "blocked send: expected PeerLost, got {other:?}"
@@ -573,7 +576,7 @@ async fn blocked_send_to_killed_peer_is_peer_lost() -> Result<()> {
         }
     }
     match ch.send(Bytes::from_static(b"again")).await {
-        Err(Error::PeerLost(_)) => {}
+        Err(SendError::PeerLost(_)) => {}
         other => return Err(fail(format!("next send: expected PeerLost, got {other:?}"))),
     }
     child.wait().await?;
@@ -585,7 +588,7 @@ async fn send_after_own_close_is_closed() -> Result<()> {
     let (mut child, mut ch) = spawn(Role::Echo, FrameConfig::default()).await?;
     ch.close().await?;
     match ch.send(Bytes::from_static(b"late")).await {
-        Err(Error::Closed) => {}
+        Err(SendError::Closed) => {}
         other => return Err(fail(format!("expected Closed, got {other:?}"))),
     }
     ensure!(ch.recv().await?.is_none(), "expected the child's close");
@@ -600,7 +603,7 @@ async fn send_after_peer_goodbye_is_closed() -> Result<()> {
     let (mut child, mut ch) = spawn(Role::CloseExit, FrameConfig::default()).await?;
     ensure!(child.wait().await?.success(), "child failed");
     match ch.send(Bytes::from_static(b"late")).await {
-        Err(Error::Closed) => {}
+        Err(SendError::Closed) => {}
         other => {
             return Err(fail(format!(
                 "goodbye unread: expected Closed, got {other:?}"
@@ -615,7 +618,7 @@ async fn send_after_peer_goodbye_is_closed() -> Result<()> {
     ensure!(ch.recv().await?.is_none(), "expected the goodbye");
     ensure!(child.wait().await?.success(), "child failed");
     match ch.send(Bytes::from_static(b"late")).await {
-        Err(Error::Closed) => Ok(()),
+        Err(SendError::Closed) => Ok(()),
         other => Err(fail(format!(
             "goodbye read: expected Closed, got {other:?}"
         ))),
@@ -641,7 +644,7 @@ async fn dropped_send_half_mid_frame_is_peer_lost() -> Result<()> {
         .await?;
     ensure!(line.trim() == "dropped", "child said {line:?}");
     match tokio::time::timeout(Duration::from_secs(20), ch.recv()).await {
-        Ok(Err(Error::PeerLost(_))) => {}
+        Ok(Err(RecvError::PeerLost(_))) => {}
         Ok(other) => return Err(fail(format!("expected PeerLost, got {other:?}"))),
         Err(_) => return Err(fail("recv hung on the half-sent frame")),
     }
@@ -689,7 +692,7 @@ async fn goodbye_ends_frames_gone_ends_the_channel() -> Result<()> {
     })
     .await;
     match refused {
-        Ok(Err(Error::Closed)) => {}
+        Ok(Err(SendError::Closed)) => {}
         other => return Err(fail(format!("after GONE: expected Closed, got {other:?}"))),
     }
     drop(child.inner_mut().stdin.take());
@@ -723,7 +726,7 @@ async fn two_children_interleaved() -> Result<()> {
             );
         }
         ensure!(rx.recv().await?.is_none(), "expected the close");
-        sender.await.map_err(|e| fail(e.to_string()))?
+        Ok(sender.await.map_err(|e| fail(e.to_string()))??)
     };
     let (ra, rb) = tokio::join!(converse(b'a', cha), converse(b'b', chb));
     ra?;

@@ -19,7 +19,7 @@ use bytes::Bytes;
 use ipc_core::frame::FrameConfig;
 use ipc_core::prelude::*;
 use ipc_core::testkit;
-use ipc_core::{Endpoint, Error, Result, Transport};
+use ipc_core::{Endpoint, Error, Result, SendError, Transport};
 use ipc_signal::{SignalTransport, CONTROL_SIGNAL, DATA_SIGNAL};
 
 /// Longest a check may take (a hang guard, not a timing assertion).
@@ -214,7 +214,7 @@ async fn reaped_peer_reused_pid_gets_nothing() -> Result<()> {
         println!("  (pid {old} was not reused; checking the send alone)");
     }
     match ch.send(Bytes::from_static(b"anyone there?")).await {
-        Err(Error::PeerLost(why)) if why.contains(&old.to_string()) => {}
+        Err(SendError::PeerLost(why)) if why.contains(&old.to_string()) => {}
         other => return Err(fail(format!("send to a reaped peer: {other:?}"))),
     }
     if let Some(mut newcomer) = newcomer {
@@ -246,7 +246,7 @@ async fn run_child(role: Role) -> Result<()> {
             while let Some(frame) = ch.recv().await? {
                 ch.send(frame).await?;
             }
-            ch.close().await
+            Ok(ch.close().await?)
         }
     }
 }

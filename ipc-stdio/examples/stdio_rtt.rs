@@ -112,7 +112,7 @@ async fn child(mode: &str) -> ipc_core::Result<()> {
     while let Some(frame) = channel.recv().await? {
         channel.send(frame).await?;
     }
-    channel.close().await
+    Ok(channel.close().await?)
 }
 
 async fn parent(mode: &str, options: &Options) -> Result<(), Box<dyn std::error::Error>> {

@@ -160,11 +160,12 @@ fn take_stdio(config: FrameConfig) -> Result<StdioChannel> {
 /// we changed them.
 fn nonblocking_copy(fd: BorrowedFd<'_>) -> Result<(OwnedFd, Option<OFlag>)> {
     let copy = fd.try_clone_to_owned()?;
-    let flags = OFlag::from_bits_retain(fcntl(&copy, FcntlArg::F_GETFL)?);
+    let flags =
+        OFlag::from_bits_retain(fcntl(&copy, FcntlArg::F_GETFL).map_err(std::io::Error::from)?);
     if flags.contains(OFlag::O_NONBLOCK) {
         return Ok((copy, None));
     }
-    fcntl(&copy, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
+    fcntl(&copy, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK)).map_err(std::io::Error::from)?;
     Ok((copy, Some(flags)))
 }
 

@@ -361,7 +361,7 @@ impl Encoder<Outbound> for JsonLinesCodec {
         dst.resize(start + text_len, 0);
         let written = STANDARD
             .encode_slice(&frame, &mut dst[start..])
-            .map_err(|e| Error::decode("a frame as base64", e))?;
+            .map_err(|e| Error::refused("a frame as base64", e))?;
         dst.truncate(start + written);
         dst.extend_from_slice(BYTES_SUFFIX);
         dst.put_u8(b'\n');

@@ -17,7 +17,7 @@ use futures_util::StreamExt;
 use ipc_core::frame::Decoded;
 use ipc_core::prelude::*;
 use ipc_core::testkit::{self, ChildRole};
-use ipc_core::{Error, Registry};
+use ipc_core::{Error, RecvError, Registry};
 use ipc_stdio::{JsonLinesCodec, StdioTransport};
 use libtest_mimic::{Arguments, Failed, Trial};
 
@@ -118,11 +118,13 @@ async fn run_role(role: Role) -> ipc_core::Result<()> {
                 match rx.recv().await {
                     Ok(Some(frame)) => tx.send(frame).await?,
                     Ok(None) => break,
-                    Err(e) if !e.is_fatal() => tx.send(Bytes::from(format!("error: {e}"))).await?,
-                    Err(e) => return Err(e),
+                    Err(e @ RecvError::Rejected(_)) => {
+                        tx.send(Bytes::from(format!("error: {e}"))).await?
+                    }
+                    Err(e) => return Err(e.into()),
                 }
             }
-            tx.close().await
+            Ok(tx.close().await?)
         }
         // Print to stdout by mistake, and start a grandchild that does the same.
         Role::Println => {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use ipc_core::frame::FrameConfig;
 use ipc_core::prelude::*;
-use ipc_core::{Endpoint, Error, Transport};
+use ipc_core::{Endpoint, Error, RecvError, Transport};
 use ipc_stdio::{JsonLinesCodec, StdioTransport};
 
 const LIMIT: Duration = Duration::from_secs(30);
@@ -89,9 +89,9 @@ async fn a_child_printing_garbage_is_reported_line_by_line() -> ipc_core::Result
     let script = r#"echo hello-not-json; echo '{"a":1}'; echo '{"$ipc":"goodbye"}'"#;
     let (mut child, mut ch) = ipc_stdio::spawn(sh(script), Default::default()).await?;
     match bounded("the bad line", ch.recv()).await {
-        Err(e @ Error::Decode { .. }) => {
+        Err(e @ RecvError::Rejected(Error::Decode { .. })) => {
             assert!(e.to_string().contains("\"hello-not-json\""), "{e}");
-            assert!(!e.is_fatal());
+            assert!(e.is_rejected());
         }
         other => panic!("expected a decode error, got {other:?}"),
     }
@@ -115,7 +115,7 @@ async fn a_killed_child_is_an_error_not_a_hang() -> ipc_core::Result<()> {
     );
     child.kill()?;
     match bounded("recv after kill", ch.recv()).await {
-        Err(Error::PeerLost(why)) => assert!(why.contains("goodbye"), "{why}"),
+        Err(RecvError::PeerLost(why)) => assert!(why.contains("goodbye"), "{why}"),
         other => panic!("expected PeerLost, got {other:?}"),
     }
     assert!(!bounded("reap", child.wait()).await?.success());
@@ -148,7 +148,9 @@ async fn an_over_long_line_is_skipped_and_the_next_one_delivered() -> ipc_core::
     let (mut child, mut ch) = ipc_stdio::spawn(cmd, config).await?;
     for expected_len in [4000, 100_000] {
         match bounded("rejection", ch.recv()).await {
-            Err(Error::FrameTooLarge { len, max: m }) => assert_eq!((len, m), (expected_len, max)),
+            Err(RecvError::Rejected(Error::FrameTooLarge { len, max: m })) => {
+                assert_eq!((len, m), (expected_len, max))
+            }
             other => panic!("expected FrameTooLarge, got {other:?}"),
         }
     }

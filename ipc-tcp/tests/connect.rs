@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use ipc_core::prelude::*;
-use ipc_core::{Endpoint, Error, FrameConfig, Transport};
+use ipc_core::{Endpoint, Error, FrameConfig, RecvError, SendError, Transport};
 use ipc_tcp::{TcpChannelExt, TcpListener, TcpOptions, TcpTransport};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -127,7 +127,9 @@ async fn oversize_frames_are_rejected_and_the_listener_goes_on() {
     let (server, raw) = tokio::join!(l.accept(), raw_client(addr, b"", &[0xFF, 0xFF, 0xFF, 0xFE]));
     let mut server = server.expect("accept");
     match server.recv().await {
-        Err(Error::FrameTooLarge { len, max }) => assert_eq!((len, max), (0xFFFF_FFFE, 1024)),
+        Err(RecvError::Rejected(Error::FrameTooLarge { len, max })) => {
+            assert_eq!((len, max), (0xFFFF_FFFE, 1024))
+        }
         other => panic!("expected FrameTooLarge, got {other:?}"),
     }
     drop(raw);
@@ -141,10 +143,10 @@ async fn oversize_frames_are_rejected_and_the_listener_goes_on() {
     let mut server = server.expect("the listener still accepts");
     assert!(matches!(
         server.recv().await,
-        Err(Error::FrameTooLarge {
+        Err(RecvError::Rejected(Error::FrameTooLarge {
             len: 2000,
             max: 1024
-        })
+        }))
     ));
     assert_eq!(
         server.recv().await.expect("recv").as_deref(),
@@ -154,10 +156,10 @@ async fn oversize_frames_are_rejected_and_the_listener_goes_on() {
     // Sending too much is refused locally, and nothing is written.
     assert!(matches!(
         server.send(vec![0u8; 1025].into()).await,
-        Err(Error::FrameTooLarge {
+        Err(SendError::Rejected(Error::FrameTooLarge {
             len: 1025,
             max: 1024
-        })
+        }))
     ));
 }
 

@@ -35,15 +35,15 @@ fn serve_echo(
             let tx = tx.clone();
             tokio::spawn(async move {
                 let peer = ch.peer_addr().expect("the peer's address");
-                let error = loop {
+                let error: Error = loop {
                     match ch.recv().await {
                         Ok(Some(frame)) => {
                             if let Err(e) = ch.send(frame).await {
-                                break e;
+                                break e.into();
                             }
                         }
                         Ok(None) => return,
-                        Err(e) => break e,
+                        Err(e) => break e.into(),
                     }
                 };
                 drop(ch);

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use futures_util::{SinkExt, Stream};
 use ipc_core::frame::{FrameCodec, FrameConfig, LengthCodec};
 use ipc_core::stream::{self, StreamReceiver, StreamSender};
-use ipc_core::{ChannelInfo, Duplex, Error, RecvHalf, Result};
+use ipc_core::{ChannelInfo, Duplex, Error, RecvError, RecvHalf, Result};
 use tokio::net::UnixStream;
 
 use crate::fdio::{send_frame_with_fds, FdReader, SockWriter, MAX_FDS_PER_FRAME};
@@ -195,13 +195,13 @@ pub trait RecvFds {
     /// ```
     fn recv_with_fds(
         &mut self,
-    ) -> impl Future<Output = Result<Option<(Bytes, Vec<OwnedFd>)>>> + Send;
+    ) -> impl Future<Output = Result<Option<(Bytes, Vec<OwnedFd>)>, RecvError>> + Send;
 }
 
 impl SendFds for UdsSender {
     async fn send_with_fds(&mut self, frame: Bytes, fds: &[BorrowedFd<'_>]) -> Result<()> {
         if fds.is_empty() {
-            return self.send(frame).await;
+            return Ok(self.send(frame).await?);
         }
         let max = self.codec().max_frame();
         if frame.len() > max {
@@ -242,7 +242,10 @@ type FrameWithFds = (Bytes, Vec<OwnedFd>);
 impl UdsReceiver {
     /// The next frame and its fds; fds that came with nothing (before a goodbye) are
     /// closed.
-    fn poll_with_fds(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<FrameWithFds>>> {
+    fn poll_with_fds(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<FrameWithFds, RecvError>>> {
         let next = ready!(Pin::new(&mut self.inner).poll_next(cx));
         // Everything before `end` has been consumed by frames (this one included).
         let end = self.inner.reader_mut().position() - self.inner.buffered() as u64;
@@ -263,7 +266,7 @@ impl UdsReceiver {
 }
 
 impl RecvFds for UdsReceiver {
-    async fn recv_with_fds(&mut self) -> Result<Option<(Bytes, Vec<OwnedFd>)>> {
+    async fn recv_with_fds(&mut self) -> Result<Option<(Bytes, Vec<OwnedFd>)>, RecvError> {
         std::future::poll_fn(|cx| self.poll_with_fds(cx))
             .await
             .transpose()
@@ -273,16 +276,19 @@ impl RecvFds for UdsReceiver {
 impl RecvFds for UdsChannel {
     fn recv_with_fds(
         &mut self,
-    ) -> impl Future<Output = Result<Option<(Bytes, Vec<OwnedFd>)>>> + Send {
+    ) -> impl Future<Output = Result<Option<(Bytes, Vec<OwnedFd>)>, RecvError>> + Send {
         self.receiver_mut().recv_with_fds()
     }
 }
 
 /// Frames without their fds (which are closed).
 impl Stream for UdsReceiver {
-    type Item = Result<Bytes>;
+    type Item = Result<Bytes, RecvError>;
 
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes>>> {
+    fn poll_next(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, RecvError>>> {
         self.get_mut()
             .poll_with_fds(cx)
             .map(|next| next.map(|item| item.map(|(frame, _fds)| frame)))

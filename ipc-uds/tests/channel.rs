@@ -7,7 +7,7 @@ use std::process::Command;
 use bytes::Bytes;
 use ipc_core::frame::FrameConfig;
 use ipc_core::prelude::*;
-use ipc_core::{Endpoint, Error, Transport};
+use ipc_core::{Endpoint, Error, RecvError, SendError, Transport};
 use ipc_uds::{connect, pair, spawn, UdsTransport};
 
 fn our_uid() -> u32 {
@@ -41,7 +41,10 @@ async fn pair_ping_pong_and_peer_credentials() {
 
     a.close().await.expect("close");
     a.close().await.expect("close is idempotent");
-    assert!(matches!(a.send("late".into()).await, Err(Error::Closed)));
+    assert!(matches!(
+        a.send("late".into()).await,
+        Err(SendError::Closed)
+    ));
     assert_eq!(b.recv().await.expect("recv"), None);
     assert_eq!(b.recv().await.expect("recv"), None);
 }
@@ -57,10 +60,10 @@ async fn oversize_send_is_refused_and_the_channel_lives_on() {
     assert!(
         matches!(
             err,
-            Error::FrameTooLarge {
+            SendError::Rejected(Error::FrameTooLarge {
                 len: 1025,
                 max: 1024
-            }
+            })
         ),
         "{err}"
     );
@@ -75,7 +78,7 @@ async fn dropped_peer_is_an_abort_a_closed_one_a_clean_end_and_a_killed_one_an_e
     let (a, mut b) = pair(FrameConfig::default()).expect("pair");
     drop(a); // without close: no goodbye
     let end = b.recv().await;
-    assert!(matches!(end, Err(Error::PeerLost(_))), "{end:?}");
+    assert!(matches!(end, Err(RecvError::PeerLost(_))), "{end:?}");
     let (mut a, mut b) = pair(FrameConfig::default()).expect("pair");
     a.close().await.expect("close");
     assert_eq!(b.recv().await.expect("recv"), None);
@@ -85,7 +88,7 @@ async fn dropped_peer_is_an_abort_a_closed_one_a_clean_end_and_a_killed_one_an_e
     let (mut child, mut channel) = spawn(sleeper, FrameConfig::default()).await.expect("spawn");
     child.kill().expect("kill");
     let err = channel.recv().await.expect_err("killed child");
-    assert!(matches!(err, Error::PeerLost(_)), "{err}");
+    assert!(matches!(err, RecvError::PeerLost(_)), "{err}");
     child.wait().await.expect("wait");
 }
 

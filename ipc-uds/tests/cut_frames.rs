@@ -12,7 +12,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use ipc_core::frame::FrameConfig;
 use ipc_core::prelude::*;
-use ipc_core::Error;
+use ipc_core::RecvError;
 use ipc_uds::{pair, SendFds};
 
 struct Noop;
@@ -38,7 +38,7 @@ async fn read_to_the_cut(b: &mut ipc_uds::UdsChannel) {
     })
     .await
     .expect("the reader hung on a frame whose sender was dropped");
-    assert!(matches!(end, Err(Error::PeerLost(_))), "{end:?}");
+    assert!(matches!(end, Err(RecvError::PeerLost(_))), "{end:?}");
 }
 
 fn config() -> FrameConfig {

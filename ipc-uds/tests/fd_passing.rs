@@ -8,7 +8,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use bytes::Bytes;
 use ipc_core::frame::FrameConfig;
 use ipc_core::prelude::*;
-use ipc_core::Error;
+use ipc_core::{Error, SendError};
 use ipc_uds::{pair, RecvFds, SendFds, UdsChannel};
 use nix::sys::socket::{setsockopt, sockopt};
 
@@ -308,5 +308,8 @@ async fn sending_fds_to_a_gone_peer_fails() {
     assert!(matches!(err, Error::Closed | Error::PeerLost(_)), "{err}");
     // A plain send reports it too.
     let err = a.send("still gone".into()).await.expect_err("gone");
-    assert!(matches!(err, Error::Closed | Error::PeerLost(_)), "{err}");
+    assert!(
+        matches!(err, SendError::Closed | SendError::PeerLost(_)),
+        "{err}"
+    );
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use ipc_core::frame::FrameConfig;
 use ipc_core::prelude::*;
-use ipc_core::Error;
+use ipc_core::{Error, RecvError};
 use ipc_uds::UdsListener;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
@@ -60,7 +60,7 @@ async fn a_client_past_the_listener_budget_is_dropped_the_others_are_served() {
         .expect("the client past the budget is dropped")
         .expect("report");
     match got {
-        Err(e @ Error::BudgetExceeded { .. }) => {
+        Err(e @ RecvError::BudgetExceeded(Error::BudgetExceeded { .. })) => {
             assert!(e.to_string().contains("listener_budget("), "{e}");
         }
         other => panic!("expected BudgetExceeded, got {other:?}"),

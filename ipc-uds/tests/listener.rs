@@ -12,7 +12,7 @@ use bytes::Bytes;
 use ipc_core::frame::FrameConfig;
 use ipc_core::prelude::*;
 use ipc_core::testkit;
-use ipc_core::{Endpoint, Error, Listener};
+use ipc_core::{Endpoint, Error, Listener, RecvError};
 use ipc_uds::{connect, UdsListener};
 
 const HELPER_ENV: &str = "IPC_UDS_TEST_HELPER_ENDPOINT";
@@ -221,7 +221,7 @@ async fn huge_length_prefix_is_rejected_and_the_listener_goes_on() {
     let mut served = listener.accept().await.expect("accept rogue");
     let err = served.recv().await.expect_err("too large");
     assert!(
-        matches!(err, Error::FrameTooLarge { len: 0xFFFF_FF00, max } if max == 8 << 20),
+        matches!(err, RecvError::Rejected(Error::FrameTooLarge { len: 0xFFFF_FF00, max }) if max == 8 << 20),
         "{err}"
     );
     drop(rogue);

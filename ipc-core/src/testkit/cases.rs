@@ -7,15 +7,16 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 
+use super::Outcome as Result;
 use crate::codec::{Codec, Json, Postcard};
-use crate::error::{Error, Result};
+use crate::error::{Error, RecvError, SendError};
 use crate::frame::FrameConfig;
 use crate::prelude::*;
 use crate::rpc::RpcClient;
 use crate::{Endpoint, TypedChannel};
 
 use super::child::{bulk_payload, check_bulk, Note, Role, BULK_COUNT};
-use super::{ensure, fail, AllocProbe, Subject};
+use super::{ensure, fail, AllocProbe, Failure, Subject};
 
 /// One named conformance case.
 pub struct Case {
@@ -74,12 +75,12 @@ pub fn cases() -> &'static [Case] {
 const SHORT: Duration = Duration::from_secs(20);
 
 async fn within<T>(what: &'static str, fut: impl std::future::Future<Output = T>) -> Result<T> {
-    tokio::time::timeout(SHORT, fut)
-        .await
-        .map_err(|_| Error::Timeout {
+    tokio::time::timeout(SHORT, fut).await.map_err(|_| {
+        Failure::Ipc(Error::Timeout {
             after: SHORT,
             during: what,
         })
+    })
 }
 
 async fn expect_frame(ch: &mut dyn Channel, expected: &[u8]) -> Result<()> {
@@ -178,7 +179,7 @@ async fn oversize_send_refused(s: &Subject) -> Result<()> {
     let (child, mut ch) = s.spawn(Role::Echo, 0, config).await?;
     let over = s.frames.payload(1, s.frames.payload_len(max + 1));
     match ch.send(over).await {
-        Err(Error::FrameTooLarge { len, max: m }) => {
+        Err(SendError::Rejected(Error::FrameTooLarge { len, max: m })) => {
             ensure!(
                 len == max as u64 + 1 && m == max,
                 "wrong numbers: {len} / {m}"
@@ -202,7 +203,7 @@ async fn oversize_recv_rejected_without_allocating(s: &Subject) -> Result<()> {
     let probe = AllocProbe::start()
         .ok_or_else(|| fail("install testkit::CountingAlloc as the global allocator"))?;
     match ch.recv().await {
-        Err(Error::FrameTooLarge { len, max }) => {
+        Err(RecvError::Rejected(Error::FrameTooLarge { len, max })) => {
             ensure!(
                 len == sent as u64 && max == limit,
                 "wrong numbers: {len} / {max}"
@@ -267,7 +268,7 @@ async fn peer_dropped_without_close_is_peer_lost(s: &Subject) -> Result<()> {
     expect_frame(&mut *ch, b"hello").await?;
     let got = within("recv after the peer dropped its channel", ch.recv()).await?;
     ensure!(
-        matches!(got, Err(Error::PeerLost(_))),
+        matches!(got, Err(RecvError::PeerLost(_))),
         "a channel dropped without close must be PeerLost for its peer, got {got:?}"
     );
     child.kill()?;
@@ -277,7 +278,7 @@ async fn peer_dropped_without_close_is_peer_lost(s: &Subject) -> Result<()> {
     expect_frame(&mut *ch, b"hello").await?;
     let got = within("recv after the peer dropped its sending half", ch.recv()).await?;
     ensure!(
-        matches!(got, Err(Error::PeerLost(_))),
+        matches!(got, Err(RecvError::PeerLost(_))),
         "a sending half dropped without close must be PeerLost for its peer, got {got:?}"
     );
     ch.close().await?;
@@ -369,7 +370,7 @@ async fn feed_1000_then_flush_in_order(s: &Subject) -> Result<()> {
             tx.feed(bulk_payload(frames, seq, max)).await?;
         }
         tx.flush().await?;
-        Ok::<_, Error>(tx)
+        Ok::<_, Failure>(tx)
     };
     let receiving = async {
         for seq in 0..FRAMES {
@@ -379,7 +380,7 @@ async fn feed_1000_then_flush_in_order(s: &Subject) -> Result<()> {
                 .ok_or_else(|| fail(format!("the child closed after {seq} frames")))?;
             check_bulk(frames, &frame, seq, max)?;
         }
-        Ok::<_, Error>(())
+        Ok::<_, Failure>(())
     };
     let (sent, received) = within(
         "1000 fed frames and their echoes",
@@ -401,7 +402,7 @@ async fn stream_items_rejected_then_lost_then_end(s: &Subject) -> Result<()> {
         .spawn(Role::SendOversize, limit as u64 * 2, config)
         .await?;
     match within("the oversize item", ch.next()).await? {
-        Some(Err(Error::FrameTooLarge { .. })) => {}
+        Some(Err(RecvError::Rejected(Error::FrameTooLarge { .. }))) => {}
         other => {
             return Err(fail(format!(
                 "expected a FrameTooLarge item, got {other:?}"
@@ -425,7 +426,7 @@ async fn stream_items_rejected_then_lost_then_end(s: &Subject) -> Result<()> {
     expect_frame(&mut *ch, b"ready").await?;
     child.kill()?;
     match within("the item after SIGKILL", ch.next()).await? {
-        Some(Err(Error::PeerLost(_))) => {}
+        Some(Err(RecvError::PeerLost(_))) => {}
         other => return Err(fail(format!("expected a PeerLost item, got {other:?}"))),
     }
     let end = within("the end after PeerLost", ch.next()).await?;
@@ -467,7 +468,10 @@ async fn forward_select_and_stream_adaptors(s: &Subject) -> Result<()> {
         a_tx.send(Bytes::from(n.to_string())).await?;
     }
     a_tx.close().await?; // a echoes the 20, then closes: the forward ends
-    let forward = a_rx.forward(b_tx); // and closes b's sending side: b closes too
+                         // and closes b's sending side: b closes too
+                         // (receive and send errors differ: both become the one Error to meet)
+    let forward = futures_util::TryStreamExt::err_into::<Error>(a_rx)
+        .forward(futures_util::SinkExt::sink_err_into::<Error>(b_tx));
     let read = async {
         let evens: Vec<u32> = b_rx
             .by_ref()
@@ -484,7 +488,7 @@ async fn forward_select_and_stream_adaptors(s: &Subject) -> Result<()> {
         while b_rx.recv().await?.is_some() {
             rest += 1;
         }
-        Ok::<_, Error>((evens, rest))
+        Ok::<_, Failure>((evens, rest))
     };
     let (forwarded, read) = within(
         "forwarding a into b",
@@ -576,7 +580,7 @@ async fn blocked_send_peer_killed_is_peer_lost(s: &Subject) -> Result<()> {
     let blocked = send_until_blocked!(ch, frame, cap);
     child.kill()?;
     match within("a blocked send after the peer was killed", blocked).await? {
-        Err(Error::PeerLost(_)) => {}
+        Err(SendError::PeerLost(_)) => {}
         other => {
             return Err(fail(format!(
                 "a send blocked when the peer was SIGKILLed gave {other:?}, expected PeerLost"
@@ -595,7 +599,7 @@ async fn send_after_a_close_is_closed(s: &Subject) -> Result<()> {
     let (child, mut ch) = s.spawn(Role::Echo, 0, default_config()).await?;
     ch.close().await?;
     match ch.send(Bytes::from_static(b"late")).await {
-        Err(Error::Closed) => {}
+        Err(SendError::Closed) => {}
         other => {
             return Err(fail(format!(
                 "send after close gave {other:?}, expected Closed"
@@ -624,7 +628,7 @@ async fn send_after_a_close_is_closed(s: &Subject) -> Result<()> {
     })
     .await?;
     ensure!(
-        matches!(outcome, Error::Closed),
+        matches!(outcome, SendError::Closed),
         "a send to a peer that said goodbye and exited gave {outcome:?}, expected Closed"
     );
     Ok(())
@@ -713,13 +717,13 @@ async fn request_response_100_concurrent(s: &Subject) -> Result<()> {
                         reply == format!("re:{req}").as_bytes(),
                         "misrouted: {reply:?}"
                     );
-                    Ok::<_, Error>(())
+                    Ok::<_, Failure>(())
                 }
             });
             for r in futures_util::future::join_all(calls).await {
                 r?;
             }
-            Ok::<_, Error>(())
+            Ok::<_, Failure>(())
         }));
     }
     for task in tasks {
@@ -793,7 +797,7 @@ async fn slow_reader_backpressure(s: &Subject) -> Result<()> {
                 progress.notify_one();
             }
             tx.close().await?;
-            Ok::<_, Error>(seq)
+            Ok::<_, Failure>(seq)
         })
     };
     while tokio::time::timeout(Duration::from_millis(500), progress.notified())
@@ -851,13 +855,14 @@ async fn listener_two_clients(s: &Subject) -> Result<()> {
                 while let Some(frame) = ch.recv().await? {
                     ch.send(frame).await?;
                 }
-                ch.close().await
+                ch.close().await?;
+                Ok::<_, Failure>(())
             }));
         }
         for s in served {
             s.await.map_err(|e| fail(format!("server task: {e}")))??;
         }
-        Ok::<_, Error>(())
+        Ok::<_, Failure>(())
     });
     let clients = (0..2).map(|c| {
         let transport = s.transport.clone();
@@ -871,7 +876,7 @@ async fn listener_two_clients(s: &Subject) -> Result<()> {
             }
             ch.close().await?;
             ensure!(ch.recv().await?.is_none(), "expected the server's close");
-            Ok::<_, Error>(())
+            Ok::<_, Failure>(())
         }
     });
     for r in futures_util::future::join_all(clients).await {
@@ -905,7 +910,7 @@ async fn one_client_at_a_time(s: &Subject, mut listener: Box<dyn crate::Listener
             }
             ch.close().await?;
         }
-        Ok::<_, Error>(())
+        Ok::<_, Failure>(())
     });
     let mut first = s.transport.connect(&endpoint).await?;
     echo_exchange(&mut *first, "first", 10).await?;

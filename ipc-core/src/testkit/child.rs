@@ -3,8 +3,9 @@
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use super::Outcome as Result;
 use crate::codec::{Codec, Json, Postcard};
-use crate::error::{Error, Result};
+use crate::error::{Error, RecvError};
 use crate::frame::FrameConfig;
 use crate::prelude::*;
 use crate::{Registry, TypedChannel};
@@ -266,10 +267,10 @@ async fn echo(ch: &mut dyn Channel) -> Result<i32> {
         match ch.recv().await {
             Ok(Some(frame)) => ch.send(frame).await?,
             Ok(None) => break,
-            Err(e) if !e.is_fatal() => {
+            Err(e @ RecvError::Rejected(_)) => {
                 ch.send(Bytes::from(format!("error: {e}"))).await?;
             }
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         }
     }
     ch.close().await?;
@@ -313,12 +314,12 @@ async fn typed_answer<K: Codec>(ch: Box<dyn Channel>) -> Result<i32> {
             Ok(Some(note)) => typed.send(note.answer()).await?,
             Ok(None) => break,
             // A frame that is not a Note: say so and keep serving.
-            Err(e @ Error::Decode { .. }) => {
+            Err(e @ RecvError::Rejected(Error::Decode { .. })) => {
                 let mut reply = Note::sample(0);
                 reply.text = format!("decode error: {e}");
                 typed.send(reply).await?;
             }
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         }
     }
     typed.close().await?;
@@ -353,7 +354,9 @@ async fn expect_cut(ch: &mut dyn Channel) -> Result<i32> {
         match ch.recv().await {
             Ok(Some(_)) => frames += 1,
             Ok(None) => break format!("clean close after {frames} frames"),
-            Err(e @ Error::PeerLost(_)) => break format!("peer lost after {frames} frames: {e}"),
+            Err(e @ RecvError::PeerLost(_)) => {
+                break format!("peer lost after {frames} frames: {e}")
+            }
             Err(e) => break format!("other error after {frames} frames: {e:?}"),
         }
     };

@@ -20,10 +20,10 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, RecvError, Result, SendError};
 use crate::{Channel, ChannelInfo, Joined, RecvHalf, SendHalf};
 
-use super::fail;
+use super::{fail, Outcome};
 
 /// How a case's payloads are carried on the transport under test.
 ///
@@ -64,7 +64,7 @@ impl Frames {
     }
 
     /// The mode named by the testkit's frames env var (bytes when unset).
-    pub(crate) fn from_env_value(value: Option<&str>) -> Result<Frames> {
+    pub(crate) fn from_env_value(value: Option<&str>) -> Outcome<Frames> {
         match value {
             None | Some("bytes") => Ok(Frames::Bytes),
             Some("json") => Ok(Frames::JsonStrings),
@@ -136,7 +136,7 @@ impl Frames {
     }
 
     /// Check that `frame` is payload `expected` (number `seq`).
-    pub(crate) fn check(self, frame: &[u8], seq: u64, expected: &[u8]) -> Result<()> {
+    pub(crate) fn check(self, frame: &[u8], seq: u64, expected: &[u8]) -> Outcome {
         if frame != expected {
             return Err(fail(format!(
                 "message {seq} is wrong: {} bytes, sequence number {:?}",
@@ -215,18 +215,18 @@ pub(crate) fn decode(frame: &[u8]) -> Result<Bytes> {
 struct JsonStringSender(Box<dyn SendHalf>);
 
 impl Sink<Bytes> for JsonStringSender {
-    type Error = Error;
+    type Error = SendError;
 
-    fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+    fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), SendError>> {
         self.0.poll_ready_unpin(cx)
     }
-    fn start_send(mut self: Pin<&mut Self>, frame: Bytes) -> Result<()> {
+    fn start_send(mut self: Pin<&mut Self>, frame: Bytes) -> Result<(), SendError> {
         self.0.start_send_unpin(encode(&frame))
     }
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), SendError>> {
         self.0.poll_flush_unpin(cx)
     }
-    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), SendError>> {
         self.0.poll_close_unpin(cx)
     }
 }
@@ -242,12 +242,15 @@ impl SendHalf for JsonStringSender {
 struct JsonStringReceiver(Box<dyn RecvHalf>);
 
 impl Stream for JsonStringReceiver {
-    type Item = Result<Bytes>;
+    type Item = Result<Bytes, RecvError>;
 
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes>>> {
-        self.0
-            .poll_next_unpin(cx)
-            .map(|item| item.map(|frame| frame.and_then(|frame| decode(&frame))))
+    fn poll_next(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, RecvError>>> {
+        self.0.poll_next_unpin(cx).map(|item| {
+            item.map(|frame| frame.and_then(|frame| decode(&frame).map_err(RecvError::from)))
+        })
     }
 }
 

@@ -165,25 +165,79 @@ impl Subject {
     }
 }
 
+/// Why a conformance case (or its child) failed: an IPC operation failed, or a check
+/// of the case did not hold. A failed check is not an [`Error`]: nothing in the
+/// toolkit went wrong, the transport behaved differently from what the case expects.
+///
+/// ```
+/// use ipc_core::testkit::Failure;
+/// let f = Failure::Check("expected FrameTooLarge, got Ok".into());
+/// assert_eq!(f.to_string(), "check failed: expected FrameTooLarge, got Ok");
+/// let f = Failure::from(ipc_core::Error::Closed);
+/// assert!(matches!(f, Failure::Ipc(ipc_core::Error::Closed)));
+/// ```
+#[derive(thiserror::Error)]
+#[non_exhaustive]
+pub enum Failure {
+    /// An IPC operation the case made failed.
+    #[error(transparent)]
+    Ipc(#[from] Error),
+    /// A check of the case did not hold; the message says what was expected and seen.
+    #[error("check failed: {0}")]
+    Check(String),
+}
+
+/// Reads like the message, as [`Error`]'s `Debug` does, so `run_case(..).unwrap()`
+/// shows what failed.
+impl std::fmt::Debug for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Ipc(e) => std::fmt::Debug::fmt(e, f),
+            Failure::Check(msg) => write!(f, "check failed: {msg}"),
+        }
+    }
+}
+
+impl From<crate::SendError> for Failure {
+    fn from(e: crate::SendError) -> Self {
+        Failure::Ipc(e.into())
+    }
+}
+
+impl From<crate::RecvError> for Failure {
+    fn from(e: crate::RecvError) -> Self {
+        Failure::Ipc(e.into())
+    }
+}
+
+impl From<std::io::Error> for Failure {
+    fn from(e: std::io::Error) -> Self {
+        Failure::Ipc(e.into())
+    }
+}
+
+/// `Result` of a case, a child role or a check in the testkit.
+pub type Outcome<T = ()> = std::result::Result<T, Failure>;
+
 /// Run one case on a fresh single-threaded runtime, bounded by [`CASE_TIMEOUT`].
-pub fn run_case(case: &Case, subject: &Subject) -> Result<()> {
+pub fn run_case(case: &Case, subject: &Subject) -> Outcome {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async {
         match tokio::time::timeout(CASE_TIMEOUT, (case.run)(subject)).await {
             Ok(result) => result,
-            Err(_) => Err(Error::Timeout {
+            Err(_) => Err(Failure::Ipc(Error::Timeout {
                 after: CASE_TIMEOUT,
                 during: "running a conformance case (it hung)",
-            }),
+            })),
         }
     })
 }
 
-/// Fail a case with a message.
-pub(crate) fn fail(msg: impl Into<String>) -> Error {
-    Error::Io(std::io::Error::other(msg.into()))
+/// Fail a case with a message: a check that did not hold.
+pub(crate) fn fail(msg: impl Into<String>) -> Failure {
+    Failure::Check(msg.into())
 }
 
 /// Check a condition inside a case.

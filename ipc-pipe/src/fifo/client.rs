@@ -95,7 +95,7 @@ pub async fn connect_fifo(dir: impl AsRef<Path>, config: FrameConfig) -> Result<
                 ),
             ))
         }
-        Err((_, e)) => return Err(e.into()),
+        Err((_, e)) => return Err(io::Error::from(e).into()),
     };
     let mut content = String::new();
     let listener_pid = match (&*lock).read_to_string(&mut content) {

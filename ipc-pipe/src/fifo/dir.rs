@@ -127,7 +127,7 @@ pub(crate) fn open_fifo(path: &Path, end: End) -> io::Result<File> {
 
 /// `mkfifo` with mode 0600 (set explicitly, whatever the umask).
 fn make_fifo(path: &Path) -> Result<()> {
-    nix::unistd::mkfifo(path, Mode::S_IRUSR | Mode::S_IWUSR)?;
+    nix::unistd::mkfifo(path, Mode::S_IRUSR | Mode::S_IWUSR).map_err(std::io::Error::from)?;
     fs::set_permissions(path, fs::Permissions::from_mode(FILE_MODE))?;
     Ok(())
 }

@@ -96,7 +96,7 @@ impl FifoListener {
                     format!("{endpoint} already has a listener (one listener per directory)"),
                 )))
             }
-            Err((_, e)) => return Err(e.into()),
+            Err((_, e)) => return Err(io::Error::from(e).into()),
         };
         // From here on, dropping `listener` cleans up whatever was made.
         let mut listener = FifoListener {
