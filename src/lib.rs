@@ -108,8 +108,31 @@ pub fn registry() -> &'static Registry {
         registry.register(signal::SignalTransport);
         #[cfg(feature = "node")]
         registry.register(node::NodeTransport);
+        note_features_that_are_off(&mut registry);
         registry
     })
+}
+
+/// Name the transports whose cargo feature is off, so asking for one says how to get it.
+fn note_features_that_are_off(registry: &mut Registry) {
+    let _ = &registry;
+    #[cfg(not(feature = "uds"))]
+    registry.note_not_built("uds", "enable the `uds` feature of ipc-kit");
+    #[cfg(not(feature = "tcp"))]
+    registry.note_not_built("tcp", "enable the `tcp` feature of ipc-kit");
+    #[cfg(not(feature = "pipe"))]
+    registry
+        .note_not_built("pipe", "enable the `pipe` feature of ipc-kit")
+        .note_not_built("fifo", "enable the `pipe` feature of ipc-kit");
+    #[cfg(not(feature = "stdio"))]
+    registry.note_not_built("stdio", "enable the `stdio` feature of ipc-kit");
+    #[cfg(not(feature = "signal"))]
+    registry.note_not_built(
+        "signal",
+        "it is ipc-kit's opt-in feature `signal` (build with `--features signal`)",
+    );
+    #[cfg(not(feature = "node"))]
+    registry.note_not_built("node", "enable the `node` feature of ipc-kit");
 }
 
 /// In a child started by a transport's `spawn`: open the channel to the parent named by

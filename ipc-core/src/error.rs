@@ -127,12 +127,19 @@ pub enum Error {
     },
 
     /// No registered transport has this name or scheme.
-    #[error("unknown transport {name:?}; available: {}", available.join(", "))]
+    #[error(
+        "unknown transport {name:?}; available: {}{}",
+        available.join(", "),
+        hint.as_ref().map(|h| format!("; {h}")).unwrap_or_default()
+    )]
     UnknownTransport {
         /// The name asked for.
         name: String,
         /// Names that are registered.
         available: Vec<String>,
+        /// How to get the transport, when it exists but is not built in (see
+        /// [`Registry::note_not_built`](crate::Registry::note_not_built)).
+        hint: Option<String>,
     },
 
     /// The child process exited while the operation needed it.

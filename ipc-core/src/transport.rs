@@ -225,6 +225,8 @@ pub trait Transport: Send + Sync + 'static {
 #[derive(Clone, Default)]
 pub struct Registry {
     transports: Vec<Arc<dyn Transport>>,
+    /// Transports known by name but not built in, with how to get them.
+    not_built: Vec<(&'static str, &'static str)>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -247,6 +249,22 @@ impl Registry {
         self
     }
 
+    /// Remember that the transport `name` exists but is not built in, and `how` to get
+    /// it: asking for it then says so instead of only "unknown transport". The facade
+    /// does this for each backend whose cargo feature is off.
+    ///
+    /// ```
+    /// let mut registry = ipc_core::Registry::new();
+    /// registry.note_not_built("signal", "enable the `signal` feature of ipc-kit");
+    /// let err = registry.get("signal").err().unwrap().to_string();
+    /// assert!(err.contains("not built in") && err.contains("enable the `signal` feature"), "{err}");
+    /// ```
+    pub fn note_not_built(&mut self, name: &'static str, how: &'static str) -> &mut Self {
+        self.not_built.retain(|(known, _)| *known != name);
+        self.not_built.push((name, how));
+        self
+    }
+
     /// Names of the registered transports, in registration order.
     pub fn names(&self) -> Vec<&'static str> {
         self.transports.iter().map(|t| t.name()).collect()
@@ -266,6 +284,11 @@ impl Registry {
             .ok_or_else(|| Error::UnknownTransport {
                 name: name_or_scheme.to_string(),
                 available: self.names().iter().map(|s| s.to_string()).collect(),
+                hint: self
+                    .not_built
+                    .iter()
+                    .find(|(known, _)| *known == name_or_scheme)
+                    .map(|(known, how)| format!("{known} is not built in: {how}")),
             })
     }
 
