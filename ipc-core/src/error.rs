@@ -189,18 +189,27 @@ pub enum Error {
 /// ```
 impl std::fmt::Debug for Error {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut text = self.to_string();
-        let mut source = std::error::Error::source(self);
-        while let Some(cause) = source {
-            let cause_text = cause.to_string();
-            if !text.contains(&cause_text) {
-                text.push_str(": ");
-                text.push_str(&cause_text);
-            }
-            source = cause.source();
-        }
-        f.write_str(&text)
+        write_with_causes(self, f)
     }
+}
+
+/// The message of `error`, then each cause the text does not already include: the
+/// `Debug` of [`Error`], [`RecvError`] and [`SendError`].
+fn write_with_causes(
+    error: &dyn std::error::Error,
+    f: &mut std::fmt::Formatter<'_>,
+) -> std::fmt::Result {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    f.write_str(&text)
 }
 
 impl Error {
@@ -330,12 +339,7 @@ impl RecvError {
 /// ```
 impl std::fmt::Debug for RecvError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            RecvError::Rejected(e) | RecvError::BudgetExceeded(e) | RecvError::Other(e) => {
-                std::fmt::Debug::fmt(e, f)
-            }
-            other => std::fmt::Display::fmt(other, f),
-        }
+        write_with_causes(self, f)
     }
 }
 
@@ -447,10 +451,7 @@ impl SendError {
 /// ```
 impl std::fmt::Debug for SendError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            SendError::Rejected(e) | SendError::Other(e) => std::fmt::Debug::fmt(e, f),
-            other => std::fmt::Display::fmt(other, f),
-        }
+        write_with_causes(self, f)
     }
 }
 
