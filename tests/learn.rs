@@ -36,7 +36,6 @@ fn texts(out: &Output) -> (String, String) {
 
 /// The transports a demo's `--help` offers for `--transport` (clap prints them as
 /// `[possible values: uds, tcp, ...]`): the ones the test must run it over.
-#[allow(dead_code)] // the transport-agnostic demos come next
 fn transports_in_help(demo: &str) -> Vec<String> {
     let (help, _) = run_ok(demo, &["--help"]);
     let listed = help
@@ -149,5 +148,39 @@ fn every_tour_command_in_the_readme_runs_and_exits_0() {
         }
         let args: Vec<&str> = command.args.iter().map(String::as_str).collect();
         run_ok(&command.example, &args);
+    }
+}
+
+#[test]
+fn spawn_exec_shows_every_way_to_start_a_program_over_every_transport() {
+    for transport in transports_in_help("spawn_exec") {
+        let (stdout, _) = run_ok(
+            "spawn_exec",
+            &[
+                "--transport",
+                &transport,
+                "--lines",
+                "2",
+                "--timeout-ms",
+                "100",
+            ],
+        );
+        assert_has(
+            &format!("spawn_exec over {transport}"),
+            &stdout,
+            &[
+                "line 2 of 2",
+                "2 lines streamed; child exited: exit status: 0",
+                "printed 3",
+                "no shell:   wc -c \"report.txt; rm -rf canary\" -> \"6 report.txt; rm -rf canary\"; canary still there",
+                "canary GONE: the shell ran `rm -rf canary` from the file name",
+                "signal: 15 (SIGTERM)",
+                "sync, one after another",
+                "async, all three at once",
+                &format!("message channel over {transport}"),
+                "got hello, child\"; child exited: exit status: 0",
+                "all six parts behaved as described",
+            ],
+        );
     }
 }
