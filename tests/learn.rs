@@ -3,9 +3,15 @@
 //! lines a reader is told to watch for (never timings). `cargo test` builds the examples
 //! next to this test binary.
 
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
 
 use ipc::testkit::built_example;
+
+/// How long a scaled-down demo may run before the test calls it hung (a guard, not a
+/// timing: they take a second or two).
+const HANG_GUARD: Duration = Duration::from_secs(120);
 
 /// Run a built demo with `args`; panic with its output unless it exits 0. Returns
 /// (stdout, stderr).
@@ -20,11 +26,35 @@ fn run_ok(demo: &str, args: &[&str]) -> (String, String) {
     (stdout, stderr)
 }
 
+/// Run a built demo with `args` and collect its output. A demo that has not finished
+/// after [`HANG_GUARD`] is killed and the test fails: a hang is a bug, not a wait.
 fn run(demo: &str, args: &[&str]) -> Output {
-    Command::new(built_example(demo))
+    let child = Command::new(built_example(demo))
         .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("run {demo}: {e}"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("run {demo}: {e}"));
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let (finished, finished_rx) = mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        let hung = finished_rx.recv_timeout(HANG_GUARD).is_err();
+        if hung {
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+        }
+        hung
+    });
+    let out = child
+        .wait_with_output()
+        .unwrap_or_else(|e| panic!("wait for {demo}: {e}"));
+    let _ = finished.send(());
+    let hung = watchdog.join().expect("watchdog thread");
+    assert!(
+        !hung,
+        "{demo} {args:?} did not finish within {HANG_GUARD:?} and was killed:\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    out
 }
 
 fn texts(out: &Output) -> (String, String) {
@@ -183,4 +213,45 @@ fn spawn_exec_shows_every_way_to_start_a_program_over_every_transport() {
             ],
         );
     }
+}
+
+#[test]
+fn named_pipe_shows_one_pipe_is_one_way_and_two_make_a_channel() {
+    let (stdout, _) = run_ok("named_pipe", &["--count", "2"]);
+    assert_has(
+        "named_pipe",
+        &stdout,
+        &[
+            "client: reading the answer from to-server fails: Bad file descriptor",
+            "client: answer to the first line: \"HELLO OVER ONE PIPE\"",
+            "client: sent \"ping 2\", got \"PING 2\"",
+            "client: 2 of 2 answered; the server closed its pipe after ours",
+            "server: a client opened both pipes",
+            "server: got \"ping 1\" on to-server, answering on to-client",
+            "server: end of file on to-server",
+            "--- server exited: exit status: 0",
+        ],
+    );
+}
+
+/// The server and the client as two separate commands, as a reader would run them in
+/// two terminals.
+#[test]
+fn named_pipe_server_and_client_run_as_separate_commands() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dir_arg = dir.path().to_str().expect("a UTF-8 temp path").to_string();
+    let server = {
+        let dir_arg = dir_arg.clone();
+        std::thread::spawn(move || run_ok("named_pipe", &["--serve", &dir_arg]))
+    };
+    // The server makes the FIFOs; the client makes any that are missing too, so the
+    // order in which the two start does not matter.
+    let (client, _) = run_ok("named_pipe", &["--connect", &dir_arg, "--count", "1"]);
+    let (server, _) = server.join().expect("server thread");
+    assert_has(
+        "client",
+        &client,
+        &["client: sent \"ping 1\", got \"PING 1\""],
+    );
+    assert_has("server", &server, &["server: got \"ping 1\""]);
 }
