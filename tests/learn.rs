@@ -255,3 +255,28 @@ fn named_pipe_server_and_client_run_as_separate_commands() {
     );
     assert_has("server", &server, &["server: got \"ping 1\""]);
 }
+
+#[test]
+fn shared_state_keeps_counter_and_sessions_in_the_primary_over_every_transport() {
+    for transport in transports_in_help("shared_state") {
+        let (stdout, _) = run_ok(
+            "shared_state",
+            &["--transport", &transport, "--workers", "3", "--ops", "20"],
+        );
+        assert_has(
+            &format!("shared_state over {transport}"),
+            &stdout,
+            &[
+                &format!("3 workers over {transport}"),
+                "worker 0 (pid ",
+                "found sess-1 = user-1 (written by worker 1)",
+                "found sess-2 = user-2 (written by worker 2)",
+                "found sess-0 = user-0 (written by worker 0)",
+                "counter (one \"increment\" message each): 60 of 60, none lost",
+                "racy counter (read, add one, write back): ",
+                "sessions in the primary: 3; all workers exited 0: true",
+                "Redis",
+            ],
+        );
+    }
+}
