@@ -280,3 +280,42 @@ fn shared_state_keeps_counter_and_sessions_in_the_primary_over_every_transport()
         );
     }
 }
+
+#[test]
+fn fib_pool_spreads_jobs_over_workers_over_every_transport() {
+    for transport in transports_in_help("fib_pool") {
+        let (stdout, _) = run_ok(
+            "fib_pool",
+            &[
+                "--transport",
+                &transport,
+                "--workers",
+                "2",
+                "--smaller",
+                "18",
+            ],
+        );
+        assert_has(
+            &format!("fib_pool over {transport}"),
+            &stdout,
+            &[
+                &format!("jobs: fib(26), fib(24), fib(24), fib(25); 2 workers over {transport}"),
+                "fib(26) = 121393 computed in ",
+                "fib(24) = 46368 computed in ",
+                "fib(25) = 75025 computed in ",
+                "worker 1: ",
+                "worker 2: ",
+                "pool of 2: ",
+                "one after another in the primary: ",
+                "speed-up ",
+                "4 of 4 results match the primary's; all workers exited 0: true",
+            ],
+        );
+        // Every job is reported once, by one of the two workers.
+        let jobs = stdout
+            .lines()
+            .filter(|l| l.contains(" computed in "))
+            .count();
+        assert_eq!(jobs, 4, "{stdout}");
+    }
+}
