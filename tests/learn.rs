@@ -319,3 +319,59 @@ fn fib_pool_spreads_jobs_over_workers_over_every_transport() {
         assert_eq!(jobs, 4, "{stdout}");
     }
 }
+
+#[test]
+fn compute_offload_runs_inline_thread_and_process_over_every_transport() {
+    for transport in transports_in_help("compute_offload") {
+        let (stdout, _) = run_ok("compute_offload", &["--transport", &transport, "--n", "20"]);
+        let context = format!("compute_offload over {transport}");
+        assert_has(
+            &context,
+            &stdout,
+            &["GET /compute?n=20, then GET /ping while it computes"],
+        );
+        let line = |mode: &str| {
+            stdout
+                .lines()
+                .find(|l| l.starts_with(mode))
+                .unwrap_or_else(|| panic!("{context}: no {mode} line in\n{stdout}"))
+                .to_string()
+        };
+        // Inline, the event loop cannot answer /ping until the computation is over.
+        assert_has(
+            &context,
+            &line("inline "),
+            &[
+                "/compute: fib(20) = 6765 in ",
+                "/ping: pong (0 computation(s) running) in ",
+                "answered after the computation ended",
+            ],
+        );
+        assert_has(
+            &context,
+            &line("thread "),
+            &["/compute: fib(20) = 6765 in ", "/ping: pong ("],
+        );
+        assert_has(
+            &context,
+            &line("process "),
+            &[
+                "/compute: fib(20) = 6765 in ",
+                "/ping: pong (",
+                &format!("over {transport})"),
+            ],
+        );
+    }
+}
+
+#[test]
+fn compute_offload_runs_one_mode_when_asked() {
+    let (stdout, _) = run_ok("compute_offload", &["--mode", "thread", "--n", "15"]);
+    assert_has(
+        "compute_offload --mode thread",
+        &stdout,
+        &["thread   /compute: fib(15) = 610 in "],
+    );
+    assert!(!stdout.contains("inline"), "{stdout}");
+    assert!(!stdout.contains("process"), "{stdout}");
+}
