@@ -375,3 +375,39 @@ fn compute_offload_runs_one_mode_when_asked() {
     assert!(!stdout.contains("inline"), "{stdout}");
     assert!(!stdout.contains("process"), "{stdout}");
 }
+
+#[test]
+fn threads_vs_processes_measures_both_and_shows_crash_isolation_over_every_transport() {
+    for transport in transports_in_help("threads_vs_processes") {
+        let (stdout, stderr) = run_ok(
+            "threads_vs_processes",
+            &["--transport", &transport, "--workers", "3", "--n", "20"],
+        );
+        assert_has(
+            &format!("threads_vs_processes over {transport}"),
+            &stdout,
+            &[
+                &format!("3 threads vs 3 processes (over {transport}), fib(20) each"),
+                "start-up:  threads ",
+                "memory:    threads +",
+                " each (RSS), ",
+                " each (PSS)",
+                "same work: threads ",
+                "(3 of 3 right); processes ",
+                "a panicking thread: caught at join (\"worker 2: boom\"); 2 of 2 others finished; \
+                 this process lives on",
+                "a panicking process: its channel reported the peer lost, exit status: 101; \
+                 2 of 2 others finished and exited 0",
+            ],
+        );
+        // The panics are reported in one line each, not as backtraces.
+        assert_has(
+            &format!("threads_vs_processes over {transport}, stderr"),
+            &stderr,
+            &[
+                "panic in thread \"worker-2\" of pid ",
+                "panic in thread \"main\" of pid ",
+            ],
+        );
+    }
+}
