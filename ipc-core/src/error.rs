@@ -49,7 +49,7 @@ pub enum Error {
     /// without being buffered; on send nothing was written. The channel stays usable.
     #[error(
         "frame of {} ({len} bytes) exceeds the limit of {} ({max} bytes); send smaller \
-         messages or raise the limit with FrameConfig::builder().max_frame(..) on both ends",
+         messages or raise the limit with Options::max_frame(..) on both ends",
         crate::human::bytes(*len),
         crate::human::bytes(*max as u64)
     )]
@@ -162,8 +162,7 @@ pub enum Error {
         "a frame of {} began to arrive, but the listener's budget for partly received \
          frames is {} and {} of it is held by frames other clients are still sending; \
          this connection was dropped. Raise the budget with \
-         FrameConfig::builder().listener_budget(..) in the listener's FrameConfig, or \
-         send smaller frames",
+         Options::listener_budget(..) in the listener's Options, or send smaller frames",
         crate::human::bytes(*len),
         crate::human::bytes(*limit as u64),
         crate::human::bytes(*in_use as u64)
@@ -270,9 +269,9 @@ impl Error {
 /// let (a, b) = tokio::io::duplex(1024);
 /// let (ar, aw) = tokio::io::split(a);
 /// let (br, bw) = tokio::io::split(b);
-/// let mut big = stream::channel(ar, aw, LengthCodec::new(FrameConfig::default()), ChannelInfo::new("mem", 8 << 20));
+/// let mut big = stream::channel(ar, aw, LengthCodec::new(FrameConfig::default()), ChannelInfo::new("mem"));
 /// let small = LengthCodec::new(FrameConfig::builder().max_frame(4).build());
-/// let mut small = stream::channel(br, bw, small, ChannelInfo::new("mem", 4));
+/// let mut small = stream::channel(br, bw, small, ChannelInfo::new("mem"));
 /// big.send("too long".into()).await?;
 /// big.send("ok".into()).await?;
 /// match small.recv().await {
@@ -390,7 +389,7 @@ impl From<RecvError> for Error {
 /// let (a, _b) = tokio::io::duplex(1024);
 /// let (ar, aw) = tokio::io::split(a);
 /// let codec = LengthCodec::new(FrameConfig::builder().max_frame(4).build());
-/// let mut ch = stream::channel(ar, aw, codec, ChannelInfo::new("mem", 4));
+/// let mut ch = stream::channel(ar, aw, codec, ChannelInfo::new("mem"));
 /// match ch.send("too long".into()).await {
 ///     Err(SendError::Rejected(Error::FrameTooLarge { len: 8, max: 4 })) => {} // not sent
 ///     other => panic!("{other:?}"),

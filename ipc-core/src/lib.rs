@@ -24,8 +24,8 @@
 //! let codec = LengthCodec::new(FrameConfig::default());
 //! let (ar, aw) = tokio::io::split(a);
 //! let (br, bw) = tokio::io::split(b);
-//! let mut a = stream::channel(ar, aw, codec.clone(), ChannelInfo::new("mem", 8 << 20));
-//! let mut b = stream::channel(br, bw, codec, ChannelInfo::new("mem", 8 << 20));
+//! let mut a = stream::channel(ar, aw, codec.clone(), ChannelInfo::new("mem"));
+//! let mut b = stream::channel(br, bw, codec, ChannelInfo::new("mem"));
 //! a.send("ping".into()).await?;
 //! assert_eq!(b.recv().await?.unwrap(), "ping");
 //! # Ok(()) }
@@ -43,6 +43,7 @@ pub mod ext;
 pub mod frame;
 pub mod human;
 pub mod inherit;
+pub mod options;
 pub mod prelude;
 pub mod rpc;
 pub mod signal;
@@ -64,6 +65,7 @@ pub use env::{role, Role};
 pub use error::{Error, RecvError, Result, SendError};
 pub use ext::{ChannelExt, SinkJsonExt};
 pub use frame::FrameConfig;
+pub use options::Options;
 pub use signal::Signal;
 pub use transport::{Capabilities, Listener, Registry, Transport};
 pub use typed::{TypedChannel, TypedReceiver, TypedSender};

@@ -25,7 +25,7 @@
 //! # async fn demo(transport: &dyn ipc_core::Transport) -> ipc_core::Result<()> {
 //! let mut command = std::process::Command::new("/usr/local/bin/indexer");
 //! ipc_core::spawn::detached(&mut command);
-//! let (child, channel) = transport.spawn(command).await?;
+//! let (child, channel) = transport.spawn(command, &ipc_core::Options::default()).await?;
 //! // This process may now exit or be killed: the indexer carries on.
 //! # let _ = (child, channel); Ok(()) }
 //! ```
@@ -35,7 +35,6 @@ use std::os::unix::process::CommandExt;
 use std::process::Command;
 
 use crate::env::{IPC_ENDPOINT, IPC_MAX_FRAME, IPC_TOKEN, NODE_CHANNEL_FD};
-use crate::frame::FrameConfig;
 
 /// First fd number used for the temporary copies made while placing fds.
 const SCRATCH_FD_BASE: RawFd = 100;
@@ -87,16 +86,17 @@ pub fn inherit_fds(command: &mut Command, fds: &[(&OwnedFd, RawFd)]) {
 ///
 /// ```
 /// let mut cmd = std::process::Command::new("child");
-/// ipc_core::spawn::set_child_env(&mut cmd, &"uds:fd=3".parse().unwrap(), None, Default::default());
+/// let opts = ipc_core::Options::default();
+/// ipc_core::spawn::set_child_env(&mut cmd, &"uds:fd=3".parse().unwrap(), None, &opts);
 /// ```
 pub fn set_child_env(
     command: &mut Command,
     endpoint: &crate::Endpoint,
     token: Option<&str>,
-    config: FrameConfig,
+    options: &crate::Options,
 ) {
     command.env(IPC_ENDPOINT, endpoint.to_string());
-    command.env(IPC_MAX_FRAME, config.max_frame().to_string());
+    command.env(IPC_MAX_FRAME, options.get_max_frame().to_string());
     command.env_remove(NODE_CHANNEL_FD);
     match token {
         Some(t) => command.env(IPC_TOKEN, t),

@@ -22,7 +22,7 @@ fn cloexec(fd: i32) -> bool {
 
 #[tokio::test]
 async fn inherited_fd_is_checked_taken_once_and_made_close_on_exec() {
-    let config = Default::default();
+    let config = &Default::default();
 
     // Only node:fd=N endpoints.
     let err = ipc_node::connect(&"uds:fd=3".parse().expect("endpoint"), config)

@@ -39,7 +39,7 @@ fn child() {
 }
 
 async fn child_main() -> i32 {
-    let mut parent = match ipc_node::connect_from_env(Default::default()).await {
+    let mut parent = match ipc_node::connect_from_env(&Default::default()).await {
         Ok(parent) => parent,
         Err(Error::Unsupported { what, .. }) if what.contains("advanced") => {
             eprintln!("refused as expected: {what}");

@@ -4,8 +4,9 @@
 use std::process::Command;
 
 use async_trait::async_trait;
-use ipc_core::frame::FrameConfig;
-use ipc_core::{Capabilities, Channel, Child, Endpoint, Error, Listener, Result, Transport};
+use ipc_core::{
+    Capabilities, Channel, Child, Endpoint, Error, Listener, Options, Result, Transport,
+};
 
 use crate::channel::{FIFO, PIPE};
 use crate::{connect_fifo, connect_inherited, fresh_dir, spawn_fifo, spawn_pipe, FifoListener};
@@ -20,11 +21,11 @@ fn wrong_endpoint(endpoint: &Endpoint, transport: &str, expected: &str) -> Error
 /// Anonymous pipes as an [`ipc_core::Transport`]: name `"pipe"`, scheme `pipe:`
 /// (`pipe:fd=R,W`, the ends a child inherits).
 ///
-/// [`spawn_with`](Transport::spawn_with) wires a child by two pipes
+/// [`spawn`](Transport::spawn) wires a child by two pipes
 /// ([`spawn_pipe`](crate::spawn_pipe)); the child connects with
-/// [`connect_with`](Transport::connect_with) on the `pipe:fd=3,4` it finds in
+/// [`connect`](Transport::connect) on the `pipe:fd=3,4` it finds in
 /// `IPC_ENDPOINT` ([`connect_inherited`](crate::connect_inherited)). Anonymous pipes
-/// have no name, so nothing can listen: [`listen_with`](Transport::listen_with)
+/// have no name, so nothing can listen: [`listen`](Transport::listen)
 /// returns [`Error::Unsupported`] and points to [`FifoTransport`].
 ///
 /// ```
@@ -35,7 +36,7 @@ fn wrong_endpoint(endpoint: &Endpoint, transport: &str, expected: &str) -> Error
 /// assert!(transport.example_endpoint().is_none());
 /// let mut cmd = std::process::Command::new("/bin/sh");
 /// cmd.args(["-c", r#"test "$IPC_ENDPOINT" = pipe:fd=3,4"#]);
-/// let (mut child, _channel) = transport.spawn(cmd).await?;
+/// let (mut child, _channel) = transport.spawn(cmd, &Default::default()).await?;
 /// assert!(child.wait().await?.success());
 /// # Ok(()) }
 /// ```
@@ -62,11 +63,7 @@ impl Transport for PipeTransport {
         None
     }
 
-    async fn listen_with(
-        &self,
-        _endpoint: &Endpoint,
-        _config: FrameConfig,
-    ) -> Result<Box<dyn Listener>> {
+    async fn listen(&self, _endpoint: &Endpoint, _options: &Options) -> Result<Box<dyn Listener>> {
         Err(Error::unsupported(
             PIPE,
             "listening: anonymous pipes only join a parent and the child it spawns; \
@@ -75,14 +72,10 @@ impl Transport for PipeTransport {
         ))
     }
 
-    async fn connect_with(
-        &self,
-        endpoint: &Endpoint,
-        config: FrameConfig,
-    ) -> Result<Box<dyn Channel>> {
+    async fn connect(&self, endpoint: &Endpoint, options: &Options) -> Result<Box<dyn Channel>> {
         match endpoint {
             Endpoint::Pipe { read, write } => {
-                Ok(Box::new(connect_inherited(*read, *write, config)?))
+                Ok(Box::new(connect_inherited(*read, *write, options)?))
             }
             other => Err(wrong_endpoint(
                 other,
@@ -92,12 +85,12 @@ impl Transport for PipeTransport {
         }
     }
 
-    async fn spawn_with(
+    async fn spawn(
         &self,
         command: Command,
-        config: FrameConfig,
+        options: &Options,
     ) -> Result<(Child, Box<dyn Channel>)> {
-        let (child, channel) = spawn_pipe(command, config).await?;
+        let (child, channel) = spawn_pipe(command, options).await?;
         Ok((child, Box::new(channel)))
     }
 }
@@ -105,9 +98,9 @@ impl Transport for PipeTransport {
 /// FIFO pairs in a private directory as an [`ipc_core::Transport`]: name `"fifo"`,
 /// scheme `fifo:` (`fifo:/DIR`).
 ///
-/// [`listen_with`](Transport::listen_with) binds a [`FifoListener`],
-/// [`connect_with`](Transport::connect_with) is [`connect_fifo`](crate::connect_fifo),
-/// and [`spawn_with`](Transport::spawn_with) is [`spawn_fifo`](crate::spawn_fifo)
+/// [`listen`](Transport::listen) binds a [`FifoListener`],
+/// [`connect`](Transport::connect) is [`connect_fifo`](crate::connect_fifo),
+/// and [`spawn`](Transport::spawn) is [`spawn_fifo`](crate::spawn_fifo)
 /// (a fresh private directory per child, removed once the child has connected).
 /// A directory serves one client at a time.
 ///
@@ -117,8 +110,9 @@ impl Transport for PipeTransport {
 /// use ipc_core::Transport;
 /// let transport = ipc_pipe::FifoTransport;
 /// let endpoint = transport.example_endpoint().expect("a temp path");
-/// let mut listener = transport.listen(&endpoint).await?;
-/// let mut client = transport.connect(&endpoint).await?;
+/// let opts = ipc_core::Options::default();
+/// let mut listener = transport.listen(&endpoint, &opts).await?;
+/// let mut client = transport.connect(&endpoint, &opts).await?;
 /// let mut server = listener.accept().await?;
 /// client.send("hi".into()).await?;
 /// assert_eq!(server.recv().await?.as_deref(), Some(&b"hi"[..]));
@@ -151,34 +145,26 @@ impl Transport for FifoTransport {
         Some(Endpoint::Fifo(fresh_dir()))
     }
 
-    async fn listen_with(
-        &self,
-        endpoint: &Endpoint,
-        config: FrameConfig,
-    ) -> Result<Box<dyn Listener>> {
+    async fn listen(&self, endpoint: &Endpoint, options: &Options) -> Result<Box<dyn Listener>> {
         match endpoint {
-            Endpoint::Fifo(dir) => Ok(Box::new(FifoListener::bind(dir, config)?)),
+            Endpoint::Fifo(dir) => Ok(Box::new(FifoListener::bind(dir, options)?)),
             other => Err(wrong_endpoint(other, FIFO, "fifo:/DIR")),
         }
     }
 
-    async fn connect_with(
-        &self,
-        endpoint: &Endpoint,
-        config: FrameConfig,
-    ) -> Result<Box<dyn Channel>> {
+    async fn connect(&self, endpoint: &Endpoint, options: &Options) -> Result<Box<dyn Channel>> {
         match endpoint {
-            Endpoint::Fifo(dir) => Ok(Box::new(connect_fifo(dir, config).await?)),
+            Endpoint::Fifo(dir) => Ok(Box::new(connect_fifo(dir, options).await?)),
             other => Err(wrong_endpoint(other, FIFO, "fifo:/DIR")),
         }
     }
 
-    async fn spawn_with(
+    async fn spawn(
         &self,
         command: Command,
-        config: FrameConfig,
+        options: &Options,
     ) -> Result<(Child, Box<dyn Channel>)> {
-        let (child, channel) = spawn_fifo(command, config).await?;
+        let (child, channel) = spawn_fifo(command, options).await?;
         Ok((child, Box::new(channel)))
     }
 }

@@ -4,7 +4,8 @@ use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use ipc_core::frame::{FrameCodec, FrameConfig};
+use ipc_core::frame::FrameConfig;
+use ipc_core::Options;
 use ipc_core::{ChannelInfo, Error, Result};
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::sys::stat::fstat;
@@ -88,13 +89,14 @@ fn stat(fd: BorrowedFd<'_>, name: &str) -> Result<Stat> {
 /// ```no_run
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> ipc_core::Result<()> {
 /// use ipc_core::prelude::*;
-/// let mut parent = ipc_stdio::from_stdio(ipc_core::env::frame_config_from_env())?;
+/// let mut parent = ipc_stdio::from_stdio(&ipc_core::Options::from_env())?;
 /// println!("this goes to stderr now, not into the channel");
 /// parent.send(r#"{"ready":true}"#.into()).await?;
-/// assert!(ipc_stdio::from_stdio(Default::default()).is_err(), "only once per process");
+/// assert!(ipc_stdio::from_stdio(&ipc_core::Options::default()).is_err(), "only once per process");
 /// # Ok(()) }
 /// ```
-pub fn from_stdio(config: FrameConfig) -> Result<StdioChannel> {
+pub fn from_stdio(options: &Options) -> Result<StdioChannel> {
+    let config = options.frame_config();
     if tokio::runtime::Handle::try_current().is_err() {
         return Err(Error::Io(io::Error::other(
             "ipc_stdio::from_stdio must be called inside a tokio runtime with I/O enabled",
@@ -147,7 +149,7 @@ fn take_stdio(config: FrameConfig) -> Result<StdioChannel> {
     );
 
     let codec = JsonLinesCodec::new(config);
-    let mut info = ChannelInfo::new(NAME, codec.max_frame());
+    let mut info = ChannelInfo::new(NAME);
     if in_stat.kind == Kind::Socket {
         if let Some((pid, uid)) = socket_peer(stdin) {
             info = info.with_peer_pid(pid).with_peer_uid(Some(uid));

@@ -6,7 +6,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::Arc;
 
-use ipc_core::frame::FrameConfig;
+use ipc_core::Options;
 use ipc_core::{ChannelInfo, Endpoint, Error, Result};
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
@@ -57,17 +57,18 @@ impl From<io::Error> for Attempt {
 /// use ipc_core::Error;
 /// # let tmp = tempfile::tempdir()?;
 /// # let dir = tmp.path().join("svc");
-/// let mut listener = ipc_pipe::FifoListener::bind(&dir, Default::default())?;
-/// let mut client = ipc_pipe::connect_fifo(&dir, Default::default()).await?;
+/// let mut listener = ipc_pipe::FifoListener::bind(&dir, &ipc_core::Options::default())?;
+/// let mut client = ipc_pipe::connect_fifo(&dir, &ipc_core::Options::default()).await?;
 /// // One client at a time:
-/// let second = ipc_pipe::connect_fifo(&dir, Default::default()).await;
+/// let second = ipc_pipe::connect_fifo(&dir, &ipc_core::Options::default()).await;
 /// assert!(matches!(second, Err(Error::Unsupported { .. })));
 /// let mut server = listener.accept().await?;
 /// server.send("welcome".into()).await?;
 /// assert_eq!(client.recv().await?.as_deref(), Some(&b"welcome"[..]));
 /// # Ok(()) }
 /// ```
-pub async fn connect_fifo(dir: impl AsRef<Path>, config: FrameConfig) -> Result<PipeChannel> {
+pub async fn connect_fifo(dir: impl AsRef<Path>, options: &Options) -> Result<PipeChannel> {
+    let config = options.frame_config();
     require_runtime("ipc_pipe::connect_fifo")?;
     let dir = dir.as_ref();
     let endpoint = Endpoint::Fifo(dir.to_path_buf()).to_string();
@@ -107,7 +108,7 @@ pub async fn connect_fifo(dir: impl AsRef<Path>, config: FrameConfig) -> Result<
     for _ in 0..CLAIM_ATTEMPTS {
         match claim_pair(dir, &endpoint, &hello) {
             Ok((c2s, s2c)) => {
-                let info = ChannelInfo::new(FIFO, config.max_frame())
+                let info = ChannelInfo::new(FIFO)
                     .with_peer_pid(listener_pid)
                     .with_peer_addr(Some(endpoint.clone()));
                 return wrap(s2c.into(), c2s.into(), config, info, Some(Arc::new(lock)));

@@ -7,8 +7,8 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use ipc_core::frame::FrameConfig;
 use ipc_core::spawn::{set_child_env, spawn_child};
+use ipc_core::Options;
 use ipc_core::{Child, Error, Result};
 
 use super::dir::DIR_MODE;
@@ -77,19 +77,19 @@ fn temp_dir() -> Result<tempfile::TempDir> {
 /// # async fn demo() -> ipc_core::Result<()> {
 /// use ipc_core::prelude::*;
 /// let cmd = std::process::Command::new("/usr/local/bin/worker");
-/// let (mut child, mut ch) = ipc_pipe::spawn_fifo(cmd, Default::default()).await?;
+/// let (mut child, mut ch) = ipc_pipe::spawn_fifo(cmd, &ipc_core::Options::default()).await?;
 /// ch.send("job".into()).await?;
 /// let answer = ch.recv().await?;
 /// ch.close().await?;
 /// child.wait().await?;
 /// # let _ = answer; Ok(()) }
 /// ```
-pub async fn spawn_fifo(mut command: Command, config: FrameConfig) -> Result<(Child, PipeChannel)> {
+pub async fn spawn_fifo(mut command: Command, options: &Options) -> Result<(Child, PipeChannel)> {
     // Declared before the listener, so dropped after it: the listener removes its
     // files, then the directory goes.
     let dir = temp_dir()?;
-    let mut listener = FifoListener::bind(dir.path(), config)?;
-    set_child_env(&mut command, &listener.endpoint(), None, config);
+    let mut listener = FifoListener::bind(dir.path(), options)?;
+    set_child_env(&mut command, &listener.endpoint(), None, options);
     let mut child = spawn_child(command)?;
     let deadline = tokio::time::sleep(CHILD_CONNECT_TIMEOUT);
     tokio::pin!(deadline);
