@@ -148,7 +148,7 @@ fn note_features_that_are_off(registry: &mut Registry) {
 /// parent.send("ready".into()).await?;
 /// # Ok(()) }
 /// ```
-pub async fn connect_from_env() -> Result<Box<dyn Channel>> {
+pub async fn connect_from_env() -> Result<Box<dyn Channel>, ConnectError> {
     registry().connect_from_env(&Options::from_env()).await
 }
 

@@ -591,7 +591,7 @@ fn capabilities_match_what_the_transport_does(transport: &'static str) -> TestRe
             .example_endpoint()
             .unwrap_or_else(|| "unix:/nonexistent/ipc-test.sock".parse().expect("endpoint"));
         match (caps.listen, t.listen(&endpoint, &Default::default()).await) {
-            (true, Ok(_)) | (false, Err(Error::Unsupported { .. })) => Ok(()),
+            (true, Ok(_)) | (false, Err(ipc::ListenError::Unsupported { .. })) => Ok(()),
             (listen, result) => Err(fail(format!(
                 "{transport}: listen={listen} but listen() gave {:?}",
                 result.map(|l| l.endpoint())

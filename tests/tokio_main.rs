@@ -116,7 +116,7 @@ async fn the_signal_transport_refuses_a_tokio_test_that_did_not_block_its_signal
         )
         .await
     {
-        Err(e @ ipc::Error::Unsupported { .. }) => {
+        Err(e @ ipc::SpawnError::Unsupported { .. }) => {
             assert!(says_what_to_call(&e.to_string()), "{e}")
         }
         Err(e) => panic!("expected Unsupported, got {e}"),

@@ -25,7 +25,8 @@ pub(crate) struct SetupError {
 }
 
 impl SetupError {
-    fn new(context: &str, e: Error) -> SetupError {
+    fn new(context: &str, e: impl Into<Error>) -> SetupError {
+        let e = e.into();
         let code = match e {
             Error::UnknownTransport { .. } => exit::USAGE,
             _ => exit::FAILED,
@@ -154,7 +155,7 @@ pub(crate) async fn spawn<W: AsyncWrite + Unpin>(
     let stderr = std::io::stderr();
     let to_stderr = std::os::fd::AsFd::as_fd(&stderr)
         .try_clone_to_owned()
-        .map_err(|e| SetupError::new(&starting, e.into()))?;
+        .map_err(|e| SetupError::new(&starting, e))?;
     cmd.stdout(Stdio::from(to_stderr));
     let (mut child, channel) = transport
         .spawn(cmd, options)

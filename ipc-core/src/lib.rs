@@ -62,7 +62,7 @@ pub use child::Child;
 pub use duplex::{Duplex, Joined};
 pub use endpoint::Endpoint;
 pub use env::{role, Role};
-pub use error::{Error, RecvError, Result, SendError};
+pub use error::{ConnectError, Error, ListenError, RecvError, Result, SendError, SpawnError};
 pub use ext::{ChannelExt, SinkJsonExt};
 pub use frame::FrameConfig;
 pub use options::Options;

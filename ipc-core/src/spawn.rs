@@ -104,22 +104,6 @@ pub fn set_child_env(
     };
 }
 
-/// "could not start PROGRAM: why", with a hint for the usual causes.
-fn could_not_start(program: &str, e: std::io::Error) -> crate::Error {
-    let hint = match e.kind() {
-        std::io::ErrorKind::NotFound if program.contains('/') => {
-            " (check the path; a relative one starts from the current directory)"
-        }
-        std::io::ErrorKind::NotFound => " (a name without '/' is looked up in PATH)",
-        std::io::ErrorKind::PermissionDenied => " (is the file executable?)",
-        _ => "",
-    };
-    crate::Error::Io(std::io::Error::new(
-        e.kind(),
-        format!("could not start {program}: {e}{hint}"),
-    ))
-}
-
 /// Marks a command as [`detached`]; removed before the child starts, so the child never
 /// sees it.
 const DETACHED_MARK: &str = "IPC_SPAWN_DETACHED";
@@ -154,7 +138,7 @@ fn is_detached(command: &Command) -> bool {
 /// assert!(child.wait().await?.success());
 /// # Ok(()) }
 /// ```
-pub fn spawn_child(mut command: Command) -> crate::Result<crate::Child> {
+pub fn spawn_child(mut command: Command) -> Result<crate::Child, crate::SpawnError> {
     let detached = is_detached(&command);
     command.env_remove(DETACHED_MARK);
     if !detached {
@@ -164,7 +148,7 @@ pub fn spawn_child(mut command: Command) -> crate::Result<crate::Child> {
     command.process_group(0);
     let program = command.get_program().to_string_lossy().into_owned();
     let child = crate::spawner::spawn(tokio::process::Command::from(command))
-        .map_err(|e| could_not_start(&program, e))?;
+        .map_err(|source| crate::SpawnError::Start { program, source })?;
     let mut child = crate::Child::new(child)?;
     child.set_own_group(true);
     if detached {

@@ -25,12 +25,13 @@ use crate::channel::Channel;
 use crate::child::Child;
 use crate::endpoint::Endpoint;
 use crate::env::endpoint_from_env;
-use crate::error::{Error, Result};
+use crate::error::{ConnectError, Error, ListenError, Result, SpawnError};
 use crate::options::Options;
 
 /// Accepts incoming channels on an [`Endpoint`].
 ///
-/// An `Err` from [`accept`](Listener::accept) concerns one client (a refused handshake,
+/// `accept` returns the toolkit's [`Error`] (not an error of its own): an `Err` from
+/// [`accept`](Listener::accept) concerns one client (a refused handshake,
 /// a wrong uid, a client that vanished) or a transient OS condition: log it and call
 /// `accept` again; the listener keeps serving.
 #[async_trait]
@@ -174,17 +175,28 @@ pub trait Transport: Send + Sync + 'static {
     fn example_endpoint(&self) -> Option<Endpoint>;
 
     /// Listen on `endpoint`.
-    async fn listen(&self, endpoint: &Endpoint, options: &Options) -> Result<Box<dyn Listener>>;
+    async fn listen(
+        &self,
+        endpoint: &Endpoint,
+        options: &Options,
+    ) -> Result<Box<dyn Listener>, ListenError>;
 
     /// Connect to `endpoint` (including the inherited forms a child finds in its env).
-    async fn connect(&self, endpoint: &Endpoint, options: &Options) -> Result<Box<dyn Channel>>;
+    async fn connect(
+        &self,
+        endpoint: &Endpoint,
+        options: &Options,
+    ) -> Result<Box<dyn Channel>, ConnectError>;
 
     /// Start `command` as a child wired to a new channel. The child finds its end
     /// through `IPC_ENDPOINT` (see [`crate::env`]). It runs in a process group of its
     /// own and dies with this process unless [`detached`](crate::spawn::detached) (see
     /// [`crate::spawn`]); a program that cannot be started is named in the error.
-    async fn spawn(&self, command: Command, options: &Options)
-        -> Result<(Child, Box<dyn Channel>)>;
+    async fn spawn(
+        &self,
+        command: Command,
+        options: &Options,
+    ) -> Result<(Child, Box<dyn Channel>), SpawnError>;
 }
 
 /// Maps transport names and endpoint schemes to transports.
@@ -349,7 +361,7 @@ impl Registry {
         &self,
         endpoint: &Endpoint,
         options: &Options,
-    ) -> Result<Box<dyn Channel>> {
+    ) -> Result<Box<dyn Channel>, ConnectError> {
         self.for_endpoint(endpoint)?
             .connect(endpoint, options)
             .await
@@ -360,7 +372,7 @@ impl Registry {
         &self,
         endpoint: &Endpoint,
         options: &Options,
-    ) -> Result<Box<dyn Listener>> {
+    ) -> Result<Box<dyn Listener>, ListenError> {
         self.for_endpoint(endpoint)?.listen(endpoint, options).await
     }
 
@@ -373,7 +385,10 @@ impl Registry {
     /// let channel = registry.connect_from_env(&ipc_core::Options::from_env()).await?;
     /// # let _ = channel; Ok(()) }
     /// ```
-    pub async fn connect_from_env(&self, options: &Options) -> Result<Box<dyn Channel>> {
+    pub async fn connect_from_env(
+        &self,
+        options: &Options,
+    ) -> Result<Box<dyn Channel>, ConnectError> {
         let endpoint = endpoint_from_env()?;
         self.for_endpoint(&endpoint)?
             .connect(&endpoint, options)

@@ -1,6 +1,7 @@
 //! Child side: [`connect`] to the channel a Node.js parent gave us (`NODE_CHANNEL_FD`).
 
 use ipc_core::env::NODE_CHANNEL_FD;
+use ipc_core::ConnectError;
 use ipc_core::Options;
 use ipc_core::{Endpoint, Error, Result};
 use tokio::net::UnixStream;
@@ -25,7 +26,7 @@ const HINT: &str = "was this process started by Node's child_process.fork() (or 
 /// ipc_node::send_ready(&mut parent).await?; // process.send('ready')
 /// # Ok(()) }
 /// ```
-pub async fn connect_from_env(options: &Options) -> Result<NodeChannel> {
+pub async fn connect_from_env(options: &Options) -> Result<NodeChannel, ConnectError> {
     let fd = std::env::var(NODE_CHANNEL_FD)
         .map_err(|_| Error::NotAChild(format!("{NODE_CHANNEL_FD} is not set: {HINT}")))?;
     let endpoint: Endpoint = format!("node:fd={fd}").parse()?;
@@ -56,12 +57,13 @@ pub async fn connect_from_env(options: &Options) -> Result<NodeChannel> {
 /// }
 /// # Ok(()) }
 /// ```
-pub async fn connect(endpoint: &Endpoint, options: &Options) -> Result<NodeChannel> {
+pub async fn connect(endpoint: &Endpoint, options: &Options) -> Result<NodeChannel, ConnectError> {
     let Endpoint::Node(fd) = endpoint else {
         return Err(Error::BadEndpoint {
             input: endpoint.to_string(),
             reason: "the node transport connects only to node:fd=N (Node's fork channel)".into(),
-        });
+        }
+        .into());
     };
     check_serialization_mode()?;
     let stream = UnixStream::from_std(ipc_core::inherit::claim_unix_stream(endpoint, *fd, HINT)?)?;

@@ -7,6 +7,7 @@ use std::process::Command;
 use ipc_core::env::{IPC_ENDPOINT, IPC_MAX_FRAME, IPC_TOKEN, NODE_CHANNEL_FD};
 use ipc_core::spawn::{inherit_fds, spawn_child};
 use ipc_core::Options;
+use ipc_core::SpawnError;
 use ipc_core::{ChannelInfo, Child, Result};
 use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use tokio::net::UnixStream;
@@ -50,7 +51,10 @@ const NODE_UNIQUE_ID: &str = "NODE_UNIQUE_ID";
 /// let status = child.wait().await?;
 /// # let _ = (reply, status); Ok(()) }
 /// ```
-pub async fn spawn(mut command: Command, options: &Options) -> Result<(Child, NodeChannel)> {
+pub async fn spawn(
+    mut command: Command,
+    options: &Options,
+) -> Result<(Child, NodeChannel), SpawnError> {
     let config = options.frame_config();
     let (ours, theirs) = stream_pair()?;
     inherit_fds(&mut command, &[(&theirs, CHILD_FD)]);

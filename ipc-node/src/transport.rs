@@ -3,6 +3,9 @@
 use std::process::Command;
 
 use async_trait::async_trait;
+use ipc_core::ConnectError;
+use ipc_core::ListenError;
+use ipc_core::SpawnError;
 use ipc_core::{
     Capabilities, Channel, Child, Endpoint, Error, Listener, Options, Result, Transport,
 };
@@ -59,17 +62,26 @@ impl Transport for NodeTransport {
         None
     }
 
-    async fn listen(&self, endpoint: &Endpoint, _options: &Options) -> Result<Box<dyn Listener>> {
+    async fn listen(
+        &self,
+        endpoint: &Endpoint,
+        _options: &Options,
+    ) -> Result<Box<dyn Listener>, ListenError> {
         Err(Error::unsupported(
             NAME,
             format!(
                 "listening (on {endpoint}): Node's channel exists only between a parent \
                  and the child it forked; use spawn, or connect in the child"
             ),
-        ))
+        )
+        .into())
     }
 
-    async fn connect(&self, endpoint: &Endpoint, options: &Options) -> Result<Box<dyn Channel>> {
+    async fn connect(
+        &self,
+        endpoint: &Endpoint,
+        options: &Options,
+    ) -> Result<Box<dyn Channel>, ConnectError> {
         Ok(Box::new(connect(endpoint, options).await?))
     }
 
@@ -77,7 +89,7 @@ impl Transport for NodeTransport {
         &self,
         command: Command,
         options: &Options,
-    ) -> Result<(Child, Box<dyn Channel>)> {
+    ) -> Result<(Child, Box<dyn Channel>), SpawnError> {
         let (child, channel) = spawn(command, options).await?;
         Ok((child, Box::new(channel)))
     }

@@ -11,6 +11,7 @@ use bytes::Bytes;
 use common::{require_node, within};
 use ipc_core::codec::Json;
 use ipc_core::prelude::*;
+use ipc_core::ListenError;
 use ipc_core::{Child, Endpoint, Error, RecvError, Registry, SendError, Transport, TypedChannel};
 use ipc_node::{NodeChannel, NodeTransport};
 use serde_json::{json, Value};
@@ -399,7 +400,7 @@ async fn transport_trait_and_registry() {
         let endpoint: Endpoint = "node:fd=3".parse().expect("endpoint");
         assert!(matches!(
             transport.listen(&endpoint, &Default::default()).await.err(),
-            Some(Error::Unsupported {
+            Some(ListenError::Unsupported {
                 transport: "node",
                 ..
             })

@@ -7,7 +7,9 @@ use std::process::Command;
 
 use ipc_core::inherit::FdKind;
 use ipc_core::spawn::{inherit_fds, set_child_env, spawn_child};
+use ipc_core::ConnectError;
 use ipc_core::Options;
+use ipc_core::SpawnError;
 use ipc_core::{ChannelInfo, Child, Endpoint, Error, Result};
 
 use crate::channel::{new_pipe, require_runtime, wrap, PipeChannel, PIPE};
@@ -45,7 +47,10 @@ pub const CHILD_WRITE_FD: RawFd = 4;
 /// assert!(child.wait().await?.success());
 /// # Ok(()) }
 /// ```
-pub async fn spawn_pipe(mut command: Command, options: &Options) -> Result<(Child, PipeChannel)> {
+pub async fn spawn_pipe(
+    mut command: Command,
+    options: &Options,
+) -> Result<(Child, PipeChannel), SpawnError> {
     let config = options.frame_config();
     require_runtime("ipc_pipe::spawn_pipe")?;
     let (child_read, parent_write) = new_pipe()?;
@@ -101,14 +106,19 @@ const INHERIT_HINT: &str = "the pipe transport needs the pipe ends its parent pa
 /// ch.close().await?;
 /// # Ok(()) }
 /// ```
-pub fn connect_inherited(read: RawFd, write: RawFd, options: &Options) -> Result<PipeChannel> {
+pub fn connect_inherited(
+    read: RawFd,
+    write: RawFd,
+    options: &Options,
+) -> Result<PipeChannel, ConnectError> {
     let config = options.frame_config();
     require_runtime("ipc_pipe::connect_inherited")?;
     if read == write {
         return Err(Error::BadEndpoint {
             input: Endpoint::Pipe { read, write }.to_string(),
             reason: "the read and write fds must differ (two pipes make one channel)".into(),
-        });
+        }
+        .into());
     }
     let endpoint = Endpoint::Pipe { read, write };
     let mut fds = ipc_core::inherit::claim(
@@ -118,9 +128,9 @@ pub fn connect_inherited(read: RawFd, write: RawFd, options: &Options) -> Result
     )?
     .into_iter();
     let (Some(read), Some(write)) = (fds.next(), fds.next()) else {
-        return Err(Error::Io(io::Error::other("claim returned fewer fds")));
+        return Err(Error::Io(io::Error::other("claim returned fewer fds")).into());
     };
     let ppid = u32::try_from(nix::unistd::getppid().as_raw()).ok();
     let info = ChannelInfo::new(PIPE).with_peer_pid(ppid);
-    wrap(read, write, config, info, None)
+    Ok(wrap(read, write, config, info, None)?)
 }

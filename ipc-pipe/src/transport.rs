@@ -4,6 +4,9 @@
 use std::process::Command;
 
 use async_trait::async_trait;
+use ipc_core::ConnectError;
+use ipc_core::ListenError;
+use ipc_core::SpawnError;
 use ipc_core::{
     Capabilities, Channel, Child, Endpoint, Error, Listener, Options, Result, Transport,
 };
@@ -63,16 +66,25 @@ impl Transport for PipeTransport {
         None
     }
 
-    async fn listen(&self, _endpoint: &Endpoint, _options: &Options) -> Result<Box<dyn Listener>> {
+    async fn listen(
+        &self,
+        _endpoint: &Endpoint,
+        _options: &Options,
+    ) -> Result<Box<dyn Listener>, ListenError> {
         Err(Error::unsupported(
             PIPE,
             "listening: anonymous pipes only join a parent and the child it spawns; \
              use the fifo transport (fifo:/DIR, a FIFO pair in a directory) to serve \
              clients that connect by name",
-        ))
+        )
+        .into())
     }
 
-    async fn connect(&self, endpoint: &Endpoint, options: &Options) -> Result<Box<dyn Channel>> {
+    async fn connect(
+        &self,
+        endpoint: &Endpoint,
+        options: &Options,
+    ) -> Result<Box<dyn Channel>, ConnectError> {
         match endpoint {
             Endpoint::Pipe { read, write } => {
                 Ok(Box::new(connect_inherited(*read, *write, options)?))
@@ -81,7 +93,8 @@ impl Transport for PipeTransport {
                 other,
                 PIPE,
                 "inherited pipe:fd=R,W (for a FIFO directory use the fifo transport)",
-            )),
+            )
+            .into()),
         }
     }
 
@@ -89,7 +102,7 @@ impl Transport for PipeTransport {
         &self,
         command: Command,
         options: &Options,
-    ) -> Result<(Child, Box<dyn Channel>)> {
+    ) -> Result<(Child, Box<dyn Channel>), SpawnError> {
         let (child, channel) = spawn_pipe(command, options).await?;
         Ok((child, Box::new(channel)))
     }
@@ -145,17 +158,25 @@ impl Transport for FifoTransport {
         Some(Endpoint::Fifo(fresh_dir()))
     }
 
-    async fn listen(&self, endpoint: &Endpoint, options: &Options) -> Result<Box<dyn Listener>> {
+    async fn listen(
+        &self,
+        endpoint: &Endpoint,
+        options: &Options,
+    ) -> Result<Box<dyn Listener>, ListenError> {
         match endpoint {
             Endpoint::Fifo(dir) => Ok(Box::new(FifoListener::bind(dir, options)?)),
-            other => Err(wrong_endpoint(other, FIFO, "fifo:/DIR")),
+            other => Err(wrong_endpoint(other, FIFO, "fifo:/DIR").into()),
         }
     }
 
-    async fn connect(&self, endpoint: &Endpoint, options: &Options) -> Result<Box<dyn Channel>> {
+    async fn connect(
+        &self,
+        endpoint: &Endpoint,
+        options: &Options,
+    ) -> Result<Box<dyn Channel>, ConnectError> {
         match endpoint {
             Endpoint::Fifo(dir) => Ok(Box::new(connect_fifo(dir, options).await?)),
-            other => Err(wrong_endpoint(other, FIFO, "fifo:/DIR")),
+            other => Err(wrong_endpoint(other, FIFO, "fifo:/DIR").into()),
         }
     }
 
@@ -163,7 +184,7 @@ impl Transport for FifoTransport {
         &self,
         command: Command,
         options: &Options,
-    ) -> Result<(Child, Box<dyn Channel>)> {
+    ) -> Result<(Child, Box<dyn Channel>), SpawnError> {
         let (child, channel) = spawn_fifo(command, options).await?;
         Ok((child, Box::new(channel)))
     }

@@ -16,6 +16,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use ipc_core::prelude::*;
 use ipc_core::testkit;
+use ipc_core::ConnectError;
+use ipc_core::ListenError;
+use ipc_core::SpawnError;
 use ipc_core::{Endpoint, Error, RecvError, Transport};
 use ipc_pipe::{connect_fifo, spawn_fifo, FifoListener, FifoTransport};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -205,8 +208,13 @@ async fn bind_refuses_open_directories_and_a_second_listener() {
     fs::set_permissions(&open, fs::Permissions::from_mode(0o755)).expect("chmod");
     let err = FifoListener::bind(&open, &Default::default()).expect_err("0755 dir");
     assert!(err.to_string().contains("0755"), "{err}");
-    assert!(matches!(&err, Error::Io(e) if e.kind() == io::ErrorKind::PermissionDenied));
-    let err = err_of(connect_fifo(&open, &Default::default()).await, "0755 dir");
+    assert!(matches!(&err, ListenError::Io(e) if e.kind() == io::ErrorKind::PermissionDenied));
+    let err = err_of(
+        connect_fifo(&open, &Default::default())
+            .await
+            .map_err(ipc_core::Error::from),
+        "0755 dir",
+    );
     assert!(matches!(&err, Error::Io(e) if e.kind() == io::ErrorKind::PermissionDenied));
 
     let link = tmp.path().join("link");
@@ -221,7 +229,7 @@ async fn bind_refuses_open_directories_and_a_second_listener() {
     let listener = FifoListener::bind(&private, &Default::default()).expect("bind");
     let err = FifoListener::bind(&private, &Default::default()).expect_err("second listener");
     assert!(
-        matches!(&err, Error::Io(e) if e.kind() == io::ErrorKind::AddrInUse),
+        matches!(&err, ListenError::InUse(e) if e.kind() == io::ErrorKind::AddrInUse),
         "{err}"
     );
     drop(listener);
@@ -233,7 +241,9 @@ async fn bind_refuses_open_directories_and_a_second_listener() {
     );
 
     let err = err_of(
-        connect_fifo(tmp.path().join("nothing"), &Default::default()).await,
+        connect_fifo(tmp.path().join("nothing"), &Default::default())
+            .await
+            .map_err(ipc_core::Error::from),
         "no dir",
     );
     assert!(err.to_string().contains("no fifo listener"), "{err}");
@@ -250,7 +260,7 @@ async fn one_client_at_a_time_then_the_next() {
     let mut server = within(listener.accept()).await.expect("accept first");
 
     match connect_fifo(&dir, &Default::default()).await {
-        Err(Error::Unsupported { transport, what }) => {
+        Err(ConnectError::Unsupported { transport, what }) => {
             assert_eq!(transport, "fifo");
             assert!(what.contains("already serves a client"), "{what}");
             assert!(what.contains("one peer at a time"), "{what}");
@@ -489,7 +499,7 @@ async fn stale_directory_of_a_killed_listener() {
     // While it lives, a second listener is refused.
     let err = FifoListener::bind(&dir, &Default::default()).expect_err("live listener");
     assert!(
-        matches!(&err, Error::Io(e) if e.kind() == io::ErrorKind::AddrInUse),
+        matches!(&err, ListenError::InUse(e) if e.kind() == io::ErrorKind::AddrInUse),
         "{err}"
     );
     child.start_kill().expect("kill");
@@ -499,7 +509,12 @@ async fn stale_directory_of_a_killed_listener() {
         "a killed listener cannot clean up"
     );
 
-    let err = err_of(connect_fifo(&dir, &Default::default()).await, "no listener");
+    let err = err_of(
+        connect_fifo(&dir, &Default::default())
+            .await
+            .map_err(ipc_core::Error::from),
+        "no listener",
+    );
     assert!(
         matches!(&err, Error::Io(e) if e.kind() == io::ErrorKind::ConnectionRefused),
         "{err}"
@@ -518,7 +533,7 @@ async fn spawn_reports_a_child_that_exits_without_connecting() {
     let script = r#"printf %s "$IPC_ENDPOINT" > "$OUT"; stat -c '%a %u' "${IPC_ENDPOINT#fifo:}" > "$OUT.mode"; exit 3"#;
     cmd.args(["-c", script]).env("OUT", &out);
     match within(spawn_fifo(cmd, &Default::default())).await {
-        Err(Error::ChildExited(status)) => assert_eq!(status.code(), Some(3)),
+        Err(SpawnError::ChildExited(status)) => assert_eq!(status.code(), Some(3)),
         Err(other) => panic!("expected ChildExited, got {other:?}"),
         Ok(_) => panic!("the child never connected"),
     }

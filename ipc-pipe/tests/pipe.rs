@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use ipc_core::prelude::*;
+use ipc_core::ListenError;
 use ipc_core::{Error, RecvError, SendError, Transport};
 use ipc_pipe::{connect_inherited, pipe_pair, spawn_pipe, PipeTransport};
 
@@ -153,7 +154,8 @@ async fn connect_refuses_fds_that_are_not_pipes() {
     let mut file = tempfile::tempfile().expect("temp file");
     let other = tempfile::tempfile().expect("temp file");
     let err = err_of(
-        connect_inherited(file.as_raw_fd(), other.as_raw_fd(), &Default::default()),
+        connect_inherited(file.as_raw_fd(), other.as_raw_fd(), &Default::default())
+            .map_err(ipc_core::Error::from),
         "a regular file is not a pipe",
     );
     let msg = err.to_string();
@@ -166,7 +168,7 @@ async fn connect_refuses_fds_that_are_not_pipes() {
         .expect("the file fd was closed by the failed connect");
 
     let err = err_of(
-        connect_inherited(900, 901, &Default::default()),
+        connect_inherited(900, 901, &Default::default()).map_err(ipc_core::Error::from),
         "fds not open",
     );
     assert!(err.to_string().contains("fd 900 is not open"), "{err}");
@@ -178,12 +180,14 @@ async fn connect_refuses_swapped_ends() {
     let (r2, w2) = raw_pipe();
     // Given as (write end, read end): the wrong way round.
     let err = err_of(
-        connect_inherited(w1.as_raw_fd(), r2.as_raw_fd(), &Default::default()),
+        connect_inherited(w1.as_raw_fd(), r2.as_raw_fd(), &Default::default())
+            .map_err(ipc_core::Error::from),
         "swapped ends",
     );
     assert!(err.to_string().contains("wrong end"), "{err}");
     let err = err_of(
-        connect_inherited(r1.as_raw_fd(), r1.as_raw_fd(), &Default::default()),
+        connect_inherited(r1.as_raw_fd(), r1.as_raw_fd(), &Default::default())
+            .map_err(ipc_core::Error::from),
         "one fd for both",
     );
     assert!(matches!(err, Error::BadEndpoint { .. }), "{err}");
@@ -199,7 +203,7 @@ async fn an_inherited_fd_is_taken_once() {
     let write = std::os::fd::IntoRawFd::into_raw_fd(their_write);
     let mut child_side = connect_inherited(read, write, &Default::default()).expect("first take");
     let err = err_of(
-        connect_inherited(read, write, &Default::default()),
+        connect_inherited(read, write, &Default::default()).map_err(ipc_core::Error::from),
         "second take",
     );
     assert!(err.to_string().contains("already taken"), "{err}");
@@ -227,7 +231,7 @@ async fn pipe_transport_cannot_listen() {
     assert!(PipeTransport.example_endpoint().is_none());
     let endpoint = "fifo:/tmp/x".parse().expect("endpoint");
     match PipeTransport.listen(&endpoint, &Default::default()).await {
-        Err(Error::Unsupported { transport, what }) => {
+        Err(ListenError::Unsupported { transport, what }) => {
             assert_eq!(transport, "pipe");
             assert!(
                 what.contains("fifo"),

@@ -12,7 +12,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use ipc_core::adapter::{FrameSink, FrameStream, RecvFrames, SendFrames};
 use ipc_core::frame::FrameConfig;
+use ipc_core::ConnectError;
 use ipc_core::Options;
+use ipc_core::SpawnError;
 use ipc_core::{ChannelInfo, Child, Duplex, Endpoint, Error, Result, SendHalf};
 
 use crate::link::{Link, NAME};
@@ -539,7 +541,7 @@ impl SignalChannelExt for SignalChannel {
 /// assert_eq!(ch.peer_pid(), 4242);
 /// # Ok(()) }
 /// ```
-pub async fn connect(pid: u32, options: &Options) -> Result<SignalChannel> {
+pub async fn connect(pid: u32, options: &Options) -> Result<SignalChannel, ConnectError> {
     let config = options.frame_config();
     let timeout = options.get_handshake_timeout();
     ensure_blocked()?;
@@ -547,14 +549,15 @@ pub async fn connect(pid: u32, options: &Options) -> Result<SignalChannel> {
     let channel = halves(link.clone(), config);
     match tokio::time::timeout(timeout, link.wait_for_hello()).await {
         Ok(Ok(())) => Ok(channel),
-        Ok(Err(e)) => Err(e),
+        Ok(Err(e)) => Err(e.into()),
         Err(_) => Err(Error::Handshake(format!(
             "process {pid} did not answer within {timeout:?}: it accepts the transport's \
              signals but has not opened a signal channel to this process (pid {}). Start \
              the peer first, have it connect to this pid, or allow more time with \
              Options::handshake_timeout",
             std::process::id()
-        ))),
+        ))
+        .into()),
     }
 }
 
@@ -567,13 +570,14 @@ pub async fn connect(pid: u32, options: &Options) -> Result<SignalChannel> {
 /// let ch = ipc_signal::connect_from_env(&ipc_core::Options::from_env()).await?;
 /// # let _ = ch; Ok(()) }
 /// ```
-pub async fn connect_from_env(options: &Options) -> Result<SignalChannel> {
+pub async fn connect_from_env(options: &Options) -> Result<SignalChannel, ConnectError> {
     match ipc_core::env::endpoint_from_env()? {
         Endpoint::Signal { pid } => connect(pid, options).await,
         other => Err(Error::BadEndpoint {
             input: other.to_string(),
             reason: "the signal transport serves signal:pid=N endpoints only".into(),
-        }),
+        }
+        .into()),
     }
 }
 
@@ -595,7 +599,10 @@ pub async fn connect_from_env(options: &Options) -> Result<SignalChannel> {
 /// child.wait().await?;
 /// # let _ = reply; Ok(()) }
 /// ```
-pub async fn spawn(mut command: Command, options: &Options) -> Result<(Child, SignalChannel)> {
+pub async fn spawn(
+    mut command: Command,
+    options: &Options,
+) -> Result<(Child, SignalChannel), SpawnError> {
     let config = options.frame_config();
     ensure_blocked()?;
     ipc_core::spawn::set_child_env(

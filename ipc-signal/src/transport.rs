@@ -3,6 +3,9 @@
 use std::process::Command;
 
 use async_trait::async_trait;
+use ipc_core::ConnectError;
+use ipc_core::ListenError;
+use ipc_core::SpawnError;
 use ipc_core::{
     Capabilities, Channel, Child, Endpoint, Error, Listener, Options, Result, Transport,
 };
@@ -59,19 +62,29 @@ impl Transport for SignalTransport {
         None
     }
 
-    async fn listen(&self, _endpoint: &Endpoint, _options: &Options) -> Result<Box<dyn Listener>> {
+    async fn listen(
+        &self,
+        _endpoint: &Endpoint,
+        _options: &Options,
+    ) -> Result<Box<dyn Listener>, ListenError> {
         Err(Error::unsupported(
             NAME,
             "listening (signals go to a process id: connect to signal:pid=N, or spawn)",
-        ))
+        )
+        .into())
     }
 
-    async fn connect(&self, endpoint: &Endpoint, options: &Options) -> Result<Box<dyn Channel>> {
+    async fn connect(
+        &self,
+        endpoint: &Endpoint,
+        options: &Options,
+    ) -> Result<Box<dyn Channel>, ConnectError> {
         let Endpoint::Signal { pid } = endpoint else {
             return Err(Error::BadEndpoint {
                 input: endpoint.to_string(),
                 reason: "the signal transport serves signal:pid=N endpoints only".into(),
-            });
+            }
+            .into());
         };
         connect(*pid, options).await
     }
@@ -80,24 +93,27 @@ impl Transport for SignalTransport {
         &self,
         command: Command,
         options: &Options,
-    ) -> Result<(Child, Box<dyn Channel>)> {
+    ) -> Result<(Child, Box<dyn Channel>), SpawnError> {
         spawn(command, options).await
     }
 }
 
 #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
-async fn connect(pid: u32, options: &Options) -> Result<Box<dyn Channel>> {
+async fn connect(pid: u32, options: &Options) -> Result<Box<dyn Channel>, ConnectError> {
     Ok(Box::new(crate::connect(pid, options).await?))
 }
 
 #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
-async fn spawn(command: Command, options: &Options) -> Result<(Child, Box<dyn Channel>)> {
+async fn spawn(
+    command: Command,
+    options: &Options,
+) -> Result<(Child, Box<dyn Channel>), SpawnError> {
     let (child, channel) = crate::spawn(command, options).await?;
     Ok((child, Box::new(channel)))
 }
 
 #[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
-async fn connect(_pid: u32, _options: &Options) -> Result<Box<dyn Channel>> {
+async fn connect(_pid: u32, _options: &Options) -> Result<Box<dyn Channel>, ConnectError> {
     Err(Error::unsupported(
         NAME,
         "data channels outside 64-bit Linux",
@@ -105,7 +121,10 @@ async fn connect(_pid: u32, _options: &Options) -> Result<Box<dyn Channel>> {
 }
 
 #[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
-async fn spawn(_command: Command, _options: &Options) -> Result<(Child, Box<dyn Channel>)> {
+async fn spawn(
+    _command: Command,
+    _options: &Options,
+) -> Result<(Child, Box<dyn Channel>), SpawnError> {
     Err(Error::unsupported(
         NAME,
         "data channels outside 64-bit Linux",

@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use ipc_core::prelude::*;
 use ipc_core::testkit;
+use ipc_core::ConnectError;
+use ipc_core::ListenError;
 use ipc_core::Options;
 use ipc_core::{Endpoint, Error, RecvError, Result, SendError, Transport};
 use ipc_signal::{SignalChannel, SignalChannelExt, SignalTransport};
@@ -63,7 +65,9 @@ fn child_command(role: Role) -> Result<Command> {
 }
 
 async fn spawn(role: Role, config: &Options) -> Result<(ipc_core::Child, SignalChannel)> {
-    ipc_signal::spawn(child_command(role)?, config).await
+    ipc_signal::spawn(child_command(role)?, config)
+        .await
+        .map_err(ipc_core::Error::from)
 }
 
 async fn expect(ch: &mut SignalChannel, expected: &[u8]) -> Result<()> {
@@ -321,7 +325,9 @@ fn unblocked_thread_is_refused() -> Result<()> {
             on_runtime(async {
                 expect_not_blocked(
                     "connect",
-                    ipc_signal::connect(1, &Default::default()).await,
+                    ipc_signal::connect(1, &Default::default())
+                        .await
+                        .map_err(ipc_core::Error::from),
                     "calling thread",
                 )?;
                 expect_not_blocked(
@@ -333,7 +339,8 @@ fn unblocked_thread_is_refused() -> Result<()> {
                     "SignalTransport::connect",
                     SignalTransport
                         .connect(&Endpoint::Signal { pid: 1 }, &Default::default())
-                        .await,
+                        .await
+                        .map_err(ipc_core::Error::from),
                     "calling thread",
                 )
             })
@@ -360,7 +367,9 @@ fn unblocked_other_thread_is_refused() -> Result<()> {
             on_runtime(async {
                 expect_not_blocked(
                     "connect",
-                    ipc_signal::connect(1, &Default::default()).await,
+                    ipc_signal::connect(1, &Default::default())
+                        .await
+                        .map_err(ipc_core::Error::from),
                     "careless-helper",
                 )
             })
@@ -764,14 +773,14 @@ async fn unsupported_and_bad_uses() -> Result<()> {
         matches!(
             t.listen(&Endpoint::Signal { pid: me }, &Default::default())
                 .await,
-            Err(Error::Unsupported { .. })
+            Err(ListenError::Unsupported { .. })
         ),
         "listen"
     );
     ensure!(
         matches!(
             t.connect(&Endpoint::Stdio, &Default::default()).await,
-            Err(Error::BadEndpoint { .. })
+            Err(ConnectError::BadEndpoint { .. })
         ),
         "connect to a non-signal endpoint"
     );
@@ -779,7 +788,7 @@ async fn unsupported_and_bad_uses() -> Result<()> {
         matches!(
             t.connect(&Endpoint::Signal { pid: me }, &Default::default())
                 .await,
-            Err(Error::Unsupported { .. })
+            Err(ConnectError::Unsupported { .. })
         ),
         "connect to ourselves"
     );
@@ -792,12 +801,12 @@ async fn unsupported_and_bad_uses() -> Result<()> {
         )
         .await
     {
-        Err(Error::Io(e)) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(ConnectError::NotListening(e)) if e.kind() == io::ErrorKind::NotFound => {}
         other => return Err(fail(format!("connect to no process: {:?}", other.err()))),
     }
     let (child, mut ch) = spawn(Role::Echo, &Default::default()).await?;
     match ipc_signal::connect(child.pid(), &Default::default()).await {
-        Err(Error::Io(e)) if e.kind() == io::ErrorKind::AddrInUse => {}
+        Err(ConnectError::Io(e)) if e.kind() == io::ErrorKind::AddrInUse => {}
         other => {
             return Err(fail(format!(
                 "second channel to one pid: {:?}",

@@ -154,14 +154,17 @@ async fn unprepared_target_is_refused_and_lives() -> Result<()> {
     let pid = target.id().ok_or_else(|| fail("no pid"))?;
     expect_refused(
         "connect",
-        ipc_signal::connect(pid, &Default::default()).await,
+        ipc_signal::connect(pid, &Default::default())
+            .await
+            .map_err(ipc_core::Error::from),
         pid,
     )?;
     expect_refused(
         "SignalTransport::connect",
         SignalTransport
             .connect(&Endpoint::Signal { pid }, &Default::default())
-            .await,
+            .await
+            .map_err(ipc_core::Error::from),
         pid,
     )?;
     kill_and_expect_untouched(&mut target, "unprepared target").await
@@ -179,14 +182,18 @@ async fn silent_target_times_out() -> Result<()> {
     )
     .await
     .map_err(|_| fail("connect to a silent process hung"))?;
-    expect_no_answer("connect", result, pid)?;
+    expect_no_answer("connect", result.map_err(ipc_core::Error::from), pid)?;
     // The wait is configurable (and the failed attempt left no channel behind).
     let result = ipc_signal::connect(
         pid,
         &Options::default().handshake_timeout(Duration::from_millis(200)),
     )
     .await;
-    expect_no_answer("connect_with_timeout", result, pid)?;
+    expect_no_answer(
+        "connect_with_timeout",
+        result.map_err(ipc_core::Error::from),
+        pid,
+    )?;
     kill_and_expect_untouched(&mut target, "silent target").await
 }
 

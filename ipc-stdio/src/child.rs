@@ -5,6 +5,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use ipc_core::frame::FrameConfig;
+use ipc_core::ConnectError;
 use ipc_core::Options;
 use ipc_core::{ChannelInfo, Error, Result};
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
@@ -95,12 +96,13 @@ fn stat(fd: BorrowedFd<'_>, name: &str) -> Result<Stat> {
 /// assert!(ipc_stdio::from_stdio(&ipc_core::Options::default()).is_err(), "only once per process");
 /// # Ok(()) }
 /// ```
-pub fn from_stdio(options: &Options) -> Result<StdioChannel> {
+pub fn from_stdio(options: &Options) -> Result<StdioChannel, ConnectError> {
     let config = options.frame_config();
     if tokio::runtime::Handle::try_current().is_err() {
         return Err(Error::Io(io::Error::other(
             "ipc_stdio::from_stdio must be called inside a tokio runtime with I/O enabled",
-        )));
+        ))
+        .into());
     }
     if TAKEN.swap(true, Ordering::SeqCst) {
         return Err(Error::unsupported(
@@ -108,7 +110,8 @@ pub fn from_stdio(options: &Options) -> Result<StdioChannel> {
             "connecting twice in one process: fd 0/1 were already taken by an earlier \
              stdio connect (a process has exactly one stdin/stdout; keep and share that \
              channel, or split it)",
-        ));
+        )
+        .into());
     }
     let channel = take_stdio(config).inspect_err(|_| TAKEN.store(false, Ordering::SeqCst))?;
     redirect_stdio();

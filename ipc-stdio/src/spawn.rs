@@ -4,6 +4,7 @@ use std::process::{Command, Stdio};
 
 use ipc_core::spawn::{set_child_env, spawn_child};
 use ipc_core::Options;
+use ipc_core::SpawnError;
 use ipc_core::{ChannelInfo, Child, Endpoint, Error, Result};
 
 use crate::channel::NAME;
@@ -32,7 +33,10 @@ use crate::{JsonLinesCodec, StdioChannel};
 /// assert!(child.wait().await?.success());
 /// # Ok(()) }
 /// ```
-pub async fn spawn(mut command: Command, options: &Options) -> Result<(Child, StdioChannel)> {
+pub async fn spawn(
+    mut command: Command,
+    options: &Options,
+) -> Result<(Child, StdioChannel), SpawnError> {
     let config = options.frame_config();
     command.stdin(Stdio::piped()).stdout(Stdio::piped());
     set_child_env(&mut command, &Endpoint::Stdio, None, options);
@@ -43,7 +47,8 @@ pub async fn spawn(mut command: Command, options: &Options) -> Result<(Child, St
     let (Some(stdin), Some(stdout)) = (stdin, stdout) else {
         return Err(Error::Io(std::io::Error::other(
             "the child was started without piped stdin/stdout",
-        )));
+        ))
+        .into());
     };
     tracing::debug!(pid, "spawned child over stdio");
     let codec = JsonLinesCodec::new(config);

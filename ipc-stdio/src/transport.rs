@@ -3,6 +3,9 @@
 use std::process::Command;
 
 use async_trait::async_trait;
+use ipc_core::ConnectError;
+use ipc_core::ListenError;
+use ipc_core::SpawnError;
 use ipc_core::{
     Capabilities, Channel, Child, Endpoint, Error, Listener, Options, Result, Transport,
 };
@@ -62,15 +65,24 @@ impl Transport for StdioTransport {
         None
     }
 
-    async fn listen(&self, _endpoint: &Endpoint, _options: &Options) -> Result<Box<dyn Listener>> {
+    async fn listen(
+        &self,
+        _endpoint: &Endpoint,
+        _options: &Options,
+    ) -> Result<Box<dyn Listener>, ListenError> {
         Err(Error::unsupported(
             NAME,
             "listening: stdio connects exactly one parent and one child; use uds/tcp/fifo \
              to listen",
-        ))
+        )
+        .into())
     }
 
-    async fn connect(&self, endpoint: &Endpoint, options: &Options) -> Result<Box<dyn Channel>> {
+    async fn connect(
+        &self,
+        endpoint: &Endpoint,
+        options: &Options,
+    ) -> Result<Box<dyn Channel>, ConnectError> {
         match endpoint {
             Endpoint::Stdio => Ok(Box::new(from_stdio(options)?)),
             other => Err(Error::BadEndpoint {
@@ -78,7 +90,8 @@ impl Transport for StdioTransport {
                 reason: "the stdio transport only connects to stdio: (this process's \
                          stdin/stdout)"
                     .into(),
-            }),
+            }
+            .into()),
         }
     }
 
@@ -86,7 +99,7 @@ impl Transport for StdioTransport {
         &self,
         command: Command,
         options: &Options,
-    ) -> Result<(Child, Box<dyn Channel>)> {
+    ) -> Result<(Child, Box<dyn Channel>), SpawnError> {
         let (child, channel) = spawn(command, options).await?;
         Ok((child, Box::new(channel)))
     }

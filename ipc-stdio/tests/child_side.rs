@@ -9,6 +9,7 @@
 //! `harness = false` (libtest-mimic): `main` must check for the child roles before
 //! anything prints to stdout, which libtest's own harness would do.
 
+use ipc_core::ConnectError;
 use ipc_core::Options;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -18,7 +19,7 @@ use futures_util::StreamExt;
 use ipc_core::frame::Decoded;
 use ipc_core::prelude::*;
 use ipc_core::testkit::{self, ChildRole};
-use ipc_core::{Error, RecvError, Registry};
+use ipc_core::{RecvError, Registry};
 use ipc_stdio::{JsonLinesCodec, StdioTransport};
 use libtest_mimic::{Arguments, Failed, Trial};
 
@@ -149,12 +150,12 @@ async fn run_role(role: Role) -> ipc_core::Result<()> {
         Role::Twice => {
             let mut ch = ipc_stdio::from_stdio(&config)?;
             let again = match ipc_stdio::from_stdio(&config) {
-                Err(e @ Error::Unsupported { .. }) => e.to_string(),
+                Err(e @ ConnectError::Unsupported { .. }) => e.to_string(),
                 Err(e) => format!("wrong error: {e}"),
                 Ok(_) => "a second channel".to_string(),
             };
             let via_transport = match registry().connect_from_env(&config).await {
-                Err(e @ Error::Unsupported { .. }) => e.to_string(),
+                Err(e @ ConnectError::Unsupported { .. }) => e.to_string(),
                 Err(e) => format!("wrong error: {e}"),
                 Ok(_) => "a second channel".to_string(),
             };

@@ -2,6 +2,8 @@
 //! (which echoes every line, goodbye included) and small shell scripts playing a
 //! misbehaving child. Every wait is bounded; nothing sleeps for readiness.
 
+use ipc_core::ConnectError;
+use ipc_core::ListenError;
 use ipc_core::Options;
 use std::process::Command;
 use std::time::Duration;
@@ -170,14 +172,14 @@ async fn the_transport_spawns_and_refuses_to_listen() -> ipc_core::Result<()> {
     assert_eq!((t.name(), t.schemes()), ("stdio", &["stdio"][..]));
     assert!(t.example_endpoint().is_none());
     match t.listen(&Endpoint::Stdio, &Default::default()).await {
-        Err(e @ Error::Unsupported { .. }) => {
+        Err(e @ ListenError::Unsupported { .. }) => {
             assert!(e.to_string().contains("use uds/tcp/fifo to listen"), "{e}")
         }
         Err(e) => panic!("expected Unsupported, got {e}"),
         Ok(_) => panic!("expected Unsupported, got a listener"),
     }
     match t.connect(&"uds:fd=3".parse()?, &Default::default()).await {
-        Err(Error::BadEndpoint { .. }) => {}
+        Err(ConnectError::BadEndpoint { .. }) => {}
         Err(e) => panic!("expected BadEndpoint, got {e}"),
         Ok(_) => panic!("expected BadEndpoint, got a channel"),
     }

@@ -7,6 +7,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 
 use ipc_core::frame::{FrameBudget, LengthCodec};
 use ipc_core::stream::{self, StreamChannel, StreamReceiver, StreamSender};
+use ipc_core::ConnectError;
 use ipc_core::{ChannelInfo, Error, FrameConfig, Options, Result};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
@@ -115,9 +116,9 @@ impl TcpChannelExt for TcpChannel {
 /// is not looked at here). Connecting and handshaking together are bounded by the
 /// [handshake timeout](Options::handshake_timeout).
 ///
-/// Errors: [`Error::Auth`] when the server refuses the token, [`Error::Handshake`] when
-/// the peer is not an ipc-tcp listener or speaks another version, [`Error::Timeout`]
-/// when it does not answer in time, [`Error::Io`] when nothing listens there.
+/// Errors ([`ConnectError`]): `Auth` when the server refuses the token, `Handshake`
+/// when the peer is not an ipc-tcp listener or speaks another version, `Timeout` when
+/// it does not answer in time, `NotListening` when nothing listens there.
 ///
 /// ```no_run
 /// # async fn demo() -> ipc_core::Result<()> {
@@ -126,16 +127,21 @@ impl TcpChannelExt for TcpChannel {
 /// let ch = ipc_tcp::connect(addr, &Options::default().token("s3cret")).await?;
 /// # let _ = ch; Ok(()) }
 /// ```
-pub async fn connect(addr: SocketAddr, options: &Options) -> Result<TcpChannel> {
+pub async fn connect(addr: SocketAddr, options: &Options) -> Result<TcpChannel, ConnectError> {
     let token = token_bytes(options);
     if token.len() > handshake::MAX_TOKEN_LEN {
-        return Err(handshake::too_long(token.len()));
+        return Err(handshake::too_long(token.len()).into());
     }
     let attempt = async {
         let mut stream = TcpStream::connect(addr).await.map_err(|e| {
+            let hint = if e.kind() == io::ErrorKind::ConnectionRefused {
+                ": nothing listens on that port: is the server running?"
+            } else {
+                ""
+            };
             Error::Io(io::Error::new(
                 e.kind(),
-                format!("could not connect to tcp://{addr}: {e}"),
+                format!("could not connect to tcp://{addr}: {e}{hint}"),
             ))
         })?;
         stream.set_nodelay(true)?;
@@ -149,5 +155,11 @@ pub async fn connect(addr: SocketAddr, options: &Options) -> Result<TcpChannel> 
             after: timeout,
             during: "connecting to an ipc-tcp listener and waiting for its handshake reply",
         })??;
-    from_stream(stream, addr, None, options.frame_config(), None)
+    Ok(from_stream(
+        stream,
+        addr,
+        None,
+        options.frame_config(),
+        None,
+    )?)
 }

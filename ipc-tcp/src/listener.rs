@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use ipc_core::frame::FrameBudget;
+use ipc_core::ListenError;
 use ipc_core::{Channel, Endpoint, Error, Listener, Options, Result};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -97,7 +98,7 @@ impl std::fmt::Debug for TcpListener {
 /// assert_ne!(listener.local_addr().port(), 0);
 /// # Ok(()) }
 /// ```
-pub async fn bind(addr: SocketAddr, options: &Options) -> Result<TcpListener> {
+pub async fn bind(addr: SocketAddr, options: &Options) -> Result<TcpListener, ListenError> {
     let expected = Arc::new(PaddedToken::new(token_bytes(options))?);
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
         Error::Io(io::Error::new(

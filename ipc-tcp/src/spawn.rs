@@ -5,6 +5,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::process::Command;
 
 use ipc_core::spawn::{set_child_env, spawn_child};
+use ipc_core::SpawnError;
 use ipc_core::{Child, Endpoint, Error, Options, Result};
 
 use crate::channel::{self, TcpChannel};
@@ -23,8 +24,8 @@ use crate::listener::bind;
 /// `IPC_MAX_FRAME`, and its [token](Options::token), when set, replaces the random one
 /// (leave it unset unless the child must know it in advance).
 ///
-/// Errors: [`Error::ChildExited`] as soon as the child exits without having connected,
-/// [`Error::Timeout`] when it has not connected within the handshake timeout; the
+/// Errors: [`SpawnError::ChildExited`](ipc_core::SpawnError::ChildExited) as soon as the child exits without having connected,
+/// [`SpawnError::Timeout`](ipc_core::SpawnError::Timeout) when it has not connected within the handshake timeout; the
 /// child is then killed. Clients that connect with a wrong token meanwhile are refused
 /// and logged, and the wait goes on.
 ///
@@ -43,7 +44,10 @@ use crate::listener::bind;
 /// let status = child.wait().await?;
 /// # let _ = (reply, status); Ok(()) }
 /// ```
-pub async fn spawn(mut command: Command, options: &Options) -> Result<(Child, TcpChannel)> {
+pub async fn spawn(
+    mut command: Command,
+    options: &Options,
+) -> Result<(Child, TcpChannel), SpawnError> {
     let token = match options.get_token() {
         Some(token) => token.to_string(),
         None => random_token()?,
@@ -77,7 +81,7 @@ pub async fn spawn(mut command: Command, options: &Options) -> Result<(Child, Tc
                 Err(e) => refused(&e),
             },
             status = child.wait() => break status?,
-            () = &mut deadline => return Err(timed_out()),
+            () = &mut deadline => return Err(timed_out().into()),
         }
     };
     // The child is gone. A connection it made may still be finishing its handshake (the
@@ -93,10 +97,10 @@ pub async fn spawn(mut command: Command, options: &Options) -> Result<(Child, Tc
                 Some(Err(e)) => refused(&e),
                 None => break,
             },
-            () = &mut deadline => return Err(timed_out()),
+            () = &mut deadline => return Err(timed_out().into()),
         }
     }
-    Err(Error::ChildExited(status))
+    Err(Error::ChildExited(status).into())
 }
 
 fn refused(e: &Error) {

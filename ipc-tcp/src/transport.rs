@@ -4,6 +4,9 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::process::Command;
 
 use async_trait::async_trait;
+use ipc_core::ConnectError;
+use ipc_core::ListenError;
+use ipc_core::SpawnError;
 use ipc_core::{
     Capabilities, Channel, Child, Endpoint, Error, Listener, Options, Result, Transport,
 };
@@ -69,12 +72,20 @@ impl Transport for TcpTransport {
         Some(Endpoint::Tcp(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))))
     }
 
-    async fn listen(&self, endpoint: &Endpoint, options: &Options) -> Result<Box<dyn Listener>> {
+    async fn listen(
+        &self,
+        endpoint: &Endpoint,
+        options: &Options,
+    ) -> Result<Box<dyn Listener>, ListenError> {
         let listener = crate::bind(tcp_addr(endpoint)?, &with_env_token(options)).await?;
         Ok(Box::new(listener))
     }
 
-    async fn connect(&self, endpoint: &Endpoint, options: &Options) -> Result<Box<dyn Channel>> {
+    async fn connect(
+        &self,
+        endpoint: &Endpoint,
+        options: &Options,
+    ) -> Result<Box<dyn Channel>, ConnectError> {
         let channel = crate::connect(tcp_addr(endpoint)?, &with_env_token(options)).await?;
         Ok(Box::new(channel))
     }
@@ -83,7 +94,7 @@ impl Transport for TcpTransport {
         &self,
         command: Command,
         options: &Options,
-    ) -> Result<(Child, Box<dyn Channel>)> {
+    ) -> Result<(Child, Box<dyn Channel>), SpawnError> {
         let (child, channel) = crate::spawn(command, options).await?;
         Ok((child, Box::new(channel)))
     }

@@ -4,6 +4,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use ipc_core::prelude::*;
+use ipc_core::ConnectError;
+use ipc_core::ListenError;
 use ipc_core::{Endpoint, Error, Options, RecvError, SendError, Transport};
 use ipc_tcp::{TcpChannelExt, TcpListener, TcpTransport};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -228,11 +230,11 @@ async fn through_the_transport_trait() {
     let wrong: Endpoint = "unix:/tmp/x.sock".parse().expect("endpoint");
     assert!(matches!(
         tcp.listen(&wrong, &opts).await,
-        Err(Error::BadEndpoint { .. })
+        Err(ListenError::BadEndpoint { .. })
     ));
     assert!(matches!(
         tcp.connect(&wrong, &opts).await,
-        Err(Error::BadEndpoint { .. })
+        Err(ConnectError::BadEndpoint { .. })
     ));
 }
 
@@ -241,7 +243,7 @@ async fn connect_to_a_closed_port_is_an_io_error() {
     let addr = listener(&Default::default()).await.local_addr();
     // The listener is dropped: its port is closed at once.
     match ipc_tcp::connect(addr, &Default::default()).await {
-        Err(Error::Io(e)) => {
+        Err(ConnectError::NotListening(e)) => {
             assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused);
             assert!(e.to_string().contains(&addr.to_string()), "{e}");
         }
@@ -255,10 +257,10 @@ async fn tokens_longer_than_255_bytes_are_refused_up_front() {
     let addr = SocketAddr::from(LOOPBACK);
     assert!(matches!(
         ipc_tcp::bind(addr, &Options::default().token(long.clone())).await,
-        Err(Error::Handshake(_))
+        Err(ListenError::Other(Error::Handshake(_)))
     ));
     assert!(matches!(
         ipc_tcp::connect(addr, &Options::default().token(long)).await,
-        Err(Error::Handshake(_))
+        Err(ConnectError::Handshake(_))
     ));
 }

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use ipc_core::prelude::*;
+use ipc_core::ConnectError;
 use ipc_core::Error;
 use ipc_core::Options;
 use ipc_tcp::TcpListener;
@@ -53,7 +54,7 @@ async fn wrong_token_is_refused_on_both_sides() {
     let client_opts = Options::default().token("wrong");
     let (server, client) = tokio::join!(l.accept(), ipc_tcp::connect(addr, &client_opts));
     match client {
-        Err(Error::Auth(msg)) => assert!(msg.contains("refused our token"), "{msg}"),
+        Err(ConnectError::Auth(msg)) => assert!(msg.contains("refused our token"), "{msg}"),
         other => panic!("client: expected Auth, got {other:?}"),
     }
     match server {
@@ -64,7 +65,7 @@ async fn wrong_token_is_refused_on_both_sides() {
     // No token at all, to a server that wants one.
     let client_opts = Options::default();
     let (server, client) = tokio::join!(l.accept(), ipc_tcp::connect(addr, &client_opts));
-    assert!(matches!(client, Err(Error::Auth(_))), "{client:?}");
+    assert!(matches!(client, Err(ConnectError::Auth(_))), "{client:?}");
     assert!(matches!(server, Err(Error::Auth(_))), "{server:?}");
 
     serves_a_good_client(&mut l, &good).await;
@@ -76,7 +77,7 @@ async fn a_token_is_refused_by_a_server_that_expects_none() {
     let addr = l.local_addr();
     let client_opts = Options::default().token("unexpected");
     let (server, client) = tokio::join!(l.accept(), ipc_tcp::connect(addr, &client_opts));
-    assert!(matches!(client, Err(Error::Auth(_))), "{client:?}");
+    assert!(matches!(client, Err(ConnectError::Auth(_))), "{client:?}");
     assert!(matches!(server, Err(Error::Auth(_))), "{server:?}");
     serves_a_good_client(&mut l, &Default::default()).await;
 }
@@ -208,7 +209,9 @@ async fn raw_server(reply: &'static [u8]) -> (SocketAddr, tokio::task::JoinHandl
 async fn the_client_reports_what_a_bad_server_did() {
     let (addr, task) = raw_server(b"HTTP/1.1 400 Bad Request\r\n\r\n").await;
     match ipc_tcp::connect(addr, &Default::default()).await {
-        Err(Error::Handshake(msg)) => assert!(msg.contains("not an ipc-tcp listener"), "{msg}"),
+        Err(ConnectError::Handshake(msg)) => {
+            assert!(msg.contains("not an ipc-tcp listener"), "{msg}")
+        }
         other => panic!("expected Handshake, got {other:?}"),
     }
     task.await.expect("server");
@@ -216,13 +219,13 @@ async fn the_client_reports_what_a_bad_server_did() {
     let (addr, task) = raw_server(b"").await;
     assert!(matches!(
         ipc_tcp::connect(addr, &Default::default()).await,
-        Err(Error::Handshake(_))
+        Err(ConnectError::Handshake(_))
     ));
     task.await.expect("server");
 
     let (addr, task) = raw_server(b"IPCT\x01\x02").await;
     match ipc_tcp::connect(addr, &Default::default()).await {
-        Err(Error::Handshake(msg)) => assert!(msg.contains("version"), "{msg}"),
+        Err(ConnectError::Handshake(msg)) => assert!(msg.contains("version"), "{msg}"),
         other => panic!("expected Handshake, got {other:?}"),
     }
     task.await.expect("server");
@@ -237,7 +240,7 @@ async fn a_silent_server_times_out_on_the_client() {
     // The kernel completes the TCP connection; nobody ever answers the hello.
     let opts = Options::default().handshake_timeout(Duration::from_millis(200));
     match ipc_tcp::connect(addr, &opts).await {
-        Err(Error::Timeout { after, .. }) => assert_eq!(after, Duration::from_millis(200)),
+        Err(ConnectError::Timeout { after, .. }) => assert_eq!(after, Duration::from_millis(200)),
         other => panic!("expected Timeout, got {other:?}"),
     }
     drop(l);

@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use ipc_core::prelude::*;
 use ipc_core::testkit;
-use ipc_core::{Error, Options, Transport};
+use ipc_core::ConnectError;
+use ipc_core::SpawnError;
+use ipc_core::{Options, Transport};
 use ipc_tcp::{TcpChannelExt, TcpTransport};
 
 ipc_core::child_roles! {
@@ -67,7 +69,9 @@ async fn spawned_child_echoes_and_the_port_is_closed() {
 
     // The listening port is gone as soon as spawn returned.
     match ipc_tcp::connect(ch.local_addr().expect("addr"), &Default::default()).await {
-        Err(Error::Io(e)) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused),
+        Err(ConnectError::NotListening(e)) => {
+            assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused)
+        }
         other => panic!("the spawn listener should be closed, got {other:?}"),
     }
 
@@ -102,7 +106,7 @@ async fn a_child_that_exits_without_connecting_is_reported_promptly() {
     ]);
     let started = Instant::now();
     match ipc_tcp::spawn(cmd, &Default::default()).await {
-        Err(Error::ChildExited(status)) => {
+        Err(SpawnError::ChildExited(status)) => {
             assert_eq!(status.code(), Some(3), "env contract: {status:?}");
             assert_eq!(status.signal(), None);
         }
@@ -124,7 +128,7 @@ async fn a_child_that_never_connects_times_out_and_is_killed() {
     cmd.stdout(std::process::Stdio::from(write_end));
     let opts = Options::default().handshake_timeout(Duration::from_millis(300));
     match ipc_tcp::spawn(cmd, &opts).await {
-        Err(Error::Timeout { after, .. }) => assert_eq!(after, Duration::from_millis(300)),
+        Err(SpawnError::Timeout { after, .. }) => assert_eq!(after, Duration::from_millis(300)),
         other => panic!("expected Timeout, got {:?}", other.map(|(c, _)| c)),
     }
     let eof = tokio::task::spawn_blocking(move || {
@@ -139,10 +143,13 @@ async fn a_child_that_never_connects_times_out_and_is_killed() {
 }
 
 #[tokio::test]
-async fn a_missing_program_is_an_io_error() {
+async fn a_missing_program_is_a_start_error() {
     let cmd = Command::new("/nonexistent/ipc-tcp-test-child");
     match ipc_tcp::spawn(cmd, &Default::default()).await {
-        Err(Error::Io(e)) => assert_eq!(e.kind(), std::io::ErrorKind::NotFound),
-        other => panic!("expected Io(NotFound), got {:?}", other.map(|(c, _)| c)),
+        Err(SpawnError::Start { program, source }) => {
+            assert_eq!(program, "/nonexistent/ipc-tcp-test-child");
+            assert_eq!(source.kind(), std::io::ErrorKind::NotFound);
+        }
+        other => panic!("expected Start, got {:?}", other.map(|(c, _)| c)),
     }
 }

@@ -6,6 +6,7 @@ use std::os::unix::net::{SocketAddr, UnixStream as StdUnixStream};
 use std::path::Path;
 
 use ipc_core::frame::FrameConfig;
+use ipc_core::ConnectError;
 use ipc_core::{ChannelInfo, Endpoint, Error, Options, Result};
 use tokio::net::UnixStream;
 
@@ -32,7 +33,7 @@ const INHERIT_HINT: &str = "was this process started by UdsTransport::spawn (or 
 ///
 /// An inherited `uds:fd=N` can be taken once per process: a second `connect` to the
 /// same fd number is an error, never a second owner of the fd.
-pub async fn connect(endpoint: &Endpoint, options: &Options) -> Result<UdsChannel> {
+pub async fn connect(endpoint: &Endpoint, options: &Options) -> Result<UdsChannel, ConnectError> {
     let config = options.frame_config();
     match endpoint {
         Endpoint::UnixPath(path) => {
@@ -53,13 +54,13 @@ pub async fn connect(endpoint: &Endpoint, options: &Options) -> Result<UdsChanne
                     format!("connect to {}: {hint} ({e})", path.display()),
                 ))
             })?;
-            finish(stream, config, endpoint)
+            Ok(finish(stream, config, endpoint)?)
         }
         Endpoint::UnixAbstract(name) => {
             let addr = abstract_addr(name)?;
             let stream = connect_addr(addr).await.map_err(|e| {
                 let hint = if e.kind() == io::ErrorKind::ConnectionRefused {
-                    "nobody listens on this abstract name"
+                    "nobody listens on this abstract name: is the server running?"
                 } else {
                     "could not connect"
                 };
@@ -68,17 +69,18 @@ pub async fn connect(endpoint: &Endpoint, options: &Options) -> Result<UdsChanne
                     format!("connect to unix:@{name}: {hint} ({e})"),
                 ))
             })?;
-            finish(stream, config, endpoint)
+            Ok(finish(stream, config, endpoint)?)
         }
         Endpoint::UdsFd(fd) => {
             let stream = ipc_core::inherit::claim_unix_stream(endpoint, *fd, INHERIT_HINT)?;
             let stream = UnixStream::from_std(stream)?;
-            crate::channel::from_stream(stream, options)
+            Ok(crate::channel::from_stream(stream, options)?)
         }
         other => Err(Error::BadEndpoint {
             input: other.to_string(),
             reason: "the uds transport serves unix:/PATH, unix:@NAME and uds:fd=N".into(),
-        }),
+        }
+        .into()),
     }
 }
 

@@ -5,6 +5,7 @@ use std::os::unix::net::UnixListener as StdUnixListener;
 
 use async_trait::async_trait;
 use ipc_core::frame::{FrameBudget, LengthCodec};
+use ipc_core::ListenError;
 use ipc_core::{Channel, ChannelInfo, Endpoint, Error, Listener, Options, Result};
 use tokio::net::UnixListener;
 
@@ -71,7 +72,7 @@ impl UdsListener {
     ///
     /// # Panics
     /// Outside a Tokio runtime (like `tokio::net::UnixListener::bind`).
-    pub fn bind(endpoint: &Endpoint, options: &Options) -> Result<UdsListener> {
+    pub fn bind(endpoint: &Endpoint, options: &Options) -> Result<UdsListener, ListenError> {
         let (listener, file) = match endpoint {
             Endpoint::UnixPath(path) => {
                 let (listener, file) = bind_path(path)?;
@@ -99,13 +100,15 @@ impl UdsListener {
                         "fd {fd} names an already connected socket, not a listening one: \
                          listen on unix:/PATH or unix:@NAME"
                     ),
-                })
+                }
+                .into())
             }
             other => {
                 return Err(Error::BadEndpoint {
                     input: other.to_string(),
                     reason: "the uds transport listens on unix:/PATH and unix:@NAME".into(),
-                })
+                }
+                .into())
             }
         };
         listener.set_nonblocking(true)?;

@@ -4,6 +4,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::process::Command;
 
 use ipc_core::spawn::{inherit_fds, set_child_env, spawn_child};
+use ipc_core::SpawnError;
 use ipc_core::{ChannelInfo, Child, Endpoint, Options, Result};
 use tokio::net::UnixStream;
 
@@ -30,7 +31,10 @@ pub const CHILD_FD: i32 = 3;
 /// let status = child.wait().await?;
 /// # let _ = (answer, status); Ok(()) }
 /// ```
-pub async fn spawn(mut command: Command, options: &Options) -> Result<(Child, UdsChannel)> {
+pub async fn spawn(
+    mut command: Command,
+    options: &Options,
+) -> Result<(Child, UdsChannel), SpawnError> {
     // socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC): both ends close-on-exec.
     let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
     let theirs = OwnedFd::from(theirs);

@@ -3,7 +3,10 @@
 use std::process::Command;
 
 use async_trait::async_trait;
-use ipc_core::{Capabilities, Channel, Child, Endpoint, Listener, Options, Result, Transport};
+use ipc_core::{
+    Capabilities, Channel, Child, ConnectError, Endpoint, ListenError, Listener, Options, Result,
+    SpawnError, Transport,
+};
 
 use crate::channel::NAME;
 use crate::socket_file::register_example_dir;
@@ -65,11 +68,19 @@ impl Transport for UdsTransport {
         }
     }
 
-    async fn listen(&self, endpoint: &Endpoint, options: &Options) -> Result<Box<dyn Listener>> {
+    async fn listen(
+        &self,
+        endpoint: &Endpoint,
+        options: &Options,
+    ) -> Result<Box<dyn Listener>, ListenError> {
         Ok(Box::new(UdsListener::bind(endpoint, options)?))
     }
 
-    async fn connect(&self, endpoint: &Endpoint, options: &Options) -> Result<Box<dyn Channel>> {
+    async fn connect(
+        &self,
+        endpoint: &Endpoint,
+        options: &Options,
+    ) -> Result<Box<dyn Channel>, ConnectError> {
         Ok(Box::new(connect(endpoint, options).await?))
     }
 
@@ -77,7 +88,7 @@ impl Transport for UdsTransport {
         &self,
         command: Command,
         options: &Options,
-    ) -> Result<(Child, Box<dyn Channel>)> {
+    ) -> Result<(Child, Box<dyn Channel>), SpawnError> {
         let (child, channel) = spawn(command, options).await?;
         Ok((child, Box::new(channel)))
     }

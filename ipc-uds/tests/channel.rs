@@ -6,6 +6,8 @@ use std::process::Command;
 
 use bytes::Bytes;
 use ipc_core::prelude::*;
+use ipc_core::ConnectError;
+use ipc_core::ListenError;
 use ipc_core::Options;
 use ipc_core::{Endpoint, Error, RecvError, SendError, Transport};
 use ipc_uds::{connect, pair, spawn, UdsTransport};
@@ -269,15 +271,15 @@ async fn transport_names_and_bad_endpoints() {
     let tcp: Endpoint = "tcp://127.0.0.1:1".parse().expect("endpoint");
     assert!(matches!(
         t.connect(&tcp, &Default::default()).await,
-        Err(Error::BadEndpoint { .. })
+        Err(ConnectError::BadEndpoint { .. })
     ));
     assert!(matches!(
         t.listen(&tcp, &Default::default()).await,
-        Err(Error::BadEndpoint { .. })
+        Err(ListenError::BadEndpoint { .. })
     ));
     assert!(matches!(
         t.listen(&Endpoint::UdsFd(3), &Default::default()).await,
-        Err(Error::BadEndpoint { .. })
+        Err(ListenError::BadEndpoint { .. })
     ));
     let missing = Endpoint::UnixPath(dir.join("nobody-here.sock"));
     let Err(err) = t.connect(&missing, &Default::default()).await else {

@@ -11,6 +11,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use bytes::Bytes;
 use ipc_core::prelude::*;
 use ipc_core::testkit;
+use ipc_core::ConnectError;
+use ipc_core::ListenError;
 use ipc_core::Options;
 use ipc_core::{Endpoint, Error, Listener, RecvError};
 use ipc_uds::{connect, UdsListener};
@@ -136,8 +138,8 @@ async fn live_socket_file_is_not_taken_over() {
     let mut live = UdsListener::bind(&endpoint, &Default::default()).expect("bind");
 
     let err = UdsListener::bind(&endpoint, &Default::default()).expect_err("in use");
-    let Error::Io(io) = &err else {
-        panic!("expected Error::Io, got {err:?}");
+    let ListenError::InUse(io) = &err else {
+        panic!("expected InUse, got {err:?}");
     };
     assert_eq!(io.kind(), std::io::ErrorKind::AddrInUse);
     let msg = err.to_string();
@@ -196,7 +198,7 @@ async fn abstract_name_listen_and_connect() {
 
     let err = UdsListener::bind(&endpoint, &Default::default()).expect_err("name taken");
     assert!(
-        matches!(&err, Error::Io(e) if e.kind() == std::io::ErrorKind::AddrInUse),
+        matches!(&err, ListenError::InUse(e) if e.kind() == std::io::ErrorKind::AddrInUse),
         "{err}"
     );
 
@@ -276,7 +278,7 @@ async fn child() {
             let _ = channel.recv().await;
             std::process::exit(0);
         }
-        Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+        Err(ConnectError::Io(e)) if e.kind() == std::io::ErrorKind::PermissionDenied => {
             std::process::exit(2)
         }
         Err(e) => {
@@ -368,7 +370,7 @@ async fn an_existing_directory_others_can_write_is_refused_unless_sticky() {
                 assert_eq!(mode(&path), 0o600);
                 drop(listener);
             }
-            Err(Error::Io(e)) => {
+            Err(ListenError::Io(e)) => {
                 assert!(!accepted, "{bits:04o} refused: {e}");
                 assert_eq!(e.kind(), std::io::ErrorKind::PermissionDenied, "{e}");
                 let msg = e.to_string();

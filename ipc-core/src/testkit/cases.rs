@@ -954,8 +954,8 @@ async fn expect_listen_unsupported(s: &Subject) -> Result<()> {
         .listen(&Endpoint::Stdio, &Options::default())
         .await
     {
-        Err(Error::Unsupported { .. }) => Ok(()),
-        Err(Error::BadEndpoint { .. }) => Ok(()),
+        Err(crate::ListenError::Unsupported { .. }) => Ok(()),
+        Err(crate::ListenError::BadEndpoint { .. }) => Ok(()),
         other => Err(fail(format!(
             "a transport without example_endpoint() must refuse to listen, got {:?}",
             other.map(|_| "a listener")

@@ -210,6 +210,24 @@ impl From<crate::RecvError> for Failure {
     }
 }
 
+impl From<crate::ConnectError> for Failure {
+    fn from(e: crate::ConnectError) -> Self {
+        Failure::Ipc(e.into())
+    }
+}
+
+impl From<crate::ListenError> for Failure {
+    fn from(e: crate::ListenError) -> Self {
+        Failure::Ipc(e.into())
+    }
+}
+
+impl From<crate::SpawnError> for Failure {
+    fn from(e: crate::SpawnError) -> Self {
+        Failure::Ipc(e.into())
+    }
+}
+
 impl From<std::io::Error> for Failure {
     fn from(e: std::io::Error) -> Self {
         Failure::Ipc(e.into())

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use ipc_core::frame::{FrameBudget, FrameConfig, LengthCodec};
+use ipc_core::ListenError;
 use ipc_core::Options;
 use ipc_core::{Channel, ChannelInfo, Endpoint, Error, Listener, Result};
 use nix::errno::Errno;
@@ -84,7 +85,7 @@ impl FifoListener {
     /// (`PermissionDenied`), its parent does not exist, or another listener serves it
     /// (`AddrInUse`). Files a dead listener left behind are replaced. Must be called
     /// inside a tokio runtime.
-    pub fn bind(dir: impl AsRef<Path>, options: &Options) -> Result<FifoListener> {
+    pub fn bind(dir: impl AsRef<Path>, options: &Options) -> Result<FifoListener, ListenError> {
         let config = options.frame_config();
         require_runtime("ipc_pipe::FifoListener::bind")?;
         let dir = dir.as_ref().to_path_buf();
@@ -96,7 +97,8 @@ impl FifoListener {
                 return Err(Error::Io(io::Error::new(
                     io::ErrorKind::AddrInUse,
                     format!("{endpoint} already has a listener (one listener per directory)"),
-                )))
+                ))
+                .into())
             }
             Err((_, e)) => return Err(io::Error::from(e).into()),
         };

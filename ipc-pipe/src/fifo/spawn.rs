@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use ipc_core::spawn::{set_child_env, spawn_child};
 use ipc_core::Options;
+use ipc_core::SpawnError;
 use ipc_core::{Child, Error, Result};
 
 use super::dir::DIR_MODE;
@@ -65,8 +66,8 @@ fn temp_dir() -> Result<tempfile::TempDir> {
 /// child has connected: the channel lives on in the open FIFOs, and nothing is left on
 /// disk.
 ///
-/// Errors: [`Error::ChildExited`] when the child exits without connecting,
-/// [`Error::Timeout`] when it has not connected within [`CHILD_CONNECT_TIMEOUT`] (the
+/// Errors: [`SpawnError::ChildExited`](ipc_core::SpawnError::ChildExited) when the child exits without connecting,
+/// [`SpawnError::Timeout`](ipc_core::SpawnError::Timeout) when it has not connected within [`CHILD_CONNECT_TIMEOUT`] (the
 /// child is then killed, as the dropped [`Child`] is). A misbehaving client that
 /// reaches the directory first is dropped and logged; the wait goes on.
 ///
@@ -84,7 +85,10 @@ fn temp_dir() -> Result<tempfile::TempDir> {
 /// child.wait().await?;
 /// # let _ = answer; Ok(()) }
 /// ```
-pub async fn spawn_fifo(mut command: Command, options: &Options) -> Result<(Child, PipeChannel)> {
+pub async fn spawn_fifo(
+    mut command: Command,
+    options: &Options,
+) -> Result<(Child, PipeChannel), SpawnError> {
     // Declared before the listener, so dropped after it: the listener removes its
     // files, then the directory goes.
     let dir = temp_dir()?;
@@ -106,14 +110,14 @@ pub async fn spawn_fifo(mut command: Command, options: &Options) -> Result<(Chil
                     )
                 }
                 // The directory itself failed (no new FIFO pair): give up.
-                Err(e) => return Err(e),
+                Err(e) => return Err(e.into()),
             },
             status = child.wait() => break status?,
             () = &mut deadline => {
                 return Err(Error::Timeout {
                     after: CHILD_CONNECT_TIMEOUT,
                     during: "waiting for the spawned child to connect to its FIFO pair",
-                })
+                }.into())
             }
         }
     };
@@ -124,5 +128,5 @@ pub async fn spawn_fifo(mut command: Command, options: &Options) -> Result<(Chil
             Err(e) => tracing::debug!(error = %e, "the exited child's connection was dropped"),
         }
     }
-    Err(Error::ChildExited(status))
+    Err(Error::ChildExited(status).into())
 }
