@@ -12,7 +12,7 @@
 //! let name = r"\\.\pipe\my-app";
 //! let mut listener = ipc_pipe::windows::NamedPipeListener::bind(name, &ipc_core::Options::default())?;
 //! let client = tokio::spawn(async move {
-//!     let mut ch = ipc_pipe::windows::connect_named_pipe(name, Default::default()).await?;
+//!     let mut ch = ipc_pipe::windows::connect_named_pipe(name, &ipc_core::Options::default()).await?;
 //!     ch.send("hi".into()).await?;
 //!     ch.close().await
 //! });
@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use ipc_core::frame::{FrameConfig, LengthCodec};
 use ipc_core::stream::{self, StreamChannel};
-use ipc_core::{ChannelInfo, Error, Result};
+use ipc_core::{ChannelInfo, Error, Options, Result};
 use tokio::io::{ReadHalf, WriteHalf};
 use tokio::net::windows::named_pipe::{
     ClientOptions, NamedPipeClient, NamedPipeServer, ServerOptions,
