@@ -186,7 +186,9 @@ async fn serve(
         let (worker, child) = if mode == Mode::Process {
             let transport = ipc::registry().get_with(&transport, NEEDS)?;
             let exe = std::env::current_exe()?;
-            let (child, ch) = transport.spawn(std::process::Command::new(exe)).await?;
+            let (child, ch) = transport
+                .spawn(std::process::Command::new(exe), &ipc::Options::default())
+                .await?;
             (Some(RpcClient::new(ch)), Some(child))
         } else {
             (None, None)

@@ -174,7 +174,10 @@ async fn primary(args: &Args) -> ipc::Result<bool> {
     let mut channels = Vec::new();
     for _ in 0..args.workers {
         let (child, ch) = transport
-            .spawn(Command::new(std::env::current_exe()?))
+            .spawn(
+                Command::new(std::env::current_exe()?),
+                &ipc::Options::default(),
+            )
             .await?;
         children.push(child);
         channels.push(TypedChannel::<Answer, Job, Json>::new(ch));

@@ -206,7 +206,7 @@ async fn primary(args: &Args) -> ipc::Result<bool> {
         cmd.args(["--workers", &args.workers.to_string()])
             .args(["--ops", &args.ops.to_string()])
             .args(["--worker", &n.to_string()]);
-        let (child, ch) = transport.spawn(cmd).await?;
+        let (child, ch) = transport.spawn(cmd, &ipc::Options::default()).await?;
         let (state, everyone) = (state.clone(), everyone.clone());
         servers.push(tokio::spawn(serve(ch, move |request| {
             handle(state.clone(), everyone.clone(), request)

@@ -189,7 +189,9 @@ async fn fork(transport: &str) -> DemoResult<bool> {
     println!("fork: this program again, with a message channel over {transport}");
     let transport = ipc::registry().get_with(transport, NEEDS)?;
     let exe = std::env::current_exe()?;
-    let (mut child, mut ch) = transport.spawn(std::process::Command::new(exe)).await?;
+    let (mut child, mut ch) = transport
+        .spawn(std::process::Command::new(exe), &ipc::Options::default())
+        .await?;
     ch.send(r#""hello, child""#.into()).await?;
     let reply = ch
         .recv()

@@ -199,7 +199,7 @@ async fn start_processes(transport: &str, workers: usize) -> ipc::Result<Vec<Wor
     for worker in 1..=workers {
         let mut cmd = Command::new(std::env::current_exe()?);
         cmd.env("THREADS_VS_PROCESSES_WORKER", worker.to_string());
-        let (child, ch) = transport.spawn(cmd).await?;
+        let (child, ch) = transport.spawn(cmd, &ipc::Options::default()).await?;
         started.push((child, TypedChannel::new(ch)));
     }
     for (child, ch) in &mut started {
