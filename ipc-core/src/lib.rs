@@ -32,6 +32,7 @@
 //! ```
 
 pub mod adapter;
+pub mod backend;
 pub mod channel;
 pub mod child;
 pub mod codec;
@@ -56,6 +57,7 @@ pub mod typed;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
+pub use backend::{Backend, BackendListener, NoListener};
 pub use bytes::Bytes;
 pub use channel::{Channel, ChannelInfo, RecvHalf, SendHalf};
 pub use child::Child;

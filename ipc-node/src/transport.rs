@@ -1,29 +1,27 @@
-//! [`NodeTransport`]: Node's `fork()` channel behind the [`Transport`] trait.
+//! [`NodeTransport`]: Node's `fork()` channel as a [`Backend`].
 
 use std::process::Command;
 
-use async_trait::async_trait;
-use ipc_core::ConnectError;
-use ipc_core::ListenError;
-use ipc_core::SpawnError;
 use ipc_core::{
-    Capabilities, Channel, Child, Endpoint, Error, Listener, Options, Result, Transport,
+    Backend, Capabilities, Child, ConnectError, Endpoint, Error, ListenError, NoListener, Options,
+    SpawnError,
 };
 
 use crate::channel::NAME;
-use crate::{connect, spawn};
+use crate::{connect, spawn, NodeChannel};
 
-/// Node.js's `child_process` channel as an [`ipc_core::Transport`]: name `"node"`,
-/// endpoint scheme `node:` (`node:fd=N`, inherited).
+/// Node.js's `child_process` channel as a [`Backend`] (and so an
+/// [`ipc_core::Transport`]): name `"node"`, endpoint scheme `node:` (`node:fd=N`,
+/// inherited).
 ///
-/// - [`connect`](Transport::connect)`(node:fd=N)`: this process is a child
+/// - [`connect`](ipc_core::Transport::connect)`(node:fd=N)`: this process is a child
 ///   of Node (see [`connect`](crate::connect)). A child finds it through
 ///   `connect_from_env()`, since `NODE_CHANNEL_FD=N` names `node:fd=N` when
 ///   `IPC_ENDPOINT` is unset.
-/// - [`spawn`](Transport::spawn)`(command)`: start a Node child (or any
+/// - [`spawn`](ipc_core::Transport::spawn)`(command)`: start a Node child (or any
 ///   child that speaks the protocol, a Rust one included) as `fork()` would (see
 ///   [`spawn`](crate::spawn)).
-/// - [`listen`](Transport::listen): [`Error::Unsupported`]; Node's channel
+/// - [`listen`](ipc_core::Transport::listen): [`Error::Unsupported`]; Node's channel
 ///   exists only between a parent and the child it started.
 ///
 /// ```no_run
@@ -42,31 +40,31 @@ use crate::{connect, spawn};
 #[derive(Debug, Default, Clone, Copy)]
 pub struct NodeTransport;
 
-#[async_trait]
-impl Transport for NodeTransport {
-    fn name(&self) -> &'static str {
-        NAME
-    }
+impl Backend for NodeTransport {
+    const NAME: &'static str = NAME;
+    const SCHEMES: &'static [&'static str] = &["node"];
+    type Channel = NodeChannel;
+    type Listener = NoListener<NodeChannel>;
 
     /// Spawn only; every frame must be one JSON text, and nothing can listen.
     fn capabilities(&self) -> Capabilities {
         Capabilities::NONE.with_spawn(true)
     }
 
-    fn schemes(&self) -> &'static [&'static str] {
-        &["node"]
+    async fn connect(
+        &self,
+        endpoint: &Endpoint,
+        options: &Options,
+    ) -> Result<NodeChannel, ConnectError> {
+        connect(endpoint, options).await
     }
 
-    /// `None`: there is nothing to listen on.
-    fn example_endpoint(&self) -> Option<Endpoint> {
-        None
-    }
-
+    /// Refused: Node's channel exists only between a parent and the child it forked.
     async fn listen(
         &self,
         endpoint: &Endpoint,
         _options: &Options,
-    ) -> Result<Box<dyn Listener>, ListenError> {
+    ) -> Result<Self::Listener, ListenError> {
         Err(Error::unsupported(
             NAME,
             format!(
@@ -77,20 +75,11 @@ impl Transport for NodeTransport {
         .into())
     }
 
-    async fn connect(
-        &self,
-        endpoint: &Endpoint,
-        options: &Options,
-    ) -> Result<Box<dyn Channel>, ConnectError> {
-        Ok(Box::new(connect(endpoint, options).await?))
-    }
-
     async fn spawn(
         &self,
         command: Command,
         options: &Options,
-    ) -> Result<(Child, Box<dyn Channel>), SpawnError> {
-        let (child, channel) = spawn(command, options).await?;
-        Ok((child, Box::new(channel)))
+    ) -> Result<(Child, NodeChannel), SpawnError> {
+        spawn(command, options).await
     }
 }

@@ -1,18 +1,16 @@
-//! [`PipeTransport`] and [`FifoTransport`]: the two backends behind the
-//! [`Transport`] trait.
+//! [`PipeTransport`] and [`FifoTransport`]: the two [`Backend`]s.
 
 use std::process::Command;
 
-use async_trait::async_trait;
-use ipc_core::ConnectError;
-use ipc_core::ListenError;
-use ipc_core::SpawnError;
 use ipc_core::{
-    Capabilities, Channel, Child, Endpoint, Error, Listener, Options, Result, Transport,
+    Backend, Capabilities, Child, ConnectError, Endpoint, Error, ListenError, NoListener, Options,
+    SpawnError,
 };
 
 use crate::channel::{FIFO, PIPE};
-use crate::{connect_fifo, connect_inherited, fresh_dir, spawn_fifo, spawn_pipe, FifoListener};
+use crate::{
+    connect_fifo, connect_inherited, fresh_dir, spawn_fifo, spawn_pipe, FifoListener, PipeChannel,
+};
 
 fn wrong_endpoint(endpoint: &Endpoint, transport: &str, expected: &str) -> Error {
     Error::BadEndpoint {
@@ -21,14 +19,14 @@ fn wrong_endpoint(endpoint: &Endpoint, transport: &str, expected: &str) -> Error
     }
 }
 
-/// Anonymous pipes as an [`ipc_core::Transport`]: name `"pipe"`, scheme `pipe:`
-/// (`pipe:fd=R,W`, the ends a child inherits).
+/// Anonymous pipes as a [`Backend`] (and so an [`ipc_core::Transport`]): name
+/// `"pipe"`, scheme `pipe:` (`pipe:fd=R,W`, the ends a child inherits).
 ///
-/// [`spawn`](Transport::spawn) wires a child by two pipes
+/// [`spawn`](ipc_core::Transport::spawn) wires a child by two pipes
 /// ([`spawn_pipe`](crate::spawn_pipe)); the child connects with
-/// [`connect`](Transport::connect) on the `pipe:fd=3,4` it finds in
+/// [`connect`](ipc_core::Transport::connect) on the `pipe:fd=3,4` it finds in
 /// `IPC_ENDPOINT` ([`connect_inherited`](crate::connect_inherited)). Anonymous pipes
-/// have no name, so nothing can listen: [`listen`](Transport::listen)
+/// have no name, so nothing can listen: [`listen`](ipc_core::Transport::listen)
 /// returns [`Error::Unsupported`] and points to [`FifoTransport`].
 ///
 /// ```
@@ -46,49 +44,24 @@ fn wrong_endpoint(endpoint: &Endpoint, transport: &str, expected: &str) -> Error
 #[derive(Debug, Default, Clone, Copy)]
 pub struct PipeTransport;
 
-#[async_trait]
-impl Transport for PipeTransport {
-    fn name(&self) -> &'static str {
-        PIPE
-    }
+impl Backend for PipeTransport {
+    const NAME: &'static str = PIPE;
+    const SCHEMES: &'static [&'static str] = &["pipe"];
+    type Channel = PipeChannel;
+    type Listener = NoListener<PipeChannel>;
 
     /// Binary frames, spawn; anonymous pipes cannot listen.
     fn capabilities(&self) -> Capabilities {
         Capabilities::NONE.with_binary_frames(true).with_spawn(true)
     }
 
-    fn schemes(&self) -> &'static [&'static str] {
-        &["pipe"]
-    }
-
-    /// `None`: anonymous pipes cannot listen.
-    fn example_endpoint(&self) -> Option<Endpoint> {
-        None
-    }
-
-    async fn listen(
-        &self,
-        _endpoint: &Endpoint,
-        _options: &Options,
-    ) -> Result<Box<dyn Listener>, ListenError> {
-        Err(Error::unsupported(
-            PIPE,
-            "listening: anonymous pipes only join a parent and the child it spawns; \
-             use the fifo transport (fifo:/DIR, a FIFO pair in a directory) to serve \
-             clients that connect by name",
-        )
-        .into())
-    }
-
     async fn connect(
         &self,
         endpoint: &Endpoint,
         options: &Options,
-    ) -> Result<Box<dyn Channel>, ConnectError> {
+    ) -> Result<PipeChannel, ConnectError> {
         match endpoint {
-            Endpoint::Pipe { read, write } => {
-                Ok(Box::new(connect_inherited(*read, *write, options)?))
-            }
+            Endpoint::Pipe { read, write } => connect_inherited(*read, *write, options),
             other => Err(wrong_endpoint(
                 other,
                 PIPE,
@@ -98,22 +71,36 @@ impl Transport for PipeTransport {
         }
     }
 
+    /// Refused: anonymous pipes have no name; the error points to the fifo transport.
+    async fn listen(
+        &self,
+        _endpoint: &Endpoint,
+        _options: &Options,
+    ) -> Result<Self::Listener, ListenError> {
+        Err(Error::unsupported(
+            PIPE,
+            "listening: anonymous pipes only join a parent and the child it spawns; \
+             use the fifo transport (fifo:/DIR, a FIFO pair in a directory) to serve \
+             clients that connect by name",
+        )
+        .into())
+    }
+
     async fn spawn(
         &self,
         command: Command,
         options: &Options,
-    ) -> Result<(Child, Box<dyn Channel>), SpawnError> {
-        let (child, channel) = spawn_pipe(command, options).await?;
-        Ok((child, Box::new(channel)))
+    ) -> Result<(Child, PipeChannel), SpawnError> {
+        spawn_pipe(command, options).await
     }
 }
 
-/// FIFO pairs in a private directory as an [`ipc_core::Transport`]: name `"fifo"`,
-/// scheme `fifo:` (`fifo:/DIR`).
+/// FIFO pairs in a private directory as a [`Backend`] (and so an
+/// [`ipc_core::Transport`]): name `"fifo"`, scheme `fifo:` (`fifo:/DIR`).
 ///
-/// [`listen`](Transport::listen) binds a [`FifoListener`],
-/// [`connect`](Transport::connect) is [`connect_fifo`](crate::connect_fifo),
-/// and [`spawn`](Transport::spawn) is [`spawn_fifo`](crate::spawn_fifo)
+/// [`listen`](ipc_core::Transport::listen) binds a [`FifoListener`],
+/// [`connect`](ipc_core::Transport::connect) is [`connect_fifo`](crate::connect_fifo),
+/// and [`spawn`](ipc_core::Transport::spawn) is [`spawn_fifo`](crate::spawn_fifo)
 /// (a fresh private directory per child, removed once the child has connected).
 /// A directory serves one client at a time.
 ///
@@ -134,11 +121,11 @@ impl Transport for PipeTransport {
 #[derive(Debug, Default, Clone, Copy)]
 pub struct FifoTransport;
 
-#[async_trait]
-impl Transport for FifoTransport {
-    fn name(&self) -> &'static str {
-        FIFO
-    }
+impl Backend for FifoTransport {
+    const NAME: &'static str = FIFO;
+    const SCHEMES: &'static [&'static str] = &["fifo"];
+    type Channel = PipeChannel;
+    type Listener = FifoListener;
 
     /// Binary frames, listen (one client at a time), spawn.
     fn capabilities(&self) -> Capabilities {
@@ -148,34 +135,30 @@ impl Transport for FifoTransport {
             .with_spawn(true)
     }
 
-    fn schemes(&self) -> &'static [&'static str] {
-        &["fifo"]
-    }
-
     /// `fifo:$TMPDIR/ipc-fifo-PID-N-RANDOM`: a fresh path that does not exist yet; the
     /// listener bound there creates it (0700) and removes it on drop.
     fn example_endpoint(&self) -> Option<Endpoint> {
         Some(Endpoint::Fifo(fresh_dir()))
     }
 
-    async fn listen(
-        &self,
-        endpoint: &Endpoint,
-        options: &Options,
-    ) -> Result<Box<dyn Listener>, ListenError> {
-        match endpoint {
-            Endpoint::Fifo(dir) => Ok(Box::new(FifoListener::bind(dir, options)?)),
-            other => Err(wrong_endpoint(other, FIFO, "fifo:/DIR").into()),
-        }
-    }
-
     async fn connect(
         &self,
         endpoint: &Endpoint,
         options: &Options,
-    ) -> Result<Box<dyn Channel>, ConnectError> {
+    ) -> Result<PipeChannel, ConnectError> {
         match endpoint {
-            Endpoint::Fifo(dir) => Ok(Box::new(connect_fifo(dir, options).await?)),
+            Endpoint::Fifo(dir) => connect_fifo(dir, options).await,
+            other => Err(wrong_endpoint(other, FIFO, "fifo:/DIR").into()),
+        }
+    }
+
+    async fn listen(
+        &self,
+        endpoint: &Endpoint,
+        options: &Options,
+    ) -> Result<FifoListener, ListenError> {
+        match endpoint {
+            Endpoint::Fifo(dir) => FifoListener::bind(dir, options),
             other => Err(wrong_endpoint(other, FIFO, "fifo:/DIR").into()),
         }
     }
@@ -184,8 +167,7 @@ impl Transport for FifoTransport {
         &self,
         command: Command,
         options: &Options,
-    ) -> Result<(Child, Box<dyn Channel>), SpawnError> {
-        let (child, channel) = spawn_fifo(command, options).await?;
-        Ok((child, Box::new(channel)))
+    ) -> Result<(Child, PipeChannel), SpawnError> {
+        spawn_fifo(command, options).await
     }
 }

@@ -1,13 +1,10 @@
-//! [`SignalTransport`]: the signal backend behind the [`Transport`] trait.
+//! [`SignalTransport`]: the signal [`Backend`].
 
 use std::process::Command;
 
-use async_trait::async_trait;
-use ipc_core::ConnectError;
-use ipc_core::ListenError;
-use ipc_core::SpawnError;
 use ipc_core::{
-    Capabilities, Channel, Child, Endpoint, Error, Listener, Options, Result, Transport,
+    Backend, Capabilities, Child, ConnectError, Endpoint, Error, ListenError, NoListener, Options,
+    SpawnError,
 };
 
 const NAME: &str = "signal";
@@ -15,8 +12,15 @@ const NAME: &str = "signal";
 /// Whether data channels exist on this platform.
 const DATA: bool = cfg!(all(target_os = "linux", target_pointer_width = "64"));
 
-/// Real-time signals as an [`ipc_core::Transport`]: name `"signal"`, endpoint scheme
-/// `signal:` (`signal:pid=N`).
+/// The channel of the signal transport: [`SignalChannel`](crate::SignalChannel) where
+/// data channels exist, a boxed channel (never made) elsewhere.
+#[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+type Channel = crate::SignalChannel;
+#[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
+type Channel = ipc_core::Joined;
+
+/// Real-time signals as a [`Backend`] (and so an [`ipc_core::Transport`]): name
+/// `"signal"`, endpoint scheme `signal:` (`signal:pid=N`).
 ///
 /// It cannot listen (a signal has no address to listen on: [`Error::Unsupported`]);
 /// it connects to a process id and spawns children wired to this process. Linux only
@@ -42,43 +46,22 @@ const DATA: bool = cfg!(all(target_os = "linux", target_pointer_width = "64"));
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SignalTransport;
 
-#[async_trait]
-impl Transport for SignalTransport {
-    fn name(&self) -> &'static str {
-        NAME
-    }
+impl Backend for SignalTransport {
+    const NAME: &'static str = NAME;
+    const SCHEMES: &'static [&'static str] = &["signal"];
+    type Channel = Channel;
+    type Listener = NoListener<Channel>;
 
     /// Binary frames and spawn on 64-bit Linux (nothing elsewhere); it cannot listen.
     fn capabilities(&self) -> Capabilities {
         Capabilities::NONE.with_binary_frames(DATA).with_spawn(DATA)
     }
 
-    fn schemes(&self) -> &'static [&'static str] {
-        &["signal"]
-    }
-
-    /// `None`: there is nothing to listen on.
-    fn example_endpoint(&self) -> Option<Endpoint> {
-        None
-    }
-
-    async fn listen(
-        &self,
-        _endpoint: &Endpoint,
-        _options: &Options,
-    ) -> Result<Box<dyn Listener>, ListenError> {
-        Err(Error::unsupported(
-            NAME,
-            "listening (signals go to a process id: connect to signal:pid=N, or spawn)",
-        )
-        .into())
-    }
-
     async fn connect(
         &self,
         endpoint: &Endpoint,
         options: &Options,
-    ) -> Result<Box<dyn Channel>, ConnectError> {
+    ) -> Result<Channel, ConnectError> {
         let Endpoint::Signal { pid } = endpoint else {
             return Err(Error::BadEndpoint {
                 input: endpoint.to_string(),
@@ -89,44 +72,37 @@ impl Transport for SignalTransport {
         connect(*pid, options).await
     }
 
+    /// Refused: signals go to a process id.
+    async fn listen(
+        &self,
+        _endpoint: &Endpoint,
+        _options: &Options,
+    ) -> Result<Self::Listener, ListenError> {
+        Err(Error::unsupported(
+            NAME,
+            "listening (signals go to a process id: connect to signal:pid=N, or spawn)",
+        )
+        .into())
+    }
+
     async fn spawn(
         &self,
         command: Command,
         options: &Options,
-    ) -> Result<(Child, Box<dyn Channel>), SpawnError> {
+    ) -> Result<(Child, Channel), SpawnError> {
         spawn(command, options).await
     }
 }
 
 #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
-async fn connect(pid: u32, options: &Options) -> Result<Box<dyn Channel>, ConnectError> {
-    Ok(Box::new(crate::connect(pid, options).await?))
-}
+use crate::{connect, spawn};
 
-#[cfg(all(target_os = "linux", target_pointer_width = "64"))]
-async fn spawn(
-    command: Command,
-    options: &Options,
-) -> Result<(Child, Box<dyn Channel>), SpawnError> {
-    let (child, channel) = crate::spawn(command, options).await?;
-    Ok((child, Box::new(channel)))
+#[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
+async fn connect(_pid: u32, _options: &Options) -> Result<Channel, ConnectError> {
+    Err(Error::unsupported(NAME, "data channels outside 64-bit Linux").into())
 }
 
 #[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
-async fn connect(_pid: u32, _options: &Options) -> Result<Box<dyn Channel>, ConnectError> {
-    Err(Error::unsupported(
-        NAME,
-        "data channels outside 64-bit Linux",
-    ))
-}
-
-#[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
-async fn spawn(
-    _command: Command,
-    _options: &Options,
-) -> Result<(Child, Box<dyn Channel>), SpawnError> {
-    Err(Error::unsupported(
-        NAME,
-        "data channels outside 64-bit Linux",
-    ))
+async fn spawn(_command: Command, _options: &Options) -> Result<(Child, Channel), SpawnError> {
+    Err(Error::unsupported(NAME, "data channels outside 64-bit Linux").into())
 }

@@ -1,29 +1,25 @@
-//! [`StdioTransport`]: the stdio backend behind the [`Transport`] trait.
+//! [`StdioTransport`]: the stdio [`Backend`].
 
 use std::process::Command;
 
-use async_trait::async_trait;
-use ipc_core::ConnectError;
-use ipc_core::ListenError;
-use ipc_core::SpawnError;
 use ipc_core::{
-    Capabilities, Channel, Child, Endpoint, Error, Listener, Options, Result, Transport,
+    Backend, Capabilities, Child, ConnectError, Endpoint, Error, NoListener, Options, SpawnError,
 };
 
 use crate::channel::NAME;
-use crate::{from_stdio, spawn};
+use crate::{from_stdio, spawn, StdioChannel};
 
-/// JSON lines over stdin/stdout as an [`ipc_core::Transport`]: name `"stdio"`, endpoint
-/// scheme `stdio:` (this process's stdin/stdout, in a child).
+/// JSON lines over stdin/stdout as a [`Backend`] (and so an [`ipc_core::Transport`]):
+/// name `"stdio"`, endpoint scheme `stdio:` (this process's stdin/stdout, in a child).
 ///
-/// - [`spawn`](Transport::spawn): [`spawn`](crate::spawn), the child's
+/// - [`spawn`](ipc_core::Transport::spawn): [`spawn`](crate::spawn), the child's
 ///   stdin/stdout piped to the new channel.
-/// - [`connect`](Transport::connect)`(&Endpoint::Stdio, ..)`:
+/// - [`connect`](ipc_core::Transport::connect)`(stdio:)`:
 ///   [`from_stdio`](crate::from_stdio), in the child. Any other endpoint is
 ///   [`Error::BadEndpoint`].
-/// - [`listen`](Transport::listen): [`Error::Unsupported`]; stdio joins exactly
-///   one parent and one child, and [`example_endpoint`](Transport::example_endpoint) is
-///   `None`.
+/// - [`listen`](ipc_core::Transport::listen): [`Error::Unsupported`]; stdio joins
+///   exactly one parent and one child, and
+///   [`example_endpoint`](ipc_core::Transport::example_endpoint) is `None`.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> ipc_core::Result<()> {
@@ -31,7 +27,7 @@ use crate::{from_stdio, spawn};
 /// use ipc_core::Transport;
 /// let transport = ipc_stdio::StdioTransport;
 /// assert_eq!(transport.name(), "stdio");
-/// assert!(transport.listen(&ipc_core::Endpoint::Stdio, &Default::default()).await.is_err());
+/// assert!(transport.listen(&"stdio:".parse()?, &Default::default()).await.is_err());
 ///
 /// let (mut child, mut channel) = transport.spawn(std::process::Command::new("cat"), &Default::default()).await?;
 /// channel.send("not JSON, so it travels as base64".into()).await?;
@@ -45,46 +41,24 @@ use crate::{from_stdio, spawn};
 #[derive(Debug, Default, Clone, Copy)]
 pub struct StdioTransport;
 
-#[async_trait]
-impl Transport for StdioTransport {
-    fn name(&self) -> &'static str {
-        NAME
-    }
+impl Backend for StdioTransport {
+    const NAME: &'static str = NAME;
+    const SCHEMES: &'static [&'static str] = &["stdio"];
+    type Channel = StdioChannel;
+    type Listener = NoListener<StdioChannel>;
 
     /// Binary frames (as `{"$bytes": BASE64}` lines), spawn; stdio cannot listen.
     fn capabilities(&self) -> Capabilities {
         Capabilities::NONE.with_binary_frames(true).with_spawn(true)
     }
 
-    fn schemes(&self) -> &'static [&'static str] {
-        &["stdio"]
-    }
-
-    /// `None`: stdio cannot listen.
-    fn example_endpoint(&self) -> Option<Endpoint> {
-        None
-    }
-
-    async fn listen(
-        &self,
-        _endpoint: &Endpoint,
-        _options: &Options,
-    ) -> Result<Box<dyn Listener>, ListenError> {
-        Err(Error::unsupported(
-            NAME,
-            "listening: stdio connects exactly one parent and one child; use uds/tcp/fifo \
-             to listen",
-        )
-        .into())
-    }
-
     async fn connect(
         &self,
         endpoint: &Endpoint,
         options: &Options,
-    ) -> Result<Box<dyn Channel>, ConnectError> {
+    ) -> Result<StdioChannel, ConnectError> {
         match endpoint {
-            Endpoint::Stdio => Ok(Box::new(from_stdio(options)?)),
+            Endpoint::Stdio => from_stdio(options),
             other => Err(Error::BadEndpoint {
                 input: other.to_string(),
                 reason: "the stdio transport only connects to stdio: (this process's \
@@ -95,12 +69,25 @@ impl Transport for StdioTransport {
         }
     }
 
+    /// Refused: stdio connects exactly one parent and one child.
+    async fn listen(
+        &self,
+        _endpoint: &Endpoint,
+        _options: &Options,
+    ) -> Result<Self::Listener, ipc_core::ListenError> {
+        Err(Error::unsupported(
+            NAME,
+            "listening: stdio connects exactly one parent and one child; use uds/tcp/fifo \
+             to listen",
+        )
+        .into())
+    }
+
     async fn spawn(
         &self,
         command: Command,
         options: &Options,
-    ) -> Result<(Child, Box<dyn Channel>), SpawnError> {
-        let (child, channel) = spawn(command, options).await?;
-        Ok((child, Box::new(channel)))
+    ) -> Result<(Child, StdioChannel), SpawnError> {
+        spawn(command, options).await
     }
 }

@@ -6,10 +6,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use ipc_core::frame::FrameBudget;
 use ipc_core::ListenError;
-use ipc_core::{Channel, Endpoint, Error, Listener, Options, Result};
+use ipc_core::{BackendListener, Endpoint, Error, Options, Result};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
@@ -317,10 +316,11 @@ fn is_resource_exhaustion(e: &io::Error) -> bool {
     )
 }
 
-#[async_trait]
-impl Listener for TcpListener {
-    async fn accept(&mut self) -> Result<Box<dyn Channel>> {
-        Ok(Box::new(TcpListener::accept(self).await?))
+impl BackendListener for TcpListener {
+    type Channel = TcpChannel;
+
+    async fn accept(&mut self) -> Result<TcpChannel> {
+        TcpListener::accept(self).await
     }
 
     fn endpoint(&self) -> Endpoint {

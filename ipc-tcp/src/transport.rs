@@ -1,26 +1,24 @@
-//! [`TcpTransport`]: this crate behind the [`Transport`] trait, for run-time choice.
+//! [`TcpTransport`]: the tcp [`Backend`], for run-time choice.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::process::Command;
 
-use async_trait::async_trait;
-use ipc_core::ConnectError;
-use ipc_core::ListenError;
-use ipc_core::SpawnError;
 use ipc_core::{
-    Capabilities, Channel, Child, Endpoint, Error, Listener, Options, Result, Transport,
+    Backend, Capabilities, Child, ConnectError, Endpoint, Error, ListenError, Options, Result,
+    SpawnError,
 };
 
 use crate::options::with_env_token;
+use crate::{TcpChannel, TcpListener};
 
 /// The TCP transport: name `"tcp"`, scheme `tcp://HOST:PORT`.
 ///
 /// Through the trait, the token is the [options'](Options::token) when set, else the
 /// environment's: a listener requires the token in `IPC_TOKEN` when that is set and
 /// otherwise accepts clients presenting none; a client presents `IPC_TOKEN` when set,
-/// else none. A child started by [`spawn`](Transport::spawn) finds both `IPC_ENDPOINT`
-/// and `IPC_TOKEN` in its environment, so its `connect` just works. The handshake
-/// timeout is [`Options::handshake_timeout`].
+/// else none. A child started by [`spawn`](ipc_core::Transport::spawn) finds both
+/// `IPC_ENDPOINT` and `IPC_TOKEN` in its environment, so its `connect` just works. The
+/// handshake timeout is [`Options::handshake_timeout`].
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> ipc_core::Result<()> {
@@ -50,11 +48,11 @@ fn tcp_addr(endpoint: &Endpoint) -> Result<SocketAddr> {
     }
 }
 
-#[async_trait]
-impl Transport for TcpTransport {
-    fn name(&self) -> &'static str {
-        "tcp"
-    }
+impl Backend for TcpTransport {
+    const NAME: &'static str = "tcp";
+    const SCHEMES: &'static [&'static str] = &["tcp"];
+    type Channel = TcpChannel;
+    type Listener = TcpListener;
 
     /// Binary frames, listen, spawn.
     fn capabilities(&self) -> Capabilities {
@@ -64,38 +62,31 @@ impl Transport for TcpTransport {
             .with_spawn(true)
     }
 
-    fn schemes(&self) -> &'static [&'static str] {
-        &["tcp"]
-    }
-
     fn example_endpoint(&self) -> Option<Endpoint> {
         Some(Endpoint::Tcp(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))))
-    }
-
-    async fn listen(
-        &self,
-        endpoint: &Endpoint,
-        options: &Options,
-    ) -> Result<Box<dyn Listener>, ListenError> {
-        let listener = crate::bind(tcp_addr(endpoint)?, &with_env_token(options)).await?;
-        Ok(Box::new(listener))
     }
 
     async fn connect(
         &self,
         endpoint: &Endpoint,
         options: &Options,
-    ) -> Result<Box<dyn Channel>, ConnectError> {
-        let channel = crate::connect(tcp_addr(endpoint)?, &with_env_token(options)).await?;
-        Ok(Box::new(channel))
+    ) -> Result<TcpChannel, ConnectError> {
+        crate::connect(tcp_addr(endpoint)?, &with_env_token(options)).await
+    }
+
+    async fn listen(
+        &self,
+        endpoint: &Endpoint,
+        options: &Options,
+    ) -> Result<TcpListener, ListenError> {
+        crate::bind(tcp_addr(endpoint)?, &with_env_token(options)).await
     }
 
     async fn spawn(
         &self,
         command: Command,
         options: &Options,
-    ) -> Result<(Child, Box<dyn Channel>), SpawnError> {
-        let (child, channel) = crate::spawn(command, options).await?;
-        Ok((child, Box::new(channel)))
+    ) -> Result<(Child, TcpChannel), SpawnError> {
+        crate::spawn(command, options).await
     }
 }

@@ -3,10 +3,9 @@
 use std::io;
 use std::os::unix::net::UnixListener as StdUnixListener;
 
-use async_trait::async_trait;
 use ipc_core::frame::{FrameBudget, LengthCodec};
 use ipc_core::ListenError;
-use ipc_core::{Channel, ChannelInfo, Endpoint, Error, Listener, Options, Result};
+use ipc_core::{BackendListener, ChannelInfo, Endpoint, Error, Options, Result};
 use tokio::net::UnixListener;
 
 use crate::channel::{peer_cred, UdsChannel, NAME};
@@ -159,10 +158,11 @@ impl UdsListener {
     }
 }
 
-#[async_trait]
-impl Listener for UdsListener {
-    async fn accept(&mut self) -> Result<Box<dyn Channel>> {
-        Ok(Box::new(UdsListener::accept(self).await?))
+impl BackendListener for UdsListener {
+    type Channel = UdsChannel;
+
+    async fn accept(&mut self) -> Result<UdsChannel> {
+        UdsListener::accept(self).await
     }
 
     fn endpoint(&self) -> Endpoint {

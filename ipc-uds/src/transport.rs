@@ -1,19 +1,17 @@
-//! [`UdsTransport`]: the uds backend behind the [`Transport`] trait.
+//! [`UdsTransport`]: the uds [`Backend`].
 
 use std::process::Command;
 
-use async_trait::async_trait;
 use ipc_core::{
-    Capabilities, Channel, Child, ConnectError, Endpoint, ListenError, Listener, Options, Result,
-    SpawnError, Transport,
+    Backend, Capabilities, Child, ConnectError, Endpoint, ListenError, Options, SpawnError,
 };
 
-use crate::channel::NAME;
 use crate::socket_file::register_example_dir;
-use crate::{connect, spawn, UdsListener};
+use crate::{connect, spawn, UdsChannel, UdsListener};
 
-/// Unix domain sockets as an [`ipc_core::Transport`]: name `"uds"`, endpoint schemes
-/// `unix:` (`unix:/path`, `unix:@name`) and `uds:` (`uds:fd=N`, inherited).
+/// Unix domain sockets as a [`Backend`] (and so an [`ipc_core::Transport`]): name
+/// `"uds"`, endpoint schemes `unix:` (`unix:/path`, `unix:@name`) and `uds:`
+/// (`uds:fd=N`, inherited).
 ///
 /// ```no_run
 /// # async fn demo() -> ipc_core::Result<()> {
@@ -32,23 +30,19 @@ use crate::{connect, spawn, UdsListener};
 #[derive(Debug, Default, Clone, Copy)]
 pub struct UdsTransport;
 
-#[async_trait]
-impl Transport for UdsTransport {
-    fn name(&self) -> &'static str {
-        NAME
-    }
+impl Backend for UdsTransport {
+    const NAME: &'static str = crate::channel::NAME;
+    const SCHEMES: &'static [&'static str] = &["unix", "uds"];
+    type Channel = UdsChannel;
+    type Listener = UdsListener;
 
-    /// Binary frames, listen, spawn, and fd passing (through [`UdsChannel`](crate::UdsChannel)).
+    /// Binary frames, listen, spawn, and fd passing (through [`UdsChannel`]).
     fn capabilities(&self) -> Capabilities {
         Capabilities::NONE
             .with_binary_frames(true)
             .with_listen(true)
             .with_spawn(true)
             .with_fd_passing(true)
-    }
-
-    fn schemes(&self) -> &'static [&'static str] {
-        &["unix", "uds"]
     }
 
     /// `unix:/tmp/ipc-uds-XXXXXX/sock`: a not-yet-existing socket in a fresh 0700
@@ -68,28 +62,27 @@ impl Transport for UdsTransport {
         }
     }
 
-    async fn listen(
-        &self,
-        endpoint: &Endpoint,
-        options: &Options,
-    ) -> Result<Box<dyn Listener>, ListenError> {
-        Ok(Box::new(UdsListener::bind(endpoint, options)?))
-    }
-
     async fn connect(
         &self,
         endpoint: &Endpoint,
         options: &Options,
-    ) -> Result<Box<dyn Channel>, ConnectError> {
-        Ok(Box::new(connect(endpoint, options).await?))
+    ) -> Result<UdsChannel, ConnectError> {
+        connect(endpoint, options).await
+    }
+
+    async fn listen(
+        &self,
+        endpoint: &Endpoint,
+        options: &Options,
+    ) -> Result<UdsListener, ListenError> {
+        UdsListener::bind(endpoint, options)
     }
 
     async fn spawn(
         &self,
         command: Command,
         options: &Options,
-    ) -> Result<(Child, Box<dyn Channel>), SpawnError> {
-        let (child, channel) = spawn(command, options).await?;
-        Ok((child, Box::new(channel)))
+    ) -> Result<(Child, UdsChannel), SpawnError> {
+        spawn(command, options).await
     }
 }

@@ -7,11 +7,10 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use ipc_core::frame::{FrameBudget, FrameConfig, LengthCodec};
 use ipc_core::ListenError;
 use ipc_core::Options;
-use ipc_core::{Channel, ChannelInfo, Endpoint, Error, Listener, Result};
+use ipc_core::{BackendListener, ChannelInfo, Endpoint, Error, Result};
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 
@@ -277,10 +276,11 @@ async fn read_hello(pending: &mut PendingPair, endpoint: &str) -> Result<u32> {
     }
 }
 
-#[async_trait]
-impl Listener for FifoListener {
-    async fn accept(&mut self) -> Result<Box<dyn Channel>> {
-        Ok(Box::new(FifoListener::accept(self).await?))
+impl BackendListener for FifoListener {
+    type Channel = PipeChannel;
+
+    async fn accept(&mut self) -> Result<PipeChannel> {
+        FifoListener::accept(self).await
     }
 
     fn endpoint(&self) -> Endpoint {
