@@ -1,14 +1,14 @@
 //! [`Backend`]: what a transport implements, with its own channel and listener types
 //! and native `async fn`s; the toolkit turns every backend into the object-safe
-//! [`Transport`](crate::Transport) the [`Registry`](crate::Registry) holds.
+//! [`Transport`] the [`Registry`](crate::Registry) holds.
 //!
 //! A backend writes its I/O and nothing else: no boxing, no forwarding. Two blanket
 //! impls do the rest:
 //!
-//! - every [`Backend`] is a [`Transport`](crate::Transport) (its channels boxed as
+//! - every [`Backend`] is a [`Transport`] (its channels boxed as
 //!   `Box<dyn Channel>`, its listener as `Box<dyn Listener>`), so
 //!   `registry.register(MyBackend)` works as written;
-//! - every [`BackendListener`] is a [`Listener`](crate::Listener).
+//! - every [`BackendListener`] is a [`Listener`].
 //!
 //! A backend that cannot listen writes `type Listener = NoListener<Self::Channel>` and
 //! keeps the default [`listen`](Backend::listen), which refuses with
