@@ -114,6 +114,39 @@ pub fn registry() -> &'static Registry {
     })
 }
 
+/// Which side this process is: [`Role::Child`] when `IPC_ENDPOINT` is set or one of
+/// the built-in transports finds its channel in the environment (Node's
+/// `NODE_CHANNEL_FD`, with the `node` feature), else [`Role::Parent`]. Like Node's
+/// `cluster.isPrimary`, for a program that re-executes itself.
+///
+/// ```
+/// use ipc::Role;
+/// if ipc::role() == Role::Child {
+///     // connect_from_env() and serve the parent
+/// }
+/// ```
+pub fn role() -> Role {
+    registry().role()
+}
+
+/// Parse `text` as an endpoint of one of the built-in transports: the transport
+/// serving its scheme checks the address, and a string none serves gets an error
+/// listing the schemes and forms there are (see the table above).
+///
+/// ```
+/// # #[cfg(feature = "uds")] {
+/// let ep = ipc::endpoint("unix:/run/app.sock")?;
+/// assert_eq!(ep.scheme(), "unix");
+/// assert!(ipc::endpoint("unix:").is_err());
+/// let err = ipc::endpoint("carrier-pigeon:coop").unwrap_err().to_string();
+/// assert!(err.contains("unix:/PATH"), "{err}");
+/// # }
+/// # Ok::<(), ipc::Error>(())
+/// ```
+pub fn endpoint(text: &str) -> Result<Endpoint> {
+    registry().endpoint(text)
+}
+
 /// Name the transports whose cargo feature is off, so asking for one says how to get it.
 fn note_features_that_are_off(registry: &mut Registry) {
     let _ = &registry;

@@ -45,7 +45,7 @@ pub(crate) async fn connect<W: AsyncWrite + Unpin>(
     input: &mut InputQueue,
     output: &mut Output<W>,
 ) -> Result<u8, SetupError> {
-    if *endpoint == Endpoint::Stdio {
+    if endpoint.scheme() == "stdio" {
         return Err(SetupError {
             code: exit::USAGE,
             message: "stdio: would make ipc-cat's own stdin/stdout the channel, but they \

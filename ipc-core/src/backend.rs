@@ -27,11 +27,19 @@
 //! impl Backend for Nowhere {
 //!     const NAME: &'static str = "nowhere";
 //!     const SCHEMES: &'static [&'static str] = &["nowhere"];
+//!     const FORMS: &'static [&'static str] = &["nowhere:NAME"];
 //!     type Channel = MyChannel;
 //!     type Listener = NoListener<MyChannel>;
 //!
 //!     fn capabilities(&self) -> Capabilities {
 //!         Capabilities::NONE.with_binary_frames(true)
+//!     }
+//!
+//!     fn check_endpoint(&self, endpoint: &Endpoint) -> ipc_core::Result<()> {
+//!         match endpoint.address() {
+//!             "" => Err(endpoint.invalid(Self::NAME, Self::FORMS, "the name is empty")),
+//!             _ => Ok(()),
+//!         }
 //!     }
 //!
 //!     async fn connect(&self, endpoint: &Endpoint, _: &Options) -> Result<MyChannel, ConnectError> {
@@ -43,6 +51,8 @@
 //! registry.register(Nowhere);
 //! let nowhere = registry.get("nowhere")?;
 //! assert!(!nowhere.capabilities().listen);
+//! assert!(registry.endpoint("nowhere:x").is_ok());
+//! assert!(registry.endpoint("nowhere:").is_err());
 //! # Ok::<(), ipc_core::Error>(())
 //! ```
 
@@ -71,6 +81,10 @@ pub trait Backend: Send + Sync + 'static {
     /// Endpoint schemes this backend serves (`["unix", "uds"]`).
     const SCHEMES: &'static [&'static str];
 
+    /// The endpoint forms it accepts, for people and error messages
+    /// (`["unix:/PATH", "unix:@NAME", "uds:fd=N"]`).
+    const FORMS: &'static [&'static str];
+
     /// The channel [`connect`](Self::connect), [`spawn`](Self::spawn) and the listener
     /// give.
     type Channel: Channel;
@@ -81,6 +95,19 @@ pub trait Backend: Send + Sync + 'static {
 
     /// What this backend can do (binary frames, listen, spawn, fd passing).
     fn capabilities(&self) -> Capabilities;
+
+    /// `Ok` when `endpoint` is one of this backend's, well formed; else an
+    /// [`Error::BadEndpoint`](crate::Error::BadEndpoint) saying why and which forms it
+    /// takes (see [`Endpoint::invalid`]). Usually: parse it into the backend's typed
+    /// address and drop that.
+    fn check_endpoint(&self, endpoint: &Endpoint) -> Result<()>;
+
+    /// The endpoint this process's environment gives it, when it was started in a way
+    /// only this backend knows (Node's `NODE_CHANNEL_FD`). `None` (the default) for a
+    /// backend whose children find `IPC_ENDPOINT`.
+    fn endpoint_from_env(&self) -> Option<Endpoint> {
+        None
+    }
 
     /// A sensible endpoint to listen on for a quick test (a fresh socket path, port 0).
     /// `None` (the default) if the backend cannot listen.
@@ -193,6 +220,18 @@ impl<B: Backend> Transport for B {
 
     fn schemes(&self) -> &'static [&'static str] {
         B::SCHEMES
+    }
+
+    fn forms(&self) -> &'static [&'static str] {
+        B::FORMS
+    }
+
+    fn check_endpoint(&self, endpoint: &Endpoint) -> Result<()> {
+        Backend::check_endpoint(self, endpoint)
+    }
+
+    fn endpoint_from_env(&self) -> Option<Endpoint> {
+        Backend::endpoint_from_env(self)
     }
 
     fn example_endpoint(&self) -> Option<Endpoint> {

@@ -5,8 +5,12 @@
 //! | variable | meaning |
 //! |---|---|
 //! | `IPC_ENDPOINT` | the child's end, as an [`Endpoint`] string (`uds:fd=3`, `tcp://127.0.0.1:41234`, ...) |
-//! | `IPC_TOKEN` | a secret the child presents in the handshake (TCP only) |
 //! | `IPC_MAX_FRAME` | the frame limit in bytes the parent chose (both ends should agree) |
+//!
+//! A transport may add variables of its own (tcp its token); they are that
+//! transport's business, and a backend that finds its channel another way (Node's
+//! `fork()` channel) says so through
+//! [`Backend::endpoint_from_env`](crate::Backend::endpoint_from_env).
 //!
 //! The child calls `connect_from_env()` (in the `ipc` facade, which knows the
 //! transports) and never needs to know which transport it got. A program that
@@ -25,12 +29,6 @@ use crate::error::{Error, Result};
 
 /// Names the child's end of the channel.
 pub const IPC_ENDPOINT: &str = "IPC_ENDPOINT";
-/// The handshake secret, for transports that need one.
-pub const IPC_TOKEN: &str = "IPC_TOKEN";
-
-/// Set by Node.js's `child_process.fork()`: the fd of its IPC channel.
-pub const NODE_CHANNEL_FD: &str = "NODE_CHANNEL_FD";
-
 /// Which side of a spawned channel this process is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -40,18 +38,23 @@ pub enum Role {
     Child,
 }
 
-/// [`Role::Child`] when `IPC_ENDPOINT` (or Node's `NODE_CHANNEL_FD`) is set, else
-/// [`Role::Parent`].
+/// [`Role::Child`] when `IPC_ENDPOINT` is set (to any value), else [`Role::Parent`].
+///
+/// Only `IPC_ENDPOINT` is looked at; [`Registry::role`](crate::Registry::role) (the
+/// `ipc` facade's `role()`) also asks each backend whether the environment gives this
+/// process a channel of its own kind (a Node.js parent's `fork()` channel).
 pub fn role() -> Role {
-    if std::env::var_os(IPC_ENDPOINT).is_some() || std::env::var_os(NODE_CHANNEL_FD).is_some() {
+    if std::env::var_os(IPC_ENDPOINT).is_some() {
         Role::Child
     } else {
         Role::Parent
     }
 }
 
-/// The endpoint the parent named in `IPC_ENDPOINT`; failing that, `node:fd=N` when a
-/// Node.js parent forked us (`NODE_CHANNEL_FD=N`).
+/// The endpoint the parent named in `IPC_ENDPOINT` (checked only for its scheme: the
+/// transport serving it parses the address). See
+/// [`Registry::connect_from_env`](crate::Registry::connect_from_env) for the search
+/// that also asks each backend.
 ///
 /// ```
 /// if std::env::var_os("IPC_ENDPOINT").is_none() {
@@ -59,11 +62,6 @@ pub fn role() -> Role {
 /// }
 /// ```
 pub fn endpoint_from_env() -> Result<Endpoint> {
-    if std::env::var_os(IPC_ENDPOINT).is_none() {
-        if let Ok(fd) = std::env::var(NODE_CHANNEL_FD) {
-            return format!("node:fd={fd}").parse();
-        }
-    }
     let raw = std::env::var(IPC_ENDPOINT).map_err(|_| {
         Error::NotAChild(format!(
             "{IPC_ENDPOINT} is not set: this process was not spawned by an ipc parent \
@@ -71,11 +69,6 @@ pub fn endpoint_from_env() -> Result<Endpoint> {
         ))
     })?;
     raw.parse()
-}
-
-/// The token from `IPC_TOKEN`, if set.
-pub fn token_from_env() -> Option<String> {
-    std::env::var(IPC_TOKEN).ok().filter(|t| !t.is_empty())
 }
 
 pub use crate::options::IPC_MAX_FRAME;

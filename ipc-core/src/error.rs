@@ -115,10 +115,8 @@ pub enum Error {
     },
 
     /// An endpoint string could not be parsed, or names a transport that is not built in.
-    #[error(
-        "bad endpoint {input:?}: {reason}. Known forms: {}",
-        crate::endpoint::KNOWN_FORMS
-    )]
+    /// The reason says which forms are accepted.
+    #[error("bad endpoint {input:?}: {reason}")]
     BadEndpoint {
         /// The string given.
         input: String,
@@ -509,10 +507,7 @@ impl From<SendError> for Error {
 pub enum ConnectError {
     /// The endpoint is malformed, or not one this transport serves (see
     /// [`Error::BadEndpoint`]).
-    #[error(
-        "bad endpoint {input:?}: {reason}. Known forms: {}",
-        crate::endpoint::KNOWN_FORMS
-    )]
+    #[error("bad endpoint {input:?}: {reason}")]
     BadEndpoint {
         /// The endpoint given.
         input: String,
@@ -580,10 +575,7 @@ pub enum ConnectError {
 pub enum ListenError {
     /// The endpoint is malformed, or not one this transport listens on (see
     /// [`Error::BadEndpoint`]).
-    #[error(
-        "bad endpoint {input:?}: {reason}. Known forms: {}",
-        crate::endpoint::KNOWN_FORMS
-    )]
+    #[error("bad endpoint {input:?}: {reason}")]
     BadEndpoint {
         /// The endpoint given.
         input: String,

@@ -195,7 +195,7 @@ mod tests {
     fn kinds_are_checked_and_an_fd_is_taken_once_across_transports() {
         let file = tempfile_like();
         let fd = file.as_raw_fd();
-        let ep = Endpoint::UdsFd(fd);
+        let ep = Endpoint::new("uds", format!("fd={fd}"));
         let err = claim(&ep, &[(fd, FdKind::UnixStream)], "hint").expect_err("file");
         assert!(
             err.to_string()
@@ -208,7 +208,7 @@ mod tests {
 
         let (r, w) = nix::unistd::pipe().expect("pipe");
         let (r, w) = (r.as_raw_fd(), w.as_raw_fd());
-        let ep = Endpoint::Pipe { read: r, write: w };
+        let ep = Endpoint::new("pipe", format!("fd={r},{w}"));
         let err = claim(&ep, &[(w, FdKind::PipeReadEnd)], "h").expect_err("write end");
         assert!(err.to_string().contains("wrong end"), "{err}");
         let owned = claim(

@@ -34,7 +34,9 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 
-use crate::env::{IPC_ENDPOINT, IPC_MAX_FRAME, IPC_TOKEN, NODE_CHANNEL_FD};
+use std::sync::Mutex;
+
+use crate::env::{IPC_ENDPOINT, IPC_MAX_FRAME};
 
 /// First fd number used for the temporary copies made while placing fds.
 const SCRATCH_FD_BASE: RawFd = 100;
@@ -80,28 +82,59 @@ pub fn inherit_fds(command: &mut Command, fds: &[(&OwnedFd, RawFd)]) {
     }
 }
 
-/// Set the child's `IPC_ENDPOINT`, `IPC_MAX_FRAME`, and `IPC_TOKEN` (removed when `None`,
-/// so a child never inherits its parent's own token by accident). `NODE_CHANNEL_FD` is
-/// removed too: a child of ours is never a child of our Node.js parent.
+/// Variables that describe this process's own channel, which its children must not
+/// inherit (see [`keep_from_children`]).
+static PRIVATE_VARS: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
+
+/// Never pass the environment variable `name` on to a child [`set_child_env`]
+/// prepares: a backend calls this for the variables that hand this process its own
+/// channel or secret (tcp's token, Node's channel fd) once it has read them, so a child
+/// spawned over any transport does not believe it has that channel or learn that
+/// secret. A backend that sets `name` for its own child sets it after
+/// [`set_child_env`].
+///
+/// ```
+/// ipc_core::spawn::keep_from_children("MY_TRANSPORT_SECRET");
+/// ```
+pub fn keep_from_children(name: &'static str) {
+    let mut vars = PRIVATE_VARS.lock().unwrap_or_else(|e| e.into_inner());
+    if !vars.contains(&name) {
+        vars.push(name);
+    }
+}
+
+/// Set the child's `IPC_ENDPOINT` and `IPC_MAX_FRAME`, and remove the variables
+/// backends asked to [keep from children](keep_from_children). A backend adds its own
+/// variables after this.
 ///
 /// ```
 /// let mut cmd = std::process::Command::new("child");
 /// let opts = ipc_core::Options::default();
-/// ipc_core::spawn::set_child_env(&mut cmd, &"uds:fd=3".parse().unwrap(), None, &opts);
+/// ipc_core::spawn::set_child_env(&mut cmd, &"uds:fd=3".parse().unwrap(), &opts);
 /// ```
-pub fn set_child_env(
-    command: &mut Command,
-    endpoint: &crate::Endpoint,
-    token: Option<&str>,
-    options: &crate::Options,
-) {
+pub fn set_child_env(command: &mut Command, endpoint: &crate::Endpoint, options: &crate::Options) {
+    scrub_child_env(command);
     command.env(IPC_ENDPOINT, endpoint.to_string());
     command.env(IPC_MAX_FRAME, options.get_max_frame().to_string());
-    command.env_remove(NODE_CHANNEL_FD);
-    match token {
-        Some(t) => command.env(IPC_TOKEN, t),
-        None => command.env_remove(IPC_TOKEN),
-    };
+}
+
+/// Remove the variables backends asked to [keep from children](keep_from_children)
+/// from `command`'s environment: what [`set_child_env`] does first, for a backend
+/// whose child finds its channel another way.
+///
+/// ```
+/// let mut cmd = std::process::Command::new("child");
+/// ipc_core::spawn::scrub_child_env(&mut cmd);
+/// ```
+pub fn scrub_child_env(command: &mut Command) -> &mut Command {
+    for name in PRIVATE_VARS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+    {
+        command.env_remove(name);
+    }
+    command
 }
 
 /// Marks a command as [`detached`]; removed before the child starts, so the child never

@@ -24,7 +24,7 @@ use async_trait::async_trait;
 use crate::channel::Channel;
 use crate::child::Child;
 use crate::endpoint::Endpoint;
-use crate::env::endpoint_from_env;
+use crate::env::{Role, IPC_ENDPOINT};
 use crate::error::{ConnectError, Error, ListenError, Result, SpawnError};
 use crate::options::Options;
 
@@ -169,6 +169,19 @@ pub trait Transport: Send + Sync + 'static {
 
     /// Endpoint schemes this transport serves (`["unix", "uds"]`).
     fn schemes(&self) -> &'static [&'static str];
+
+    /// The endpoint forms it accepts, for people and error messages
+    /// (`["unix:/PATH", "unix:@NAME", "uds:fd=N"]`).
+    fn forms(&self) -> &'static [&'static str];
+
+    /// `Ok` when `endpoint` is one of this transport's, well formed; else an
+    /// [`Error::BadEndpoint`] that says why and which forms it takes.
+    fn check_endpoint(&self, endpoint: &Endpoint) -> Result<()>;
+
+    /// The endpoint this process's environment gives it, when it was started in a way
+    /// only this transport knows (Node's `NODE_CHANNEL_FD` for `node`); `None` for most
+    /// transports, whose children find `IPC_ENDPOINT`.
+    fn endpoint_from_env(&self) -> Option<Endpoint>;
 
     /// A sensible endpoint to listen on for a quick test (a fresh socket path, port 0).
     /// `None` if the transport cannot listen.
@@ -340,20 +353,63 @@ impl Registry {
         ))
     }
 
-    /// The transport that serves this endpoint's scheme.
+    /// Every scheme the registered transports serve, in registration order.
+    pub fn schemes(&self) -> Vec<&'static str> {
+        self.transports
+            .iter()
+            .flat_map(|t| t.schemes())
+            .copied()
+            .collect()
+    }
+
+    /// Every endpoint form the registered transports accept, in registration order
+    /// (`tcp://HOST:PORT`, `unix:/PATH`, ...).
+    pub fn forms(&self) -> Vec<&'static str> {
+        self.transports
+            .iter()
+            .flat_map(|t| t.forms())
+            .copied()
+            .collect()
+    }
+
+    /// The transport that serves this endpoint's scheme; for a scheme none serves, an
+    /// [`Error::BadEndpoint`] listing the schemes and forms there are.
     pub fn for_endpoint(&self, endpoint: &Endpoint) -> Result<Arc<dyn Transport>> {
         self.transports
             .iter()
             .find(|t| t.schemes().contains(&endpoint.scheme()))
             .cloned()
-            .ok_or_else(|| Error::BadEndpoint {
-                input: endpoint.to_string(),
-                reason: format!(
-                    "no transport for scheme {:?} is built in (available: {})",
-                    endpoint.scheme(),
-                    self.names().join(", ")
-                ),
+            .ok_or_else(|| {
+                let not_built = self
+                    .not_built
+                    .iter()
+                    .find(|(known, _)| *known == endpoint.scheme())
+                    .map(|(known, how)| format!(" ({known} is not built in: {how})"))
+                    .unwrap_or_default();
+                Error::BadEndpoint {
+                    input: endpoint.to_string(),
+                    reason: format!(
+                        "no transport serves the scheme {:?}{not_built}; schemes: {}; forms: {}",
+                        endpoint.scheme(),
+                        self.schemes().join(", "),
+                        self.forms().join(", ")
+                    ),
+                }
             })
+    }
+
+    /// Parse `text` as an endpoint and have the transport serving its scheme check the
+    /// address: a bad string's error says which schemes and forms exist.
+    ///
+    /// ```
+    /// let registry = ipc_core::Registry::new();
+    /// let err = registry.endpoint("carrier-pigeon:coop-7").unwrap_err().to_string();
+    /// assert!(err.contains("no transport serves the scheme \"carrier-pigeon\""), "{err}");
+    /// ```
+    pub fn endpoint(&self, text: &str) -> Result<Endpoint> {
+        let endpoint: Endpoint = text.parse()?;
+        self.for_endpoint(&endpoint)?.check_endpoint(&endpoint)?;
+        Ok(endpoint)
     }
 
     /// Connect to an endpoint with whichever transport serves it.
@@ -376,9 +432,52 @@ impl Registry {
         self.for_endpoint(endpoint)?.listen(endpoint, options).await
     }
 
-    /// In a child: connect to the parent through `IPC_ENDPOINT` with `options`
-    /// (usually [`Options::from_env`], which honours the `IPC_MAX_FRAME` the parent
-    /// set).
+    /// The endpoint a parent gave this process: `IPC_ENDPOINT` when it is set; else the
+    /// first transport whose [`endpoint_from_env`](Transport::endpoint_from_env) finds
+    /// one (a Node.js parent's `NODE_CHANNEL_FD`, with the node transport); else an
+    /// [`Error::NotAChild`].
+    ///
+    /// ```
+    /// if std::env::var_os("IPC_ENDPOINT").is_none() {
+    ///     assert!(ipc_core::Registry::new().endpoint_from_env().is_err());
+    /// }
+    /// ```
+    pub fn endpoint_from_env(&self) -> Result<Endpoint> {
+        if std::env::var_os(IPC_ENDPOINT).is_some() {
+            return crate::env::endpoint_from_env();
+        }
+        match self.transports.iter().find_map(|t| t.endpoint_from_env()) {
+            Some(endpoint) => Ok(endpoint),
+            None => crate::env::endpoint_from_env(),
+        }
+    }
+
+    /// Which side this process is: [`Role::Child`] when `IPC_ENDPOINT` is set or a
+    /// registered transport finds its own channel in the environment (see
+    /// [`endpoint_from_env`](Self::endpoint_from_env)), else [`Role::Parent`].
+    ///
+    /// ```
+    /// use ipc_core::{Registry, Role};
+    /// if std::env::var_os("IPC_ENDPOINT").is_none() {
+    ///     assert_eq!(Registry::new().role(), Role::Parent);
+    /// }
+    /// ```
+    pub fn role(&self) -> Role {
+        if std::env::var_os(IPC_ENDPOINT).is_some()
+            || self
+                .transports
+                .iter()
+                .any(|t| t.endpoint_from_env().is_some())
+        {
+            Role::Child
+        } else {
+            Role::Parent
+        }
+    }
+
+    /// In a child: connect to the parent through the endpoint of
+    /// [`endpoint_from_env`](Self::endpoint_from_env) with `options` (usually
+    /// [`Options::from_env`], which honours the `IPC_MAX_FRAME` the parent set).
     ///
     /// ```no_run
     /// # async fn demo(registry: &ipc_core::Registry) -> ipc_core::Result<()> {
@@ -389,7 +488,7 @@ impl Registry {
         &self,
         options: &Options,
     ) -> Result<Box<dyn Channel>, ConnectError> {
-        let endpoint = endpoint_from_env()?;
+        let endpoint = self.endpoint_from_env()?;
         self.for_endpoint(&endpoint)?
             .connect(&endpoint, options)
             .await

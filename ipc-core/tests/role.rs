@@ -1,6 +1,7 @@
-//! PROTOCOL.md §3, "how a process knows it is a child": `role()` reads only whether
-//! `IPC_ENDPOINT` or `NODE_CHANNEL_FD` is set (even to an empty or unusable value); it
-//! never opens anything. Checked in real processes: this test binary re-runs itself
+//! PROTOCOL.md §3, "how a process knows it is a child": the core's `role()` reads only
+//! whether `IPC_ENDPOINT` is set (even to an empty or unusable value); it never opens
+//! anything. Transport-specific variables (Node's `NODE_CHANNEL_FD`) are the backends'
+//! business: the facade's `ipc::role()` asks them (tested in the facade). Checked in real processes: this test binary re-runs itself
 //! with a chosen environment.
 
 use std::process::Command;
@@ -44,14 +45,17 @@ fn role_follows_the_environment() {
         &[("IPC_ENDPOINT", "uds:fd=3")][..],
         &[("IPC_ENDPOINT", "")],
         &[("IPC_ENDPOINT", "not an endpoint")],
-        &[("NODE_CHANNEL_FD", "3")],
         &[("IPC_ENDPOINT", "stdio:"), ("NODE_CHANNEL_FD", "3")],
     ] {
         assert_eq!(role_with(vars), format!("{:?}", Role::Child), "{vars:?}");
     }
-    // IPC_TOKEN or IPC_MAX_FRAME alone do not make a child.
+    // Other variables alone do not make a child in the core's eyes.
     assert_eq!(
-        role_with(&[("IPC_TOKEN", "x"), ("IPC_MAX_FRAME", "1024")]),
+        role_with(&[
+            ("IPC_TOKEN", "x"),
+            ("IPC_MAX_FRAME", "1024"),
+            ("NODE_CHANNEL_FD", "3")
+        ]),
         format!("{:?}", Role::Parent)
     );
 }

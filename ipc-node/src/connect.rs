@@ -1,12 +1,16 @@
 //! Child side: [`connect`] to the channel a Node.js parent gave us (`NODE_CHANNEL_FD`).
 
-use ipc_core::env::NODE_CHANNEL_FD;
 use ipc_core::ConnectError;
 use ipc_core::Options;
 use ipc_core::{Endpoint, Error, Result};
 use tokio::net::UnixStream;
 
 use crate::channel::{NodeChannel, NAME};
+use crate::spawn::NODE_UNIQUE_ID;
+use crate::NodeAddress;
+
+/// Set by Node.js's `child_process.fork()`: the fd of its IPC channel.
+pub const NODE_CHANNEL_FD: &str = "NODE_CHANNEL_FD";
 
 /// Set by Node next to `NODE_CHANNEL_FD`: `json` (the default) or `advanced`.
 pub const NODE_CHANNEL_SERIALIZATION_MODE: &str = "NODE_CHANNEL_SERIALIZATION_MODE";
@@ -29,8 +33,7 @@ const HINT: &str = "was this process started by Node's child_process.fork() (or 
 pub async fn connect_from_env(options: &Options) -> Result<NodeChannel, ConnectError> {
     let fd = std::env::var(NODE_CHANNEL_FD)
         .map_err(|_| Error::NotAChild(format!("{NODE_CHANNEL_FD} is not set: {HINT}")))?;
-    let endpoint: Endpoint = format!("node:fd={fd}").parse()?;
-    connect(&endpoint, options).await
+    connect(&Endpoint::new("node", format!("fd={fd}")), options).await
 }
 
 /// Open `node:fd=N`: the channel socket a Node.js parent passed us.
@@ -58,15 +61,10 @@ pub async fn connect_from_env(options: &Options) -> Result<NodeChannel, ConnectE
 /// # Ok(()) }
 /// ```
 pub async fn connect(endpoint: &Endpoint, options: &Options) -> Result<NodeChannel, ConnectError> {
-    let Endpoint::Node(fd) = endpoint else {
-        return Err(Error::BadEndpoint {
-            input: endpoint.to_string(),
-            reason: "the node transport connects only to node:fd=N (Node's fork channel)".into(),
-        }
-        .into());
-    };
+    let NodeAddress { fd } = NodeAddress::try_from(endpoint)?;
     check_serialization_mode()?;
-    let stream = UnixStream::from_std(ipc_core::inherit::claim_unix_stream(endpoint, *fd, HINT)?)?;
+    keep_node_vars_from_children();
+    let stream = UnixStream::from_std(ipc_core::inherit::claim_unix_stream(endpoint, fd, HINT)?)?;
     Ok(crate::channel::from_stream(stream, options))
 }
 
@@ -89,5 +87,29 @@ fn check_serialization_mode() -> Result<()> {
                 other.unwrap_or_default()
             ),
         )),
+    }
+}
+
+/// `node:fd=N` when a Node.js parent forked this process (`NODE_CHANNEL_FD=N`), for
+/// [`NodeTransport`](crate::NodeTransport)'s `endpoint_from_env`. Node's variables are
+/// then kept from this process's own children.
+pub(crate) fn endpoint_from_env() -> Option<Endpoint> {
+    let fd = std::env::var_os(NODE_CHANNEL_FD)?;
+    keep_node_vars_from_children();
+    Some(Endpoint::new(
+        "node",
+        format!("fd={}", fd.to_string_lossy()),
+    ))
+}
+
+/// A child of ours is never a child of our Node.js parent: keep Node's channel
+/// variables from the children any transport spawns.
+fn keep_node_vars_from_children() {
+    for name in [
+        NODE_CHANNEL_FD,
+        NODE_CHANNEL_SERIALIZATION_MODE,
+        NODE_UNIQUE_ID,
+    ] {
+        ipc_core::spawn::keep_from_children(name);
     }
 }

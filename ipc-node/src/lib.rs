@@ -127,6 +127,7 @@
 
 #![deny(missing_docs)]
 
+mod address;
 mod channel;
 mod codec;
 mod connect;
@@ -136,9 +137,10 @@ mod receiver;
 mod spawn;
 mod transport;
 
+pub use address::NodeAddress;
 pub use channel::{from_stream, NodeChannel, NodeOutbox, NodeSender};
 pub use codec::NodeCodec;
-pub use connect::{connect, connect_from_env, NODE_CHANNEL_SERIALIZATION_MODE};
+pub use connect::{connect, connect_from_env, NODE_CHANNEL_FD, NODE_CHANNEL_SERIALIZATION_MODE};
 pub use receiver::{NodeInbox, NodeReceiver, EXIT_GRACE};
 pub use spawn::{pair, scrub_env, spawn, CHILD_FD};
 pub use transport::NodeTransport;

@@ -4,8 +4,8 @@
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::process::Command;
 
-use ipc_core::env::{IPC_ENDPOINT, IPC_MAX_FRAME, IPC_TOKEN, NODE_CHANNEL_FD};
-use ipc_core::spawn::{inherit_fds, spawn_child};
+use ipc_core::env::{IPC_ENDPOINT, IPC_MAX_FRAME};
+use ipc_core::spawn::{inherit_fds, scrub_child_env, spawn_child};
 use ipc_core::Options;
 use ipc_core::SpawnError;
 use ipc_core::{ChannelInfo, Child, Result};
@@ -13,7 +13,7 @@ use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use tokio::net::UnixStream;
 
 use crate::channel::{peer_cred, NodeChannel, NAME};
-use crate::connect::NODE_CHANNEL_SERIALIZATION_MODE;
+use crate::connect::{NODE_CHANNEL_FD, NODE_CHANNEL_SERIALIZATION_MODE};
 use crate::exit::ChildWatch;
 
 /// The fd number the child finds the channel at (`NODE_CHANNEL_FD=3`), as with
@@ -21,7 +21,7 @@ use crate::exit::ChildWatch;
 pub const CHILD_FD: RawFd = 3;
 
 /// Set by Node's `cluster` in its workers; a child of ours is no cluster worker.
-const NODE_UNIQUE_ID: &str = "NODE_UNIQUE_ID";
+pub(crate) const NODE_UNIQUE_ID: &str = "NODE_UNIQUE_ID";
 
 /// Start `command` (typically `node script.js`) as a child connected to the returned
 /// channel, as `child_process.fork()` would: in the child, `process.send()` and
@@ -58,12 +58,11 @@ pub async fn spawn(
     let config = options.frame_config();
     let (ours, theirs) = stream_pair()?;
     inherit_fds(&mut command, &[(&theirs, CHILD_FD)]);
-    command
+    scrub_child_env(&mut command)
         .env(NODE_CHANNEL_FD, CHILD_FD.to_string())
         .env(NODE_CHANNEL_SERIALIZATION_MODE, "json")
         .env(IPC_MAX_FRAME, config.max_frame().to_string())
         .env_remove(IPC_ENDPOINT)
-        .env_remove(IPC_TOKEN)
         .env_remove(NODE_UNIQUE_ID);
     let child = spawn_child(command)?;
     // Only the child may hold its end: then its exit is our end-of-stream.

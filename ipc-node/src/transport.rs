@@ -43,12 +43,22 @@ pub struct NodeTransport;
 impl Backend for NodeTransport {
     const NAME: &'static str = NAME;
     const SCHEMES: &'static [&'static str] = &["node"];
+    const FORMS: &'static [&'static str] = crate::address::FORMS;
     type Channel = NodeChannel;
     type Listener = NoListener<NodeChannel>;
 
     /// Spawn only; every frame must be one JSON text, and nothing can listen.
     fn capabilities(&self) -> Capabilities {
         Capabilities::NONE.with_spawn(true)
+    }
+
+    fn check_endpoint(&self, endpoint: &Endpoint) -> ipc_core::Result<()> {
+        crate::NodeAddress::try_from(endpoint).map(drop)
+    }
+
+    /// `node:fd=N` when a Node.js parent forked this process (`NODE_CHANNEL_FD=N`).
+    fn endpoint_from_env(&self) -> Option<Endpoint> {
+        crate::connect::endpoint_from_env()
     }
 
     async fn connect(

@@ -377,6 +377,9 @@ async fn child_environment_is_what_node_expects() {
         command
             .env("IPC_ENDPOINT", "uds:fd=9")
             .env("IPC_TOKEN", "secret");
+        // What the tcp transport does once it has read this process's token: no child
+        // spawned over any transport inherits it.
+        ipc_core::spawn::keep_from_children("IPC_TOKEN");
         let (mut child, mut ch) = ipc_node::spawn(command, &Default::default())
             .await
             .expect("spawn");

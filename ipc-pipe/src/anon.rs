@@ -10,7 +10,9 @@ use ipc_core::spawn::{inherit_fds, set_child_env, spawn_child};
 use ipc_core::ConnectError;
 use ipc_core::Options;
 use ipc_core::SpawnError;
-use ipc_core::{ChannelInfo, Child, Endpoint, Error, Result};
+use ipc_core::{ChannelInfo, Child, Error, Result};
+
+use crate::PipeAddress;
 
 use crate::channel::{new_pipe, require_runtime, wrap, PipeChannel, PIPE};
 
@@ -61,11 +63,11 @@ pub async fn spawn_pipe(
     );
     set_child_env(
         &mut command,
-        &Endpoint::Pipe {
+        &PipeAddress {
             read: CHILD_READ_FD,
             write: CHILD_WRITE_FD,
-        },
-        None,
+        }
+        .into(),
         options,
     );
     let child = spawn_child(command)?;
@@ -115,12 +117,12 @@ pub fn connect_inherited(
     require_runtime("ipc_pipe::connect_inherited")?;
     if read == write {
         return Err(Error::BadEndpoint {
-            input: Endpoint::Pipe { read, write }.to_string(),
+            input: PipeAddress { read, write }.to_string(),
             reason: "the read and write fds must differ (two pipes make one channel)".into(),
         }
         .into());
     }
-    let endpoint = Endpoint::Pipe { read, write };
+    let endpoint = PipeAddress { read, write }.into();
     let mut fds = ipc_core::inherit::claim(
         &endpoint,
         &[(read, FdKind::PipeReadEnd), (write, FdKind::PipeWriteEnd)],

@@ -149,6 +149,8 @@
 //!   Linux CI, and has no endpoint form or registry entry.
 
 #[cfg(unix)]
+mod address;
+#[cfg(unix)]
 mod anon;
 #[cfg(unix)]
 mod channel;
@@ -159,6 +161,8 @@ mod transport;
 #[cfg(windows)]
 pub mod windows;
 
+#[cfg(unix)]
+pub use address::{FifoAddress, PipeAddress};
 #[cfg(unix)]
 pub use anon::{connect_inherited, spawn_pipe, CHILD_READ_FD, CHILD_WRITE_FD};
 #[cfg(unix)]

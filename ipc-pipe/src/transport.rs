@@ -4,20 +4,14 @@ use std::process::Command;
 
 use ipc_core::{
     Backend, Capabilities, Child, ConnectError, Endpoint, Error, ListenError, NoListener, Options,
-    SpawnError,
+    Result, SpawnError,
 };
 
 use crate::channel::{FIFO, PIPE};
 use crate::{
-    connect_fifo, connect_inherited, fresh_dir, spawn_fifo, spawn_pipe, FifoListener, PipeChannel,
+    connect_fifo, connect_inherited, fresh_dir, spawn_fifo, spawn_pipe, FifoAddress, FifoListener,
+    PipeAddress, PipeChannel,
 };
-
-fn wrong_endpoint(endpoint: &Endpoint, transport: &str, expected: &str) -> Error {
-    Error::BadEndpoint {
-        input: endpoint.to_string(),
-        reason: format!("the {transport} transport serves {expected} endpoints only"),
-    }
-}
 
 /// Anonymous pipes as a [`Backend`] (and so an [`ipc_core::Transport`]): name
 /// `"pipe"`, scheme `pipe:` (`pipe:fd=R,W`, the ends a child inherits).
@@ -47,6 +41,7 @@ pub struct PipeTransport;
 impl Backend for PipeTransport {
     const NAME: &'static str = PIPE;
     const SCHEMES: &'static [&'static str] = &["pipe"];
+    const FORMS: &'static [&'static str] = crate::address::PIPE_FORMS;
     type Channel = PipeChannel;
     type Listener = NoListener<PipeChannel>;
 
@@ -55,20 +50,17 @@ impl Backend for PipeTransport {
         Capabilities::NONE.with_binary_frames(true).with_spawn(true)
     }
 
+    fn check_endpoint(&self, endpoint: &Endpoint) -> Result<()> {
+        PipeAddress::try_from(endpoint).map(drop)
+    }
+
     async fn connect(
         &self,
         endpoint: &Endpoint,
         options: &Options,
     ) -> Result<PipeChannel, ConnectError> {
-        match endpoint {
-            Endpoint::Pipe { read, write } => connect_inherited(*read, *write, options),
-            other => Err(wrong_endpoint(
-                other,
-                PIPE,
-                "inherited pipe:fd=R,W (for a FIFO directory use the fifo transport)",
-            )
-            .into()),
-        }
+        let PipeAddress { read, write } = PipeAddress::try_from(endpoint)?;
+        connect_inherited(read, write, options)
     }
 
     /// Refused: anonymous pipes have no name; the error points to the fifo transport.
@@ -124,6 +116,7 @@ pub struct FifoTransport;
 impl Backend for FifoTransport {
     const NAME: &'static str = FIFO;
     const SCHEMES: &'static [&'static str] = &["fifo"];
+    const FORMS: &'static [&'static str] = crate::address::FIFO_FORMS;
     type Channel = PipeChannel;
     type Listener = FifoListener;
 
@@ -135,10 +128,14 @@ impl Backend for FifoTransport {
             .with_spawn(true)
     }
 
+    fn check_endpoint(&self, endpoint: &Endpoint) -> Result<()> {
+        FifoAddress::try_from(endpoint).map(drop)
+    }
+
     /// `fifo:$TMPDIR/ipc-fifo-PID-N-RANDOM`: a fresh path that does not exist yet; the
     /// listener bound there creates it (0700) and removes it on drop.
     fn example_endpoint(&self) -> Option<Endpoint> {
-        Some(Endpoint::Fifo(fresh_dir()))
+        Some(FifoAddress(fresh_dir()).into())
     }
 
     async fn connect(
@@ -146,10 +143,7 @@ impl Backend for FifoTransport {
         endpoint: &Endpoint,
         options: &Options,
     ) -> Result<PipeChannel, ConnectError> {
-        match endpoint {
-            Endpoint::Fifo(dir) => connect_fifo(dir, options).await,
-            other => Err(wrong_endpoint(other, FIFO, "fifo:/DIR").into()),
-        }
+        connect_fifo(&FifoAddress::try_from(endpoint)?.0, options).await
     }
 
     async fn listen(
@@ -157,10 +151,7 @@ impl Backend for FifoTransport {
         endpoint: &Endpoint,
         options: &Options,
     ) -> Result<FifoListener, ListenError> {
-        match endpoint {
-            Endpoint::Fifo(dir) => FifoListener::bind(dir, options),
-            other => Err(wrong_endpoint(other, FIFO, "fifo:/DIR").into()),
-        }
+        FifoListener::bind(FifoAddress::try_from(endpoint)?.0, options)
     }
 
     async fn spawn(

@@ -20,7 +20,7 @@ use ipc_core::ConnectError;
 use ipc_core::ListenError;
 use ipc_core::SpawnError;
 use ipc_core::{Endpoint, Error, RecvError, Transport};
-use ipc_pipe::{connect_fifo, spawn_fifo, FifoListener, FifoTransport};
+use ipc_pipe::{connect_fifo, spawn_fifo, FifoAddress, FifoListener, FifoTransport};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 const LIMIT: Duration = Duration::from_secs(20);
@@ -114,7 +114,7 @@ async fn listen_connect_ping_pong() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("svc");
     let mut listener = FifoListener::bind(&dir, &Default::default()).expect("bind");
-    assert_eq!(listener.endpoint(), Endpoint::Fifo(dir.clone()));
+    assert_eq!(listener.endpoint(), FifoAddress(dir.clone()).into());
     let mut client = connect_fifo(&dir, &Default::default())
         .await
         .expect("connect");
@@ -142,7 +142,7 @@ async fn listen_connect_ping_pong() {
 #[tokio::test(flavor = "current_thread")]
 async fn connect_before_accept_and_through_the_transport() {
     let endpoint = FifoTransport.example_endpoint().expect("endpoint");
-    let Endpoint::Fifo(dir) = &endpoint else {
+    let Ok(FifoAddress(dir)) = FifoAddress::try_from(&endpoint) else {
         panic!("not a fifo endpoint: {endpoint}");
     };
     assert!(!dir.exists(), "example endpoints do not exist yet");
@@ -541,7 +541,7 @@ async fn spawn_reports_a_child_that_exits_without_connecting() {
         .expect("endpoint")
         .parse()
         .expect("parse");
-    let Endpoint::Fifo(dir) = endpoint else {
+    let Ok(FifoAddress(dir)) = FifoAddress::try_from(&endpoint) else {
         panic!("not a fifo endpoint: {endpoint}");
     };
     assert!(!dir.exists(), "the spawn directory was left behind");

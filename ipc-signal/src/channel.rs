@@ -15,7 +15,9 @@ use ipc_core::frame::FrameConfig;
 use ipc_core::ConnectError;
 use ipc_core::Options;
 use ipc_core::SpawnError;
-use ipc_core::{ChannelInfo, Child, Duplex, Endpoint, Error, Result, SendHalf};
+use ipc_core::{ChannelInfo, Child, Duplex, Error, Result, SendHalf};
+
+use crate::SignalAddress;
 
 use crate::link::{Link, NAME};
 use crate::mask::{ensure_blocked, transport_sigset, DATA_SIGNAL};
@@ -571,14 +573,8 @@ pub async fn connect(pid: u32, options: &Options) -> Result<SignalChannel, Conne
 /// # let _ = ch; Ok(()) }
 /// ```
 pub async fn connect_from_env(options: &Options) -> Result<SignalChannel, ConnectError> {
-    match ipc_core::env::endpoint_from_env()? {
-        Endpoint::Signal { pid } => connect(pid, options).await,
-        other => Err(Error::BadEndpoint {
-            input: other.to_string(),
-            reason: "the signal transport serves signal:pid=N endpoints only".into(),
-        }
-        .into()),
-    }
+    let SignalAddress { pid } = SignalAddress::try_from(&ipc_core::env::endpoint_from_env()?)?;
+    connect(pid, options).await
 }
 
 /// Start `command` as a child with a signal channel to it.
@@ -607,10 +603,10 @@ pub async fn spawn(
     ensure_blocked()?;
     ipc_core::spawn::set_child_env(
         &mut command,
-        &Endpoint::Signal {
+        &SignalAddress {
             pid: std::process::id(),
-        },
-        None,
+        }
+        .into(),
         options,
     );
     let set = transport_sigset();

@@ -220,6 +220,7 @@
 //!   as `#[tokio::main]` and [`run`] do).
 
 #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+mod address;
 mod channel;
 mod control;
 mod graceful;
@@ -239,6 +240,7 @@ mod transport;
 #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
 mod wire;
 
+pub use address::SignalAddress;
 #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
 pub use channel::{
     connect, connect_from_env, spawn, SignalChannel, SignalChannelExt, SignalInbox, SignalOutbox,

@@ -7,6 +7,8 @@ use ipc_core::{
     SpawnError,
 };
 
+use crate::SignalAddress;
+
 const NAME: &str = "signal";
 
 /// Whether data channels exist on this platform.
@@ -49,6 +51,7 @@ pub struct SignalTransport;
 impl Backend for SignalTransport {
     const NAME: &'static str = NAME;
     const SCHEMES: &'static [&'static str] = &["signal"];
+    const FORMS: &'static [&'static str] = crate::address::FORMS;
     type Channel = Channel;
     type Listener = NoListener<Channel>;
 
@@ -57,19 +60,17 @@ impl Backend for SignalTransport {
         Capabilities::NONE.with_binary_frames(DATA).with_spawn(DATA)
     }
 
+    fn check_endpoint(&self, endpoint: &Endpoint) -> ipc_core::Result<()> {
+        SignalAddress::try_from(endpoint).map(drop)
+    }
+
     async fn connect(
         &self,
         endpoint: &Endpoint,
         options: &Options,
     ) -> Result<Channel, ConnectError> {
-        let Endpoint::Signal { pid } = endpoint else {
-            return Err(Error::BadEndpoint {
-                input: endpoint.to_string(),
-                reason: "the signal transport serves signal:pid=N endpoints only".into(),
-            }
-            .into());
-        };
-        connect(*pid, options).await
+        let SignalAddress { pid } = SignalAddress::try_from(endpoint)?;
+        connect(pid, options).await
     }
 
     /// Refused: signals go to a process id.

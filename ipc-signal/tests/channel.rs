@@ -156,7 +156,9 @@ async fn run_child(role: Role) -> Result<()> {
         return Ok(());
     }
     let mut ch = if role == Role::Oversize {
-        let Endpoint::Signal { pid } = ipc_core::env::endpoint_from_env()? else {
+        let Ok(ipc_signal::SignalAddress { pid }) =
+            ipc_signal::SignalAddress::try_from(&ipc_core::env::endpoint_from_env()?)
+        else {
             return Err(fail("not a signal endpoint"));
         };
         ipc_signal::connect(pid, &ipc_core::Options::default().max_frame(1 << 20)).await?
@@ -338,7 +340,10 @@ fn unblocked_thread_is_refused() -> Result<()> {
                 expect_not_blocked(
                     "SignalTransport::connect",
                     SignalTransport
-                        .connect(&Endpoint::Signal { pid: 1 }, &Default::default())
+                        .connect(
+                            &Endpoint::from(ipc_signal::SignalAddress { pid: 1 }),
+                            &Default::default(),
+                        )
                         .await
                         .map_err(ipc_core::Error::from),
                     "calling thread",
@@ -771,32 +776,39 @@ async fn unsupported_and_bad_uses() -> Result<()> {
     let me = std::process::id();
     ensure!(
         matches!(
-            t.listen(&Endpoint::Signal { pid: me }, &Default::default())
-                .await,
+            t.listen(
+                &Endpoint::from(ipc_signal::SignalAddress { pid: me }),
+                &Default::default()
+            )
+            .await,
             Err(ListenError::Unsupported { .. })
         ),
         "listen"
     );
     ensure!(
         matches!(
-            t.connect(&Endpoint::Stdio, &Default::default()).await,
+            t.connect(&Endpoint::new("stdio", ""), &Default::default())
+                .await,
             Err(ConnectError::BadEndpoint { .. })
         ),
         "connect to a non-signal endpoint"
     );
     ensure!(
         matches!(
-            t.connect(&Endpoint::Signal { pid: me }, &Default::default())
-                .await,
+            t.connect(
+                &Endpoint::from(ipc_signal::SignalAddress { pid: me }),
+                &Default::default()
+            )
+            .await,
             Err(ConnectError::Unsupported { .. })
         ),
         "connect to ourselves"
     );
     match t
         .connect(
-            &Endpoint::Signal {
+            &Endpoint::from(ipc_signal::SignalAddress {
                 pid: i32::MAX as u32,
-            },
+            }),
             &Default::default(),
         )
         .await

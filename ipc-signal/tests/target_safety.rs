@@ -162,7 +162,10 @@ async fn unprepared_target_is_refused_and_lives() -> Result<()> {
     expect_refused(
         "SignalTransport::connect",
         SignalTransport
-            .connect(&Endpoint::Signal { pid }, &Default::default())
+            .connect(
+                &Endpoint::from(ipc_signal::SignalAddress { pid }),
+                &Default::default(),
+            )
             .await
             .map_err(ipc_core::Error::from),
         pid,

@@ -142,6 +142,7 @@
 
 #![forbid(unsafe_code)]
 
+mod address;
 mod channel;
 mod child;
 mod codec;
@@ -151,6 +152,7 @@ mod shape;
 mod spawn;
 mod transport;
 
+pub use address::StdioAddress;
 pub use channel::{StdioChannel, StdioReceiver, StdioSender};
 pub use child::from_stdio;
 pub use codec::JsonLinesCodec;

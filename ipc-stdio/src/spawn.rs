@@ -5,7 +5,9 @@ use std::process::{Command, Stdio};
 use ipc_core::spawn::{set_child_env, spawn_child};
 use ipc_core::Options;
 use ipc_core::SpawnError;
-use ipc_core::{ChannelInfo, Child, Endpoint, Error, Result};
+use ipc_core::{ChannelInfo, Child, Error, Result};
+
+use crate::StdioAddress;
 
 use crate::channel::NAME;
 use crate::io::{StdioReader, StdioWriter};
@@ -39,7 +41,7 @@ pub async fn spawn(
 ) -> Result<(Child, StdioChannel), SpawnError> {
     let config = options.frame_config();
     command.stdin(Stdio::piped()).stdout(Stdio::piped());
-    set_child_env(&mut command, &Endpoint::Stdio, None, options);
+    set_child_env(&mut command, &StdioAddress.into(), options);
     let mut child = spawn_child(command)?;
     let pid = child.pid();
     let stdin = child.inner_mut().stdin.take();

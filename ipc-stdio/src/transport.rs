@@ -7,7 +7,7 @@ use ipc_core::{
 };
 
 use crate::channel::NAME;
-use crate::{from_stdio, spawn, StdioChannel};
+use crate::{from_stdio, spawn, StdioAddress, StdioChannel};
 
 /// JSON lines over stdin/stdout as a [`Backend`] (and so an [`ipc_core::Transport`]):
 /// name `"stdio"`, endpoint scheme `stdio:` (this process's stdin/stdout, in a child).
@@ -44,6 +44,7 @@ pub struct StdioTransport;
 impl Backend for StdioTransport {
     const NAME: &'static str = NAME;
     const SCHEMES: &'static [&'static str] = &["stdio"];
+    const FORMS: &'static [&'static str] = crate::address::FORMS;
     type Channel = StdioChannel;
     type Listener = NoListener<StdioChannel>;
 
@@ -52,21 +53,17 @@ impl Backend for StdioTransport {
         Capabilities::NONE.with_binary_frames(true).with_spawn(true)
     }
 
+    fn check_endpoint(&self, endpoint: &Endpoint) -> ipc_core::Result<()> {
+        StdioAddress::try_from(endpoint).map(drop)
+    }
+
     async fn connect(
         &self,
         endpoint: &Endpoint,
         options: &Options,
     ) -> Result<StdioChannel, ConnectError> {
-        match endpoint {
-            Endpoint::Stdio => from_stdio(options),
-            other => Err(Error::BadEndpoint {
-                input: other.to_string(),
-                reason: "the stdio transport only connects to stdio: (this process's \
-                         stdin/stdout)"
-                    .into(),
-            }
-            .into()),
-        }
+        StdioAddress::try_from(endpoint)?;
+        from_stdio(options)
     }
 
     /// Refused: stdio connects exactly one parent and one child.

@@ -171,7 +171,10 @@ async fn the_transport_spawns_and_refuses_to_listen() -> ipc_core::Result<()> {
     let t = StdioTransport;
     assert_eq!((t.name(), t.schemes()), ("stdio", &["stdio"][..]));
     assert!(t.example_endpoint().is_none());
-    match t.listen(&Endpoint::Stdio, &Default::default()).await {
+    match t
+        .listen(&Endpoint::new("stdio", ""), &Default::default())
+        .await
+    {
         Err(e @ ListenError::Unsupported { .. }) => {
             assert!(e.to_string().contains("use uds/tcp/fifo to listen"), "{e}")
         }

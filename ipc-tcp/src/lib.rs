@@ -105,6 +105,7 @@
 
 #![forbid(unsafe_code)]
 
+mod address;
 mod channel;
 pub mod handshake;
 mod listener;
@@ -113,8 +114,10 @@ mod pending;
 mod spawn;
 mod transport;
 
+pub use address::TcpAddress;
 pub use channel::{connect, TcpChannel, TcpChannelExt, TcpReceiver, TcpSender};
 pub use ipc_core::options::{DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_PENDING_HANDSHAKES};
 pub use listener::{bind, TcpListener};
+pub use options::{token_from_env, IPC_TOKEN};
 pub use spawn::spawn;
 pub use transport::TcpTransport;

@@ -16,6 +16,7 @@ use crate::channel::{self, TcpChannel};
 use crate::handshake::{self, PaddedToken};
 use crate::options::token_bytes;
 use crate::pending::PendingHandshakes;
+use crate::TcpAddress;
 
 /// The outcome of one connection's handshake: an authenticated stream, or why not.
 type Handshaken = Result<(TcpStream, SocketAddr)>;
@@ -324,7 +325,7 @@ impl BackendListener for TcpListener {
     }
 
     fn endpoint(&self) -> Endpoint {
-        Endpoint::Tcp(self.local_addr)
+        TcpAddress(self.local_addr).into()
     }
 }
 

@@ -6,10 +6,11 @@ use std::process::Command;
 
 use ipc_core::spawn::{set_child_env, spawn_child};
 use ipc_core::SpawnError;
-use ipc_core::{Child, Endpoint, Error, Options, Result};
+use ipc_core::{Child, Error, Options, Result};
 
 use crate::channel::{self, TcpChannel};
 use crate::listener::bind;
+use crate::{TcpAddress, IPC_TOKEN};
 
 /// Start `command` as a child connected to this process over loopback TCP.
 ///
@@ -60,7 +61,8 @@ pub async fn spawn(
     )
     .await?;
     let addr = listener.local_addr();
-    set_child_env(&mut command, &Endpoint::Tcp(addr), Some(&token), options);
+    set_child_env(&mut command, &TcpAddress(addr).into(), options);
+    command.env(IPC_TOKEN, &token);
     let mut child = spawn_child(command)?;
     let pid = child.pid();
 

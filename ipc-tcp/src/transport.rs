@@ -4,12 +4,11 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::process::Command;
 
 use ipc_core::{
-    Backend, Capabilities, Child, ConnectError, Endpoint, Error, ListenError, Options, Result,
-    SpawnError,
+    Backend, Capabilities, Child, ConnectError, Endpoint, ListenError, Options, Result, SpawnError,
 };
 
 use crate::options::with_env_token;
-use crate::{TcpChannel, TcpListener};
+use crate::{TcpAddress, TcpChannel, TcpListener};
 
 /// The TCP transport: name `"tcp"`, scheme `tcp://HOST:PORT`.
 ///
@@ -39,18 +38,13 @@ use crate::{TcpChannel, TcpListener};
 pub struct TcpTransport;
 
 fn tcp_addr(endpoint: &Endpoint) -> Result<SocketAddr> {
-    match endpoint {
-        Endpoint::Tcp(addr) => Ok(*addr),
-        other => Err(Error::BadEndpoint {
-            input: other.to_string(),
-            reason: "the tcp transport serves tcp://HOST:PORT endpoints only".to_string(),
-        }),
-    }
+    TcpAddress::try_from(endpoint).map(|address| address.0)
 }
 
 impl Backend for TcpTransport {
     const NAME: &'static str = "tcp";
     const SCHEMES: &'static [&'static str] = &["tcp"];
+    const FORMS: &'static [&'static str] = crate::address::FORMS;
     type Channel = TcpChannel;
     type Listener = TcpListener;
 
@@ -62,8 +56,12 @@ impl Backend for TcpTransport {
             .with_spawn(true)
     }
 
+    fn check_endpoint(&self, endpoint: &Endpoint) -> Result<()> {
+        tcp_addr(endpoint).map(drop)
+    }
+
     fn example_endpoint(&self) -> Option<Endpoint> {
-        Some(Endpoint::Tcp(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))))
+        Some(TcpAddress(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).into())
     }
 
     async fn connect(

@@ -212,7 +212,7 @@ async fn through_the_transport_trait() {
 
     let mut l = tcp.listen(&example, &opts).await.expect("listen");
     let endpoint = l.endpoint();
-    let Endpoint::Tcp(addr) = endpoint else {
+    let Ok(ipc_tcp::TcpAddress(addr)) = ipc_tcp::TcpAddress::try_from(&endpoint) else {
         panic!("not a tcp endpoint: {endpoint}")
     };
     assert!(addr.ip().is_loopback());

@@ -27,10 +27,7 @@ async fn child() {
         return;
     };
     let endpoint = ipc_core::env::endpoint_from_env().expect("IPC_ENDPOINT");
-    assert!(
-        ipc_core::env::token_from_env().is_some(),
-        "IPC_TOKEN is set"
-    );
+    assert!(ipc_tcp::token_from_env().is_some(), "IPC_TOKEN is set");
     let config = Options::from_env();
     let mut ch = TcpTransport
         .connect(&endpoint, &config)

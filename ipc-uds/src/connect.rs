@@ -11,6 +11,7 @@ use ipc_core::{ChannelInfo, Endpoint, Error, Options, Result};
 use tokio::net::UnixStream;
 
 use crate::channel::{peer_cred, UdsChannel, NAME};
+use crate::UdsAddress;
 
 /// What to tell someone whose `uds:fd=N` is not the socket we expect.
 const INHERIT_HINT: &str = "was this process started by UdsTransport::spawn (or ipc_uds::spawn)?";
@@ -35,8 +36,9 @@ const INHERIT_HINT: &str = "was this process started by UdsTransport::spawn (or 
 /// same fd number is an error, never a second owner of the fd.
 pub async fn connect(endpoint: &Endpoint, options: &Options) -> Result<UdsChannel, ConnectError> {
     let config = options.frame_config();
-    match endpoint {
-        Endpoint::UnixPath(path) => {
+    match UdsAddress::try_from(endpoint)? {
+        UdsAddress::Path(path) => {
+            let path = path.as_path();
             let addr = path_addr(path)?;
             let stream = connect_addr(addr).await.map_err(|e| {
                 let hint = match e.kind() {
@@ -56,8 +58,8 @@ pub async fn connect(endpoint: &Endpoint, options: &Options) -> Result<UdsChanne
             })?;
             Ok(finish(stream, config, endpoint)?)
         }
-        Endpoint::UnixAbstract(name) => {
-            let addr = abstract_addr(name)?;
+        UdsAddress::Abstract(name) => {
+            let addr = abstract_addr(&name)?;
             let stream = connect_addr(addr).await.map_err(|e| {
                 let hint = if e.kind() == io::ErrorKind::ConnectionRefused {
                     "nobody listens on this abstract name: is the server running?"
@@ -71,16 +73,11 @@ pub async fn connect(endpoint: &Endpoint, options: &Options) -> Result<UdsChanne
             })?;
             Ok(finish(stream, config, endpoint)?)
         }
-        Endpoint::UdsFd(fd) => {
-            let stream = ipc_core::inherit::claim_unix_stream(endpoint, *fd, INHERIT_HINT)?;
+        UdsAddress::Fd(fd) => {
+            let stream = ipc_core::inherit::claim_unix_stream(endpoint, fd, INHERIT_HINT)?;
             let stream = UnixStream::from_std(stream)?;
             Ok(crate::channel::from_stream(stream, options)?)
         }
-        other => Err(Error::BadEndpoint {
-            input: other.to_string(),
-            reason: "the uds transport serves unix:/PATH, unix:@NAME and uds:fd=N".into(),
-        }
-        .into()),
     }
 }
 

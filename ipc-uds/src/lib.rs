@@ -83,6 +83,7 @@
 //!   APIs but have never been compiled or run; Android shares the Linux paths, also
 //!   untested.
 
+mod address;
 mod channel;
 mod connect;
 mod fdio;
@@ -91,6 +92,7 @@ mod socket_file;
 mod spawn;
 mod transport;
 
+pub use address::UdsAddress;
 pub use channel::{from_stream, pair, RecvFds, SendFds, UdsChannel, UdsReceiver, UdsSender};
 pub use connect::connect;
 pub use fdio::{SockWriter, MAX_FDS_PER_FRAME};

@@ -11,6 +11,7 @@ use tokio::net::UnixListener;
 use crate::channel::{peer_cred, UdsChannel, NAME};
 use crate::connect::abstract_addr;
 use crate::socket_file::{bind_path, SocketFile};
+use crate::UdsAddress;
 
 /// Accepts [`UdsChannel`]s on a socket path (`unix:/path`) or a Linux abstract name
 /// (`unix:@name`).
@@ -72,13 +73,13 @@ impl UdsListener {
     /// # Panics
     /// Outside a Tokio runtime (like `tokio::net::UnixListener::bind`).
     pub fn bind(endpoint: &Endpoint, options: &Options) -> Result<UdsListener, ListenError> {
-        let (listener, file) = match endpoint {
-            Endpoint::UnixPath(path) => {
-                let (listener, file) = bind_path(path)?;
+        let (listener, file) = match UdsAddress::try_from(endpoint)? {
+            UdsAddress::Path(path) => {
+                let (listener, file) = bind_path(&path)?;
                 (listener, Some(file))
             }
-            Endpoint::UnixAbstract(name) => {
-                let addr = abstract_addr(name)?;
+            UdsAddress::Abstract(name) => {
+                let addr = abstract_addr(&name)?;
                 let listener = StdUnixListener::bind_addr(&addr).map_err(|e| {
                     let hint = if e.kind() == io::ErrorKind::AddrInUse {
                         "another socket already holds this abstract name; choose another name"
@@ -92,20 +93,13 @@ impl UdsListener {
                 })?;
                 (listener, None)
             }
-            Endpoint::UdsFd(fd) => {
+            UdsAddress::Fd(fd) => {
                 return Err(Error::BadEndpoint {
                     input: endpoint.to_string(),
                     reason: format!(
                         "fd {fd} names an already connected socket, not a listening one: \
                          listen on unix:/PATH or unix:@NAME"
                     ),
-                }
-                .into())
-            }
-            other => {
-                return Err(Error::BadEndpoint {
-                    input: other.to_string(),
-                    reason: "the uds transport listens on unix:/PATH and unix:@NAME".into(),
                 }
                 .into())
             }

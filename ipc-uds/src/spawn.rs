@@ -5,7 +5,9 @@ use std::process::Command;
 
 use ipc_core::spawn::{inherit_fds, set_child_env, spawn_child};
 use ipc_core::SpawnError;
-use ipc_core::{ChannelInfo, Child, Endpoint, Options, Result};
+use ipc_core::{ChannelInfo, Child, Options, Result};
+
+use crate::UdsAddress;
 use tokio::net::UnixStream;
 
 use crate::channel::{peer_cred, UdsChannel, NAME};
@@ -39,7 +41,7 @@ pub async fn spawn(
     let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
     let theirs = OwnedFd::from(theirs);
     inherit_fds(&mut command, &[(&theirs, CHILD_FD)]);
-    set_child_env(&mut command, &Endpoint::UdsFd(CHILD_FD), None, options);
+    set_child_env(&mut command, &UdsAddress::Fd(CHILD_FD).into(), options);
     let child = spawn_child(command)?;
     // Only the child may hold its end: then its exit is our end-of-stream.
     drop(theirs);

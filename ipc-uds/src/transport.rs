@@ -7,7 +7,7 @@ use ipc_core::{
 };
 
 use crate::socket_file::register_example_dir;
-use crate::{connect, spawn, UdsChannel, UdsListener};
+use crate::{connect, spawn, UdsAddress, UdsChannel, UdsListener};
 
 /// Unix domain sockets as a [`Backend`] (and so an [`ipc_core::Transport`]): name
 /// `"uds"`, endpoint schemes `unix:` (`unix:/path`, `unix:@name`) and `uds:`
@@ -33,6 +33,7 @@ pub struct UdsTransport;
 impl Backend for UdsTransport {
     const NAME: &'static str = crate::channel::NAME;
     const SCHEMES: &'static [&'static str] = &["unix", "uds"];
+    const FORMS: &'static [&'static str] = crate::address::FORMS;
     type Channel = UdsChannel;
     type Listener = UdsListener;
 
@@ -45,6 +46,10 @@ impl Backend for UdsTransport {
             .with_fd_passing(true)
     }
 
+    fn check_endpoint(&self, endpoint: &Endpoint) -> ipc_core::Result<()> {
+        UdsAddress::try_from(endpoint).map(drop)
+    }
+
     /// `unix:/tmp/ipc-uds-XXXXXX/sock`: a not-yet-existing socket in a fresh 0700
     /// directory, which the listener bound there removes (with the socket) on drop.
     fn example_endpoint(&self) -> Option<Endpoint> {
@@ -53,7 +58,7 @@ impl Backend for UdsTransport {
                 let dir = dir.keep();
                 let path = dir.join("sock");
                 register_example_dir(dir);
-                Some(Endpoint::UnixPath(path))
+                Some(UdsAddress::Path(path).into())
             }
             Err(e) => {
                 tracing::warn!("no example endpoint: cannot create a temp directory: {e}");

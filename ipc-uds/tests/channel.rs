@@ -10,7 +10,7 @@ use ipc_core::ConnectError;
 use ipc_core::ListenError;
 use ipc_core::Options;
 use ipc_core::{Endpoint, Error, RecvError, SendError, Transport};
-use ipc_uds::{connect, pair, spawn, UdsTransport};
+use ipc_uds::{connect, pair, spawn, UdsAddress, UdsTransport};
 
 fn our_uid() -> u32 {
     nix::unistd::geteuid().as_raw()
@@ -184,7 +184,7 @@ async fn inherited_fd_is_checked_and_taken_once() {
     // Not a socket.
     let file = tempfile::tempfile().expect("tempfile");
     let fd = file.as_raw_fd();
-    let err = connect(&Endpoint::UdsFd(fd), &Default::default())
+    let err = connect(&Endpoint::from(UdsAddress::Fd(fd)), &Default::default())
         .await
         .expect_err("a file is not a socket");
     let msg = err.to_string();
@@ -194,16 +194,19 @@ async fn inherited_fd_is_checked_and_taken_once() {
     assert!(file.metadata().is_ok());
 
     // Not open at all.
-    let err = connect(&Endpoint::UdsFd(999), &Default::default())
+    let err = connect(&Endpoint::from(UdsAddress::Fd(999)), &Default::default())
         .await
         .expect_err("fd 999 is not open");
     assert!(err.to_string().contains("not open"), "{err}");
 
     // A TCP socket is a socket, but not ours.
     let tcp = std::net::TcpListener::bind("127.0.0.1:0").expect("tcp");
-    let err = connect(&Endpoint::UdsFd(tcp.as_raw_fd()), &Default::default())
-        .await
-        .expect_err("not AF_UNIX");
+    let err = connect(
+        &Endpoint::from(UdsAddress::Fd(tcp.as_raw_fd())),
+        &Default::default(),
+    )
+    .await
+    .expect_err("not AF_UNIX");
     assert!(
         err.to_string().contains("not a Unix stream socket"),
         "{err}"
@@ -252,7 +255,8 @@ async fn transport_names_and_bad_endpoints() {
     let t = UdsTransport;
     assert_eq!(t.name(), "uds");
     assert_eq!(t.schemes(), &["unix", "uds"]);
-    let Some(Endpoint::UnixPath(path)) = t.example_endpoint() else {
+    let Some(Ok(UdsAddress::Path(path))) = t.example_endpoint().map(|e| UdsAddress::try_from(&e))
+    else {
         panic!("example endpoint is a path");
     };
     assert!(!path.exists(), "the example socket does not exist yet");
@@ -260,7 +264,10 @@ async fn transport_names_and_bad_endpoints() {
     assert!(dir.is_dir());
     {
         let _listener = t
-            .listen(&Endpoint::UnixPath(path.clone()), &Default::default())
+            .listen(
+                &Endpoint::from(UdsAddress::Path(path.clone())),
+                &Default::default(),
+            )
             .await
             .expect("listen");
         assert!(path.exists());
@@ -278,10 +285,11 @@ async fn transport_names_and_bad_endpoints() {
         Err(ListenError::BadEndpoint { .. })
     ));
     assert!(matches!(
-        t.listen(&Endpoint::UdsFd(3), &Default::default()).await,
+        t.listen(&Endpoint::from(UdsAddress::Fd(3)), &Default::default())
+            .await,
         Err(ListenError::BadEndpoint { .. })
     ));
-    let missing = Endpoint::UnixPath(dir.join("nobody-here.sock"));
+    let missing = Endpoint::from(UdsAddress::Path(dir.join("nobody-here.sock")));
     let Err(err) = t.connect(&missing, &Default::default()).await else {
         panic!("connected with no server");
     };

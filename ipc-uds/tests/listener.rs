@@ -15,7 +15,7 @@ use ipc_core::ConnectError;
 use ipc_core::ListenError;
 use ipc_core::Options;
 use ipc_core::{Endpoint, Error, Listener, RecvError};
-use ipc_uds::{connect, UdsListener};
+use ipc_uds::{connect, UdsAddress, UdsListener};
 
 const HELPER_ENV: &str = "IPC_UDS_TEST_HELPER_ENDPOINT";
 const NOBODY: u32 = 65534;
@@ -56,7 +56,7 @@ async fn ping_pong(client: &mut impl Channel, server: &mut impl Channel, text: &
 #[tokio::test]
 async fn path_listener_serves_two_clients_with_credentials() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let endpoint = Endpoint::UnixPath(dir.path().join("app.sock"));
+    let endpoint = Endpoint::from(UdsAddress::Path(dir.path().join("app.sock")));
     let mut listener = UdsListener::bind(&endpoint, &Default::default()).expect("bind");
     assert_eq!(Listener::endpoint(&listener), endpoint);
 
@@ -87,8 +87,11 @@ async fn socket_is_0600_and_created_parents_are_0700() {
     let outer = dir.path().join("a");
     let inner = outer.join("b");
     let path = inner.join("s.sock");
-    let listener =
-        UdsListener::bind(&Endpoint::UnixPath(path.clone()), &Default::default()).expect("bind");
+    let listener = UdsListener::bind(
+        &Endpoint::from(UdsAddress::Path(path.clone())),
+        &Default::default(),
+    )
+    .expect("bind");
     assert!(fs::symlink_metadata(&path)
         .expect("stat")
         .file_type()
@@ -121,7 +124,7 @@ async fn stale_socket_file_is_replaced() {
         .file_type()
         .is_socket());
 
-    let endpoint = Endpoint::UnixPath(path.clone());
+    let endpoint = Endpoint::from(UdsAddress::Path(path.clone()));
     let mut listener = UdsListener::bind(&endpoint, &Default::default()).expect("rebind");
     assert_eq!(mode(&path), 0o600);
     let mut client = connect(&endpoint, &Default::default())
@@ -134,7 +137,7 @@ async fn stale_socket_file_is_replaced() {
 #[tokio::test]
 async fn live_socket_file_is_not_taken_over() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let endpoint = Endpoint::UnixPath(dir.path().join("live.sock"));
+    let endpoint = Endpoint::from(UdsAddress::Path(dir.path().join("live.sock")));
     let mut live = UdsListener::bind(&endpoint, &Default::default()).expect("bind");
 
     let err = UdsListener::bind(&endpoint, &Default::default()).expect_err("in use");
@@ -166,8 +169,11 @@ async fn a_file_that_is_not_a_socket_is_never_deleted() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("precious.txt");
     fs::write(&path, b"keep me").expect("write");
-    let err = UdsListener::bind(&Endpoint::UnixPath(path.clone()), &Default::default())
-        .expect_err("not a socket");
+    let err = UdsListener::bind(
+        &Endpoint::from(UdsAddress::Path(path.clone())),
+        &Default::default(),
+    )
+    .expect_err("not a socket");
     assert!(err.to_string().contains("not a socket"), "{err}");
     assert_eq!(fs::read(&path).expect("still there"), b"keep me");
 }
@@ -176,8 +182,11 @@ async fn a_file_that_is_not_a_socket_is_never_deleted() {
 async fn dropping_a_listener_spares_a_socket_file_that_replaced_ours() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("swap.sock");
-    let listener =
-        UdsListener::bind(&Endpoint::UnixPath(path.clone()), &Default::default()).expect("bind");
+    let listener = UdsListener::bind(
+        &Endpoint::from(UdsAddress::Path(path.clone())),
+        &Default::default(),
+    )
+    .expect("bind");
     fs::remove_file(&path).expect("remove ours");
     let other = std::os::unix::net::UnixListener::bind(&path).expect("someone else binds");
     drop(listener);
@@ -187,7 +196,7 @@ async fn dropping_a_listener_spares_a_socket_file_that_replaced_ours() {
 
 #[tokio::test]
 async fn abstract_name_listen_and_connect() {
-    let endpoint = Endpoint::UnixAbstract(unique_abstract_name());
+    let endpoint = Endpoint::from(UdsAddress::Abstract(unique_abstract_name()));
     let mut listener = UdsListener::bind(&endpoint, &Default::default()).expect("bind");
     let mut client = connect(&endpoint, &Default::default())
         .await
@@ -213,7 +222,7 @@ async fn abstract_name_listen_and_connect() {
 async fn huge_length_prefix_is_rejected_and_the_listener_goes_on() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("huge.sock");
-    let endpoint = Endpoint::UnixPath(path.clone());
+    let endpoint = Endpoint::from(UdsAddress::Path(path.clone()));
     let mut listener = UdsListener::bind(&endpoint, &Default::default()).expect("bind");
 
     let mut rogue = std::os::unix::net::UnixStream::connect(&path).expect("raw connect");
@@ -295,7 +304,7 @@ async fn other_uids_are_refused_unless_allowed() {
         return;
     }
     // Abstract names have no permissions: only the SO_PEERCRED check stands guard.
-    let endpoint = Endpoint::UnixAbstract(unique_abstract_name());
+    let endpoint = Endpoint::from(UdsAddress::Abstract(unique_abstract_name()));
     let mut listener = UdsListener::bind(&endpoint, &Default::default()).expect("bind");
     let (refused, code) = tokio::join!(listener.accept(), connect_as_nobody(&endpoint));
     assert_eq!(code, 0, "the helper could connect");
@@ -315,7 +324,7 @@ async fn other_uids_are_refused_unless_allowed() {
     ping_pong(&mut client, &mut server, "same uid").await;
 
     // Allowed explicitly.
-    let endpoint = Endpoint::UnixAbstract(unique_abstract_name());
+    let endpoint = Endpoint::from(UdsAddress::Abstract(unique_abstract_name()));
     let mut listener =
         UdsListener::bind(&endpoint, &Options::default().allow_uid(NOBODY)).expect("bind");
     let (accepted, code) = tokio::join!(
@@ -340,7 +349,7 @@ async fn the_socket_file_mode_keeps_other_users_out() {
     // A world-searchable directory, so only the socket's own mode can refuse.
     let dir = tempfile::tempdir().expect("tempdir");
     fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).expect("chmod");
-    let endpoint = Endpoint::UnixPath(dir.path().join("private.sock"));
+    let endpoint = Endpoint::from(UdsAddress::Path(dir.path().join("private.sock")));
     let listener = UdsListener::bind(&endpoint, &Options::default().allow_any_uid()).expect("bind");
     assert_eq!(connect_as_nobody(&endpoint).await, 2, "nobody gets EACCES");
     drop(listener);
@@ -364,7 +373,10 @@ async fn an_existing_directory_others_can_write_is_refused_unless_sticky() {
         fs::create_dir(&dir).expect("mkdir");
         fs::set_permissions(&dir, fs::Permissions::from_mode(bits)).expect("chmod");
         let path = dir.join("s.sock");
-        match UdsListener::bind(&Endpoint::UnixPath(path.clone()), &Default::default()) {
+        match UdsListener::bind(
+            &Endpoint::from(UdsAddress::Path(path.clone())),
+            &Default::default(),
+        ) {
             Ok(listener) => {
                 assert!(accepted, "{bits:04o} was accepted");
                 assert_eq!(mode(&path), 0o600);

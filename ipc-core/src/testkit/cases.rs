@@ -951,7 +951,10 @@ async fn one_client_at_a_time(s: &Subject, mut listener: Box<dyn crate::Listener
 async fn expect_listen_unsupported(s: &Subject) -> Result<()> {
     match s
         .transport
-        .listen(&Endpoint::Stdio, &Options::default())
+        .listen(
+            &Endpoint::new(s.transport.schemes().first().copied().unwrap_or("none"), ""),
+            &Options::default(),
+        )
         .await
     {
         Err(crate::ListenError::Unsupported { .. }) => Ok(()),
@@ -963,20 +966,32 @@ async fn expect_listen_unsupported(s: &Subject) -> Result<()> {
     }
 }
 
-/// Open a raw (non-ipc) byte stream to a listener's endpoint, for misbehaving clients.
+/// Open a raw (non-ipc) byte stream to a listener's endpoint, for misbehaving clients:
+/// the byte-stream listeners of this workspace (`tcp://ADDR`, `unix:/PATH`,
+/// `unix:@NAME`, `fifo:/DIR`); `None` for any other endpoint.
 fn raw_connect(endpoint: &Endpoint) -> Result<Option<Box<dyn RawStream>>> {
-    Ok(match endpoint {
-        Endpoint::Tcp(addr) => Some(Box::new(std::net::TcpStream::connect(addr)?)),
-        Endpoint::UnixPath(path) => Some(Box::new(std::os::unix::net::UnixStream::connect(path)?)),
+    let address = endpoint.address();
+    Ok(match endpoint.scheme() {
+        "tcp" => match address
+            .strip_prefix("//")
+            .map(str::parse::<std::net::SocketAddr>)
+        {
+            Some(Ok(addr)) => Some(Box::new(std::net::TcpStream::connect(addr)?)),
+            _ => None,
+        },
         #[cfg(target_os = "linux")]
-        Endpoint::UnixAbstract(name) => {
+        "unix" if address.starts_with('@') => {
             use std::os::linux::net::SocketAddrExt;
-            let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())?;
+            let name = &address.as_bytes()[1..];
+            let addr = std::os::unix::net::SocketAddr::from_abstract_name(name)?;
             Some(Box::new(std::os::unix::net::UnixStream::connect_addr(
                 &addr,
             )?))
         }
-        Endpoint::Fifo(dir) => Some(Box::new(RawFifoClient::open(dir)?)),
+        "unix" => Some(Box::new(std::os::unix::net::UnixStream::connect(address)?)),
+        "fifo" => Some(Box::new(RawFifoClient::open(std::path::Path::new(
+            address,
+        ))?)),
         _ => None,
     })
 }

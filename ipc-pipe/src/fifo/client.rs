@@ -8,7 +8,9 @@ use std::sync::Arc;
 
 use ipc_core::ConnectError;
 use ipc_core::Options;
-use ipc_core::{ChannelInfo, Endpoint, Error, Result};
+use ipc_core::{ChannelInfo, Error, Result};
+
+use crate::FifoAddress;
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 
@@ -75,7 +77,7 @@ pub async fn connect_fifo(
     let config = options.frame_config();
     require_runtime("ipc_pipe::connect_fifo")?;
     let dir = dir.as_ref();
-    let endpoint = Endpoint::Fifo(dir.to_path_buf()).to_string();
+    let endpoint = FifoAddress(dir.to_path_buf()).to_string();
     check_private_dir(dir, &endpoint).map_err(|e| match e {
         Error::Io(io) if io.kind() == io::ErrorKind::NotFound => Error::Io(io::Error::new(
             io::ErrorKind::NotFound,

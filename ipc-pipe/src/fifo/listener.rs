@@ -19,6 +19,7 @@ use super::dir::{
 };
 use super::hello;
 use crate::channel::{require_runtime, wrap_receiver, PipeChannel, FIFO};
+use crate::FifoAddress;
 
 /// How long a client has to finish its hello once its first byte arrived.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -88,7 +89,7 @@ impl FifoListener {
         let config = options.frame_config();
         require_runtime("ipc_pipe::FifoListener::bind")?;
         let dir = dir.as_ref().to_path_buf();
-        let endpoint = Endpoint::Fifo(dir.clone()).to_string();
+        let endpoint = FifoAddress(dir.clone()).to_string();
         let created_dir = create_private_dir(&dir, &endpoint)?;
         let owner = match Flock::lock(File::open(&dir)?, FlockArg::LockExclusiveNonblock) {
             Ok(owner) => owner,
@@ -151,7 +152,7 @@ impl FifoListener {
 
     /// The endpoint clients connect to (`fifo:DIR`).
     pub fn endpoint(&self) -> Endpoint {
-        Endpoint::Fifo(self.dir.clone())
+        FifoAddress(self.dir.clone()).into()
     }
 
     /// Wait for the next client and return its channel (`peer_pid` is the pid from its

@@ -93,7 +93,7 @@ pub async fn spawn_fifo(
     // files, then the directory goes.
     let dir = temp_dir()?;
     let mut listener = FifoListener::bind(dir.path(), options)?;
-    set_child_env(&mut command, &listener.endpoint(), None, options);
+    set_child_env(&mut command, &listener.endpoint(), options);
     let mut child = spawn_child(command)?;
     let deadline = tokio::time::sleep(CHILD_CONNECT_TIMEOUT);
     tokio::pin!(deadline);
