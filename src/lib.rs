@@ -4,14 +4,21 @@
 //! framing, codecs, endpoints, child processes) and each backend behind a cargo
 //! feature, all on by default except `signal`:
 //!
-//! | feature | module | transport | endpoints |
+//! | feature | module | transport | schemes |
 //! |---|---|---|---|
-//! | `uds` | [`uds`] | Unix domain sockets, fd passing | `unix:/path`, `unix:@name`, `uds:fd=3` |
-//! | `tcp` | [`tcp`] | TCP loopback with a token handshake | `tcp://127.0.0.1:7000` |
-//! | `pipe` | [`pipe`] | anonymous pipe pair (`pipe`) and FIFO pair (`fifo`) | `pipe:fd=3,4`, `fifo:/dir` |
+//! | `uds` | [`uds`] | Unix domain sockets, fd passing | `unix:`, `uds:` |
+//! | `tcp` | [`tcp`] | TCP loopback with a token handshake | `tcp:` |
+//! | `pipe` | [`pipe`] | anonymous pipe pair (`pipe`) and FIFO pair (`fifo`) | `pipe:`, `fifo:` |
 //! | `stdio` | [`stdio`] | JSON lines over the child's stdin/stdout | `stdio:` |
-//! | `signal` (opt-in) | `signal` | real-time signals; shutdown and kill helpers | `signal:pid=N` |
-//! | `node` | [`node`] | Node.js `fork()` channel, either side | `node:fd=N` (`NODE_CHANNEL_FD`) |
+//! | `signal` (opt-in) | `signal` | real-time signals; shutdown and kill helpers | `signal:` |
+//! | `node` | [`node`] | Node.js `fork()` channel, either side | `node:` |
+//!
+//! An [`Endpoint`] is `SCHEME:ADDRESS`; the forms of each scheme are in one table,
+//! `docs/PROTOCOL.md` section 4, and at run time in [`Registry::forms`]. Parse one with
+//! [`endpoint()`], which has the owning transport check it; each backend also has a
+//! typed address (`ipc::uds::UdsAddress`, `ipc::tcp::TcpAddress`, ...) that converts
+//! into an `Endpoint`. A transport of your own implements [`Backend`] and joins a
+//! registry next to these (see [`backend`]).
 //!
 //! Pick a transport at run time through [`registry()`]; a child finds its channel with
 //! [`connect_from_env()`] without knowing which transport the parent chose. Not every

@@ -5,8 +5,8 @@
 //! backend has its own typed address: `ipc_uds::UdsAddress`, `ipc_tcp::TcpAddress`,
 //! ...). [`Registry::endpoint`](crate::Registry::endpoint) parses a string and has the
 //! owning transport check it; a string no transport serves gets an error listing the
-//! schemes and forms the registry has. The table of every built-in form is in the
-//! `ipc` facade's crate docs.
+//! schemes and forms the registry has. The table of every built-in form is in
+//! `docs/PROTOCOL.md`, section 4 (Endpoint strings).
 //!
 //! `Display` prints `SCHEME:ADDRESS`, so `endpoint.to_string().parse()` gives it back.
 //!

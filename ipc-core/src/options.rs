@@ -86,7 +86,7 @@ impl fmt::Debug for Options {
 impl Options {
     /// What a spawned child should use: the defaults, with the frame limit the parent
     /// named in `IPC_MAX_FRAME` (both ends should agree). The tcp transport reads its
-    /// token (`IPC_TOKEN`) itself when none is set here.
+    /// token from its own environment variable when none is set here.
     ///
     /// ```
     /// let opts = ipc_core::Options::from_env();
@@ -155,7 +155,7 @@ impl Options {
 
     /// The shared secret (at most 255 bytes) a tcp client presents and a tcp listener
     /// requires; an empty string is the same as none. Without one, tcp uses
-    /// `IPC_TOKEN` when it is set, else none. Used by: tcp (`spawn` always makes a
+    /// its environment variable when it is set, else none. Used by: tcp (`spawn` always makes a
     /// fresh random token per child).
     ///
     /// ```
@@ -221,7 +221,7 @@ impl Options {
         self.handshake_timeout
     }
 
-    /// The token set with [`token`](Self::token), if any (`IPC_TOKEN` is not looked at
+    /// The token set with [`token`](Self::token), if any (the environment is not looked at
     /// here).
     pub fn get_token(&self) -> Option<&str> {
         self.token.as_deref()
