@@ -12,6 +12,7 @@
 //! | `stdio` | [`stdio`] | JSON lines over the child's stdin/stdout | `stdio:` |
 //! | `signal` (opt-in) | `signal` | real-time signals; shutdown and kill helpers | `signal:pid=N` |
 //! | `node` | [`node`] | Node.js `fork()` channel, either side | `node:fd=N` (`NODE_CHANNEL_FD`) |
+//! | `shm` | [`shm`] | shared-memory rings (Linux), woken and watched over Unix sockets | `shm:fd=3`, `shm:/path` |
 //!
 //! Pick a transport at run time through [`registry()`]; a child finds its channel with
 //! [`connect_from_env()`] without knowing which transport the parent chose. Not every
@@ -73,6 +74,8 @@ pub use ipc_core::*;
 pub use ipc_node as node;
 #[cfg(feature = "pipe")]
 pub use ipc_pipe as pipe;
+#[cfg(feature = "shm")]
+pub use ipc_shm as shm;
 #[cfg(feature = "signal")]
 pub use ipc_signal as signal;
 #[cfg(feature = "stdio")]
@@ -108,6 +111,8 @@ pub fn registry() -> &'static Registry {
         registry.register(signal::SignalTransport);
         #[cfg(feature = "node")]
         registry.register(node::NodeTransport);
+        #[cfg(feature = "shm")]
+        registry.register(shm::ShmTransport::default());
         note_features_that_are_off(&mut registry);
         registry
     })
@@ -133,6 +138,8 @@ fn note_features_that_are_off(registry: &mut Registry) {
     );
     #[cfg(not(feature = "node"))]
     registry.note_not_built("node", "enable the `node` feature of ipc-kit");
+    #[cfg(not(feature = "shm"))]
+    registry.note_not_built("shm", "enable the `shm` feature of ipc-kit");
 }
 
 /// In a child started by a transport's `spawn`: open the channel to the parent named by

@@ -27,20 +27,41 @@ use std::io::{self, IoSlice};
 use std::sync::atomic::{fence, Ordering};
 use std::sync::Arc;
 
+use tokio::io::ReadBuf;
+
 use crate::segment::{Parked, Position, Ring, Segment};
 
-/// The peer stored a position into shared memory that no correct peer can store. The
-/// ring is unusable from then on (its contents cannot be trusted).
+/// The peer stored a position into shared memory that no correct peer can store: a
+/// position only moves forward, the reader's never past the writer's, the writer's never
+/// more than one ring ahead of the reader's. The ring is unusable from then on (its
+/// contents cannot be trusted).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Corrupt {
     /// Which position was wrong.
     pub(crate) what: &'static str,
     /// The value the peer stored.
     pub(crate) found: u64,
-    /// Our own position it must be close to.
-    pub(crate) ours: u64,
-    /// The ring's capacity.
-    pub(crate) capacity: u64,
+    /// The lowest value it may have (the last one we saw).
+    pub(crate) low: u64,
+    /// The highest value it may have.
+    pub(crate) high: u64,
+}
+
+impl Corrupt {
+    /// Check that `found` lies in `low..=high` (positions wrap at 2^64, as they never
+    /// do in practice).
+    fn check(what: &'static str, found: u64, low: u64, high: u64) -> Result<u64, Corrupt> {
+        if found.wrapping_sub(low) <= high.wrapping_sub(low) {
+            Ok(found)
+        } else {
+            Err(Corrupt {
+                what,
+                found,
+                low,
+                high,
+            })
+        }
+    }
 }
 
 impl fmt::Display for Corrupt {
@@ -48,9 +69,9 @@ impl fmt::Display for Corrupt {
         write!(
             f,
             "the peer broke the shared-memory protocol: it stored {} as the ring's {} \
-             position, which must lie within {} bytes of ours ({}); the channel cannot be \
-             trusted any more: drop it",
-            self.found, self.what, self.capacity, self.ours
+             position, which must lie between {} and {}; the channel cannot be trusted any \
+             more: drop it",
+            self.found, self.what, self.low, self.high
         )
     }
 }
@@ -97,22 +118,14 @@ impl Producer {
         }
     }
 
-    /// Load and check the reader's position: it lies at most `capacity` bytes behind
-    /// ours and never ahead of it.
+    /// Load and check the reader's position: never behind what we saw before, never
+    /// ahead of ours.
     fn load_read(&mut self) -> Result<(), Corrupt> {
         let read = self
             .segment
             .position(self.ring, Position::Read)
             .load(Ordering::Acquire);
-        if self.write.wrapping_sub(read) > self.capacity {
-            return Err(Corrupt {
-                what: "read",
-                found: read,
-                ours: self.write,
-                capacity: self.capacity,
-            });
-        }
-        self.read_seen = read;
+        self.read_seen = Corrupt::check("read", read, self.read_seen, self.write)?;
         Ok(())
     }
 
@@ -173,6 +186,13 @@ impl Producer {
         Ok(true)
     }
 
+    /// Lower our parked flag (after a wait ended without the reader lowering it).
+    pub(crate) fn unpark(&self) {
+        self.segment
+            .parked(self.ring, Parked::Writer)
+            .store(0, Ordering::Relaxed);
+    }
+
     /// Bytes written so far.
     pub(crate) fn position(&self) -> u64 {
         self.write
@@ -213,22 +233,15 @@ impl Consumer {
         }
     }
 
-    /// Load and check the writer's position: at most `capacity` bytes ahead of ours,
-    /// never behind it.
+    /// Load and check the writer's position: never behind what we saw before, at most
+    /// one ring ahead of ours.
     fn load_write(&mut self) -> Result<(), Corrupt> {
         let write = self
             .segment
             .position(self.ring, Position::Write)
             .load(Ordering::Acquire);
-        if write.wrapping_sub(self.read) > self.capacity {
-            return Err(Corrupt {
-                what: "write",
-                found: write,
-                ours: self.read,
-                capacity: self.capacity,
-            });
-        }
-        self.write_seen = write;
+        let high = self.read.wrapping_add(self.capacity);
+        self.write_seen = Corrupt::check("write", write, self.write_seen, high)?;
         Ok(())
     }
 
@@ -238,18 +251,18 @@ impl Consumer {
 
     /// Copy out as many bytes as are there and fit in `dst`, give their room back to
     /// the writer, and tell whether the writer must be woken.
-    pub(crate) fn pop(&mut self, dst: &mut [u8]) -> Result<Popped, Corrupt> {
-        if self.available() < dst.len() {
+    pub(crate) fn pop(&mut self, dst: &mut ReadBuf<'_>) -> Result<Popped, Corrupt> {
+        if self.available() < dst.remaining() {
             self.load_write()?;
         }
-        let n = self.available().min(dst.len());
+        let n = self.available().min(dst.remaining());
         if n == 0 {
             return Ok(Popped {
                 bytes: 0,
                 wake_writer: false,
             });
         }
-        self.segment.copy_out(self.ring, self.read, &mut dst[..n]);
+        self.segment.copy_out(self.ring, self.read, dst, n);
         self.read += n as u64;
         self.segment
             .position(self.ring, Position::Read)
@@ -259,6 +272,13 @@ impl Consumer {
             bytes: n,
             wake_writer: take_flag(&self.segment, self.ring, Parked::Writer),
         })
+    }
+
+    /// Lower our parked flag (after a wait ended without the writer lowering it).
+    pub(crate) fn unpark(&self) {
+        self.segment
+            .parked(self.ring, Parked::Reader)
+            .store(0, Ordering::Relaxed);
     }
 
     /// Get ready to sleep because the ring is empty: raise our parked flag and look
@@ -306,6 +326,10 @@ mod tests {
         )
     }
 
+    fn pop(c: &mut Consumer, buf: &mut [u8]) -> usize {
+        c.pop(&mut ReadBuf::new(buf)).expect("pop").bytes
+    }
+
     fn push_all(p: &mut Producer, bytes: &[u8]) -> usize {
         p.push(&[IoSlice::new(bytes)]).expect("push").bytes
     }
@@ -320,7 +344,7 @@ mod tests {
             assert_eq!(push_all(&mut p, &chunk), 3000);
             sent.extend_from_slice(&chunk);
             let mut buf = vec![0; 3000];
-            assert_eq!(c.pop(&mut buf).expect("pop").bytes, 3000);
+            assert_eq!(pop(&mut c, &mut buf), 3000);
             got.extend_from_slice(&buf);
         }
         assert_eq!(sent, got);
@@ -334,7 +358,7 @@ mod tests {
         assert_eq!(push_all(&mut p, &[1; 5000]), 4096);
         assert_eq!(push_all(&mut p, &[2; 10]), 0);
         let mut buf = [0; 100];
-        assert_eq!(c.pop(&mut buf).expect("pop").bytes, 100);
+        assert_eq!(pop(&mut c, &mut buf), 100);
         assert_eq!(push_all(&mut p, &[2; 1000]), 100);
     }
 
@@ -346,7 +370,7 @@ mod tests {
             .expect("push");
         assert_eq!(pushed.bytes, 5);
         let mut buf = [0; 8];
-        assert_eq!(c.pop(&mut buf).expect("pop").bytes, 5);
+        assert_eq!(pop(&mut c, &mut buf), 5);
         assert_eq!(&buf[..5], b"abcde");
     }
 
@@ -359,7 +383,7 @@ mod tests {
         let second = p.push(&[IoSlice::new(b"y")]).expect("push");
         assert!(!second.wake_reader, "the flag was taken by the first wake");
         assert!(!c.park().expect("park"), "bytes are there: no sleep");
-        assert_eq!(c.pop(&mut [0; 4]).expect("pop").bytes, 2);
+        assert_eq!(pop(&mut c, &mut [0; 4]), 2);
     }
 
     #[test]
@@ -367,7 +391,7 @@ mod tests {
         let (mut p, mut c, _) = rings(4096);
         push_all(&mut p, &[0; 4096]);
         assert!(p.park().expect("park"), "full: the writer sleeps");
-        let popped = c.pop(&mut [0; 10]).expect("pop");
+        let popped = c.pop(&mut ReadBuf::new(&mut [0; 10])).expect("pop");
         assert!(popped.wake_writer);
         assert!(!p.park().expect("park"), "room: no sleep");
     }
@@ -379,7 +403,7 @@ mod tests {
         let write = peer.position(Ring::FromCreator, Position::Write);
         for bad in [4097, u64::MAX, u64::MAX - 3, 1 << 40] {
             write.store(bad, Ordering::SeqCst);
-            let err = c.pop(&mut [0; 16]).expect_err("corrupt");
+            let err = c.pop(&mut ReadBuf::new(&mut [0; 16])).expect_err("corrupt");
             assert_eq!(err.what, "write");
             assert_eq!(err.found, bad);
             assert!(io::Error::from(err)
@@ -389,7 +413,7 @@ mod tests {
         // A consistent value again: reading goes on from our own position.
         write.store(5, Ordering::SeqCst);
         let mut buf = [0; 16];
-        assert_eq!(c.pop(&mut buf).expect("pop").bytes, 5);
+        assert_eq!(pop(&mut c, &mut buf), 5);
         assert_eq!(&buf[..5], b"hello");
     }
 
@@ -404,6 +428,30 @@ mod tests {
             assert_eq!(err.what, "read");
             assert!(p.park().is_err());
         }
+    }
+
+    #[test]
+    fn positions_that_move_backwards_are_errors() {
+        let (mut p, mut c, peer) = rings(4096);
+        push_all(&mut p, &[1; 20]);
+        assert_eq!(pop(&mut c, &mut [0; 10]), 10);
+        // The writer's position seen so far is 20: 15 would go back.
+        peer.position(Ring::FromCreator, Position::Write)
+            .store(15, Ordering::SeqCst);
+        let err = c
+            .pop(&mut ReadBuf::new(&mut [0; 64]))
+            .expect_err("backwards");
+        assert_eq!((err.what, err.found, err.low), ("write", 15, 20));
+        // The reader's position may not pass the writer's (20), even by one.
+        peer.position(Ring::FromCreator, Position::Read)
+            .store(21, Ordering::SeqCst);
+        let err = p.park().expect_err("ahead of the writer");
+        assert_eq!((err.what, err.high), ("read", 20));
+        assert!(
+            Corrupt::check("x", 5, u64::MAX - 1, 10).is_ok(),
+            "across the wrap"
+        );
+        assert!(Corrupt::check("x", u64::MAX - 2, u64::MAX - 1, 10).is_err());
     }
 
     proptest! {
@@ -423,12 +471,12 @@ mod tests {
                     seq = seq.wrapping_sub((len - n) as u8);
                 } else {
                     let mut buf = vec![0; len];
-                    let n = c.pop(&mut buf).expect("pop").bytes;
+                    let n = pop(&mut c, &mut buf);
                     got.extend_from_slice(&buf[..n]);
                 }
             }
             let mut rest = vec![0; 8192];
-            let n = c.pop(&mut rest).expect("pop").bytes;
+            let n = pop(&mut c, &mut rest);
             got.extend_from_slice(&rest[..n]);
             prop_assert_eq!(sent, got);
         }
@@ -444,7 +492,7 @@ mod tests {
                 peer.position(Ring::FromCreator, Position::Read).store(read, Ordering::SeqCst);
                 peer.parked(Ring::FromCreator, Parked::Reader).store(write as u32, Ordering::SeqCst);
                 let mut buf = vec![0; len];
-                if let Ok(popped) = c.pop(&mut buf) {
+                if let Ok(popped) = c.pop(&mut ReadBuf::new(&mut buf)) {
                     prop_assert!(popped.bytes <= len.min(4096));
                 }
                 if let Ok(pushed) = p.push(&[IoSlice::new(&buf)]) {

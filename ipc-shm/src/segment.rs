@@ -27,8 +27,6 @@
 //! against shrinking and growing, which [`Segment::open`] checks), so no access can
 //! fault.
 
-#![allow(unsafe_code)]
-
 use std::ffi::c_void;
 use std::io;
 use std::num::NonZeroUsize;
@@ -39,6 +37,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64};
 use nix::fcntl::{fcntl, FcntlArg, SealFlag};
 use nix::sys::memfd::{memfd_create, MFdFlags};
 use nix::sys::mman::{mmap, munmap, MapFlags, ProtFlags};
+use tokio::io::ReadBuf;
 
 /// First bytes of every segment.
 pub(crate) const MAGIC: [u8; 8] = *b"ipc-shm\0";
@@ -301,21 +300,36 @@ impl Segment {
         [(offset, first), (0, len - first)]
     }
 
-    /// Copy `dst.len()` bytes of `ring`'s stream, from position `at`, out of the segment.
-    pub(crate) fn copy_out(&self, ring: Ring, at: u64, dst: &mut [u8]) {
+    /// Copy `len` bytes of `ring`'s stream, from position `at`, out of the segment into
+    /// the unfilled part of `dst`, and mark them filled.
+    ///
+    /// # Panics
+    ///
+    /// If `dst` has room for fewer than `len` bytes, or `len` exceeds the capacity
+    /// (bugs in this crate, never something the peer can cause).
+    pub(crate) fn copy_out(&self, ring: Ring, at: u64, dst: &mut ReadBuf<'_>, len: usize) {
+        assert!(
+            len <= dst.remaining(),
+            "copy of {len} bytes into a smaller buffer"
+        );
         let data = self.data(ring);
+        // SAFETY: we only write through this pointer (never read uninitialised bytes
+        // or de-initialise any), which is what `unfilled_mut` asks.
+        let out = unsafe { dst.unfilled_mut() }.as_mut_ptr().cast::<u8>();
         let mut done = 0;
-        for (offset, len) in self.pieces(at, dst.len()) {
-            // SAFETY: `offset + len <= capacity` (from `pieces`), so the source lies in
-            // the data area inside the mapping; `dst` is our own memory and cannot
-            // overlap the mapping. The bytes are copied through raw pointers, never
-            // referenced: if a broken peer writes them concurrently we copy garbage, and
-            // every decision is made on our copy, not on the shared bytes.
-            unsafe {
-                std::ptr::copy_nonoverlapping(data.add(offset), dst.as_mut_ptr().add(done), len)
-            };
-            done += len;
+        for (offset, n) in self.pieces(at, len) {
+            // SAFETY: `offset + n <= capacity` (from `pieces`), so the source lies in
+            // the data area inside the mapping; the destination is the unfilled part of
+            // `dst`, our own memory, with room for `len` bytes (asserted above), which
+            // cannot overlap the mapping. The bytes are copied through raw pointers,
+            // never referenced: if a broken peer writes them concurrently we copy
+            // garbage, and every decision is made on our copy, not on the shared bytes.
+            unsafe { std::ptr::copy_nonoverlapping(data.add(offset), out.add(done), n) };
+            done += n;
         }
+        // SAFETY: the loop above wrote the first `len` bytes of the unfilled part.
+        unsafe { dst.assume_init(len) };
+        dst.advance(len);
     }
 
     /// Copy `src` into `ring`'s stream at position `at`.
@@ -364,7 +378,7 @@ mod tests {
         );
         a.copy_in(Ring::FromCreator, 4090, b"wrapping!");
         let mut got = [0u8; 9];
-        b.copy_out(Ring::FromCreator, 4090, &mut got);
+        b.copy_out(Ring::FromCreator, 4090, &mut ReadBuf::new(&mut got), 9);
         assert_eq!(&got, b"wrapping!");
     }
 

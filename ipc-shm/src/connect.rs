@@ -1,0 +1,56 @@
+//! Client side: [`connect`] to an inherited offer (`shm:fd=N`) or a listener's
+//! rendezvous socket (`shm:/path`).
+
+use bytes::Bytes;
+use ipc_core::frame::FrameConfig;
+use ipc_core::prelude::*;
+use ipc_core::{Endpoint, Error, Result};
+
+use crate::channel::{self, ShmChannel};
+use crate::offer::{self, rendezvous_config, HELLO};
+
+/// What to tell someone whose `shm:fd=N` is not the socket we expect.
+const INHERIT_HINT: &str = "was this process started by ShmTransport::spawn (or ipc_shm::spawn)?";
+
+/// Connect to a shared-memory endpoint: `shm:fd=N` (the socket a parent passed us, see
+/// [`spawn`](crate::spawn)) or `shm:/path` (a listener's
+/// rendezvous socket). The segment is mapped only after checking it (sealed size,
+/// magic, version, capacity); the channel's `peer_pid` and `peer_uid` come from the
+/// kernel (`SO_PEERCRED` on the rendezvous socket).
+///
+/// ```no_run
+/// # async fn demo() -> ipc_core::Result<()> {
+/// use ipc_core::prelude::*;
+/// let endpoint = "shm:/run/user/1000/app.sock".parse()?;
+/// let mut channel = ipc_shm::connect(&endpoint, Default::default()).await?;
+/// channel.send("hello".into()).await?;
+/// # Ok(()) }
+/// ```
+pub async fn connect(endpoint: &Endpoint, config: FrameConfig) -> Result<ShmChannel> {
+    let mut rendezvous = match endpoint {
+        Endpoint::ShmFd(fd) => {
+            let stream = ipc_core::inherit::claim_unix_stream(endpoint, *fd, INHERIT_HINT)?;
+            let stream = tokio::net::UnixStream::from_std(stream)?;
+            ipc_uds::from_stream(stream, rendezvous_config())?
+        }
+        Endpoint::ShmPath(path) => {
+            let socket = Endpoint::UnixPath(path.clone());
+            let mut ch = ipc_uds::connect(&socket, rendezvous_config()).await?;
+            ch.send(Bytes::from_static(HELLO)).await?;
+            ch
+        }
+        other => {
+            return Err(Error::BadEndpoint {
+                input: other.to_string(),
+                reason: "the shm transport serves shm:/PATH and shm:fd=N".into(),
+            })
+        }
+    };
+    let offer = offer::recv_offer(&mut rendezvous).await?;
+    let mut peer = rendezvous.info();
+    if let Endpoint::ShmPath(_) = endpoint {
+        peer.peer_addr = Some(endpoint.to_string());
+    }
+    let side = offer::open(offer)?;
+    channel::from_side(side, config, channel::info(&config, &peer))
+}

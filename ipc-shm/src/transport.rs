@@ -1,0 +1,107 @@
+//! [`ShmTransport`]: the shm backend behind the [`Transport`] trait.
+
+use std::process::Command;
+
+use async_trait::async_trait;
+use ipc_core::frame::FrameConfig;
+use ipc_core::{Capabilities, Channel, Child, Endpoint, Error, Listener, Result, Transport};
+
+use crate::channel::{DEFAULT_RING_SIZE, NAME};
+use crate::{connect, spawn_with_ring_size};
+
+/// Shared memory as an [`ipc_core::Transport`]: name `"shm"`, endpoint scheme `shm:`
+/// (`shm:fd=N`, inherited).
+///
+/// ```no_run
+/// # async fn demo() -> ipc_core::Result<()> {
+/// use ipc_core::prelude::*;
+/// use ipc_core::Transport;
+/// let transport = ipc_shm::ShmTransport::default();
+/// let cmd = std::process::Command::new("/path/to/child");
+/// let (mut child, mut ch) = transport.spawn(cmd).await?;
+/// ch.send("hi".into()).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct ShmTransport {
+    ring_size: usize,
+}
+
+impl Default for ShmTransport {
+    /// Rings of [`DEFAULT_RING_SIZE`] bytes.
+    fn default() -> Self {
+        ShmTransport {
+            ring_size: DEFAULT_RING_SIZE,
+        }
+    }
+}
+
+impl ShmTransport {
+    /// A transport whose segments have rings of `bytes` each (a power of two from 4 KiB
+    /// to 1 GiB; a wrong size is reported when a segment is made).
+    ///
+    /// ```
+    /// let transport = ipc_shm::ShmTransport::with_ring_size(8 << 20);
+    /// assert_eq!(transport.ring_size(), 8 << 20);
+    /// ```
+    pub fn with_ring_size(bytes: usize) -> Self {
+        ShmTransport { ring_size: bytes }
+    }
+
+    /// Bytes of each ring of the segments this transport makes.
+    ///
+    /// ```
+    /// assert_eq!(ipc_shm::ShmTransport::default().ring_size(), ipc_shm::DEFAULT_RING_SIZE);
+    /// ```
+    pub fn ring_size(&self) -> usize {
+        self.ring_size
+    }
+}
+
+#[async_trait]
+impl Transport for ShmTransport {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    /// Binary frames and spawn.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::NONE.with_binary_frames(true).with_spawn(true)
+    }
+
+    fn schemes(&self) -> &'static [&'static str] {
+        &["shm"]
+    }
+
+    fn example_endpoint(&self) -> Option<Endpoint> {
+        None
+    }
+
+    async fn listen_with(
+        &self,
+        endpoint: &Endpoint,
+        _config: FrameConfig,
+    ) -> Result<Box<dyn Listener>> {
+        Err(Error::unsupported(
+            NAME,
+            format!("listening (on {endpoint}); spawn a child instead"),
+        ))
+    }
+
+    async fn connect_with(
+        &self,
+        endpoint: &Endpoint,
+        config: FrameConfig,
+    ) -> Result<Box<dyn Channel>> {
+        Ok(Box::new(connect(endpoint, config).await?))
+    }
+
+    async fn spawn_with(
+        &self,
+        command: Command,
+        config: FrameConfig,
+    ) -> Result<(Child, Box<dyn Channel>)> {
+        let (child, channel) = spawn_with_ring_size(command, config, self.ring_size).await?;
+        Ok((child, Box::new(channel)))
+    }
+}
