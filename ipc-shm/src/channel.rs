@@ -23,7 +23,7 @@ pub const DEFAULT_RING_SIZE: usize = 1 << 20;
 /// cut by a cancelled send) behaves as on a Unix socket.
 ///
 /// Get one from [`spawn`](crate::spawn), [`connect`](crate::connect),
-/// or [`pair`].
+/// [`ShmListener::accept`](crate::ShmListener::accept) or [`pair`].
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> ipc_core::Result<()> {

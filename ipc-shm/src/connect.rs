@@ -13,7 +13,7 @@ use crate::offer::{self, rendezvous_config, HELLO};
 const INHERIT_HINT: &str = "was this process started by ShmTransport::spawn (or ipc_shm::spawn)?";
 
 /// Connect to a shared-memory endpoint: `shm:fd=N` (the socket a parent passed us, see
-/// [`spawn`](crate::spawn)) or `shm:/path` (a listener's
+/// [`spawn`](crate::spawn)) or `shm:/path` (a [`ShmListener`](crate::ShmListener)'s
 /// rendezvous socket). The segment is mapped only after checking it (sealed size,
 /// magic, version, capacity); the channel's `peer_pid` and `peer_uid` come from the
 /// kernel (`SO_PEERCRED` on the rendezvous socket).

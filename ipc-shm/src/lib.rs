@@ -10,6 +10,7 @@
 //! | how | API | endpoint |
 //! |---|---|---|
 //! | parent spawns a child, the segment offered on an inherited socket | [`spawn`] | `shm:fd=3` (child side) |
+//! | server on a rendezvous socket; each client gets a segment of its own | [`ShmListener`], [`connect`] | `shm:/run/app.sock` |
 //! | two ends in this process | [`pair`] | — |
 //! | chosen at run time | [`ShmTransport`] (`"shm"`) | any of the above |
 //!
@@ -64,6 +65,7 @@ mod bell;
 mod channel;
 mod connect;
 mod io;
+mod listener;
 mod offer;
 mod ring;
 #[allow(unsafe_code)] // the audited shared-memory access
@@ -77,5 +79,6 @@ pub use channel::{
 };
 pub use connect::connect;
 pub use io::{RingReader, RingWriter};
+pub use listener::ShmListener;
 pub use spawn::{spawn, spawn_with_ring_size, CHILD_FD};
 pub use transport::ShmTransport;

@@ -4,13 +4,14 @@ use std::process::Command;
 
 use async_trait::async_trait;
 use ipc_core::frame::FrameConfig;
-use ipc_core::{Capabilities, Channel, Child, Endpoint, Error, Listener, Result, Transport};
+use ipc_core::{Capabilities, Channel, Child, Endpoint, Listener, Result, Transport};
 
 use crate::channel::{DEFAULT_RING_SIZE, NAME};
-use crate::{connect, spawn_with_ring_size};
+use crate::listener::example_dir;
+use crate::{connect, spawn_with_ring_size, ShmListener};
 
 /// Shared memory as an [`ipc_core::Transport`]: name `"shm"`, endpoint scheme `shm:`
-/// (`shm:fd=N`, inherited).
+/// (`shm:/path`, a listener's rendezvous socket; `shm:fd=N`, inherited).
 ///
 /// ```no_run
 /// # async fn demo() -> ipc_core::Result<()> {
@@ -64,28 +65,40 @@ impl Transport for ShmTransport {
         NAME
     }
 
-    /// Binary frames and spawn.
+    /// Binary frames, listen and spawn.
     fn capabilities(&self) -> Capabilities {
-        Capabilities::NONE.with_binary_frames(true).with_spawn(true)
+        Capabilities::NONE
+            .with_binary_frames(true)
+            .with_listen(true)
+            .with_spawn(true)
     }
 
     fn schemes(&self) -> &'static [&'static str] {
         &["shm"]
     }
 
+    /// `shm:/tmp/ipc-shm-XXXXXX/sock`: a not-yet-existing rendezvous socket in a fresh
+    /// 0700 directory, which the listener bound there removes on drop.
     fn example_endpoint(&self) -> Option<Endpoint> {
-        None
+        match example_dir() {
+            Ok(dir) => Some(Endpoint::ShmPath(dir.join("sock"))),
+            Err(e) => {
+                tracing::warn!("no example endpoint: cannot create a temp directory: {e}");
+                None
+            }
+        }
     }
 
     async fn listen_with(
         &self,
         endpoint: &Endpoint,
-        _config: FrameConfig,
+        config: FrameConfig,
     ) -> Result<Box<dyn Listener>> {
-        Err(Error::unsupported(
-            NAME,
-            format!("listening (on {endpoint}); spawn a child instead"),
-        ))
+        Ok(Box::new(ShmListener::bind_with_ring_size(
+            endpoint,
+            config,
+            self.ring_size,
+        )?))
     }
 
     async fn connect_with(

@@ -1,0 +1,95 @@
+//! The shared-memory listener: handshakes run side by side, so a silent client delays
+//! nobody; a client that speaks something else is refused with a reason.
+
+use std::time::Duration;
+
+use ipc_core::prelude::*;
+use ipc_core::{Endpoint, Error, Transport};
+
+const GUARD: Duration = Duration::from_secs(30);
+
+fn endpoint() -> (tempfile::TempDir, Endpoint) {
+    let dir = tempfile::Builder::new()
+        .prefix("ipc-shm-test-")
+        .tempdir()
+        .expect("temp dir");
+    let endpoint = Endpoint::ShmPath(dir.path().join("sock"));
+    (dir, endpoint)
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_silent_client_does_not_delay_the_next_one() {
+    let (_dir, endpoint) = endpoint();
+    let mut listener = ipc_shm::ShmListener::bind(&endpoint, Default::default()).expect("bind");
+    let Endpoint::ShmPath(path) = &endpoint else {
+        unreachable!()
+    };
+    // Connects, then says nothing (its hello never comes).
+    let _silent = tokio::net::UnixStream::connect(path)
+        .await
+        .expect("raw connect");
+    let server = tokio::spawn(async move {
+        let mut ch = listener.accept().await.expect("accept the good client");
+        let frame = ch.recv().await.expect("recv").expect("a frame");
+        ch.send(frame).await.expect("echo");
+        ch.close().await.expect("close");
+        listener
+    });
+    let mut client = tokio::time::timeout(GUARD, ipc_shm::connect(&endpoint, Default::default()))
+        .await
+        .expect("connect must not wait for the silent client")
+        .expect("connect");
+    assert_eq!(client.info().transport, "shm");
+    assert_eq!(client.info().peer_pid, Some(std::process::id()));
+    client.send("hi".into()).await.expect("send");
+    let echoed = tokio::time::timeout(GUARD, client.recv())
+        .await
+        .expect("the echo")
+        .expect("recv");
+    assert_eq!(echoed.as_deref(), Some(&b"hi"[..]));
+    assert_eq!(client.recv().await.expect("the close"), None);
+    tokio::time::timeout(GUARD, server)
+        .await
+        .expect("server")
+        .expect("server task");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_client_that_speaks_something_else_is_refused_with_a_reason() {
+    use tokio::io::AsyncWriteExt;
+    let (_dir, endpoint) = endpoint();
+    let mut listener = ipc_shm::ShmTransport::default()
+        .listen(&endpoint)
+        .await
+        .expect("listen");
+    let Endpoint::ShmPath(path) = &endpoint else {
+        unreachable!()
+    };
+    let mut stranger = tokio::net::UnixStream::connect(path)
+        .await
+        .expect("raw connect");
+    stranger.write_all(b"\0\0\0\x05hello").await.expect("write");
+    match tokio::time::timeout(GUARD, listener.accept())
+        .await
+        .expect("accept")
+    {
+        Err(Error::Handshake(why)) => assert!(why.contains("\"hello\""), "{why}"),
+        other => panic!(
+            "expected a handshake error, got {:?}",
+            other.map(|_| "a channel")
+        ),
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn connecting_where_nobody_listens_says_so() {
+    let (_dir, endpoint) = endpoint();
+    let err = ipc_shm::connect(&endpoint, Default::default())
+        .await
+        .expect_err("nobody listens");
+    assert!(err.to_string().contains("no socket file there"), "{err}");
+    let err = ipc_shm::connect(&"unix:/x".parse().expect("endpoint"), Default::default())
+        .await
+        .expect_err("not an shm endpoint");
+    assert!(matches!(err, Error::BadEndpoint { .. }), "{err}");
+}
