@@ -75,17 +75,17 @@ impl AsyncRead for RingReader {
                 if popped.wake_writer {
                     this.bell.ring();
                 }
+                this.spin.done(this.parked);
                 if this.parked {
                     this.ring.unpark();
                     this.parked = false;
                 }
-                this.spin.done();
                 return Poll::Ready(Ok(()));
             }
             if this.bell.is_gone() {
                 // The writer is gone and the ring is drained (looked at after learning
                 // it): the end of the stream.
-                this.spin.done();
+                this.spin.done(true);
                 return Poll::Ready(Ok(()));
             }
             if this.spin.keep_spinning() {
@@ -172,11 +172,11 @@ impl RingWriter {
                 if pushed.wake_reader {
                     self.bell.ring();
                 }
+                self.spin.done(self.parked);
                 if self.parked {
                     self.ring.unpark();
                     self.parked = false;
                 }
-                self.spin.done();
                 return Poll::Ready(Ok(pushed.bytes));
             }
             if self.spin.keep_spinning() {
