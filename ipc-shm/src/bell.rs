@@ -13,7 +13,7 @@
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 
 use nix::errno::Errno;
 use nix::sys::socket::{recv, send, shutdown, MsgFlags, Shutdown};
@@ -57,31 +57,26 @@ impl Bell {
     }
 
     /// Ready once the other side rang or went away since the last call (the wake-up
-    /// bytes are consumed); pending, with the task registered for a wake-up, otherwise.
+    /// bytes are consumed, up to 64 per call: a peer that floods the socket cannot keep
+    /// us here); pending, with the task registered for a wake-up, otherwise.
     pub(crate) fn poll_rung(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let mut rung = false;
         loop {
             if self.gone {
                 return Poll::Ready(Ok(()));
             }
-            let mut guard = match self.fd.poll_read_ready(cx) {
-                Poll::Ready(guard) => guard?,
-                Poll::Pending if rung => return Poll::Ready(Ok(())),
-                Poll::Pending => return Poll::Pending,
-            };
+            let mut guard = ready!(self.fd.poll_read_ready(cx))?;
             let mut buf = [0u8; 64];
             match guard.try_io(|fd| {
                 recv(fd.get_ref().as_raw_fd(), &mut buf, MsgFlags::MSG_DONTWAIT)
                     .map_err(io::Error::from)
             }) {
                 Ok(Ok(0)) => self.gone = true,
-                Ok(Ok(_)) => rung = true,
+                Ok(Ok(_)) => return Poll::Ready(Ok(())),
                 Ok(Err(e)) if e.raw_os_error() == Some(Errno::ECONNRESET as i32) => {
                     self.gone = true
                 }
                 Ok(Err(e)) => return Poll::Ready(Err(e)),
-                // Drained: tokio cleared the readiness; the next turn registers us.
-                Err(_would_block) if rung => return Poll::Ready(Ok(())),
+                // Nothing there: tokio cleared the readiness; the next turn registers us.
                 Err(_would_block) => {}
             }
         }

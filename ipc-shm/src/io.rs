@@ -17,6 +17,10 @@ use crate::bell::Bell;
 use crate::ring::{Consumer, Producer};
 use crate::spin::Spin;
 
+/// Most times one poll goes to sleep and is woken at once before it yields to the
+/// runtime instead: a peer that keeps ringing cannot hold the runtime's thread.
+const MAX_WAKES_PER_POLL: u32 = 4;
+
 /// The receiving side of one shared-memory ring: the reader under a
 /// [`ShmReceiver`](crate::ShmReceiver).
 ///
@@ -69,6 +73,7 @@ impl AsyncRead for RingReader {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        let mut wakes = 0;
         loop {
             let popped = this.ring.pop(buf)?;
             if popped.bytes > 0 || buf.remaining() == 0 {
@@ -99,6 +104,11 @@ impl AsyncRead for RingReader {
             match this.bell.poll_rung(cx) {
                 Poll::Ready(result) => result?,
                 Poll::Pending => return Poll::Pending,
+            }
+            wakes += 1;
+            if wakes >= MAX_WAKES_PER_POLL {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
             }
         }
     }
@@ -158,6 +168,7 @@ impl RingWriter {
                 "this side of the shared-memory ring was shut down",
             )));
         }
+        let mut wakes = 0;
         loop {
             // A reader that went away is seen here, even while the ring has room.
             self.bell.check(cx)?;
@@ -190,6 +201,11 @@ impl RingWriter {
             match self.bell.poll_rung(cx) {
                 Poll::Ready(result) => result?,
                 Poll::Pending => return Poll::Pending,
+            }
+            wakes += 1;
+            if wakes >= MAX_WAKES_PER_POLL {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
             }
         }
     }
