@@ -17,9 +17,11 @@
 //!
 //! "Looking again" never blocks the tokio runtime: the task wakes itself and returns
 //! `Pending`, so the runtime runs every other ready task (and polls I/O) between two
-//! looks. After the first microsecond of a wait each look also yields the CPU to the
-//! kernel (`sched_yield`), so a peer that shares our CPU (both pinned to one core, or
-//! a busy machine) gets to run and answer instead of waiting for our time slice to end.
+//! looks. When this thread may run on one CPU only (pinned, so the peer may well share
+//! it), each look also yields the CPU to the kernel (`sched_yield`), so that peer gets
+//! to run and answer instead of waiting for our time slice to end; otherwise a wait
+//! spins [`SPIN_ALONE`] before it starts yielding, since a peer on another CPU answers
+//! sooner than a `sched_yield` returns.
 
 use std::time::{Duration, Instant};
 
@@ -27,8 +29,9 @@ use std::time::{Duration, Instant};
 pub(crate) const MAX_WINDOW: Duration = Duration::from_micros(50);
 /// Shortest window (a few looks, so a reply already on its way is not slept through).
 const MIN_WINDOW: Duration = Duration::from_micros(2);
-/// How long a wait spins without giving the CPU away.
-const SPIN_ALONE: Duration = Duration::from_micros(1);
+/// How long a wait spins without giving the CPU away, when the thread may use several
+/// CPUs.
+pub(crate) const SPIN_ALONE: Duration = Duration::from_micros(5);
 /// One wait in this many spins the whole [`MAX_WINDOW`].
 pub(crate) const PROBE_EVERY: u32 = 16;
 
@@ -42,6 +45,8 @@ pub(crate) struct Spin {
     waits: u32,
     /// The current wait is a probe.
     probing: bool,
+    /// How long a wait spins before each look also yields the CPU.
+    alone: Duration,
 }
 
 impl Default for Spin {
@@ -51,7 +56,27 @@ impl Default for Spin {
             window: MAX_WINDOW,
             waits: 0,
             probing: false,
+            alone: if on_one_cpu() {
+                Duration::ZERO
+            } else {
+                SPIN_ALONE
+            },
         }
+    }
+}
+
+/// This thread may run on one CPU only (it was pinned, or the machine has one).
+fn on_one_cpu() -> bool {
+    use nix::sched::{sched_getaffinity, CpuSet};
+    match sched_getaffinity(nix::unistd::Pid::from_raw(0)) {
+        Ok(set) => {
+            (0..CpuSet::count())
+                .filter(|&cpu| set.is_set(cpu).unwrap_or(false))
+                .take(2)
+                .count()
+                < 2
+        }
+        Err(_) => false,
     }
 }
 
@@ -78,7 +103,7 @@ impl Spin {
         if spun >= limit {
             return false;
         }
-        if spun >= SPIN_ALONE {
+        if spun >= self.alone {
             std::thread::yield_now();
         }
         true
