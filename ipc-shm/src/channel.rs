@@ -13,6 +13,10 @@ pub(crate) const NAME: &str = "shm";
 /// Bytes of each ring unless chosen otherwise (1 MiB per direction): a frame of any size
 /// up to the frame limit passes through in pieces, so this only bounds how far a
 /// sender may run ahead of its receiver.
+///
+/// ```
+/// assert_eq!(ipc_shm::DEFAULT_RING_SIZE, 1 << 20);
+/// ```
 pub const DEFAULT_RING_SIZE: usize = 1 << 20;
 
 /// A message channel over shared memory: frames go through one ring per direction of a
@@ -65,13 +69,17 @@ pub type ShmReceiver = StreamReceiver<RingReader, LengthCodec>;
 
 /// The channel over our side of a segment (in a tokio runtime).
 pub(crate) fn from_side(side: Side, config: FrameConfig, info: ChannelInfo) -> Result<ShmChannel> {
+    from_side_with_codec(side, LengthCodec::new(config), info)
+}
+
+/// [`from_side`] with a codec set up by the caller (a listener's, charging its budget).
+pub(crate) fn from_side_with_codec(
+    side: Side,
+    codec: LengthCodec,
+    info: ChannelInfo,
+) -> Result<ShmChannel> {
     let (reader, writer) = side.into_io()?;
-    Ok(stream::channel(
-        reader,
-        writer,
-        LengthCodec::new(config),
-        info,
-    ))
+    Ok(stream::channel(reader, writer, codec, info))
 }
 
 /// The info of a channel whose peer is `peer`'s.

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use futures_util::future::BoxFuture;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use futures_util::FutureExt;
-use ipc_core::frame::FrameConfig;
+use ipc_core::frame::{FrameBudget, FrameConfig, LengthCodec};
 use ipc_core::prelude::*;
 use ipc_core::{Channel, Endpoint, Error, Listener, Result};
 use ipc_uds::{UdsChannel, UdsListener};
@@ -25,7 +25,9 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// refused), say hello, and each gets a segment of its own, offered over that socket.
 ///
 /// Handshakes run concurrently: a client that connects and says nothing delays no
-/// other client (it is dropped after 10 s).
+/// other client (it is dropped after 10 s). The accepted channels share one budget for
+/// half-received frames, as on every listener
+/// (`FrameConfig::builder().listener_budget(..)`).
 ///
 /// ```no_run
 /// # async fn demo() -> ipc_core::Result<()> {
@@ -48,6 +50,9 @@ pub struct ShmListener {
     rendezvous: UdsListener,
     endpoint: Endpoint,
     config: FrameConfig,
+    /// Shared by the accepted channels: bounds the memory their half-received frames
+    /// hold (see [`FrameBudget`]).
+    budget: FrameBudget,
     ring_size: usize,
     handshakes: FuturesUnordered<BoxFuture<'static, Result<ShmChannel>>>,
     /// Declared last: removed after the socket file is.
@@ -111,6 +116,7 @@ impl ShmListener {
         Ok(ShmListener {
             rendezvous,
             endpoint: endpoint.clone(),
+            budget: FrameBudget::for_listener(&config),
             config,
             ring_size,
             handshakes: FuturesUnordered::new(),
@@ -138,8 +144,9 @@ impl ShmListener {
                 }
                 accepted = self.rendezvous.accept() => {
                     let client = accepted?;
-                    let (config, ring_size) = (self.config, self.ring_size);
-                    self.handshakes.push(welcome(client, config, ring_size).boxed());
+                    let codec = LengthCodec::new(self.config).with_budget(self.budget.clone());
+                    let welcome = welcome(client, self.config, codec, self.ring_size);
+                    self.handshakes.push(welcome.boxed());
                 }
             }
         }
@@ -150,6 +157,7 @@ impl ShmListener {
 async fn welcome(
     mut client: UdsChannel,
     config: FrameConfig,
+    codec: LengthCodec,
     ring_size: usize,
 ) -> Result<ShmChannel> {
     let refused = |what: String| {
@@ -173,7 +181,7 @@ async fn welcome(
     let peer = client.info();
     let (side, offer) = offer::create(ring_size)?;
     offer::send_offer(client, offer).await?;
-    channel::from_side(side, config, channel::info(&config, &peer))
+    channel::from_side_with_codec(side, codec, channel::info(&config, &peer))
 }
 
 #[async_trait]

@@ -12,6 +12,10 @@ use crate::channel::{self, ShmChannel, DEFAULT_RING_SIZE};
 use crate::offer::{self, rendezvous_config};
 
 /// The fd number the child finds the offer on (`IPC_ENDPOINT=shm:fd=3`).
+///
+/// ```
+/// assert_eq!(ipc_shm::CHILD_FD, 3);
+/// ```
 pub const CHILD_FD: i32 = 3;
 
 /// Start `command` as a child connected to the returned channel, over a new segment

@@ -93,3 +93,37 @@ async fn connecting_where_nobody_listens_says_so() {
         .expect_err("not an shm endpoint");
     assert!(matches!(err, Error::BadEndpoint { .. }), "{err}");
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn accepted_channels_share_the_listener_budget() {
+    use ipc_core::frame::FrameConfig;
+    use ipc_core::RecvError;
+    let (_dir, endpoint) = endpoint();
+    let config = FrameConfig::builder().listener_budget(1 << 20).build();
+    let mut listener = ipc_shm::ShmListener::bind(&endpoint, config).expect("bind");
+    let server = tokio::spawn(async move {
+        let mut ch = listener.accept().await.expect("accept");
+        ch.recv().await
+    });
+    let mut client = ipc_shm::connect(&endpoint, Default::default())
+        .await
+        .expect("connect");
+    // A 2 MiB frame: more than the listener's whole budget for partly received frames.
+    let big = bytes::Bytes::from(vec![1u8; 2 << 20]);
+    let sending = tokio::spawn(async move { client.send(big).await });
+    let got = tokio::time::timeout(GUARD, server)
+        .await
+        .expect("the server's verdict")
+        .expect("server task");
+    match got {
+        Err(e @ RecvError::BudgetExceeded(Error::BudgetExceeded { .. })) => {
+            assert!(e.to_string().contains("listener_budget("), "{e}");
+        }
+        other => panic!("expected BudgetExceeded, got {other:?}"),
+    }
+    let sent = tokio::time::timeout(GUARD, sending)
+        .await
+        .expect("the client's send ends once the server is gone")
+        .expect("client task");
+    assert!(sent.is_err(), "the server dropped the channel mid-frame");
+}
