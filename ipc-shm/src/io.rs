@@ -18,7 +18,9 @@ use crate::ring::{Consumer, Producer};
 use crate::spin::Spin;
 
 /// Most times one poll goes to sleep and is woken at once before it yields to the
-/// runtime instead: a peer that keeps ringing cannot hold the runtime's thread.
+/// runtime instead: a peer that keeps ringing cannot hold the runtime's thread. (tokio's
+/// cooperative budget, which the doorbell's readiness check consumes, bounds this too;
+/// this bound also holds for a task that runs unconstrained.)
 const MAX_WAKES_PER_POLL: u32 = 4;
 
 /// The receiving side of one shared-memory ring: the reader under a

@@ -20,6 +20,9 @@ ipc_core::child_roles! {
         /// Take the offer, scribble garbage positions into both rings, say so on
         /// stdout, then wait (alive: its doorbells stay open) until killed.
         Scribble,
+        /// Take the offer, say so on stdout, then ring both doorbells without pause
+        /// until killed.
+        Flood,
     }
 }
 
@@ -34,6 +37,49 @@ fn child() {
     let Some(role) = role::<Role>() else { return };
     match role {
         Role::Scribble => scribble(),
+        Role::Flood => flood(),
+    }
+}
+
+/// The offer's fds, taken from the inherited socket as a hostile peer would.
+async fn take_offer() -> [OwnedFd; 3] {
+    let fd = 3;
+    let stream = ipc_core::inherit::claim_unix_stream(&Endpoint::ShmFd(fd), fd, "")
+        .expect("the inherited socket");
+    let stream = tokio::net::UnixStream::from_std(stream).expect("tokio socket");
+    let mut rendezvous = ipc_uds::from_stream(stream, Default::default()).expect("uds");
+    let (_offer, fds) = rendezvous
+        .recv_with_fds()
+        .await
+        .expect("the offer")
+        .expect("an offer frame");
+    fds.try_into().expect("three fds")
+}
+
+/// Say `word` on stdout, straight to fd 1 (libtest captures `println!`).
+fn say(word: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout();
+    writeln!(out, "{word}").expect("stdout");
+    out.flush().expect("stdout");
+}
+
+fn flood() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let [_memfd, rx_bell, tx_bell] = runtime.block_on(take_offer());
+    say("flooding");
+    let bells = [rx_bell, tx_bell].map(std::os::unix::net::UnixStream::from);
+    for bell in &bells {
+        bell.set_nonblocking(true).expect("nonblocking");
+    }
+    loop {
+        for mut bell in &bells {
+            let _ = std::io::Write::write(&mut bell, &[0xEE; 4096]);
+        }
+        std::thread::yield_now();
     }
 }
 
@@ -43,17 +89,7 @@ fn scribble() {
         .build()
         .expect("runtime");
     runtime.block_on(async {
-        let fd = 3;
-        let stream = ipc_core::inherit::claim_unix_stream(&Endpoint::ShmFd(fd), fd, "")
-            .expect("the inherited socket");
-        let stream = tokio::net::UnixStream::from_std(stream).expect("tokio socket");
-        let mut rendezvous = ipc_uds::from_stream(stream, Default::default()).expect("uds");
-        let (_offer, fds) = rendezvous
-            .recv_with_fds()
-            .await
-            .expect("the offer")
-            .expect("an offer frame");
-        let [memfd, bells @ ..]: [OwnedFd; 3] = fds.try_into().expect("three fds");
+        let [memfd, bells @ ..] = take_offer().await;
         let segment = std::fs::File::from(memfd);
         // Ring 0 (parent -> us): claim to have read far more than was written.
         segment
@@ -63,11 +99,7 @@ fn scribble() {
         segment
             .write_all_at(&(1u64 << 40).to_ne_bytes(), CONTROL + CONTROL_SIZE)
             .expect("pwrite ring 1 write");
-        // Straight to fd 1: libtest captures `println!` in a test function.
-        use std::io::Write;
-        let mut out = std::io::stdout();
-        writeln!(out, "scribbled").expect("stdout");
-        out.flush().expect("stdout");
+        say("scribbled");
         // Stay alive with the doorbells open: the parent must find the garbage, not
         // our death.
         let _keep = bells;
@@ -75,28 +107,66 @@ fn scribble() {
     });
 }
 
+/// Wait until the child says `word` on its stdout (a message, not a sleep; libtest
+/// prints its own lines first).
+async fn wait_for_word(child: &mut ipc_core::Child, word: &str) {
+    use tokio::io::AsyncBufReadExt;
+    let stdout = child.inner_mut().stdout.take().expect("the child's stdout");
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.expect("read the child's stdout") {
+            if line.ends_with(word) {
+                return;
+            }
+        }
+        panic!("the child ended without saying {word:?}");
+    })
+    .await
+    .expect("the child's report");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_peer_that_floods_the_doorbells_does_not_hold_the_runtime() {
+    let mut command = child_command(Role::Flood);
+    command.stdout(std::process::Stdio::piped());
+    let (mut child, mut ch) = ipc_shm::spawn(command, Default::default())
+        .await
+        .expect("spawn");
+    wait_for_word(&mut child, "flooding").await;
+    // On this one-threaded runtime, another task must still get to run while our
+    // receive is woken again and again by the flood.
+    let other = tokio::spawn(async {
+        for _ in 0..1000 {
+            tokio::task::yield_now().await;
+        }
+    });
+    tokio::select! {
+        got = ch.recv() => panic!("nothing was sent, yet recv gave {got:?}"),
+        done = other => done.expect("the other task"),
+        _ = tokio::time::sleep(Duration::from_secs(30)) => {
+            panic!("a flooded receive held the runtime")
+        }
+    }
+    // Sending still works (the ring has room), and so does seeing the peer die.
+    ch.send(Bytes::from_static(b"still here"))
+        .await
+        .expect("send");
+    child.kill().expect("kill");
+    let end = tokio::time::timeout(Duration::from_secs(30), ch.recv())
+        .await
+        .expect("recv after the flooder died");
+    assert!(matches!(end, Err(RecvError::PeerLost(_))), "{end:?}");
+    child.wait().await.expect("wait");
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn garbage_positions_from_a_peer_process_are_a_clean_error() {
-    use tokio::io::AsyncBufReadExt;
     let mut command = child_command(Role::Scribble);
     command.stdout(std::process::Stdio::piped());
     let (mut child, ch) = ipc_shm::spawn(command, Default::default())
         .await
         .expect("spawn");
-    let stdout = child.inner_mut().stdout.take().expect("the child's stdout");
-    // Wait until the garbage is in place (a message, not a sleep; libtest prints its
-    // own lines first).
-    let mut lines = tokio::io::BufReader::new(stdout).lines();
-    tokio::time::timeout(Duration::from_secs(30), async {
-        while let Some(line) = lines.next_line().await.expect("read the child's stdout") {
-            if line.ends_with("scribbled") {
-                return;
-            }
-        }
-        panic!("the child ended without scribbling");
-    })
-    .await
-    .expect("the child's report");
+    wait_for_word(&mut child, "scribbled").await;
     let (mut tx, mut rx) = ch.into_split();
     // Receiving: the write position of ring 1 is 1 TiB ahead of ours.
     let got = tokio::time::timeout(Duration::from_secs(30), rx.recv())
