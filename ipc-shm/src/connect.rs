@@ -1,6 +1,8 @@
 //! Client side: [`connect`] to an inherited offer (`shm:fd=N`) or a listener's
 //! rendezvous socket (`shm:/path`).
 
+use std::time::Duration;
+
 use bytes::Bytes;
 use ipc_core::frame::FrameConfig;
 use ipc_core::prelude::*;
@@ -9,6 +11,9 @@ use ipc_core::{Endpoint, Error, Result};
 use crate::channel::{self, ShmChannel};
 use crate::offer::{self, rendezvous_config, HELLO};
 
+/// How long a client waits for the segment to be offered.
+const OFFER_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// What to tell someone whose `shm:fd=N` is not the socket we expect.
 const INHERIT_HINT: &str = "was this process started by ShmTransport::spawn (or ipc_shm::spawn)?";
 
@@ -16,7 +21,8 @@ const INHERIT_HINT: &str = "was this process started by ShmTransport::spawn (or 
 /// [`spawn`](crate::spawn)) or `shm:/path` (a [`ShmListener`](crate::ShmListener)'s
 /// rendezvous socket). The segment is mapped only after checking it (sealed size,
 /// magic, version, capacity); the channel's `peer_pid` and `peer_uid` come from the
-/// kernel (`SO_PEERCRED` on the rendezvous socket).
+/// kernel (`SO_PEERCRED` on the rendezvous socket). A peer that offers no segment
+/// within 30 s is a [`Error::Handshake`].
 ///
 /// ```no_run
 /// # async fn demo() -> ipc_core::Result<()> {
@@ -46,7 +52,14 @@ pub async fn connect(endpoint: &Endpoint, config: FrameConfig) -> Result<ShmChan
             })
         }
     };
-    let offer = offer::recv_offer(&mut rendezvous).await?;
+    let offer = tokio::time::timeout(OFFER_TIMEOUT, offer::recv_offer(&mut rendezvous))
+        .await
+        .map_err(|_| {
+            Error::Handshake(format!(
+                "no shared-memory segment was offered on {endpoint} within {OFFER_TIMEOUT:?}; \
+             is an ipc-shm listener (or parent) at the other end?"
+            ))
+        })??;
     let mut peer = rendezvous.info();
     if let Endpoint::ShmPath(_) = endpoint {
         peer.peer_addr = Some(endpoint.to_string());

@@ -127,3 +127,30 @@ async fn accepted_channels_share_the_listener_budget() {
         .expect("client task");
     assert!(sent.is_err(), "the server dropped the channel mid-frame");
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_rendezvous_that_is_not_an_shm_listener_is_a_handshake_error() {
+    let (_dir, endpoint) = endpoint();
+    let Endpoint::ShmPath(path) = &endpoint else {
+        unreachable!()
+    };
+    // A uds echo server where the shm listener should be: it sends our hello back.
+    let mut uds = ipc_uds::UdsListener::bind(&Endpoint::UnixPath(path.clone()), Default::default())
+        .expect("bind uds");
+    tokio::spawn(async move {
+        let mut ch = uds.accept().await.expect("accept");
+        while let Ok(Some(frame)) = ch.recv().await {
+            if ch.send(frame).await.is_err() {
+                break;
+            }
+        }
+    });
+    let err = tokio::time::timeout(GUARD, ipc_shm::connect(&endpoint, Default::default()))
+        .await
+        .expect("connect gives up")
+        .expect_err("an echo server offers no segment");
+    match err {
+        Error::Handshake(why) => assert!(why.contains("ipc-shm/1 hello"), "{why}"),
+        other => panic!("expected a handshake error, got {other:?}"),
+    }
+}
