@@ -2,7 +2,7 @@
 
 use ipc_core::frame::{FrameConfig, LengthCodec};
 use ipc_core::stream::{self, StreamChannel, StreamReceiver, StreamSender};
-use ipc_core::{ChannelInfo, Result};
+use ipc_core::{ChannelInfo, Options, Result};
 
 use crate::io::{RingReader, RingWriter};
 use crate::offer::{self, Side};
@@ -32,7 +32,7 @@ pub const DEFAULT_RING_SIZE: usize = 1 << 20;
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> ipc_core::Result<()> {
 /// use ipc_core::prelude::*;
-/// let (mut a, mut b) = ipc_shm::pair(Default::default())?;
+/// let (mut a, mut b) = ipc_shm::pair(&ipc_core::Options::default())?;
 /// a.send("through shared memory".into()).await?;
 /// assert_eq!(b.recv().await?.unwrap(), "through shared memory");
 /// # Ok(()) }
@@ -45,7 +45,7 @@ pub type ShmChannel = StreamChannel<RingReader, RingWriter, LengthCodec>;
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> ipc_core::Result<()> {
 /// use ipc_core::prelude::*;
-/// let (a, mut b) = ipc_shm::pair(Default::default())?;
+/// let (a, mut b) = ipc_shm::pair(&ipc_core::Options::default())?;
 /// let (mut tx, _rx): (ipc_shm::ShmSender, _) = a.into_split();
 /// tx.send("hi".into()).await?;
 /// assert_eq!(b.recv().await?.unwrap(), "hi");
@@ -59,7 +59,7 @@ pub type ShmSender = StreamSender<RingWriter, LengthCodec>;
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> ipc_core::Result<()> {
 /// use ipc_core::prelude::*;
-/// let (mut a, b) = ipc_shm::pair(Default::default())?;
+/// let (mut a, b) = ipc_shm::pair(&ipc_core::Options::default())?;
 /// let (_tx, mut rx): (_, ipc_shm::ShmReceiver) = b.into_split();
 /// a.send("hi".into()).await?;
 /// assert_eq!(rx.recv().await?.unwrap(), "hi");
@@ -82,9 +82,10 @@ pub(crate) fn from_side_with_codec(
     Ok(stream::channel(reader, writer, codec, info))
 }
 
-/// The info of a channel whose peer is `peer`'s.
-pub(crate) fn info(config: &FrameConfig, peer: &ChannelInfo) -> ChannelInfo {
-    ChannelInfo::new(NAME, config.max_frame())
+/// The info of a channel whose peer is `peer`'s (the frame limit is filled in from the
+/// codec).
+pub(crate) fn info(peer: &ChannelInfo) -> ChannelInfo {
+    ChannelInfo::new(NAME)
         .with_peer_pid(peer.peer_pid)
         .with_peer_uid(peer.peer_uid)
         .with_peer_addr(peer.peer_addr.clone())
@@ -97,31 +98,32 @@ pub(crate) fn info(config: &FrameConfig, peer: &ChannelInfo) -> ChannelInfo {
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> ipc_core::Result<()> {
 /// use ipc_core::prelude::*;
-/// let (mut a, mut b) = ipc_shm::pair(Default::default())?;
+/// let (mut a, mut b) = ipc_shm::pair(&ipc_core::Options::default())?;
 /// b.send("pong".into()).await?;
 /// assert_eq!(a.recv().await?.unwrap(), "pong");
 /// a.close().await?;
 /// assert_eq!(b.recv().await?, None);
 /// # Ok(()) }
 /// ```
-pub fn pair(config: FrameConfig) -> Result<(ShmChannel, ShmChannel)> {
-    pair_with_ring_size(config, DEFAULT_RING_SIZE)
+pub fn pair(options: &Options) -> Result<(ShmChannel, ShmChannel)> {
+    pair_with_ring_size(options, DEFAULT_RING_SIZE)
 }
 
 /// [`pair`] with rings of `ring_size` bytes (a power of two from 4 KiB to 1 GiB).
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> ipc_core::Result<()> {
-/// let (a, b) = ipc_shm::pair_with_ring_size(Default::default(), 64 * 1024)?;
+/// let (a, b) = ipc_shm::pair_with_ring_size(&ipc_core::Options::default(), 64 * 1024)?;
 /// # let _ = (a, b); Ok(()) }
 /// ```
 pub fn pair_with_ring_size(
-    config: FrameConfig,
+    options: &Options,
     ring_size: usize,
 ) -> Result<(ShmChannel, ShmChannel)> {
+    let config = options.frame_config();
     let (creator, offer) = offer::create(ring_size)?;
     let opener = offer::open(offer)?;
-    let info = ChannelInfo::new(NAME, config.max_frame())
+    let info = ChannelInfo::new(NAME)
         .with_peer_pid(Some(std::process::id()))
         .with_peer_uid(Some(nix::unistd::geteuid().as_raw()));
     Ok((

@@ -4,12 +4,11 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use ipc_core::frame::FrameConfig;
 use ipc_core::prelude::*;
-use ipc_core::{Endpoint, Error, Result};
+use ipc_core::{ConnectError, Endpoint, Error, Options, Result};
 
 use crate::channel::{self, ShmChannel};
-use crate::offer::{self, rendezvous_config, HELLO};
+use crate::offer::{self, rendezvous_options, HELLO};
 
 /// How long a client waits for the segment to be offered.
 const OFFER_TIMEOUT: Duration = Duration::from_secs(30);
@@ -22,34 +21,40 @@ const INHERIT_HINT: &str = "was this process started by ShmTransport::spawn (or 
 /// rendezvous socket). The segment is mapped only after checking it (sealed size,
 /// magic, version, capacity); the channel's `peer_pid` and `peer_uid` come from the
 /// kernel (`SO_PEERCRED` on the rendezvous socket). A peer that offers no segment
-/// within 30 s is a [`Error::Handshake`].
+/// within 30 s is a [`ConnectError::Handshake`].
 ///
 /// ```no_run
 /// # async fn demo() -> ipc_core::Result<()> {
 /// use ipc_core::prelude::*;
 /// let endpoint = "shm:/run/user/1000/app.sock".parse()?;
-/// let mut channel = ipc_shm::connect(&endpoint, Default::default()).await?;
+/// let mut channel = ipc_shm::connect(&endpoint, &ipc_core::Options::default()).await?;
 /// channel.send("hello".into()).await?;
 /// # Ok(()) }
 /// ```
-pub async fn connect(endpoint: &Endpoint, config: FrameConfig) -> Result<ShmChannel> {
+pub async fn connect(endpoint: &Endpoint, options: &Options) -> Result<ShmChannel, ConnectError> {
     let mut rendezvous = match endpoint {
         Endpoint::ShmFd(fd) => {
             let stream = ipc_core::inherit::claim_unix_stream(endpoint, *fd, INHERIT_HINT)?;
             let stream = tokio::net::UnixStream::from_std(stream)?;
-            ipc_uds::from_stream(stream, rendezvous_config())?
+            ipc_uds::from_stream(stream, &rendezvous_options())?
         }
         Endpoint::ShmPath(path) => {
             let socket = Endpoint::UnixPath(path.clone());
-            let mut ch = ipc_uds::connect(&socket, rendezvous_config()).await?;
-            ch.send(Bytes::from_static(HELLO)).await?;
+            let mut ch = ipc_uds::connect(&socket, &rendezvous_options()).await?;
+            ch.send(Bytes::from_static(HELLO)).await.map_err(|e| {
+                Error::Handshake(format!(
+                    "the rendezvous socket {endpoint} hung up before we could say hello \
+                     ({e}); is an ipc-shm listener there, and does it accept our uid?"
+                ))
+            })?;
             ch
         }
         other => {
             return Err(Error::BadEndpoint {
                 input: other.to_string(),
                 reason: "the shm transport serves shm:/PATH and shm:fd=N".into(),
-            })
+            }
+            .into())
         }
     };
     let offer = tokio::time::timeout(OFFER_TIMEOUT, offer::recv_offer(&mut rendezvous))
@@ -65,5 +70,6 @@ pub async fn connect(endpoint: &Endpoint, config: FrameConfig) -> Result<ShmChan
         peer.peer_addr = Some(endpoint.to_string());
     }
     let side = offer::open(offer)?;
-    channel::from_side(side, config, channel::info(&config, &peer))
+    let channel = channel::from_side(side, options.frame_config(), channel::info(&peer))?;
+    Ok(channel)
 }

@@ -18,7 +18,7 @@
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> ipc_core::Result<()> {
 //! use ipc_core::prelude::*;
 //!
-//! let (mut parent, mut child) = ipc_shm::pair(Default::default())?;
+//! let (mut parent, mut child) = ipc_shm::pair(&ipc_core::Options::default())?;
 //! parent.send("ping".into()).await?;
 //! assert_eq!(child.recv().await?.as_deref(), Some(&b"ping"[..]));
 //! child.send("pong".into()).await?;
@@ -37,7 +37,8 @@
 //!   `docs/PROTOCOL.md`, precise enough for a C peer.
 //! - **Frames**: the bytes in a ring are the toolkit's length-prefixed frames, as on a
 //!   socket, so a frame larger than the ring passes in pieces and the frame limit
-//!   ([`FrameConfig`](ipc_core::FrameConfig)) is the same as on every transport.
+//!   ([`Options::max_frame`](ipc_core::Options::max_frame)) is the same as on every
+//!   transport.
 //! - **Waking**: a side with nothing to do spins a bounded, adaptive time (yielding to
 //!   the runtime between looks), then raises a flag in the segment and sleeps on its
 //!   doorbell socket, registered with tokio's reactor. The other side rings (one

@@ -11,29 +11,31 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 use futures_util::FutureExt;
 use ipc_core::frame::{FrameBudget, FrameConfig, LengthCodec};
 use ipc_core::prelude::*;
-use ipc_core::{Channel, Endpoint, Error, Listener, Result};
+use ipc_core::{Channel, Endpoint, Error, ListenError, Listener, Options, Result};
 use ipc_uds::{UdsChannel, UdsListener};
 
 use crate::channel::{self, ShmChannel, DEFAULT_RING_SIZE};
-use crate::offer::{self, rendezvous_config, HELLO};
+use crate::offer::{self, HELLO, RENDEZVOUS_MAX_FRAME};
 
 /// How long a connected client has to say hello before it is dropped.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A shared-memory listener: clients connect to its rendezvous socket (`shm:/path`, a
-/// Unix socket file: 0600, in a 0700 directory when created, peers of other uids
-/// refused), say hello, and each gets a segment of its own, offered over that socket.
+/// Unix socket file: 0600, in a 0700 directory when created), say hello, and each gets
+/// a segment of its own, offered over that socket.
 ///
-/// Handshakes run concurrently: a client that connects and says nothing delays no
-/// other client (it is dropped after 10 s). The accepted channels share one budget for
-/// half-received frames, as on every listener
-/// (`FrameConfig::builder().listener_budget(..)`).
+/// As on a [`UdsListener`], only peers with our effective uid are accepted unless the
+/// options allow more ([`Options::allow_uid`], [`Options::allow_any_uid`]); a refused
+/// peer is an [`Error::Auth`] from that `accept`. Handshakes run concurrently: a client
+/// that connects and says nothing delays no other client (it is dropped after 10 s).
+/// The accepted channels share one budget for half-received frames, as on every
+/// listener ([`Options::listener_budget`]).
 ///
 /// ```no_run
 /// # async fn demo() -> ipc_core::Result<()> {
 /// use ipc_core::prelude::*;
 /// let endpoint = "shm:/run/user/1000/app.sock".parse()?;
-/// let mut listener = ipc_shm::ShmListener::bind(&endpoint, Default::default())?;
+/// let mut listener = ipc_shm::ShmListener::bind(&endpoint, &ipc_core::Options::default())?;
 /// loop {
 ///     let mut ch = listener.accept().await?;
 ///     tokio::spawn(async move {
@@ -71,16 +73,17 @@ impl std::fmt::Debug for ShmListener {
 
 impl ShmListener {
     /// Listen on `shm:/path`, handing out segments with rings of [`DEFAULT_RING_SIZE`]
-    /// bytes; `config` limits the frames of the channels it accepts.
+    /// bytes; `options` set the frame limit and the listener budget of the channels it
+    /// accepts, and the peer uids it accepts besides our own.
     ///
     /// ```no_run
     /// # fn demo() -> ipc_core::Result<()> {
     /// let endpoint = "shm:/tmp/my-app/sock".parse()?;
-    /// let listener = ipc_shm::ShmListener::bind(&endpoint, Default::default())?;
+    /// let listener = ipc_shm::ShmListener::bind(&endpoint, &ipc_core::Options::default())?;
     /// # let _ = listener; Ok(()) }
     /// ```
-    pub fn bind(endpoint: &Endpoint, config: FrameConfig) -> Result<ShmListener> {
-        Self::bind_with_ring_size(endpoint, config, DEFAULT_RING_SIZE)
+    pub fn bind(endpoint: &Endpoint, options: &Options) -> Result<ShmListener, ListenError> {
+        Self::bind_with_ring_size(endpoint, options, DEFAULT_RING_SIZE)
     }
 
     /// [`bind`](Self::bind) with rings of `ring_size` bytes (a power of two from 4 KiB
@@ -89,30 +92,35 @@ impl ShmListener {
     /// ```no_run
     /// # fn demo() -> ipc_core::Result<()> {
     /// let endpoint = "shm:/tmp/my-app/sock".parse()?;
-    /// let listener =
-    ///     ipc_shm::ShmListener::bind_with_ring_size(&endpoint, Default::default(), 8 << 20)?;
+    /// let options = ipc_core::Options::default();
+    /// let listener = ipc_shm::ShmListener::bind_with_ring_size(&endpoint, &options, 8 << 20)?;
     /// # let _ = listener; Ok(()) }
     /// ```
     pub fn bind_with_ring_size(
         endpoint: &Endpoint,
-        config: FrameConfig,
+        options: &Options,
         ring_size: usize,
-    ) -> Result<ShmListener> {
+    ) -> Result<ShmListener, ListenError> {
         let Endpoint::ShmPath(path) = endpoint else {
             return Err(Error::BadEndpoint {
                 input: endpoint.to_string(),
                 reason: "the shm transport listens on shm:/PATH (a rendezvous socket file)".into(),
-            });
+            }
+            .into());
         };
         if !(crate::segment::MIN_CAPACITY..=crate::segment::MAX_CAPACITY).contains(&ring_size)
             || !ring_size.is_power_of_two()
         {
-            return Err(Error::Io(std::io::Error::new(
+            return Err(ListenError::Io(std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
                 format!("a ring of {ring_size} bytes: use a power of two from 4 KiB to 1 GiB"),
             )));
         }
-        let rendezvous = UdsListener::bind(&Endpoint::UnixPath(path.clone()), rendezvous_config())?;
+        // The rendezvous socket carries only tiny frames (never charged to a budget),
+        // and refuses the peer uids the options do not allow.
+        let rendezvous_options = options.clone().max_frame(RENDEZVOUS_MAX_FRAME);
+        let rendezvous = UdsListener::bind(&Endpoint::UnixPath(path.clone()), &rendezvous_options)?;
+        let config = options.frame_config();
         Ok(ShmListener {
             rendezvous,
             endpoint: endpoint.clone(),
@@ -145,7 +153,7 @@ impl ShmListener {
                 accepted = self.rendezvous.accept() => {
                     let client = accepted?;
                     let codec = LengthCodec::new(self.config).with_budget(self.budget.clone());
-                    let welcome = welcome(client, self.config, codec, self.ring_size);
+                    let welcome = welcome(client, codec, self.ring_size);
                     self.handshakes.push(welcome.boxed());
                 }
             }
@@ -156,7 +164,6 @@ impl ShmListener {
 /// The listener's side of one client's handshake: its hello, then our offer.
 async fn welcome(
     mut client: UdsChannel,
-    config: FrameConfig,
     codec: LengthCodec,
     ring_size: usize,
 ) -> Result<ShmChannel> {
@@ -181,7 +188,7 @@ async fn welcome(
     let peer = client.info();
     let (side, offer) = offer::create(ring_size)?;
     offer::send_offer(client, offer).await?;
-    channel::from_side_with_codec(side, codec, channel::info(&config, &peer))
+    channel::from_side_with_codec(side, codec, channel::info(&peer))
 }
 
 #[async_trait]

@@ -10,9 +10,8 @@ use std::os::unix::net::UnixStream as StdUnixStream;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use ipc_core::frame::FrameConfig;
 use ipc_core::prelude::*;
-use ipc_core::{Error, Result};
+use ipc_core::{Error, Options, Result, SendError};
 use ipc_uds::{RecvFds, SendFds, UdsChannel};
 
 use crate::bell::Bell;
@@ -25,10 +24,13 @@ pub(crate) const OFFER: &[u8] = b"ipc-shm/1 offer";
 /// The frame a client sends a listener first.
 pub(crate) const HELLO: &[u8] = b"ipc-shm/1 hello";
 
-/// Limits of the uds channel the offer travels on: its frames are tiny, so anything
-/// larger is not an ipc-shm peer.
-pub(crate) fn rendezvous_config() -> FrameConfig {
-    FrameConfig::builder().max_frame(64).build()
+/// The frame limit of the uds channel the offer travels on: its frames are tiny, so
+/// anything larger is not an ipc-shm peer.
+pub(crate) const RENDEZVOUS_MAX_FRAME: usize = 64;
+
+/// Options of the uds channel the offer travels on (see [`RENDEZVOUS_MAX_FRAME`]).
+pub(crate) fn rendezvous_options() -> Options {
+    Options::default().max_frame(RENDEZVOUS_MAX_FRAME)
 }
 
 /// Our side of a segment: the mapping, which ring we write and read, and our ends of
@@ -100,6 +102,11 @@ impl Side {
 
 /// Send the offer, then close the uds channel (the fds travel with the frame; our
 /// copies of the peer's ends are closed when `offer` is dropped here).
+///
+/// The peer may close its end as soon as it has the offer (PROTOCOL.md 12.1), before
+/// our goodbye is written: a close that finds the peer gone is no failure. Should the
+/// peer have gone without taking the offer, the fds in flight are closed with its
+/// socket and our side of the segment sees its doorbells end: `PeerLost`.
 pub(crate) async fn send_offer(mut ch: UdsChannel, offer: Offer) -> Result<()> {
     let fds = [
         offer.memfd.as_fd(),
@@ -107,8 +114,10 @@ pub(crate) async fn send_offer(mut ch: UdsChannel, offer: Offer) -> Result<()> {
         offer.tx_bell.as_fd(),
     ];
     ch.send_with_fds(Bytes::from_static(OFFER), &fds).await?;
-    ch.close().await?;
-    Ok(())
+    match ch.close().await {
+        Ok(()) | Err(SendError::PeerLost(_) | SendError::Closed) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Receive the peer's offer.

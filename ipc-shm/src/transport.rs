@@ -3,8 +3,10 @@
 use std::process::Command;
 
 use async_trait::async_trait;
-use ipc_core::frame::FrameConfig;
-use ipc_core::{Capabilities, Channel, Child, Endpoint, Listener, Result, Transport};
+use ipc_core::{
+    Capabilities, Channel, Child, ConnectError, Endpoint, ListenError, Listener, Options,
+    SpawnError, Transport,
+};
 
 use crate::channel::{DEFAULT_RING_SIZE, NAME};
 use crate::listener::example_dir;
@@ -19,7 +21,7 @@ use crate::{connect, spawn_with_ring_size, ShmListener};
 /// use ipc_core::Transport;
 /// let transport = ipc_shm::ShmTransport::default();
 /// let cmd = std::process::Command::new("/path/to/child");
-/// let (mut child, mut ch) = transport.spawn(cmd).await?;
+/// let (mut child, mut ch) = transport.spawn(cmd, &ipc_core::Options::default()).await?;
 /// ch.send("hi".into()).await?;
 /// # Ok(()) }
 /// ```
@@ -89,32 +91,32 @@ impl Transport for ShmTransport {
         }
     }
 
-    async fn listen_with(
+    async fn listen(
         &self,
         endpoint: &Endpoint,
-        config: FrameConfig,
-    ) -> Result<Box<dyn Listener>> {
+        options: &Options,
+    ) -> Result<Box<dyn Listener>, ListenError> {
         Ok(Box::new(ShmListener::bind_with_ring_size(
             endpoint,
-            config,
+            options,
             self.ring_size,
         )?))
     }
 
-    async fn connect_with(
+    async fn connect(
         &self,
         endpoint: &Endpoint,
-        config: FrameConfig,
-    ) -> Result<Box<dyn Channel>> {
-        Ok(Box::new(connect(endpoint, config).await?))
+        options: &Options,
+    ) -> Result<Box<dyn Channel>, ConnectError> {
+        Ok(Box::new(connect(endpoint, options).await?))
     }
 
-    async fn spawn_with(
+    async fn spawn(
         &self,
         command: Command,
-        config: FrameConfig,
-    ) -> Result<(Child, Box<dyn Channel>)> {
-        let (child, channel) = spawn_with_ring_size(command, config, self.ring_size).await?;
+        options: &Options,
+    ) -> Result<(Child, Box<dyn Channel>), SpawnError> {
+        let (child, channel) = spawn_with_ring_size(command, options, self.ring_size).await?;
         Ok((child, Box::new(channel)))
     }
 }

@@ -47,7 +47,7 @@ async fn take_offer() -> [OwnedFd; 3] {
     let stream = ipc_core::inherit::claim_unix_stream(&Endpoint::ShmFd(fd), fd, "")
         .expect("the inherited socket");
     let stream = tokio::net::UnixStream::from_std(stream).expect("tokio socket");
-    let mut rendezvous = ipc_uds::from_stream(stream, Default::default()).expect("uds");
+    let mut rendezvous = ipc_uds::from_stream(stream, &ipc_core::Options::default()).expect("uds");
     let (_offer, fds) = rendezvous
         .recv_with_fds()
         .await
@@ -129,7 +129,7 @@ async fn wait_for_word(child: &mut ipc_core::Child, word: &str) {
 async fn a_peer_that_floods_the_doorbells_does_not_hold_the_runtime() {
     let mut command = child_command(Role::Flood);
     command.stdout(std::process::Stdio::piped());
-    let (mut child, mut ch) = ipc_shm::spawn(command, Default::default())
+    let (mut child, mut ch) = ipc_shm::spawn(command, &ipc_core::Options::default())
         .await
         .expect("spawn");
     wait_for_word(&mut child, "flooding").await;
@@ -163,7 +163,7 @@ async fn a_peer_that_floods_the_doorbells_does_not_hold_the_runtime() {
 async fn garbage_positions_from_a_peer_process_are_a_clean_error() {
     let mut command = child_command(Role::Scribble);
     command.stdout(std::process::Stdio::piped());
-    let (mut child, ch) = ipc_shm::spawn(command, Default::default())
+    let (mut child, ch) = ipc_shm::spawn(command, &ipc_core::Options::default())
         .await
         .expect("spawn");
     wait_for_word(&mut child, "scribbled").await;

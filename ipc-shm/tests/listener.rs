@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use ipc_core::prelude::*;
-use ipc_core::{Endpoint, Error, Transport};
+use ipc_core::{ConnectError, Endpoint, Error, ListenError, Options, SpawnError, Transport};
 
 const GUARD: Duration = Duration::from_secs(30);
 
@@ -20,7 +20,7 @@ fn endpoint() -> (tempfile::TempDir, Endpoint) {
 #[tokio::test(flavor = "current_thread")]
 async fn a_silent_client_does_not_delay_the_next_one() {
     let (_dir, endpoint) = endpoint();
-    let mut listener = ipc_shm::ShmListener::bind(&endpoint, Default::default()).expect("bind");
+    let mut listener = ipc_shm::ShmListener::bind(&endpoint, &Options::default()).expect("bind");
     let Endpoint::ShmPath(path) = &endpoint else {
         unreachable!()
     };
@@ -35,7 +35,7 @@ async fn a_silent_client_does_not_delay_the_next_one() {
         ch.close().await.expect("close");
         listener
     });
-    let mut client = tokio::time::timeout(GUARD, ipc_shm::connect(&endpoint, Default::default()))
+    let mut client = tokio::time::timeout(GUARD, ipc_shm::connect(&endpoint, &Options::default()))
         .await
         .expect("connect must not wait for the silent client")
         .expect("connect");
@@ -59,7 +59,7 @@ async fn a_client_that_speaks_something_else_is_refused_with_a_reason() {
     use tokio::io::AsyncWriteExt;
     let (_dir, endpoint) = endpoint();
     let mut listener = ipc_shm::ShmTransport::default()
-        .listen(&endpoint)
+        .listen(&endpoint, &Options::default())
         .await
         .expect("listen");
     let Endpoint::ShmPath(path) = &endpoint else {
@@ -84,28 +84,28 @@ async fn a_client_that_speaks_something_else_is_refused_with_a_reason() {
 #[tokio::test(flavor = "current_thread")]
 async fn connecting_where_nobody_listens_says_so() {
     let (_dir, endpoint) = endpoint();
-    let err = ipc_shm::connect(&endpoint, Default::default())
+    let err = ipc_shm::connect(&endpoint, &Options::default())
         .await
         .expect_err("nobody listens");
+    assert!(matches!(err, ConnectError::NotListening(_)), "{err}");
     assert!(err.to_string().contains("no socket file there"), "{err}");
-    let err = ipc_shm::connect(&"unix:/x".parse().expect("endpoint"), Default::default())
+    let err = ipc_shm::connect(&"unix:/x".parse().expect("endpoint"), &Options::default())
         .await
         .expect_err("not an shm endpoint");
-    assert!(matches!(err, Error::BadEndpoint { .. }), "{err}");
+    assert!(matches!(err, ConnectError::BadEndpoint { .. }), "{err}");
 }
 
 #[tokio::test(flavor = "current_thread")]
 async fn accepted_channels_share_the_listener_budget() {
-    use ipc_core::frame::FrameConfig;
     use ipc_core::RecvError;
     let (_dir, endpoint) = endpoint();
-    let config = FrameConfig::builder().listener_budget(1 << 20).build();
-    let mut listener = ipc_shm::ShmListener::bind(&endpoint, config).expect("bind");
+    let options = Options::default().listener_budget(1 << 20);
+    let mut listener = ipc_shm::ShmListener::bind(&endpoint, &options).expect("bind");
     let server = tokio::spawn(async move {
         let mut ch = listener.accept().await.expect("accept");
         ch.recv().await
     });
-    let mut client = ipc_shm::connect(&endpoint, Default::default())
+    let mut client = ipc_shm::connect(&endpoint, &Options::default())
         .await
         .expect("connect");
     // A 2 MiB frame: more than the listener's whole budget for partly received frames.
@@ -135,8 +135,9 @@ async fn a_rendezvous_that_is_not_an_shm_listener_is_a_handshake_error() {
         unreachable!()
     };
     // A uds echo server where the shm listener should be: it sends our hello back.
-    let mut uds = ipc_uds::UdsListener::bind(&Endpoint::UnixPath(path.clone()), Default::default())
-        .expect("bind uds");
+    let mut uds =
+        ipc_uds::UdsListener::bind(&Endpoint::UnixPath(path.clone()), &Options::default())
+            .expect("bind uds");
     tokio::spawn(async move {
         let mut ch = uds.accept().await.expect("accept");
         while let Ok(Some(frame)) = ch.recv().await {
@@ -145,12 +146,74 @@ async fn a_rendezvous_that_is_not_an_shm_listener_is_a_handshake_error() {
             }
         }
     });
-    let err = tokio::time::timeout(GUARD, ipc_shm::connect(&endpoint, Default::default()))
+    let err = tokio::time::timeout(GUARD, ipc_shm::connect(&endpoint, &Options::default()))
         .await
         .expect("connect gives up")
         .expect_err("an echo server offers no segment");
     match err {
-        Error::Handshake(why) => assert!(why.contains("ipc-shm/1 hello"), "{why}"),
+        ConnectError::Handshake(why) => assert!(why.contains("ipc-shm/1 hello"), "{why}"),
         other => panic!("expected a handshake error, got {other:?}"),
     }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn listening_fails_with_the_listen_error_that_says_why() {
+    let (_dir, taken) = endpoint();
+    let _first = ipc_shm::ShmListener::bind(&taken, &Options::default()).expect("bind");
+    let err = ipc_shm::ShmListener::bind(&taken, &Options::default())
+        .expect_err("the rendezvous socket is taken");
+    assert!(matches!(err, ListenError::InUse(_)), "{err}");
+    assert!(
+        err.to_string()
+            .contains(&format!("pid {}", std::process::id())),
+        "{err}"
+    );
+
+    let (_other_dir, other) = endpoint();
+    let err = ipc_shm::ShmListener::bind_with_ring_size(&other, &Options::default(), 5000)
+        .expect_err("not a power of two");
+    assert!(matches!(err, ListenError::Io(_)), "{err}");
+    assert!(err.to_string().contains("power of two"), "{err}");
+
+    let err =
+        ipc_shm::ShmListener::bind(&"unix:/x".parse().expect("endpoint"), &Options::default())
+            .expect_err("not an shm endpoint");
+    assert!(matches!(err, ListenError::BadEndpoint { .. }), "{err}");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn spawning_a_program_that_does_not_exist_is_start_naming_it() {
+    let command = std::process::Command::new("./no-such-shm-worker");
+    let err = ipc_shm::spawn(command, &Options::default())
+        .await
+        .expect_err("nothing to start");
+    match &err {
+        SpawnError::Start { program, .. } => assert_eq!(program, "./no-such-shm-worker"),
+        other => panic!("expected Start, got {other:?}"),
+    }
+    let command = std::process::Command::new("./no-such-shm-worker");
+    let err = ipc_shm::spawn_with_ring_size(command, &Options::default(), 5000)
+        .await
+        .expect_err("not a power of two");
+    assert!(matches!(err, SpawnError::Io(_)), "{err}");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn the_frame_limit_of_the_options_is_the_channels() {
+    let (_dir, endpoint) = endpoint();
+    let options = Options::default().max_frame(4096);
+    let mut listener = ipc_shm::ShmListener::bind(&endpoint, &options).expect("bind");
+    let server = tokio::spawn(async move { listener.accept().await.expect("accept") });
+    let client = tokio::time::timeout(GUARD, ipc_shm::connect(&endpoint, &options))
+        .await
+        .expect("connect in time")
+        .expect("connect");
+    let server = tokio::time::timeout(GUARD, server)
+        .await
+        .expect("accept in time")
+        .expect("server task");
+    assert_eq!(client.info().max_frame, 4096);
+    assert_eq!(server.info().max_frame, 4096);
+    let (a, b) = ipc_shm::pair(&options).expect("pair");
+    assert_eq!((a.info().max_frame, b.info().max_frame), (4096, 4096));
 }
