@@ -418,7 +418,24 @@ impl<W: AsyncWrite + Unpin, C: FrameCodec> StreamSender<W, C> {
             *self.framed.write_buffer_mut() = queued;
             ready!(step)?;
         }
-        Pin::new(&mut self.framed).poll_flush(cx)
+        // The buffer is one slice: a plain `write` (a pipe's `writev` of one slice costs
+        // the kernel more for the same bytes).
+        let mut queued = std::mem::take(self.framed.write_buffer_mut());
+        let step = loop {
+            if queued.is_empty() {
+                break Poll::Ready(Ok(()));
+            }
+            match Pin::new(self.framed.get_mut()).poll_write(cx, &queued) {
+                Poll::Ready(Ok(0)) => break Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(n)) => queued.advance(n),
+                Poll::Ready(Err(e)) => break Poll::Ready(Err(e)),
+                Poll::Pending => break Poll::Pending,
+            }
+        };
+        *self.framed.write_buffer_mut() = queued;
+        ready!(step)?;
+        ready!(Pin::new(self.framed.get_mut()).poll_flush(cx))?;
+        Poll::Ready(Ok(()))
     }
 }
 
