@@ -146,7 +146,7 @@ pub(crate) fn child_env(
 pub(crate) fn job_for(cell: &Cell) -> Job {
     match cell.workload {
         Workload::RoundTrip { .. } => Job::Echo,
-        Workload::Stream => Job::Sink(cell.stream_phases()),
+        Workload::Stream | Workload::StreamBatched => Job::Sink(cell.stream_phases()),
     }
 }
 

@@ -32,6 +32,12 @@ pub(crate) enum Kind {
 }
 
 impl Kind {
+    /// Whether it measures [`Workload::StreamBatched`] (the toolkit and the raw
+    /// baselines; Node's `send` has no batching to compare).
+    pub(crate) fn batches(self) -> bool {
+        matches!(self, Kind::Toolkit | Kind::Raw(_))
+    }
+
     /// `toolkit`, `raw`, `node` or `interop`.
     pub(crate) fn label(self) -> &'static str {
         match self {
@@ -203,6 +209,7 @@ fn cell_major_order(plans: &[Vec<Cell>]) -> Vec<(usize, usize)> {
             Workload::RoundTrip { pinned: false } => 0,
             Workload::RoundTrip { pinned: true } => 1,
             Workload::Stream => 2,
+            Workload::StreamBatched => 3,
         };
         (cell.size, workload, r)
     });
@@ -213,7 +220,14 @@ fn cell_major_order(plans: &[Vec<Cell>]) -> Vec<(usize, usize)> {
 /// stderr (hidden when stderr is not a terminal). A failed cell is recorded and the
 /// run goes on.
 pub(crate) fn run_all(ctx: &RunContext<'_>, runners: &[Runner]) -> Vec<RunnerResult> {
-    let plans: Vec<Vec<Cell>> = runners.iter().map(|r| ctx.plan.cells(r.budget)).collect();
+    let plans: Vec<Vec<Cell>> = runners
+        .iter()
+        .map(|r| {
+            let mut cells = ctx.plan.cells(r.budget);
+            cells.retain(|c| c.workload != Workload::StreamBatched || r.kind.batches());
+            cells
+        })
+        .collect();
     let order = cell_major_order(&plans);
     let bar = ProgressBar::with_draw_target(Some(order.len() as u64), ProgressDrawTarget::stderr());
     if let Ok(style) =

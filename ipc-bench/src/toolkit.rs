@@ -67,13 +67,14 @@ pub(crate) async fn drive(
             }
             Measurement::Latency(h)
         }
-        Workload::Stream => {
+        Workload::Stream | Workload::StreamBatched => {
+            let batched = cell.workload == Workload::StreamBatched;
             let phases = cell.stream_phases();
-            stream_phase(&mut ch, &msg, phases[0]).await?;
+            stream_phase(&mut ch, &msg, phases[0], batched).await?;
             let mut batches = Vec::new();
             for &n in &phases[1..] {
                 let start = Instant::now();
-                stream_phase(&mut ch, &msg, n).await?;
+                stream_phase(&mut ch, &msg, n, batched).await?;
                 batches.push(start.elapsed());
             }
             Measurement::Throughput {
@@ -99,10 +100,18 @@ pub(crate) async fn drive(
     Ok(measured)
 }
 
-/// Send `n` messages back to back, then wait for the child's acknowledgement.
-async fn stream_phase(ch: &mut Box<dyn Channel>, msg: &Bytes, n: u64) -> Result<()> {
-    for _ in 0..n {
-        ch.send(msg.clone()).await.context("sending")?;
+/// Send `n` messages back to back (`send` each, or `feed` each and `flush` once when
+/// `batched`), then wait for the child's acknowledgement.
+async fn stream_phase(ch: &mut Box<dyn Channel>, msg: &Bytes, n: u64, batched: bool) -> Result<()> {
+    if batched {
+        for _ in 0..n {
+            ch.feed(msg.clone()).await.context("sending")?;
+        }
+        ch.flush().await.context("sending")?;
+    } else {
+        for _ in 0..n {
+            ch.send(msg.clone()).await.context("sending")?;
+        }
     }
     ch.recv()
         .await

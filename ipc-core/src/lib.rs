@@ -62,7 +62,7 @@ pub use duplex::{Duplex, Joined};
 pub use endpoint::Endpoint;
 pub use env::{role, Role};
 pub use error::{Error, RecvError, Result, SendError};
-pub use ext::{ChannelExt, SinkJsonExt};
+pub use ext::{ChannelExt, SendManyExt, SinkJsonExt};
 pub use frame::FrameConfig;
 pub use signal::Signal;
 pub use transport::{Capabilities, Listener, Registry, Transport};

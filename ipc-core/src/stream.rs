@@ -922,6 +922,82 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn send_many_writes_small_frames_in_one_write_and_large_ones_without_a_copy() {
+        let wire = Recorder::default();
+        let codec = LengthCodec::new(FrameConfig::default());
+        let mut tx = StreamSender::new(wire.clone(), codec, ChannelInfo::new("mem", 8 << 20));
+        let small: Vec<Bytes> = (0..500u32).map(|n| frame(64, n as u8)).collect();
+        tx.send_many(&small).await.expect("send_many");
+        assert_eq!(wire.writes(), 1, "500 frames of 64 B in one write");
+        // 64 KiB of small frames fill the batch: one write per batch, not per frame.
+        let many: Vec<Bytes> = (0..5000u32).map(|n| frame(64, n as u8)).collect();
+        tx.send_many(&many).await.expect("send_many");
+        let batches = (5000 * 68usize).div_ceil(BATCH);
+        assert!(wire.writes() <= 1 + batches + 1, "{} writes", wire.writes());
+        // A large frame between small ones: one writev with the buffer before it.
+        let mixed = [frame(10, 1), frame(LARGE_FRAME * 2, 2), frame(10, 3)];
+        let before = wire.writes();
+        tx.send_many(&mixed).await.expect("send_many");
+        assert_eq!(
+            wire.writes() - before,
+            2,
+            "buffer + large frame, then the rest"
+        );
+        // A frame refused on its own stops the batch; the ones before it are sent.
+        let limited = LengthCodec::new(FrameConfig::builder().max_frame(100).build());
+        let wire2 = Recorder::default();
+        let mut tx2 = StreamSender::new(wire2.clone(), limited, ChannelInfo::new("mem", 100));
+        let batch = [frame(5, 0), frame(101, 0), frame(6, 0)];
+        let e = tx2.send_many(&batch).await.expect_err("too large");
+        assert!(matches!(e, SendError::Rejected(_)), "{e:?}");
+        tx2.close().await.expect("close");
+        assert_eq!(read_all(wire2.bytes()).await, [frame(5, 0)]);
+        tx.close().await.expect("close");
+        let mut all = small.clone();
+        all.extend(many);
+        all.extend(mixed);
+        assert_eq!(read_all(wire.bytes()).await, all);
+    }
+
+    /// A reader that counts how often it is read.
+    struct CountingReader {
+        inner: io::Cursor<Vec<u8>>,
+        reads: Arc<Mutex<usize>>,
+    }
+
+    impl AsyncRead for CountingReader {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            *self.reads.lock().expect("lock") += 1;
+            Pin::new(&mut self.inner).poll_read(cx, buf)
+        }
+    }
+
+    #[tokio::test]
+    async fn every_whole_frame_of_one_read_is_decoded_before_reading_again() {
+        let mut wire = Vec::new();
+        for n in 0..300u32 {
+            wire.extend_from_slice(&4u32.to_be_bytes());
+            wire.extend_from_slice(&n.to_be_bytes());
+        }
+        let reads = Arc::new(Mutex::new(0));
+        let reader = CountingReader {
+            inner: io::Cursor::new(wire),
+            reads: reads.clone(),
+        };
+        let codec = LengthCodec::new(FrameConfig::default());
+        let mut rx = StreamReceiver::new(reader, codec, ChannelInfo::new("mem", 8 << 20));
+        for n in 0..300u32 {
+            let got = rx.recv().await.expect("recv").expect("a frame");
+            assert_eq!(got[..], n.to_be_bytes());
+        }
+        assert_eq!(*reads.lock().expect("lock"), 1, "300 frames from one read");
+    }
+
+    #[tokio::test]
     async fn the_stream_goes_on_after_a_rejected_frame_and_ends_after_a_lost_peer() {
         let mut wire = Vec::new();
         wire.extend_from_slice(&100u32.to_be_bytes());

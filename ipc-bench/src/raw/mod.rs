@@ -298,10 +298,7 @@ fn open_fifo_writer(path: &Path) -> io::Result<File> {
 pub(crate) fn run_cell(kind: RawKind, cell: &Cell, cpu: usize) -> Result<Measurement> {
     let pin = cell.workload.pinned().then_some(cpu);
     let _guard = pin.map(PinGuard::new).transpose()?;
-    let job = match cell.workload {
-        Workload::RoundTrip { .. } => Job::Echo,
-        Workload::Stream => Job::Sink(cell.stream_phases()),
-    };
+    let job = crate::roles::job_for(cell);
     let RawChild {
         mut child,
         mut conn,
@@ -326,11 +323,17 @@ pub(crate) fn run_cell(kind: RawKind, cell: &Cell, cpu: usize) -> Result<Measure
             }
             Measurement::Latency(h)
         }
-        Workload::Stream => {
+        Workload::Stream | Workload::StreamBatched => {
+            let batched = cell.workload == Workload::StreamBatched;
             let mut phase = |n: u64| -> Result<()> {
                 for _ in 0..n {
-                    conn.send(&msg).context("sending")?;
+                    if batched {
+                        conn.feed(&msg).context("sending")?;
+                    } else {
+                        conn.send(&msg).context("sending")?;
+                    }
                 }
+                conn.flush().context("sending")?;
                 match conn.recv(&mut buf).context("waiting for the ack")? {
                     true => Ok(()),
                     false => Err(anyhow!("the raw child closed before its ack")),
