@@ -48,6 +48,7 @@ pub mod rpc;
 pub mod signal;
 pub mod spawn;
 mod spawner;
+pub mod spin;
 pub mod stream;
 pub mod transport;
 pub mod typed;

@@ -44,6 +44,7 @@ use crate::channel::{ChannelInfo, RecvHalf, SendHalf};
 use crate::duplex::Duplex;
 use crate::error::{Error, RecvError, Result, SendError};
 use crate::frame::{Decoded, FrameCodec, Outbound, Wrapping, LARGE_FRAME};
+use crate::spin::{LowLatency, Spinner};
 
 /// How many bytes of small frames [`StreamSender`] queues before `feed` writes them.
 const BATCH: usize = 64 * 1024;
@@ -586,11 +587,17 @@ enum RecvState {
 /// tokio task's cooperative budget: a loop that receives frames which are always
 /// already there yields to the runtime now and then, so other tasks and signal
 /// handlers run.
+///
+/// In low-latency mode ([`set_low_latency`](Self::set_low_latency), or
+/// [`IPC_LOW_LATENCY`](crate::spin::LOW_LATENCY_ENV) in the environment when it is
+/// made) a receive that finds nothing polls for a bounded, adaptive time before the
+/// task parks, at a CPU cost (see [`spin`](crate::spin)).
 pub struct StreamReceiver<R, C> {
     framed: FramedRead<R, C>,
     info: ChannelInfo,
     state: RecvState,
     peer_closed: PeerClosed,
+    spin: Option<Spinner>,
 }
 
 impl<R, C> std::fmt::Debug for StreamReceiver<R, C> {
@@ -626,7 +633,26 @@ impl<R: AsyncRead + Send + Unpin + 'static, C: FrameCodec> StreamReceiver<R, C> 
             info,
             state: RecvState::Open,
             peer_closed,
+            spin: LowLatency::from_env().map(Spinner::new),
         }
+    }
+
+    /// Turn low-latency mode on (`Some`) or off (`None`): see [`spin`](crate::spin)
+    /// for what it does and costs.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> ipc_core::Result<()> {
+    /// use std::time::Duration;
+    /// use ipc_core::prelude::*;
+    /// use ipc_core::{frame::LengthCodec, spin::LowLatency, stream::StreamReceiver, ChannelInfo};
+    /// let wire: &[u8] = b"\0\0\0\x02hi\xff\xff\xff\xff";
+    /// let mut rx = StreamReceiver::new(wire, LengthCodec::new(Default::default()), ChannelInfo::new("mem", 8 << 20));
+    /// rx.set_low_latency(Some(LowLatency::new(Duration::from_micros(50))));
+    /// assert_eq!(rx.recv().await?.as_deref(), Some(&b"hi"[..]));
+    /// # Ok(()) }
+    /// ```
+    pub fn set_low_latency(&mut self, mode: Option<LowLatency>) {
+        self.spin = mode.map(Spinner::new);
     }
 
     /// The underlying reader (for backends that keep state in it, e.g. received fds).
@@ -655,7 +681,18 @@ impl<R: AsyncRead + Unpin, C: FrameCodec> Stream for StreamReceiver<R, C> {
         // read buffer never touch the reactor, and a receive that is always ready must
         // still let other tasks (a signal handler, ...) run now and then.
         let coop = ready!(tokio::task::coop::poll_proceed(cx));
-        let next = ready!(this.framed.poll_next_unpin(cx));
+        let next = match this.framed.poll_next_unpin(cx) {
+            Poll::Ready(next) => next,
+            Poll::Pending => {
+                if let Some(spin) = &mut this.spin {
+                    spin.on_pending(cx);
+                }
+                return Poll::Pending;
+            }
+        };
+        if let Some(spin) = &mut this.spin {
+            spin.on_ready();
+        }
         coop.made_progress();
         Poll::Ready(match next {
             Some(Ok(Decoded::Frame(frame))) => Some(Ok(frame)),
