@@ -15,6 +15,14 @@ use crate::stats::{Latency, Measurement, Throughput};
 use crate::toolkit;
 use crate::workload::{Budget, Cell, Plan, Workload};
 
+/// Transports also measured in low-latency mode, with their spinning raw baseline.
+const LOW_LATENCY_RUNNERS: [(&str, RawKind); 2] = [
+    ("uds", RawKind::SocketpairSpin),
+    ("pipe", RawKind::PipeSpin),
+];
+/// Appended to the transport's name for its low-latency runner.
+const LOW_LATENCY_SUFFIX: &str = "-lowlat";
+
 /// Longest a toolkit cell may take before it counts as hung.
 const TOOLKIT_CELL_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -23,6 +31,9 @@ const TOOLKIT_CELL_TIMEOUT: Duration = Duration::from_secs(300);
 pub(crate) enum Kind {
     /// A transport from `ipc::registry()`.
     Toolkit,
+    /// A transport from `ipc::registry()` in low-latency mode (`ipc::spin`), parent
+    /// and child; the runner is named `<transport>-lowlat`.
+    LowLatency,
     /// A raw `std` baseline.
     Raw(RawKind),
     /// Node.js `fork()` IPC.
@@ -42,6 +53,7 @@ impl Kind {
     pub(crate) fn label(self) -> &'static str {
         match self {
             Kind::Toolkit => "toolkit",
+            Kind::LowLatency => "toolkit-lowlat",
             Kind::Raw(_) => "raw",
             Kind::Node(_) => "node",
             Kind::Interop(_) => "interop",
@@ -84,6 +96,22 @@ pub(crate) fn runners(node: Option<&Node>, only: &[String]) -> Vec<Runner> {
                 .collect(),
             budget,
         });
+    }
+    for (transport, base) in LOW_LATENCY_RUNNERS {
+        if ipc::registry().get(transport).is_ok() {
+            out.push(Runner {
+                name: format!("{transport}{LOW_LATENCY_SUFFIX}"),
+                kind: Kind::LowLatency,
+                baseline: Some(base.name()),
+                notes: vec![format!(
+                    "low-latency mode (IPC_LOW_LATENCY={}): receives poll up to {} µs \
+                     before parking",
+                    toolkit::LOW_LATENCY_MICROS,
+                    toolkit::LOW_LATENCY_MICROS
+                )],
+                budget: Budget::Normal,
+            });
+        }
     }
     for kind in RawKind::ALL {
         out.push(Runner {
@@ -164,7 +192,19 @@ fn run_one(ctx: &RunContext<'_>, runner: &Runner, cell: &Cell) -> Result<Measure
         Kind::Toolkit => ctx.runtime.block_on(async {
             tokio::time::timeout(
                 TOOLKIT_CELL_TIMEOUT,
-                toolkit::run_cell(&runner.name, cell, ctx.cpu, ctx.flavor),
+                toolkit::run_cell(&runner.name, cell, ctx.cpu, ctx.flavor, false),
+            )
+            .await
+            .map_err(|_| anyhow!(format!("timed out after {TOOLKIT_CELL_TIMEOUT:?}")))?
+        }),
+        Kind::LowLatency => ctx.runtime.block_on(async {
+            let transport = runner
+                .name
+                .strip_suffix(LOW_LATENCY_SUFFIX)
+                .unwrap_or(&runner.name);
+            tokio::time::timeout(
+                TOOLKIT_CELL_TIMEOUT,
+                toolkit::run_cell(transport, cell, ctx.cpu, ctx.flavor, true),
             )
             .await
             .map_err(|_| anyhow!(format!("timed out after {TOOLKIT_CELL_TIMEOUT:?}")))?

@@ -16,9 +16,11 @@
 //! up to the bound. An idle channel therefore costs one short spin when its receive
 //! starts waiting and nothing after. Never the default.
 //!
-//! Turn it on per receiver ([`StreamReceiver::set_low_latency`]), or for every stream
-//! channel a process makes with the environment variable [`LOW_LATENCY_ENV`]
-//! (`IPC_LOW_LATENCY=50` for a 50 µs bound; children inherit it).
+//! Turn it on per receiver ([`StreamReceiver::set_low_latency`]), for every stream
+//! channel a process makes from now on ([`LowLatency::set_for_new_channels`]), or with
+//! the environment variable [`LOW_LATENCY_ENV`] (`IPC_LOW_LATENCY=50` for a 50 µs
+//! bound; children inherit it). The stream transports (uds, tcp, pipe, fifo, stdio)
+//! have it; the signal and node channels do not.
 //!
 //! ```
 //! use std::time::Duration;
@@ -33,6 +35,7 @@
 
 use std::future::Future;
 use std::pin::pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::Context;
 use std::time::{Duration, Instant};
 
@@ -44,6 +47,11 @@ use std::time::{Duration, Instant};
 /// assert_eq!(ipc_core::spin::LOW_LATENCY_ENV, "IPC_LOW_LATENCY");
 /// ```
 pub const LOW_LATENCY_ENV: &str = "IPC_LOW_LATENCY";
+
+/// What [`LowLatency::set_for_new_channels`] chose: [`UNSET`] (follow the
+/// environment), 0 (off) or a bound in nanoseconds.
+static FOR_NEW_CHANNELS: AtomicU64 = AtomicU64::new(UNSET);
+const UNSET: u64 = u64::MAX;
 
 /// Low-latency receiving: poll for at most `max_spin` before parking (see the
 /// [module docs](self) for the CPU cost).
@@ -98,6 +106,42 @@ impl LowLatency {
         match micros.trim().parse::<u64>() {
             Ok(0) | Err(_) => None,
             Ok(us) => Some(LowLatency::new(Duration::from_micros(us))),
+        }
+    }
+
+    /// Set the mode of every stream channel this process makes from now on
+    /// (`None`: off), over what [`LOW_LATENCY_ENV`] says; for channels made as
+    /// `Box<dyn Channel>` by a transport chosen at run time. Channels made before keep
+    /// their mode. Children are not affected: give them the environment variable.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ipc_core::spin::LowLatency;
+    /// LowLatency::set_for_new_channels(Some(LowLatency::new(Duration::from_micros(50))));
+    /// assert_eq!(LowLatency::for_new_channels(), Some(LowLatency::new(Duration::from_micros(50))));
+    /// LowLatency::set_for_new_channels(None);
+    /// assert_eq!(LowLatency::for_new_channels(), None);
+    /// ```
+    pub fn set_for_new_channels(mode: Option<LowLatency>) {
+        let nanos = mode.map_or(0, |m| {
+            u64::try_from(m.max_spin.as_nanos()).unwrap_or(UNSET - 1)
+        });
+        FOR_NEW_CHANNELS.store(nanos, Ordering::Relaxed);
+    }
+
+    /// The mode a stream channel made now gets: the one
+    /// [`set_for_new_channels`](Self::set_for_new_channels) set, else
+    /// [`from_env`](Self::from_env).
+    ///
+    /// ```
+    /// let mode = ipc_core::spin::LowLatency::for_new_channels();
+    /// # let _ = mode;
+    /// ```
+    pub fn for_new_channels() -> Option<Self> {
+        match FOR_NEW_CHANNELS.load(Ordering::Relaxed) {
+            UNSET => LowLatency::from_env(),
+            0 => None,
+            nanos => Some(LowLatency::new(Duration::from_nanos(nanos))),
         }
     }
 

@@ -633,7 +633,7 @@ impl<R: AsyncRead + Send + Unpin + 'static, C: FrameCodec> StreamReceiver<R, C> 
             info,
             state: RecvState::Open,
             peer_closed,
-            spin: LowLatency::from_env().map(Spinner::new),
+            spin: LowLatency::for_new_channels().map(Spinner::new),
         }
     }
 

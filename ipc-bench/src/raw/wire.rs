@@ -129,6 +129,39 @@ impl Conn {
     }
 }
 
+/// A non-blocking fd used as a blocking one by spinning: every read or write that
+/// would block is retried at once, after a `sched_yield` (so a peer pinned to the same
+/// CPU gets to run; with nothing else runnable it returns at once). The raw spin
+/// baselines' transport.
+pub(crate) struct Spin<T>(pub(crate) T);
+
+fn spin<R>(mut attempt: impl FnMut() -> io::Result<R>) -> io::Result<R> {
+    loop {
+        match attempt() {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::thread::yield_now(),
+            other => return other,
+        }
+    }
+}
+
+impl<T: Read> Read for Spin<T> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        spin(|| self.0.read(buf))
+    }
+}
+
+impl<T: Write> Write for Spin<T> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        spin(|| self.0.write(buf))
+    }
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        spin(|| self.0.write_vectored(bufs))
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        spin(|| self.0.flush())
+    }
+}
+
 /// Write `a` then `b` with one `writev` when the kernel takes both, finishing a partial
 /// write with plain writes.
 fn write_two(w: &mut dyn Write, a: &[u8], b: &[u8]) -> io::Result<()> {

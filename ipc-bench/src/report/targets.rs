@@ -7,6 +7,8 @@
 //! - batched streaming at 64 B (`feed` + `flush`) at least 0.4x of the batched raw
 //!   baseline on uds, pipe, fifo and tcp; on uds at least 10 M msg/s and 25x Node's
 //!   one-way rate (issue 13, item 1);
+//! - in low-latency mode (`uds-lowlat`, `pipe-lowlat`), unpinned p50 RTT at 64 B
+//!   within 1.5x of the spinning raw baseline and p99 within 3x (issue 13, item 3);
 //! - Unix sockets (`uds`) at least 2.5x lower RTT (p50, 64 B) and 5x the messages/s
 //!   (64 B) of Node's `fork()` IPC (its faster serialization).
 
@@ -126,6 +128,26 @@ pub(crate) fn check_rows(rows: &[Row]) -> Vec<Check> {
                 false,
             ));
         }
+    }
+    for row in rows
+        .iter()
+        .filter(|r| r.kind == "toolkit-lowlat" && r.size == SMALL)
+    {
+        let base = row.baseline.as_deref().unwrap_or("raw spin");
+        out.push(check(
+            &row.runner,
+            format!("p50 RTT 64 B ≤ 1.5x {base}"),
+            row.vs_raw.rtt_p50,
+            1.5,
+            true,
+        ));
+        out.push(check(
+            &row.runner,
+            format!("p99 RTT 64 B ≤ 3x {base}"),
+            row.vs_raw.rtt_p99,
+            3.0,
+            true,
+        ));
     }
     if let Some(uds) = find("uds", SMALL) {
         let inv = |v: Option<f64>| v.filter(|v| *v > 0.0).map(|v| 1.0 / v);
