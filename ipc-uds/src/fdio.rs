@@ -107,6 +107,9 @@ impl FdReader {
     /// to frames already delivered or skipped and are closed.
     pub(crate) fn take_fds(&mut self, start: u64, end: u64) -> Vec<OwnedFd> {
         let mut out = Vec::new();
+        if self.state.batches.is_empty() {
+            return out; // the usual case, once per frame: no fds were passed
+        }
         let batches = &mut self.state.batches;
         while let Some(batch) = batches.front() {
             if batch.last >= end {
