@@ -10,6 +10,7 @@ use anyhow::{anyhow, Result};
 use crate::cli::Flavor;
 use crate::interop::{self, Interop};
 use crate::node::{Node, Serialization};
+use crate::peers::Peer;
 use crate::raw::{self, RawKind};
 use crate::stats::{Latency, Measurement, Throughput};
 use crate::toolkit;
@@ -40,6 +41,8 @@ pub(crate) enum Kind {
     Node(Serialization),
     /// A Rust process and a Node.js process over Node's channel.
     Interop(Interop),
+    /// A peer crate (`interprocess`, `ipc-channel`).
+    Peer(Peer),
 }
 
 impl Kind {
@@ -57,6 +60,7 @@ impl Kind {
             Kind::Raw(_) => "raw",
             Kind::Node(_) => "node",
             Kind::Interop(_) => "interop",
+            Kind::Peer(_) => "peer",
         }
     }
 }
@@ -112,6 +116,15 @@ pub(crate) fn runners(node: Option<&Node>, only: &[String]) -> Vec<Runner> {
                 budget: Budget::Normal,
             });
         }
+    }
+    for peer in Peer::ALL {
+        out.push(Runner {
+            name: peer.name().to_string(),
+            kind: Kind::Peer(peer),
+            baseline: Some(RawKind::Socketpair.name()),
+            notes: Vec::new(),
+            budget: Budget::Normal,
+        });
     }
     for kind in RawKind::ALL {
         out.push(Runner {
@@ -210,6 +223,7 @@ fn run_one(ctx: &RunContext<'_>, runner: &Runner, cell: &Cell) -> Result<Measure
             .map_err(|_| anyhow!(format!("timed out after {TOOLKIT_CELL_TIMEOUT:?}")))?
         }),
         Kind::Raw(kind) => raw::run_cell(kind, cell, ctx.cpu),
+        Kind::Peer(peer) => crate::peers::run_cell(peer, cell, ctx.cpu, ctx.runtime),
         Kind::Node(ser) => match ctx.node {
             Some(node) => node.run_cell(ser, cell, ctx.cpu),
             None => Err(anyhow!("node is not available")),
