@@ -377,8 +377,19 @@ impl<W: AsyncWrite + Unpin, C: FrameCodec> StreamSender<W, C> {
     }
 
     /// Refuse to write after `close`, after a failed write, or after a frame of the
-    /// backend's own was cut (which shuts the stream down now).
+    /// backend's own was cut (which shuts the stream down now). Inlined: it runs twice
+    /// per frame (`poll_ready`, `start_send`), and the usual answer is yes.
+    #[inline]
     fn check(&mut self) -> Result<()> {
+        if self.phase == Phase::Open && self.failed.is_none() && !self.torn {
+            return Ok(());
+        }
+        self.refusal()
+    }
+
+    /// Why [`check`](Self::check) refuses.
+    #[cold]
+    fn refusal(&mut self) -> Result<()> {
         if self.phase != Phase::Open {
             return Err(Error::Closed);
         }
