@@ -24,6 +24,7 @@ mod cli;
 mod interop;
 mod machine;
 mod node;
+mod peers;
 mod pin;
 mod raw;
 mod report;

@@ -10,6 +10,8 @@
 //! | `raw-tcp` | `127.0.0.1:0` listener, child connects, `TCP_NODELAY` both ends | `u32` BE length |
 //! | `raw-stdio` | the child's stdin and stdout | `\n` after each line |
 //! | `raw-shm` | one shared `memfd` mapping, both sides spinning on atomic sequence words (C) | none: fixed-size slots |
+//! | `raw-socketpair-spin` | as `raw-socketpair`, non-blocking, both ends spinning on `read` (with `sched_yield`) | `u32` BE length |
+//! | `raw-pipe-spin` | as `raw-pipe`, non-blocking, both ends spinning on `read` (with `sched_yield`) | `u32` BE length |
 //!
 //! Every frame of the stream baselines is written with one `writev` (see [`wire`]). The child is this binary
 //! re-executed with [`ROLE_ENV`](crate::roles::ROLE_ENV) naming the baseline.
@@ -41,7 +43,7 @@ use crate::roles::{child_command, Job, Role};
 use crate::stats::{self, Measurement};
 use crate::workload::{payload, Cell, Workload};
 use tempfile::TempDir;
-use wire::{Conn, Framing};
+use wire::{Conn, Framing, Spin};
 
 /// Names the FIFO directory for a `raw-fifo` child.
 const FIFO_DIR_ENV: &str = "IPC_BENCH_FIFO_DIR";
@@ -73,17 +75,23 @@ pub(crate) enum RawKind {
     Stdio,
     /// Shared memory and spinning on sequence words: no system call at all.
     Shm,
+    /// A socketpair whose ends spin on non-blocking reads and writes.
+    SocketpairSpin,
+    /// Two pipes whose ends spin on non-blocking reads and writes.
+    PipeSpin,
 }
 
 impl RawKind {
     /// Every baseline, in report order.
-    pub(crate) const ALL: [RawKind; 6] = [
+    pub(crate) const ALL: [RawKind; 8] = [
         RawKind::Socketpair,
         RawKind::Pipe,
         RawKind::Fifo,
         RawKind::Tcp,
         RawKind::Stdio,
         RawKind::Shm,
+        RawKind::SocketpairSpin,
+        RawKind::PipeSpin,
     ];
 
     /// The runner name (`raw-socketpair`, ...).
@@ -95,6 +103,8 @@ impl RawKind {
             RawKind::Tcp => "raw-tcp",
             RawKind::Stdio => "raw-stdio",
             RawKind::Shm => "raw-shm",
+            RawKind::SocketpairSpin => "raw-socketpair-spin",
+            RawKind::PipeSpin => "raw-pipe-spin",
         }
     }
 
@@ -167,6 +177,13 @@ fn wait_for<T>(
     }
 }
 
+pub(crate) fn set_nonblocking(fd: impl AsFd) -> Result<()> {
+    let flags = fcntl(fd.as_fd(), FcntlArg::F_GETFL).context("fcntl(F_GETFL)")?;
+    let flags = OFlag::from_bits_truncate(flags) | OFlag::O_NONBLOCK;
+    fcntl(fd.as_fd(), FcntlArg::F_SETFL(flags)).context("fcntl(F_SETFL)")?;
+    Ok(())
+}
+
 fn set_blocking(fd: impl AsFd) -> Result<()> {
     let flags = fcntl(fd.as_fd(), FcntlArg::F_GETFL).context("fcntl(F_GETFL)")?;
     let flags = OFlag::from_bits_truncate(flags) & !OFlag::O_NONBLOCK;
@@ -184,8 +201,23 @@ fn boxed<T: io::Read + io::Write + Send + 'static>(
 
 /// Start a raw child of `kind` doing `job`, and connect to it.
 fn spawn(kind: RawKind, job: &Job, pin: Option<usize>) -> Result<RawChild> {
-    let mut cmd = child_command(Role::Raw(kind), job, pin, Flavor::CurrentThread)?;
+    let cmd = child_command(Role::Raw(kind), job, pin, Flavor::CurrentThread)?;
     let framing = kind.framing();
+    match kind {
+        RawKind::SocketpairSpin | RawKind::PipeSpin => {
+            let blocking = match kind {
+                RawKind::SocketpairSpin => RawKind::Socketpair,
+                _ => RawKind::Pipe,
+            };
+            spawn_as(blocking, cmd, framing, true)
+        }
+        _ => spawn_as(kind, cmd, framing, false),
+    }
+}
+
+/// [`spawn`] for a blocking baseline, with the command made; `spin`: the socketpair
+/// or pipe ends are made non-blocking and spin (see [`wire::Spin`]).
+fn spawn_as(kind: RawKind, mut cmd: Command, framing: Framing, spin: bool) -> Result<RawChild> {
     let start = |cmd: &mut Command| cmd.spawn().context("starting the raw child");
     match kind {
         RawKind::Socketpair => {
@@ -195,9 +227,15 @@ fn spawn(kind: RawKind, job: &Job, pin: Option<usize>) -> Result<RawChild> {
             let child = start(&mut cmd)?;
             drop(theirs);
             let read = ours.try_clone().context("dup")?;
+            let conn = if spin {
+                ours.set_nonblocking(true).context("set_nonblocking")?;
+                boxed(Spin(read), Spin(ours), framing)
+            } else {
+                boxed(read, ours, framing)
+            };
             Ok(RawChild {
                 child,
-                conn: boxed(read, ours, framing),
+                conn,
                 _dir: None,
             })
         }
@@ -207,13 +245,17 @@ fn spawn(kind: RawKind, job: &Job, pin: Option<usize>) -> Result<RawChild> {
             ipc::spawn::inherit_fds(&mut cmd, &[(&down_r, CHILD_IN_FD), (&up_w, CHILD_OUT_FD)]);
             let child = start(&mut cmd)?;
             drop((down_r, up_w));
+            let (read, write) = (File::from(up_r), File::from(down_w));
+            let conn = if spin {
+                set_nonblocking(&read)?;
+                set_nonblocking(&write)?;
+                Conn::new(Box::new(Spin(read)), Box::new(Spin(write)), framing)
+            } else {
+                Conn::new(Box::new(read), Box::new(write), framing)
+            };
             Ok(RawChild {
                 child,
-                conn: Conn::new(
-                    Box::new(File::from(up_r)),
-                    Box::new(File::from(down_w)),
-                    framing,
-                ),
+                conn,
                 _dir: None,
             })
         }
@@ -293,6 +335,10 @@ fn spawn(kind: RawKind, job: &Job, pin: Option<usize>) -> Result<RawChild> {
                 _dir: None,
             })
         }
+        RawKind::SocketpairSpin | RawKind::PipeSpin => Err(anyhow!(
+            "{} is spawned as its blocking baseline with spin set",
+            kind.name()
+        )),
     }
 }
 
@@ -310,10 +356,7 @@ pub(crate) fn run_cell(kind: RawKind, cell: &Cell, cpu: usize) -> Result<Measure
     if kind == RawKind::Shm {
         return shm::run_cell(cell, pin);
     }
-    let job = match cell.workload {
-        Workload::RoundTrip { .. } => Job::Echo,
-        Workload::Stream => Job::Sink(cell.stream_phases()),
-    };
+    let job = crate::roles::job_for(cell);
     let RawChild {
         mut child,
         mut conn,
@@ -338,11 +381,17 @@ pub(crate) fn run_cell(kind: RawKind, cell: &Cell, cpu: usize) -> Result<Measure
             }
             Measurement::Latency(h)
         }
-        Workload::Stream => {
+        Workload::Stream | Workload::StreamBatched => {
+            let batched = cell.workload == Workload::StreamBatched;
             let mut phase = |n: u64| -> Result<()> {
                 for _ in 0..n {
-                    conn.send(&msg).context("sending")?;
+                    if batched {
+                        conn.feed(&msg).context("sending")?;
+                    } else {
+                        conn.send(&msg).context("sending")?;
+                    }
                 }
+                conn.flush().context("sending")?;
                 match conn.recv(&mut buf).context("waiting for the ack")? {
                     true => Ok(()),
                     false => Err(anyhow!("the raw child closed before its ack")),

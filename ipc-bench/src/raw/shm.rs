@@ -102,10 +102,7 @@ pub(crate) fn run_cell(cell: &Cell, pin: Option<usize>) -> Result<Measurement> {
     let memfd = memfd_create(c"ipc-bench-shm", MFdFlags::MFD_CLOEXEC).context("memfd_create")?;
     nix::unistd::ftruncate(&memfd, Mapping::len_for(slot) as i64).context("ftruncate")?;
     let map = Mapping::new(&memfd, slot)?;
-    let job = match cell.workload {
-        Workload::RoundTrip { .. } => Job::Echo,
-        Workload::Stream => Job::Sink(cell.stream_phases()),
-    };
+    let job = crate::roles::job_for(cell);
     let mut cmd = child_command(
         Role::Raw(super::RawKind::Shm),
         &job,
@@ -156,7 +153,8 @@ fn measure(map: &Mapping, cell: &Cell) -> Result<Measurement> {
             }
             Measurement::Latency(h)
         }
-        Workload::Stream => {
+        // No system call per message to save: a batched stream is the same stream.
+        Workload::Stream | Workload::StreamBatched => {
             let phases = cell.stream_phases();
             let mut sent = 0u64;
             let mut phase = |n: u64| {
