@@ -13,6 +13,10 @@
 //! | `signal` (opt-in) | `signal` | real-time signals; shutdown and kill helpers | `signal:pid=N` |
 //! | `node` | [`node`] | Node.js `fork()` channel, either side | `node:fd=N` (`NODE_CHANNEL_FD`) |
 //!
+//! The feature `cluster` (on by default) adds [`cluster`]: a pm2-style supervisor, a
+//! cluster of workers sharing a port, rolling reload and a master/agent/worker
+//! messenger.
+//!
 //! Pick a transport at run time through [`registry()`]; a child finds its channel with
 //! [`connect_from_env()`] without knowing which transport the parent chose. Not every
 //! transport can do everything (`node` frames must be JSON, anonymous pipes cannot
@@ -69,6 +73,8 @@ use std::sync::OnceLock;
 pub use ipc_core::prelude;
 pub use ipc_core::*;
 
+#[cfg(feature = "cluster")]
+pub use ipc_cluster as cluster;
 #[cfg(feature = "node")]
 pub use ipc_node as node;
 #[cfg(feature = "pipe")]
