@@ -42,6 +42,14 @@ impl ControlSender {
             )),
         }
     }
+
+    /// Close cleanly (the peer's stream ends).
+    pub(crate) async fn close(&mut self) -> Result<()> {
+        match self {
+            ControlSender::Uds(tx) => Ok(tx.close().await?),
+            ControlSender::Other(tx) => Ok(tx.close().await?),
+        }
+    }
 }
 
 /// A process just started.

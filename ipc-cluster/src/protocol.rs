@@ -71,7 +71,7 @@ pub(crate) enum Ctl {
     Shutdown,
     /// Primary -> worker: where connections come from. `shared`: the listening
     /// socket is attached; `reuseport`: bind `addr`; `round_robin`: wait for `conn`.
-    Listen { mode: Mode, addr: String },
+    Listen { seq: u64, mode: Mode, addr: String },
     /// Primary -> worker: one accepted connection, attached.
     Conn { seq: u64 },
     /// Worker -> primary: the connection `seq` was taken (or refused).
@@ -131,6 +131,7 @@ mod tests {
             Ctl::Shutdown,
             Ctl::Conn { seq: 7 },
             Ctl::Listen {
+                seq: 0,
                 mode: Mode::ReusePort,
                 addr: "127.0.0.1:80".into(),
             },
