@@ -1222,3 +1222,100 @@ fn random_index(n: usize) -> usize {
     }
     (u64::from_le_bytes(bytes) % n as u64) as usize
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ipc_core::prelude::*;
+    use ipc_uds::RecvFds;
+
+    #[tokio::test]
+    async fn a_channel_dying_mid_transfer_gives_the_fd_back() {
+        let (ours, mut theirs) = ipc_uds::pair(Default::default()).expect("pair");
+        let (tx, _rx) = ours.into_split();
+        let (out, queue) = mpsc::unbounded_channel();
+        let (_ack_tx, acks) = mpsc::unbounded_channel();
+        let (inputs, mut inbox) = mpsc::unbounded_channel();
+        tokio::spawn(write_loop(
+            7,
+            ControlSender::Uds(Box::new(tx)),
+            queue,
+            acks,
+            inputs,
+        ));
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let client = std::net::TcpStream::connect(addr).expect("connect");
+        let local = client.local_addr().expect("local");
+        out.send(Outgoing {
+            frame: Ctl::Conn { seq: 1 }.encode(),
+            fd: Some(OwnedFd::from(client)),
+            report: true,
+        })
+        .expect("queue");
+        // A second frame must wait for the acknowledgement of the first.
+        out.send(Outgoing {
+            frame: Bytes::from_static(b"later"),
+            fd: None,
+            report: false,
+        })
+        .expect("queue");
+        let (frame, fds) = theirs.recv_with_fds().await.expect("recv").expect("frame");
+        assert_eq!(Ctl::decode(&frame), Some(Ctl::Conn { seq: 1 }));
+        assert_eq!(fds.len(), 1);
+        // The worker dies before acknowledging: its end and the ack route go away.
+        drop((theirs, fds, _ack_tx));
+        match inbox.recv().await {
+            Some(Input::Handoff(7, Handoff::Failed(fd))) => {
+                let back = std::net::TcpStream::from(fd);
+                assert_eq!(
+                    back.local_addr().expect("addr"),
+                    local,
+                    "the same connection"
+                );
+            }
+            _ => panic!("expected a failed hand-off with the fd back"),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_next_frame_waits_for_the_acknowledgement() {
+        let (ours, mut theirs) = ipc_uds::pair(Default::default()).expect("pair");
+        let (tx, _rx) = ours.into_split();
+        let (out, queue) = mpsc::unbounded_channel();
+        let (ack_tx, acks) = mpsc::unbounded_channel();
+        let (inputs, mut inbox) = mpsc::unbounded_channel();
+        tokio::spawn(write_loop(
+            1,
+            ControlSender::Uds(Box::new(tx)),
+            queue,
+            acks,
+            inputs,
+        ));
+        let file = std::fs::File::open("/dev/null").expect("open");
+        for frame in [&b"with fd"[..], b"after"] {
+            out.send(Outgoing {
+                frame: Bytes::copy_from_slice(frame),
+                fd: (frame == b"with fd").then(|| OwnedFd::from(file.try_clone().expect("dup"))),
+                report: true,
+            })
+            .expect("queue");
+        }
+        let (first, fds) = theirs.recv_with_fds().await.expect("recv").expect("frame");
+        assert_eq!((&first[..], fds.len()), (&b"with fd"[..], 1));
+        let early = tokio::time::timeout(Duration::from_millis(50), theirs.recv()).await;
+        assert!(
+            early.is_err(),
+            "nothing is written before the acknowledgement"
+        );
+        ack_tx.send((1, true)).expect("ack");
+        assert_eq!(
+            theirs.recv().await.expect("recv").as_deref(),
+            Some(&b"after"[..])
+        );
+        assert!(matches!(
+            inbox.recv().await,
+            Some(Input::Handoff(1, Handoff::Taken))
+        ));
+    }
+}

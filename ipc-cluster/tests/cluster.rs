@@ -62,6 +62,10 @@ async fn run_child(role: Role) -> i32 {
                 .iter()
                 .map(|w| w.pid.to_string())
                 .collect();
+            // Catch SIGTERM from now on (tokio's handler stays once installed), so a
+            // signal sent as soon as this line is read is not a kill.
+            let _term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("catch SIGTERM");
             println!("addr {} pids {}", cluster.local_addr(), pids.join(","));
             cluster.run_until_signal().await.expect("run");
             0
@@ -438,6 +442,185 @@ async fn sigterm_shuts_the_primary_down_with_exit_0() {
     let pid = primary.id().expect("pid");
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("SIGTERM");
+    let status = tokio::time::timeout(GUARD, primary.wait())
+        .await
+        .expect("exits in time")
+        .expect("status");
+    assert!(status.success(), "{status}");
+}
+
+async fn reload_under_load(mode: Mode) {
+    let cluster = start(mode, 2).await;
+    let addr = cluster.local_addr();
+    let old: HashSet<u32> = cluster
+        .workers()
+        .await
+        .expect("w")
+        .iter()
+        .map(|w| w.pid)
+        .collect();
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients: Vec<_> = (0..4).map(|_| load(addr, stop.clone())).collect();
+    // Some load before, during and after the reload.
+    while cluster
+        .workers()
+        .await
+        .expect("w")
+        .iter()
+        .map(|w| w.connections)
+        .sum::<u64>()
+        < 20
+    {
+        tokio::task::yield_now().await;
+    }
+    tokio::time::timeout(GUARD, cluster.reload())
+        .await
+        .expect("reload in time")
+        .expect("reload succeeds");
+    while cluster
+        .workers()
+        .await
+        .expect("w")
+        .iter()
+        .map(|w| w.connections)
+        .sum::<u64>()
+        < 20
+    {
+        tokio::task::yield_now().await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let (mut ok, mut failed) = (0, 0);
+    for client in clients {
+        let (o, f) = client.await.expect("client");
+        ok += o;
+        failed += f;
+    }
+    assert_eq!(
+        failed, 0,
+        "{mode}: no request failed or was refused ({ok} served)"
+    );
+    let new: HashSet<u32> = cluster
+        .workers()
+        .await
+        .expect("w")
+        .iter()
+        .map(|w| w.pid)
+        .collect();
+    assert_eq!(new.len(), 2);
+    assert!(new.is_disjoint(&old), "{mode}: every worker was replaced");
+    tokio::time::timeout(GUARD, cluster.shutdown())
+        .await
+        .expect("shutdown");
+}
+
+#[tokio::test]
+async fn rolling_reload_under_load_drops_nothing_shared() {
+    reload_under_load(Mode::Shared).await;
+}
+
+#[tokio::test]
+async fn rolling_reload_under_load_drops_nothing_round_robin() {
+    reload_under_load(Mode::RoundRobin).await;
+}
+
+#[tokio::test]
+async fn a_reload_whose_replacement_never_gets_ready_keeps_the_old_worker() {
+    let broken = Arc::new(AtomicBool::new(false));
+    let factory_broken = broken.clone();
+    let config = ClusterConfig::builder()
+        .workers(1)
+        .mode(Mode::RoundRobin)
+        .supervise(
+            Config::builder()
+                .listen_timeout(Duration::from_secs(2))
+                .kill_timeout(Duration::from_millis(200))
+                .build(),
+        )
+        .build();
+    let cluster = tokio::time::timeout(
+        GUARD,
+        Cluster::start(config, move |_| {
+            if factory_broken.load(Ordering::Relaxed) {
+                child_command(Role::NeverReady)
+            } else {
+                child_command(Role::Serve)
+            }
+        }),
+    )
+    .await
+    .expect("start in time")
+    .expect("start");
+    let old = cluster.workers().await.expect("w")[0].pid;
+    broken.store(true, Ordering::Relaxed);
+    let (first, second) = tokio::join!(cluster.reload(), async {
+        tokio::task::yield_now().await;
+        cluster.reload().await
+    });
+    assert!(
+        matches!(&first, Err(Error::ReloadAborted(why)) if why.contains("failed")),
+        "{first:?}"
+    );
+    assert!(
+        matches!(&second, Err(Error::ReloadAborted(why)) if why.contains("one at a time")),
+        "{second:?}"
+    );
+    let workers = cluster.workers().await.expect("w");
+    assert_eq!(workers.len(), 1, "{workers:?}");
+    assert_eq!(workers[0].pid, old, "the old worker still serves");
+    assert_eq!(request(cluster.local_addr()).await.expect("served"), old);
+    tokio::time::timeout(GUARD, cluster.shutdown())
+        .await
+        .expect("shutdown");
+}
+
+#[tokio::test]
+async fn socket_activation_and_ready_notification() {
+    use std::os::fd::OwnedFd;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let fd = OwnedFd::from(listener);
+    let mut notify = ipc_cluster::notify::NotifySocket::new().expect("notify socket");
+    let inner = child_command(Role::Primary);
+    // systemd sets LISTEN_PID to the service's pid: a shell that execs keeps its pid.
+    let mut command = std::process::Command::new("/bin/sh");
+    command
+        .arg("-c")
+        .arg(r#"LISTEN_PID=$$ LISTEN_FDS=1 LISTEN_FDNAMES=http exec "$0" "$@""#)
+        .arg(inner.get_program())
+        .args(inner.get_args())
+        .envs(inner.get_envs().filter_map(|(k, v)| Some((k, v?))))
+        .env(ipc_cluster::notify::NOTIFY_SOCKET, notify.path())
+        .stdout(std::process::Stdio::piped());
+    ipc_core::spawn::inherit_fds(&mut command, &[(&fd, 3)]);
+    let mut primary = tokio::process::Command::from(command)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start the primary");
+    drop(fd);
+    tokio::time::timeout(GUARD, notify.ready())
+        .await
+        .expect("READY=1 in time")
+        .expect("READY=1");
+    let stdout = primary.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let line = tokio::time::timeout(GUARD, async {
+        loop {
+            let line = lines.next_line().await.expect("read").expect("a line");
+            if let Some((_, rest)) = line.split_once("addr ") {
+                return rest.to_string();
+            }
+        }
+    })
+    .await
+    .expect("the primary printed its address");
+    assert!(line.starts_with(&addr.to_string()), "{line} serves {addr}");
+    let pid = request(addr).await.expect("served on the activated socket");
+    assert!(line.contains(&pid.to_string()), "{pid} is one of {line}");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(primary.id().expect("pid") as i32),
         nix::sys::signal::Signal::SIGTERM,
     )
     .expect("SIGTERM");
