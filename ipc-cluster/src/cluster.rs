@@ -57,6 +57,9 @@ pub struct ClusterConfig {
     /// Take a socket passed by systemd socket activation (`LISTEN_FDS`) instead of
     /// binding, when there is one (default true).
     pub socket_activation: bool,
+    /// How long after the agent died (once started) it is started again (1 s, as
+    /// egg-cluster does).
+    pub agent_restart_delay: Duration,
 }
 
 impl Default for ClusterConfig {
@@ -68,6 +71,7 @@ impl Default for ClusterConfig {
             supervise: Config::default(),
             drain_timeout: Duration::from_secs(10),
             socket_activation: true,
+            agent_restart_delay: Duration::from_secs(1),
         }
     }
 }
@@ -126,6 +130,11 @@ impl ClusterConfigBuilder {
     /// Whether to take a socket-activated listener.
     pub fn socket_activation(mut self, on: bool) -> Self {
         self.config.socket_activation = on;
+        self
+    }
+    /// How long after the agent died it is started again.
+    pub fn agent_restart_delay(mut self, delay: Duration) -> Self {
+        self.config.agent_restart_delay = delay;
         self
     }
     /// The finished config.
@@ -187,6 +196,25 @@ pub enum ClusterEvent {
     },
     /// A message addressed to the primary.
     Message(Envelope),
+    /// The agent is ready.
+    AgentReady {
+        /// Its pid.
+        pid: u32,
+    },
+    /// The agent exited.
+    AgentExited {
+        /// Its pid.
+        pid: u32,
+        /// Exit code or signal.
+        status: ExitStatus,
+        /// Why.
+        cause: ExitCause,
+    },
+    /// The agent will be started again after `delay`.
+    AgentRestarting {
+        /// The wait before the start.
+        delay: Duration,
+    },
 }
 
 /// What the primary knows about one worker.
@@ -239,6 +267,8 @@ enum Cmd {
         index: usize,
         reply: oneshot::Sender<Result<u64>>,
     },
+    SpawnAgent(oneshot::Sender<Result<u64>>),
+    Agent(oneshot::Sender<Option<u32>>),
     Retire {
         id: u64,
         reply: oneshot::Sender<()>,
@@ -262,6 +292,7 @@ enum Input {
     Handoff(u64, Handoff),
     ReadyTimeout(u64),
     RestartDue(usize),
+    AgentRestartDue,
     Cmd(Cmd),
 }
 
@@ -295,6 +326,8 @@ enum State {
 }
 
 struct Slot {
+    /// The agent (not a worker: no connections, no index).
+    agent: bool,
     index: usize,
     pid: u32,
     out: mpsc::UnboundedSender<Outgoing>,
@@ -324,6 +357,40 @@ impl Cluster {
 
     /// [`start`](Self::start) with a shared factory.
     pub async fn start_with(config: ClusterConfig, command: WorkerFactory) -> Result<Cluster> {
+        Self::start_inner(config, command, None).await
+    }
+
+    /// Start the agent (egg-cluster's), wait until it is ready, then start the
+    /// workers as [`start`](Self::start) does. The agent uses [`Worker`](crate::Worker)
+    /// too (`connect`, `ready`, `recv`, `send`, ...) but gets no connections. If it
+    /// fails before it is ready the cluster does not start
+    /// ([`Error::AgentFailed`]); if it dies later it is started again after
+    /// `agent_restart_delay`.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> ipc_cluster::Result<()> {
+    /// use std::process::Command;
+    /// let cluster = ipc_cluster::Cluster::start_with_agent(
+    ///     Default::default(),
+    ///     || Command::new("./agent"),
+    ///     |_index| Command::new("./worker"),
+    /// ).await?;
+    /// # drop(cluster); Ok(()) }
+    /// ```
+    pub async fn start_with_agent(
+        config: ClusterConfig,
+        agent: impl Fn() -> Command + Send + Sync + 'static,
+        command: impl Fn(usize) -> Command + Send + Sync + 'static,
+    ) -> Result<Cluster> {
+        let agent: crate::CommandFactory = Arc::new(agent);
+        Self::start_inner(config, Arc::new(command), Some(agent)).await
+    }
+
+    async fn start_inner(
+        config: ClusterConfig,
+        command: WorkerFactory,
+        agent: Option<crate::CommandFactory>,
+    ) -> Result<Cluster> {
         let (listener, hold, addr, mode) = bind(&config)?;
         let (inputs, inbox) = mpsc::unbounded_channel();
         let (events_tx, events) = mpsc::unbounded_channel();
@@ -336,6 +403,7 @@ impl Cluster {
             workers_wanted: config.workers,
             config: ClusterConfig { mode, ..config },
             command,
+            agent: agent.clone(),
             listener,
             _hold: hold,
             addr,
@@ -359,6 +427,15 @@ impl Cluster {
             addr,
             task,
         };
+        if agent.is_some() {
+            let (reply, ready) = oneshot::channel();
+            cluster.cmd(Cmd::SpawnAgent(reply))?;
+            let outcome = ready.await.unwrap_or_else(|_| Err(gone()));
+            if let Err(e) = outcome {
+                cluster.shutdown().await;
+                return Err(Error::AgentFailed(e.to_string()));
+            }
+        }
         let mut starts = Vec::new();
         for index in 0..cluster_size(&cluster, config.workers) {
             let (reply, ready) = oneshot::channel();
@@ -418,6 +495,13 @@ impl Cluster {
         let (reply, done) = oneshot::channel();
         self.cmd(Cmd::Reload(reply))?;
         done.await.map_err(|_| gone())?
+    }
+
+    /// The agent's pid, when there is one and it runs.
+    pub async fn agent(&self) -> Result<Option<u32>> {
+        let (reply, pid) = oneshot::channel();
+        self.cmd(Cmd::Agent(reply))?;
+        pid.await.map_err(|_| gone())
     }
 
     /// Send a message from the primary (see [`messenger`](crate::messenger)).
@@ -600,6 +684,7 @@ struct Actor {
     config: ClusterConfig,
     workers_wanted: usize,
     command: WorkerFactory,
+    agent: Option<crate::CommandFactory>,
     listener: Option<std::net::TcpListener>,
     _hold: Option<tokio::net::TcpSocket>,
     addr: SocketAddr,
@@ -643,6 +728,13 @@ impl Actor {
                         }
                     }
                 }
+                Input::AgentRestartDue => {
+                    if self.shutdown.is_none() {
+                        if let Err(e) = self.spawn_member(0, None, None, true).await {
+                            tracing::error!("could not restart the agent: {e}");
+                        }
+                    }
+                }
                 Input::Cmd(cmd) => self.on_cmd(cmd).await,
             }
             if let Some(waiters) = &mut self.shutdown {
@@ -674,10 +766,35 @@ impl Actor {
         reply: Option<oneshot::Sender<Result<u64>>>,
         replaces: Option<u64>,
     ) -> Result<u64> {
-        let mut command = (self.command)(index);
-        command
-            .env(IPC_WORKER_INDEX, index.to_string())
-            .env(NODE_APP_INSTANCE, index.to_string());
+        self.spawn_member(index, reply, replaces, false).await
+    }
+
+    /// Start worker `index`, or the agent.
+    async fn spawn_member(
+        &mut self,
+        index: usize,
+        reply: Option<oneshot::Sender<Result<u64>>>,
+        replaces: Option<u64>,
+        agent: bool,
+    ) -> Result<u64> {
+        let command = match (&self.agent, agent) {
+            (Some(factory), true) => {
+                let mut command = factory();
+                command
+                    .env(crate::worker::IPC_CLUSTER_ROLE, "agent")
+                    .env_remove(IPC_WORKER_INDEX)
+                    .env_remove(NODE_APP_INSTANCE);
+                command
+            }
+            _ => {
+                let mut command = (self.command)(index);
+                command
+                    .env(crate::worker::IPC_CLUSTER_ROLE, "worker")
+                    .env(IPC_WORKER_INDEX, index.to_string())
+                    .env(NODE_APP_INSTANCE, index.to_string());
+                command
+            }
+        };
         let launched = match launch(command, ControlChannel::Uds, false).await {
             Ok(launched) => launched,
             Err(e) => {
@@ -708,7 +825,10 @@ impl Actor {
         let (ack_tx, acks) = mpsc::unbounded_channel();
         let mut inbound = process::spawn_reader(rx);
         let inputs = self.inputs.clone();
+        // Dropped when the channel has been read to its end.
+        let (read_all, channel_done) = oneshot::channel::<()>();
         tokio::spawn(async move {
+            let _read_all = read_all;
             while let Some(msg) = inbound.recv().await {
                 if let Inbound::Ctl(Ctl::Ack { seq, taken }) = msg {
                     let _ = ack_tx.send((seq, taken));
@@ -739,6 +859,9 @@ impl Actor {
                     }
                 }
             };
+            // Messages sent just before the exit come first: the channel is read to
+            // its end (bounded, a grandchild may hold the worker's end open).
+            let _ = tokio::time::timeout(Duration::from_secs(1), channel_done).await;
             let _ = inputs.send(Input::Exited { id, status, killed });
         });
         // Where its connections come from.
@@ -752,11 +875,13 @@ impl Actor {
             (Some(listener), Mode::Shared) => Some(OwnedFd::from(listener.try_clone()?)),
             _ => None,
         };
-        let _ = out.send(Outgoing {
-            frame: listen.encode(),
-            fd,
-            report: false,
-        });
+        if !agent {
+            let _ = out.send(Outgoing {
+                frame: listen.encode(),
+                fd,
+                report: false,
+            });
+        }
         let timeout = self.config.supervise.listen_timeout;
         let inputs = self.inputs.clone();
         tokio::spawn(async move {
@@ -766,6 +891,7 @@ impl Actor {
         self.slots.insert(
             id,
             Slot {
+                agent,
                 index,
                 pid,
                 out,
@@ -778,7 +904,9 @@ impl Actor {
                 gone_reply: None,
             },
         );
-        self.emit(ClusterEvent::Starting { index, pid });
+        if !agent {
+            self.emit(ClusterEvent::Starting { index, pid });
+        }
         Ok(id)
     }
 
@@ -840,6 +968,11 @@ impl Actor {
         if let Some(reply) = slot.ready_reply.take() {
             let _ = reply.send(Ok(id));
         }
+        if slot.agent {
+            self.emit(ClusterEvent::AgentReady { pid });
+            self.announce_members();
+            return;
+        }
         self.emit(ClusterEvent::Ready { index, pid });
         if self.config.mode == Mode::RoundRobin {
             self.free.push_back(id);
@@ -854,7 +987,7 @@ impl Actor {
         let ready = self
             .slots
             .values()
-            .filter(|s| s.state == State::Ready)
+            .filter(|s| s.state == State::Ready && !s.agent)
             .count();
         if !self.told_systemd && ready >= self.workers_wanted {
             self.told_systemd = true;
@@ -964,6 +1097,10 @@ impl Actor {
             _ => ExitCause::Crashed,
         };
         let (index, pid) = (slot.index, slot.pid);
+        if slot.agent {
+            self.on_agent_exit(slot, status, cause);
+            return;
+        }
         self.emit(ClusterEvent::Exited {
             index,
             pid,
@@ -1018,16 +1155,50 @@ impl Actor {
         }
     }
 
+    fn on_agent_exit(&mut self, mut slot: Slot, status: ExitStatus, cause: ExitCause) {
+        let pid = slot.pid;
+        self.emit(ClusterEvent::AgentExited { pid, status, cause });
+        if let Some(reply) = slot.ready_reply.take() {
+            // Still starting: the cluster's start fails fast.
+            let _ = reply.send(Err(Error::ExitedBeforeReady {
+                pid,
+                status: status.to_string(),
+            }));
+            return;
+        }
+        if let Some(reply) = slot.gone_reply.take() {
+            let _ = reply.send(());
+        }
+        self.announce_members();
+        if self.shutdown.is_some() || matches!(slot.state, State::Leaving(_)) {
+            return;
+        }
+        let delay = self.config.agent_restart_delay;
+        self.emit(ClusterEvent::AgentRestarting { delay });
+        let inputs = self.inputs.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let _ = inputs.send(Input::AgentRestartDue);
+        });
+    }
+
+    fn agent_pid(&self) -> Option<u32> {
+        self.slots
+            .values()
+            .find(|s| s.agent && s.state == State::Ready)
+            .map(|s| s.pid)
+    }
+
     fn announce_members(&self) {
         let workers: Vec<u32> = self
             .slots
             .values()
-            .filter(|s| s.state == State::Ready)
+            .filter(|s| s.state == State::Ready && !s.agent)
             .map(|s| s.pid)
             .collect();
         let ctl = Ctl::Members {
             workers,
-            agent: None,
+            agent: self.agent_pid(),
         };
         for id in self.slots.keys() {
             self.send_to(*id, &ctl);
@@ -1041,28 +1212,41 @@ impl Actor {
     }
 
     fn deliver(&self, envelope: Envelope) {
+        // Every live member (a fatal or leaving worker still gets its messages).
+        let members: Vec<(u64, u32, bool)> = self
+            .slots
+            .iter()
+            .filter(|(_, s)| s.state != State::Starting || s.agent)
+            .map(|(id, s)| (*id, s.pid, s.agent))
+            .collect();
         let ready: Vec<(u64, u32)> = self
             .slots
             .iter()
-            .filter(|(_, s)| matches!(s.state, State::Ready | State::Fatal))
+            .filter(|(_, s)| matches!(s.state, State::Ready | State::Fatal) && !s.agent)
             .map(|(id, s)| (*id, s.pid))
             .collect();
         let targets: Vec<u64> = match envelope.to {
-            To::Primary => {
+            To::Primary | To::Pid(0) => {
                 self.emit(ClusterEvent::Message(envelope));
                 return;
             }
-            To::Agent => Vec::new(),
-            To::Workers => ready.iter().map(|(id, _)| *id).collect(),
-            To::Broadcast => ready
+            To::Agent => members
                 .iter()
-                .filter(|(_, pid)| *pid != envelope.from)
-                .map(|(id, _)| *id)
+                .filter(|(_, _, agent)| *agent)
+                .map(|(id, _, _)| *id)
                 .collect(),
-            To::Pid(pid) => ready
+            To::Workers => ready.iter().map(|(id, _)| *id).collect(),
+            To::Broadcast => members
                 .iter()
-                .filter(|(_, p)| *p == pid)
-                .map(|(id, _)| *id)
+                .filter(|(_, pid, agent)| {
+                    *pid != envelope.from && (*agent || ready.iter().any(|(_, p)| p == pid))
+                })
+                .map(|(id, _, _)| *id)
+                .collect(),
+            To::Pid(pid) => members
+                .iter()
+                .filter(|(_, p, _)| *p == pid)
+                .map(|(id, _, _)| *id)
                 .collect(),
             To::RandomWorker => {
                 if ready.is_empty() {
@@ -1091,6 +1275,12 @@ impl Actor {
                 }
                 let _ = self.spawn(index, Some(reply), None).await;
             }
+            Cmd::SpawnAgent(reply) => {
+                let _ = self.spawn_member(0, Some(reply), None, true).await;
+            }
+            Cmd::Agent(reply) => {
+                let _ = reply.send(self.agent_pid());
+            }
             Cmd::Retire { id, reply } => {
                 if !self.slots.contains_key(&id) {
                     let _ = reply.send(());
@@ -1106,7 +1296,7 @@ impl Actor {
                 let info = self
                     .slots
                     .iter()
-                    .filter(|(_, s)| !matches!(s.state, State::Leaving(_)))
+                    .filter(|(_, s)| !matches!(s.state, State::Leaving(_)) && !s.agent)
                     .map(|(id, s)| {
                         (
                             *id,
@@ -1136,7 +1326,7 @@ impl Actor {
                 let mut plan: Vec<(usize, u64)> = self
                     .slots
                     .iter()
-                    .filter(|(_, s)| s.state == State::Ready)
+                    .filter(|(_, s)| s.state == State::Ready && !s.agent)
                     .map(|(id, s)| (s.index, *id))
                     .collect();
                 plan.sort();

@@ -21,6 +21,8 @@
 //! - [`Worker`]: the worker's side. Its [`WorkerListener`] yields
 //!   `tokio::net::TcpStream`s in every mode, so worker code does not change with it;
 //!   each worker knows its index (`IPC_WORKER_INDEX`, and pm2's `NODE_APP_INSTANCE`).
+//! - [`messenger`]: egg-cluster's master/agent/worker messages, routed by the primary,
+//!   with an optional agent process started before the workers.
 //! - [`notify`]: systemd's `NOTIFY_SOCKET` readiness protocol, both sides;
 //!   [`systemd`]: taking socket-activated fds.
 //!

@@ -1,5 +1,27 @@
 //! Messages between the processes of a cluster (egg-cluster's messenger): each is an
-//! [`Envelope`] `{from, to, action, data}` that the primary routes.
+//! [`Envelope`] `{from, to, action, data}` that the primary routes: to the primary,
+//! the agent, every worker, everyone but the sender (broadcast), one pid, or one
+//! random worker. A request carries an id and its response comes back through the
+//! primary to the requester ([`Worker::request`](crate::Worker::request),
+//! [`Worker::respond`](crate::Worker::respond)). Every process learns when the
+//! membership changes ([`Worker::members_changed`](crate::Worker::members_changed)).
+//! The agent is optional ([`Cluster::start_with_agent`](crate::Cluster::start_with_agent)),
+//! started before the workers, and started again 1 s after it dies once the cluster
+//! runs; if it fails during start-up the cluster does not start.
+//!
+//! ```no_run
+//! # async fn demo(worker: ipc_cluster::Worker) -> ipc_cluster::Result<()> {
+//! use ipc_cluster::messenger::To;
+//! use serde_json::json;
+//! worker.send(To::Workers, "cache-cleared", json!({"key": "users"})).await?;
+//! let config = worker.request(To::Agent, "get-config", json!(null)).await?;
+//! while let Some(msg) = worker.recv().await {
+//!     if msg.request.is_some() {
+//!         worker.respond(&msg, json!("done")).await?;
+//!     }
+//! }
+//! # let _ = config; Ok(()) }
+//! ```
 
 use serde::{Deserialize, Serialize};
 

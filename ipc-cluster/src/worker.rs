@@ -41,6 +41,19 @@ use crate::protocol::{Ctl, Mode};
 pub const IPC_WORKER_INDEX: &str = "IPC_WORKER_INDEX";
 /// pm2's name for the worker index.
 pub const NODE_APP_INSTANCE: &str = "NODE_APP_INSTANCE";
+/// `worker` or `agent` in a process a [`Cluster`](crate::Cluster) started.
+pub const IPC_CLUSTER_ROLE: &str = "IPC_CLUSTER_ROLE";
+
+/// True in the agent process of a cluster (`IPC_CLUSTER_ROLE=agent`).
+///
+/// ```
+/// if std::env::var_os("IPC_CLUSTER_ROLE").is_none() {
+///     assert!(!ipc_cluster::worker::is_agent());
+/// }
+/// ```
+pub fn is_agent() -> bool {
+    std::env::var(IPC_CLUSTER_ROLE).as_deref() == Ok("agent")
+}
 
 /// Tell the supervisor (or a Node parent, or pm2) this process is ready: sends the
 /// JSON string `"ready"` on `channel` (what `process.send('ready')` sends).
