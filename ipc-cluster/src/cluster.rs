@@ -341,6 +341,16 @@ struct Slot {
     ready_reply: Option<oneshot::Sender<Result<u64>>>,
     /// Someone waits for this worker to be gone.
     gone_reply: Option<oneshot::Sender<()>>,
+    /// The task that owns the worker's `Child`.
+    lifecycle: tokio::task::AbortHandle,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        // A slot goes away once its process exited, or when the cluster is dropped:
+        // then the `Child` goes with the task, which kills its group.
+        self.lifecycle.abort();
+    }
 }
 
 impl Cluster {
@@ -541,7 +551,8 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        // Dropping the task drops every worker's `Child`, which kills its group.
+        // Dropping the task drops every worker's slot, whose `Child` is killed with its
+        // group.
         self.task.abort();
     }
 }
@@ -842,7 +853,7 @@ impl Actor {
         // Lifecycle: wait for the exit, or for a stop with a deadline, then SIGKILL.
         let (stop, stop_rx) = oneshot::channel::<Duration>();
         let inputs = self.inputs.clone();
-        tokio::spawn(async move {
+        let lifecycle = tokio::spawn(async move {
             let (status, killed) = tokio::select! {
                 status = process::exited(&mut child) => (status, false),
                 Ok(deadline) = stop_rx => {
@@ -863,7 +874,8 @@ impl Actor {
             // its end (bounded, a grandchild may hold the worker's end open).
             let _ = tokio::time::timeout(Duration::from_secs(1), channel_done).await;
             let _ = inputs.send(Input::Exited { id, status, killed });
-        });
+        })
+        .abort_handle();
         // Where its connections come from.
         let seq = self.seq();
         let listen = Ctl::Listen {
@@ -902,6 +914,7 @@ impl Actor {
                 replaces,
                 ready_reply: reply,
                 gone_reply: None,
+                lifecycle,
             },
         );
         if !agent {

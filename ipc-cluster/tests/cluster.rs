@@ -630,3 +630,19 @@ async fn socket_activation_and_ready_notification() {
         .expect("status");
     assert!(status.success(), "{status}");
 }
+
+#[tokio::test]
+async fn dropping_the_cluster_kills_its_workers() {
+    let cluster = start(Mode::Shared, 2).await;
+    let pids: Vec<u32> = cluster
+        .workers()
+        .await
+        .expect("w")
+        .iter()
+        .map(|w| w.pid)
+        .collect();
+    drop(cluster);
+    all_gone(&pids)
+        .await
+        .expect("no worker outlives its Cluster");
+}
