@@ -344,7 +344,7 @@ async fn a_worker_not_ready_in_time_fails_the_start() {
         .supervise(
             Config::builder()
                 .listen_timeout(Duration::from_millis(300))
-                .kill_timeout(Duration::from_secs(5))
+                .kill_timeout(Duration::from_millis(300))
                 .build(),
         )
         .build();
