@@ -41,7 +41,8 @@
 //!     }
 //!     let transport = ipc::registry().get("uds")?; // or "tcp", from --transport
 //!     let exe = std::env::current_exe()?;
-//!     let (mut child, mut ch) = transport.spawn(std::process::Command::new(exe)).await?;
+//!     let cmd = std::process::Command::new(exe);
+//!     let (mut child, mut ch) = transport.spawn(cmd, &ipc::Options::default()).await?;
 //!     ch.send("ping".into()).await?;
 //!     assert_eq!(ch.recv().await?.unwrap(), "ping");
 //!     ch.close().await?;
@@ -103,7 +104,7 @@ pub fn registry() -> &'static Registry {
         #[cfg(feature = "uds")]
         registry.register(uds::UdsTransport);
         #[cfg(feature = "tcp")]
-        registry.register(tcp::TcpTransport::default());
+        registry.register(tcp::TcpTransport);
         #[cfg(feature = "pipe")]
         registry
             .register(pipe::PipeTransport)
@@ -142,7 +143,9 @@ fn note_features_that_are_off(registry: &mut Registry) {
 }
 
 /// In a child started by a transport's `spawn`: open the channel to the parent named by
-/// `IPC_ENDPOINT` (see [`env`](mod@env)).
+/// `IPC_ENDPOINT` (see [`env`](mod@env)), with [`Options::from_env`] (the frame limit
+/// the parent chose). For other options, call
+/// [`registry()`]`.`[`connect_from_env(&options)`](Registry::connect_from_env).
 ///
 /// ```no_run
 /// # async fn demo() -> ipc::Result<()> {
@@ -151,8 +154,8 @@ fn note_features_that_are_off(registry: &mut Registry) {
 /// parent.send("ready".into()).await?;
 /// # Ok(()) }
 /// ```
-pub async fn connect_from_env() -> Result<Box<dyn Channel>> {
-    registry().connect_from_env().await
+pub async fn connect_from_env() -> Result<Box<dyn Channel>, ConnectError> {
+    registry().connect_from_env(&Options::from_env()).await
 }
 
 /// Run `future` to completion on a new single-threaded tokio runtime (all drivers

@@ -42,7 +42,7 @@ pub(crate) async fn drive(
     what: &str,
 ) -> Result<Measurement> {
     let (mut child, mut ch) = transport
-        .spawn(cmd)
+        .spawn(cmd, &Default::default())
         .await
         .context(format!("spawning a child over {what}"))?;
     let msg = Bytes::from(payload(cell.size));

@@ -646,3 +646,18 @@ async fn dropping_the_cluster_kills_its_workers() {
         .await
         .expect("no worker outlives its Cluster");
 }
+
+#[tokio::test]
+async fn a_process_not_started_by_a_cluster_gets_a_connect_error() {
+    // This test process was started by cargo, not by a cluster: no IPC_ENDPOINT.
+    assert!(std::env::var_os(ipc_core::env::IPC_ENDPOINT).is_none());
+    let connected = tokio::time::timeout(GUARD, Worker::connect())
+        .await
+        .expect("connect gives up at once");
+    match connected {
+        Err(Error::Connect(ipc_core::ConnectError::NotAChild(why))) => {
+            assert!(why.contains("IPC_ENDPOINT"), "{why}");
+        }
+        other => panic!("expected Error::Connect(NotAChild), got {other:?}"),
+    }
+}

@@ -52,7 +52,7 @@ fn child() {
 
 async fn parent_channel() -> ipc_uds::UdsChannel {
     let endpoint = ipc_core::env::endpoint_from_env().expect("IPC_ENDPOINT");
-    ipc_uds::connect(&endpoint, Default::default())
+    ipc_uds::connect(&endpoint, &ipc_core::Options::from_env())
         .await
         .expect("connect to the supervisor")
 }

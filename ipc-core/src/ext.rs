@@ -31,7 +31,7 @@ use crate::error::{Error, RecvError, SendError};
 /// # let (ar, aw) = tokio::io::split(a);
 /// # let (br, bw) = tokio::io::split(b);
 /// # let codec = ipc_core::frame::LengthCodec::new(Default::default());
-/// # let info = ipc_core::ChannelInfo::new("mem", 8 << 20);
+/// # let info = ipc_core::ChannelInfo::new("mem");
 /// # let mut left = ipc_core::stream::channel(ar, aw, codec.clone(), info.clone());
 /// # let mut right = ipc_core::stream::channel(br, bw, codec, info);
 /// left.send_json(&serde_json::json!({"op": "add", "a": 1})).await?;
@@ -101,7 +101,7 @@ impl<S: Stream + ?Sized> ChannelExt for S {}
 /// # let (ar, aw) = tokio::io::split(a);
 /// # let (br, bw) = tokio::io::split(b);
 /// # let codec = ipc_core::frame::LengthCodec::new(Default::default());
-/// # let info = ipc_core::ChannelInfo::new("mem", 8 << 20);
+/// # let info = ipc_core::ChannelInfo::new("mem");
 /// # let left = ipc_core::stream::channel(ar, aw, codec.clone(), info.clone());
 /// # let mut right = ipc_core::stream::channel(br, bw, codec, info);
 /// let (mut tx, _rx) = left.into_split();

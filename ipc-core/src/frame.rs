@@ -134,6 +134,11 @@ impl FrameConfig {
         self.listener_budget
             .unwrap_or_else(|| DEFAULT_LISTENER_BUDGET.max(self.max_frame.saturating_mul(4)))
     }
+
+    /// The listener budget when one was set, `None` for the default.
+    pub(crate) fn explicit_listener_budget(&self) -> Option<usize> {
+        self.listener_budget
+    }
 }
 
 /// Builder for [`FrameConfig`].

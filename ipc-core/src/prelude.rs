@@ -14,7 +14,7 @@
 //! # let (ar, aw) = tokio::io::split(a);
 //! # let (br, bw) = tokio::io::split(b);
 //! # let codec = ipc_core::frame::LengthCodec::new(Default::default());
-//! # let info = ipc_core::ChannelInfo::new("mem", 8 << 20);
+//! # let info = ipc_core::ChannelInfo::new("mem");
 //! # let mut left = ipc_core::stream::channel(ar, aw, codec.clone(), info.clone());
 //! # let mut right = ipc_core::stream::channel(br, bw, codec, info);
 //! left.send("one".into()).await?;

@@ -16,8 +16,8 @@
 //! let codec = LengthCodec::new(FrameConfig::default());
 //! let (ar, aw) = tokio::io::split(a);
 //! let (br, bw) = tokio::io::split(b);
-//! let mut left = stream::channel(ar, aw, codec.clone(), ChannelInfo::new("duplex", 8 << 20));
-//! let mut right = stream::channel(br, bw, codec, ChannelInfo::new("duplex", 8 << 20));
+//! let mut left = stream::channel(ar, aw, codec.clone(), ChannelInfo::new("duplex"));
+//! let mut right = stream::channel(br, bw, codec, ChannelInfo::new("duplex"));
 //! left.send("hi".into()).await?;
 //! assert_eq!(right.recv().await?.as_deref(), Some(&b"hi"[..]));
 //! for n in 0..3 {
@@ -114,7 +114,7 @@ pub type StreamChannel<R, W, C> = Duplex<StreamSender<W, C>, StreamReceiver<R, C
 /// let (a, _b) = tokio::io::duplex(1024);
 /// let (read, write) = tokio::io::split(a);
 /// let codec = LengthCodec::new(Default::default());
-/// let ch = stream::channel(read, write, codec, ChannelInfo::new("mem", 8 << 20));
+/// let ch = stream::channel(read, write, codec, ChannelInfo::new("mem"));
 /// let (tx, rx) = ch.into_split();
 /// # let _ = (tx, rx); Ok(()) }
 /// ```
@@ -230,7 +230,7 @@ impl<W: AsyncWrite + Send + Unpin + 'static, C: FrameCodec> StreamSender<W, C> {
     /// use ipc_core::prelude::*;
     /// use ipc_core::{frame::LengthCodec, stream::StreamSender, ChannelInfo};
     /// let (a, _b) = tokio::io::duplex(1024);
-    /// let mut tx = StreamSender::new(a, LengthCodec::new(Default::default()), ChannelInfo::new("mem", 8 << 20));
+    /// let mut tx = StreamSender::new(a, LengthCodec::new(Default::default()), ChannelInfo::new("mem"));
     /// tx.send("hello".into()).await?;
     /// # Ok(()) }
     /// ```
@@ -239,6 +239,7 @@ impl<W: AsyncWrite + Send + Unpin + 'static, C: FrameCodec> StreamSender<W, C> {
     }
 
     fn linked(writer: W, codec: C, info: ChannelInfo, peer_closed: PeerClosed) -> Self {
+        let info = info.with_max_frame(codec.max_frame());
         let mut framed = FramedWrite::new(writer, codec);
         framed.set_backpressure_boundary(BATCH);
         StreamSender {
@@ -282,7 +283,7 @@ impl<W: AsyncWrite + Send + Unpin + 'static, C: FrameCodec> StreamSender<W, C> {
     /// let (ar, aw) = a.into_split();
     /// let (br, bw) = b.into_split();
     /// let codec = LengthCodec::new(Default::default());
-    /// let info = ChannelInfo::new("mem", 8 << 20);
+    /// let info = ChannelInfo::new("mem");
     /// let (mut tx, _) = stream::channel(ar, aw, codec.clone(), info.clone()).into_split();
     /// let (_, mut rx) = stream::channel(br, bw, codec, info).into_split();
     /// tx.feed("queued first".into()).await?;
@@ -325,7 +326,7 @@ impl<W: AsyncWrite + Unpin, C: FrameCodec> StreamSender<W, C> {
     /// use ipc_core::stream::StreamSender;
     /// let (a, _b) = tokio::io::duplex(1024);
     /// let codec = LengthCodec::new(FrameConfig::default());
-    /// let mut tx = StreamSender::new(a, codec, ChannelInfo::new("duplex", 8 << 20));
+    /// let mut tx = StreamSender::new(a, codec, ChannelInfo::new("duplex"));
     /// let e = tx.abandon(Error::PeerLost("reset".into()));
     /// assert!(matches!(e, Error::PeerLost(_)));
     /// assert!(matches!(tx.send("more".into()).await, Err(SendError::PeerLost(_))));
@@ -359,7 +360,7 @@ impl<W: AsyncWrite + Unpin, C: FrameCodec> StreamSender<W, C> {
     /// use ipc_core::stream::{StreamReceiver, StreamSender};
     /// let (a, b) = tokio::io::duplex(1024);
     /// let codec = LengthCodec::new(FrameConfig::default());
-    /// let info = ChannelInfo::new("duplex", 8 << 20);
+    /// let info = ChannelInfo::new("duplex");
     /// let mut tx = StreamSender::new(a, codec.clone(), info.clone());
     /// let mut rx = StreamReceiver::new(b, codec, info);
     /// tx.shut_down_now();
@@ -594,7 +595,7 @@ impl<R: AsyncRead + Send + Unpin + 'static, C: FrameCodec> StreamReceiver<R, C> 
     /// use ipc_core::prelude::*;
     /// use ipc_core::{frame::LengthCodec, stream::StreamReceiver, ChannelInfo};
     /// let wire: &[u8] = b"\0\0\0\x02hi\xff\xff\xff\xff"; // "hi", then goodbye
-    /// let mut rx = StreamReceiver::new(wire, LengthCodec::new(Default::default()), ChannelInfo::new("mem", 8 << 20));
+    /// let mut rx = StreamReceiver::new(wire, LengthCodec::new(Default::default()), ChannelInfo::new("mem"));
     /// assert_eq!(rx.recv().await?.as_deref(), Some(&b"hi"[..]));
     /// assert_eq!(rx.recv().await?, None);
     /// # Ok(()) }
@@ -604,6 +605,7 @@ impl<R: AsyncRead + Send + Unpin + 'static, C: FrameCodec> StreamReceiver<R, C> 
     }
 
     fn linked(reader: R, codec: C, info: ChannelInfo, peer_closed: PeerClosed) -> Self {
+        let info = info.with_max_frame(codec.max_frame());
         StreamReceiver {
             framed: FramedRead::with_capacity(reader, codec, 64 * 1024),
             info,
@@ -687,7 +689,7 @@ mod tests {
         StreamReceiver<tokio::io::DuplexStream, C>,
     ) {
         let (a, b) = tokio::io::duplex(capacity);
-        let info = ChannelInfo::new("duplex", 8 << 20);
+        let info = ChannelInfo::new("duplex");
         (
             StreamSender::new(a, codec.clone(), info.clone()),
             StreamReceiver::new(b, codec, info),
@@ -785,7 +787,7 @@ mod tests {
         for (size, left) in [(100, 50), (LARGE_FRAME * 2, LARGE_FRAME)] {
             let (a, b) = tokio::io::duplex(1 << 20);
             let codec = LengthCodec::new(FrameConfig::default());
-            let info = ChannelInfo::new("duplex", 8 << 20);
+            let info = ChannelInfo::new("duplex");
             let writer = FailAfter { inner: a, left };
             let mut tx = StreamSender::new(writer, codec.clone(), info.clone());
             let mut rx = StreamReceiver::new(b, codec, info);
@@ -871,11 +873,7 @@ mod tests {
 
     async fn read_all(wire: Vec<u8>) -> Vec<Bytes> {
         let codec = LengthCodec::new(FrameConfig::default());
-        let rx = StreamReceiver::new(
-            io::Cursor::new(wire),
-            codec,
-            ChannelInfo::new("mem", 8 << 20),
-        );
+        let rx = StreamReceiver::new(io::Cursor::new(wire), codec, ChannelInfo::new("mem"));
         rx.map(|frame| frame.expect("a frame")).collect().await
     }
 
@@ -883,7 +881,7 @@ mod tests {
     async fn fed_frames_go_out_in_one_write_on_flush() {
         let wire = Recorder::default();
         let codec = LengthCodec::new(FrameConfig::default());
-        let mut tx = StreamSender::new(wire.clone(), codec, ChannelInfo::new("mem", 8 << 20));
+        let mut tx = StreamSender::new(wire.clone(), codec, ChannelInfo::new("mem"));
         let mut frames: Vec<Bytes> = (0..100u8).map(|n| frame(1 + n as usize, n)).collect();
         // Small frames queued, then a large one (kept as it is) and one more small one.
         for f in &frames {
@@ -912,7 +910,7 @@ mod tests {
         wire.extend_from_slice(b"\0\0\0\x02ok");
         wire.extend_from_slice(b"\0\0\0\x09cut"); // ends inside a frame
         let codec = LengthCodec::new(FrameConfig::builder().max_frame(10).build());
-        let mut rx = StreamReceiver::new(io::Cursor::new(wire), codec, ChannelInfo::new("mem", 10));
+        let mut rx = StreamReceiver::new(io::Cursor::new(wire), codec, ChannelInfo::new("mem"));
         assert!(matches!(
             rx.next().await,
             Some(Err(RecvError::Rejected(Error::FrameTooLarge {
