@@ -12,6 +12,7 @@
 //! | `stdio` | [`stdio`] | JSON lines over the child's stdin/stdout | `stdio:` |
 //! | `signal` (opt-in) | `signal` | real-time signals; shutdown and kill helpers | `signal:pid=N` |
 //! | `node` | [`node`] | Node.js `fork()` channel, either side | `node:fd=N` (`NODE_CHANNEL_FD`) |
+//! | `shm` | [`shm`] | shared-memory rings (Linux), woken and watched over Unix sockets | `shm:fd=3`, `shm:/path` |
 //!
 //! The feature `cluster` (on by default) adds [`cluster`]: a pm2-style supervisor, a
 //! cluster of workers sharing a port, rolling reload and a master/agent/worker
@@ -80,6 +81,8 @@ pub use ipc_cluster as cluster;
 pub use ipc_node as node;
 #[cfg(feature = "pipe")]
 pub use ipc_pipe as pipe;
+#[cfg(feature = "shm")]
+pub use ipc_shm as shm;
 #[cfg(feature = "signal")]
 pub use ipc_signal as signal;
 #[cfg(feature = "stdio")]
@@ -115,6 +118,8 @@ pub fn registry() -> &'static Registry {
         registry.register(signal::SignalTransport);
         #[cfg(feature = "node")]
         registry.register(node::NodeTransport);
+        #[cfg(feature = "shm")]
+        registry.register(shm::ShmTransport::default());
         note_features_that_are_off(&mut registry);
         registry
     })
@@ -140,6 +145,8 @@ fn note_features_that_are_off(registry: &mut Registry) {
     );
     #[cfg(not(feature = "node"))]
     registry.note_not_built("node", "enable the `node` feature of ipc-kit");
+    #[cfg(not(feature = "shm"))]
+    registry.note_not_built("shm", "enable the `shm` feature of ipc-kit");
 }
 
 /// In a child started by a transport's `spawn`: open the channel to the parent named by

@@ -37,6 +37,9 @@ fn subjects() -> Vec<(&'static str, Subject)> {
         // ipc-node/tests. Node's channel has no listener: the two listener cases check
         // that `listen` is refused.
         ("node", Subject::new(t("node"))),
+        // Frames through two shared-memory rings; a lost peer is seen on the rings'
+        // doorbell sockets.
+        ("shm", Subject::new(t("shm"))),
     ]
 }
 

@@ -54,6 +54,7 @@ fn child_conn(kind: RawKind) -> Result<Conn> {
             let read = stream.try_clone().context("dup")?;
             Ok(boxed(read, stream, framing))
         }
+        RawKind::Shm => Err(anyhow!("raw-shm has no byte stream (see raw::shm)")),
         RawKind::Stdio => {
             let stdin = io::stdin()
                 .as_fd()
@@ -74,6 +75,9 @@ fn child_conn(kind: RawKind) -> Result<Conn> {
 
 /// Serve `job` as a raw child of `kind`.
 pub(crate) fn serve_child(kind: RawKind, job: &Job) -> Result<()> {
+    if kind == RawKind::Shm {
+        return super::shm::serve_child(job);
+    }
     let mut conn = child_conn(kind)?;
     let mut buf = Vec::new();
     match job {

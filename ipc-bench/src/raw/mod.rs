@@ -1,5 +1,6 @@
 //! Raw baselines: the OS floor each transport is compared with, written with `std`
-//! only — blocking I/O, no runtime, no framing library.
+//! only — blocking I/O, no runtime, no framing library — and the shared-memory floor,
+//! written in C (see [`shm`]).
 //!
 //! | baseline | wiring | framing |
 //! |---|---|---|
@@ -8,11 +9,13 @@
 //! | `raw-fifo` | two FIFOs in a private 0700 directory | `u32` BE length |
 //! | `raw-tcp` | `127.0.0.1:0` listener, child connects, `TCP_NODELAY` both ends | `u32` BE length |
 //! | `raw-stdio` | the child's stdin and stdout | `\n` after each line |
+//! | `raw-shm` | one shared `memfd` mapping, both sides spinning on atomic sequence words (C) | none: fixed-size slots |
 //!
-//! Every frame is written with one `writev` (see [`wire`]). The child is this binary
+//! Every frame of the stream baselines is written with one `writev` (see [`wire`]). The child is this binary
 //! re-executed with [`ROLE_ENV`](crate::roles::ROLE_ENV) naming the baseline.
 
 mod child;
+pub(crate) mod shm;
 pub(crate) mod wire;
 
 pub(crate) use child::serve_child;
@@ -68,16 +71,19 @@ pub(crate) enum RawKind {
     Tcp,
     /// The child's stdin and stdout, one line per message.
     Stdio,
+    /// Shared memory and spinning on sequence words: no system call at all.
+    Shm,
 }
 
 impl RawKind {
     /// Every baseline, in report order.
-    pub(crate) const ALL: [RawKind; 5] = [
+    pub(crate) const ALL: [RawKind; 6] = [
         RawKind::Socketpair,
         RawKind::Pipe,
         RawKind::Fifo,
         RawKind::Tcp,
         RawKind::Stdio,
+        RawKind::Shm,
     ];
 
     /// The runner name (`raw-socketpair`, ...).
@@ -88,6 +94,7 @@ impl RawKind {
             RawKind::Fifo => "raw-fifo",
             RawKind::Tcp => "raw-tcp",
             RawKind::Stdio => "raw-stdio",
+            RawKind::Shm => "raw-shm",
         }
     }
 
@@ -105,6 +112,7 @@ impl RawKind {
             "fifo" => (RawKind::Fifo, None),
             "tcp" => (RawKind::Tcp, None),
             "stdio" => (RawKind::Stdio, None),
+            "shm" => (RawKind::Shm, None),
             "node" => (
                 RawKind::Socketpair,
                 Some("Node's channel is a socketpair: compared with raw-socketpair"),
@@ -270,6 +278,7 @@ fn spawn(kind: RawKind, job: &Job, pin: Option<usize>) -> Result<RawChild> {
                 _dir: None,
             })
         }
+        RawKind::Shm => Err(anyhow!("raw-shm has no byte stream (see raw::shm)")),
         RawKind::Stdio => {
             cmd.stdin(Stdio::piped()).stdout(Stdio::piped());
             let mut child = start(&mut cmd)?;
@@ -298,6 +307,9 @@ fn open_fifo_writer(path: &Path) -> io::Result<File> {
 pub(crate) fn run_cell(kind: RawKind, cell: &Cell, cpu: usize) -> Result<Measurement> {
     let pin = cell.workload.pinned().then_some(cpu);
     let _guard = pin.map(PinGuard::new).transpose()?;
+    if kind == RawKind::Shm {
+        return shm::run_cell(cell, pin);
+    }
     let job = match cell.workload {
         Workload::RoundTrip { .. } => Job::Echo,
         Workload::Stream => Job::Sink(cell.stream_phases()),

@@ -155,7 +155,7 @@ pub(crate) fn render(report: &Report) -> String {
                 t.subject,
                 t.target,
                 t.value
-                    .map_or_else(|| "not measured".into(), |v| format!("{v:.2}x")),
+                    .map_or_else(|| "not measured".into(), |v| format!("{v:.2}{}", t.unit)),
             );
         }
     }

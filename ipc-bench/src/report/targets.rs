@@ -4,7 +4,11 @@
 //!   p99 within 1.5x (checked unpinned and pinned);
 //! - streaming at 64 KiB at least 0.8x of the raw baseline's MB/s;
 //! - Unix sockets (`uds`) at least 2.5x lower RTT (p50, 64 B) and 5x the messages/s
-//!   (64 B) of Node's `fork()` IPC (its faster serialization).
+//!   (64 B) of Node's `fork()` IPC (its faster serialization);
+//! - shared memory (`shm`, issue 15), instead of the generic ones: p50 RTT at 64 B at
+//!   most 1 µs and within 3x of the shared-memory floor (`raw-shm`), at least 80x below
+//!   `raw-socketpair`; pinned p50 at most `raw-pipe`'s pinned p50; one-way 64 B at
+//!   least 20 M msg/s and 64 KiB at least 8 GB/s.
 
 use serde::Serialize;
 
@@ -42,6 +46,8 @@ pub(crate) struct Check {
     pub at_most: bool,
     /// The verdict.
     pub status: Status,
+    /// What `value` and `limit` are in: `x` (a ratio) unless the target is absolute.
+    pub unit: &'static str,
 }
 
 fn check(subject: &str, target: String, value: Option<f64>, limit: f64, at_most: bool) -> Check {
@@ -57,6 +63,22 @@ fn check(subject: &str, target: String, value: Option<f64>, limit: f64, at_most:
         limit,
         at_most,
         status,
+        unit: "x",
+    }
+}
+
+/// An absolute target: `value` and `limit` in `unit`.
+fn absolute(
+    subject: &str,
+    target: &str,
+    value: Option<f64>,
+    limit: f64,
+    at_most: bool,
+    unit: &'static str,
+) -> Check {
+    Check {
+        unit,
+        ..check(subject, target.to_string(), value, limit, at_most)
     }
 }
 
@@ -67,7 +89,7 @@ pub(crate) fn check_rows(rows: &[Row]) -> Vec<Check> {
         |runner: &str, size: usize| rows.iter().find(|r| r.runner == runner && r.size == size);
     for row in rows
         .iter()
-        .filter(|r| r.kind == "toolkit" && r.size == SMALL)
+        .filter(|r| r.kind == "toolkit" && r.size == SMALL && r.runner != "shm")
     {
         let name = &row.runner;
         let base = row.baseline.as_deref().unwrap_or("raw");
@@ -109,6 +131,9 @@ pub(crate) fn check_rows(rows: &[Row]) -> Vec<Check> {
             false,
         ));
     }
+    if let Some(shm) = find("shm", SMALL) {
+        out.extend(shm_targets(shm, &find));
+    }
     if let Some(uds) = find("uds", SMALL) {
         let inv = |v: Option<f64>| v.filter(|v| *v > 0.0).map(|v| 1.0 / v);
         let n = uds.vs_node;
@@ -135,6 +160,64 @@ pub(crate) fn check_rows(rows: &[Row]) -> Vec<Check> {
         ));
     }
     out
+}
+
+/// Issue 15's targets for the shared-memory transport.
+fn shm_targets<'a>(shm: &Row, find: &impl Fn(&str, usize) -> Option<&'a Row>) -> Vec<Check> {
+    let p50 = |row: Option<&Row>| row.and_then(|r| r.rtt).map(|l| l.p50_ns as f64);
+    let pinned = |row: Option<&Row>| row.and_then(|r| r.rtt_pinned).map(|l| l.p50_ns as f64);
+    let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+        _ => None,
+    };
+    let large = find("shm", LARGE).and_then(|r| r.stream);
+    vec![
+        absolute(
+            "shm",
+            "p50 RTT 64 B ≤ 1 µs",
+            p50(Some(shm)).map(|ns| ns / 1000.0),
+            1.0,
+            true,
+            " µs",
+        ),
+        check(
+            "shm",
+            "p50 RTT 64 B ≤ 3x raw-shm".into(),
+            ratio(p50(Some(shm)), p50(find("raw-shm", SMALL))),
+            3.0,
+            true,
+        ),
+        check(
+            "shm",
+            "p50 RTT 64 B ≥ 80x lower than raw-socketpair".into(),
+            ratio(p50(find("raw-socketpair", SMALL)), p50(Some(shm))),
+            80.0,
+            false,
+        ),
+        check(
+            "shm",
+            "pinned p50 RTT 64 B ≤ 1x raw-pipe pinned".into(),
+            ratio(pinned(Some(shm)), pinned(find("raw-pipe", SMALL))),
+            1.0,
+            true,
+        ),
+        absolute(
+            "shm",
+            "msg/s 64 B ≥ 20 M",
+            shm.stream.map(|t| t.msgs_per_s / 1e6),
+            20.0,
+            false,
+            " M msg/s",
+        ),
+        absolute(
+            "shm",
+            "64 KiB ≥ 8 GB/s",
+            large.map(|t| t.mb_per_s / 1000.0),
+            8.0,
+            false,
+            " GB/s",
+        ),
+    ]
 }
 
 #[cfg(test)]

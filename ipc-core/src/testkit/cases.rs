@@ -967,7 +967,9 @@ async fn expect_listen_unsupported(s: &Subject) -> Result<()> {
 fn raw_connect(endpoint: &Endpoint) -> Result<Option<Box<dyn RawStream>>> {
     Ok(match endpoint {
         Endpoint::Tcp(addr) => Some(Box::new(std::net::TcpStream::connect(addr)?)),
-        Endpoint::UnixPath(path) => Some(Box::new(std::os::unix::net::UnixStream::connect(path)?)),
+        Endpoint::UnixPath(path) | Endpoint::ShmPath(path) => {
+            Some(Box::new(std::os::unix::net::UnixStream::connect(path)?))
+        }
         #[cfg(target_os = "linux")]
         Endpoint::UnixAbstract(name) => {
             use std::os::linux::net::SocketAddrExt;
