@@ -14,6 +14,10 @@
 //! | `node` | [`node`] | Node.js `fork()` channel, either side | `node:fd=N` (`NODE_CHANNEL_FD`) |
 //! | `shm` | [`shm`] | shared-memory rings (Linux), woken and watched over Unix sockets | `shm:fd=3`, `shm:/path` |
 //!
+//! The feature `cluster` (on by default) adds [`cluster`]: a pm2-style supervisor, a
+//! cluster of workers sharing a port, rolling reload and a master/agent/worker
+//! messenger.
+//!
 //! Pick a transport at run time through [`registry()`]; a child finds its channel with
 //! [`connect_from_env()`] without knowing which transport the parent chose. Not every
 //! transport can do everything (`node` frames must be JSON, anonymous pipes cannot
@@ -71,6 +75,8 @@ use std::sync::OnceLock;
 pub use ipc_core::prelude;
 pub use ipc_core::*;
 
+#[cfg(feature = "cluster")]
+pub use ipc_cluster as cluster;
 #[cfg(feature = "node")]
 pub use ipc_node as node;
 #[cfg(feature = "pipe")]
