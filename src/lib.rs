@@ -12,6 +12,7 @@
 //! | `stdio` | [`stdio`] | JSON lines over the child's stdin/stdout | `stdio:` |
 //! | `signal` (opt-in) | `signal` | real-time signals; shutdown and kill helpers | `signal:` |
 //! | `node` | [`node`] | Node.js `fork()` channel, either side | `node:` |
+//! | `shm` | [`shm`] | shared-memory rings (Linux), woken and watched over Unix sockets | `shm:` |
 //!
 //! An [`Endpoint`] is `SCHEME:ADDRESS`; the forms of each scheme are in one table,
 //! `docs/PROTOCOL.md` section 4, and at run time in [`Registry::forms`]. Parse one with
@@ -19,6 +20,10 @@
 //! typed address (`ipc::uds::UdsAddress`, `ipc::tcp::TcpAddress`, ...) that converts
 //! into an `Endpoint`. A transport of your own implements [`Backend`] and joins a
 //! registry next to these (see [`backend`]).
+//!
+//! The feature `cluster` (on by default) adds [`cluster`]: a pm2-style supervisor, a
+//! cluster of workers sharing a port, rolling reload and a master/agent/worker
+//! messenger.
 //!
 //! Pick a transport at run time through [`registry()`]; a child finds its channel with
 //! [`connect_from_env()`] without knowing which transport the parent chose. Not every
@@ -77,10 +82,14 @@ use std::sync::OnceLock;
 pub use ipc_core::prelude;
 pub use ipc_core::*;
 
+#[cfg(feature = "cluster")]
+pub use ipc_cluster as cluster;
 #[cfg(feature = "node")]
 pub use ipc_node as node;
 #[cfg(feature = "pipe")]
 pub use ipc_pipe as pipe;
+#[cfg(feature = "shm")]
+pub use ipc_shm as shm;
 #[cfg(feature = "signal")]
 pub use ipc_signal as signal;
 #[cfg(feature = "stdio")]
@@ -116,6 +125,8 @@ pub fn registry() -> &'static Registry {
         registry.register(signal::SignalTransport);
         #[cfg(feature = "node")]
         registry.register(node::NodeTransport);
+        #[cfg(feature = "shm")]
+        registry.register(shm::ShmTransport::default());
         note_features_that_are_off(&mut registry);
         registry
     })
@@ -174,6 +185,8 @@ fn note_features_that_are_off(registry: &mut Registry) {
     );
     #[cfg(not(feature = "node"))]
     registry.note_not_built("node", "enable the `node` feature of ipc-kit");
+    #[cfg(not(feature = "shm"))]
+    registry.note_not_built("shm", "enable the `shm` feature of ipc-kit");
 }
 
 /// In a child started by a transport's `spawn`: open the channel to the parent named by

@@ -62,7 +62,7 @@ async fn an_endpoint_of_another_transport_is_a_bad_endpoint() {
 
 #[tokio::test]
 async fn spawning_a_program_that_does_not_exist_is_start_naming_it() {
-    for name in ["uds", "tcp", "pipe", "fifo", "stdio", "node"] {
+    for name in ["uds", "tcp", "pipe", "fifo", "stdio", "node", "shm"] {
         let transport = ipc::registry().get(name).expect("transport");
         let cmd = Command::new("./no-such-worker-program");
         let err = transport

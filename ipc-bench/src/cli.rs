@@ -66,6 +66,23 @@ pub(crate) struct Args {
     /// List the runners (toolkit transports, raw baselines, Node) and exit.
     #[arg(long)]
     pub list: bool,
+
+    /// Instead of the transport table: HTTP requests/s and p99 of `ipc-cluster` (shared,
+    /// rr, reuseport) against Node's `cluster`, for 1 and N workers.
+    #[arg(long)]
+    pub cluster: bool,
+
+    /// Workers of the larger cluster cells (default: the CPUs).
+    #[arg(long, value_name = "N")]
+    pub cluster_workers: Option<usize>,
+
+    /// Keep-alive client connections of the cluster load generator.
+    #[arg(long, value_name = "C", default_value_t = 32)]
+    pub cluster_connections: usize,
+
+    /// Timed requests per cluster cell (default 50 000; 5 000 with --quick).
+    #[arg(long, value_name = "N")]
+    pub cluster_requests: Option<u64>,
 }
 
 /// Which tokio runtime the toolkit's processes use.

@@ -21,9 +21,11 @@
 //! JSON/CSV, SVG and target checks, [`machine`] the machine description.
 
 mod cli;
+mod cluster_bench;
 mod interop;
 mod machine;
 mod node;
+mod peers;
 mod pin;
 mod raw;
 mod report;
@@ -61,6 +63,15 @@ fn main() -> ExitCode {
         eprintln!("ipc-bench: {e:#}");
         return ExitCode::FAILURE;
     }
+    if cluster_bench::is_worker() {
+        return match cluster_bench::worker_main() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("ipc-bench cluster worker: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     match roles::role_from_env() {
         Ok(Some(role)) => match roles::run_child(role) {
             Ok(()) => ExitCode::SUCCESS,
@@ -87,6 +98,9 @@ fn main() -> ExitCode {
 /// The parent: run every cell, print the table, write the files. `Ok(false)` when a
 /// cell failed (the report is still printed and written).
 fn parent(args: Args) -> Result<bool> {
+    if args.cluster {
+        return cluster_run(&args);
+    }
     if let Some(bad) = args.sizes.iter().find(|s| **s < 2) {
         return Err(anyhow!(format!(
             "--sizes: {bad} is too small (payloads are JSON strings of at least 2 bytes)"
@@ -154,4 +168,24 @@ fn parent(args: Args) -> Result<bool> {
         report::svg::write(&report, path)?;
     }
     Ok(!report.has_errors())
+}
+
+/// `--cluster`: the HTTP cluster comparison; rows to `--json` when asked.
+fn cluster_run(args: &Args) -> Result<bool> {
+    let options = cluster_bench::Options {
+        workers: args
+            .cluster_workers
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+        connections: args.cluster_connections,
+        requests: args
+            .cluster_requests
+            .unwrap_or(if args.quick { 5_000 } else { 50_000 }),
+        node: args.node.clone(),
+    };
+    let rows = cluster_bench::run(&options)?;
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&rows)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(rows.iter().all(|r| r.errors == 0))
 }

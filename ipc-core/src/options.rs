@@ -125,7 +125,7 @@ impl Options {
     /// Bytes that all the channels one listener accepts may hold, together, in frames
     /// they have started but not finished receiving (see
     /// [`FrameBudget`](crate::frame::FrameBudget); default 256 MiB, or four frames of
-    /// the largest size when that is more). Used by: uds, tcp and fifo listeners.
+    /// the largest size when that is more). Used by: uds, tcp, fifo and shm listeners.
     ///
     /// ```
     /// let opts = ipc_core::Options::default().listener_budget(64 << 20);
@@ -169,7 +169,7 @@ impl Options {
     }
 
     /// Also accept peers running as `uid` (a listener always accepts its own effective
-    /// uid). Used by: uds listeners.
+    /// uid). Used by: uds and shm listeners.
     ///
     /// ```
     /// let opts = ipc_core::Options::default().allow_uid(33);
@@ -183,7 +183,7 @@ impl Options {
 
     /// Accept peers of any uid. For a path socket the file mode (0600) still keeps
     /// other users out unless you change it; an abstract name has no such guard. Used
-    /// by: uds listeners.
+    /// by: uds and shm listeners.
     ///
     /// ```
     /// assert!(ipc_core::Options::default().allow_any_uid().allows_uid(0, 1000));

@@ -5,6 +5,7 @@
 //! - [`StreamExt`] gives `next`, `map`, `filter_map`, `take`, `forward`, ...;
 //! - [`ChannelExt`] gives `recv`, `recv_json`;
 //! - [`SinkJsonExt`] gives `send_json`;
+//! - [`SendManyExt`] gives `send_many`;
 //! - [`Channel`] gives `info`, `split`.
 //!
 //! ```
@@ -27,4 +28,4 @@
 pub use futures_util::{SinkExt, StreamExt};
 
 pub use crate::channel::Channel;
-pub use crate::ext::{ChannelExt, SinkJsonExt};
+pub use crate::ext::{ChannelExt, SendManyExt, SinkJsonExt};

@@ -968,7 +968,8 @@ async fn expect_listen_unsupported(s: &Subject) -> Result<()> {
 
 /// Open a raw (non-ipc) byte stream to a listener's endpoint, for misbehaving clients:
 /// the byte-stream listeners of this workspace (`tcp://ADDR`, `unix:/PATH`,
-/// `unix:@NAME`, `fifo:/DIR`); `None` for any other endpoint.
+/// `unix:@NAME`, `fifo:/DIR`, and `shm:/PATH`'s rendezvous socket); `None` for any
+/// other endpoint.
 fn raw_connect(endpoint: &Endpoint) -> Result<Option<Box<dyn RawStream>>> {
     let address = endpoint.address();
     Ok(match endpoint.scheme() {
@@ -989,6 +990,10 @@ fn raw_connect(endpoint: &Endpoint) -> Result<Option<Box<dyn RawStream>>> {
             )?))
         }
         "unix" => Some(Box::new(std::os::unix::net::UnixStream::connect(address)?)),
+        // shm:/PATH is a listener's rendezvous Unix socket.
+        "shm" if address.starts_with('/') => {
+            Some(Box::new(std::os::unix::net::UnixStream::connect(address)?))
+        }
         "fifo" => Some(Box::new(RawFifoClient::open(std::path::Path::new(
             address,
         ))?)),

@@ -1,0 +1,663 @@
+//! The cluster with real processes and real sockets: this test binary re-executed as
+//! workers (and as a primary) in a [`Role`]. Requests are one line on a fresh TCP
+//! connection; the answer is the serving worker's pid.
+
+mod support;
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ipc_cluster::{Cluster, ClusterConfig, ClusterEvent, Config, Error, ExitCause, Mode, Worker};
+use ipc_core::testkit::{child_command, role};
+use support::{all_gone, GUARD};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+ipc_core::child_roles! {
+    /// What a re-executed copy of this test binary does.
+    enum Role {
+        /// Serve requests until told to drain; finish the open ones; exit 0.
+        Serve,
+        /// Connect, never say ready.
+        NeverReady,
+        /// Start a cluster of `Serve` workers (mode in `MODE`), print the pids, wait.
+        Primary,
+    }
+}
+
+/// The children's entry point: does nothing in the parent's test run.
+#[test]
+fn child() {
+    let Some(role) = role::<Role>() else { return };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    std::process::exit(runtime.block_on(run_child(role)));
+}
+
+async fn run_child(role: Role) -> i32 {
+    match role {
+        Role::Serve => serve().await,
+        Role::NeverReady => {
+            let _worker = Worker::connect().await.expect("connect");
+            std::future::pending::<i32>().await
+        }
+        Role::Primary => {
+            let mode: Mode = std::env::var("MODE")
+                .ok()
+                .and_then(|m| m.parse().ok())
+                .unwrap_or_default();
+            let config = ClusterConfig::builder().workers(2).mode(mode).build();
+            let cluster = Cluster::start(config, |_| child_command(Role::Serve))
+                .await
+                .expect("start");
+            let pids: Vec<String> = cluster
+                .workers()
+                .await
+                .expect("workers")
+                .iter()
+                .map(|w| w.pid.to_string())
+                .collect();
+            // Catch SIGTERM from now on (tokio's handler stays once installed), so a
+            // signal sent as soon as this line is read is not a kill.
+            let _term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("catch SIGTERM");
+            println!("addr {} pids {}", cluster.local_addr(), pids.join(","));
+            cluster.run_until_signal().await.expect("run");
+            0
+        }
+    }
+}
+
+/// A worker: each connection reads lines; `hi` is answered with the pid; `hold`
+/// answers `held`, then waits for `go` before answering the pid; `fatal` answers
+/// the pid, then reports a fatal error (the worker leaves once replaced).
+async fn serve() -> i32 {
+    let worker = Arc::new(Worker::connect().await.expect("connect"));
+    let mut listener = worker.listener().await.expect("listener");
+    worker.ready().await.expect("ready");
+    let mut open = tokio::task::JoinSet::new();
+    while let Some(stream) = listener.accept().await {
+        let Ok(stream) = stream else { continue };
+        let worker = worker.clone();
+        open.spawn(async move {
+            let (read, mut write) = stream.into_split();
+            let mut lines = BufReader::new(read).lines();
+            let pid = std::process::id();
+            while let Ok(Some(line)) = lines.next_line().await {
+                match line.as_str() {
+                    "hold" => {
+                        let _ = write.write_all(b"held\n").await;
+                    }
+                    "fatal" => {
+                        let _ = write.write_all(format!("{pid}\n").as_bytes()).await;
+                        let _ = worker.fatal("asked to fail").await;
+                        return;
+                    }
+                    _ => {
+                        let _ = write.write_all(format!("{pid}\n").as_bytes()).await;
+                    }
+                }
+            }
+        });
+    }
+    while open.join_next().await.is_some() {}
+    if let Ok(worker) = Arc::try_unwrap(worker) {
+        let _ = worker.close().await;
+    }
+    0
+}
+
+/// One request on a fresh connection: the serving worker's pid.
+async fn request(addr: SocketAddr) -> std::io::Result<u32> {
+    let stream = TcpStream::connect(addr).await?;
+    let (read, mut write) = stream.into_split();
+    write.write_all(b"hi\n").await?;
+    let mut line = String::new();
+    BufReader::new(read).read_line(&mut line).await?;
+    line.trim()
+        .parse()
+        .map_err(|_| std::io::Error::other(format!("bad answer {line:?}")))
+}
+
+fn fast_supervision() -> Config {
+    Config::builder()
+        .listen_timeout(Duration::from_secs(20))
+        .kill_timeout(Duration::from_secs(5))
+        .min_uptime(Duration::from_millis(1))
+        .build()
+}
+
+async fn start(mode: Mode, workers: usize) -> Cluster {
+    let config = ClusterConfig::builder()
+        .workers(workers)
+        .mode(mode)
+        .supervise(fast_supervision())
+        .drain_timeout(Duration::from_secs(10))
+        .build();
+    tokio::time::timeout(
+        GUARD,
+        Cluster::start(config, |_| child_command(Role::Serve)),
+    )
+    .await
+    .expect("the cluster started in time")
+    .expect("the cluster started")
+}
+
+async fn spread(mode: Mode) {
+    let cluster = start(mode, 2).await;
+    let addr = cluster.local_addr();
+    let workers: HashSet<u32> = cluster
+        .workers()
+        .await
+        .expect("workers")
+        .iter()
+        .map(|w| w.pid)
+        .collect();
+    assert_eq!(workers.len(), 2);
+    let mut seen = HashSet::new();
+    let mut sent = 0;
+    // Eight clients at a time until every worker answered (bounded).
+    while seen != workers && sent < 4000 {
+        let batch: Vec<_> = (0..8).map(|_| tokio::spawn(request(addr))).collect();
+        for r in batch {
+            let pid = r.await.expect("join").expect("a request succeeds");
+            assert!(workers.contains(&pid), "answered by a worker");
+            seen.insert(pid);
+            sent += 1;
+        }
+    }
+    assert_eq!(
+        seen, workers,
+        "{mode}: every worker served ({sent} requests)"
+    );
+    let counts = cluster.workers().await.expect("workers");
+    assert!(
+        counts.iter().all(|w| w.connections > 0),
+        "{mode}: every worker's connection count is seen by the primary: {counts:?}"
+    );
+    tokio::time::timeout(GUARD, cluster.shutdown())
+        .await
+        .expect("shutdown in time");
+}
+
+#[tokio::test]
+async fn requests_spread_across_workers_shared() {
+    spread(Mode::Shared).await;
+}
+
+#[tokio::test]
+async fn requests_spread_across_workers_round_robin() {
+    spread(Mode::RoundRobin).await;
+}
+
+#[tokio::test]
+async fn requests_spread_across_workers_reuseport() {
+    spread(Mode::ReusePort).await;
+}
+
+/// Requests one after another until `stop`; counts successes and failures.
+fn load(addr: SocketAddr, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<(u64, u64)> {
+    tokio::spawn(async move {
+        let (mut ok, mut failed) = (0, 0);
+        while !stop.load(Ordering::Relaxed) {
+            match request(addr).await {
+                Ok(_) => ok += 1,
+                Err(_) => failed += 1,
+            }
+        }
+        (ok, failed)
+    })
+}
+
+async fn next_event(cluster: &mut Cluster) -> ClusterEvent {
+    tokio::time::timeout(GUARD, cluster.next_event())
+        .await
+        .expect("an event in time")
+        .expect("the cluster runs")
+}
+
+async fn killed_worker_is_replaced(mode: Mode) {
+    let mut cluster = start(mode, 2).await;
+    while !matches!(next_event(&mut cluster).await, ClusterEvent::Ready { .. })
+        || cluster.workers().await.expect("w").iter().any(|w| !w.ready)
+    {}
+    let victim = cluster.workers().await.expect("workers")[0].pid;
+    let stop = Arc::new(AtomicBool::new(false));
+    let client = load(cluster.local_addr(), stop.clone());
+    // Let the load reach the victim, then SIGKILL it.
+    while cluster
+        .workers()
+        .await
+        .expect("w")
+        .iter()
+        .all(|w| w.connections < 3)
+    {
+        tokio::task::yield_now().await;
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(victim as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill -9 a worker");
+    let mut replaced = false;
+    while !replaced {
+        match next_event(&mut cluster).await {
+            ClusterEvent::Exited { pid, cause, .. } => {
+                assert_eq!(pid, victim);
+                assert_eq!(cause, ExitCause::Crashed);
+            }
+            ClusterEvent::Ready { pid, .. } => replaced = pid != victim,
+            _ => {}
+        }
+    }
+    // Some requests served by the new worker too.
+    let before = cluster.workers().await.expect("w");
+    while cluster
+        .workers()
+        .await
+        .expect("w")
+        .iter()
+        .map(|w| w.connections)
+        .sum::<u64>()
+        < before.iter().map(|w| w.connections).sum::<u64>() + 20
+    {
+        tokio::task::yield_now().await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let (ok, failed) = client.await.expect("client");
+    assert!(ok > 20, "{mode}: {ok} requests served");
+    assert!(
+        failed <= 1,
+        "{mode}: {failed} failed requests; only the one the killed worker held may fail"
+    );
+    let pids: Vec<u32> = cluster
+        .workers()
+        .await
+        .expect("w")
+        .iter()
+        .map(|w| w.pid)
+        .collect();
+    assert_eq!(pids.len(), 2, "back to two workers");
+    assert!(!pids.contains(&victim));
+    tokio::time::timeout(GUARD, cluster.shutdown())
+        .await
+        .expect("shutdown");
+}
+
+#[tokio::test]
+async fn a_killed_worker_is_replaced_shared() {
+    killed_worker_is_replaced(Mode::Shared).await;
+}
+
+#[tokio::test]
+async fn a_killed_worker_is_replaced_round_robin() {
+    killed_worker_is_replaced(Mode::RoundRobin).await;
+}
+
+#[tokio::test]
+async fn a_fatal_worker_leaves_only_after_its_replacement_is_ready() {
+    let mut cluster = start(Mode::RoundRobin, 1).await;
+    let old = cluster.workers().await.expect("w")[0].pid;
+    let stream = TcpStream::connect(cluster.local_addr())
+        .await
+        .expect("connect");
+    let (read, mut write) = stream.into_split();
+    write.write_all(b"fatal\n").await.expect("send");
+    let mut line = String::new();
+    BufReader::new(read)
+        .read_line(&mut line)
+        .await
+        .expect("answer");
+    assert_eq!(line.trim(), old.to_string());
+    let mut new_ready = None;
+    loop {
+        match next_event(&mut cluster).await {
+            ClusterEvent::Ready { pid, .. } if pid != old => new_ready = Some(pid),
+            ClusterEvent::Exited { pid, cause, .. } if pid == old => {
+                assert!(
+                    new_ready.is_some(),
+                    "the old worker exited before its replacement was ready"
+                );
+                assert_eq!(cause, ExitCause::Announced);
+                break;
+            }
+            ClusterEvent::Exited { pid, .. } => panic!("worker {pid} exited"),
+            _ => {}
+        }
+    }
+    let answer = request(cluster.local_addr()).await.expect("served");
+    assert_eq!(Some(answer), new_ready);
+    tokio::time::timeout(GUARD, cluster.shutdown())
+        .await
+        .expect("shutdown");
+}
+
+#[tokio::test]
+async fn a_worker_not_ready_in_time_fails_the_start() {
+    let config = ClusterConfig::builder()
+        .workers(1)
+        .supervise(
+            Config::builder()
+                .listen_timeout(Duration::from_millis(300))
+                .kill_timeout(Duration::from_millis(300))
+                .build(),
+        )
+        .build();
+    let started = tokio::time::timeout(
+        GUARD,
+        Cluster::start(config, |_| child_command(Role::NeverReady)),
+    )
+    .await
+    .expect("start gives up in time");
+    assert!(
+        matches!(started, Err(Error::NotReady { .. })),
+        "{started:?}"
+    );
+}
+
+#[tokio::test]
+async fn shutdown_lets_in_flight_requests_finish() {
+    let cluster = start(Mode::Shared, 1).await;
+    let pid = cluster.workers().await.expect("w")[0].pid;
+    let stream = TcpStream::connect(cluster.local_addr())
+        .await
+        .expect("connect");
+    let (read, mut write) = stream.into_split();
+    let mut lines = BufReader::new(read).lines();
+    write.write_all(b"hold\n").await.expect("send");
+    assert_eq!(
+        lines.next_line().await.expect("read").as_deref(),
+        Some("held")
+    );
+    let shutdown = tokio::spawn(cluster.shutdown());
+    // The worker is draining: the request in flight still gets its answer.
+    write.write_all(b"hi\n").await.expect("send");
+    assert_eq!(
+        lines.next_line().await.expect("read"),
+        Some(pid.to_string())
+    );
+    drop(write);
+    drop(lines);
+    tokio::time::timeout(GUARD, shutdown)
+        .await
+        .expect("shutdown in time")
+        .expect("join");
+    all_gone(&[pid]).await.expect("the worker is gone");
+}
+
+#[tokio::test]
+async fn nothing_outlives_a_sigkilled_primary() {
+    let (mut primary, line) = start_primary(&[]).await;
+    let pids: Vec<u32> = line
+        .split_once("pids ")
+        .expect("pids")
+        .1
+        .split(',')
+        .map(|p| p.trim().parse().expect("pid"))
+        .collect();
+    assert_eq!(pids.len(), 2);
+    primary.start_kill().expect("SIGKILL the primary");
+    primary.wait().await.expect("reap");
+    all_gone(&pids).await.expect("no worker left behind");
+}
+
+/// Start this binary as a [`Role::Primary`] and return it with its "addr .. pids .." line.
+async fn start_primary(envs: &[(&str, &str)]) -> (tokio::process::Child, String) {
+    let mut command = tokio::process::Command::from(child_command(Role::Primary));
+    command
+        .envs(envs.iter().copied())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    let mut primary = command.spawn().expect("start the primary");
+    let stdout = primary.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let line = tokio::time::timeout(GUARD, async {
+        loop {
+            let line = lines.next_line().await.expect("read").expect("a line");
+            if let Some((_, rest)) = line.split_once("addr ") {
+                return rest.to_string();
+            }
+        }
+    })
+    .await
+    .expect("the primary started its workers");
+    (primary, line)
+}
+
+#[tokio::test]
+async fn sigterm_shuts_the_primary_down_with_exit_0() {
+    let (mut primary, line) = start_primary(&[("MODE", "rr")]).await;
+    let addr: SocketAddr = line
+        .split_whitespace()
+        .next()
+        .expect("addr")
+        .parse()
+        .expect("addr");
+    request(addr).await.expect("served");
+    let pid = primary.id().expect("pid");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("SIGTERM");
+    let status = tokio::time::timeout(GUARD, primary.wait())
+        .await
+        .expect("exits in time")
+        .expect("status");
+    assert!(status.success(), "{status}");
+}
+
+async fn reload_under_load(mode: Mode) {
+    let cluster = start(mode, 2).await;
+    let addr = cluster.local_addr();
+    let old: HashSet<u32> = cluster
+        .workers()
+        .await
+        .expect("w")
+        .iter()
+        .map(|w| w.pid)
+        .collect();
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients: Vec<_> = (0..4).map(|_| load(addr, stop.clone())).collect();
+    // Some load before, during and after the reload.
+    while cluster
+        .workers()
+        .await
+        .expect("w")
+        .iter()
+        .map(|w| w.connections)
+        .sum::<u64>()
+        < 20
+    {
+        tokio::task::yield_now().await;
+    }
+    tokio::time::timeout(GUARD, cluster.reload())
+        .await
+        .expect("reload in time")
+        .expect("reload succeeds");
+    while cluster
+        .workers()
+        .await
+        .expect("w")
+        .iter()
+        .map(|w| w.connections)
+        .sum::<u64>()
+        < 20
+    {
+        tokio::task::yield_now().await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let (mut ok, mut failed) = (0, 0);
+    for client in clients {
+        let (o, f) = client.await.expect("client");
+        ok += o;
+        failed += f;
+    }
+    assert_eq!(
+        failed, 0,
+        "{mode}: no request failed or was refused ({ok} served)"
+    );
+    let new: HashSet<u32> = cluster
+        .workers()
+        .await
+        .expect("w")
+        .iter()
+        .map(|w| w.pid)
+        .collect();
+    assert_eq!(new.len(), 2);
+    assert!(new.is_disjoint(&old), "{mode}: every worker was replaced");
+    tokio::time::timeout(GUARD, cluster.shutdown())
+        .await
+        .expect("shutdown");
+}
+
+#[tokio::test]
+async fn rolling_reload_under_load_drops_nothing_shared() {
+    reload_under_load(Mode::Shared).await;
+}
+
+#[tokio::test]
+async fn rolling_reload_under_load_drops_nothing_round_robin() {
+    reload_under_load(Mode::RoundRobin).await;
+}
+
+#[tokio::test]
+async fn a_reload_whose_replacement_never_gets_ready_keeps_the_old_worker() {
+    let broken = Arc::new(AtomicBool::new(false));
+    let factory_broken = broken.clone();
+    let config = ClusterConfig::builder()
+        .workers(1)
+        .mode(Mode::RoundRobin)
+        .supervise(
+            Config::builder()
+                .listen_timeout(Duration::from_secs(2))
+                .kill_timeout(Duration::from_millis(200))
+                .build(),
+        )
+        .build();
+    let cluster = tokio::time::timeout(
+        GUARD,
+        Cluster::start(config, move |_| {
+            if factory_broken.load(Ordering::Relaxed) {
+                child_command(Role::NeverReady)
+            } else {
+                child_command(Role::Serve)
+            }
+        }),
+    )
+    .await
+    .expect("start in time")
+    .expect("start");
+    let old = cluster.workers().await.expect("w")[0].pid;
+    broken.store(true, Ordering::Relaxed);
+    let (first, second) = tokio::join!(cluster.reload(), async {
+        tokio::task::yield_now().await;
+        cluster.reload().await
+    });
+    assert!(
+        matches!(&first, Err(Error::ReloadAborted(why)) if why.contains("failed")),
+        "{first:?}"
+    );
+    assert!(
+        matches!(&second, Err(Error::ReloadAborted(why)) if why.contains("one at a time")),
+        "{second:?}"
+    );
+    let workers = cluster.workers().await.expect("w");
+    assert_eq!(workers.len(), 1, "{workers:?}");
+    assert_eq!(workers[0].pid, old, "the old worker still serves");
+    assert_eq!(request(cluster.local_addr()).await.expect("served"), old);
+    tokio::time::timeout(GUARD, cluster.shutdown())
+        .await
+        .expect("shutdown");
+}
+
+#[tokio::test]
+async fn socket_activation_and_ready_notification() {
+    use std::os::fd::OwnedFd;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let fd = OwnedFd::from(listener);
+    let mut notify = ipc_cluster::notify::NotifySocket::new().expect("notify socket");
+    let inner = child_command(Role::Primary);
+    // systemd sets LISTEN_PID to the service's pid: a shell that execs keeps its pid.
+    let mut command = std::process::Command::new("/bin/sh");
+    command
+        .arg("-c")
+        .arg(r#"LISTEN_PID=$$ LISTEN_FDS=1 LISTEN_FDNAMES=http exec "$0" "$@""#)
+        .arg(inner.get_program())
+        .args(inner.get_args())
+        .envs(inner.get_envs().filter_map(|(k, v)| Some((k, v?))))
+        .env(ipc_cluster::notify::NOTIFY_SOCKET, notify.path())
+        .stdout(std::process::Stdio::piped());
+    ipc_core::spawn::inherit_fds(&mut command, &[(&fd, 3)]);
+    let mut primary = tokio::process::Command::from(command)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start the primary");
+    drop(fd);
+    tokio::time::timeout(GUARD, notify.ready())
+        .await
+        .expect("READY=1 in time")
+        .expect("READY=1");
+    let stdout = primary.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let line = tokio::time::timeout(GUARD, async {
+        loop {
+            let line = lines.next_line().await.expect("read").expect("a line");
+            if let Some((_, rest)) = line.split_once("addr ") {
+                return rest.to_string();
+            }
+        }
+    })
+    .await
+    .expect("the primary printed its address");
+    assert!(line.starts_with(&addr.to_string()), "{line} serves {addr}");
+    let pid = request(addr).await.expect("served on the activated socket");
+    assert!(line.contains(&pid.to_string()), "{pid} is one of {line}");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(primary.id().expect("pid") as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("SIGTERM");
+    let status = tokio::time::timeout(GUARD, primary.wait())
+        .await
+        .expect("exits in time")
+        .expect("status");
+    assert!(status.success(), "{status}");
+}
+
+#[tokio::test]
+async fn dropping_the_cluster_kills_its_workers() {
+    let cluster = start(Mode::Shared, 2).await;
+    let pids: Vec<u32> = cluster
+        .workers()
+        .await
+        .expect("w")
+        .iter()
+        .map(|w| w.pid)
+        .collect();
+    drop(cluster);
+    all_gone(&pids)
+        .await
+        .expect("no worker outlives its Cluster");
+}
+
+#[tokio::test]
+async fn a_process_not_started_by_a_cluster_gets_a_connect_error() {
+    // This test process was started by cargo, not by a cluster: no IPC_ENDPOINT.
+    assert!(std::env::var_os(ipc_core::env::IPC_ENDPOINT).is_none());
+    let connected = tokio::time::timeout(GUARD, Worker::connect())
+        .await
+        .expect("connect gives up at once");
+    match connected {
+        Err(Error::Connect(ipc_core::ConnectError::NotAChild(why))) => {
+            assert!(why.contains("IPC_ENDPOINT"), "{why}");
+        }
+        other => panic!("expected Error::Connect(NotAChild), got {other:?}"),
+    }
+}
