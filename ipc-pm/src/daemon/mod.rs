@@ -34,6 +34,10 @@ struct Daemon {
     next_id: AtomicU32,
     /// Told when `kill` asked the daemon to exit.
     quit: Notify,
+    /// Told once the socket is closed and removed (the `kill` answer waits for it).
+    closed: Notify,
+    /// Told once the `kill` answer is sent (the daemon exits then).
+    answered: Notify,
 }
 
 /// Run the daemon in the foreground until `kill`, SIGINT or SIGTERM; says `READY=1`
@@ -63,8 +67,11 @@ pub(crate) async fn run(home: Home, monitor_interval: Duration) -> Result<(), St
         apps: Mutex::new(BTreeMap::new()),
         next_id: AtomicU32::new(0),
         quit: Notify::new(),
+        closed: Notify::new(),
+        answered: Notify::new(),
     });
     tokio::spawn(monitor(daemon.clone(), monitor_interval));
+    let mut killed = false;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| e.to_string())?;
     let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
@@ -85,11 +92,19 @@ pub(crate) async fn run(home: Home, monitor_interval: Duration) -> Result<(), St
             },
             _ = term.recv() => break,
             _ = int.recv() => break,
-            _ = daemon.quit.notified() => break,
+            _ = daemon.quit.notified() => {
+                killed = true;
+                break;
+            }
         }
     }
     drop(listener);
     daemon.stop_everything().await;
+    if killed {
+        // The client of `kill` hears back only now that the socket is gone.
+        daemon.closed.notify_one();
+        let _ = tokio::time::timeout(Duration::from_secs(5), daemon.answered.notified()).await;
+    }
     tracing::info!("ipcm daemon stopped");
     Ok(())
 }
@@ -149,9 +164,13 @@ async fn serve(daemon: Arc<Daemon>, conn: Conn) {
     }
     let kill = matches!(request, Request::Kill);
     let response = daemon.handle(request).await;
-    let _ = tx.send(response).await;
     if kill {
         daemon.quit.notify_one();
+        daemon.closed.notified().await;
+    }
+    let _ = tx.send(response).await;
+    if kill {
+        daemon.answered.notify_one();
     }
 }
 
