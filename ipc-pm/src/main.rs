@@ -87,9 +87,9 @@ async fn run(cli: Cli) -> Result<(), String> {
             follow,
         } => return logs(&home, target, lines, follow).await,
         Cmd::Start(args) => {
-            if spec::is_config_file(&args.cmd) {
-                let specs =
-                    spec::from_file(std::path::Path::new(&args.cmd[0]), args.env_name.as_deref())?;
+            if let Some((file, env_name)) = spec::config_file(&args.cmd)? {
+                let env_name = env_name.or(args.env_name.clone());
+                let specs = spec::from_file(&file, env_name.as_deref())?;
                 (Request::Start(specs), args.json)
             } else if args.cmd.len() == 1
                 && args.name.is_none()

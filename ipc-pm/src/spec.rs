@@ -32,9 +32,24 @@ fn client_env() -> BTreeMap<String, String> {
         .collect()
 }
 
-/// True when `ipcm start` was given a config file.
-pub(crate) fn is_config_file(cmd: &[String]) -> bool {
-    cmd.len() == 1 && cmd[0].ends_with(".toml")
+/// The config file `ipcm start` was given, and the `--env-name` written after it
+/// (`ipcm start ipcm.toml --env-name production`, as with pm2); `None` for a program.
+pub(crate) fn config_file(cmd: &[String]) -> Result<Option<(PathBuf, Option<String>)>, String> {
+    let Some(first) = cmd.first().filter(|f| f.ends_with(".toml")) else {
+        return Ok(None);
+    };
+    let env_name = match &cmd[1..] {
+        [] => None,
+        [flag, name] if flag == "--env-name" => Some(name.clone()),
+        [flag] if flag.starts_with("--env-name=") => Some(flag["--env-name=".len()..].to_string()),
+        rest => {
+            return Err(format!(
+                "after a config file only --env-name NAME may follow, not {rest:?}; the \
+                 other options go in the file"
+            ))
+        }
+    };
+    Ok(Some((PathBuf::from(first), env_name)))
 }
 
 /// The command to run for `program args`: a script runs with its interpreter
@@ -109,7 +124,7 @@ pub(crate) fn from_args(args: &StartArgs) -> Result<AppSpec, String> {
         spec.mode = mode;
     }
     spec.listen = listen_of(args.port, args.listen.clone());
-    if spec.listen.is_some() && spec.mode == ExecMode::Fork && spec.instances > 1 {
+    if spec.listen.is_some() && args.mode.is_none() {
         spec.mode = ExecMode::Shared;
     }
     spec.wait_ready = args.wait_ready;

@@ -105,11 +105,12 @@ kill_timeout = "500ms"
 "#,
     )
     .expect("write config");
+    // pm2's order: the file, then the environment.
     ipcm.ok(&[
         "start",
+        config.to_str().expect("utf-8"),
         "--env-name",
         "production",
-        config.to_str().expect("utf-8"),
     ]);
     assert_eq!(ipcm.statuses("greeter"), ["online"]);
     assert_eq!(ipcm.statuses("counter"), ["online", "online"]);
