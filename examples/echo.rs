@@ -51,7 +51,9 @@ struct Args {
 }
 
 async fn serve(endpoint: Endpoint) -> ipc::Result<()> {
-    let mut listener = transport_for(&endpoint)?.listen(&endpoint).await?;
+    let mut listener = transport_for(&endpoint)?
+        .listen(&endpoint, &ipc::Options::default())
+        .await?;
     // Tests and scripts wait for this line before connecting.
     println!("listening on {}", listener.endpoint());
     let mut next_id = 0u64;
@@ -104,7 +106,9 @@ async fn serve(endpoint: Endpoint) -> ipc::Result<()> {
 }
 
 async fn client(endpoint: Endpoint) -> ipc::Result<()> {
-    let mut ch = transport_for(&endpoint)?.connect(&endpoint).await?;
+    let mut ch = transport_for(&endpoint)?
+        .connect(&endpoint, &ipc::Options::default())
+        .await?;
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     while let Some(line) = lines.next_line().await? {
         ch.send(Bytes::from(line)).await?;

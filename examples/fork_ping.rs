@@ -60,7 +60,9 @@ async fn child() -> ipc::Result<()> {
 async fn parent(args: Args) -> ipc::Result<bool> {
     let transport = ipc::registry().get_with(&args.transport, NEEDS)?;
     let exe = std::env::current_exe()?;
-    let (mut child, mut ch) = transport.spawn(Command::new(exe)).await?;
+    let (mut child, mut ch) = transport
+        .spawn(Command::new(exe), &ipc::Options::default())
+        .await?;
     println!(
         "parent {} spawned child {} over {}",
         std::process::id(),

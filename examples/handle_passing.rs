@@ -34,7 +34,7 @@ async fn main() -> ipc::Result<()> {
     let exe = std::env::current_exe()?;
     let mut children = Vec::new();
     for _ in 0..2 {
-        let (child, mut ch) = ipc::uds::spawn(Command::new(&exe), Default::default()).await?;
+        let (child, mut ch) = ipc::uds::spawn(Command::new(&exe), &ipc::Options::default()).await?;
         ch.send_with_fds("server".into(), &[listener.as_fd()])
             .await?;
         // The child says it serves once it has the socket.
@@ -87,7 +87,7 @@ async fn ask(addr: std::net::SocketAddr) -> std::io::Result<String> {
 /// A child: take the server socket, serve until the master closes the channel.
 async fn child() -> ipc::Result<()> {
     let endpoint = ipc::env::endpoint_from_env()?;
-    let mut master = ipc::uds::connect(&endpoint, Default::default()).await?;
+    let mut master = ipc::uds::connect(&endpoint, &ipc::Options::from_env()).await?;
     let Some((_, mut fds)) = master.recv_with_fds().await? else {
         return Ok(());
     };

@@ -53,7 +53,9 @@ fn protocol(why: String) -> Error {
 async fn run(args: Args) -> ipc::Result<()> {
     let mut command = Command::new(&args.node);
     command.arg(&args.script);
-    let (mut child, channel) = NodeTransport.spawn(command).await?;
+    let (mut child, channel) = NodeTransport
+        .spawn(command, &ipc::Options::default())
+        .await?;
     println!(
         "node_parent: forked {} as pid {}",
         args.script.display(),

@@ -118,7 +118,9 @@ async fn stop(mut parent: Box<dyn Channel>, sig: Signal, done: u64) -> ipc::Resu
 async fn parent(args: Args) -> ipc::Result<bool> {
     let transport = ipc::registry().get_with(&args.transport, NEEDS)?;
     let exe = std::env::current_exe()?;
-    let (mut child, mut ch) = transport.spawn(Command::new(exe)).await?;
+    let (mut child, mut ch) = transport
+        .spawn(Command::new(exe), &ipc::Options::default())
+        .await?;
     match ch.recv().await? {
         Some(ready) if ready == "ready" => {}
         other => {

@@ -45,7 +45,9 @@ async fn parent(transport: &str) -> ipc::Result<String> {
     let needs = Capabilities::NONE.with_spawn(true);
     let transport = ipc::registry().get_with(transport, needs)?;
     let exe = std::env::current_exe()?;
-    let (mut child, mut ch) = transport.spawn(Command::new(exe)).await?;
+    let (mut child, mut ch) = transport
+        .spawn(Command::new(exe), &ipc::Options::default())
+        .await?;
     ch.send(Bytes::from_static(PING)).await?;
     let pong = ch.recv().await?;
     ch.close().await?;

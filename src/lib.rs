@@ -12,6 +12,7 @@
 //! | `stdio` | [`stdio`] | JSON lines over the child's stdin/stdout | `stdio:` |
 //! | `signal` (opt-in) | `signal` | real-time signals; shutdown and kill helpers | `signal:pid=N` |
 //! | `node` | [`node`] | Node.js `fork()` channel, either side | `node:fd=N` (`NODE_CHANNEL_FD`) |
+//! | `shm` | [`shm`] | shared-memory rings (Linux), woken and watched over Unix sockets | `shm:fd=3`, `shm:/path` |
 //!
 //! The feature `cluster` (on by default) adds [`cluster`]: a pm2-style supervisor, a
 //! cluster of workers sharing a port, rolling reload and a master/agent/worker
@@ -41,7 +42,8 @@
 //!     }
 //!     let transport = ipc::registry().get("uds")?; // or "tcp", from --transport
 //!     let exe = std::env::current_exe()?;
-//!     let (mut child, mut ch) = transport.spawn(std::process::Command::new(exe)).await?;
+//!     let cmd = std::process::Command::new(exe);
+//!     let (mut child, mut ch) = transport.spawn(cmd, &ipc::Options::default()).await?;
 //!     ch.send("ping".into()).await?;
 //!     assert_eq!(ch.recv().await?.unwrap(), "ping");
 //!     ch.close().await?;
@@ -79,6 +81,8 @@ pub use ipc_cluster as cluster;
 pub use ipc_node as node;
 #[cfg(feature = "pipe")]
 pub use ipc_pipe as pipe;
+#[cfg(feature = "shm")]
+pub use ipc_shm as shm;
 #[cfg(feature = "signal")]
 pub use ipc_signal as signal;
 #[cfg(feature = "stdio")]
@@ -103,7 +107,7 @@ pub fn registry() -> &'static Registry {
         #[cfg(feature = "uds")]
         registry.register(uds::UdsTransport);
         #[cfg(feature = "tcp")]
-        registry.register(tcp::TcpTransport::default());
+        registry.register(tcp::TcpTransport);
         #[cfg(feature = "pipe")]
         registry
             .register(pipe::PipeTransport)
@@ -114,6 +118,8 @@ pub fn registry() -> &'static Registry {
         registry.register(signal::SignalTransport);
         #[cfg(feature = "node")]
         registry.register(node::NodeTransport);
+        #[cfg(feature = "shm")]
+        registry.register(shm::ShmTransport::default());
         note_features_that_are_off(&mut registry);
         registry
     })
@@ -139,10 +145,14 @@ fn note_features_that_are_off(registry: &mut Registry) {
     );
     #[cfg(not(feature = "node"))]
     registry.note_not_built("node", "enable the `node` feature of ipc-kit");
+    #[cfg(not(feature = "shm"))]
+    registry.note_not_built("shm", "enable the `shm` feature of ipc-kit");
 }
 
 /// In a child started by a transport's `spawn`: open the channel to the parent named by
-/// `IPC_ENDPOINT` (see [`env`](mod@env)).
+/// `IPC_ENDPOINT` (see [`env`](mod@env)), with [`Options::from_env`] (the frame limit
+/// the parent chose). For other options, call
+/// [`registry()`]`.`[`connect_from_env(&options)`](Registry::connect_from_env).
 ///
 /// ```no_run
 /// # async fn demo() -> ipc::Result<()> {
@@ -151,8 +161,8 @@ fn note_features_that_are_off(registry: &mut Registry) {
 /// parent.send("ready".into()).await?;
 /// # Ok(()) }
 /// ```
-pub async fn connect_from_env() -> Result<Box<dyn Channel>> {
-    registry().connect_from_env().await
+pub async fn connect_from_env() -> Result<Box<dyn Channel>, ConnectError> {
+    registry().connect_from_env(&Options::from_env()).await
 }
 
 /// Run `future` to completion on a new single-threaded tokio runtime (all drivers

@@ -5,8 +5,8 @@ use ipc::testkit::built_example;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, Command, Stdio};
 
-/// Transports whose parent/child wiring the demos must run over: all of them but
-/// `node`, whose frames must be JSON (it has its own examples and tests/node.rs).
+/// Transports whose parent/child wiring the demos must run over, in registration
+/// order: all of them but `node`, whose frames must be JSON (it has its own examples and tests/node.rs).
 /// `signal` is the facade's opt-in feature: on in `cargo test --workspace` (ipc-cat and
 /// ipc-bench ask for it), off in `cargo test -p ipc-kit`, where fork_ping must not
 /// offer it.
@@ -18,6 +18,7 @@ const SPAWN_TRANSPORTS: &[&str] = &[
     "stdio",
     #[cfg(feature = "signal")]
     "signal",
+    "shm",
 ];
 
 #[test]

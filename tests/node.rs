@@ -113,7 +113,7 @@ async fn spawn_node_with_stderr(
     ipc::registry()
         .get("node")
         .expect("the facade registers the node transport")
-        .spawn(command)
+        .spawn(command, &Default::default())
         .await
         .expect("spawn node")
 }
@@ -216,7 +216,7 @@ async fn spawn_rpc_peer(mode: &str) -> (ipc::Child, Box<dyn Channel>) {
     ipc::registry()
         .get("node")
         .expect("the facade registers the node transport")
-        .spawn(command)
+        .spawn(command, &Default::default())
         .await
         .expect("spawn node")
 }

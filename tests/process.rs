@@ -141,7 +141,10 @@ async fn orphan_parent(arg: String) -> ipc::Result<()> {
     if detached {
         ipc::spawn::detached(&mut command);
     }
-    let (child, mut channel) = ipc::registry().get(&transport)?.spawn(command).await?;
+    let (child, mut channel) = ipc::registry()
+        .get(&transport)?
+        .spawn(command, &Default::default())
+        .await?;
     // Some transports return from spawn before the child has connected: wait for it.
     if channel.recv().await?.as_deref() != Some(&b"ready"[..]) {
         return Err(std::io::Error::other("the child did not say ready").into());
@@ -249,7 +252,7 @@ fn a_child_outlives_the_thread_that_spawned_it() -> TestResult {
             let transport = ipc::registry().get("uds").expect("uds");
             (
                 tid,
-                handle.block_on(transport.spawn(this_binary(Role::EchoChild))),
+                handle.block_on(transport.spawn(this_binary(Role::EchoChild), &Default::default())),
             )
         })
         .await
@@ -296,7 +299,10 @@ async fn child_with_grandchild(
     command
         .args(["-c", "sleep 1000 & echo $!; wait"])
         .stdout(Stdio::piped());
-    let (mut child, channel) = ipc::registry().get(transport)?.spawn(command).await?;
+    let (mut child, channel) = ipc::registry()
+        .get(transport)?
+        .spawn(command, &Default::default())
+        .await?;
     let stdout = child.inner_mut().stdout.take().expect("piped stdout");
     let mut line = String::new();
     tokio::time::timeout(
@@ -350,7 +356,11 @@ fn drop_reaches_the_grandchildren(transport: &'static str) -> TestResult {
 fn a_failed_spawn_names_the_program(transport: &'static str) -> TestResult {
     runtime().block_on(async {
         let command = Command::new("./no-such-worker");
-        let err = match ipc::registry().get(transport)?.spawn(command).await {
+        let err = match ipc::registry()
+            .get(transport)?
+            .spawn(command, &Default::default())
+            .await
+        {
             Ok((child, _)) => return Err(fail(format!("spawned {child:?}?"))),
             Err(e) => e,
         };
@@ -399,7 +409,7 @@ fn json(text: &str) -> Bytes {
 async fn spawn_rpc_server(transport: &str) -> Result<(ipc::Child, RpcClient), Failed> {
     let (child, channel) = ipc::registry()
         .get(transport)?
-        .spawn(this_binary(Role::RpcServer))
+        .spawn(this_binary(Role::RpcServer), &Default::default())
         .await?;
     Ok((child, RpcClient::new(channel)))
 }
@@ -488,7 +498,10 @@ fn a_child_starts_with_the_callers_signal_mask() -> TestResult {
         command
             .args(["SigBlk", "/proc/self/status"])
             .stdout(Stdio::piped());
-        let (mut child, _channel) = ipc::registry().get("uds")?.spawn(command).await?;
+        let (mut child, _channel) = ipc::registry()
+            .get("uds")?
+            .spawn(command, &Default::default())
+            .await?;
         let mut stdout = child.inner_mut().stdout.take().expect("piped stdout");
         let mut line = String::new();
         tokio::time::timeout(
@@ -535,7 +548,9 @@ fn capabilities_match_what_the_transport_does(transport: &'static str) -> TestRe
         if !caps.spawn {
             return Err(fail(format!("{transport} says it cannot spawn")));
         }
-        let (mut child, mut channel) = t.spawn(this_binary(Role::CapsChild)).await?;
+        let (mut child, mut channel) = t
+            .spawn(this_binary(Role::CapsChild), &Default::default())
+            .await?;
         let theirs = tokio::time::timeout(GUARD, channel.recv())
             .await
             .map_err(|_| fail("no report from the child"))??;
@@ -575,8 +590,8 @@ fn capabilities_match_what_the_transport_does(transport: &'static str) -> TestRe
         let endpoint = t
             .example_endpoint()
             .unwrap_or_else(|| "unix:/nonexistent/ipc-test.sock".parse().expect("endpoint"));
-        match (caps.listen, t.listen(&endpoint).await) {
-            (true, Ok(_)) | (false, Err(Error::Unsupported { .. })) => Ok(()),
+        match (caps.listen, t.listen(&endpoint, &Default::default()).await) {
+            (true, Ok(_)) | (false, Err(ipc::ListenError::Unsupported { .. })) => Ok(()),
             (listen, result) => Err(fail(format!(
                 "{transport}: listen={listen} but listen() gave {:?}",
                 result.map(|l| l.endpoint())

@@ -49,7 +49,12 @@ fn the_tokio_main_example_pings_its_child_over_every_default_transport() {
 async fn ping_a_tokio_main_child(transport: &str) {
     let run = async {
         let t = ipc::registry().get(transport)?;
-        let (mut child, mut ch) = t.spawn(Command::new(built_example("tokio_main"))).await?;
+        let (mut child, mut ch) = t
+            .spawn(
+                Command::new(built_example("tokio_main")),
+                &Default::default(),
+            )
+            .await?;
         ch.send(Bytes::from_static(PING)).await?;
         let pong = ch.recv().await?;
         ch.close().await?;
@@ -104,8 +109,14 @@ fn the_tokio_main_example_over_signal_gets_a_clear_error_not_a_kill() {
 #[tokio::test(flavor = "current_thread")]
 async fn the_signal_transport_refuses_a_tokio_test_that_did_not_block_its_signals() {
     let t = ipc::registry().get("signal").expect("signal is built");
-    match t.spawn(Command::new(built_example("tokio_main"))).await {
-        Err(e @ ipc::Error::Unsupported { .. }) => {
+    match t
+        .spawn(
+            Command::new(built_example("tokio_main")),
+            &Default::default(),
+        )
+        .await
+    {
+        Err(e @ ipc::SpawnError::Unsupported { .. }) => {
             assert!(says_what_to_call(&e.to_string()), "{e}")
         }
         Err(e) => panic!("expected Unsupported, got {e}"),

@@ -25,6 +25,7 @@ mod cluster_bench;
 mod interop;
 mod machine;
 mod node;
+mod peers;
 mod pin;
 mod raw;
 mod report;

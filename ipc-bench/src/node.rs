@@ -129,6 +129,9 @@ impl Node {
         serialization: &str,
         rust_child: Option<serde_json::Value>,
     ) -> Result<Measurement> {
+        if cell.workload == Workload::StreamBatched {
+            return Err(anyhow!("Node's send has no batching: not measured"));
+        }
         let _guard = cell
             .workload
             .pinned()
@@ -138,7 +141,7 @@ impl Node {
         let config = serde_json::json!({
             "mode": match cell.workload {
                 Workload::RoundTrip { .. } => "rtt",
-                Workload::Stream => "stream",
+                Workload::Stream | Workload::StreamBatched => "stream",
             },
             "size": cell.size,
             "warmup": cell.warmup,
@@ -174,7 +177,7 @@ impl Node {
                 }
                 Ok(Measurement::Latency(h))
             }
-            Workload::Stream => {
+            Workload::Stream | Workload::StreamBatched => {
                 let batches = report
                     .batches_ns
                     .context("the Node parent reported no batch times")?;

@@ -17,6 +17,7 @@ use bytes::Bytes;
 use ipc::prelude::*;
 
 use crate::cli::Flavor;
+use crate::peers::Peer;
 use crate::raw::{self, RawKind};
 use crate::workload::{Cell, Workload, ACK};
 
@@ -78,6 +79,8 @@ pub(crate) enum Role {
     Toolkit,
     /// The peer of a raw baseline.
     Raw(RawKind),
+    /// The peer of a peer crate's runner.
+    Peer(Peer),
 }
 
 impl Role {
@@ -86,6 +89,7 @@ impl Role {
         match self {
             Role::Toolkit => TOOLKIT_ROLE,
             Role::Raw(kind) => kind.name(),
+            Role::Peer(peer) => peer.name(),
         }
     }
 }
@@ -99,7 +103,9 @@ pub(crate) fn role_from_env() -> Result<Option<Role>> {
         return Ok(Some(Role::Toolkit));
     }
     RawKind::from_name(&value)
-        .map(|kind| Some(Role::Raw(kind)))
+        .map(Role::Raw)
+        .or_else(|| Peer::from_name(&value).map(Role::Peer))
+        .map(Some)
         .context(format!("{ROLE_ENV}={value:?} names no bench role"))
 }
 
@@ -146,7 +152,7 @@ pub(crate) fn child_env(
 pub(crate) fn job_for(cell: &Cell) -> Job {
     match cell.workload {
         Workload::RoundTrip { .. } => Job::Echo,
-        Workload::Stream => Job::Sink(cell.stream_phases()),
+        Workload::Stream | Workload::StreamBatched => Job::Sink(cell.stream_phases()),
     }
 }
 
@@ -169,6 +175,7 @@ pub(crate) fn run_child(role: Role) -> Result<()> {
             runtime.block_on(toolkit_child(job))
         }
         Role::Raw(kind) => raw::serve_child(kind, &job),
+        Role::Peer(peer) => crate::peers::serve_child(peer, &job),
     }
 }
 

@@ -10,10 +10,19 @@ use anyhow::{anyhow, Result};
 use crate::cli::Flavor;
 use crate::interop::{self, Interop};
 use crate::node::{Node, Serialization};
+use crate::peers::Peer;
 use crate::raw::{self, RawKind};
 use crate::stats::{Latency, Measurement, Throughput};
 use crate::toolkit;
 use crate::workload::{Budget, Cell, Plan, Workload};
+
+/// Transports also measured in low-latency mode, with their spinning raw baseline.
+const LOW_LATENCY_RUNNERS: [(&str, RawKind); 2] = [
+    ("uds", RawKind::SocketpairSpin),
+    ("pipe", RawKind::PipeSpin),
+];
+/// Appended to the transport's name for its low-latency runner.
+const LOW_LATENCY_SUFFIX: &str = "-lowlat";
 
 /// Longest a toolkit cell may take before it counts as hung.
 const TOOLKIT_CELL_TIMEOUT: Duration = Duration::from_secs(300);
@@ -23,22 +32,35 @@ const TOOLKIT_CELL_TIMEOUT: Duration = Duration::from_secs(300);
 pub(crate) enum Kind {
     /// A transport from `ipc::registry()`.
     Toolkit,
+    /// A transport from `ipc::registry()` in low-latency mode (`ipc::spin`), parent
+    /// and child; the runner is named `<transport>-lowlat`.
+    LowLatency,
     /// A raw `std` baseline.
     Raw(RawKind),
     /// Node.js `fork()` IPC.
     Node(Serialization),
     /// A Rust process and a Node.js process over Node's channel.
     Interop(Interop),
+    /// A peer crate (`interprocess`, `ipc-channel`).
+    Peer(Peer),
 }
 
 impl Kind {
+    /// Whether it measures [`Workload::StreamBatched`] (the toolkit and the raw
+    /// baselines; Node's `send` has no batching to compare).
+    pub(crate) fn batches(self) -> bool {
+        matches!(self, Kind::Toolkit | Kind::Raw(_))
+    }
+
     /// `toolkit`, `raw`, `node` or `interop`.
     pub(crate) fn label(self) -> &'static str {
         match self {
             Kind::Toolkit => "toolkit",
+            Kind::LowLatency => "toolkit-lowlat",
             Kind::Raw(_) => "raw",
             Kind::Node(_) => "node",
             Kind::Interop(_) => "interop",
+            Kind::Peer(_) => "peer",
         }
     }
 }
@@ -77,6 +99,31 @@ pub(crate) fn runners(node: Option<&Node>, only: &[String]) -> Vec<Runner> {
                 .chain(budget.note())
                 .collect(),
             budget,
+        });
+    }
+    for (transport, base) in LOW_LATENCY_RUNNERS {
+        if ipc::registry().get(transport).is_ok() {
+            out.push(Runner {
+                name: format!("{transport}{LOW_LATENCY_SUFFIX}"),
+                kind: Kind::LowLatency,
+                baseline: Some(base.name()),
+                notes: vec![format!(
+                    "low-latency mode (IPC_LOW_LATENCY={}): receives poll up to {} µs \
+                     before parking",
+                    toolkit::LOW_LATENCY_MICROS,
+                    toolkit::LOW_LATENCY_MICROS
+                )],
+                budget: Budget::Normal,
+            });
+        }
+    }
+    for peer in Peer::ALL {
+        out.push(Runner {
+            name: peer.name().to_string(),
+            kind: Kind::Peer(peer),
+            baseline: Some(RawKind::Socketpair.name()),
+            notes: Vec::new(),
+            budget: Budget::Normal,
         });
     }
     for kind in RawKind::ALL {
@@ -158,12 +205,25 @@ fn run_one(ctx: &RunContext<'_>, runner: &Runner, cell: &Cell) -> Result<Measure
         Kind::Toolkit => ctx.runtime.block_on(async {
             tokio::time::timeout(
                 TOOLKIT_CELL_TIMEOUT,
-                toolkit::run_cell(&runner.name, cell, ctx.cpu, ctx.flavor),
+                toolkit::run_cell(&runner.name, cell, ctx.cpu, ctx.flavor, false),
+            )
+            .await
+            .map_err(|_| anyhow!(format!("timed out after {TOOLKIT_CELL_TIMEOUT:?}")))?
+        }),
+        Kind::LowLatency => ctx.runtime.block_on(async {
+            let transport = runner
+                .name
+                .strip_suffix(LOW_LATENCY_SUFFIX)
+                .unwrap_or(&runner.name);
+            tokio::time::timeout(
+                TOOLKIT_CELL_TIMEOUT,
+                toolkit::run_cell(transport, cell, ctx.cpu, ctx.flavor, true),
             )
             .await
             .map_err(|_| anyhow!(format!("timed out after {TOOLKIT_CELL_TIMEOUT:?}")))?
         }),
         Kind::Raw(kind) => raw::run_cell(kind, cell, ctx.cpu),
+        Kind::Peer(peer) => crate::peers::run_cell(peer, cell, ctx.cpu, ctx.runtime),
         Kind::Node(ser) => match ctx.node {
             Some(node) => node.run_cell(ser, cell, ctx.cpu),
             None => Err(anyhow!("node is not available")),
@@ -203,6 +263,7 @@ fn cell_major_order(plans: &[Vec<Cell>]) -> Vec<(usize, usize)> {
             Workload::RoundTrip { pinned: false } => 0,
             Workload::RoundTrip { pinned: true } => 1,
             Workload::Stream => 2,
+            Workload::StreamBatched => 3,
         };
         (cell.size, workload, r)
     });
@@ -213,7 +274,14 @@ fn cell_major_order(plans: &[Vec<Cell>]) -> Vec<(usize, usize)> {
 /// stderr (hidden when stderr is not a terminal). A failed cell is recorded and the
 /// run goes on.
 pub(crate) fn run_all(ctx: &RunContext<'_>, runners: &[Runner]) -> Vec<RunnerResult> {
-    let plans: Vec<Vec<Cell>> = runners.iter().map(|r| ctx.plan.cells(r.budget)).collect();
+    let plans: Vec<Vec<Cell>> = runners
+        .iter()
+        .map(|r| {
+            let mut cells = ctx.plan.cells(r.budget);
+            cells.retain(|c| c.workload != Workload::StreamBatched || r.kind.batches());
+            cells
+        })
+        .collect();
     let order = cell_major_order(&plans);
     let bar = ProgressBar::with_draw_target(Some(order.len() as u64), ProgressDrawTarget::stderr());
     if let Ok(style) =

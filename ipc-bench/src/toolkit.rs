@@ -3,10 +3,11 @@
 //! as an application that picks its transport at run time would.
 
 use std::process::Command;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use ipc::prelude::*;
+use ipc::spin::LowLatency;
 use ipc::Transport;
 
 use anyhow::{anyhow, Context, Result};
@@ -17,18 +18,33 @@ use crate::roles::{child_command, job_for, Role};
 use crate::stats::{self, Measurement};
 use crate::workload::{payload, Cell, Workload};
 
-/// Measure one cell over the registered transport `name`.
+/// The spin bound of the low-latency runners, in microseconds.
+pub(crate) const LOW_LATENCY_MICROS: u64 = 50;
+
+/// Measure one cell over the registered transport `name`, in low-latency mode
+/// (`ipc::spin`, parent and child) when `low_latency`.
 pub(crate) async fn run_cell(
     name: &str,
     cell: &Cell,
     cpu: usize,
     flavor: Flavor,
+    low_latency: bool,
 ) -> Result<Measurement> {
     let transport = ipc::registry().get(name)?;
     let pin = cell.workload.pinned().then_some(cpu);
     let _guard = pin.map(PinGuard::new).transpose()?;
-    let cmd = child_command(Role::Toolkit, &job_for(cell), pin, flavor)?;
-    drive(transport.as_ref(), cmd, cell, name).await
+    let mut cmd = child_command(Role::Toolkit, &job_for(cell), pin, flavor)?;
+    let mode = low_latency.then(|| LowLatency::new(Duration::from_micros(LOW_LATENCY_MICROS)));
+    if low_latency {
+        cmd.env(ipc::spin::LOW_LATENCY_ENV, LOW_LATENCY_MICROS.to_string());
+    } else {
+        cmd.env_remove(ipc::spin::LOW_LATENCY_ENV);
+    }
+    // The parent's end is made by `spawn`: set the mode for it, and back after.
+    LowLatency::set_for_new_channels(mode);
+    let measured = drive(transport.as_ref(), cmd, cell, name).await;
+    LowLatency::set_for_new_channels(None);
+    measured
 }
 
 /// Spawn `cmd` over `transport` and measure `cell` through the channel. The child must
@@ -42,7 +58,7 @@ pub(crate) async fn drive(
     what: &str,
 ) -> Result<Measurement> {
     let (mut child, mut ch) = transport
-        .spawn(cmd)
+        .spawn(cmd, &Default::default())
         .await
         .context(format!("spawning a child over {what}"))?;
     let msg = Bytes::from(payload(cell.size));
@@ -67,13 +83,14 @@ pub(crate) async fn drive(
             }
             Measurement::Latency(h)
         }
-        Workload::Stream => {
+        Workload::Stream | Workload::StreamBatched => {
+            let batched = cell.workload == Workload::StreamBatched;
             let phases = cell.stream_phases();
-            stream_phase(&mut ch, &msg, phases[0]).await?;
+            stream_phase(&mut ch, &msg, phases[0], batched).await?;
             let mut batches = Vec::new();
             for &n in &phases[1..] {
                 let start = Instant::now();
-                stream_phase(&mut ch, &msg, n).await?;
+                stream_phase(&mut ch, &msg, n, batched).await?;
                 batches.push(start.elapsed());
             }
             Measurement::Throughput {
@@ -99,10 +116,18 @@ pub(crate) async fn drive(
     Ok(measured)
 }
 
-/// Send `n` messages back to back, then wait for the child's acknowledgement.
-async fn stream_phase(ch: &mut Box<dyn Channel>, msg: &Bytes, n: u64) -> Result<()> {
-    for _ in 0..n {
-        ch.send(msg.clone()).await.context("sending")?;
+/// Send `n` messages back to back (`send` each, or `feed` each and `flush` once when
+/// `batched`), then wait for the child's acknowledgement.
+async fn stream_phase(ch: &mut Box<dyn Channel>, msg: &Bytes, n: u64, batched: bool) -> Result<()> {
+    if batched {
+        for _ in 0..n {
+            ch.feed(msg.clone()).await.context("sending")?;
+        }
+        ch.flush().await.context("sending")?;
+    } else {
+        for _ in 0..n {
+            ch.send(msg.clone()).await.context("sending")?;
+        }
     }
     ch.recv()
         .await

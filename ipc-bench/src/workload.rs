@@ -29,6 +29,10 @@ pub(crate) enum Workload {
     },
     /// One-way: send messages back to back, the child acknowledges the last one.
     Stream,
+    /// One-way like [`Stream`](Workload::Stream), but batched: the toolkit `feed`s
+    /// every message and flushes at the end of a phase (one write per 64 KiB); the raw
+    /// baselines write through a 64 KiB buffer. Toolkit and raw runners only.
+    StreamBatched,
 }
 
 impl Workload {
@@ -38,6 +42,7 @@ impl Workload {
             Workload::RoundTrip { pinned: false } => "rtt",
             Workload::RoundTrip { pinned: true } => "rtt-pinned",
             Workload::Stream => "stream",
+            Workload::StreamBatched => "stream-batched",
         }
     }
 
@@ -175,6 +180,7 @@ impl Plan {
             workloads.push(Workload::RoundTrip { pinned: true });
         }
         workloads.push(Workload::Stream);
+        workloads.push(Workload::StreamBatched);
         for &size in &self.sizes {
             if let Budget::Reduced { max_size, .. } = budget {
                 if size > max_size {
@@ -186,7 +192,7 @@ impl Plan {
                     Workload::RoundTrip { .. } => self
                         .rounds
                         .unwrap_or_else(|| self.default_count(&FULL_ROUNDS, size)),
-                    Workload::Stream => self
+                    Workload::Stream | Workload::StreamBatched => self
                         .stream
                         .unwrap_or_else(|| self.default_count(&FULL_STREAM, size)),
                 };
@@ -197,7 +203,9 @@ impl Plan {
                     } => (base / divisor).max(min_count.min(base)),
                 };
                 let count = match workload {
-                    Workload::Stream => count.div_ceil(STREAM_BATCHES) * STREAM_BATCHES,
+                    Workload::Stream | Workload::StreamBatched => {
+                        count.div_ceil(STREAM_BATCHES) * STREAM_BATCHES
+                    }
                     Workload::RoundTrip { .. } => count,
                 };
                 let warmup = self.warmup.unwrap_or((count / 10).max(1));
@@ -248,13 +256,13 @@ mod tests {
             warmup: None,
             quick: false,
         };
-        assert_eq!(plan.cells(Budget::Normal).len(), 9);
+        assert_eq!(plan.cells(Budget::Normal).len(), 12);
         let slow = plan.cells(Budget::for_transport("signal"));
-        assert_eq!(slow.len(), 6);
+        assert_eq!(slow.len(), 8);
         assert!(slow.iter().all(|c| c.size <= 1024 && c.count <= 4000));
         assert!(slow
             .iter()
             .all(|c| c.stream_phases().iter().skip(1).sum::<u64>() == c.count
-                || c.workload != Workload::Stream));
+                || matches!(c.workload, Workload::RoundTrip { .. })));
     }
 }

@@ -13,7 +13,7 @@ mod run;
 use std::process::ExitCode;
 
 use clap::Parser;
-use ipc::FrameConfig;
+use ipc::Options;
 
 use crate::cli::Args;
 use crate::input::InputQueue;
@@ -37,22 +37,22 @@ fn main() -> ExitCode {
 
 async fn run(args: Args) -> u8 {
     let mode = args.mode();
-    let config = FrameConfig::builder().max_frame(args.max_frame).build();
-    let mut input = InputQueue::stdin(mode, config.max_frame());
+    let config = Options::default().max_frame(args.max_frame);
+    let mut input = InputQueue::stdin(mode, config.get_max_frame());
     let mut output = Output::stdout(mode);
     let result = if let Some(endpoint) = &args.listen {
         run::listen(
             endpoint,
             args.keep_listening,
-            config,
+            &config,
             &mut input,
             &mut output,
         )
         .await
     } else if let Some(transport) = &args.spawn {
-        run::spawn(transport, &args.command, config, &mut input, &mut output).await
+        run::spawn(transport, &args.command, &config, &mut input, &mut output).await
     } else if let Some(endpoint) = &args.endpoint {
-        run::connect(endpoint, config, &mut input, &mut output).await
+        run::connect(endpoint, &config, &mut input, &mut output).await
     } else {
         unreachable!("clap requires an endpoint, --listen or --spawn")
     };

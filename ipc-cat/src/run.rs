@@ -5,7 +5,7 @@ use std::ffi::OsString;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use ipc::{Endpoint, Error, FrameConfig};
+use ipc::{Endpoint, Error, Options};
 use tokio::io::AsyncWrite;
 
 use crate::bridge::bridge;
@@ -25,7 +25,8 @@ pub(crate) struct SetupError {
 }
 
 impl SetupError {
-    fn new(context: &str, e: Error) -> SetupError {
+    fn new(context: &str, e: impl Into<Error>) -> SetupError {
+        let e = e.into();
         let code = match e {
             Error::UnknownTransport { .. } => exit::USAGE,
             _ => exit::FAILED,
@@ -40,7 +41,7 @@ impl SetupError {
 /// `ipc-cat ENDPOINT`
 pub(crate) async fn connect<W: AsyncWrite + Unpin>(
     endpoint: &Endpoint,
-    config: FrameConfig,
+    options: &Options,
     input: &mut InputQueue,
     output: &mut Output<W>,
 ) -> Result<u8, SetupError> {
@@ -57,7 +58,7 @@ pub(crate) async fn connect<W: AsyncWrite + Unpin>(
         .for_endpoint(endpoint)
         .map_err(|e| SetupError::new(&connecting, e))?;
     let channel = transport
-        .connect_with(endpoint, config)
+        .connect(endpoint, options)
         .await
         .map_err(|e| SetupError::new(&connecting, e))?;
     Ok(bridge(channel, input, output).await.code())
@@ -69,7 +70,7 @@ pub(crate) async fn connect<W: AsyncWrite + Unpin>(
 pub(crate) async fn listen<W: AsyncWrite + Unpin>(
     endpoint: &Endpoint,
     keep: bool,
-    config: FrameConfig,
+    options: &Options,
     input: &mut InputQueue,
     output: &mut Output<W>,
 ) -> Result<u8, SetupError> {
@@ -78,7 +79,7 @@ pub(crate) async fn listen<W: AsyncWrite + Unpin>(
         .for_endpoint(endpoint)
         .map_err(|e| SetupError::new(&listening, e))?;
     let mut listener = transport
-        .listen_with(endpoint, config)
+        .listen(endpoint, options)
         .await
         .map_err(|e| SetupError::new(&listening, e))?;
     // Scripts and tests wait for this line (it carries the real port for port 0).
@@ -129,7 +130,7 @@ fn is_listener_broken(e: &Error) -> bool {
 pub(crate) async fn spawn<W: AsyncWrite + Unpin>(
     transport: &str,
     command: &[OsString],
-    config: FrameConfig,
+    options: &Options,
     input: &mut InputQueue,
     output: &mut Output<W>,
 ) -> Result<u8, SetupError> {
@@ -154,10 +155,10 @@ pub(crate) async fn spawn<W: AsyncWrite + Unpin>(
     let stderr = std::io::stderr();
     let to_stderr = std::os::fd::AsFd::as_fd(&stderr)
         .try_clone_to_owned()
-        .map_err(|e| SetupError::new(&starting, e.into()))?;
+        .map_err(|e| SetupError::new(&starting, e))?;
     cmd.stdout(Stdio::from(to_stderr));
     let (mut child, channel) = transport
-        .spawn_with(cmd, config)
+        .spawn(cmd, options)
         .await
         .map_err(|e| SetupError::new(&starting, e))?;
     let ended = bridge(channel, input, output).await;

@@ -126,7 +126,7 @@ fn rust_rpc_client_calls_a_python_child_over_every_transport() {
             let (mut child, channel) = ipc::registry()
                 .get(transport)
                 .expect("transport")
-                .spawn(cmd)
+                .spawn(cmd, &Default::default())
                 .await
                 .unwrap_or_else(|e| panic!("spawn over {transport}: {e}"));
             let client = ipc::rpc::RpcClient::new(channel);

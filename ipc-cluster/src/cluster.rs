@@ -1434,7 +1434,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_channel_dying_mid_transfer_gives_the_fd_back() {
-        let (ours, mut theirs) = ipc_uds::pair(Default::default()).expect("pair");
+        let (ours, mut theirs) = ipc_uds::pair(&ipc_core::Options::default()).expect("pair");
         let (tx, _rx) = ours.into_split();
         let (out, queue) = mpsc::unbounded_channel();
         let (_ack_tx, acks) = mpsc::unbounded_channel();
@@ -1483,7 +1483,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_next_frame_waits_for_the_acknowledgement() {
-        let (ours, mut theirs) = ipc_uds::pair(Default::default()).expect("pair");
+        let (ours, mut theirs) = ipc_uds::pair(&ipc_core::Options::default()).expect("pair");
         let (tx, _rx) = ours.into_split();
         let (out, queue) = mpsc::unbounded_channel();
         let (ack_tx, acks) = mpsc::unbounded_channel();

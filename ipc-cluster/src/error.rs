@@ -19,6 +19,16 @@ pub enum Error {
     #[error(transparent)]
     Ipc(#[from] ipc_core::Error),
 
+    /// Starting a managed process failed (the program could not be started, or its
+    /// control channel could not be set up).
+    #[error(transparent)]
+    Spawn(#[from] ipc_core::SpawnError),
+
+    /// A worker could not open the control channel its primary gave it (not started by
+    /// a cluster or supervisor, or the primary is gone).
+    #[error(transparent)]
+    Connect(#[from] ipc_core::ConnectError),
+
     /// An operating-system call failed.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),

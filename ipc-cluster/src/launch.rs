@@ -7,8 +7,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use futures_util::SinkExt;
-use ipc_core::frame::FrameConfig;
-use ipc_core::{Child, RecvHalf, SendHalf};
+use ipc_core::{Child, Options, RecvHalf, SendHalf};
 use ipc_uds::{SendFds, UdsSender};
 
 use crate::config::ControlChannel;
@@ -76,10 +75,10 @@ pub(crate) async fn launch(
         command.env_remove(NOTIFY_SOCKET);
         None
     };
-    let config = FrameConfig::default();
+    let options = Options::default();
     let (child, tx, rx) = match control {
         ControlChannel::Uds => {
-            let (child, channel) = ipc_uds::spawn(command, config).await?;
+            let (child, channel) = ipc_uds::spawn(command, &options).await?;
             let (tx, rx) = channel.into_split();
             (
                 child,
@@ -88,7 +87,7 @@ pub(crate) async fn launch(
             )
         }
         ControlChannel::Node => {
-            let (child, channel) = ipc_node::spawn(command, config).await?;
+            let (child, channel) = ipc_node::spawn(command, &options).await?;
             let (tx, rx) = ipc_core::Channel::split(Box::new(channel));
             (child, Some(ControlSender::Other(tx)), Some(rx))
         }

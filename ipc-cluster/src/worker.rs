@@ -60,7 +60,7 @@ pub fn is_agent() -> bool {
 ///
 /// ```no_run
 /// # async fn demo() -> ipc_cluster::Result<()> {
-/// let mut parent = ipc_uds::connect(&ipc_core::env::endpoint_from_env()?, Default::default()).await?;
+/// let mut parent = ipc_uds::connect(&ipc_core::env::endpoint_from_env()?, &ipc_core::Options::from_env()).await?;
 /// ipc_cluster::worker::ready(&mut parent).await?;
 /// # Ok(()) }
 /// ```
@@ -135,11 +135,13 @@ pub struct Members {
 
 impl Worker {
     /// Open the control channel the primary gave this process (`IPC_ENDPOINT`, fd 3)
-    /// and start reading it. Must be called within a tokio runtime, once.
+    /// and start reading it. Must be called within a tokio runtime, once. Fails with
+    /// [`Error::Connect`] when this process was not started by a
+    /// cluster or supervisor, or the channel cannot be opened.
     pub async fn connect() -> Result<Worker> {
-        let endpoint = ipc_core::env::endpoint_from_env()?;
-        let config = ipc_core::env::frame_config_from_env();
-        let channel = ipc_uds::connect(&endpoint, config).await?;
+        let endpoint = ipc_core::env::endpoint_from_env().map_err(ipc_core::ConnectError::from)?;
+        let options = ipc_core::Options::from_env();
+        let channel = ipc_uds::connect(&endpoint, &options).await?;
         let (tx, mut rx) = channel.into_split();
         let (out, queue) = mpsc::unbounded_channel();
         let writer = tokio::spawn(write_loop(tx, queue));

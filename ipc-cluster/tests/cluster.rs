@@ -344,7 +344,7 @@ async fn a_worker_not_ready_in_time_fails_the_start() {
         .supervise(
             Config::builder()
                 .listen_timeout(Duration::from_millis(300))
-                .kill_timeout(Duration::from_secs(5))
+                .kill_timeout(Duration::from_millis(300))
                 .build(),
         )
         .build();
@@ -645,4 +645,19 @@ async fn dropping_the_cluster_kills_its_workers() {
     all_gone(&pids)
         .await
         .expect("no worker outlives its Cluster");
+}
+
+#[tokio::test]
+async fn a_process_not_started_by_a_cluster_gets_a_connect_error() {
+    // This test process was started by cargo, not by a cluster: no IPC_ENDPOINT.
+    assert!(std::env::var_os(ipc_core::env::IPC_ENDPOINT).is_none());
+    let connected = tokio::time::timeout(GUARD, Worker::connect())
+        .await
+        .expect("connect gives up at once");
+    match connected {
+        Err(Error::Connect(ipc_core::ConnectError::NotAChild(why))) => {
+            assert!(why.contains("IPC_ENDPOINT"), "{why}");
+        }
+        other => panic!("expected Error::Connect(NotAChild), got {other:?}"),
+    }
 }

@@ -52,7 +52,7 @@ fn child() {
 
 async fn parent_channel() -> ipc_uds::UdsChannel {
     let endpoint = ipc_core::env::endpoint_from_env().expect("IPC_ENDPOINT");
-    ipc_uds::connect(&endpoint, Default::default())
+    ipc_uds::connect(&endpoint, &ipc_core::Options::from_env())
         .await
         .expect("connect to the supervisor")
 }
@@ -83,16 +83,26 @@ async fn run_child(role: Role) -> i32 {
             let _sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
                 .expect("catch SIGINT");
             let mut grandchild = tokio::process::Command::from(child_command(Role::Grandchild))
+                .stdout(Stdio::piped())
                 .spawn()
                 .expect("start the grandchild");
+            // Ready only once the grandchild ignores SIGINT too.
+            let stdout = grandchild.stdout.take().expect("stdout");
+            let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+            while let Ok(Some(line)) = lines.next_line().await {
+                if line.contains("armed") {
+                    break;
+                }
+            }
             let mut ch = parent_channel().await;
             ipc_cluster::worker::ready(&mut ch).await.expect("ready");
             let _ = grandchild.wait().await; // until killed
-            0
+            std::future::pending::<i32>().await
         }
         Role::Grandchild => {
             let _sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
                 .expect("catch SIGINT");
+            println!("armed");
             std::future::pending::<i32>().await
         }
         Role::SupervisorParent => {
@@ -472,4 +482,59 @@ async fn nothing_outlives_a_sigkilled_supervisor() {
     parent.start_kill().expect("SIGKILL the supervisor");
     parent.wait().await.expect("reap");
     all_gone(&tree).await.expect("no process left behind");
+}
+
+#[tokio::test]
+async fn a_python_worker_says_ready_and_stops_on_the_shutdown_message() {
+    if Command::new("python3")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .is_err()
+    {
+        eprintln!("skipped: `python3` is not on PATH (.ci/run installs it)");
+        return;
+    }
+    let peers = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../peers/python");
+    let config = fast()
+        .wait_ready(WaitReady::Message)
+        .stop_with(StopWith::Message)
+        .build();
+    let mut sup = Supervisor::start(config, move || {
+        let mut command = Command::new("python3");
+        command
+            .arg(peers.join("examples/supervised_worker.py"))
+            .env("PYTHONPATH", &peers);
+        command
+    });
+    let events = events_until(&mut sup, |e| {
+        matches!(e, Event::Ready { .. } | Event::Exited { .. })
+    })
+    .await;
+    assert!(
+        matches!(
+            events.last(),
+            Some(Event::Ready {
+                via: ReadyVia::Message,
+                ..
+            })
+        ),
+        "{events:#?}"
+    );
+    sup.stop().await;
+    let events = all_events(&mut sup).await;
+    assert!(
+        matches!(
+            &events[..],
+            [
+                Event::Exited {
+                    status: ExitStatus::Code(0),
+                    cause: ExitCause::Stopped,
+                    ..
+                },
+                Event::Stopped
+            ]
+        ),
+        "{events:#?}"
+    );
 }

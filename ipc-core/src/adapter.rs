@@ -29,11 +29,11 @@
 //!         self.0 = None;
 //!         Ok(())
 //!     }
-//!     fn info(&self) -> ChannelInfo { ChannelInfo::new("toy", 1 << 20) }
+//!     fn info(&self) -> ChannelInfo { ChannelInfo::new("toy") }
 //! }
 //! impl RecvFrames for In {
 //!     async fn recv_frame(&mut self) -> Result<Option<Bytes>> { Ok(self.0.recv().await) }
-//!     fn info(&self) -> ChannelInfo { ChannelInfo::new("toy", 1 << 20) }
+//!     fn info(&self) -> ChannelInfo { ChannelInfo::new("toy") }
 //! }
 //!
 //! let (tx, rx) = mpsc::channel(4);

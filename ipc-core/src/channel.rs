@@ -28,7 +28,7 @@ use crate::error::{RecvError, Result, SendError};
 /// What a channel knows about itself and its peer.
 ///
 /// ```
-/// let info = ipc_core::ChannelInfo::new("uds", 8 << 20);
+/// let info = ipc_core::ChannelInfo::new("uds");
 /// assert_eq!(info.transport, "uds");
 /// assert_eq!(info.peer_pid, None);
 /// assert!(info.binary_frames);
@@ -42,7 +42,9 @@ pub struct ChannelInfo {
     pub peer_pid: Option<u32>,
     /// The peer's user id, when the OS tells it.
     pub peer_uid: Option<u32>,
-    /// Largest payload this channel sends or accepts.
+    /// Largest payload this channel sends or accepts: its codec's limit, filled in by
+    /// the [`stream`](crate::stream) layer (or by a backend that frames by itself, with
+    /// [`with_max_frame`](ChannelInfo::with_max_frame)).
     pub max_frame: usize,
     /// The peer's address as text, when there is one (`127.0.0.1:51234`).
     pub peer_addr: Option<String>,
@@ -53,16 +55,30 @@ pub struct ChannelInfo {
 }
 
 impl ChannelInfo {
-    /// Info with only the transport name and frame limit known.
-    pub fn new(transport: &'static str, max_frame: usize) -> Self {
+    /// Info with only the transport name known. The frame limit is the codec's: the
+    /// [`stream`](crate::stream) layer sets it (until then it is the default, 8 MiB).
+    pub fn new(transport: &'static str) -> Self {
         ChannelInfo {
             transport,
             peer_pid: None,
             peer_uid: None,
-            max_frame,
+            max_frame: crate::frame::DEFAULT_MAX_FRAME,
             peer_addr: None,
             binary_frames: true,
         }
+    }
+
+    /// Set the frame limit, for a backend that frames without the
+    /// [`stream`](crate::stream) layer (which sets it from the codec): state it where
+    /// the codec is made, once.
+    ///
+    /// ```
+    /// let info = ipc_core::ChannelInfo::new("signal").with_max_frame(64 * 1024);
+    /// assert_eq!(info.max_frame, 65536);
+    /// ```
+    pub fn with_max_frame(mut self, bytes: usize) -> Self {
+        self.max_frame = bytes;
+        self
     }
 
     /// Set the peer pid.
@@ -87,7 +103,7 @@ impl ChannelInfo {
     /// [`binary_frames`](Self::binary_frames)).
     ///
     /// ```
-    /// let info = ipc_core::ChannelInfo::new("node", 1 << 20).with_binary_frames(false);
+    /// let info = ipc_core::ChannelInfo::new("node").with_binary_frames(false);
     /// assert!(!info.binary_frames);
     /// ```
     pub fn with_binary_frames(mut self, binary: bool) -> Self {
@@ -157,7 +173,7 @@ pub trait SendHalf: Sink<Bytes, Error = SendError> + Send + Unpin + 'static {
     /// use ipc_core::SendHalf;
     /// # let (a, _b) = tokio::io::duplex(64);
     /// # let codec = ipc_core::frame::LengthCodec::new(Default::default());
-    /// # let info = ipc_core::ChannelInfo::new("mem", 1 << 20);
+    /// # let info = ipc_core::ChannelInfo::new("mem");
     /// let tx = ipc_core::stream::StreamSender::new(a, codec, info);
     /// let boxed: Box<dyn SendHalf> = tx.into_box();
     /// # let _ = boxed; Ok(()) }
@@ -198,7 +214,7 @@ pub trait RecvHalf: Stream<Item = Result<Bytes, RecvError>> + Send + Unpin + 'st
     /// use ipc_core::RecvHalf;
     /// # let (a, _b) = tokio::io::duplex(64);
     /// # let codec = ipc_core::frame::LengthCodec::new(Default::default());
-    /// # let info = ipc_core::ChannelInfo::new("mem", 1 << 20);
+    /// # let info = ipc_core::ChannelInfo::new("mem");
     /// let rx = ipc_core::stream::StreamReceiver::new(a, codec, info);
     /// let boxed: Box<dyn RecvHalf> = rx.into_box();
     /// # let _ = boxed; Ok(()) }

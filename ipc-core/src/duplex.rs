@@ -20,7 +20,7 @@ use crate::channel::{Channel, ChannelInfo, RecvHalf, SendHalf};
 /// let (a, b) = tokio::io::duplex(1024);
 /// let (ar, aw) = tokio::io::split(a);
 /// let codec = LengthCodec::new(FrameConfig::default());
-/// let info = ChannelInfo::new("mem", 8 << 20);
+/// let info = ChannelInfo::new("mem");
 /// let tx = stream::StreamSender::new(aw, codec.clone(), info.clone());
 /// let rx = stream::StreamReceiver::new(ar, codec, info);
 /// let mut ch = Duplex::new(tx, rx);

@@ -11,6 +11,8 @@
 //! | `stdio:` | stdio | this process's stdin/stdout |
 //! | `signal:pid=1234` | signal | real-time signals to and from a process |
 //! | `node:fd=3` | node | Node.js's `fork()` channel (JSON lines on an inherited socket) |
+//! | `shm:/run/app.sock` | shm | a shared-memory listener's rendezvous socket file |
+//! | `shm:fd=3` | shm | an inherited socket on which the parent offers a shared-memory segment |
 //!
 //! `Display` prints the same form, so `endpoint.to_string().parse()` gives it back.
 //!
@@ -33,7 +35,7 @@ use crate::error::Error;
 
 /// The endpoint forms, for error messages.
 pub const KNOWN_FORMS: &str = "tcp://HOST:PORT, unix:/PATH, unix:@NAME, uds:fd=N, \
-     fifo:/DIR, pipe:fd=R,W, stdio:, signal:pid=N, node:fd=N";
+     fifo:/DIR, pipe:fd=R,W, stdio:, signal:pid=N, node:fd=N, shm:/PATH, shm:fd=N";
 
 /// A parsed endpoint. See the [module docs](self) for the forms.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -65,10 +67,16 @@ pub enum Endpoint {
     },
     /// `node:fd=N`: the inherited socket of a Node.js `fork()` channel (`NODE_CHANNEL_FD`).
     Node(RawFd),
+    /// `shm:/path`: the rendezvous socket of a shared-memory listener.
+    ShmPath(PathBuf),
+    /// `shm:fd=N`: an inherited socket on which the parent offers a shared-memory
+    /// segment.
+    ShmFd(RawFd),
 }
 
 impl Endpoint {
-    /// The URL scheme (`tcp`, `unix`, `uds`, `fifo`, `pipe`, `stdio`, `signal`).
+    /// The URL scheme (`tcp`, `unix`, `uds`, `fifo`, `pipe`, `stdio`, `signal`, `node`,
+    /// `shm`).
     pub fn scheme(&self) -> &'static str {
         match self {
             Endpoint::Tcp(_) => "tcp",
@@ -79,6 +87,7 @@ impl Endpoint {
             Endpoint::Stdio => "stdio",
             Endpoint::Signal { .. } => "signal",
             Endpoint::Node(_) => "node",
+            Endpoint::ShmPath(_) | Endpoint::ShmFd(_) => "shm",
         }
     }
 }
@@ -172,6 +181,18 @@ impl FromStr for Endpoint {
                     .ok_or_else(|| bad(input, "node endpoints look like node:fd=3"))?;
                 Ok(Endpoint::Node(parse_fd(input, fd)?))
             }
+            "shm" => {
+                if let Some(fd) = rest.strip_prefix("fd=") {
+                    Ok(Endpoint::ShmFd(parse_fd(input, fd)?))
+                } else if rest.is_empty() {
+                    Err(bad(
+                        input,
+                        "shm endpoints look like shm:/run/app.sock or shm:fd=3",
+                    ))
+                } else {
+                    Ok(Endpoint::ShmPath(PathBuf::from(rest)))
+                }
+            }
             other => Err(bad(input, format!("unknown scheme {other:?}"))),
         }
     }
@@ -189,6 +210,8 @@ impl fmt::Display for Endpoint {
             Endpoint::Stdio => write!(f, "stdio:"),
             Endpoint::Signal { pid } => write!(f, "signal:pid={pid}"),
             Endpoint::Node(fd) => write!(f, "node:fd={fd}"),
+            Endpoint::ShmPath(p) => write!(f, "shm:{}", p.display()),
+            Endpoint::ShmFd(fd) => write!(f, "shm:fd={fd}"),
         }
     }
 }
@@ -210,6 +233,8 @@ mod tests {
             "stdio:",
             "signal:pid=1234",
             "node:fd=3",
+            "shm:/tmp/x.sock",
+            "shm:fd=3",
         ] {
             let ep: Endpoint = s.parse().expect(s);
             assert_eq!(ep.to_string(), s);
@@ -233,6 +258,8 @@ mod tests {
             "signal:pid=0",
             "http://x",
             "fifo:",
+            "shm:",
+            "shm:fd=x",
         ] {
             let err = s.parse::<Endpoint>().expect_err(s);
             let msg = err.to_string();

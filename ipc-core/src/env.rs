@@ -78,17 +78,4 @@ pub fn token_from_env() -> Option<String> {
     std::env::var(IPC_TOKEN).ok().filter(|t| !t.is_empty())
 }
 
-/// The frame limit the parent chose, in bytes.
-pub const IPC_MAX_FRAME: &str = "IPC_MAX_FRAME";
-
-/// The [`FrameConfig`](crate::frame::FrameConfig) named by `IPC_MAX_FRAME`, or the default.
-pub fn frame_config_from_env() -> crate::frame::FrameConfig {
-    let builder = crate::frame::FrameConfig::builder();
-    match std::env::var(IPC_MAX_FRAME)
-        .ok()
-        .and_then(|v| v.parse::<usize>().ok())
-    {
-        Some(max) => builder.max_frame(max).build(),
-        None => builder.build(),
-    }
-}
+pub use crate::options::IPC_MAX_FRAME;

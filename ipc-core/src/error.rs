@@ -49,7 +49,7 @@ pub enum Error {
     /// without being buffered; on send nothing was written. The channel stays usable.
     #[error(
         "frame of {} ({len} bytes) exceeds the limit of {} ({max} bytes); send smaller \
-         messages or raise the limit with FrameConfig::builder().max_frame(..) on both ends",
+         messages or raise the limit with Options::max_frame(..) on both ends",
         crate::human::bytes(*len),
         crate::human::bytes(*max as u64)
     )]
@@ -162,8 +162,7 @@ pub enum Error {
         "a frame of {} began to arrive, but the listener's budget for partly received \
          frames is {} and {} of it is held by frames other clients are still sending; \
          this connection was dropped. Raise the budget with \
-         FrameConfig::builder().listener_budget(..) in the listener's FrameConfig, or \
-         send smaller frames",
+         Options::listener_budget(..) in the listener's Options, or send smaller frames",
         crate::human::bytes(*len),
         crate::human::bytes(*limit as u64),
         crate::human::bytes(*in_use as u64)
@@ -270,9 +269,9 @@ impl Error {
 /// let (a, b) = tokio::io::duplex(1024);
 /// let (ar, aw) = tokio::io::split(a);
 /// let (br, bw) = tokio::io::split(b);
-/// let mut big = stream::channel(ar, aw, LengthCodec::new(FrameConfig::default()), ChannelInfo::new("mem", 8 << 20));
+/// let mut big = stream::channel(ar, aw, LengthCodec::new(FrameConfig::default()), ChannelInfo::new("mem"));
 /// let small = LengthCodec::new(FrameConfig::builder().max_frame(4).build());
-/// let mut small = stream::channel(br, bw, small, ChannelInfo::new("mem", 4));
+/// let mut small = stream::channel(br, bw, small, ChannelInfo::new("mem"));
 /// big.send("too long".into()).await?;
 /// big.send("ok".into()).await?;
 /// match small.recv().await {
@@ -390,7 +389,7 @@ impl From<RecvError> for Error {
 /// let (a, _b) = tokio::io::duplex(1024);
 /// let (ar, aw) = tokio::io::split(a);
 /// let codec = LengthCodec::new(FrameConfig::builder().max_frame(4).build());
-/// let mut ch = stream::channel(ar, aw, codec, ChannelInfo::new("mem", 4));
+/// let mut ch = stream::channel(ar, aw, codec, ChannelInfo::new("mem"));
 /// match ch.send("too long".into()).await {
 ///     Err(SendError::Rejected(Error::FrameTooLarge { len: 8, max: 4 })) => {} // not sent
 ///     other => panic!("{other:?}"),
@@ -484,6 +483,334 @@ impl From<SendError> for Error {
             SendError::PeerLost(why) => Error::PeerLost(why),
             SendError::Closed => Error::Closed,
             SendError::Io(e) => Error::Io(e),
+        }
+    }
+}
+
+/// Why connecting failed: the error of every transport's and backend's `connect`.
+///
+/// Each arm is something a caller can act on: fix the endpoint, start the server, check
+/// the token, wait longer. It converts into [`Error`] with `?`, with the same message.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use ipc_core::{ConnectError, Error};
+/// let e = ConnectError::from(Error::Io(std::io::Error::new(
+///     std::io::ErrorKind::NotFound,
+///     "connect to /tmp/app.sock: no socket file there: is the server running?",
+/// )));
+/// assert!(matches!(e, ConnectError::NotListening(_)));
+/// assert!(e.to_string().contains("is the server running?"));
+/// let e: Error = e.into(); // `?` works in a function returning ipc_core::Result
+/// # let _ = e; }
+/// ```
+#[derive(thiserror::Error)]
+#[non_exhaustive]
+pub enum ConnectError {
+    /// The endpoint is malformed, or not one this transport serves (see
+    /// [`Error::BadEndpoint`]).
+    #[error(
+        "bad endpoint {input:?}: {reason}. Known forms: {}",
+        crate::endpoint::KNOWN_FORMS
+    )]
+    BadEndpoint {
+        /// The endpoint given.
+        input: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// Nothing is listening there: no socket file, no FIFO directory, or the connection
+    /// was refused. The message names the endpoint; start the server first.
+    #[error("{0}")]
+    NotListening(#[source] io::Error),
+
+    /// The peer does not speak this protocol or version (see [`Error::Handshake`]).
+    #[error("handshake failed: {0}")]
+    Handshake(String),
+
+    /// The peer refused us: wrong token, or another user id (see [`Error::Auth`]).
+    #[error("authentication failed: {0}")]
+    Auth(String),
+
+    /// The peer did not answer in time (see [`Options::handshake_timeout`](crate::Options::handshake_timeout)).
+    #[error("timed out after {} while {during}", crate::human::duration(*after))]
+    Timeout {
+        /// The deadline that passed.
+        after: Duration,
+        /// What was being waited for.
+        during: &'static str,
+    },
+
+    /// The transport cannot connect like this (see [`Error::Unsupported`]).
+    #[error("the {transport} transport does not support {what}")]
+    Unsupported {
+        /// Transport name.
+        transport: &'static str,
+        /// What is not supported.
+        what: String,
+    },
+
+    /// An operating-system call failed.
+    #[error("I/O error: {0}")]
+    Io(#[source] io::Error),
+
+    /// This process was not spawned as a child: the environment names no channel
+    /// (see [`Error::NotAChild`]).
+    #[error("{0}")]
+    NotAChild(String),
+
+    /// Any other failure.
+    #[error(transparent)]
+    Other(Error),
+}
+
+/// Why listening failed: the error of every transport's and backend's `listen`/`bind`.
+///
+/// ```
+/// use ipc_core::{Error, ListenError};
+/// let e = ListenError::from(Error::Io(std::io::Error::new(
+///     std::io::ErrorKind::AddrInUse,
+///     "listen on /tmp/app.sock: a server (pid 42) is already listening there",
+/// )));
+/// assert!(matches!(e, ListenError::InUse(_)));
+/// ```
+#[derive(thiserror::Error)]
+#[non_exhaustive]
+pub enum ListenError {
+    /// The endpoint is malformed, or not one this transport listens on (see
+    /// [`Error::BadEndpoint`]).
+    #[error(
+        "bad endpoint {input:?}: {reason}. Known forms: {}",
+        crate::endpoint::KNOWN_FORMS
+    )]
+    BadEndpoint {
+        /// The endpoint given.
+        input: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// A live server already holds the address (socket path, abstract name, port). The
+    /// message says which; stop it or choose another address.
+    #[error("{0}")]
+    InUse(#[source] io::Error),
+
+    /// The transport cannot listen (anonymous pipes, stdio, signal, node: see
+    /// [`Capabilities::listen`](crate::Capabilities::listen)).
+    #[error("the {transport} transport does not support {what}")]
+    Unsupported {
+        /// Transport name.
+        transport: &'static str,
+        /// What is not supported.
+        what: String,
+    },
+
+    /// An operating-system call failed (a directory others can write, no permission).
+    #[error("I/O error: {0}")]
+    Io(#[source] io::Error),
+
+    /// Any other failure.
+    #[error(transparent)]
+    Other(Error),
+}
+
+/// Why spawning a child wired to a channel failed: the error of every transport's and
+/// backend's `spawn`.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use ipc_core::SpawnError;
+/// let cmd = std::process::Command::new("./no-such-program");
+/// match ipc_core::spawn::spawn_child(cmd) {
+///     Err(SpawnError::Start { program, .. }) => assert_eq!(program, "./no-such-program"),
+///     other => panic!("{:?}", other.map(|_| ())),
+/// }
+/// # }
+/// ```
+#[derive(thiserror::Error)]
+#[non_exhaustive]
+pub enum SpawnError {
+    /// The program could not be started (not found, not executable). The message names
+    /// it and what to check.
+    #[error("could not start {program}: {source}{}", start_hint(program, source))]
+    Start {
+        /// The program, as given to the `Command`.
+        program: String,
+        /// Why `exec` failed.
+        source: io::Error,
+    },
+
+    /// The child exited before it connected (see [`Error::ChildExited`]).
+    #[error("child process exited ({0}) before the operation completed")]
+    ChildExited(ExitStatus),
+
+    /// The child connected but its handshake failed (see [`Error::Handshake`]).
+    #[error("handshake failed: {0}")]
+    Handshake(String),
+
+    /// The child did not connect in time (see
+    /// [`Options::handshake_timeout`](crate::Options::handshake_timeout)); it was killed.
+    #[error("timed out after {} while {during}", crate::human::duration(*after))]
+    Timeout {
+        /// The deadline that passed.
+        after: Duration,
+        /// What was being waited for.
+        during: &'static str,
+    },
+
+    /// The transport cannot spawn here (see [`Error::Unsupported`]).
+    #[error("the {transport} transport does not support {what}")]
+    Unsupported {
+        /// Transport name.
+        transport: &'static str,
+        /// What is not supported.
+        what: String,
+    },
+
+    /// An operating-system call failed (making the socketpair, pipes, ...).
+    #[error("I/O error: {0}")]
+    Io(#[source] io::Error),
+
+    /// Any other failure.
+    #[error(transparent)]
+    Other(Error),
+}
+
+/// What to check when a program cannot be started.
+fn start_hint(program: &str, e: &io::Error) -> &'static str {
+    match e.kind() {
+        io::ErrorKind::NotFound if program.contains('/') => {
+            " (check the path; a relative one starts from the current directory)"
+        }
+        io::ErrorKind::NotFound => " (a name without '/' is looked up in PATH)",
+        io::ErrorKind::PermissionDenied => " (is the file executable?)",
+        _ => "",
+    }
+}
+
+macro_rules! operation_error_impls {
+    ($name:ident) => {
+        /// Reads like the message, as [`Error`]'s `Debug` does.
+        impl std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write_with_causes(self, f)
+            }
+        }
+
+        impl From<io::Error> for $name {
+            fn from(e: io::Error) -> Self {
+                $name::from(Error::Io(e))
+            }
+        }
+    };
+}
+operation_error_impls!(ConnectError);
+operation_error_impls!(ListenError);
+operation_error_impls!(SpawnError);
+
+/// Sorts an [`Error`] met while connecting into its [`ConnectError`] arm: an I/O error
+/// of kind `NotFound` or `ConnectionRefused` is [`NotListening`](ConnectError::NotListening).
+impl From<Error> for ConnectError {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::BadEndpoint { input, reason } => ConnectError::BadEndpoint { input, reason },
+            Error::Io(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused
+                ) =>
+            {
+                ConnectError::NotListening(e)
+            }
+            Error::Io(e) => ConnectError::Io(e),
+            Error::Handshake(why) => ConnectError::Handshake(why),
+            Error::Auth(why) => ConnectError::Auth(why),
+            Error::Timeout { after, during } => ConnectError::Timeout { after, during },
+            Error::Unsupported { transport, what } => ConnectError::Unsupported { transport, what },
+            Error::NotAChild(why) => ConnectError::NotAChild(why),
+            other => ConnectError::Other(other),
+        }
+    }
+}
+
+/// So `?` on a connect works in a function returning [`Result`].
+impl From<ConnectError> for Error {
+    fn from(e: ConnectError) -> Self {
+        match e {
+            ConnectError::BadEndpoint { input, reason } => Error::BadEndpoint { input, reason },
+            ConnectError::NotListening(e) | ConnectError::Io(e) => Error::Io(e),
+            ConnectError::Handshake(why) => Error::Handshake(why),
+            ConnectError::Auth(why) => Error::Auth(why),
+            ConnectError::Timeout { after, during } => Error::Timeout { after, during },
+            ConnectError::Unsupported { transport, what } => Error::Unsupported { transport, what },
+            ConnectError::NotAChild(why) => Error::NotAChild(why),
+            ConnectError::Other(e) => e,
+        }
+    }
+}
+
+/// Sorts an [`Error`] met while listening into its [`ListenError`] arm: an I/O error of
+/// kind `AddrInUse` is [`InUse`](ListenError::InUse).
+impl From<Error> for ListenError {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::BadEndpoint { input, reason } => ListenError::BadEndpoint { input, reason },
+            Error::Io(e) if e.kind() == io::ErrorKind::AddrInUse => ListenError::InUse(e),
+            Error::Io(e) => ListenError::Io(e),
+            Error::Unsupported { transport, what } => ListenError::Unsupported { transport, what },
+            other => ListenError::Other(other),
+        }
+    }
+}
+
+/// So `?` on a listen works in a function returning [`Result`].
+impl From<ListenError> for Error {
+    fn from(e: ListenError) -> Self {
+        match e {
+            ListenError::BadEndpoint { input, reason } => Error::BadEndpoint { input, reason },
+            ListenError::InUse(e) | ListenError::Io(e) => Error::Io(e),
+            ListenError::Unsupported { transport, what } => Error::Unsupported { transport, what },
+            ListenError::Other(e) => e,
+        }
+    }
+}
+
+/// Sorts an [`Error`] met while spawning into its [`SpawnError`] arm.
+impl From<Error> for SpawnError {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::ChildExited(status) => SpawnError::ChildExited(status),
+            Error::Handshake(why) => SpawnError::Handshake(why),
+            Error::Timeout { after, during } => SpawnError::Timeout { after, during },
+            Error::Unsupported { transport, what } => SpawnError::Unsupported { transport, what },
+            Error::Io(e) => SpawnError::Io(e),
+            other => SpawnError::Other(other),
+        }
+    }
+}
+
+/// A listener a backend's `spawn` makes for its child failed: as a [`SpawnError`].
+impl From<ListenError> for SpawnError {
+    fn from(e: ListenError) -> Self {
+        SpawnError::from(Error::from(e))
+    }
+}
+
+/// So `?` on a spawn works in a function returning [`Result`]. A
+/// [`Start`](SpawnError::Start) becomes an [`Error::Io`] with the same message.
+impl From<SpawnError> for Error {
+    fn from(e: SpawnError) -> Self {
+        match e {
+            SpawnError::Start { ref source, .. } => {
+                Error::Io(io::Error::new(source.kind(), e.to_string()))
+            }
+            SpawnError::ChildExited(status) => Error::ChildExited(status),
+            SpawnError::Handshake(why) => Error::Handshake(why),
+            SpawnError::Timeout { after, during } => Error::Timeout { after, during },
+            SpawnError::Unsupported { transport, what } => Error::Unsupported { transport, what },
+            SpawnError::Io(e) => Error::Io(e),
+            SpawnError::Other(e) => e,
         }
     }
 }

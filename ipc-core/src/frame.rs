@@ -134,6 +134,11 @@ impl FrameConfig {
         self.listener_budget
             .unwrap_or_else(|| DEFAULT_LISTENER_BUDGET.max(self.max_frame.saturating_mul(4)))
     }
+
+    /// The listener budget when one was set, `None` for the default.
+    pub(crate) fn explicit_listener_budget(&self) -> Option<usize> {
+        self.listener_budget
+    }
 }
 
 /// Builder for [`FrameConfig`].
@@ -500,6 +505,17 @@ impl Decoder for LengthCodec {
                         return Ok(None);
                     }
                     let len = u32::from_be_bytes([src[0], src[1], src[2], src[3]]);
+                    // The usual case, a whole small frame in the buffer: one cut. (The
+                    // goodbye and oversize lengths are above any `max_frame`.)
+                    let whole = 4 + len as usize;
+                    if (len as usize) < LARGE_FRAME
+                        && len as usize <= self.config.max_frame
+                        && src.len() >= whole
+                    {
+                        let mut frame = src.split_to(whole);
+                        frame.advance(4);
+                        return Ok(Some(Decoded::Frame(frame.freeze())));
+                    }
                     src.advance(4);
                     if len == GOODBYE {
                         return Ok(Some(Decoded::Goodbye));

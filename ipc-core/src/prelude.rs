@@ -5,6 +5,7 @@
 //! - [`StreamExt`] gives `next`, `map`, `filter_map`, `take`, `forward`, ...;
 //! - [`ChannelExt`] gives `recv`, `recv_json`;
 //! - [`SinkJsonExt`] gives `send_json`;
+//! - [`SendManyExt`] gives `send_many`;
 //! - [`Channel`] gives `info`, `split`.
 //!
 //! ```
@@ -14,7 +15,7 @@
 //! # let (ar, aw) = tokio::io::split(a);
 //! # let (br, bw) = tokio::io::split(b);
 //! # let codec = ipc_core::frame::LengthCodec::new(Default::default());
-//! # let info = ipc_core::ChannelInfo::new("mem", 8 << 20);
+//! # let info = ipc_core::ChannelInfo::new("mem");
 //! # let mut left = ipc_core::stream::channel(ar, aw, codec.clone(), info.clone());
 //! # let mut right = ipc_core::stream::channel(br, bw, codec, info);
 //! left.send("one".into()).await?;
@@ -27,4 +28,4 @@
 pub use futures_util::{SinkExt, StreamExt};
 
 pub use crate::channel::Channel;
-pub use crate::ext::{ChannelExt, SinkJsonExt};
+pub use crate::ext::{ChannelExt, SendManyExt, SinkJsonExt};

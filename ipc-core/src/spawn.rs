@@ -25,7 +25,7 @@
 //! # async fn demo(transport: &dyn ipc_core::Transport) -> ipc_core::Result<()> {
 //! let mut command = std::process::Command::new("/usr/local/bin/indexer");
 //! ipc_core::spawn::detached(&mut command);
-//! let (child, channel) = transport.spawn(command).await?;
+//! let (child, channel) = transport.spawn(command, &ipc_core::Options::default()).await?;
 //! // This process may now exit or be killed: the indexer carries on.
 //! # let _ = (child, channel); Ok(()) }
 //! ```
@@ -35,7 +35,6 @@ use std::os::unix::process::CommandExt;
 use std::process::Command;
 
 use crate::env::{IPC_ENDPOINT, IPC_MAX_FRAME, IPC_TOKEN, NODE_CHANNEL_FD};
-use crate::frame::FrameConfig;
 
 /// First fd number used for the temporary copies made while placing fds.
 const SCRATCH_FD_BASE: RawFd = 100;
@@ -87,37 +86,22 @@ pub fn inherit_fds(command: &mut Command, fds: &[(&OwnedFd, RawFd)]) {
 ///
 /// ```
 /// let mut cmd = std::process::Command::new("child");
-/// ipc_core::spawn::set_child_env(&mut cmd, &"uds:fd=3".parse().unwrap(), None, Default::default());
+/// let opts = ipc_core::Options::default();
+/// ipc_core::spawn::set_child_env(&mut cmd, &"uds:fd=3".parse().unwrap(), None, &opts);
 /// ```
 pub fn set_child_env(
     command: &mut Command,
     endpoint: &crate::Endpoint,
     token: Option<&str>,
-    config: FrameConfig,
+    options: &crate::Options,
 ) {
     command.env(IPC_ENDPOINT, endpoint.to_string());
-    command.env(IPC_MAX_FRAME, config.max_frame().to_string());
+    command.env(IPC_MAX_FRAME, options.get_max_frame().to_string());
     command.env_remove(NODE_CHANNEL_FD);
     match token {
         Some(t) => command.env(IPC_TOKEN, t),
         None => command.env_remove(IPC_TOKEN),
     };
-}
-
-/// "could not start PROGRAM: why", with a hint for the usual causes.
-fn could_not_start(program: &str, e: std::io::Error) -> crate::Error {
-    let hint = match e.kind() {
-        std::io::ErrorKind::NotFound if program.contains('/') => {
-            " (check the path; a relative one starts from the current directory)"
-        }
-        std::io::ErrorKind::NotFound => " (a name without '/' is looked up in PATH)",
-        std::io::ErrorKind::PermissionDenied => " (is the file executable?)",
-        _ => "",
-    };
-    crate::Error::Io(std::io::Error::new(
-        e.kind(),
-        format!("could not start {program}: {e}{hint}"),
-    ))
 }
 
 /// Marks a command as [`detached`]; removed before the child starts, so the child never
@@ -154,7 +138,7 @@ fn is_detached(command: &Command) -> bool {
 /// assert!(child.wait().await?.success());
 /// # Ok(()) }
 /// ```
-pub fn spawn_child(mut command: Command) -> crate::Result<crate::Child> {
+pub fn spawn_child(mut command: Command) -> Result<crate::Child, crate::SpawnError> {
     let detached = is_detached(&command);
     command.env_remove(DETACHED_MARK);
     if !detached {
@@ -164,7 +148,7 @@ pub fn spawn_child(mut command: Command) -> crate::Result<crate::Child> {
     command.process_group(0);
     let program = command.get_program().to_string_lossy().into_owned();
     let child = crate::spawner::spawn(tokio::process::Command::from(command))
-        .map_err(|e| could_not_start(&program, e))?;
+        .map_err(|source| crate::SpawnError::Start { program, source })?;
     let mut child = crate::Child::new(child)?;
     child.set_own_group(true);
     if detached {

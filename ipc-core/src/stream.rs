@@ -16,8 +16,8 @@
 //! let codec = LengthCodec::new(FrameConfig::default());
 //! let (ar, aw) = tokio::io::split(a);
 //! let (br, bw) = tokio::io::split(b);
-//! let mut left = stream::channel(ar, aw, codec.clone(), ChannelInfo::new("duplex", 8 << 20));
-//! let mut right = stream::channel(br, bw, codec, ChannelInfo::new("duplex", 8 << 20));
+//! let mut left = stream::channel(ar, aw, codec.clone(), ChannelInfo::new("duplex"));
+//! let mut right = stream::channel(br, bw, codec, ChannelInfo::new("duplex"));
 //! left.send("hi".into()).await?;
 //! assert_eq!(right.recv().await?.as_deref(), Some(&b"hi"[..]));
 //! for n in 0..3 {
@@ -44,6 +44,7 @@ use crate::channel::{ChannelInfo, RecvHalf, SendHalf};
 use crate::duplex::Duplex;
 use crate::error::{Error, RecvError, Result, SendError};
 use crate::frame::{Decoded, FrameCodec, Outbound, Wrapping, LARGE_FRAME};
+use crate::spin::{LowLatency, Spinner};
 
 /// How many bytes of small frames [`StreamSender`] queues before `feed` writes them.
 const BATCH: usize = 64 * 1024;
@@ -114,7 +115,7 @@ pub type StreamChannel<R, W, C> = Duplex<StreamSender<W, C>, StreamReceiver<R, C
 /// let (a, _b) = tokio::io::duplex(1024);
 /// let (read, write) = tokio::io::split(a);
 /// let codec = LengthCodec::new(Default::default());
-/// let ch = stream::channel(read, write, codec, ChannelInfo::new("mem", 8 << 20));
+/// let ch = stream::channel(read, write, codec, ChannelInfo::new("mem"));
 /// let (tx, rx) = ch.into_split();
 /// # let _ = (tx, rx); Ok(()) }
 /// ```
@@ -230,7 +231,7 @@ impl<W: AsyncWrite + Send + Unpin + 'static, C: FrameCodec> StreamSender<W, C> {
     /// use ipc_core::prelude::*;
     /// use ipc_core::{frame::LengthCodec, stream::StreamSender, ChannelInfo};
     /// let (a, _b) = tokio::io::duplex(1024);
-    /// let mut tx = StreamSender::new(a, LengthCodec::new(Default::default()), ChannelInfo::new("mem", 8 << 20));
+    /// let mut tx = StreamSender::new(a, LengthCodec::new(Default::default()), ChannelInfo::new("mem"));
     /// tx.send("hello".into()).await?;
     /// # Ok(()) }
     /// ```
@@ -239,6 +240,7 @@ impl<W: AsyncWrite + Send + Unpin + 'static, C: FrameCodec> StreamSender<W, C> {
     }
 
     fn linked(writer: W, codec: C, info: ChannelInfo, peer_closed: PeerClosed) -> Self {
+        let info = info.with_max_frame(codec.max_frame());
         let mut framed = FramedWrite::new(writer, codec);
         framed.set_backpressure_boundary(BATCH);
         StreamSender {
@@ -282,7 +284,7 @@ impl<W: AsyncWrite + Send + Unpin + 'static, C: FrameCodec> StreamSender<W, C> {
     /// let (ar, aw) = a.into_split();
     /// let (br, bw) = b.into_split();
     /// let codec = LengthCodec::new(Default::default());
-    /// let info = ChannelInfo::new("mem", 8 << 20);
+    /// let info = ChannelInfo::new("mem");
     /// let (mut tx, _) = stream::channel(ar, aw, codec.clone(), info.clone()).into_split();
     /// let (_, mut rx) = stream::channel(br, bw, codec, info).into_split();
     /// tx.feed("queued first".into()).await?;
@@ -325,7 +327,7 @@ impl<W: AsyncWrite + Unpin, C: FrameCodec> StreamSender<W, C> {
     /// use ipc_core::stream::StreamSender;
     /// let (a, _b) = tokio::io::duplex(1024);
     /// let codec = LengthCodec::new(FrameConfig::default());
-    /// let mut tx = StreamSender::new(a, codec, ChannelInfo::new("duplex", 8 << 20));
+    /// let mut tx = StreamSender::new(a, codec, ChannelInfo::new("duplex"));
     /// let e = tx.abandon(Error::PeerLost("reset".into()));
     /// assert!(matches!(e, Error::PeerLost(_)));
     /// assert!(matches!(tx.send("more".into()).await, Err(SendError::PeerLost(_))));
@@ -359,7 +361,7 @@ impl<W: AsyncWrite + Unpin, C: FrameCodec> StreamSender<W, C> {
     /// use ipc_core::stream::{StreamReceiver, StreamSender};
     /// let (a, b) = tokio::io::duplex(1024);
     /// let codec = LengthCodec::new(FrameConfig::default());
-    /// let info = ChannelInfo::new("duplex", 8 << 20);
+    /// let info = ChannelInfo::new("duplex");
     /// let mut tx = StreamSender::new(a, codec.clone(), info.clone());
     /// let mut rx = StreamReceiver::new(b, codec, info);
     /// tx.shut_down_now();
@@ -376,8 +378,19 @@ impl<W: AsyncWrite + Unpin, C: FrameCodec> StreamSender<W, C> {
     }
 
     /// Refuse to write after `close`, after a failed write, or after a frame of the
-    /// backend's own was cut (which shuts the stream down now).
+    /// backend's own was cut (which shuts the stream down now). Inlined: it runs twice
+    /// per frame (`poll_ready`, `start_send`), and the usual answer is yes.
+    #[inline]
     fn check(&mut self) -> Result<()> {
+        if self.phase == Phase::Open && self.failed.is_none() && !self.torn {
+            return Ok(());
+        }
+        self.refusal()
+    }
+
+    /// Why [`check`](Self::check) refuses.
+    #[cold]
+    fn refusal(&mut self) -> Result<()> {
         if self.phase != Phase::Open {
             return Err(Error::Closed);
         }
@@ -418,7 +431,24 @@ impl<W: AsyncWrite + Unpin, C: FrameCodec> StreamSender<W, C> {
             *self.framed.write_buffer_mut() = queued;
             ready!(step)?;
         }
-        Pin::new(&mut self.framed).poll_flush(cx)
+        // The buffer is one slice: a plain `write` (a pipe's `writev` of one slice costs
+        // the kernel more for the same bytes).
+        let mut queued = std::mem::take(self.framed.write_buffer_mut());
+        let step = loop {
+            if queued.is_empty() {
+                break Poll::Ready(Ok(()));
+            }
+            match Pin::new(self.framed.get_mut()).poll_write(cx, &queued) {
+                Poll::Ready(Ok(0)) => break Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(n)) => queued.advance(n),
+                Poll::Ready(Err(e)) => break Poll::Ready(Err(e)),
+                Poll::Pending => break Poll::Pending,
+            }
+        };
+        *self.framed.write_buffer_mut() = queued;
+        ready!(step)?;
+        ready!(Pin::new(self.framed.get_mut()).poll_flush(cx))?;
+        Poll::Ready(Ok(()))
     }
 }
 
@@ -569,11 +599,17 @@ enum RecvState {
 /// tokio task's cooperative budget: a loop that receives frames which are always
 /// already there yields to the runtime now and then, so other tasks and signal
 /// handlers run.
+///
+/// In low-latency mode ([`set_low_latency`](Self::set_low_latency), or
+/// [`IPC_LOW_LATENCY`](crate::spin::LOW_LATENCY_ENV) in the environment when it is
+/// made) a receive that finds nothing polls for a bounded, adaptive time before the
+/// task parks, at a CPU cost (see [`spin`](crate::spin)).
 pub struct StreamReceiver<R, C> {
     framed: FramedRead<R, C>,
     info: ChannelInfo,
     state: RecvState,
     peer_closed: PeerClosed,
+    spin: Option<Spinner>,
 }
 
 impl<R, C> std::fmt::Debug for StreamReceiver<R, C> {
@@ -594,7 +630,7 @@ impl<R: AsyncRead + Send + Unpin + 'static, C: FrameCodec> StreamReceiver<R, C> 
     /// use ipc_core::prelude::*;
     /// use ipc_core::{frame::LengthCodec, stream::StreamReceiver, ChannelInfo};
     /// let wire: &[u8] = b"\0\0\0\x02hi\xff\xff\xff\xff"; // "hi", then goodbye
-    /// let mut rx = StreamReceiver::new(wire, LengthCodec::new(Default::default()), ChannelInfo::new("mem", 8 << 20));
+    /// let mut rx = StreamReceiver::new(wire, LengthCodec::new(Default::default()), ChannelInfo::new("mem"));
     /// assert_eq!(rx.recv().await?.as_deref(), Some(&b"hi"[..]));
     /// assert_eq!(rx.recv().await?, None);
     /// # Ok(()) }
@@ -604,12 +640,32 @@ impl<R: AsyncRead + Send + Unpin + 'static, C: FrameCodec> StreamReceiver<R, C> 
     }
 
     fn linked(reader: R, codec: C, info: ChannelInfo, peer_closed: PeerClosed) -> Self {
+        let info = info.with_max_frame(codec.max_frame());
         StreamReceiver {
             framed: FramedRead::with_capacity(reader, codec, 64 * 1024),
             info,
             state: RecvState::Open,
             peer_closed,
+            spin: LowLatency::for_new_channels().map(Spinner::new),
         }
+    }
+
+    /// Turn low-latency mode on (`Some`) or off (`None`): see [`spin`](crate::spin)
+    /// for what it does and costs.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> ipc_core::Result<()> {
+    /// use std::time::Duration;
+    /// use ipc_core::prelude::*;
+    /// use ipc_core::{frame::LengthCodec, spin::LowLatency, stream::StreamReceiver, ChannelInfo};
+    /// let wire: &[u8] = b"\0\0\0\x02hi\xff\xff\xff\xff";
+    /// let mut rx = StreamReceiver::new(wire, LengthCodec::new(Default::default()), ChannelInfo::new("mem"));
+    /// rx.set_low_latency(Some(LowLatency::new(Duration::from_micros(50))));
+    /// assert_eq!(rx.recv().await?.as_deref(), Some(&b"hi"[..]));
+    /// # Ok(()) }
+    /// ```
+    pub fn set_low_latency(&mut self, mode: Option<LowLatency>) {
+        self.spin = mode.map(Spinner::new);
     }
 
     /// The underlying reader (for backends that keep state in it, e.g. received fds).
@@ -638,7 +694,18 @@ impl<R: AsyncRead + Unpin, C: FrameCodec> Stream for StreamReceiver<R, C> {
         // read buffer never touch the reactor, and a receive that is always ready must
         // still let other tasks (a signal handler, ...) run now and then.
         let coop = ready!(tokio::task::coop::poll_proceed(cx));
-        let next = ready!(this.framed.poll_next_unpin(cx));
+        let next = match this.framed.poll_next_unpin(cx) {
+            Poll::Ready(next) => next,
+            Poll::Pending => {
+                if let Some(spin) = &mut this.spin {
+                    spin.on_pending(cx);
+                }
+                return Poll::Pending;
+            }
+        };
+        if let Some(spin) = &mut this.spin {
+            spin.on_ready();
+        }
         coop.made_progress();
         Poll::Ready(match next {
             Some(Ok(Decoded::Frame(frame))) => Some(Ok(frame)),
@@ -687,7 +754,7 @@ mod tests {
         StreamReceiver<tokio::io::DuplexStream, C>,
     ) {
         let (a, b) = tokio::io::duplex(capacity);
-        let info = ChannelInfo::new("duplex", 8 << 20);
+        let info = ChannelInfo::new("duplex");
         (
             StreamSender::new(a, codec.clone(), info.clone()),
             StreamReceiver::new(b, codec, info),
@@ -785,7 +852,7 @@ mod tests {
         for (size, left) in [(100, 50), (LARGE_FRAME * 2, LARGE_FRAME)] {
             let (a, b) = tokio::io::duplex(1 << 20);
             let codec = LengthCodec::new(FrameConfig::default());
-            let info = ChannelInfo::new("duplex", 8 << 20);
+            let info = ChannelInfo::new("duplex");
             let writer = FailAfter { inner: a, left };
             let mut tx = StreamSender::new(writer, codec.clone(), info.clone());
             let mut rx = StreamReceiver::new(b, codec, info);
@@ -871,11 +938,7 @@ mod tests {
 
     async fn read_all(wire: Vec<u8>) -> Vec<Bytes> {
         let codec = LengthCodec::new(FrameConfig::default());
-        let rx = StreamReceiver::new(
-            io::Cursor::new(wire),
-            codec,
-            ChannelInfo::new("mem", 8 << 20),
-        );
+        let rx = StreamReceiver::new(io::Cursor::new(wire), codec, ChannelInfo::new("mem"));
         rx.map(|frame| frame.expect("a frame")).collect().await
     }
 
@@ -883,7 +946,7 @@ mod tests {
     async fn fed_frames_go_out_in_one_write_on_flush() {
         let wire = Recorder::default();
         let codec = LengthCodec::new(FrameConfig::default());
-        let mut tx = StreamSender::new(wire.clone(), codec, ChannelInfo::new("mem", 8 << 20));
+        let mut tx = StreamSender::new(wire.clone(), codec, ChannelInfo::new("mem"));
         let mut frames: Vec<Bytes> = (0..100u8).map(|n| frame(1 + n as usize, n)).collect();
         // Small frames queued, then a large one (kept as it is) and one more small one.
         for f in &frames {
@@ -905,6 +968,82 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn send_many_writes_small_frames_in_one_write_and_large_ones_without_a_copy() {
+        let wire = Recorder::default();
+        let codec = LengthCodec::new(FrameConfig::default());
+        let mut tx = StreamSender::new(wire.clone(), codec, ChannelInfo::new("mem"));
+        let small: Vec<Bytes> = (0..500u32).map(|n| frame(64, n as u8)).collect();
+        tx.send_many(&small).await.expect("send_many");
+        assert_eq!(wire.writes(), 1, "500 frames of 64 B in one write");
+        // 64 KiB of small frames fill the batch: one write per batch, not per frame.
+        let many: Vec<Bytes> = (0..5000u32).map(|n| frame(64, n as u8)).collect();
+        tx.send_many(&many).await.expect("send_many");
+        let batches = (5000 * 68usize).div_ceil(BATCH);
+        assert!(wire.writes() <= 1 + batches + 1, "{} writes", wire.writes());
+        // A large frame between small ones: one writev with the buffer before it.
+        let mixed = [frame(10, 1), frame(LARGE_FRAME * 2, 2), frame(10, 3)];
+        let before = wire.writes();
+        tx.send_many(&mixed).await.expect("send_many");
+        assert_eq!(
+            wire.writes() - before,
+            2,
+            "buffer + large frame, then the rest"
+        );
+        // A frame refused on its own stops the batch; the ones before it are sent.
+        let limited = LengthCodec::new(FrameConfig::builder().max_frame(100).build());
+        let wire2 = Recorder::default();
+        let mut tx2 = StreamSender::new(wire2.clone(), limited, ChannelInfo::new("mem"));
+        let batch = [frame(5, 0), frame(101, 0), frame(6, 0)];
+        let e = tx2.send_many(&batch).await.expect_err("too large");
+        assert!(matches!(e, SendError::Rejected(_)), "{e:?}");
+        tx2.close().await.expect("close");
+        assert_eq!(read_all(wire2.bytes()).await, [frame(5, 0)]);
+        tx.close().await.expect("close");
+        let mut all = small.clone();
+        all.extend(many);
+        all.extend(mixed);
+        assert_eq!(read_all(wire.bytes()).await, all);
+    }
+
+    /// A reader that counts how often it is read.
+    struct CountingReader {
+        inner: io::Cursor<Vec<u8>>,
+        reads: Arc<Mutex<usize>>,
+    }
+
+    impl AsyncRead for CountingReader {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            *self.reads.lock().expect("lock") += 1;
+            Pin::new(&mut self.inner).poll_read(cx, buf)
+        }
+    }
+
+    #[tokio::test]
+    async fn every_whole_frame_of_one_read_is_decoded_before_reading_again() {
+        let mut wire = Vec::new();
+        for n in 0..300u32 {
+            wire.extend_from_slice(&4u32.to_be_bytes());
+            wire.extend_from_slice(&n.to_be_bytes());
+        }
+        let reads = Arc::new(Mutex::new(0));
+        let reader = CountingReader {
+            inner: io::Cursor::new(wire),
+            reads: reads.clone(),
+        };
+        let codec = LengthCodec::new(FrameConfig::default());
+        let mut rx = StreamReceiver::new(reader, codec, ChannelInfo::new("mem"));
+        for n in 0..300u32 {
+            let got = rx.recv().await.expect("recv").expect("a frame");
+            assert_eq!(got[..], n.to_be_bytes());
+        }
+        assert_eq!(*reads.lock().expect("lock"), 1, "300 frames from one read");
+    }
+
+    #[tokio::test]
     async fn the_stream_goes_on_after_a_rejected_frame_and_ends_after_a_lost_peer() {
         let mut wire = Vec::new();
         wire.extend_from_slice(&100u32.to_be_bytes());
@@ -912,7 +1051,7 @@ mod tests {
         wire.extend_from_slice(b"\0\0\0\x02ok");
         wire.extend_from_slice(b"\0\0\0\x09cut"); // ends inside a frame
         let codec = LengthCodec::new(FrameConfig::builder().max_frame(10).build());
-        let mut rx = StreamReceiver::new(io::Cursor::new(wire), codec, ChannelInfo::new("mem", 10));
+        let mut rx = StreamReceiver::new(io::Cursor::new(wire), codec, ChannelInfo::new("mem"));
         assert!(matches!(
             rx.next().await,
             Some(Err(RecvError::Rejected(Error::FrameTooLarge {

@@ -4,10 +4,11 @@
 //! ```no_run
 //! # async fn demo(registry: ipc_core::Registry) -> ipc_core::Result<()> {
 //! use ipc_core::prelude::*;
+//! use ipc_core::Options;
 //! // `--transport uds` or `--transport tcp`: the program does not care which.
 //! let transport = registry.get("uds")?;
 //! let cmd = std::process::Command::new("/path/to/child");
-//! let (mut child, mut channel) = transport.spawn(cmd).await?;
+//! let (mut child, mut channel) = transport.spawn(cmd, &Options::default()).await?;
 //! channel.send("hello".into()).await?;
 //! let reply = channel.recv().await?;
 //! channel.close().await?;
@@ -24,12 +25,13 @@ use crate::channel::Channel;
 use crate::child::Child;
 use crate::endpoint::Endpoint;
 use crate::env::endpoint_from_env;
-use crate::error::{Error, Result};
-use crate::frame::FrameConfig;
+use crate::error::{ConnectError, Error, ListenError, Result, SpawnError};
+use crate::options::Options;
 
 /// Accepts incoming channels on an [`Endpoint`].
 ///
-/// An `Err` from [`accept`](Listener::accept) concerns one client (a refused handshake,
+/// `accept` returns the toolkit's [`Error`] (not an error of its own): an `Err` from
+/// [`accept`](Listener::accept) concerns one client (a refused handshake,
 /// a wrong uid, a client that vanished) or a transient OS condition: log it and call
 /// `accept` again; the listener keeps serving.
 #[async_trait]
@@ -148,8 +150,8 @@ impl std::fmt::Display for Capabilities {
 
 /// One kind of channel: Unix sockets, TCP, pipes, ...
 ///
-/// Implementations provide the `*_with` methods; the short forms use
-/// [`FrameConfig::default`].
+/// Every operation takes the [`Options`] to use; a transport ignores the options it
+/// has no use for (each setter says which transports use it).
 #[async_trait]
 pub trait Transport: Send + Sync + 'static {
     /// Short name used on command lines (`uds`, `tcp`, ...).
@@ -173,43 +175,28 @@ pub trait Transport: Send + Sync + 'static {
     fn example_endpoint(&self) -> Option<Endpoint>;
 
     /// Listen on `endpoint`.
-    async fn listen_with(
+    async fn listen(
         &self,
         endpoint: &Endpoint,
-        config: FrameConfig,
-    ) -> Result<Box<dyn Listener>>;
+        options: &Options,
+    ) -> Result<Box<dyn Listener>, ListenError>;
 
     /// Connect to `endpoint` (including the inherited forms a child finds in its env).
-    async fn connect_with(
+    async fn connect(
         &self,
         endpoint: &Endpoint,
-        config: FrameConfig,
-    ) -> Result<Box<dyn Channel>>;
+        options: &Options,
+    ) -> Result<Box<dyn Channel>, ConnectError>;
 
     /// Start `command` as a child wired to a new channel. The child finds its end
     /// through `IPC_ENDPOINT` (see [`crate::env`]). It runs in a process group of its
     /// own and dies with this process unless [`detached`](crate::spawn::detached) (see
     /// [`crate::spawn`]); a program that cannot be started is named in the error.
-    async fn spawn_with(
+    async fn spawn(
         &self,
         command: Command,
-        config: FrameConfig,
-    ) -> Result<(Child, Box<dyn Channel>)>;
-
-    /// [`listen_with`](Self::listen_with) the default limits.
-    async fn listen(&self, endpoint: &Endpoint) -> Result<Box<dyn Listener>> {
-        self.listen_with(endpoint, FrameConfig::default()).await
-    }
-
-    /// [`connect_with`](Self::connect_with) the default limits.
-    async fn connect(&self, endpoint: &Endpoint) -> Result<Box<dyn Channel>> {
-        self.connect_with(endpoint, FrameConfig::default()).await
-    }
-
-    /// [`spawn_with`](Self::spawn_with) the default limits.
-    async fn spawn(&self, command: Command) -> Result<(Child, Box<dyn Channel>)> {
-        self.spawn_with(command, FrameConfig::default()).await
-    }
+        options: &Options,
+    ) -> Result<(Child, Box<dyn Channel>), SpawnError>;
 }
 
 /// Maps transport names and endpoint schemes to transports.
@@ -370,27 +357,41 @@ impl Registry {
     }
 
     /// Connect to an endpoint with whichever transport serves it.
-    pub async fn connect(&self, endpoint: &Endpoint) -> Result<Box<dyn Channel>> {
-        self.for_endpoint(endpoint)?.connect(endpoint).await
-    }
-
-    /// Listen on an endpoint with whichever transport serves it.
-    pub async fn listen(&self, endpoint: &Endpoint) -> Result<Box<dyn Listener>> {
-        self.for_endpoint(endpoint)?.listen(endpoint).await
-    }
-
-    /// In a child: connect to the parent through `IPC_ENDPOINT`, honouring
-    /// `IPC_MAX_FRAME` if the parent set it.
-    pub async fn connect_from_env(&self) -> Result<Box<dyn Channel>> {
-        self.connect_from_env_with(crate::env::frame_config_from_env())
+    pub async fn connect(
+        &self,
+        endpoint: &Endpoint,
+        options: &Options,
+    ) -> Result<Box<dyn Channel>, ConnectError> {
+        self.for_endpoint(endpoint)?
+            .connect(endpoint, options)
             .await
     }
 
-    /// In a child: like [`connect_from_env`](Self::connect_from_env) with explicit limits.
-    pub async fn connect_from_env_with(&self, config: FrameConfig) -> Result<Box<dyn Channel>> {
+    /// Listen on an endpoint with whichever transport serves it.
+    pub async fn listen(
+        &self,
+        endpoint: &Endpoint,
+        options: &Options,
+    ) -> Result<Box<dyn Listener>, ListenError> {
+        self.for_endpoint(endpoint)?.listen(endpoint, options).await
+    }
+
+    /// In a child: connect to the parent through `IPC_ENDPOINT` with `options`
+    /// (usually [`Options::from_env`], which honours the `IPC_MAX_FRAME` the parent
+    /// set).
+    ///
+    /// ```no_run
+    /// # async fn demo(registry: &ipc_core::Registry) -> ipc_core::Result<()> {
+    /// let channel = registry.connect_from_env(&ipc_core::Options::from_env()).await?;
+    /// # let _ = channel; Ok(()) }
+    /// ```
+    pub async fn connect_from_env(
+        &self,
+        options: &Options,
+    ) -> Result<Box<dyn Channel>, ConnectError> {
         let endpoint = endpoint_from_env()?;
         self.for_endpoint(&endpoint)?
-            .connect_with(&endpoint, config)
+            .connect(&endpoint, options)
             .await
     }
 }

@@ -41,7 +41,7 @@ use crate::error::{RecvError, Result, SendError};
 /// # let (ar, aw) = tokio::io::split(a);
 /// # let (br, bw) = tokio::io::split(b);
 /// # let codec = LengthCodec::new(Default::default());
-/// # let info = ChannelInfo::new("mem", 8 << 20);
+/// # let info = ChannelInfo::new("mem");
 /// let left = stream::channel(ar, aw, codec.clone(), info.clone());
 /// let right = stream::channel(br, bw, codec, info);
 /// // Over the concrete channel type, no boxing:

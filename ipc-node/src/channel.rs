@@ -12,6 +12,7 @@ use bytes::Bytes;
 use futures_util::{Sink, SinkExt};
 use ipc_core::adapter::{FrameSink, FrameStream, SendFrames};
 use ipc_core::frame::{FrameConfig, Outbound};
+use ipc_core::Options;
 use ipc_core::{ChannelInfo, Duplex, Error, Result};
 use tokio::io::AsyncWriteExt;
 use tokio::net::unix::OwnedWriteHalf;
@@ -135,7 +136,7 @@ pub(crate) type PeerClosed = Arc<AtomicBool>;
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> ipc_core::Result<()> {
 /// use ipc_core::prelude::*;
-/// let (mut a, mut b) = ipc_node::pair(Default::default())?;
+/// let (mut a, mut b) = ipc_node::pair(&ipc_core::Options::default())?;
 /// a.send_json(&serde_json::json!({"id": 1, "op": "add", "a": 1, "b": 2})).await?;
 /// let request: serde_json::Value = b.recv_json().await?.expect("a message");
 /// assert_eq!(request["op"], "add");
@@ -152,14 +153,13 @@ pub type NodeChannel = Duplex<NodeSender, NodeReceiver>;
 ///
 /// ```no_run
 /// # async fn demo(stream: tokio::net::UnixStream) -> ipc_core::Result<()> {
-/// let channel = ipc_node::from_stream(stream, Default::default());
+/// let channel = ipc_node::from_stream(stream, &ipc_core::Options::default());
 /// # let _ = channel; Ok(()) }
 /// ```
-pub fn from_stream(stream: UnixStream, config: FrameConfig) -> NodeChannel {
+pub fn from_stream(stream: UnixStream, options: &Options) -> NodeChannel {
+    let config = options.frame_config();
     let (pid, uid) = peer_cred(&stream);
-    let info = ChannelInfo::new(NAME, config.max_frame())
-        .with_peer_pid(pid)
-        .with_peer_uid(uid);
+    let info = ChannelInfo::new(NAME).with_peer_pid(pid).with_peer_uid(uid);
     with_parts(stream, config, info, None)
 }
 
@@ -170,7 +170,10 @@ pub(crate) fn with_parts(
     info: ChannelInfo,
     watch: Option<ChildWatch>,
 ) -> NodeChannel {
-    let info = info.with_binary_frames(false); // Node's frames are JSON texts
+    // Node's frames are JSON texts; the codec's limit is the channel's.
+    let info = info
+        .with_binary_frames(false)
+        .with_max_frame(config.max_frame());
     let (read, write) = stream.into_split();
     let codec = NodeCodec::new(config);
     let shared = Arc::new(Mutex::new(WriteSide {

@@ -1,7 +1,8 @@
 //! Child side: [`connect`] to the channel a Node.js parent gave us (`NODE_CHANNEL_FD`).
 
 use ipc_core::env::NODE_CHANNEL_FD;
-use ipc_core::frame::FrameConfig;
+use ipc_core::ConnectError;
+use ipc_core::Options;
 use ipc_core::{Endpoint, Error, Result};
 use tokio::net::UnixStream;
 
@@ -21,15 +22,15 @@ const HINT: &str = "was this process started by Node's child_process.fork() (or 
 ///
 /// ```no_run
 /// # async fn demo() -> ipc_core::Result<()> {
-/// let mut parent = ipc_node::connect_from_env(Default::default()).await?;
+/// let mut parent = ipc_node::connect_from_env(&ipc_core::Options::from_env()).await?;
 /// ipc_node::send_ready(&mut parent).await?; // process.send('ready')
 /// # Ok(()) }
 /// ```
-pub async fn connect_from_env(config: FrameConfig) -> Result<NodeChannel> {
+pub async fn connect_from_env(options: &Options) -> Result<NodeChannel, ConnectError> {
     let fd = std::env::var(NODE_CHANNEL_FD)
         .map_err(|_| Error::NotAChild(format!("{NODE_CHANNEL_FD} is not set: {HINT}")))?;
     let endpoint: Endpoint = format!("node:fd={fd}").parse()?;
-    connect(&endpoint, config).await
+    connect(&endpoint, options).await
 }
 
 /// Open `node:fd=N`: the channel socket a Node.js parent passed us.
@@ -50,22 +51,23 @@ pub async fn connect_from_env(config: FrameConfig) -> Result<NodeChannel> {
 /// ```no_run
 /// # async fn demo() -> ipc_core::Result<()> {
 /// use ipc_core::prelude::*;
-/// let mut parent = ipc_node::connect(&"node:fd=3".parse()?, Default::default()).await?;
+/// let mut parent = ipc_node::connect(&"node:fd=3".parse()?, &ipc_core::Options::default()).await?;
 /// while let Some(msg) = parent.recv().await? {
 ///     parent.send(msg).await?; // echo: Node's 'message' event gets the same value
 /// }
 /// # Ok(()) }
 /// ```
-pub async fn connect(endpoint: &Endpoint, config: FrameConfig) -> Result<NodeChannel> {
+pub async fn connect(endpoint: &Endpoint, options: &Options) -> Result<NodeChannel, ConnectError> {
     let Endpoint::Node(fd) = endpoint else {
         return Err(Error::BadEndpoint {
             input: endpoint.to_string(),
             reason: "the node transport connects only to node:fd=N (Node's fork channel)".into(),
-        });
+        }
+        .into());
     };
     check_serialization_mode()?;
     let stream = UnixStream::from_std(ipc_core::inherit::claim_unix_stream(endpoint, *fd, HINT)?)?;
-    Ok(crate::channel::from_stream(stream, config))
+    Ok(crate::channel::from_stream(stream, options))
 }
 
 /// Refuse any serialization mode but `json`.

@@ -39,7 +39,7 @@
 //! ```no_run
 //! # #[tokio::main] async fn main() -> ipc_core::Result<()> {
 //! use ipc_core::prelude::*;
-//! let mut parent = ipc_node::connect_from_env(Default::default()).await?;
+//! let mut parent = ipc_node::connect_from_env(&ipc_core::Options::default()).await?;
 //! ipc_node::send_ready(&mut parent).await?;
 //! while let Some(msg) = parent.recv_json::<serde_json::Value>().await? {
 //!     parent.send_json(&serde_json::json!({"id": msg["id"], "result": 3})).await?;
@@ -76,7 +76,7 @@
 //! use ipc_core::prelude::*;
 //! let mut command = std::process::Command::new("node");
 //! command.arg("child.js"); // process.on('message', (m) => process.send(m))
-//! let (mut child, mut channel) = ipc_node::spawn(command, Default::default()).await?;
+//! let (mut child, mut channel) = ipc_node::spawn(command, &ipc_core::Options::default()).await?;
 //! channel.send_json(&[1, 2, 3]).await?;
 //! assert_eq!(channel.recv_json::<Vec<u32>>().await?, Some(vec![1, 2, 3]));
 //! channel.close().await?; // the child's 'disconnect' event
@@ -114,7 +114,7 @@
 //!
 //! # Limits
 //!
-//! Lines longer than the frame limit (`FrameConfig::max_frame`, 8 MiB by default) are
+//! Lines longer than the frame limit (`Options::max_frame`, 8 MiB by default) are
 //! rejected and skipped without being buffered; Node has no limit of its own. Lines are
 //! checked with `serde_json`, which cannot represent two things `JSON.parse` accepts:
 //! strings holding lone UTF-16 surrogates (`JSON.stringify('\ud800')` writes
@@ -159,7 +159,7 @@ pub const READY: &str = "\"ready\"";
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> ipc_core::Result<()> {
 /// use ipc_core::prelude::*;
-/// let (mut child, mut parent) = ipc_node::pair(Default::default())?;
+/// let (mut child, mut parent) = ipc_node::pair(&ipc_core::Options::default())?;
 /// ipc_node::send_ready(&mut child).await?;
 /// assert_eq!(parent.recv().await?.as_deref(), Some(&b"\"ready\""[..]));
 /// # Ok(()) }

@@ -5,8 +5,9 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::process::Command;
 
 use ipc_core::env::{IPC_ENDPOINT, IPC_MAX_FRAME, IPC_TOKEN, NODE_CHANNEL_FD};
-use ipc_core::frame::FrameConfig;
 use ipc_core::spawn::{inherit_fds, spawn_child};
+use ipc_core::Options;
+use ipc_core::SpawnError;
 use ipc_core::{ChannelInfo, Child, Result};
 use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use tokio::net::UnixStream;
@@ -43,14 +44,18 @@ const NODE_UNIQUE_ID: &str = "NODE_UNIQUE_ID";
 /// use ipc_core::prelude::*;
 /// let mut command = Command::new("node");
 /// command.arg("child.js");
-/// let (mut child, mut channel) = ipc_node::spawn(command, Default::default()).await?;
+/// let (mut child, mut channel) = ipc_node::spawn(command, &ipc_core::Options::default()).await?;
 /// channel.send_json(&serde_json::json!({"id": 1, "op": "add", "a": 1, "b": 2})).await?;
 /// let reply: Option<serde_json::Value> = channel.recv_json().await?;
 /// channel.close().await?; // the child's 'disconnect' event
 /// let status = child.wait().await?;
 /// # let _ = (reply, status); Ok(()) }
 /// ```
-pub async fn spawn(mut command: Command, config: FrameConfig) -> Result<(Child, NodeChannel)> {
+pub async fn spawn(
+    mut command: Command,
+    options: &Options,
+) -> Result<(Child, NodeChannel), SpawnError> {
+    let config = options.frame_config();
     let (ours, theirs) = stream_pair()?;
     inherit_fds(&mut command, &[(&theirs, CHILD_FD)]);
     command
@@ -70,7 +75,7 @@ pub async fn spawn(mut command: Command, config: FrameConfig) -> Result<(Child, 
     );
     let stream = into_tokio(ours)?;
     let (_, uid) = peer_cred(&stream);
-    let info = ChannelInfo::new(NAME, config.max_frame())
+    let info = ChannelInfo::new(NAME)
         .with_peer_pid(Some(child.pid()))
         .with_peer_uid(uid);
     let watch = ChildWatch::new(child.pid());
@@ -86,16 +91,16 @@ pub async fn spawn(mut command: Command, config: FrameConfig) -> Result<(Child, 
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> ipc_core::Result<()> {
 /// use ipc_core::prelude::*;
-/// let (mut a, mut b) = ipc_node::pair(Default::default())?;
+/// let (mut a, mut b) = ipc_node::pair(&ipc_core::Options::default())?;
 /// a.send_json("ready").await?;
 /// assert_eq!(b.recv_json::<String>().await?.as_deref(), Some("ready"));
 /// # Ok(()) }
 /// ```
-pub fn pair(config: FrameConfig) -> Result<(NodeChannel, NodeChannel)> {
+pub fn pair(options: &Options) -> Result<(NodeChannel, NodeChannel)> {
     let (a, b) = stream_pair()?;
     Ok((
-        crate::channel::from_stream(into_tokio(a)?, config),
-        crate::channel::from_stream(into_tokio(b)?, config),
+        crate::channel::from_stream(into_tokio(a)?, options),
+        crate::channel::from_stream(into_tokio(b)?, options),
     ))
 }
 

@@ -3,8 +3,12 @@
 use std::process::Command;
 
 use async_trait::async_trait;
-use ipc_core::frame::FrameConfig;
-use ipc_core::{Capabilities, Channel, Child, Endpoint, Error, Listener, Result, Transport};
+use ipc_core::ConnectError;
+use ipc_core::ListenError;
+use ipc_core::SpawnError;
+use ipc_core::{
+    Capabilities, Channel, Child, Endpoint, Error, Listener, Options, Result, Transport,
+};
 
 use crate::channel::NAME;
 use crate::{connect, spawn};
@@ -12,14 +16,14 @@ use crate::{connect, spawn};
 /// Node.js's `child_process` channel as an [`ipc_core::Transport`]: name `"node"`,
 /// endpoint scheme `node:` (`node:fd=N`, inherited).
 ///
-/// - [`connect_with`](Transport::connect_with)`(node:fd=N)`: this process is a child
+/// - [`connect`](Transport::connect)`(node:fd=N)`: this process is a child
 ///   of Node (see [`connect`](crate::connect)). A child finds it through
 ///   `connect_from_env()`, since `NODE_CHANNEL_FD=N` names `node:fd=N` when
 ///   `IPC_ENDPOINT` is unset.
-/// - [`spawn_with`](Transport::spawn_with)`(command)`: start a Node child (or any
+/// - [`spawn`](Transport::spawn)`(command)`: start a Node child (or any
 ///   child that speaks the protocol, a Rust one included) as `fork()` would (see
 ///   [`spawn`](crate::spawn)).
-/// - [`listen_with`](Transport::listen_with): [`Error::Unsupported`]; Node's channel
+/// - [`listen`](Transport::listen): [`Error::Unsupported`]; Node's channel
 ///   exists only between a parent and the child it started.
 ///
 /// ```no_run
@@ -28,7 +32,7 @@ use crate::{connect, spawn};
 /// use ipc_core::Transport;
 /// let mut command = std::process::Command::new("node");
 /// command.arg("child.js");
-/// let (mut child, mut channel) = ipc_node::NodeTransport.spawn(command).await?;
+/// let (mut child, mut channel) = ipc_node::NodeTransport.spawn(command, &Default::default()).await?;
 /// channel.send(r#"{"id":1,"op":"add","a":1,"b":2}"#.into()).await?;
 /// let reply = channel.recv().await?; // Some(b"{\"id\":1,\"result\":3}")
 /// channel.close().await?;
@@ -58,34 +62,35 @@ impl Transport for NodeTransport {
         None
     }
 
-    async fn listen_with(
+    async fn listen(
         &self,
         endpoint: &Endpoint,
-        _config: FrameConfig,
-    ) -> Result<Box<dyn Listener>> {
+        _options: &Options,
+    ) -> Result<Box<dyn Listener>, ListenError> {
         Err(Error::unsupported(
             NAME,
             format!(
                 "listening (on {endpoint}): Node's channel exists only between a parent \
                  and the child it forked; use spawn, or connect in the child"
             ),
-        ))
+        )
+        .into())
     }
 
-    async fn connect_with(
+    async fn connect(
         &self,
         endpoint: &Endpoint,
-        config: FrameConfig,
-    ) -> Result<Box<dyn Channel>> {
-        Ok(Box::new(connect(endpoint, config).await?))
+        options: &Options,
+    ) -> Result<Box<dyn Channel>, ConnectError> {
+        Ok(Box::new(connect(endpoint, options).await?))
     }
 
-    async fn spawn_with(
+    async fn spawn(
         &self,
         command: Command,
-        config: FrameConfig,
-    ) -> Result<(Child, Box<dyn Channel>)> {
-        let (child, channel) = spawn(command, config).await?;
+        options: &Options,
+    ) -> Result<(Child, Box<dyn Channel>), SpawnError> {
+        let (child, channel) = spawn(command, options).await?;
         Ok((child, Box::new(channel)))
     }
 }

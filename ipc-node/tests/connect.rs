@@ -7,7 +7,8 @@ use std::os::fd::{AsRawFd, IntoRawFd};
 use std::os::unix::net::{UnixDatagram, UnixStream};
 
 use ipc_core::prelude::*;
-use ipc_core::{Endpoint, Error};
+use ipc_core::ConnectError;
+use ipc_core::Endpoint;
 
 fn node_fd(fd: i32) -> Endpoint {
     format!("node:fd={fd}").parse().expect("endpoint")
@@ -22,13 +23,13 @@ fn cloexec(fd: i32) -> bool {
 
 #[tokio::test]
 async fn inherited_fd_is_checked_taken_once_and_made_close_on_exec() {
-    let config = Default::default();
+    let config = &Default::default();
 
     // Only node:fd=N endpoints.
     let err = ipc_node::connect(&"uds:fd=3".parse().expect("endpoint"), config)
         .await
         .expect_err("not a node endpoint");
-    assert!(matches!(err, Error::BadEndpoint { .. }), "{err}");
+    assert!(matches!(err, ConnectError::BadEndpoint { .. }), "{err}");
 
     // A regular file is refused and left alone.
     let file = tempfile_in_target();
@@ -36,7 +37,7 @@ async fn inherited_fd_is_checked_taken_once_and_made_close_on_exec() {
         .await
         .expect_err("a file");
     assert!(
-        matches!(&err, Error::NotAChild(m) if m.contains("not a socket")),
+        matches!(&err, ConnectError::NotAChild(m) if m.contains("not a socket")),
         "{err}"
     );
     assert!(
@@ -50,7 +51,7 @@ async fn inherited_fd_is_checked_taken_once_and_made_close_on_exec() {
         .await
         .expect_err("a datagram socket");
     assert!(
-        matches!(&err, Error::NotAChild(m) if m.contains("stream")),
+        matches!(&err, ConnectError::NotAChild(m) if m.contains("stream")),
         "{err}"
     );
 

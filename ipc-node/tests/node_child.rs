@@ -11,6 +11,7 @@ use bytes::Bytes;
 use common::{require_node, within};
 use ipc_core::codec::Json;
 use ipc_core::prelude::*;
+use ipc_core::ListenError;
 use ipc_core::{Child, Endpoint, Error, RecvError, Registry, SendError, Transport, TypedChannel};
 use ipc_node::{NodeChannel, NodeTransport};
 use serde_json::{json, Value};
@@ -32,7 +33,7 @@ fn node(script: &str) -> Command {
 }
 
 async fn spawn_node(script: &str) -> (Child, NodeChannel) {
-    ipc_node::spawn(node(script), Default::default())
+    ipc_node::spawn(node(script), &Default::default())
         .await
         .expect("spawn node")
 }
@@ -149,7 +150,7 @@ async fn child_crash_mid_stream_is_peer_lost_not_a_hang() {
         let mut command =
             node("process.send('last words', () => { throw new Error('boom'); });");
         command.stderr(trace.reopen().expect("reopen temp file"));
-        let (mut child, mut ch) = ipc_node::spawn(command, Default::default())
+        let (mut child, mut ch) = ipc_node::spawn(command, &Default::default())
             .await
             .expect("spawn node");
         assert_eq!(ch.recv_json::<String>().await.expect("recv").as_deref(), Some("last words"));
@@ -215,7 +216,7 @@ async fn close_makes_node_emit_disconnect() {
              process.on('disconnect', () => require('fs').writeSync(1, 'disconnected\\n'));",
         );
         command.stdout(Stdio::piped());
-        let (mut child, mut ch) = ipc_node::spawn(command, Default::default())
+        let (mut child, mut ch) = ipc_node::spawn(command, &Default::default())
             .await
             .expect("spawn");
         ch.send_json(&[1, 2]).await.expect("send");
@@ -305,7 +306,7 @@ async fn handles_are_nacked_and_later_messages_flow() {
         require_node();
         let mut command = Command::new("node");
         command.args(["--no-warnings", "-e", script]);
-        let (mut child, mut ch) = ipc_node::spawn(command, Default::default())
+        let (mut child, mut ch) = ipc_node::spawn(command, &Default::default())
             .await
             .expect("spawn node");
         assert_eq!(recv_value(&mut ch).await, json!("after server"));
@@ -376,7 +377,7 @@ async fn child_environment_is_what_node_expects() {
         command
             .env("IPC_ENDPOINT", "uds:fd=9")
             .env("IPC_TOKEN", "secret");
-        let (mut child, mut ch) = ipc_node::spawn(command, Default::default())
+        let (mut child, mut ch) = ipc_node::spawn(command, &Default::default())
             .await
             .expect("spawn");
         assert_eq!(
@@ -398,8 +399,8 @@ async fn transport_trait_and_registry() {
         assert!(transport.example_endpoint().is_none());
         let endpoint: Endpoint = "node:fd=3".parse().expect("endpoint");
         assert!(matches!(
-            transport.listen(&endpoint).await.err(),
-            Some(Error::Unsupported {
+            transport.listen(&endpoint, &Default::default()).await.err(),
+            Some(ListenError::Unsupported {
                 transport: "node",
                 ..
             })
@@ -414,7 +415,7 @@ async fn transport_trait_and_registry() {
         let (mut child, mut ch) = registry
             .get("node")
             .expect("by name")
-            .spawn(node(ECHO))
+            .spawn(node(ECHO), &Default::default())
             .await
             .expect("spawn");
         assert_eq!(ch.info().peer_pid, Some(child.pid()));

@@ -9,6 +9,7 @@ use std::process::Stdio;
 use common::{require_node, within};
 use ipc_core::prelude::*;
 use ipc_core::testkit::{self, ChildRole};
+use ipc_core::ConnectError;
 use ipc_core::{Error, RecvError};
 use serde_json::{json, Value};
 
@@ -39,9 +40,9 @@ fn child() {
 }
 
 async fn child_main() -> i32 {
-    let mut parent = match ipc_node::connect_from_env(Default::default()).await {
+    let mut parent = match ipc_node::connect_from_env(&Default::default()).await {
         Ok(parent) => parent,
-        Err(Error::Unsupported { what, .. }) if what.contains("advanced") => {
+        Err(ConnectError::Unsupported { what, .. }) if what.contains("advanced") => {
             eprintln!("refused as expected: {what}");
             return REFUSED_ADVANCED;
         }

@@ -5,9 +5,11 @@ use std::io;
 use std::os::fd::RawFd;
 use std::process::Command;
 
-use ipc_core::frame::FrameConfig;
 use ipc_core::inherit::FdKind;
 use ipc_core::spawn::{inherit_fds, set_child_env, spawn_child};
+use ipc_core::ConnectError;
+use ipc_core::Options;
+use ipc_core::SpawnError;
 use ipc_core::{ChannelInfo, Child, Endpoint, Error, Result};
 
 use crate::channel::{new_pipe, require_runtime, wrap, PipeChannel, PIPE};
@@ -35,7 +37,7 @@ pub const CHILD_WRITE_FD: RawFd = 4;
 /// // `cat` echoes the raw bytes, frames and goodbye included.
 /// let mut cmd = std::process::Command::new("/bin/sh");
 /// cmd.args(["-c", "exec cat <&3 >&4"]);
-/// let (mut child, mut ch) = ipc_pipe::spawn_pipe(cmd, Default::default()).await?;
+/// let (mut child, mut ch) = ipc_pipe::spawn_pipe(cmd, &ipc_core::Options::default()).await?;
 /// assert_eq!(ch.info().peer_pid, Some(child.pid()));
 /// ch.send("echo me".into()).await?;
 /// assert_eq!(ch.recv().await?.as_deref(), Some(&b"echo me"[..]));
@@ -45,7 +47,11 @@ pub const CHILD_WRITE_FD: RawFd = 4;
 /// assert!(child.wait().await?.success());
 /// # Ok(()) }
 /// ```
-pub async fn spawn_pipe(mut command: Command, config: FrameConfig) -> Result<(Child, PipeChannel)> {
+pub async fn spawn_pipe(
+    mut command: Command,
+    options: &Options,
+) -> Result<(Child, PipeChannel), SpawnError> {
+    let config = options.frame_config();
     require_runtime("ipc_pipe::spawn_pipe")?;
     let (child_read, parent_write) = new_pipe()?;
     let (parent_read, child_write) = new_pipe()?;
@@ -60,7 +66,7 @@ pub async fn spawn_pipe(mut command: Command, config: FrameConfig) -> Result<(Ch
             write: CHILD_WRITE_FD,
         },
         None,
-        config,
+        options,
     );
     let child = spawn_child(command)?;
     // Only the child may hold its ends: then its exit is our end-of-file, and our
@@ -68,7 +74,7 @@ pub async fn spawn_pipe(mut command: Command, config: FrameConfig) -> Result<(Ch
     drop(child_read);
     drop(child_write);
     tracing::debug!(pid = child.pid(), "spawned child over anonymous pipes");
-    let info = ChannelInfo::new(PIPE, config.max_frame()).with_peer_pid(Some(child.pid()));
+    let info = ChannelInfo::new(PIPE).with_peer_pid(Some(child.pid()));
     let channel = wrap(parent_read, parent_write, config, info, None)?;
     Ok((child, channel))
 }
@@ -93,20 +99,26 @@ const INHERIT_HINT: &str = "the pipe transport needs the pipe ends its parent pa
 /// # async fn demo() -> ipc_core::Result<()> {
 /// use ipc_core::prelude::*;
 /// // In a child started by ipc_pipe::spawn_pipe (IPC_ENDPOINT=pipe:fd=3,4):
-/// let mut ch = ipc_pipe::connect_inherited(3, 4, ipc_core::env::frame_config_from_env())?;
+/// let mut ch = ipc_pipe::connect_inherited(3, 4, &ipc_core::Options::from_env())?;
 /// while let Some(msg) = ch.recv().await? {
 ///     ch.send(msg).await?;
 /// }
 /// ch.close().await?;
 /// # Ok(()) }
 /// ```
-pub fn connect_inherited(read: RawFd, write: RawFd, config: FrameConfig) -> Result<PipeChannel> {
+pub fn connect_inherited(
+    read: RawFd,
+    write: RawFd,
+    options: &Options,
+) -> Result<PipeChannel, ConnectError> {
+    let config = options.frame_config();
     require_runtime("ipc_pipe::connect_inherited")?;
     if read == write {
         return Err(Error::BadEndpoint {
             input: Endpoint::Pipe { read, write }.to_string(),
             reason: "the read and write fds must differ (two pipes make one channel)".into(),
-        });
+        }
+        .into());
     }
     let endpoint = Endpoint::Pipe { read, write };
     let mut fds = ipc_core::inherit::claim(
@@ -116,9 +128,9 @@ pub fn connect_inherited(read: RawFd, write: RawFd, config: FrameConfig) -> Resu
     )?
     .into_iter();
     let (Some(read), Some(write)) = (fds.next(), fds.next()) else {
-        return Err(Error::Io(io::Error::other("claim returned fewer fds")));
+        return Err(Error::Io(io::Error::other("claim returned fewer fds")).into());
     };
     let ppid = u32::try_from(nix::unistd::getppid().as_raw()).ok();
-    let info = ChannelInfo::new(PIPE, config.max_frame()).with_peer_pid(ppid);
-    wrap(read, write, config, info, None)
+    let info = ChannelInfo::new(PIPE).with_peer_pid(ppid);
+    Ok(wrap(read, write, config, info, None)?)
 }

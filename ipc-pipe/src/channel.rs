@@ -9,6 +9,7 @@ use std::task::{Context, Poll};
 
 use ipc_core::frame::{FrameConfig, LengthCodec};
 use ipc_core::stream::{self, StreamChannel};
+use ipc_core::Options;
 use ipc_core::{ChannelInfo, Error, Result};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::unix::pipe;
@@ -36,7 +37,7 @@ pub(crate) const FIFO: &str = "fifo";
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> ipc_core::Result<()> {
 /// use ipc_core::prelude::*;
-/// let (mut a, mut b) = ipc_pipe::pipe_pair(Default::default())?;
+/// let (mut a, mut b) = ipc_pipe::pipe_pair(&ipc_core::Options::default())?;
 /// a.send("over a pipe".into()).await?;
 /// assert_eq!(b.recv().await?.as_deref(), Some(&b"over a pipe"[..]));
 /// assert_eq!(a.info().transport, "pipe");
@@ -253,18 +254,19 @@ pub(crate) fn new_pipe() -> Result<(OwnedFd, OwnedFd)> {
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> ipc_core::Result<()> {
 /// use ipc_core::prelude::*;
-/// let (mut left, mut right) = ipc_pipe::pipe_pair(Default::default())?;
+/// let (mut left, mut right) = ipc_pipe::pipe_pair(&ipc_core::Options::default())?;
 /// left.send("ping".into()).await?;
 /// assert_eq!(right.recv().await?.as_deref(), Some(&b"ping"[..]));
 /// right.close().await?;
 /// assert_eq!(left.recv().await?, None);
 /// # Ok(()) }
 /// ```
-pub fn pipe_pair(config: FrameConfig) -> Result<(PipeChannel, PipeChannel)> {
+pub fn pipe_pair(options: &Options) -> Result<(PipeChannel, PipeChannel)> {
+    let config = options.frame_config();
     require_runtime("ipc_pipe::pipe_pair")?;
     let (a_read, b_write) = new_pipe()?;
     let (b_read, a_write) = new_pipe()?;
-    let info = ChannelInfo::new(PIPE, config.max_frame()).with_peer_pid(Some(std::process::id()));
+    let info = ChannelInfo::new(PIPE).with_peer_pid(Some(std::process::id()));
     let a = wrap(a_read, a_write, config, info.clone(), None)?;
     let b = wrap(b_read, b_write, config, info, None)?;
     Ok((a, b))

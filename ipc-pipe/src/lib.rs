@@ -19,7 +19,7 @@
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> ipc_core::Result<()> {
 //! use ipc_core::prelude::*;
 //!
-//! let (mut parent, mut child) = ipc_pipe::pipe_pair(Default::default())?;
+//! let (mut parent, mut child) = ipc_pipe::pipe_pair(&ipc_core::Options::default())?;
 //! parent.send("ping".into()).await?;
 //! assert_eq!(child.recv().await?.as_deref(), Some(&b"ping"[..]));
 //! child.send("pong".into()).await?;

@@ -4,8 +4,12 @@
 use std::process::Command;
 
 use async_trait::async_trait;
-use ipc_core::frame::FrameConfig;
-use ipc_core::{Capabilities, Channel, Child, Endpoint, Error, Listener, Result, Transport};
+use ipc_core::ConnectError;
+use ipc_core::ListenError;
+use ipc_core::SpawnError;
+use ipc_core::{
+    Capabilities, Channel, Child, Endpoint, Error, Listener, Options, Result, Transport,
+};
 
 use crate::channel::{FIFO, PIPE};
 use crate::{connect_fifo, connect_inherited, fresh_dir, spawn_fifo, spawn_pipe, FifoListener};
@@ -20,11 +24,11 @@ fn wrong_endpoint(endpoint: &Endpoint, transport: &str, expected: &str) -> Error
 /// Anonymous pipes as an [`ipc_core::Transport`]: name `"pipe"`, scheme `pipe:`
 /// (`pipe:fd=R,W`, the ends a child inherits).
 ///
-/// [`spawn_with`](Transport::spawn_with) wires a child by two pipes
+/// [`spawn`](Transport::spawn) wires a child by two pipes
 /// ([`spawn_pipe`](crate::spawn_pipe)); the child connects with
-/// [`connect_with`](Transport::connect_with) on the `pipe:fd=3,4` it finds in
+/// [`connect`](Transport::connect) on the `pipe:fd=3,4` it finds in
 /// `IPC_ENDPOINT` ([`connect_inherited`](crate::connect_inherited)). Anonymous pipes
-/// have no name, so nothing can listen: [`listen_with`](Transport::listen_with)
+/// have no name, so nothing can listen: [`listen`](Transport::listen)
 /// returns [`Error::Unsupported`] and points to [`FifoTransport`].
 ///
 /// ```
@@ -35,7 +39,7 @@ fn wrong_endpoint(endpoint: &Endpoint, transport: &str, expected: &str) -> Error
 /// assert!(transport.example_endpoint().is_none());
 /// let mut cmd = std::process::Command::new("/bin/sh");
 /// cmd.args(["-c", r#"test "$IPC_ENDPOINT" = pipe:fd=3,4"#]);
-/// let (mut child, _channel) = transport.spawn(cmd).await?;
+/// let (mut child, _channel) = transport.spawn(cmd, &Default::default()).await?;
 /// assert!(child.wait().await?.success());
 /// # Ok(()) }
 /// ```
@@ -62,42 +66,44 @@ impl Transport for PipeTransport {
         None
     }
 
-    async fn listen_with(
+    async fn listen(
         &self,
         _endpoint: &Endpoint,
-        _config: FrameConfig,
-    ) -> Result<Box<dyn Listener>> {
+        _options: &Options,
+    ) -> Result<Box<dyn Listener>, ListenError> {
         Err(Error::unsupported(
             PIPE,
             "listening: anonymous pipes only join a parent and the child it spawns; \
              use the fifo transport (fifo:/DIR, a FIFO pair in a directory) to serve \
              clients that connect by name",
-        ))
+        )
+        .into())
     }
 
-    async fn connect_with(
+    async fn connect(
         &self,
         endpoint: &Endpoint,
-        config: FrameConfig,
-    ) -> Result<Box<dyn Channel>> {
+        options: &Options,
+    ) -> Result<Box<dyn Channel>, ConnectError> {
         match endpoint {
             Endpoint::Pipe { read, write } => {
-                Ok(Box::new(connect_inherited(*read, *write, config)?))
+                Ok(Box::new(connect_inherited(*read, *write, options)?))
             }
             other => Err(wrong_endpoint(
                 other,
                 PIPE,
                 "inherited pipe:fd=R,W (for a FIFO directory use the fifo transport)",
-            )),
+            )
+            .into()),
         }
     }
 
-    async fn spawn_with(
+    async fn spawn(
         &self,
         command: Command,
-        config: FrameConfig,
-    ) -> Result<(Child, Box<dyn Channel>)> {
-        let (child, channel) = spawn_pipe(command, config).await?;
+        options: &Options,
+    ) -> Result<(Child, Box<dyn Channel>), SpawnError> {
+        let (child, channel) = spawn_pipe(command, options).await?;
         Ok((child, Box::new(channel)))
     }
 }
@@ -105,9 +111,9 @@ impl Transport for PipeTransport {
 /// FIFO pairs in a private directory as an [`ipc_core::Transport`]: name `"fifo"`,
 /// scheme `fifo:` (`fifo:/DIR`).
 ///
-/// [`listen_with`](Transport::listen_with) binds a [`FifoListener`],
-/// [`connect_with`](Transport::connect_with) is [`connect_fifo`](crate::connect_fifo),
-/// and [`spawn_with`](Transport::spawn_with) is [`spawn_fifo`](crate::spawn_fifo)
+/// [`listen`](Transport::listen) binds a [`FifoListener`],
+/// [`connect`](Transport::connect) is [`connect_fifo`](crate::connect_fifo),
+/// and [`spawn`](Transport::spawn) is [`spawn_fifo`](crate::spawn_fifo)
 /// (a fresh private directory per child, removed once the child has connected).
 /// A directory serves one client at a time.
 ///
@@ -117,8 +123,9 @@ impl Transport for PipeTransport {
 /// use ipc_core::Transport;
 /// let transport = ipc_pipe::FifoTransport;
 /// let endpoint = transport.example_endpoint().expect("a temp path");
-/// let mut listener = transport.listen(&endpoint).await?;
-/// let mut client = transport.connect(&endpoint).await?;
+/// let opts = ipc_core::Options::default();
+/// let mut listener = transport.listen(&endpoint, &opts).await?;
+/// let mut client = transport.connect(&endpoint, &opts).await?;
 /// let mut server = listener.accept().await?;
 /// client.send("hi".into()).await?;
 /// assert_eq!(server.recv().await?.as_deref(), Some(&b"hi"[..]));
@@ -151,34 +158,34 @@ impl Transport for FifoTransport {
         Some(Endpoint::Fifo(fresh_dir()))
     }
 
-    async fn listen_with(
+    async fn listen(
         &self,
         endpoint: &Endpoint,
-        config: FrameConfig,
-    ) -> Result<Box<dyn Listener>> {
+        options: &Options,
+    ) -> Result<Box<dyn Listener>, ListenError> {
         match endpoint {
-            Endpoint::Fifo(dir) => Ok(Box::new(FifoListener::bind(dir, config)?)),
-            other => Err(wrong_endpoint(other, FIFO, "fifo:/DIR")),
+            Endpoint::Fifo(dir) => Ok(Box::new(FifoListener::bind(dir, options)?)),
+            other => Err(wrong_endpoint(other, FIFO, "fifo:/DIR").into()),
         }
     }
 
-    async fn connect_with(
+    async fn connect(
         &self,
         endpoint: &Endpoint,
-        config: FrameConfig,
-    ) -> Result<Box<dyn Channel>> {
+        options: &Options,
+    ) -> Result<Box<dyn Channel>, ConnectError> {
         match endpoint {
-            Endpoint::Fifo(dir) => Ok(Box::new(connect_fifo(dir, config).await?)),
-            other => Err(wrong_endpoint(other, FIFO, "fifo:/DIR")),
+            Endpoint::Fifo(dir) => Ok(Box::new(connect_fifo(dir, options).await?)),
+            other => Err(wrong_endpoint(other, FIFO, "fifo:/DIR").into()),
         }
     }
 
-    async fn spawn_with(
+    async fn spawn(
         &self,
         command: Command,
-        config: FrameConfig,
-    ) -> Result<(Child, Box<dyn Channel>)> {
-        let (child, channel) = spawn_fifo(command, config).await?;
+        options: &Options,
+    ) -> Result<(Child, Box<dyn Channel>), SpawnError> {
+        let (child, channel) = spawn_fifo(command, options).await?;
         Ok((child, Box::new(channel)))
     }
 }

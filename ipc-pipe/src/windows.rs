@@ -10,9 +10,9 @@
 //! # async fn demo() -> ipc_core::Result<()> {
 //! use ipc_core::prelude::*;
 //! let name = r"\\.\pipe\my-app";
-//! let mut listener = ipc_pipe::windows::NamedPipeListener::bind(name, Default::default())?;
+//! let mut listener = ipc_pipe::windows::NamedPipeListener::bind(name, &ipc_core::Options::default())?;
 //! let client = tokio::spawn(async move {
-//!     let mut ch = ipc_pipe::windows::connect_named_pipe(name, Default::default()).await?;
+//!     let mut ch = ipc_pipe::windows::connect_named_pipe(name, &ipc_core::Options::default()).await?;
 //!     ch.send("hi".into()).await?;
 //!     ch.close().await
 //! });
@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use ipc_core::frame::{FrameConfig, LengthCodec};
 use ipc_core::stream::{self, StreamChannel};
-use ipc_core::{ChannelInfo, Error, Result};
+use ipc_core::{ChannelInfo, Error, Options, Result};
 use tokio::io::{ReadHalf, WriteHalf};
 use tokio::net::windows::named_pipe::{
     ClientOptions, NamedPipeClient, NamedPipeServer, ServerOptions,
@@ -71,7 +71,8 @@ pub struct NamedPipeListener {
 impl NamedPipeListener {
     /// Create the first instance of pipe `name` (`\\.\pipe\NAME`). Fails if another
     /// server already owns that name. Remote (SMB) clients are rejected.
-    pub fn bind(name: &str, config: FrameConfig) -> Result<NamedPipeListener> {
+    pub fn bind(name: &str, options: &Options) -> Result<NamedPipeListener> {
+        let config = options.frame_config();
         check_name(name)?;
         let next = ServerOptions::new()
             .first_pipe_instance(true)
@@ -92,8 +93,7 @@ impl NamedPipeListener {
             .create(&self.name)?;
         let connected = std::mem::replace(&mut self.next, next);
         let (reader, writer) = tokio::io::split(connected);
-        let info =
-            ChannelInfo::new(NAME, self.config.max_frame()).with_peer_addr(Some(self.name.clone()));
+        let info = ChannelInfo::new(NAME).with_peer_addr(Some(self.name.clone()));
         Ok(stream::channel(
             reader,
             writer,
@@ -105,7 +105,8 @@ impl NamedPipeListener {
 
 /// Connect to the named pipe `name`, retrying for up to [`BUSY_TIMEOUT`] while every
 /// instance is busy.
-pub async fn connect_named_pipe(name: &str, config: FrameConfig) -> Result<NamedPipeClientChannel> {
+pub async fn connect_named_pipe(name: &str, options: &Options) -> Result<NamedPipeClientChannel> {
+    let config = options.frame_config();
     check_name(name)?;
     let deadline = tokio::time::Instant::now() + BUSY_TIMEOUT;
     let client = loop {
@@ -131,7 +132,7 @@ pub async fn connect_named_pipe(name: &str, config: FrameConfig) -> Result<Named
         }
     };
     let (reader, writer) = tokio::io::split(client);
-    let info = ChannelInfo::new(NAME, config.max_frame()).with_peer_addr(Some(name.to_string()));
+    let info = ChannelInfo::new(NAME).with_peer_addr(Some(name.to_string()));
     Ok(stream::channel(
         reader,
         writer,

@@ -16,6 +16,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use ipc_core::prelude::*;
 use ipc_core::testkit;
+use ipc_core::ConnectError;
+use ipc_core::ListenError;
+use ipc_core::SpawnError;
 use ipc_core::{Endpoint, Error, RecvError, Transport};
 use ipc_pipe::{connect_fifo, spawn_fifo, FifoListener, FifoTransport};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -86,7 +89,7 @@ fn hello(pid: u32) -> Vec<u8> {
 
 /// A good client connects, is accepted, and echoes once.
 async fn serve_one_good_client(listener: &mut FifoListener, dir: &Path) {
-    let mut client = connect_fifo(dir, Default::default())
+    let mut client = connect_fifo(dir, &Default::default())
         .await
         .expect("connect");
     let mut server = within(listener.accept()).await.expect("accept");
@@ -110,9 +113,9 @@ async fn serve_one_good_client(listener: &mut FifoListener, dir: &Path) {
 async fn listen_connect_ping_pong() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("svc");
-    let mut listener = FifoListener::bind(&dir, Default::default()).expect("bind");
+    let mut listener = FifoListener::bind(&dir, &Default::default()).expect("bind");
     assert_eq!(listener.endpoint(), Endpoint::Fifo(dir.clone()));
-    let mut client = connect_fifo(&dir, Default::default())
+    let mut client = connect_fifo(&dir, &Default::default())
         .await
         .expect("connect");
     let mut server = within(listener.accept()).await.expect("accept");
@@ -143,9 +146,15 @@ async fn connect_before_accept_and_through_the_transport() {
         panic!("not a fifo endpoint: {endpoint}");
     };
     assert!(!dir.exists(), "example endpoints do not exist yet");
-    let mut listener = FifoTransport.listen(&endpoint).await.expect("listen");
+    let mut listener = FifoTransport
+        .listen(&endpoint, &Default::default())
+        .await
+        .expect("listen");
     // connect does not wait for accept: frames wait in the pipe.
-    let mut client = FifoTransport.connect(&endpoint).await.expect("connect");
+    let mut client = FifoTransport
+        .connect(&endpoint, &Default::default())
+        .await
+        .expect("connect");
     client
         .send(Bytes::from_static(b"early"))
         .await
@@ -167,7 +176,7 @@ async fn connect_before_accept_and_through_the_transport() {
 async fn files_are_private() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("svc");
-    let listener = FifoListener::bind(&dir, Default::default()).expect("bind");
+    let listener = FifoListener::bind(&dir, &Default::default()).expect("bind");
     assert_eq!(mode(&dir), 0o700);
     for name in ["c2s", "s2c"] {
         let path = dir.join(name);
@@ -197,25 +206,30 @@ async fn bind_refuses_open_directories_and_a_second_listener() {
     let open = tmp.path().join("open");
     fs::create_dir(&open).expect("mkdir");
     fs::set_permissions(&open, fs::Permissions::from_mode(0o755)).expect("chmod");
-    let err = FifoListener::bind(&open, Default::default()).expect_err("0755 dir");
+    let err = FifoListener::bind(&open, &Default::default()).expect_err("0755 dir");
     assert!(err.to_string().contains("0755"), "{err}");
-    assert!(matches!(&err, Error::Io(e) if e.kind() == io::ErrorKind::PermissionDenied));
-    let err = err_of(connect_fifo(&open, Default::default()).await, "0755 dir");
+    assert!(matches!(&err, ListenError::Io(e) if e.kind() == io::ErrorKind::PermissionDenied));
+    let err = err_of(
+        connect_fifo(&open, &Default::default())
+            .await
+            .map_err(ipc_core::Error::from),
+        "0755 dir",
+    );
     assert!(matches!(&err, Error::Io(e) if e.kind() == io::ErrorKind::PermissionDenied));
 
     let link = tmp.path().join("link");
     std::os::unix::fs::symlink(tmp.path(), &link).expect("symlink");
-    let err = FifoListener::bind(&link, Default::default()).expect_err("symlink");
+    let err = FifoListener::bind(&link, &Default::default()).expect_err("symlink");
     assert!(err.to_string().contains("not a directory"), "{err}");
 
     // An existing private directory is fine; it stays when the listener goes.
     let private = tmp.path().join("private");
     fs::create_dir(&private).expect("mkdir");
     fs::set_permissions(&private, fs::Permissions::from_mode(0o700)).expect("chmod");
-    let listener = FifoListener::bind(&private, Default::default()).expect("bind");
-    let err = FifoListener::bind(&private, Default::default()).expect_err("second listener");
+    let listener = FifoListener::bind(&private, &Default::default()).expect("bind");
+    let err = FifoListener::bind(&private, &Default::default()).expect_err("second listener");
     assert!(
-        matches!(&err, Error::Io(e) if e.kind() == io::ErrorKind::AddrInUse),
+        matches!(&err, ListenError::InUse(e) if e.kind() == io::ErrorKind::AddrInUse),
         "{err}"
     );
     drop(listener);
@@ -227,7 +241,9 @@ async fn bind_refuses_open_directories_and_a_second_listener() {
     );
 
     let err = err_of(
-        connect_fifo(tmp.path().join("nothing"), Default::default()).await,
+        connect_fifo(tmp.path().join("nothing"), &Default::default())
+            .await
+            .map_err(ipc_core::Error::from),
         "no dir",
     );
     assert!(err.to_string().contains("no fifo listener"), "{err}");
@@ -237,12 +253,14 @@ async fn bind_refuses_open_directories_and_a_second_listener() {
 async fn one_client_at_a_time_then_the_next() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("svc");
-    let mut listener = FifoListener::bind(&dir, Default::default()).expect("bind");
-    let mut first = connect_fifo(&dir, Default::default()).await.expect("first");
+    let mut listener = FifoListener::bind(&dir, &Default::default()).expect("bind");
+    let mut first = connect_fifo(&dir, &Default::default())
+        .await
+        .expect("first");
     let mut server = within(listener.accept()).await.expect("accept first");
 
-    match connect_fifo(&dir, Default::default()).await {
-        Err(Error::Unsupported { transport, what }) => {
+    match connect_fifo(&dir, &Default::default()).await {
+        Err(ConnectError::Unsupported { transport, what }) => {
             assert_eq!(transport, "fifo");
             assert!(what.contains("already serves a client"), "{what}");
             assert!(what.contains("one peer at a time"), "{what}");
@@ -289,7 +307,7 @@ async fn one_client_at_a_time_then_the_next() {
 async fn client_dropped_without_goodbye_is_peer_lost() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("svc");
-    let mut listener = FifoListener::bind(&dir, Default::default()).expect("bind");
+    let mut listener = FifoListener::bind(&dir, &Default::default()).expect("bind");
     let mut raw = raw_client(&dir, true).expect("raw client");
     raw.c2s.write_all(&hello(4242)).expect("hello");
     raw.c2s.write_all(&frame(b"last words")).expect("frame");
@@ -311,7 +329,7 @@ async fn client_dropped_without_goodbye_is_peer_lost() {
 async fn client_dying_mid_hello_is_dropped_and_the_next_served() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("svc");
-    let mut listener = FifoListener::bind(&dir, Default::default()).expect("bind");
+    let mut listener = FifoListener::bind(&dir, &Default::default()).expect("bind");
     let mut raw = raw_client(&dir, true).expect("raw client");
     raw.c2s.write_all(&hello(1)[..6]).expect("half a hello");
     drop(raw);
@@ -327,7 +345,7 @@ async fn client_dying_mid_hello_is_dropped_and_the_next_served() {
 async fn accept_is_cancel_safe_mid_hello() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("svc");
-    let mut listener = FifoListener::bind(&dir, Default::default()).expect("bind");
+    let mut listener = FifoListener::bind(&dir, &Default::default()).expect("bind");
     let mut raw = raw_client(&dir, true).expect("raw client");
     let greeting = hello(777);
     raw.c2s.write_all(&greeting[..3]).expect("start of hello");
@@ -343,7 +361,7 @@ async fn accept_is_cancel_safe_mid_hello() {
 async fn garbage_client_is_dropped_and_the_next_served() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("svc");
-    let mut listener = FifoListener::bind(&dir, Default::default()).expect("bind");
+    let mut listener = FifoListener::bind(&dir, &Default::default()).expect("bind");
     for claim in [true, false] {
         let raw_dir = dir.clone();
         let garbage = tokio::task::spawn_blocking(move || -> io::Result<usize> {
@@ -371,8 +389,8 @@ async fn garbage_client_is_dropped_and_the_next_served() {
 async fn listener_dir_is_removed_on_drop_even_with_clients() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("svc");
-    let mut listener = FifoListener::bind(&dir, Default::default()).expect("bind");
-    let mut client = connect_fifo(&dir, Default::default())
+    let mut listener = FifoListener::bind(&dir, &Default::default()).expect("bind");
+    let mut client = connect_fifo(&dir, &Default::default())
         .await
         .expect("connect");
     let mut server = within(listener.accept()).await.expect("accept");
@@ -420,14 +438,14 @@ fn child() {
     runtime.block_on(async {
         match role {
             Role::ClientHangs => {
-                let mut ch = connect_fifo(&dir, Default::default())
+                let mut ch = connect_fifo(&dir, &Default::default())
                     .await
                     .expect("connect");
                 ch.send(Bytes::from_static(b"ready")).await.expect("send");
                 std::future::pending::<()>().await;
             }
             Role::ListenerHangs => {
-                let _listener = FifoListener::bind(&dir, Default::default()).expect("bind");
+                let _listener = FifoListener::bind(&dir, &Default::default()).expect("bind");
                 println!("bound");
                 std::future::pending::<()>().await;
             }
@@ -439,7 +457,7 @@ fn child() {
 async fn killed_client_process_is_an_error_then_the_next_is_served() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("svc");
-    let mut listener = FifoListener::bind(&dir, Default::default()).expect("bind");
+    let mut listener = FifoListener::bind(&dir, &Default::default()).expect("bind");
     let mut child = role_command(Role::ClientHangs, &dir)
         .spawn()
         .expect("spawn");
@@ -479,9 +497,9 @@ async fn stale_directory_of_a_killed_listener() {
         }
     }
     // While it lives, a second listener is refused.
-    let err = FifoListener::bind(&dir, Default::default()).expect_err("live listener");
+    let err = FifoListener::bind(&dir, &Default::default()).expect_err("live listener");
     assert!(
-        matches!(&err, Error::Io(e) if e.kind() == io::ErrorKind::AddrInUse),
+        matches!(&err, ListenError::InUse(e) if e.kind() == io::ErrorKind::AddrInUse),
         "{err}"
     );
     child.start_kill().expect("kill");
@@ -491,13 +509,18 @@ async fn stale_directory_of_a_killed_listener() {
         "a killed listener cannot clean up"
     );
 
-    let err = err_of(connect_fifo(&dir, Default::default()).await, "no listener");
+    let err = err_of(
+        connect_fifo(&dir, &Default::default())
+            .await
+            .map_err(ipc_core::Error::from),
+        "no listener",
+    );
     assert!(
         matches!(&err, Error::Io(e) if e.kind() == io::ErrorKind::ConnectionRefused),
         "{err}"
     );
     // A new listener takes the directory over.
-    let mut listener = FifoListener::bind(&dir, Default::default()).expect("rebind");
+    let mut listener = FifoListener::bind(&dir, &Default::default()).expect("rebind");
     serve_one_good_client(&mut listener, &dir).await;
 }
 
@@ -509,8 +532,8 @@ async fn spawn_reports_a_child_that_exits_without_connecting() {
     // Also record the directory's mode and owner as the child finds them.
     let script = r#"printf %s "$IPC_ENDPOINT" > "$OUT"; stat -c '%a %u' "${IPC_ENDPOINT#fifo:}" > "$OUT.mode"; exit 3"#;
     cmd.args(["-c", script]).env("OUT", &out);
-    match within(spawn_fifo(cmd, Default::default())).await {
-        Err(Error::ChildExited(status)) => assert_eq!(status.code(), Some(3)),
+    match within(spawn_fifo(cmd, &Default::default())).await {
+        Err(SpawnError::ChildExited(status)) => assert_eq!(status.code(), Some(3)),
         Err(other) => panic!("expected ChildExited, got {other:?}"),
         Ok(_) => panic!("the child never connected"),
     }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use ipc_core::prelude::*;
+use ipc_core::ListenError;
 use ipc_core::{Error, RecvError, SendError, Transport};
 use ipc_pipe::{connect_inherited, pipe_pair, spawn_pipe, PipeTransport};
 
@@ -43,7 +44,7 @@ fn raw_pipe() -> (OwnedFd, OwnedFd) {
 
 #[tokio::test(flavor = "current_thread")]
 async fn pair_ping_pong() {
-    let (mut a, mut b) = pipe_pair(Default::default()).expect("pair");
+    let (mut a, mut b) = pipe_pair(&Default::default()).expect("pair");
     assert_eq!(a.info().transport, "pipe");
     assert_eq!(a.info().peer_pid, Some(std::process::id()));
     for i in 0..100 {
@@ -61,7 +62,7 @@ async fn pair_ping_pong() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn pair_carries_a_1_mib_frame() {
-    let (a, mut b) = pipe_pair(Default::default()).expect("pair");
+    let (a, mut b) = pipe_pair(&Default::default()).expect("pair");
     let big: Bytes = (0..1 << 20)
         .map(|i: u32| (i % 251) as u8)
         .collect::<Vec<_>>()
@@ -89,7 +90,7 @@ async fn pair_carries_a_1_mib_frame() {
 async fn spawned_child_finds_pipes_at_fds_3_and_4() {
     let script =
         r#"test -p /dev/fd/3 && test -p /dev/fd/4 && test "$IPC_ENDPOINT" = "pipe:fd=3,4""#;
-    let (mut child, ch) = spawn_pipe(sh(script), Default::default())
+    let (mut child, ch) = spawn_pipe(sh(script), &Default::default())
         .await
         .expect("spawn");
     assert_eq!(ch.info().peer_pid, Some(child.pid()));
@@ -100,7 +101,10 @@ async fn spawned_child_finds_pipes_at_fds_3_and_4() {
     );
 
     // The same through the Transport trait.
-    let (mut child, _ch) = PipeTransport.spawn(sh(script)).await.expect("spawn");
+    let (mut child, _ch) = PipeTransport
+        .spawn(sh(script), &Default::default())
+        .await
+        .expect("spawn");
     assert!(within(child.wait()).await.expect("wait").success());
 }
 
@@ -108,7 +112,7 @@ async fn spawned_child_finds_pipes_at_fds_3_and_4() {
 async fn child_sees_eof_when_we_drop_the_channel() {
     // `cat` echoes raw bytes and exits at end-of-file on fd 3: that only comes if no
     // copy of our write end leaked into the child.
-    let (mut child, mut ch) = spawn_pipe(sh("exec cat <&3 >&4"), Default::default())
+    let (mut child, mut ch) = spawn_pipe(sh("exec cat <&3 >&4"), &Default::default())
         .await
         .expect("spawn");
     ch.send(Bytes::from_static(b"echo")).await.expect("send");
@@ -129,7 +133,7 @@ async fn child_sees_eof_when_we_drop_the_channel() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn child_killed_is_peer_lost_for_reads_and_writes() {
-    let (mut child, mut ch) = spawn_pipe(sh("kill -9 $$"), Default::default())
+    let (mut child, mut ch) = spawn_pipe(sh("kill -9 $$"), &Default::default())
         .await
         .expect("spawn");
     let status = within(child.wait()).await.expect("wait");
@@ -150,7 +154,8 @@ async fn connect_refuses_fds_that_are_not_pipes() {
     let mut file = tempfile::tempfile().expect("temp file");
     let other = tempfile::tempfile().expect("temp file");
     let err = err_of(
-        connect_inherited(file.as_raw_fd(), other.as_raw_fd(), Default::default()),
+        connect_inherited(file.as_raw_fd(), other.as_raw_fd(), &Default::default())
+            .map_err(ipc_core::Error::from),
         "a regular file is not a pipe",
     );
     let msg = err.to_string();
@@ -163,7 +168,7 @@ async fn connect_refuses_fds_that_are_not_pipes() {
         .expect("the file fd was closed by the failed connect");
 
     let err = err_of(
-        connect_inherited(900, 901, Default::default()),
+        connect_inherited(900, 901, &Default::default()).map_err(ipc_core::Error::from),
         "fds not open",
     );
     assert!(err.to_string().contains("fd 900 is not open"), "{err}");
@@ -175,12 +180,14 @@ async fn connect_refuses_swapped_ends() {
     let (r2, w2) = raw_pipe();
     // Given as (write end, read end): the wrong way round.
     let err = err_of(
-        connect_inherited(w1.as_raw_fd(), r2.as_raw_fd(), Default::default()),
+        connect_inherited(w1.as_raw_fd(), r2.as_raw_fd(), &Default::default())
+            .map_err(ipc_core::Error::from),
         "swapped ends",
     );
     assert!(err.to_string().contains("wrong end"), "{err}");
     let err = err_of(
-        connect_inherited(r1.as_raw_fd(), r1.as_raw_fd(), Default::default()),
+        connect_inherited(r1.as_raw_fd(), r1.as_raw_fd(), &Default::default())
+            .map_err(ipc_core::Error::from),
         "one fd for both",
     );
     assert!(matches!(err, Error::BadEndpoint { .. }), "{err}");
@@ -194,9 +201,9 @@ async fn an_inherited_fd_is_taken_once() {
     // Hand the child-side ends over as raw numbers, as an inherited pair would be.
     let read = std::os::fd::IntoRawFd::into_raw_fd(their_read);
     let write = std::os::fd::IntoRawFd::into_raw_fd(their_write);
-    let mut child_side = connect_inherited(read, write, Default::default()).expect("first take");
+    let mut child_side = connect_inherited(read, write, &Default::default()).expect("first take");
     let err = err_of(
-        connect_inherited(read, write, Default::default()),
+        connect_inherited(read, write, &Default::default()).map_err(ipc_core::Error::from),
         "second take",
     );
     assert!(err.to_string().contains("already taken"), "{err}");
@@ -223,8 +230,8 @@ async fn an_inherited_fd_is_taken_once() {
 async fn pipe_transport_cannot_listen() {
     assert!(PipeTransport.example_endpoint().is_none());
     let endpoint = "fifo:/tmp/x".parse().expect("endpoint");
-    match PipeTransport.listen(&endpoint).await {
-        Err(Error::Unsupported { transport, what }) => {
+    match PipeTransport.listen(&endpoint, &Default::default()).await {
+        Err(ListenError::Unsupported { transport, what }) => {
             assert_eq!(transport, "pipe");
             assert!(
                 what.contains("fifo"),

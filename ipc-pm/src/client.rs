@@ -7,7 +7,7 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use ipc_cluster::notify::{NotifySocket, NOTIFY_SOCKET};
 use ipc_core::codec::Json;
-use ipc_core::{Channel, Endpoint, FrameConfig, TypedChannel};
+use ipc_core::{Channel, ConnectError, Endpoint, Options, TypedChannel};
 use ipc_uds::UdsChannel;
 
 use crate::paths::{Home, IPCM_HOME};
@@ -22,7 +22,7 @@ const DAEMON_START: Duration = Duration::from_secs(15);
 /// Connect to the running daemon; `None` when none runs.
 pub(crate) async fn connect_existing(home: &Home) -> Result<Option<Conn>, String> {
     let endpoint = Endpoint::UnixPath(home.socket());
-    match ipc_uds::connect(&endpoint, FrameConfig::default()).await {
+    match ipc_uds::connect(&endpoint, &Options::default()).await {
         Ok(channel) => {
             let ours = rustix::process::geteuid().as_raw();
             match channel.info().peer_uid {
@@ -34,14 +34,8 @@ pub(crate) async fn connect_existing(home: &Home) -> Result<Option<Conn>, String
                 _ => Ok(Some(TypedChannel::new(channel))),
             }
         }
-        Err(ipc_core::Error::Io(e))
-            if matches!(
-                e.kind(),
-                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
-            ) =>
-        {
-            Ok(None)
-        }
+        // No socket file, or a stale one nobody accepts on: no daemon runs.
+        Err(ConnectError::NotListening(_)) => Ok(None),
         Err(e) => Err(format!("could not reach the ipcm daemon: {e}")),
     }
 }

@@ -12,6 +12,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use ipc_core::adapter::{FrameSink, FrameStream, RecvFrames, SendFrames};
 use ipc_core::frame::FrameConfig;
+use ipc_core::ConnectError;
+use ipc_core::Options;
+use ipc_core::SpawnError;
 use ipc_core::{ChannelInfo, Child, Duplex, Endpoint, Error, Result, SendHalf};
 
 use crate::link::{Link, NAME};
@@ -438,7 +441,7 @@ impl RecvFrames for SignalInbox {
 /// # async fn demo() -> ipc_core::Result<()> {
 /// use ipc_core::prelude::*;
 /// // In a child started by `ipc_signal::spawn` (or any signal-transport parent):
-/// let mut ch = ipc_signal::connect_from_env().await?;
+/// let mut ch = ipc_signal::connect_from_env(&ipc_core::Options::from_env()).await?;
 /// while let Some(frame) = ch.recv().await? {
 ///     ch.send(frame).await?; // echo
 /// }
@@ -474,7 +477,7 @@ fn halves(link: Arc<Link>, config: FrameConfig) -> SignalChannel {
 /// ```no_run
 /// # async fn demo() -> ipc_core::Result<()> {
 /// use ipc_signal::SignalChannelExt;
-/// let ch = ipc_signal::connect(4242, Default::default()).await?;
+/// let ch = ipc_signal::connect(4242, &ipc_core::Options::default()).await?;
 /// assert_eq!(ch.peer_pid(), 4242);
 /// # Ok(()) }
 /// ```
@@ -511,22 +514,10 @@ impl SignalChannelExt for SignalChannel {
 }
 
 /// Open a channel to process `pid`, which opens one back to us (a child started by
-/// [`spawn`] does so through [`connect_from_env`]), waiting up to
-/// [`DEFAULT_CONNECT_TIMEOUT`] for it to answer. See [`connect_with_timeout`].
-///
-/// ```no_run
-/// # async fn demo() -> ipc_core::Result<()> {
-/// use ipc_signal::SignalChannelExt;
-/// let ch = ipc_signal::connect(4242, Default::default()).await?;
-/// assert_eq!(ch.peer_pid(), 4242);
-/// # Ok(()) }
-/// ```
-pub async fn connect(pid: u32, config: FrameConfig) -> Result<SignalChannel> {
-    connect_with_timeout(pid, config, DEFAULT_CONNECT_TIMEOUT).await
-}
-
-/// Open a channel to process `pid`, waiting up to `timeout` for its hello (the sign
-/// that its channel to us exists).
+/// [`spawn`] does so through [`connect_from_env`]), waiting up to the
+/// [handshake timeout](Options::handshake_timeout) of `options` (default
+/// [`DEFAULT_CONNECT_TIMEOUT`], 5 s) for its hello (the sign that its channel to us
+/// exists).
 ///
 /// Before the first signal goes out, the target must be safe to signal: it must block
 /// (in every thread), catch or ignore both transport signals, as read from
@@ -535,8 +526,8 @@ pub async fn connect(pid: u32, config: FrameConfig) -> Result<SignalChannel> {
 /// nothing. The peer is then addressed through a pidfd only, so a process that later
 /// gets its pid is never signalled.
 ///
-/// Fails with [`Error::Handshake`] naming `pid` if the peer does not answer within
-/// `timeout` (it blocks the signals but has no channel to us), or exits first;
+/// Fails with [`Error::Handshake`] naming `pid` if the peer does not answer in time
+/// (it blocks the signals but has no channel to us), or exits first;
 /// [`Error::Unsupported`] unless every thread of this process blocks the transport
 /// signals (see [`block_transport_signals`](crate::block_transport_signals)), or if
 /// this process already has a channel to `pid`.
@@ -544,46 +535,49 @@ pub async fn connect(pid: u32, config: FrameConfig) -> Result<SignalChannel> {
 /// ```no_run
 /// # async fn demo() -> ipc_core::Result<()> {
 /// use std::time::Duration;
-/// let ch = ipc_signal::connect_with_timeout(4242, Default::default(), Duration::from_secs(30))
-///     .await?;
-/// # let _ = ch; Ok(()) }
+/// use ipc_signal::SignalChannelExt;
+/// let opts = ipc_core::Options::default().handshake_timeout(Duration::from_secs(30));
+/// let ch = ipc_signal::connect(4242, &opts).await?;
+/// assert_eq!(ch.peer_pid(), 4242);
+/// # Ok(()) }
 /// ```
-pub async fn connect_with_timeout(
-    pid: u32,
-    config: FrameConfig,
-    timeout: Duration,
-) -> Result<SignalChannel> {
+pub async fn connect(pid: u32, options: &Options) -> Result<SignalChannel, ConnectError> {
+    let config = options.frame_config();
+    let timeout = options.get_handshake_timeout();
     ensure_blocked()?;
     let link = Link::open(pid, config.max_frame(), true)?;
     let channel = halves(link.clone(), config);
     match tokio::time::timeout(timeout, link.wait_for_hello()).await {
         Ok(Ok(())) => Ok(channel),
-        Ok(Err(e)) => Err(e),
+        Ok(Err(e)) => Err(e.into()),
         Err(_) => Err(Error::Handshake(format!(
             "process {pid} did not answer within {timeout:?}: it accepts the transport's \
              signals but has not opened a signal channel to this process (pid {}). Start \
              the peer first, have it connect to this pid, or allow more time with \
-             ipc_signal::connect_with_timeout",
+             Options::handshake_timeout",
             std::process::id()
-        ))),
+        ))
+        .into()),
     }
 }
 
 /// In a child: open the channel to the parent named by `IPC_ENDPOINT`
-/// (`signal:pid=N`), with the frame limit from `IPC_MAX_FRAME`.
+/// (`signal:pid=N`), with `options` (usually [`Options::from_env`], which has the
+/// frame limit from `IPC_MAX_FRAME`).
 ///
 /// ```no_run
 /// # async fn demo() -> ipc_core::Result<()> {
-/// let ch = ipc_signal::connect_from_env().await?;
+/// let ch = ipc_signal::connect_from_env(&ipc_core::Options::from_env()).await?;
 /// # let _ = ch; Ok(()) }
 /// ```
-pub async fn connect_from_env() -> Result<SignalChannel> {
+pub async fn connect_from_env(options: &Options) -> Result<SignalChannel, ConnectError> {
     match ipc_core::env::endpoint_from_env()? {
-        Endpoint::Signal { pid } => connect(pid, ipc_core::env::frame_config_from_env()).await,
+        Endpoint::Signal { pid } => connect(pid, options).await,
         other => Err(Error::BadEndpoint {
             input: other.to_string(),
             reason: "the signal transport serves signal:pid=N endpoints only".into(),
-        }),
+        }
+        .into()),
     }
 }
 
@@ -598,14 +592,18 @@ pub async fn connect_from_env() -> Result<SignalChannel> {
 /// # async fn demo() -> ipc_core::Result<()> {
 /// use ipc_core::prelude::*;
 /// let cmd = std::process::Command::new("/path/to/child");
-/// let (mut child, mut ch) = ipc_signal::spawn(cmd, Default::default()).await?;
+/// let (mut child, mut ch) = ipc_signal::spawn(cmd, &ipc_core::Options::default()).await?;
 /// ch.send("ping".into()).await?;
 /// let reply = ch.recv().await?;
 /// ch.close().await?;
 /// child.wait().await?;
 /// # let _ = reply; Ok(()) }
 /// ```
-pub async fn spawn(mut command: Command, config: FrameConfig) -> Result<(Child, SignalChannel)> {
+pub async fn spawn(
+    mut command: Command,
+    options: &Options,
+) -> Result<(Child, SignalChannel), SpawnError> {
+    let config = options.frame_config();
     ensure_blocked()?;
     ipc_core::spawn::set_child_env(
         &mut command,
@@ -613,7 +611,7 @@ pub async fn spawn(mut command: Command, config: FrameConfig) -> Result<(Child, 
             pid: std::process::id(),
         },
         None,
-        config,
+        options,
     );
     let set = transport_sigset();
     // SAFETY: the closure runs in the forked child before exec and only calls

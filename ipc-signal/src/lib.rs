@@ -27,7 +27,7 @@
 //!     // Blocks the signals, then builds a multi-threaded runtime and runs the future.
 //!     ipc_signal::run(async {
 //!         let cmd = std::process::Command::new("/path/to/child");
-//!         let (mut child, mut ch) = ipc_signal::spawn(cmd, Default::default()).await?;
+//!         let (mut child, mut ch) = ipc_signal::spawn(cmd, &ipc_core::Options::default()).await?;
 //!         use ipc_core::prelude::*;
 //!         ch.send("ping".into()).await?;
 //!         let _pong = ch.recv().await?;
@@ -142,7 +142,7 @@
 //!   ignored (`SigBlk`, `SigCgt`, `SigIgn`). The read is checked against the pidfd
 //!   (still the same process afterwards), so it is not fooled by pid reuse either.
 //!   Then it waits for the peer's HELLO, [`DEFAULT_CONNECT_TIMEOUT`] (5 s) or as long as
-//!   [`connect_with_timeout`] is told, and fails with `Handshake` naming the pid if
+//!   [`Options::handshake_timeout`](ipc_core::Options::handshake_timeout) says, and fails with `Handshake` naming the pid if
 //!   none comes.
 //!
 //! # One process, many channels
@@ -167,7 +167,7 @@
 //!     let shutdown = GracefulShutdown::new().grace_period(Duration::from_secs(1));
 //!     let outcome = ipc_signal::run(shutdown.run(
 //!         |handle| async move {
-//!             let mut parent = ipc_signal::connect_from_env().await?;
+//!             let mut parent = ipc_signal::connect_from_env(&ipc_core::Options::from_env()).await?;
 //!             loop {
 //!                 tokio::select! {
 //!                     () = handle.wait() => break,      // SIGTERM: stop taking jobs
@@ -241,8 +241,8 @@ mod wire;
 
 #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
 pub use channel::{
-    connect, connect_from_env, connect_with_timeout, spawn, SignalChannel, SignalChannelExt,
-    SignalInbox, SignalOutbox, SignalReceiver, SignalSender, DEFAULT_CONNECT_TIMEOUT,
+    connect, connect_from_env, spawn, SignalChannel, SignalChannelExt, SignalInbox, SignalOutbox,
+    SignalReceiver, SignalSender, DEFAULT_CONNECT_TIMEOUT,
 };
 pub use control::{kill, shutdown_signal, ShutdownSignals};
 pub use graceful::{
@@ -300,7 +300,7 @@ pub fn block_transport_signals() -> ipc_core::Result<()> {
 /// ```no_run
 /// fn main() -> ipc_core::Result<()> {
 ///     ipc_signal::run(async {
-///         let ch = ipc_signal::connect_from_env().await?;
+///         let ch = ipc_signal::connect_from_env(&ipc_core::Options::from_env()).await?;
 ///         # let _ = ch;
 ///         Ok(())
 ///     })?

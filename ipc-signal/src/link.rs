@@ -104,7 +104,8 @@ impl Link {
                 return Err(Error::Io(e));
             }
         };
-        let info = ChannelInfo::new(NAME, max_frame)
+        let info = ChannelInfo::new(NAME)
+            .with_max_frame(max_frame)
             .with_peer_pid(Some(pid))
             .with_peer_uid(process_uid(pid));
         let link = Arc::new(Link {

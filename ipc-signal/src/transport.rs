@@ -3,8 +3,12 @@
 use std::process::Command;
 
 use async_trait::async_trait;
-use ipc_core::frame::FrameConfig;
-use ipc_core::{Capabilities, Channel, Child, Endpoint, Error, Listener, Result, Transport};
+use ipc_core::ConnectError;
+use ipc_core::ListenError;
+use ipc_core::SpawnError;
+use ipc_core::{
+    Capabilities, Channel, Child, Endpoint, Error, Listener, Options, Result, Transport,
+};
 
 const NAME: &str = "signal";
 
@@ -18,8 +22,8 @@ const DATA: bool = cfg!(all(target_os = "linux", target_pointer_width = "64"));
 /// it connects to a process id and spawns children wired to this process. Linux only
 /// (elsewhere `connect` and `spawn` return [`Error::Unsupported`]). `connect` refuses a
 /// process that neither blocks nor handles the transport's signals (they would kill
-/// it) and waits 5 s for the peer to answer; `ipc_signal::connect_with_timeout` takes
-/// another wait.
+/// it) and waits for the peer to answer as long as [`Options::handshake_timeout`] says
+/// (5 s by default).
 ///
 /// ```no_run
 /// # async fn demo() -> ipc_core::Result<()> {
@@ -28,7 +32,7 @@ const DATA: bool = cfg!(all(target_os = "linux", target_pointer_width = "64"));
 /// let transport = ipc_signal::SignalTransport;
 /// assert!(transport.example_endpoint().is_none());
 /// let cmd = std::process::Command::new("/path/to/child");
-/// let (mut child, mut ch) = transport.spawn(cmd).await?;
+/// let (mut child, mut ch) = transport.spawn(cmd, &ipc_core::Options::default()).await?;
 /// ch.send("ping".into()).await?;
 /// let reply = ch.recv().await?;
 /// ch.close().await?;
@@ -58,53 +62,58 @@ impl Transport for SignalTransport {
         None
     }
 
-    async fn listen_with(
+    async fn listen(
         &self,
         _endpoint: &Endpoint,
-        _config: FrameConfig,
-    ) -> Result<Box<dyn Listener>> {
+        _options: &Options,
+    ) -> Result<Box<dyn Listener>, ListenError> {
         Err(Error::unsupported(
             NAME,
             "listening (signals go to a process id: connect to signal:pid=N, or spawn)",
-        ))
+        )
+        .into())
     }
 
-    async fn connect_with(
+    async fn connect(
         &self,
         endpoint: &Endpoint,
-        config: FrameConfig,
-    ) -> Result<Box<dyn Channel>> {
+        options: &Options,
+    ) -> Result<Box<dyn Channel>, ConnectError> {
         let Endpoint::Signal { pid } = endpoint else {
             return Err(Error::BadEndpoint {
                 input: endpoint.to_string(),
                 reason: "the signal transport serves signal:pid=N endpoints only".into(),
-            });
+            }
+            .into());
         };
-        connect(*pid, config).await
+        connect(*pid, options).await
     }
 
-    async fn spawn_with(
+    async fn spawn(
         &self,
         command: Command,
-        config: FrameConfig,
-    ) -> Result<(Child, Box<dyn Channel>)> {
-        spawn(command, config).await
+        options: &Options,
+    ) -> Result<(Child, Box<dyn Channel>), SpawnError> {
+        spawn(command, options).await
     }
 }
 
 #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
-async fn connect(pid: u32, config: FrameConfig) -> Result<Box<dyn Channel>> {
-    Ok(Box::new(crate::connect(pid, config).await?))
+async fn connect(pid: u32, options: &Options) -> Result<Box<dyn Channel>, ConnectError> {
+    Ok(Box::new(crate::connect(pid, options).await?))
 }
 
 #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
-async fn spawn(command: Command, config: FrameConfig) -> Result<(Child, Box<dyn Channel>)> {
-    let (child, channel) = crate::spawn(command, config).await?;
+async fn spawn(
+    command: Command,
+    options: &Options,
+) -> Result<(Child, Box<dyn Channel>), SpawnError> {
+    let (child, channel) = crate::spawn(command, options).await?;
     Ok((child, Box::new(channel)))
 }
 
 #[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
-async fn connect(_pid: u32, _config: FrameConfig) -> Result<Box<dyn Channel>> {
+async fn connect(_pid: u32, _options: &Options) -> Result<Box<dyn Channel>, ConnectError> {
     Err(Error::unsupported(
         NAME,
         "data channels outside 64-bit Linux",
@@ -112,7 +121,10 @@ async fn connect(_pid: u32, _config: FrameConfig) -> Result<Box<dyn Channel>> {
 }
 
 #[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
-async fn spawn(_command: Command, _config: FrameConfig) -> Result<(Child, Box<dyn Channel>)> {
+async fn spawn(
+    _command: Command,
+    _options: &Options,
+) -> Result<(Child, Box<dyn Channel>), SpawnError> {
     Err(Error::unsupported(
         NAME,
         "data channels outside 64-bit Linux",

@@ -14,9 +14,11 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use ipc_core::frame::FrameConfig;
 use ipc_core::prelude::*;
 use ipc_core::testkit;
+use ipc_core::ConnectError;
+use ipc_core::ListenError;
+use ipc_core::Options;
 use ipc_core::{Endpoint, Error, RecvError, Result, SendError, Transport};
 use ipc_signal::{SignalChannel, SignalChannelExt, SignalTransport};
 
@@ -62,8 +64,10 @@ fn child_command(role: Role) -> Result<Command> {
     Ok(testkit::child_command(role))
 }
 
-async fn spawn(role: Role, config: FrameConfig) -> Result<(ipc_core::Child, SignalChannel)> {
-    ipc_signal::spawn(child_command(role)?, config).await
+async fn spawn(role: Role, config: &Options) -> Result<(ipc_core::Child, SignalChannel)> {
+    ipc_signal::spawn(child_command(role)?, config)
+        .await
+        .map_err(ipc_core::Error::from)
 }
 
 async fn expect(ch: &mut SignalChannel, expected: &[u8]) -> Result<()> {
@@ -155,9 +159,9 @@ async fn run_child(role: Role) -> Result<()> {
         let Endpoint::Signal { pid } = ipc_core::env::endpoint_from_env()? else {
             return Err(fail("not a signal endpoint"));
         };
-        ipc_signal::connect(pid, FrameConfig::builder().max_frame(1 << 20).build()).await?
+        ipc_signal::connect(pid, &ipc_core::Options::default().max_frame(1 << 20)).await?
     } else {
-        ipc_signal::connect_from_env().await?
+        ipc_signal::connect_from_env(&ipc_core::Options::from_env()).await?
     };
     match role {
         Role::Echo => loop {
@@ -321,17 +325,22 @@ fn unblocked_thread_is_refused() -> Result<()> {
             on_runtime(async {
                 expect_not_blocked(
                     "connect",
-                    ipc_signal::connect(1, FrameConfig::default()).await,
+                    ipc_signal::connect(1, &Default::default())
+                        .await
+                        .map_err(ipc_core::Error::from),
                     "calling thread",
                 )?;
                 expect_not_blocked(
                     "spawn",
-                    spawn(Role::Echo, FrameConfig::default()).await,
+                    spawn(Role::Echo, &Default::default()).await,
                     "calling thread",
                 )?;
                 expect_not_blocked(
                     "SignalTransport::connect",
-                    SignalTransport.connect(&Endpoint::Signal { pid: 1 }).await,
+                    SignalTransport
+                        .connect(&Endpoint::Signal { pid: 1 }, &Default::default())
+                        .await
+                        .map_err(ipc_core::Error::from),
                     "calling thread",
                 )
             })
@@ -358,7 +367,9 @@ fn unblocked_other_thread_is_refused() -> Result<()> {
             on_runtime(async {
                 expect_not_blocked(
                     "connect",
-                    ipc_signal::connect(1, FrameConfig::default()).await,
+                    ipc_signal::connect(1, &Default::default())
+                        .await
+                        .map_err(ipc_core::Error::from),
                     "careless-helper",
                 )
             })
@@ -374,8 +385,8 @@ fn unblocked_other_thread_is_refused() -> Result<()> {
 
 /// 100 round trips, and what `info()` says.
 async fn ping_pong() -> Result<()> {
-    let config = FrameConfig::builder().max_frame(4096).build();
-    let (child, mut ch) = spawn(Role::Echo, config).await?;
+    let config = Options::default().max_frame(4096);
+    let (child, mut ch) = spawn(Role::Echo, &config).await?;
     let info = ch.info();
     ensure!(info.transport == "signal", "transport {:?}", info.transport);
     ensure!(
@@ -397,7 +408,7 @@ async fn ping_pong() -> Result<()> {
 
 /// Frames of 0, 1, 7, 8, 9, 4096 and 65536 bytes arrive whole and in order.
 async fn sizes_in_order() -> Result<()> {
-    let (mut child, ch) = spawn(Role::Echo, FrameConfig::default()).await?;
+    let (mut child, ch) = spawn(Role::Echo, &Default::default()).await?;
     let (mut tx, mut rx) = ch.into_split();
     let sender = tokio::spawn(async move {
         for (seq, size) in SIZES.iter().enumerate() {
@@ -444,7 +455,7 @@ async fn bulk_both_ways(mut child: ipc_core::Child, ch: SignalChannel, count: u6
 
 /// 10 000 small messages each way at the same time, all in order.
 async fn ten_thousand_both_ways() -> Result<()> {
-    let (child, ch) = spawn(Role::Bulk, FrameConfig::default()).await?;
+    let (child, ch) = spawn(Role::Bulk, &Default::default()).await?;
     bulk_both_ways(child, ch, BULK).await
 }
 
@@ -468,14 +479,14 @@ async fn tiny_sigpending_limit() -> Result<()> {
             Ok(())
         });
     }
-    let (child, ch) = ipc_signal::spawn(cmd, FrameConfig::default()).await?;
+    let (child, ch) = ipc_signal::spawn(cmd, &Default::default()).await?;
     bulk_both_ways(child, ch, 1000).await
 }
 
 /// Sending over the limit fails and sends nothing; the channel lives on both ways.
 async fn oversize_send_refused() -> Result<()> {
-    let config = FrameConfig::builder().max_frame(1024).build();
-    let (child, mut ch) = spawn(Role::Echo, config).await?;
+    let config = Options::default().max_frame(1024);
+    let (child, mut ch) = spawn(Role::Echo, &config).await?;
     match ch.send(payload(1, 1025)).await {
         Err(SendError::Rejected(Error::FrameTooLarge {
             len: 1025,
@@ -493,8 +504,8 @@ async fn oversize_send_refused() -> Result<()> {
 
 /// A frame over our limit is rejected (its chunks skipped), the next one delivered.
 async fn oversize_recv_rejected() -> Result<()> {
-    let config = FrameConfig::builder().max_frame(100).build();
-    let (child, mut ch) = spawn(Role::Oversize, config).await?;
+    let config = Options::default().max_frame(100);
+    let (child, mut ch) = spawn(Role::Oversize, &config).await?;
     match ch.recv().await {
         Err(RecvError::Rejected(Error::FrameTooLarge { len, max: 100 }))
             if len == OVERSIZE as u64 => {}
@@ -507,7 +518,7 @@ async fn oversize_recv_rejected() -> Result<()> {
 
 /// The child closes: its last frame, then `Ok(None)`, again and again.
 async fn clean_close() -> Result<()> {
-    let (child, mut ch) = spawn(Role::HelloClose, FrameConfig::default()).await?;
+    let (child, mut ch) = spawn(Role::HelloClose, &Default::default()).await?;
     expect(&mut ch, b"hello").await?;
     ensure!(ch.recv().await?.is_none(), "expected None after the close");
     ensure!(ch.recv().await?.is_none(), "None again");
@@ -517,7 +528,7 @@ async fn clean_close() -> Result<()> {
 /// A child that drops its channel without `close` aborts: no goodbye, `PeerLost`
 /// saying so (even though it then exits 0).
 async fn dropped_without_close() -> Result<()> {
-    let (mut child, mut ch) = spawn(Role::DropWithoutClose, FrameConfig::default()).await?;
+    let (mut child, mut ch) = spawn(Role::DropWithoutClose, &Default::default()).await?;
     expect(&mut ch, b"bye").await?;
     let end = ch.recv().await;
     ensure!(
@@ -530,7 +541,7 @@ async fn dropped_without_close() -> Result<()> {
 
 /// SIGKILL the child mid-conversation: recv and send fail instead of hanging.
 async fn killed_child_is_an_error() -> Result<()> {
-    let (mut child, mut ch) = spawn(Role::Hang, FrameConfig::default()).await?;
+    let (mut child, mut ch) = spawn(Role::Hang, &Default::default()).await?;
     expect(&mut ch, b"ready").await?;
     child.kill()?;
     let started = Instant::now();
@@ -556,7 +567,7 @@ async fn killed_child_is_an_error() -> Result<()> {
 
 /// A send waiting on a full window when the peer is SIGKILLed fails with `PeerLost`.
 async fn blocked_send_to_killed_peer_is_peer_lost() -> Result<()> {
-    let (mut child, mut ch) = spawn(Role::Sink, FrameConfig::default()).await?;
+    let (mut child, mut ch) = spawn(Role::Sink, &Default::default()).await?;
     {
         let mut send = std::pin::pin!(ch.send(payload(0, 64 * 1024)));
         let first = std::future::poll_fn(|cx| std::task::Poll::Ready(send.as_mut().poll(cx))).await;
@@ -585,7 +596,7 @@ async fn blocked_send_to_killed_peer_is_peer_lost() -> Result<()> {
 
 /// After our own `close`, `send` fails with `Closed` (and receiving goes on).
 async fn send_after_own_close_is_closed() -> Result<()> {
-    let (mut child, mut ch) = spawn(Role::Echo, FrameConfig::default()).await?;
+    let (mut child, mut ch) = spawn(Role::Echo, &Default::default()).await?;
     ch.close().await?;
     match ch.send(Bytes::from_static(b"late")).await {
         Err(SendError::Closed) => {}
@@ -600,7 +611,7 @@ async fn send_after_own_close_is_closed() -> Result<()> {
 /// receive half has read the goodbye yet.
 async fn send_after_peer_goodbye_is_closed() -> Result<()> {
     // Goodbye not read yet: the child is reaped before we look.
-    let (mut child, mut ch) = spawn(Role::CloseExit, FrameConfig::default()).await?;
+    let (mut child, mut ch) = spawn(Role::CloseExit, &Default::default()).await?;
     ensure!(child.wait().await?.success(), "child failed");
     match ch.send(Bytes::from_static(b"late")).await {
         Err(SendError::Closed) => {}
@@ -613,7 +624,7 @@ async fn send_after_peer_goodbye_is_closed() -> Result<()> {
     expect(&mut ch, b"bye").await?;
     ensure!(ch.recv().await?.is_none(), "expected the goodbye");
     // Goodbye read first.
-    let (mut child, mut ch) = spawn(Role::CloseExit, FrameConfig::default()).await?;
+    let (mut child, mut ch) = spawn(Role::CloseExit, &Default::default()).await?;
     expect(&mut ch, b"bye").await?;
     ensure!(ch.recv().await?.is_none(), "expected the goodbye");
     ensure!(child.wait().await?.success(), "child failed");
@@ -631,7 +642,7 @@ async fn dropped_send_half_mid_frame_is_peer_lost() -> Result<()> {
     use tokio::io::AsyncBufReadExt;
     let mut cmd = child_command(Role::DropTxMidFrame)?;
     cmd.stdout(std::process::Stdio::piped());
-    let (mut child, mut ch) = ipc_signal::spawn(cmd, FrameConfig::default()).await?;
+    let (mut child, mut ch) = ipc_signal::spawn(cmd, &Default::default()).await?;
     let stdout = child
         .inner_mut()
         .stdout
@@ -663,7 +674,7 @@ async fn goodbye_ends_frames_gone_ends_the_channel() -> Result<()> {
     let mut cmd = child_command(Role::CloseThenDrop)?;
     cmd.stdout(std::process::Stdio::piped())
         .stdin(std::process::Stdio::piped());
-    let (mut child, mut ch) = ipc_signal::spawn(cmd, FrameConfig::default()).await?;
+    let (mut child, mut ch) = ipc_signal::spawn(cmd, &Default::default()).await?;
     let stdout = child
         .inner_mut()
         .stdout
@@ -702,8 +713,8 @@ async fn goodbye_ends_frames_gone_ends_the_channel() -> Result<()> {
 
 /// Two children at once, traffic to and from both interleaved: each gets its own.
 async fn two_children_interleaved() -> Result<()> {
-    let (mut a, cha) = spawn(Role::Echo, FrameConfig::default()).await?;
-    let (mut b, chb) = spawn(Role::Echo, FrameConfig::default()).await?;
+    let (mut a, cha) = spawn(Role::Echo, &Default::default()).await?;
+    let (mut b, chb) = spawn(Role::Echo, &Default::default()).await?;
     let converse = |tag: u8, ch: SignalChannel| async move {
         let (mut tx, mut rx) = ch.into_split();
         let msg = move |i: u64| {
@@ -739,7 +750,7 @@ async fn two_children_interleaved() -> Result<()> {
 /// A signal from a pid with no channel is dropped and counted; channels carry on.
 async fn stray_signal_is_dropped_and_counted() -> Result<()> {
     let before = ipc_signal::dropped_signals();
-    let (child, mut ch) = spawn(Role::Echo, FrameConfig::default()).await?;
+    let (child, mut ch) = spawn(Role::Echo, &Default::default()).await?;
     let status = tokio::process::Command::from(child_command(Role::Stray)?)
         .status()
         .await?;
@@ -760,37 +771,42 @@ async fn unsupported_and_bad_uses() -> Result<()> {
     let me = std::process::id();
     ensure!(
         matches!(
-            t.listen(&Endpoint::Signal { pid: me }).await,
-            Err(Error::Unsupported { .. })
+            t.listen(&Endpoint::Signal { pid: me }, &Default::default())
+                .await,
+            Err(ListenError::Unsupported { .. })
         ),
         "listen"
     );
     ensure!(
         matches!(
-            t.connect(&Endpoint::Stdio).await,
-            Err(Error::BadEndpoint { .. })
+            t.connect(&Endpoint::Stdio, &Default::default()).await,
+            Err(ConnectError::BadEndpoint { .. })
         ),
         "connect to a non-signal endpoint"
     );
     ensure!(
         matches!(
-            t.connect(&Endpoint::Signal { pid: me }).await,
-            Err(Error::Unsupported { .. })
+            t.connect(&Endpoint::Signal { pid: me }, &Default::default())
+                .await,
+            Err(ConnectError::Unsupported { .. })
         ),
         "connect to ourselves"
     );
     match t
-        .connect(&Endpoint::Signal {
-            pid: i32::MAX as u32,
-        })
+        .connect(
+            &Endpoint::Signal {
+                pid: i32::MAX as u32,
+            },
+            &Default::default(),
+        )
         .await
     {
-        Err(Error::Io(e)) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(ConnectError::NotListening(e)) if e.kind() == io::ErrorKind::NotFound => {}
         other => return Err(fail(format!("connect to no process: {:?}", other.err()))),
     }
-    let (child, mut ch) = spawn(Role::Echo, FrameConfig::default()).await?;
-    match ipc_signal::connect(child.pid(), FrameConfig::default()).await {
-        Err(Error::Io(e)) if e.kind() == io::ErrorKind::AddrInUse => {}
+    let (child, mut ch) = spawn(Role::Echo, &Default::default()).await?;
+    match ipc_signal::connect(child.pid(), &Default::default()).await {
+        Err(ConnectError::Io(e)) if e.kind() == io::ErrorKind::AddrInUse => {}
         other => {
             return Err(fail(format!(
                 "second channel to one pid: {:?}",

@@ -16,9 +16,9 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use ipc_core::frame::FrameConfig;
 use ipc_core::prelude::*;
 use ipc_core::testkit;
+use ipc_core::Options;
 use ipc_core::{Endpoint, Error, Result, SendError, Transport};
 use ipc_signal::{SignalTransport, CONTROL_SIGNAL, DATA_SIGNAL};
 
@@ -154,12 +154,17 @@ async fn unprepared_target_is_refused_and_lives() -> Result<()> {
     let pid = target.id().ok_or_else(|| fail("no pid"))?;
     expect_refused(
         "connect",
-        ipc_signal::connect(pid, FrameConfig::default()).await,
+        ipc_signal::connect(pid, &Default::default())
+            .await
+            .map_err(ipc_core::Error::from),
         pid,
     )?;
     expect_refused(
         "SignalTransport::connect",
-        SignalTransport.connect(&Endpoint::Signal { pid }).await,
+        SignalTransport
+            .connect(&Endpoint::Signal { pid }, &Default::default())
+            .await
+            .map_err(ipc_core::Error::from),
         pid,
     )?;
     kill_and_expect_untouched(&mut target, "unprepared target").await
@@ -173,16 +178,22 @@ async fn silent_target_times_out() -> Result<()> {
     let pid = target.id().ok_or_else(|| fail("no pid"))?;
     let result = tokio::time::timeout(
         Duration::from_secs(30),
-        ipc_signal::connect(pid, FrameConfig::default()),
+        ipc_signal::connect(pid, &Default::default()),
     )
     .await
     .map_err(|_| fail("connect to a silent process hung"))?;
-    expect_no_answer("connect", result, pid)?;
+    expect_no_answer("connect", result.map_err(ipc_core::Error::from), pid)?;
     // The wait is configurable (and the failed attempt left no channel behind).
-    let result =
-        ipc_signal::connect_with_timeout(pid, FrameConfig::default(), Duration::from_millis(200))
-            .await;
-    expect_no_answer("connect_with_timeout", result, pid)?;
+    let result = ipc_signal::connect(
+        pid,
+        &Options::default().handshake_timeout(Duration::from_millis(200)),
+    )
+    .await;
+    expect_no_answer(
+        "connect_with_timeout",
+        result.map_err(ipc_core::Error::from),
+        pid,
+    )?;
     kill_and_expect_untouched(&mut target, "silent target").await
 }
 
@@ -191,7 +202,7 @@ async fn silent_target_times_out() -> Result<()> {
 /// purpose through `/proc/sys/kernel/ns_last_pid` when this process may write it).
 async fn reaped_peer_reused_pid_gets_nothing() -> Result<()> {
     let cmd = testkit::child_command(Role::Echo);
-    let (mut child, mut ch) = ipc_signal::spawn(cmd, FrameConfig::default()).await?;
+    let (mut child, mut ch) = ipc_signal::spawn(cmd, &Default::default()).await?;
     ch.send(Bytes::from_static(b"ping")).await?;
     ensure!(ch.recv().await?.as_deref() == Some(&b"ping"[..]), "no echo");
     let old = child.pid();
@@ -240,7 +251,7 @@ ipc_core::child_roles! {
 }
 
 async fn run_child(role: Role) -> Result<()> {
-    let mut ch = ipc_signal::connect_from_env().await?;
+    let mut ch = ipc_signal::connect_from_env(&ipc_core::Options::from_env()).await?;
     match role {
         Role::Echo => {
             while let Some(frame) = ch.recv().await? {

@@ -95,12 +95,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
 /// Echo every frame until the parent closes.
 async fn child(mode: &str) -> ipc_core::Result<()> {
-    let config = ipc_core::env::frame_config_from_env();
+    let options = ipc_core::Options::from_env();
     let mut channel: Box<dyn Channel> = match mode {
-        "reactor" => Box::new(ipc_stdio::from_stdio(config)?),
+        "reactor" => Box::new(ipc_stdio::from_stdio(&options)?),
         _ => {
-            let codec = JsonLinesCodec::new(config);
-            let info = ChannelInfo::new("stdio", config.max_frame());
+            let codec = JsonLinesCodec::new(options.frame_config());
+            let info = ChannelInfo::new("stdio");
             Box::new(stream::channel(
                 tokio::io::stdin(),
                 tokio::io::stdout(),
@@ -118,7 +118,7 @@ async fn child(mode: &str) -> ipc_core::Result<()> {
 async fn parent(mode: &str, options: &Options) -> Result<(), Box<dyn std::error::Error>> {
     let mut command = Command::new(std::env::current_exe()?);
     command.env(MODE_VAR, mode);
-    let (mut child, mut channel) = ipc_stdio::spawn(command, Default::default()).await?;
+    let (mut child, mut channel) = ipc_stdio::spawn(command, &Default::default()).await?;
     let prefix = r#"{"seq":0,"pad":""#;
     let pad = "x".repeat(options.size.saturating_sub(prefix.len() + 2));
     let frame = Bytes::from(format!("{prefix}{pad}\"}}"));

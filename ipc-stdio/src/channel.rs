@@ -25,7 +25,7 @@ pub type StdioReceiver = StreamReceiver<StdioReader, JsonLinesCodec>;
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> ipc_core::Result<()> {
 /// use ipc_core::prelude::*;
 /// // A child started by a stdio parent (IPC_ENDPOINT=stdio:):
-/// let mut parent = ipc_stdio::from_stdio(ipc_core::env::frame_config_from_env())?;
+/// let mut parent = ipc_stdio::from_stdio(&ipc_core::Options::from_env())?;
 /// while let Some(request) = parent.recv().await? {
 ///     eprintln!("got {} bytes", request.len()); // logs go to stderr, never stdout
 ///     parent.send(request).await?;

@@ -4,7 +4,9 @@ use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use ipc_core::frame::{FrameCodec, FrameConfig};
+use ipc_core::frame::FrameConfig;
+use ipc_core::ConnectError;
+use ipc_core::Options;
 use ipc_core::{ChannelInfo, Error, Result};
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::sys::stat::fstat;
@@ -88,17 +90,19 @@ fn stat(fd: BorrowedFd<'_>, name: &str) -> Result<Stat> {
 /// ```no_run
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> ipc_core::Result<()> {
 /// use ipc_core::prelude::*;
-/// let mut parent = ipc_stdio::from_stdio(ipc_core::env::frame_config_from_env())?;
+/// let mut parent = ipc_stdio::from_stdio(&ipc_core::Options::from_env())?;
 /// println!("this goes to stderr now, not into the channel");
 /// parent.send(r#"{"ready":true}"#.into()).await?;
-/// assert!(ipc_stdio::from_stdio(Default::default()).is_err(), "only once per process");
+/// assert!(ipc_stdio::from_stdio(&ipc_core::Options::default()).is_err(), "only once per process");
 /// # Ok(()) }
 /// ```
-pub fn from_stdio(config: FrameConfig) -> Result<StdioChannel> {
+pub fn from_stdio(options: &Options) -> Result<StdioChannel, ConnectError> {
+    let config = options.frame_config();
     if tokio::runtime::Handle::try_current().is_err() {
         return Err(Error::Io(io::Error::other(
             "ipc_stdio::from_stdio must be called inside a tokio runtime with I/O enabled",
-        )));
+        ))
+        .into());
     }
     if TAKEN.swap(true, Ordering::SeqCst) {
         return Err(Error::unsupported(
@@ -106,7 +110,8 @@ pub fn from_stdio(config: FrameConfig) -> Result<StdioChannel> {
             "connecting twice in one process: fd 0/1 were already taken by an earlier \
              stdio connect (a process has exactly one stdin/stdout; keep and share that \
              channel, or split it)",
-        ));
+        )
+        .into());
     }
     let channel = take_stdio(config).inspect_err(|_| TAKEN.store(false, Ordering::SeqCst))?;
     redirect_stdio();
@@ -147,7 +152,7 @@ fn take_stdio(config: FrameConfig) -> Result<StdioChannel> {
     );
 
     let codec = JsonLinesCodec::new(config);
-    let mut info = ChannelInfo::new(NAME, codec.max_frame());
+    let mut info = ChannelInfo::new(NAME);
     if in_stat.kind == Kind::Socket {
         if let Some((pid, uid)) = socket_peer(stdin) {
             info = info.with_peer_pid(pid).with_peer_uid(Some(uid));

@@ -32,7 +32,7 @@
 //! // The child here is `cat`, which sends every line back: a parent talking to itself.
 //! // A real child calls `ipc_stdio::from_stdio` (or `connect_from_env()`).
 //! let (mut child, channel) =
-//!     ipc_stdio::spawn(std::process::Command::new("cat"), Default::default()).await?;
+//!     ipc_stdio::spawn(std::process::Command::new("cat"), &ipc_core::Options::default()).await?;
 //! let mut typed: TypedChannel<Message, Message, Json, _> = TypedChannel::new(channel);
 //! let hello = Message { r#type: "handshake".into(), payload: "你好吖".into() };
 //! typed.send(hello.clone()).await?;

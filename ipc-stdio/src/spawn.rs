@@ -2,8 +2,9 @@
 
 use std::process::{Command, Stdio};
 
-use ipc_core::frame::FrameConfig;
 use ipc_core::spawn::{set_child_env, spawn_child};
+use ipc_core::Options;
+use ipc_core::SpawnError;
 use ipc_core::{ChannelInfo, Child, Endpoint, Error, Result};
 
 use crate::channel::NAME;
@@ -24,7 +25,7 @@ use crate::{JsonLinesCodec, StdioChannel};
 /// use ipc_core::prelude::*;
 /// // `cat` echoes every line, so we read our own frames back, goodbye included.
 /// let (mut child, mut channel) =
-///     ipc_stdio::spawn(std::process::Command::new("cat"), Default::default()).await?;
+///     ipc_stdio::spawn(std::process::Command::new("cat"), &ipc_core::Options::default()).await?;
 /// channel.send(r#"{"ping":1}"#.into()).await?;
 /// assert_eq!(channel.recv().await?.as_deref(), Some(&br#"{"ping":1}"#[..]));
 /// channel.close().await?; // writes {"$ipc":"goodbye"} and closes cat's stdin
@@ -32,9 +33,13 @@ use crate::{JsonLinesCodec, StdioChannel};
 /// assert!(child.wait().await?.success());
 /// # Ok(()) }
 /// ```
-pub async fn spawn(mut command: Command, config: FrameConfig) -> Result<(Child, StdioChannel)> {
+pub async fn spawn(
+    mut command: Command,
+    options: &Options,
+) -> Result<(Child, StdioChannel), SpawnError> {
+    let config = options.frame_config();
     command.stdin(Stdio::piped()).stdout(Stdio::piped());
-    set_child_env(&mut command, &Endpoint::Stdio, None, config);
+    set_child_env(&mut command, &Endpoint::Stdio, None, options);
     let mut child = spawn_child(command)?;
     let pid = child.pid();
     let stdin = child.inner_mut().stdin.take();
@@ -42,12 +47,12 @@ pub async fn spawn(mut command: Command, config: FrameConfig) -> Result<(Child, 
     let (Some(stdin), Some(stdout)) = (stdin, stdout) else {
         return Err(Error::Io(std::io::Error::other(
             "the child was started without piped stdin/stdout",
-        )));
+        ))
+        .into());
     };
     tracing::debug!(pid, "spawned child over stdio");
     let codec = JsonLinesCodec::new(config);
-    let info = ChannelInfo::new(NAME, ipc_core::frame::FrameCodec::max_frame(&codec))
-        .with_peer_pid(Some(pid));
+    let info = ChannelInfo::new(NAME).with_peer_pid(Some(pid));
     let channel = ipc_core::stream::channel(
         StdioReader::child(stdout),
         StdioWriter::child(stdin),

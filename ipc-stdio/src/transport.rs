@@ -3,8 +3,12 @@
 use std::process::Command;
 
 use async_trait::async_trait;
-use ipc_core::frame::FrameConfig;
-use ipc_core::{Capabilities, Channel, Child, Endpoint, Error, Listener, Result, Transport};
+use ipc_core::ConnectError;
+use ipc_core::ListenError;
+use ipc_core::SpawnError;
+use ipc_core::{
+    Capabilities, Channel, Child, Endpoint, Error, Listener, Options, Result, Transport,
+};
 
 use crate::channel::NAME;
 use crate::{from_stdio, spawn};
@@ -12,12 +16,12 @@ use crate::{from_stdio, spawn};
 /// JSON lines over stdin/stdout as an [`ipc_core::Transport`]: name `"stdio"`, endpoint
 /// scheme `stdio:` (this process's stdin/stdout, in a child).
 ///
-/// - [`spawn_with`](Transport::spawn_with): [`spawn`](crate::spawn), the child's
+/// - [`spawn`](Transport::spawn): [`spawn`](crate::spawn), the child's
 ///   stdin/stdout piped to the new channel.
-/// - [`connect_with`](Transport::connect_with)`(&Endpoint::Stdio, ..)`:
+/// - [`connect`](Transport::connect)`(&Endpoint::Stdio, ..)`:
 ///   [`from_stdio`](crate::from_stdio), in the child. Any other endpoint is
 ///   [`Error::BadEndpoint`].
-/// - [`listen_with`](Transport::listen_with): [`Error::Unsupported`]; stdio joins exactly
+/// - [`listen`](Transport::listen): [`Error::Unsupported`]; stdio joins exactly
 ///   one parent and one child, and [`example_endpoint`](Transport::example_endpoint) is
 ///   `None`.
 ///
@@ -27,9 +31,9 @@ use crate::{from_stdio, spawn};
 /// use ipc_core::Transport;
 /// let transport = ipc_stdio::StdioTransport;
 /// assert_eq!(transport.name(), "stdio");
-/// assert!(transport.listen(&ipc_core::Endpoint::Stdio).await.is_err());
+/// assert!(transport.listen(&ipc_core::Endpoint::Stdio, &Default::default()).await.is_err());
 ///
-/// let (mut child, mut channel) = transport.spawn(std::process::Command::new("cat")).await?;
+/// let (mut child, mut channel) = transport.spawn(std::process::Command::new("cat"), &Default::default()).await?;
 /// channel.send("not JSON, so it travels as base64".into()).await?;
 /// assert_eq!(channel.recv().await?.as_deref(), Some(&b"not JSON, so it travels as base64"[..]));
 /// channel.close().await?;
@@ -61,40 +65,42 @@ impl Transport for StdioTransport {
         None
     }
 
-    async fn listen_with(
+    async fn listen(
         &self,
         _endpoint: &Endpoint,
-        _config: FrameConfig,
-    ) -> Result<Box<dyn Listener>> {
+        _options: &Options,
+    ) -> Result<Box<dyn Listener>, ListenError> {
         Err(Error::unsupported(
             NAME,
             "listening: stdio connects exactly one parent and one child; use uds/tcp/fifo \
              to listen",
-        ))
+        )
+        .into())
     }
 
-    async fn connect_with(
+    async fn connect(
         &self,
         endpoint: &Endpoint,
-        config: FrameConfig,
-    ) -> Result<Box<dyn Channel>> {
+        options: &Options,
+    ) -> Result<Box<dyn Channel>, ConnectError> {
         match endpoint {
-            Endpoint::Stdio => Ok(Box::new(from_stdio(config)?)),
+            Endpoint::Stdio => Ok(Box::new(from_stdio(options)?)),
             other => Err(Error::BadEndpoint {
                 input: other.to_string(),
                 reason: "the stdio transport only connects to stdio: (this process's \
                          stdin/stdout)"
                     .into(),
-            }),
+            }
+            .into()),
         }
     }
 
-    async fn spawn_with(
+    async fn spawn(
         &self,
         command: Command,
-        config: FrameConfig,
-    ) -> Result<(Child, Box<dyn Channel>)> {
-        let (child, channel) = spawn(command, config).await?;
+        options: &Options,
+    ) -> Result<(Child, Box<dyn Channel>), SpawnError> {
+        let (child, channel) = spawn(command, options).await?;
         Ok((child, Box::new(channel)))
     }
 }

@@ -9,6 +9,8 @@
 //! `harness = false` (libtest-mimic): `main` must check for the child roles before
 //! anything prints to stdout, which libtest's own harness would do.
 
+use ipc_core::ConnectError;
+use ipc_core::Options;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -17,7 +19,7 @@ use futures_util::StreamExt;
 use ipc_core::frame::Decoded;
 use ipc_core::prelude::*;
 use ipc_core::testkit::{self, ChildRole};
-use ipc_core::{Error, RecvError, Registry};
+use ipc_core::{RecvError, Registry};
 use ipc_stdio::{JsonLinesCodec, StdioTransport};
 use libtest_mimic::{Arguments, Failed, Trial};
 
@@ -103,11 +105,11 @@ fn child_role(role: Role) -> i32 {
 }
 
 async fn run_role(role: Role) -> ipc_core::Result<()> {
-    let config = ipc_core::env::frame_config_from_env();
+    let config = Options::from_env();
     match role {
         // Say how fd 0/1 are driven, then echo until the parent closes.
         Role::ReportEcho => {
-            let (mut tx, mut rx) = ipc_stdio::from_stdio(config)?.into_split();
+            let (mut tx, mut rx) = ipc_stdio::from_stdio(&config)?.into_split();
             let report = format!(
                 r#"{{"reader_reactor":{},"writer_reactor":{}}}"#,
                 rx.reader_mut().is_reactor_driven(),
@@ -128,7 +130,7 @@ async fn run_role(role: Role) -> ipc_core::Result<()> {
         }
         // Print to stdout by mistake, and start a grandchild that does the same.
         Role::Println => {
-            let mut ch = ipc_stdio::from_stdio(config)?;
+            let mut ch = ipc_stdio::from_stdio(&config)?;
             println!("stray println from the child");
             ch.send(Bytes::from_static(br#"{"after":"println"}"#))
                 .await?;
@@ -146,14 +148,14 @@ async fn run_role(role: Role) -> ipc_core::Result<()> {
             Ok(())
         }
         Role::Twice => {
-            let mut ch = ipc_stdio::from_stdio(config)?;
-            let again = match ipc_stdio::from_stdio(config) {
-                Err(e @ Error::Unsupported { .. }) => e.to_string(),
+            let mut ch = ipc_stdio::from_stdio(&config)?;
+            let again = match ipc_stdio::from_stdio(&config) {
+                Err(e @ ConnectError::Unsupported { .. }) => e.to_string(),
                 Err(e) => format!("wrong error: {e}"),
                 Ok(_) => "a second channel".to_string(),
             };
-            let via_transport = match registry().connect_from_env().await {
-                Err(e @ Error::Unsupported { .. }) => e.to_string(),
+            let via_transport = match registry().connect_from_env(&config).await {
+                Err(e @ ConnectError::Unsupported { .. }) => e.to_string(),
                 Err(e) => format!("wrong error: {e}"),
                 Ok(_) => "a second channel".to_string(),
             };
@@ -213,7 +215,7 @@ async fn expect(ch: &mut dyn Channel, expected: &[u8]) -> Result<(), Failed> {
 fn pipes_are_reactor_driven() -> Result<(), Failed> {
     runtime()?.block_on(async {
         let (mut child, mut ch) =
-            ipc_stdio::spawn(child_command(Role::ReportEcho), Default::default())
+            ipc_stdio::spawn(child_command(Role::ReportEcho), &Default::default())
                 .await
                 .map_err(fail)?;
         expect(&mut ch, br#"{"reader_reactor":true,"writer_reactor":true}"#).await?;
@@ -305,7 +307,7 @@ fn stray_stdout_output_goes_to_stderr() -> Result<(), Failed> {
     runtime()?.block_on(async {
         let mut cmd = child_command(Role::Println);
         cmd.stderr(Stdio::piped());
-        let (mut child, mut ch) = ipc_stdio::spawn(cmd, Default::default())
+        let (mut child, mut ch) = ipc_stdio::spawn(cmd, &Default::default())
             .await
             .map_err(fail)?;
         // No decode error first: the println! did not reach the channel.
@@ -335,7 +337,7 @@ fn stray_stdout_output_goes_to_stderr() -> Result<(), Failed> {
 
 fn a_second_connect_is_an_error() -> Result<(), Failed> {
     runtime()?.block_on(async {
-        let (mut child, mut ch) = ipc_stdio::spawn(child_command(Role::Twice), Default::default())
+        let (mut child, mut ch) = ipc_stdio::spawn(child_command(Role::Twice), &Default::default())
             .await
             .map_err(fail)?;
         for _ in 0..2 {
@@ -366,7 +368,7 @@ fn nonblocking_flag_is_put_back() -> Result<(), Failed> {
             .arg(exe)
             .env(testkit::ROLE_VAR, Role::ReportEcho.name())
             .stderr(Stdio::piped());
-        let (mut child, mut ch) = ipc_stdio::spawn(cmd, Default::default())
+        let (mut child, mut ch) = ipc_stdio::spawn(cmd, &Default::default())
             .await
             .map_err(fail)?;
         expect(&mut ch, br#"{"reader_reactor":true,"writer_reactor":true}"#).await?;

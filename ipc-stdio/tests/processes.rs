@@ -2,6 +2,9 @@
 //! (which echoes every line, goodbye included) and small shell scripts playing a
 //! misbehaving child. Every wait is bounded; nothing sleeps for readiness.
 
+use ipc_core::ConnectError;
+use ipc_core::ListenError;
+use ipc_core::Options;
 use std::process::Command;
 use std::time::Duration;
 
@@ -28,7 +31,7 @@ fn sh(script: &str) -> Command {
 
 #[tokio::test]
 async fn cat_echoes_json_binary_and_big_frames() -> ipc_core::Result<()> {
-    let (mut child, ch) = ipc_stdio::spawn(Command::new("/bin/cat"), Default::default()).await?;
+    let (mut child, ch) = ipc_stdio::spawn(Command::new("/bin/cat"), &Default::default()).await?;
     let info = ch.info();
     assert_eq!(info.transport, "stdio");
     assert_eq!(info.peer_pid, Some(child.pid()));
@@ -87,7 +90,7 @@ async fn cat_echoes_json_binary_and_big_frames() -> ipc_core::Result<()> {
 #[tokio::test]
 async fn a_child_printing_garbage_is_reported_line_by_line() -> ipc_core::Result<()> {
     let script = r#"echo hello-not-json; echo '{"a":1}'; echo '{"$ipc":"goodbye"}'"#;
-    let (mut child, mut ch) = ipc_stdio::spawn(sh(script), Default::default()).await?;
+    let (mut child, mut ch) = ipc_stdio::spawn(sh(script), &Default::default()).await?;
     match bounded("the bad line", ch.recv()).await {
         Err(e @ RecvError::Rejected(Error::Decode { .. })) => {
             assert!(e.to_string().contains("\"hello-not-json\""), "{e}");
@@ -108,7 +111,7 @@ async fn a_child_printing_garbage_is_reported_line_by_line() -> ipc_core::Result
 #[tokio::test]
 async fn a_killed_child_is_an_error_not_a_hang() -> ipc_core::Result<()> {
     let script = r#"echo '{"a":1}'; exec sleep 1000"#;
-    let (mut child, mut ch) = ipc_stdio::spawn(sh(script), Default::default()).await?;
+    let (mut child, mut ch) = ipc_stdio::spawn(sh(script), &Default::default()).await?;
     assert_eq!(
         bounded("first frame", ch.recv()).await?.as_deref(),
         Some(&b"{\"a\":1}"[..])
@@ -144,8 +147,8 @@ async fn an_over_long_line_is_skipped_and_the_next_one_delivered() -> ipc_core::
     let line = String::from_utf8(line.to_vec()).expect("utf-8");
     let mut cmd = sh(r#"printf '%s' "$1"; printf '%s\n' "$2" '{"next":1}' '{"$ipc":"goodbye"}'"#);
     cmd.arg("sh").arg(line.as_str()).arg("x".repeat(100_000));
-    let config = FrameConfig::builder().max_frame(max).build();
-    let (mut child, mut ch) = ipc_stdio::spawn(cmd, config).await?;
+    let config = Options::default().max_frame(max);
+    let (mut child, mut ch) = ipc_stdio::spawn(cmd, &config).await?;
     for expected_len in [4000, 100_000] {
         match bounded("rejection", ch.recv()).await {
             Err(RecvError::Rejected(Error::FrameTooLarge { len, max: m })) => {
@@ -168,19 +171,21 @@ async fn the_transport_spawns_and_refuses_to_listen() -> ipc_core::Result<()> {
     let t = StdioTransport;
     assert_eq!((t.name(), t.schemes()), ("stdio", &["stdio"][..]));
     assert!(t.example_endpoint().is_none());
-    match t.listen(&Endpoint::Stdio).await {
-        Err(e @ Error::Unsupported { .. }) => {
+    match t.listen(&Endpoint::Stdio, &Default::default()).await {
+        Err(e @ ListenError::Unsupported { .. }) => {
             assert!(e.to_string().contains("use uds/tcp/fifo to listen"), "{e}")
         }
         Err(e) => panic!("expected Unsupported, got {e}"),
         Ok(_) => panic!("expected Unsupported, got a listener"),
     }
-    match t.connect(&"uds:fd=3".parse()?).await {
-        Err(Error::BadEndpoint { .. }) => {}
+    match t.connect(&"uds:fd=3".parse()?, &Default::default()).await {
+        Err(ConnectError::BadEndpoint { .. }) => {}
         Err(e) => panic!("expected BadEndpoint, got {e}"),
         Ok(_) => panic!("expected BadEndpoint, got a channel"),
     }
-    let (mut child, mut ch) = t.spawn(Command::new("/bin/cat")).await?;
+    let (mut child, mut ch) = t
+        .spawn(Command::new("/bin/cat"), &Default::default())
+        .await?;
     ch.send(Bytes::from_static(b"via the registry path"))
         .await?;
     assert_eq!(
@@ -197,8 +202,8 @@ async fn the_transport_spawns_and_refuses_to_listen() -> ipc_core::Result<()> {
 #[tokio::test]
 async fn the_child_sees_the_env_contract() -> ipc_core::Result<()> {
     let script = r#"printf '{"endpoint":"%s","max":"%s"}\n' "$IPC_ENDPOINT" "$IPC_MAX_FRAME"; echo '{"$ipc":"goodbye"}'"#;
-    let config = FrameConfig::builder().max_frame(4096).build();
-    let (mut child, mut ch) = ipc_stdio::spawn(sh(script), config).await?;
+    let config = Options::default().max_frame(4096);
+    let (mut child, mut ch) = ipc_stdio::spawn(sh(script), &config).await?;
     assert_eq!(
         bounded("env", ch.recv()).await?.as_deref(),
         Some(&br#"{"endpoint":"stdio:","max":"4096"}"#[..])

@@ -7,12 +7,13 @@ use std::os::fd::{AsFd, BorrowedFd};
 
 use ipc_core::frame::{FrameBudget, LengthCodec};
 use ipc_core::stream::{self, StreamChannel, StreamReceiver, StreamSender};
-use ipc_core::{ChannelInfo, Error, FrameConfig, Result};
+use ipc_core::ConnectError;
+use ipc_core::{ChannelInfo, Error, FrameConfig, Options, Result};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 
 use crate::handshake;
-use crate::options::TcpOptions;
+use crate::options::token_bytes;
 
 /// The sending half of a [`TcpChannel`] (see [`Duplex::into_split`](ipc_core::Duplex::into_split)).
 pub type TcpSender = StreamSender<OwnedWriteHalf, LengthCodec>;
@@ -32,7 +33,7 @@ pub type TcpReceiver = StreamReceiver<OwnedReadHalf, LengthCodec>;
 /// use ipc_core::prelude::*;
 /// use ipc_tcp::TcpChannelExt;
 /// let addr = "127.0.0.1:7000".parse().expect("an address");
-/// let mut ch = ipc_tcp::connect(addr, ipc_tcp::TcpOptions::default()).await?;
+/// let mut ch = ipc_tcp::connect(addr, &ipc_core::Options::default()).await?;
 /// ch.send("ping".into()).await?;
 /// println!("{:?} from {}", ch.recv().await?, ch.peer_addr()?);
 /// ch.close().await?;
@@ -55,7 +56,7 @@ pub(crate) fn from_stream(
     config: FrameConfig,
     budget: Option<&FrameBudget>,
 ) -> Result<TcpChannel> {
-    let info = ChannelInfo::new("tcp", config.max_frame())
+    let info = ChannelInfo::new("tcp")
         .with_peer_pid(peer_pid)
         .with_peer_addr(Some(peer_addr.to_string()));
     let (reader, writer) = stream.into_split();
@@ -110,42 +111,55 @@ impl TcpChannelExt for TcpChannel {
     }
 }
 
-/// Connect to an ipc-tcp listener at `addr` and handshake, presenting `options.token`
-/// (an empty token when `None`). Connecting and handshaking together are bounded by
-/// `options.handshake_timeout`.
+/// Connect to an ipc-tcp listener at `addr` and handshake, presenting the
+/// [token](Options::token) of `options` (an empty token when none is set; `IPC_TOKEN`
+/// is not looked at here). Connecting and handshaking together are bounded by the
+/// [handshake timeout](Options::handshake_timeout).
 ///
-/// Errors: [`Error::Auth`] when the server refuses the token, [`Error::Handshake`] when
-/// the peer is not an ipc-tcp listener or speaks another version, [`Error::Timeout`]
-/// when it does not answer in time, [`Error::Io`] when nothing listens there.
+/// Errors ([`ConnectError`]): `Auth` when the server refuses the token, `Handshake`
+/// when the peer is not an ipc-tcp listener or speaks another version, `Timeout` when
+/// it does not answer in time, `NotListening` when nothing listens there.
 ///
 /// ```no_run
 /// # async fn demo() -> ipc_core::Result<()> {
-/// use ipc_tcp::TcpOptions;
+/// use ipc_core::Options;
 /// let addr = "127.0.0.1:7000".parse().expect("an address");
-/// let ch = ipc_tcp::connect(addr, TcpOptions::default().token("s3cret")).await?;
+/// let ch = ipc_tcp::connect(addr, &Options::default().token("s3cret")).await?;
 /// # let _ = ch; Ok(()) }
 /// ```
-pub async fn connect(addr: SocketAddr, options: TcpOptions) -> Result<TcpChannel> {
-    let token = options.token_bytes();
+pub async fn connect(addr: SocketAddr, options: &Options) -> Result<TcpChannel, ConnectError> {
+    let token = token_bytes(options);
     if token.len() > handshake::MAX_TOKEN_LEN {
-        return Err(handshake::too_long(token.len()));
+        return Err(handshake::too_long(token.len()).into());
     }
     let attempt = async {
         let mut stream = TcpStream::connect(addr).await.map_err(|e| {
+            let hint = if e.kind() == io::ErrorKind::ConnectionRefused {
+                ": nothing listens on that port: is the server running?"
+            } else {
+                ""
+            };
             Error::Io(io::Error::new(
                 e.kind(),
-                format!("could not connect to tcp://{addr}: {e}"),
+                format!("could not connect to tcp://{addr}: {e}{hint}"),
             ))
         })?;
         stream.set_nodelay(true)?;
         handshake::client(&mut stream, token).await?;
         Ok::<_, Error>(stream)
     };
-    let stream = tokio::time::timeout(options.handshake_timeout, attempt)
+    let timeout = options.get_handshake_timeout();
+    let stream = tokio::time::timeout(timeout, attempt)
         .await
         .map_err(|_| Error::Timeout {
-            after: options.handshake_timeout,
+            after: timeout,
             during: "connecting to an ipc-tcp listener and waiting for its handshake reply",
         })??;
-    from_stream(stream, addr, None, options.frame, None)
+    Ok(from_stream(
+        stream,
+        addr,
+        None,
+        options.frame_config(),
+        None,
+    )?)
 }

@@ -10,20 +10,20 @@
 //! - [`bind`] + [`TcpListener::accept`] and [`connect`]: explicit addresses and tokens.
 //! - [`spawn`]: start a child wired to the parent (`127.0.0.1:0`, random token).
 //! - [`TcpTransport`]: the same behind [`ipc_core::Transport`], scheme `tcp://HOST:PORT`,
-//!   token from `IPC_TOKEN`.
+//!   token from [`Options::token`](ipc_core::Options::token) or `IPC_TOKEN`.
 //!
 //! ```
 //! use ipc_core::prelude::*;
-//! use ipc_tcp::TcpOptions;
+//! use ipc_core::Options;
 //!
 //! #[tokio::main(flavor = "current_thread")]
 //! async fn main() -> ipc_core::Result<()> {
-//!     let opts = TcpOptions::default().token("s3cret");
-//!     let mut listener = ipc_tcp::bind(([127, 0, 0, 1], 0).into(), opts.clone()).await?;
+//!     let opts = Options::default().token("s3cret");
+//!     let mut listener = ipc_tcp::bind(([127, 0, 0, 1], 0).into(), &opts).await?;
 //!     let addr = listener.local_addr();
 //!
 //!     // The client connects while the listener accepts.
-//!     let (server, client) = tokio::join!(listener.accept(), ipc_tcp::connect(addr, opts));
+//!     let (server, client) = tokio::join!(listener.accept(), ipc_tcp::connect(addr, &opts));
 //!     let (mut server, mut client) = (server?, client?);
 //!
 //!     client.send("ping".into()).await?;
@@ -114,7 +114,7 @@ mod spawn;
 mod transport;
 
 pub use channel::{connect, TcpChannel, TcpChannelExt, TcpReceiver, TcpSender};
+pub use ipc_core::options::{DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_PENDING_HANDSHAKES};
 pub use listener::{bind, TcpListener};
-pub use options::{TcpOptions, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_PENDING_HANDSHAKES};
-pub use spawn::{spawn, spawn_with_options};
+pub use spawn::spawn;
 pub use transport::TcpTransport;

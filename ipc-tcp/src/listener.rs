@@ -8,13 +8,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use ipc_core::frame::FrameBudget;
-use ipc_core::{Channel, Endpoint, Error, Listener, Result};
+use ipc_core::ListenError;
+use ipc_core::{Channel, Endpoint, Error, Listener, Options, Result};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 use crate::channel::{self, TcpChannel};
 use crate::handshake::{self, PaddedToken};
-use crate::options::TcpOptions;
+use crate::options::token_bytes;
 use crate::pending::PendingHandshakes;
 
 /// The outcome of one connection's handshake: an authenticated stream, or why not.
@@ -25,7 +26,7 @@ type Handshaken = Result<(TcpStream, SocketAddr)>;
 /// Each connection is handshaken in its own task, bounded by the handshake timeout, so a
 /// silent, slow or hostile client never delays the others: a good client is served at
 /// once however many idle connections are open. At most
-/// [`max_pending_handshakes`](TcpOptions::max_pending_handshakes) handshakes (4096 by
+/// [`max_pending_handshakes`](Options::max_pending_handshakes) handshakes (4096 by
 /// default) are in progress at once; when a new connection arrives at that bound, the
 /// oldest handshake in progress is closed to make room, and the same happens when the
 /// process runs out of file descriptors. [`accept`](Self::accept) returns results in the
@@ -41,10 +42,10 @@ type Handshaken = Result<(TcpStream, SocketAddr)>;
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> ipc_core::Result<()> {
 /// use ipc_core::prelude::*;
-/// use ipc_tcp::TcpOptions;
-/// let mut listener = ipc_tcp::bind(([127, 0, 0, 1], 0).into(), TcpOptions::default()).await?;
+/// let opts = ipc_core::Options::default();
+/// let mut listener = ipc_tcp::bind(([127, 0, 0, 1], 0).into(), &opts).await?;
 /// let addr = listener.local_addr();
-/// let (server, client) = tokio::join!(listener.accept(), ipc_tcp::connect(addr, TcpOptions::default()));
+/// let (server, client) = tokio::join!(listener.accept(), ipc_tcp::connect(addr, &opts));
 /// let (mut server, mut client) = (server?, client?);
 /// client.send("hi".into()).await?;
 /// assert_eq!(server.recv().await?.as_deref(), Some(&b"hi"[..]));
@@ -59,7 +60,7 @@ type Handshaken = Result<(TcpStream, SocketAddr)>;
 pub struct TcpListener {
     listener: tokio::net::TcpListener,
     local_addr: SocketAddr,
-    options: TcpOptions,
+    options: Options,
     expected: Arc<PaddedToken>,
     /// Shared by the accepted channels for their partly received frames.
     budget: FrameBudget,
@@ -84,20 +85,21 @@ impl std::fmt::Debug for TcpListener {
 
 /// Listen on exactly `addr` (use `127.0.0.1:0` for a free loopback port).
 ///
-/// Clients must present `options.token` (or no token, when it is `None`). Binding
+/// Clients must present the [token](Options::token) of `options` (or no token, when
+/// none is set; `IPC_TOKEN` is not looked at here). Binding
 /// anything but a loopback address logs a warning: other machines can then reach the
 /// port, and the token is all that keeps them out. Without a token that warning is also
 /// printed on stderr (once, from `bind`), since then nothing keeps them out.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> ipc_core::Result<()> {
-/// let opts = ipc_tcp::TcpOptions::default().token("s3cret");
-/// let listener = ipc_tcp::bind(([127, 0, 0, 1], 0).into(), opts).await?;
+/// let opts = ipc_core::Options::default().token("s3cret");
+/// let listener = ipc_tcp::bind(([127, 0, 0, 1], 0).into(), &opts).await?;
 /// assert_ne!(listener.local_addr().port(), 0);
 /// # Ok(()) }
 /// ```
-pub async fn bind(addr: SocketAddr, options: TcpOptions) -> Result<TcpListener> {
-    let expected = Arc::new(PaddedToken::new(options.token_bytes())?);
+pub async fn bind(addr: SocketAddr, options: &Options) -> Result<TcpListener, ListenError> {
+    let expected = Arc::new(PaddedToken::new(token_bytes(options))?);
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
         Error::Io(io::Error::new(
             e.kind(),
@@ -105,7 +107,7 @@ pub async fn bind(addr: SocketAddr, options: TcpOptions) -> Result<TcpListener> 
         ))
     })?;
     let local_addr = listener.local_addr()?;
-    if let Some(warning) = exposure_warning(local_addr, options.token.is_some()) {
+    if let Some(warning) = exposure_warning(local_addr, options.get_token().is_some()) {
         // On stderr, where a person sees it, not only as a tracing event that nobody
         // may be subscribed to.
         eprintln!("{warning}");
@@ -121,9 +123,9 @@ pub async fn bind(addr: SocketAddr, options: TcpOptions) -> Result<TcpListener> 
     Ok(TcpListener {
         listener,
         local_addr,
-        pending: PendingHandshakes::new(options.max_pending_handshakes),
-        budget: FrameBudget::for_listener(&options.frame),
-        options,
+        pending: PendingHandshakes::new(options.get_max_pending_handshakes()),
+        budget: FrameBudget::for_listener(&options.frame_config()),
+        options: options.clone(),
         expected,
         tx,
         rx,
@@ -141,7 +143,7 @@ fn exposure_warning(local_addr: SocketAddr, has_token: bool) -> Option<String> {
         "warning: ipc-tcp is listening on tcp://{local_addr} without a token: any host \
          that can reach this port can connect and exchange frames with this program. \
          Listen on 127.0.0.1 if only this machine should connect, or require a token \
-         (TcpOptions::default().token(..), or IPC_TOKEN when listening through the \
+         (Options::default().token(..), or IPC_TOKEN when listening through the \
          Transport API); tokens and frames travel unencrypted either way."
     ))
 }
@@ -164,18 +166,22 @@ impl TcpListener {
     /// Cancel safe: dropping the future loses no connection.
     pub async fn accept(&mut self) -> Result<TcpChannel> {
         let (stream, peer) = self.accept_stream().await?;
-        channel::from_stream(stream, peer, None, self.options.frame, Some(&self.budget))
+        channel::from_stream(
+            stream,
+            peer,
+            None,
+            self.options.frame_config(),
+            Some(&self.budget),
+        )
     }
 
     /// The budget the accepted channels share for partly received frames (its size is
-    /// [`FrameConfig::listener_budget`](ipc_core::FrameConfig::listener_budget) of
-    /// `options.frame`).
+    /// the [`listener_budget`](Options::listener_budget) of its options).
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> ipc_core::Result<()> {
-    /// let frame = ipc_core::FrameConfig::builder().listener_budget(64 << 20).build();
-    /// let opts = ipc_tcp::TcpOptions::default().frame(frame);
-    /// let listener = ipc_tcp::bind(([127, 0, 0, 1], 0).into(), opts).await?;
+    /// let opts = ipc_core::Options::default().listener_budget(64 << 20);
+    /// let listener = ipc_tcp::bind(([127, 0, 0, 1], 0).into(), &opts).await?;
     /// assert_eq!(listener.frame_budget().limit(), 64 << 20);
     /// # Ok(()) }
     /// ```
@@ -242,7 +248,7 @@ impl TcpListener {
     fn start_handshake(&mut self, mut stream: TcpStream, peer: SocketAddr) {
         let tx = self.tx.clone();
         let expected = Arc::clone(&self.expected);
-        let timeout = self.options.handshake_timeout;
+        let timeout = self.options.get_handshake_timeout();
         let evicted = self.pending.spawn(async move {
             let outcome = async {
                 stream.set_nodelay(true)?;
@@ -274,7 +280,7 @@ impl TcpListener {
                 self.warned_full = true;
                 tracing::warn!(
                     local_addr = %self.local_addr,
-                    max = self.options.max_pending_handshakes,
+                    max = self.options.get_max_pending_handshakes(),
                     "ipc-tcp: too many handshakes in progress (idle or slow clients); \
                      closing the oldest to make room for new connections"
                 );

@@ -5,11 +5,11 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::process::Command;
 
 use ipc_core::spawn::{set_child_env, spawn_child};
-use ipc_core::{Child, Endpoint, Error, FrameConfig, Result};
+use ipc_core::SpawnError;
+use ipc_core::{Child, Endpoint, Error, Options, Result};
 
 use crate::channel::{self, TcpChannel};
 use crate::listener::bind;
-use crate::options::TcpOptions;
 
 /// Start `command` as a child connected to this process over loopback TCP.
 ///
@@ -17,60 +17,50 @@ use crate::options::TcpOptions;
 /// the OS, hex encoded), and gives the child `IPC_ENDPOINT=tcp://127.0.0.1:PORT`,
 /// `IPC_TOKEN` and `IPC_MAX_FRAME`. It then accepts exactly one authenticated
 /// connection and closes the listening port. A child connects with
-/// `TcpTransport.connect_with(..)` / `ipc::connect_from_env()`.
+/// `TcpTransport.connect(..)` / `ipc::connect_from_env()`.
 ///
-/// Errors: [`Error::ChildExited`] as soon as the child exits without having connected,
-/// [`Error::Timeout`] when it has not connected within the handshake timeout (5 s; see
-/// [`spawn_with_options`]); the child is then killed. Clients that connect with a wrong
-/// token meanwhile are refused and logged, and the wait goes on.
+/// The [handshake timeout](Options::handshake_timeout) of `options` (5 s by default)
+/// bounds the wait for the child to connect, its frame limit goes to the child in
+/// `IPC_MAX_FRAME`, and its [token](Options::token), when set, replaces the random one
+/// (leave it unset unless the child must know it in advance).
+///
+/// Errors: [`SpawnError::ChildExited`](ipc_core::SpawnError::ChildExited) as soon as the child exits without having connected,
+/// [`SpawnError::Timeout`](ipc_core::SpawnError::Timeout) when it has not connected within the handshake timeout; the
+/// child is then killed. Clients that connect with a wrong token meanwhile are refused
+/// and logged, and the wait goes on.
 ///
 /// The channel's [`info`](ipc_core::Channel::info) has the child's pid as `peer_pid`.
 ///
 /// ```no_run
 /// # async fn demo() -> ipc_core::Result<()> {
 /// use ipc_core::prelude::*;
+/// use std::time::Duration;
+/// let opts = ipc_core::Options::default().handshake_timeout(Duration::from_secs(30));
 /// let cmd = std::process::Command::new("./my-child");
-/// let (mut child, mut ch) = ipc_tcp::spawn(cmd, Default::default()).await?;
+/// let (mut child, mut ch) = ipc_tcp::spawn(cmd, &opts).await?;
 /// ch.send("hello".into()).await?;
 /// let reply = ch.recv().await?;
 /// ch.close().await?;
 /// let status = child.wait().await?;
 /// # let _ = (reply, status); Ok(()) }
 /// ```
-pub async fn spawn(command: Command, config: FrameConfig) -> Result<(Child, TcpChannel)> {
-    spawn_with_options(command, TcpOptions::default().frame(config)).await
-}
-
-/// [`spawn`] with explicit options: `options.handshake_timeout` bounds the wait for the
-/// child to connect, `options.frame` sets the limits (passed to the child in
-/// `IPC_MAX_FRAME`), and `options.token`, when set, replaces the random token (leave it
-/// `None` unless the child must know it in advance).
-///
-/// ```no_run
-/// # async fn demo() -> ipc_core::Result<()> {
-/// use std::time::Duration;
-/// let opts = ipc_tcp::TcpOptions::default().handshake_timeout(Duration::from_secs(30));
-/// let cmd = std::process::Command::new("./slow-starting-child");
-/// let (child, ch) = ipc_tcp::spawn_with_options(cmd, opts).await?;
-/// # let _ = (child, ch); Ok(()) }
-/// ```
-pub async fn spawn_with_options(
+pub async fn spawn(
     mut command: Command,
-    options: TcpOptions,
-) -> Result<(Child, TcpChannel)> {
-    let token = match options.token.clone() {
-        Some(token) => token,
+    options: &Options,
+) -> Result<(Child, TcpChannel), SpawnError> {
+    let token = match options.get_token() {
+        Some(token) => token.to_string(),
         None => random_token()?,
     };
-    let timeout = options.handshake_timeout;
-    let frame = options.frame;
+    let timeout = options.get_handshake_timeout();
+    let frame = options.frame_config();
     let mut listener = bind(
         SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
-        options.token(token.clone()),
+        &options.clone().token(token.clone()),
     )
     .await?;
     let addr = listener.local_addr();
-    set_child_env(&mut command, &Endpoint::Tcp(addr), Some(&token), frame);
+    set_child_env(&mut command, &Endpoint::Tcp(addr), Some(&token), options);
     let mut child = spawn_child(command)?;
     let pid = child.pid();
 
@@ -91,7 +81,7 @@ pub async fn spawn_with_options(
                 Err(e) => refused(&e),
             },
             status = child.wait() => break status?,
-            () = &mut deadline => return Err(timed_out()),
+            () = &mut deadline => return Err(timed_out().into()),
         }
     };
     // The child is gone. A connection it made may still be finishing its handshake (the
@@ -107,10 +97,10 @@ pub async fn spawn_with_options(
                 Some(Err(e)) => refused(&e),
                 None => break,
             },
-            () = &mut deadline => return Err(timed_out()),
+            () = &mut deadline => return Err(timed_out().into()),
         }
     }
-    Err(Error::ChildExited(status))
+    Err(Error::ChildExited(status).into())
 }
 
 fn refused(e: &Error) {

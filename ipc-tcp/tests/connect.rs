@@ -4,13 +4,15 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use ipc_core::prelude::*;
-use ipc_core::{Endpoint, Error, FrameConfig, RecvError, SendError, Transport};
-use ipc_tcp::{TcpChannelExt, TcpListener, TcpOptions, TcpTransport};
+use ipc_core::ConnectError;
+use ipc_core::ListenError;
+use ipc_core::{Endpoint, Error, Options, RecvError, SendError, Transport};
+use ipc_tcp::{TcpChannelExt, TcpListener, TcpTransport};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const LOOPBACK: ([u8; 4], u16) = ([127, 0, 0, 1], 0);
 
-async fn listener(opts: TcpOptions) -> TcpListener {
+async fn listener(opts: &Options) -> TcpListener {
     ipc_tcp::bind(SocketAddr::from(LOOPBACK), opts)
         .await
         .expect("bind")
@@ -32,10 +34,10 @@ async fn raw_client(addr: SocketAddr, token: &[u8], after: &[u8]) -> tokio::net:
 
 #[tokio::test]
 async fn ping_pong_and_clean_close() {
-    let opts = TcpOptions::default().token("t0ken");
-    let mut l = listener(opts.clone()).await;
+    let opts = Options::default().token("t0ken");
+    let mut l = listener(&opts).await;
     let addr = l.local_addr();
-    let (server, client) = tokio::join!(l.accept(), ipc_tcp::connect(addr, opts));
+    let (server, client) = tokio::join!(l.accept(), ipc_tcp::connect(addr, &opts));
     let (mut server, mut client) = (server.expect("accept"), client.expect("connect"));
 
     for i in 0..100u32 {
@@ -71,10 +73,10 @@ async fn ping_pong_and_clean_close() {
 
 #[tokio::test]
 async fn two_clients_at_once() {
-    let mut l = listener(TcpOptions::default()).await;
+    let mut l = listener(&Default::default()).await;
     let addr = l.local_addr();
     let client = |name: &'static str| async move {
-        let mut ch = ipc_tcp::connect(addr, TcpOptions::default())
+        let mut ch = ipc_tcp::connect(addr, &Default::default())
             .await
             .expect("connect");
         ch.send(name.into()).await.expect("send");
@@ -107,9 +109,10 @@ async fn two_clients_at_once() {
 #[tokio::test]
 async fn nodelay_is_on_both_sides() {
     use nix::sys::socket::{getsockopt, sockopt::TcpNoDelay};
-    let mut l = listener(TcpOptions::default()).await;
+    let mut l = listener(&Default::default()).await;
     let addr = l.local_addr();
-    let (server, client) = tokio::join!(l.accept(), ipc_tcp::connect(addr, TcpOptions::default()));
+    let client_opts = Options::default();
+    let (server, client) = tokio::join!(l.accept(), ipc_tcp::connect(addr, &client_opts));
     let (server, client) = (server.expect("accept"), client.expect("connect"));
     for ch in [&server, &client] {
         assert!(ch.nodelay().expect("nodelay"));
@@ -119,8 +122,8 @@ async fn nodelay_is_on_both_sides() {
 
 #[tokio::test]
 async fn oversize_frames_are_rejected_and_the_listener_goes_on() {
-    let frame = FrameConfig::builder().max_frame(1024).build();
-    let mut l = listener(TcpOptions::default().frame(frame)).await;
+    let frame = Options::default().max_frame(1024);
+    let mut l = listener(&frame).await;
     let addr = l.local_addr();
 
     // A 4 GiB length prefix: rejected before any allocation.
@@ -165,9 +168,10 @@ async fn oversize_frames_are_rejected_and_the_listener_goes_on() {
 
 #[tokio::test]
 async fn split_halves_work_from_two_tasks() {
-    let mut l = listener(TcpOptions::default()).await;
+    let mut l = listener(&Default::default()).await;
     let addr = l.local_addr();
-    let (server, client) = tokio::join!(l.accept(), ipc_tcp::connect(addr, TcpOptions::default()));
+    let client_opts = Options::default();
+    let (server, client) = tokio::join!(l.accept(), ipc_tcp::connect(addr, &client_opts));
     let (server, client) = (server.expect("accept"), client.expect("connect"));
     let (mut stx, mut srx) = server.into_split();
     let echo = tokio::spawn(async move {
@@ -199,13 +203,14 @@ async fn through_the_transport_trait() {
     if std::env::var_os("IPC_TOKEN").is_some() {
         return; // the trait takes the token from the environment
     }
-    let tcp = TcpTransport::default().with_handshake_timeout(Duration::from_secs(10));
+    let tcp = TcpTransport;
+    let opts = Options::default().handshake_timeout(Duration::from_secs(10));
     assert_eq!(tcp.name(), "tcp");
     assert_eq!(tcp.schemes(), ["tcp"]);
     let example = tcp.example_endpoint().expect("an example");
     assert_eq!(example.to_string(), "tcp://127.0.0.1:0");
 
-    let mut l = tcp.listen(&example).await.expect("listen");
+    let mut l = tcp.listen(&example, &opts).await.expect("listen");
     let endpoint = l.endpoint();
     let Endpoint::Tcp(addr) = endpoint else {
         panic!("not a tcp endpoint: {endpoint}")
@@ -213,7 +218,7 @@ async fn through_the_transport_trait() {
     assert!(addr.ip().is_loopback());
     assert_ne!(addr.port(), 0);
 
-    let (server, client) = tokio::join!(l.accept(), tcp.connect(&endpoint));
+    let (server, client) = tokio::join!(l.accept(), tcp.connect(&endpoint, &opts));
     let (mut server, mut client) = (server.expect("accept"), client.expect("connect"));
     client.send("ping".into()).await.expect("send");
     assert_eq!(
@@ -224,21 +229,21 @@ async fn through_the_transport_trait() {
 
     let wrong: Endpoint = "unix:/tmp/x.sock".parse().expect("endpoint");
     assert!(matches!(
-        tcp.listen(&wrong).await,
-        Err(Error::BadEndpoint { .. })
+        tcp.listen(&wrong, &opts).await,
+        Err(ListenError::BadEndpoint { .. })
     ));
     assert!(matches!(
-        tcp.connect(&wrong).await,
-        Err(Error::BadEndpoint { .. })
+        tcp.connect(&wrong, &opts).await,
+        Err(ConnectError::BadEndpoint { .. })
     ));
 }
 
 #[tokio::test]
 async fn connect_to_a_closed_port_is_an_io_error() {
-    let addr = listener(TcpOptions::default()).await.local_addr();
+    let addr = listener(&Default::default()).await.local_addr();
     // The listener is dropped: its port is closed at once.
-    match ipc_tcp::connect(addr, TcpOptions::default()).await {
-        Err(Error::Io(e)) => {
+    match ipc_tcp::connect(addr, &Default::default()).await {
+        Err(ConnectError::NotListening(e)) => {
             assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused);
             assert!(e.to_string().contains(&addr.to_string()), "{e}");
         }
@@ -251,11 +256,11 @@ async fn tokens_longer_than_255_bytes_are_refused_up_front() {
     let long = "x".repeat(256);
     let addr = SocketAddr::from(LOOPBACK);
     assert!(matches!(
-        ipc_tcp::bind(addr, TcpOptions::default().token(long.clone())).await,
-        Err(Error::Handshake(_))
+        ipc_tcp::bind(addr, &Options::default().token(long.clone())).await,
+        Err(ListenError::Other(Error::Handshake(_)))
     ));
     assert!(matches!(
-        ipc_tcp::connect(addr, TcpOptions::default().token(long)).await,
-        Err(Error::Handshake(_))
+        ipc_tcp::connect(addr, &Options::default().token(long)).await,
+        Err(ConnectError::Handshake(_))
     ));
 }

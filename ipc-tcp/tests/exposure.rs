@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 
 use ipc_core::testkit;
-use ipc_tcp::TcpOptions;
+use ipc_core::Options;
 
 ipc_core::child_roles! {
     /// Which listener the re-executed child binds (then drops).
@@ -27,11 +27,11 @@ async fn child() {
         return;
     };
     let (addr, opts): (SocketAddr, _) = match role {
-        Role::PublicOpen => (([0, 0, 0, 0], 0).into(), TcpOptions::default()),
-        Role::PublicWithToken => (([0, 0, 0, 0], 0).into(), TcpOptions::default().token("t")),
-        Role::LoopbackOpen => (([127, 0, 0, 1], 0).into(), TcpOptions::default()),
+        Role::PublicOpen => (([0, 0, 0, 0], 0).into(), Options::default()),
+        Role::PublicWithToken => (([0, 0, 0, 0], 0).into(), Options::default().token("t")),
+        Role::LoopbackOpen => (([127, 0, 0, 1], 0).into(), Options::default()),
     };
-    let listener = ipc_tcp::bind(addr, opts).await.expect("bind");
+    let listener = ipc_tcp::bind(addr, &opts).await.expect("bind");
     drop(listener);
 }
 

@@ -8,7 +8,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use ipc_core::prelude::*;
-use ipc_tcp::{TcpListener, TcpOptions};
+use ipc_core::Options;
+use ipc_tcp::TcpListener;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
@@ -67,8 +68,8 @@ fn exhaust_fds(original: libc::rlimit) -> Vec<File> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn out_of_fds_the_oldest_pending_handshake_makes_room() {
-    let opts = TcpOptions::default().handshake_timeout(Duration::from_secs(60));
-    let l = ipc_tcp::bind(SocketAddr::from(([127, 0, 0, 1], 0)), opts.clone())
+    let opts = Options::default().handshake_timeout(Duration::from_secs(60));
+    let l = ipc_tcp::bind(SocketAddr::from(([127, 0, 0, 1], 0)), &opts)
         .await
         .expect("bind");
     let addr = l.local_addr();
@@ -79,7 +80,7 @@ async fn out_of_fds_the_oldest_pending_handshake_makes_room() {
         silent.push(TcpStream::connect(addr).await.expect("connect"));
     }
     // A client served after them proves the listener has taken all 20 into handshakes.
-    let mut probe = tokio::time::timeout(GUARD, ipc_tcp::connect(addr, opts))
+    let mut probe = tokio::time::timeout(GUARD, ipc_tcp::connect(addr, &opts))
         .await
         .expect("prompt")
         .expect("connect");

@@ -8,8 +8,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use ipc_core::prelude::*;
-use ipc_core::{Error, FrameConfig};
-use ipc_tcp::{TcpChannelExt, TcpListener, TcpOptions};
+use ipc_core::{Error, Options};
+use ipc_tcp::{TcpChannelExt, TcpListener};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -76,9 +76,8 @@ async fn half_sender(addr: SocketAddr, seed: u8) -> (TcpStream, std::io::Result<
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn half_sent_frames_past_the_listener_budget_are_dropped_and_the_rest_served() {
-    let frame = FrameConfig::builder().listener_budget(BUDGET).build();
-    let opts = TcpOptions::default().frame(frame);
-    let l = ipc_tcp::bind(SocketAddr::from(([127, 0, 0, 1], 0)), opts.clone())
+    let opts = Options::default().listener_budget(BUDGET);
+    let l = ipc_tcp::bind(SocketAddr::from(([127, 0, 0, 1], 0)), &opts)
         .await
         .expect("bind");
     let addr = l.local_addr();
@@ -110,7 +109,7 @@ async fn half_sent_frames_past_the_listener_budget_are_dropped_and_the_rest_serv
     );
 
     // A good client is served meanwhile.
-    let mut good = tokio::time::timeout(GUARD, ipc_tcp::connect(addr, opts))
+    let mut good = tokio::time::timeout(GUARD, ipc_tcp::connect(addr, &opts))
         .await
         .expect("prompt")
         .expect("connect");

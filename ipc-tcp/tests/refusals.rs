@@ -4,22 +4,24 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use ipc_core::prelude::*;
+use ipc_core::ConnectError;
 use ipc_core::Error;
-use ipc_tcp::{TcpListener, TcpOptions};
+use ipc_core::Options;
+use ipc_tcp::TcpListener;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// Safety net for awaits that must finish well before any handshake timeout here.
 const SOON: Duration = Duration::from_secs(10);
 
-async fn listener(opts: TcpOptions) -> TcpListener {
+async fn listener(opts: &Options) -> TcpListener {
     ipc_tcp::bind(SocketAddr::from(([127, 0, 0, 1], 0)), opts)
         .await
         .expect("bind")
 }
 
 /// Accept one good client and exchange a frame with it.
-async fn serves_a_good_client(l: &mut TcpListener, opts: TcpOptions) {
+async fn serves_a_good_client(l: &mut TcpListener, opts: &Options) {
     let addr = l.local_addr();
     let (server, client) = tokio::time::timeout(SOON, async {
         tokio::join!(l.accept(), ipc_tcp::connect(addr, opts))
@@ -45,16 +47,14 @@ async fn read_all(s: &mut TcpStream) -> Vec<u8> {
 
 #[tokio::test]
 async fn wrong_token_is_refused_on_both_sides() {
-    let good = TcpOptions::default().token("right");
-    let mut l = listener(good.clone()).await;
+    let good = Options::default().token("right");
+    let mut l = listener(&good).await;
     let addr = l.local_addr();
 
-    let (server, client) = tokio::join!(
-        l.accept(),
-        ipc_tcp::connect(addr, TcpOptions::default().token("wrong"))
-    );
+    let client_opts = Options::default().token("wrong");
+    let (server, client) = tokio::join!(l.accept(), ipc_tcp::connect(addr, &client_opts));
     match client {
-        Err(Error::Auth(msg)) => assert!(msg.contains("refused our token"), "{msg}"),
+        Err(ConnectError::Auth(msg)) => assert!(msg.contains("refused our token"), "{msg}"),
         other => panic!("client: expected Auth, got {other:?}"),
     }
     match server {
@@ -63,29 +63,28 @@ async fn wrong_token_is_refused_on_both_sides() {
     }
 
     // No token at all, to a server that wants one.
-    let (server, client) = tokio::join!(l.accept(), ipc_tcp::connect(addr, TcpOptions::default()));
-    assert!(matches!(client, Err(Error::Auth(_))), "{client:?}");
+    let client_opts = Options::default();
+    let (server, client) = tokio::join!(l.accept(), ipc_tcp::connect(addr, &client_opts));
+    assert!(matches!(client, Err(ConnectError::Auth(_))), "{client:?}");
     assert!(matches!(server, Err(Error::Auth(_))), "{server:?}");
 
-    serves_a_good_client(&mut l, good).await;
+    serves_a_good_client(&mut l, &good).await;
 }
 
 #[tokio::test]
 async fn a_token_is_refused_by_a_server_that_expects_none() {
-    let mut l = listener(TcpOptions::default()).await;
+    let mut l = listener(&Default::default()).await;
     let addr = l.local_addr();
-    let (server, client) = tokio::join!(
-        l.accept(),
-        ipc_tcp::connect(addr, TcpOptions::default().token("unexpected"))
-    );
-    assert!(matches!(client, Err(Error::Auth(_))), "{client:?}");
+    let client_opts = Options::default().token("unexpected");
+    let (server, client) = tokio::join!(l.accept(), ipc_tcp::connect(addr, &client_opts));
+    assert!(matches!(client, Err(ConnectError::Auth(_))), "{client:?}");
     assert!(matches!(server, Err(Error::Auth(_))), "{server:?}");
-    serves_a_good_client(&mut l, TcpOptions::default()).await;
+    serves_a_good_client(&mut l, &Default::default()).await;
 }
 
 #[tokio::test]
 async fn a_garbage_client_gets_no_reply_and_does_not_stop_the_listener() {
-    let mut l = listener(TcpOptions::default().token("t")).await;
+    let mut l = listener(&Options::default().token("t")).await;
     let addr = l.local_addr();
     let mut http = TcpStream::connect(addr).await.expect("connect");
     http.write_all(b"GET / HTTP/1.1\r\n\r\n")
@@ -107,21 +106,21 @@ async fn a_garbage_client_gets_no_reply_and_does_not_stop_the_listener() {
         "no reply to a non-ipc client"
     );
 
-    serves_a_good_client(&mut l, TcpOptions::default().token("t")).await;
+    serves_a_good_client(&mut l, &Options::default().token("t")).await;
 }
 
 #[tokio::test]
 async fn a_silent_client_does_not_block_a_good_one() {
     // A long timeout: the good client must not wait for the silent one to time out.
-    let opts = TcpOptions::default().handshake_timeout(Duration::from_secs(60));
-    let mut l = listener(opts.clone()).await;
+    let opts = Options::default().handshake_timeout(Duration::from_secs(60));
+    let mut l = listener(&opts).await;
     let addr = l.local_addr();
 
     // Connected first, so the listener takes it from the kernel first; never speaks.
     // (A std socket: loopback connects complete at once, and `read` below asks the
     // kernel directly.)
     let mut silent = std::net::TcpStream::connect(addr).expect("connect");
-    serves_a_good_client(&mut l, opts).await;
+    serves_a_good_client(&mut l, &opts).await;
 
     // The silent client is still pending: the server has neither answered nor closed.
     silent.set_nonblocking(true).expect("nonblocking");
@@ -134,8 +133,8 @@ async fn a_silent_client_does_not_block_a_good_one() {
 
 #[tokio::test]
 async fn a_silent_client_times_out_on_the_server() {
-    let opts = TcpOptions::default().handshake_timeout(Duration::from_millis(200));
-    let mut l = listener(opts.clone()).await;
+    let opts = Options::default().handshake_timeout(Duration::from_millis(200));
+    let mut l = listener(&opts).await;
     let addr = l.local_addr();
     let mut silent = TcpStream::connect(addr).await.expect("connect");
 
@@ -147,12 +146,12 @@ async fn a_silent_client_times_out_on_the_server() {
         other => panic!("expected Timeout, got {other:?}"),
     }
     assert!(read_all(&mut silent).await.is_empty());
-    serves_a_good_client(&mut l, opts).await;
+    serves_a_good_client(&mut l, &opts).await;
 }
 
 #[tokio::test]
 async fn an_unknown_version_gets_status_2() {
-    let mut l = listener(TcpOptions::default()).await;
+    let mut l = listener(&Default::default()).await;
     let addr = l.local_addr();
     let mut future = TcpStream::connect(addr).await.expect("connect");
     future
@@ -168,12 +167,12 @@ async fn an_unknown_version_gets_status_2() {
         other => panic!("expected Handshake, got {other:?}"),
     }
     assert_eq!(read_all(&mut future).await, b"IPCT\x01\x02");
-    serves_a_good_client(&mut l, TcpOptions::default()).await;
+    serves_a_good_client(&mut l, &Default::default()).await;
 }
 
 #[tokio::test]
 async fn a_client_that_hangs_up_mid_handshake_is_one_error() {
-    let mut l = listener(TcpOptions::default()).await;
+    let mut l = listener(&Default::default()).await;
     let addr = l.local_addr();
     let mut quitter = TcpStream::connect(addr).await.expect("connect");
     quitter.write_all(b"IP").await.expect("write");
@@ -185,7 +184,7 @@ async fn a_client_that_hangs_up_mid_handshake_is_one_error() {
         Err(Error::Handshake(msg)) => assert!(msg.contains("after 2 bytes"), "{msg}"),
         other => panic!("expected Handshake, got {other:?}"),
     }
-    serves_a_good_client(&mut l, TcpOptions::default()).await;
+    serves_a_good_client(&mut l, &Default::default()).await;
 }
 
 /// A raw server that reads the hello and answers `reply`, then closes.
@@ -209,22 +208,24 @@ async fn raw_server(reply: &'static [u8]) -> (SocketAddr, tokio::task::JoinHandl
 #[tokio::test]
 async fn the_client_reports_what_a_bad_server_did() {
     let (addr, task) = raw_server(b"HTTP/1.1 400 Bad Request\r\n\r\n").await;
-    match ipc_tcp::connect(addr, TcpOptions::default()).await {
-        Err(Error::Handshake(msg)) => assert!(msg.contains("not an ipc-tcp listener"), "{msg}"),
+    match ipc_tcp::connect(addr, &Default::default()).await {
+        Err(ConnectError::Handshake(msg)) => {
+            assert!(msg.contains("not an ipc-tcp listener"), "{msg}")
+        }
         other => panic!("expected Handshake, got {other:?}"),
     }
     task.await.expect("server");
 
     let (addr, task) = raw_server(b"").await;
     assert!(matches!(
-        ipc_tcp::connect(addr, TcpOptions::default()).await,
-        Err(Error::Handshake(_))
+        ipc_tcp::connect(addr, &Default::default()).await,
+        Err(ConnectError::Handshake(_))
     ));
     task.await.expect("server");
 
     let (addr, task) = raw_server(b"IPCT\x01\x02").await;
-    match ipc_tcp::connect(addr, TcpOptions::default()).await {
-        Err(Error::Handshake(msg)) => assert!(msg.contains("version"), "{msg}"),
+    match ipc_tcp::connect(addr, &Default::default()).await {
+        Err(ConnectError::Handshake(msg)) => assert!(msg.contains("version"), "{msg}"),
         other => panic!("expected Handshake, got {other:?}"),
     }
     task.await.expect("server");
@@ -237,9 +238,9 @@ async fn a_silent_server_times_out_on_the_client() {
         .expect("bind");
     let addr = l.local_addr().expect("addr");
     // The kernel completes the TCP connection; nobody ever answers the hello.
-    let opts = TcpOptions::default().handshake_timeout(Duration::from_millis(200));
-    match ipc_tcp::connect(addr, opts).await {
-        Err(Error::Timeout { after, .. }) => assert_eq!(after, Duration::from_millis(200)),
+    let opts = Options::default().handshake_timeout(Duration::from_millis(200));
+    match ipc_tcp::connect(addr, &opts).await {
+        Err(ConnectError::Timeout { after, .. }) => assert_eq!(after, Duration::from_millis(200)),
         other => panic!("expected Timeout, got {other:?}"),
     }
     drop(l);
@@ -247,12 +248,12 @@ async fn a_silent_server_times_out_on_the_client() {
 
 #[tokio::test]
 async fn dropping_the_listener_ends_pending_handshakes() {
-    let opts = TcpOptions::default().handshake_timeout(Duration::from_secs(60));
-    let mut l = listener(opts.clone()).await;
+    let opts = Options::default().handshake_timeout(Duration::from_secs(60));
+    let mut l = listener(&opts).await;
     let addr = l.local_addr();
     let mut silent = TcpStream::connect(addr).await.expect("connect");
     // Serving a later client proves the silent one was taken into a handshake task.
-    serves_a_good_client(&mut l, opts).await;
+    serves_a_good_client(&mut l, &opts).await;
 
     drop(l);
     // Closed long before the 60 s handshake timeout, and the port is gone.

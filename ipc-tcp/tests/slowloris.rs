@@ -5,7 +5,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use ipc_core::prelude::*;
-use ipc_tcp::{TcpListener, TcpOptions};
+use ipc_core::Options;
+use ipc_tcp::TcpListener;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::task::JoinSet;
@@ -19,7 +20,7 @@ const SETUP: Duration = Duration::from_secs(30);
 /// for a loaded 2-core CI machine, where one run took over 1 s.
 const PROMPTLY: Duration = Duration::from_secs(3);
 
-async fn listener(opts: TcpOptions) -> TcpListener {
+async fn listener(opts: &Options) -> TcpListener {
     ipc_tcp::bind(SocketAddr::from(([127, 0, 0, 1], 0)), opts)
         .await
         .expect("bind")
@@ -79,9 +80,9 @@ async fn stalled_clients(addr: SocketAddr, n: usize, first: &'static [u8]) -> Ve
 /// with how long it took if that was not prompt.
 async fn good_client_is_served_promptly(addr: SocketAddr, behind: &str) {
     let start = Instant::now();
-    let patient = TcpOptions::default().handshake_timeout(Duration::from_secs(60));
+    let patient = Options::default().handshake_timeout(Duration::from_secs(60));
     let served = tokio::time::timeout(SETUP, async {
-        let mut ch = ipc_tcp::connect(addr, patient).await?;
+        let mut ch = ipc_tcp::connect(addr, &patient).await?;
         ch.send("hello".into()).await?;
         let echo = ch.recv().await?;
         ch.close().await?;
@@ -105,7 +106,7 @@ async fn good_client_is_served_promptly(addr: SocketAddr, behind: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sixty_four_silent_clients_do_not_delay_a_good_one() {
-    let l = listener(TcpOptions::default()).await;
+    let l = listener(&Default::default()).await;
     let addr = l.local_addr();
     let server = serve_echo(l);
     let silent = stalled_clients(addr, 64, b"").await;
@@ -116,7 +117,7 @@ async fn sixty_four_silent_clients_do_not_delay_a_good_one() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_thousand_silent_clients_do_not_delay_a_good_one() {
-    let l = listener(TcpOptions::default()).await;
+    let l = listener(&Default::default()).await;
     let addr = l.local_addr();
     let server = serve_echo(l);
     let silent = stalled_clients(addr, 2000, b"").await;
@@ -127,7 +128,7 @@ async fn two_thousand_silent_clients_do_not_delay_a_good_one() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hundred_clients_stalled_after_three_bytes_do_not_delay_a_good_one() {
-    let l = listener(TcpOptions::default()).await;
+    let l = listener(&Default::default()).await;
     let addr = l.local_addr();
     let server = serve_echo(l);
     let stalled = stalled_clients(addr, 100, b"IPC").await;
@@ -150,10 +151,10 @@ fn closed_by_server(s: &TcpStream) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_full_the_oldest_pending_handshake_is_evicted() {
-    let opts = TcpOptions::default()
+    let opts = Options::default()
         .handshake_timeout(Duration::from_secs(60))
         .max_pending_handshakes(8);
-    let l = listener(opts).await;
+    let l = listener(&opts).await;
     let addr = l.local_addr();
     let server = serve_echo(l);
 

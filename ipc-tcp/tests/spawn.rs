@@ -6,8 +6,10 @@ use std::time::{Duration, Instant};
 
 use ipc_core::prelude::*;
 use ipc_core::testkit;
-use ipc_core::{Error, FrameConfig, Transport};
-use ipc_tcp::{TcpChannelExt, TcpOptions, TcpTransport};
+use ipc_core::ConnectError;
+use ipc_core::SpawnError;
+use ipc_core::{Options, Transport};
+use ipc_tcp::{TcpChannelExt, TcpTransport};
 
 ipc_core::child_roles! {
     /// What this binary does when re-executed as a child.
@@ -29,9 +31,9 @@ async fn child() {
         ipc_core::env::token_from_env().is_some(),
         "IPC_TOKEN is set"
     );
-    let config = ipc_core::env::frame_config_from_env();
-    let mut ch = TcpTransport::default()
-        .connect_with(&endpoint, config)
+    let config = Options::from_env();
+    let mut ch = TcpTransport
+        .connect(&endpoint, &config)
         .await
         .expect("connect from env");
     while let Some(frame) = ch.recv().await.expect("recv") {
@@ -46,13 +48,10 @@ fn child_command() -> Command {
 
 #[tokio::test]
 async fn spawned_child_echoes_and_the_port_is_closed() {
-    let config = FrameConfig::builder().max_frame(4096).build();
-    let opts = TcpOptions::default()
-        .frame(config)
+    let opts = Options::default()
+        .max_frame(4096)
         .handshake_timeout(Duration::from_secs(30));
-    let (mut child, mut ch) = ipc_tcp::spawn_with_options(child_command(), opts)
-        .await
-        .expect("spawn");
+    let (mut child, mut ch) = ipc_tcp::spawn(child_command(), &opts).await.expect("spawn");
 
     let info = ch.info();
     assert_eq!(info.transport, "tcp");
@@ -69,8 +68,10 @@ async fn spawned_child_echoes_and_the_port_is_closed() {
     );
 
     // The listening port is gone as soon as spawn returned.
-    match ipc_tcp::connect(ch.local_addr().expect("addr"), TcpOptions::default()).await {
-        Err(Error::Io(e)) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused),
+    match ipc_tcp::connect(ch.local_addr().expect("addr"), &Default::default()).await {
+        Err(ConnectError::NotListening(e)) => {
+            assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused)
+        }
         other => panic!("the spawn listener should be closed, got {other:?}"),
     }
 
@@ -81,8 +82,9 @@ async fn spawned_child_echoes_and_the_port_is_closed() {
 
 #[tokio::test]
 async fn spawn_through_the_transport_trait() {
-    let tcp = TcpTransport::default().with_handshake_timeout(Duration::from_secs(30));
-    let (mut child, mut ch) = tcp.spawn(child_command()).await.expect("spawn");
+    let tcp = TcpTransport;
+    let opts = Options::default().handshake_timeout(Duration::from_secs(30));
+    let (mut child, mut ch) = tcp.spawn(child_command(), &opts).await.expect("spawn");
     assert_eq!(ch.info().peer_pid, Some(child.pid()));
     ch.send("hello".into()).await.expect("send");
     assert_eq!(
@@ -103,8 +105,8 @@ async fn a_child_that_exits_without_connecting_is_reported_promptly() {
         r#"test -n "$IPC_TOKEN" && case "$IPC_ENDPOINT" in tcp://127.0.0.1:*) exit 3;; esac; exit 1"#,
     ]);
     let started = Instant::now();
-    match ipc_tcp::spawn(cmd, FrameConfig::default()).await {
-        Err(Error::ChildExited(status)) => {
+    match ipc_tcp::spawn(cmd, &Default::default()).await {
+        Err(SpawnError::ChildExited(status)) => {
             assert_eq!(status.code(), Some(3), "env contract: {status:?}");
             assert_eq!(status.signal(), None);
         }
@@ -124,9 +126,9 @@ async fn a_child_that_never_connects_times_out_and_is_killed() {
     let mut cmd = Command::new("/bin/sh");
     cmd.args(["-c", "exec sleep 60"]);
     cmd.stdout(std::process::Stdio::from(write_end));
-    let opts = TcpOptions::default().handshake_timeout(Duration::from_millis(300));
-    match ipc_tcp::spawn_with_options(cmd, opts).await {
-        Err(Error::Timeout { after, .. }) => assert_eq!(after, Duration::from_millis(300)),
+    let opts = Options::default().handshake_timeout(Duration::from_millis(300));
+    match ipc_tcp::spawn(cmd, &opts).await {
+        Err(SpawnError::Timeout { after, .. }) => assert_eq!(after, Duration::from_millis(300)),
         other => panic!("expected Timeout, got {:?}", other.map(|(c, _)| c)),
     }
     let eof = tokio::task::spawn_blocking(move || {
@@ -141,10 +143,13 @@ async fn a_child_that_never_connects_times_out_and_is_killed() {
 }
 
 #[tokio::test]
-async fn a_missing_program_is_an_io_error() {
+async fn a_missing_program_is_a_start_error() {
     let cmd = Command::new("/nonexistent/ipc-tcp-test-child");
-    match ipc_tcp::spawn(cmd, FrameConfig::default()).await {
-        Err(Error::Io(e)) => assert_eq!(e.kind(), std::io::ErrorKind::NotFound),
-        other => panic!("expected Io(NotFound), got {:?}", other.map(|(c, _)| c)),
+    match ipc_tcp::spawn(cmd, &Default::default()).await {
+        Err(SpawnError::Start { program, source }) => {
+            assert_eq!(program, "/nonexistent/ipc-tcp-test-child");
+            assert_eq!(source.kind(), std::io::ErrorKind::NotFound);
+        }
+        other => panic!("expected Start, got {:?}", other.map(|(c, _)| c)),
     }
 }

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use futures_util::{SinkExt, Stream};
 use ipc_core::frame::{FrameCodec, FrameConfig, LengthCodec};
 use ipc_core::stream::{self, StreamReceiver, StreamSender};
-use ipc_core::{ChannelInfo, Duplex, Error, RecvError, RecvHalf, Result};
+use ipc_core::{ChannelInfo, Duplex, Error, Options, RecvError, RecvHalf, Result};
 use tokio::net::UnixStream;
 
 use crate::fdio::{send_frame_with_fds, FdReader, SockWriter, MAX_FDS_PER_FRAME};
@@ -67,7 +67,7 @@ pub type UdsSender = StreamSender<SockWriter, LengthCodec>;
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> ipc_core::Result<()> {
 /// use ipc_core::prelude::*;
-/// let (mut a, mut b) = ipc_uds::pair(Default::default())?;
+/// let (mut a, mut b) = ipc_uds::pair(&ipc_core::Options::default())?;
 /// a.send("ping".into()).await?;
 /// assert_eq!(b.recv().await?.as_deref(), Some(&b"ping"[..]));
 /// assert_eq!(b.info().peer_pid, Some(std::process::id()));
@@ -102,15 +102,15 @@ impl std::fmt::Debug for UdsReceiver {
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> ipc_core::Result<()> {
 /// let (a, b) = tokio::net::UnixStream::pair()?;
-/// let a = ipc_uds::from_stream(a, Default::default())?;
+/// let a = ipc_uds::from_stream(a, &ipc_core::Options::default())?;
 /// # let _ = (a, b); Ok(()) }
 /// ```
-pub fn from_stream(stream: UnixStream, config: FrameConfig) -> Result<UdsChannel> {
+pub fn from_stream(stream: UnixStream, options: &Options) -> Result<UdsChannel> {
     let cred = peer_cred(&stream)?;
-    let info = ChannelInfo::new(NAME, config.max_frame())
+    let info = ChannelInfo::new(NAME)
         .with_peer_pid(cred.pid)
         .with_peer_uid(Some(cred.uid));
-    with_info(stream, config, info)
+    with_info(stream, options.frame_config(), info)
 }
 
 /// Wrap a connected stream with known info.
@@ -160,7 +160,7 @@ pub trait SendFds {
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> ipc_core::Result<()> {
     /// use std::os::fd::AsFd;
     /// use ipc_uds::{RecvFds, SendFds};
-    /// let (mut a, mut b) = ipc_uds::pair(Default::default())?;
+    /// let (mut a, mut b) = ipc_uds::pair(&ipc_core::Options::default())?;
     /// let file = std::fs::File::open("/dev/null")?;
     /// a.send_with_fds("here is a file".into(), &[file.as_fd()]).await?;
     /// let (frame, fds) = b.recv_with_fds().await?.expect("a frame");
@@ -307,12 +307,12 @@ impl RecvHalf for UdsReceiver {
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> ipc_core::Result<()> {
 /// use ipc_core::prelude::*;
-/// let (mut a, mut b) = ipc_uds::pair(Default::default())?;
+/// let (mut a, mut b) = ipc_uds::pair(&ipc_core::Options::default())?;
 /// b.send("pong".into()).await?;
 /// assert_eq!(a.recv().await?.as_deref(), Some(&b"pong"[..]));
 /// # Ok(()) }
 /// ```
-pub fn pair(config: FrameConfig) -> Result<(UdsChannel, UdsChannel)> {
+pub fn pair(options: &Options) -> Result<(UdsChannel, UdsChannel)> {
     let (a, b) = UnixStream::pair()?;
-    Ok((from_stream(a, config)?, from_stream(b, config)?))
+    Ok((from_stream(a, options)?, from_stream(b, options)?))
 }

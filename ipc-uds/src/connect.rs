@@ -6,7 +6,8 @@ use std::os::unix::net::{SocketAddr, UnixStream as StdUnixStream};
 use std::path::Path;
 
 use ipc_core::frame::FrameConfig;
-use ipc_core::{ChannelInfo, Endpoint, Error, Result};
+use ipc_core::ConnectError;
+use ipc_core::{ChannelInfo, Endpoint, Error, Options, Result};
 use tokio::net::UnixStream;
 
 use crate::channel::{peer_cred, UdsChannel, NAME};
@@ -25,14 +26,15 @@ const INHERIT_HINT: &str = "was this process started by UdsTransport::spawn (or 
 /// # async fn demo() -> ipc_core::Result<()> {
 /// use ipc_core::prelude::*;
 /// let endpoint = "unix:/run/user/1000/app.sock".parse()?;
-/// let mut channel = ipc_uds::connect(&endpoint, Default::default()).await?;
+/// let mut channel = ipc_uds::connect(&endpoint, &ipc_core::Options::default()).await?;
 /// channel.send("hello".into()).await?;
 /// # Ok(()) }
 /// ```
 ///
 /// An inherited `uds:fd=N` can be taken once per process: a second `connect` to the
 /// same fd number is an error, never a second owner of the fd.
-pub async fn connect(endpoint: &Endpoint, config: FrameConfig) -> Result<UdsChannel> {
+pub async fn connect(endpoint: &Endpoint, options: &Options) -> Result<UdsChannel, ConnectError> {
+    let config = options.frame_config();
     match endpoint {
         Endpoint::UnixPath(path) => {
             let addr = path_addr(path)?;
@@ -52,13 +54,13 @@ pub async fn connect(endpoint: &Endpoint, config: FrameConfig) -> Result<UdsChan
                     format!("connect to {}: {hint} ({e})", path.display()),
                 ))
             })?;
-            finish(stream, config, endpoint)
+            Ok(finish(stream, config, endpoint)?)
         }
         Endpoint::UnixAbstract(name) => {
             let addr = abstract_addr(name)?;
             let stream = connect_addr(addr).await.map_err(|e| {
                 let hint = if e.kind() == io::ErrorKind::ConnectionRefused {
-                    "nobody listens on this abstract name"
+                    "nobody listens on this abstract name: is the server running?"
                 } else {
                     "could not connect"
                 };
@@ -67,23 +69,24 @@ pub async fn connect(endpoint: &Endpoint, config: FrameConfig) -> Result<UdsChan
                     format!("connect to unix:@{name}: {hint} ({e})"),
                 ))
             })?;
-            finish(stream, config, endpoint)
+            Ok(finish(stream, config, endpoint)?)
         }
         Endpoint::UdsFd(fd) => {
             let stream = ipc_core::inherit::claim_unix_stream(endpoint, *fd, INHERIT_HINT)?;
             let stream = UnixStream::from_std(stream)?;
-            crate::channel::from_stream(stream, config)
+            Ok(crate::channel::from_stream(stream, options)?)
         }
         other => Err(Error::BadEndpoint {
             input: other.to_string(),
             reason: "the uds transport serves unix:/PATH, unix:@NAME and uds:fd=N".into(),
-        }),
+        }
+        .into()),
     }
 }
 
 fn finish(stream: UnixStream, config: FrameConfig, endpoint: &Endpoint) -> Result<UdsChannel> {
     let cred = peer_cred(&stream)?;
-    let info = ChannelInfo::new(NAME, config.max_frame())
+    let info = ChannelInfo::new(NAME)
         .with_peer_pid(cred.pid)
         .with_peer_uid(Some(cred.uid))
         .with_peer_addr(Some(endpoint.to_string()));

@@ -75,6 +75,10 @@ struct ReadState {
     batches: VecDeque<FdBatch>,
     /// Control-message buffer, `u64` words so `cmsghdr`s are aligned.
     cmsg: Vec<u64>,
+    /// `recvmsg` calls that found nothing to read (`EAGAIN`): what a reader that knows
+    /// when the socket is drained avoids.
+    #[cfg(test)]
+    would_block: usize,
 }
 
 impl FdReader {
@@ -87,6 +91,8 @@ impl FdReader {
                 pos: 0,
                 batches: VecDeque::new(),
                 cmsg: vec![0u64; (space as usize).div_ceil(size_of::<u64>())],
+                #[cfg(test)]
+                would_block: 0,
             },
         })
     }
@@ -101,6 +107,9 @@ impl FdReader {
     /// to frames already delivered or skipped and are closed.
     pub(crate) fn take_fds(&mut self, start: u64, end: u64) -> Vec<OwnedFd> {
         let mut out = Vec::new();
+        if self.state.batches.is_empty() {
+            return out; // the usual case, once per frame: no fds were passed
+        }
         let batches = &mut self.state.batches;
         while let Some(batch) = batches.front() {
             if batch.last >= end {
@@ -117,8 +126,8 @@ impl FdReader {
 }
 
 impl ReadState {
-    /// One non-blocking `recvmsg` on `fd` into `buf`; returns the byte count.
-    fn recv_into(&mut self, fd: RawFd, buf: &mut [MaybeUninit<u8>]) -> io::Result<usize> {
+    /// One non-blocking `recvmsg` on `fd` into `buf`.
+    fn recv_into(&mut self, fd: RawFd, buf: &mut [MaybeUninit<u8>]) -> io::Result<Received> {
         let mut iov = libc::iovec {
             iov_base: buf.as_mut_ptr().cast(),
             iov_len: buf.len(),
@@ -133,7 +142,12 @@ impl ReadState {
         // bytes, never reads them) and at our control buffer, both alive for the call.
         let n = unsafe { libc::recvmsg(fd, &mut msg, RECV_FLAGS) };
         if n < 0 {
-            return Err(io::Error::last_os_error());
+            let e = io::Error::last_os_error();
+            #[cfg(test)]
+            if e.kind() == io::ErrorKind::WouldBlock {
+                self.would_block += 1;
+            }
+            return Err(e);
         }
         let n = n as usize;
         // SAFETY: the kernel filled `msg_controllen` bytes of our buffer with cmsgs.
@@ -163,8 +177,26 @@ impl ReadState {
             }
         }
         self.pos += n as u64;
-        Ok(n)
+        // `recvmsg` on a stream socket returns fewer bytes than asked for when the
+        // queue ran dry, or when it stopped at a buffer carrying control data (fds,
+        // credentials). Only the first means the socket is drained.
+        let no_control = msg.msg_controllen == 0 && msg.msg_flags & libc::MSG_CTRUNC == 0;
+        Ok(Received {
+            len: n,
+            drained: n > 0 && n < buf.len() && no_control,
+        })
     }
+}
+
+/// What one `recvmsg` returned.
+#[derive(Debug, Clone, Copy)]
+struct Received {
+    /// Bytes read.
+    len: usize,
+    /// The read was short without stopping at control data: the socket is drained,
+    /// and readiness can be cleared without asking the kernel (which would answer
+    /// `EAGAIN`).
+    drained: bool,
 }
 
 /// The fds in the `SCM_RIGHTS` control messages of a received `msghdr`.
@@ -211,13 +243,18 @@ impl AsyncRead for FdReader {
             let unfilled = unsafe { buf.unfilled_mut() };
             let state = &mut this.state;
             match guard.try_io(|fd| state.recv_into(fd.as_raw_fd(), unfilled)) {
-                Ok(Ok(n)) => {
-                    // (A short read does not mean the socket is drained here: recvmsg
-                    // stops at a buffer carrying fds. Readiness is cleared only by
-                    // EAGAIN.)
-                    // SAFETY: recvmsg wrote `n` bytes at the start of `unfilled`.
-                    unsafe { buf.assume_init(n) };
-                    buf.advance(n);
+                Ok(Ok(got)) => {
+                    // A short read that did not stop at fds drained the socket: the
+                    // next poll waits for the reactor instead of a `recvmsg` that
+                    // would fail with EAGAIN (what tokio's own sockets do, for the
+                    // same reason; the reactor is edge-triggered, so new data sets
+                    // readiness again).
+                    if got.drained {
+                        guard.clear_ready();
+                    }
+                    // SAFETY: recvmsg wrote `got.len` bytes at the start of `unfilled`.
+                    unsafe { buf.assume_init(got.len) };
+                    buf.advance(got.len);
                     return Poll::Ready(Ok(()));
                 }
                 Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -427,4 +464,39 @@ pub(crate) async fn send_frame_with_fds(
         sent += n;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::future::Future;
+    use std::io::Write;
+    use std::os::unix::net::UnixStream;
+    use tokio::io::AsyncReadExt;
+
+    /// Ping-pong shape: each frame is read as soon as it arrives, then the reader is
+    /// polled again before the next one is written. A short read (fewer bytes than
+    /// asked for, no fds) drained the socket, so that poll must wait for the reactor
+    /// instead of asking the kernel again and getting `EAGAIN`.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_short_read_clears_readiness_without_another_recvmsg() {
+        let (mut peer, ours) = UnixStream::pair().expect("socketpair");
+        ours.set_nonblocking(true).expect("non-blocking");
+        let mut reader = FdReader::new(ours.into()).expect("register");
+        let waker = futures_util::task::noop_waker();
+        let mut buf = vec![0u8; 4096];
+        for round in 0..100u8 {
+            peer.write_all(&[round; 64]).expect("write");
+            let n = reader.read(&mut buf).await.expect("read");
+            assert_eq!((n, buf[0]), (64, round));
+            let next = reader.read(&mut buf);
+            tokio::pin!(next);
+            let polled = next.poll(&mut Context::from_waker(&waker));
+            assert!(polled.is_pending(), "nothing more was written");
+        }
+        assert_eq!(
+            reader.state.would_block, 0,
+            "recvmsg was called on a socket that a short read had drained"
+        );
+    }
 }

@@ -20,7 +20,7 @@
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> ipc_core::Result<()> {
 //! use ipc_core::prelude::*;
 //!
-//! let (mut parent, mut child) = ipc_uds::pair(Default::default())?;
+//! let (mut parent, mut child) = ipc_uds::pair(&ipc_core::Options::default())?;
 //! parent.send("ping".into()).await?;
 //! assert_eq!(child.recv().await?.as_deref(), Some(&b"ping"[..]));
 //! child.send("pong".into()).await?;
@@ -94,6 +94,6 @@ mod transport;
 pub use channel::{from_stream, pair, RecvFds, SendFds, UdsChannel, UdsReceiver, UdsSender};
 pub use connect::connect;
 pub use fdio::{SockWriter, MAX_FDS_PER_FRAME};
-pub use listener::{UdsListener, UdsListenerBuilder};
+pub use listener::UdsListener;
 pub use spawn::{spawn, CHILD_FD};
 pub use transport::UdsTransport;

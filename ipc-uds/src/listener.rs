@@ -4,64 +4,76 @@ use std::io;
 use std::os::unix::net::UnixListener as StdUnixListener;
 
 use async_trait::async_trait;
-use ipc_core::frame::{FrameBudget, FrameConfig, LengthCodec};
-use ipc_core::{Channel, ChannelInfo, Endpoint, Error, Listener, Result};
+use ipc_core::frame::{FrameBudget, LengthCodec};
+use ipc_core::ListenError;
+use ipc_core::{Channel, ChannelInfo, Endpoint, Error, Listener, Options, Result};
 use tokio::net::UnixListener;
 
 use crate::channel::{peer_cred, UdsChannel, NAME};
 use crate::connect::abstract_addr;
 use crate::socket_file::{bind_path, SocketFile};
 
-/// Options for a [`UdsListener`]: frame limits and which peer uids are accepted.
+/// Accepts [`UdsChannel`]s on a socket path (`unix:/path`) or a Linux abstract name
+/// (`unix:@name`).
+///
+/// A path listener creates its socket file with mode 0600 (and missing parent
+/// directories with mode 0700; an existing directory is used as it is, unless it is
+/// group- or world-writable without the sticky bit: then `bind` fails with
+/// `PermissionDenied`) without a window in which another user could connect,
+/// replaces a stale socket file only when nothing answers on it, never replaces a file
+/// that is not a socket, and removes its socket file when dropped (only if the file at
+/// the path is still the one it created).
+///
+/// By default only peers with our effective uid are accepted (checked with
+/// `SO_PEERCRED`; more with [`Options::allow_uid`] and [`Options::allow_any_uid`]); a
+/// refused peer is an [`Error::Auth`] from that `accept`, and the next `accept` serves
+/// the next client.
 ///
 /// ```no_run
 /// # async fn demo() -> ipc_core::Result<()> {
-/// use ipc_uds::UdsListener;
-/// let endpoint = "unix:/run/user/1000/app.sock".parse()?;
-/// let mut listener = UdsListener::builder(&endpoint)
-///     .frame_config(ipc_core::FrameConfig::builder().max_frame(1 << 20).build())
-///     .allow_uid(33) // www-data may connect too
-///     .bind()?;
-/// let channel = listener.accept().await?;
-/// # let _ = channel; Ok(()) }
+/// use ipc_core::prelude::*;
+/// let endpoint = "unix:/tmp/my-app/app.sock".parse()?;
+/// let options = ipc_core::Options::default().allow_uid(33); // www-data may connect too
+/// let mut listener = ipc_uds::UdsListener::bind(&endpoint, &options)?;
+/// loop {
+///     let mut channel = match listener.accept().await {
+///         Ok(channel) => channel,
+///         Err(e) => { eprintln!("refused a client: {e}"); continue; }
+///     };
+///     tokio::spawn(async move {
+///         while let Ok(Some(frame)) = channel.recv().await {
+///             if channel.send(frame).await.is_err() { break; }
+///         }
+///     });
+/// }
+/// # }
 /// ```
-#[derive(Debug, Clone)]
-#[must_use = "call .bind() to listen"]
-pub struct UdsListenerBuilder {
+#[derive(Debug)]
+pub struct UdsListener {
+    listener: UnixListener,
     endpoint: Endpoint,
-    config: FrameConfig,
-    any_uid: bool,
-    uids: Vec<u32>,
+    options: Options,
+    /// Shared by the accepted channels for their partly received frames.
+    budget: FrameBudget,
+    own_uid: u32,
+    /// Removes the socket file on drop (path listeners only).
+    _file: Option<SocketFile>,
 }
 
-impl UdsListenerBuilder {
-    /// Frame limits for accepted channels (default: [`FrameConfig::default`]), and the
-    /// budget they share for partly received frames
-    /// ([`FrameConfig::listener_budget`]).
-    pub fn frame_config(mut self, config: FrameConfig) -> Self {
-        self.config = config;
-        self
-    }
-
-    /// Also accept peers running as `uid` (our own effective uid is always accepted).
-    pub fn allow_uid(mut self, uid: u32) -> Self {
-        self.uids.push(uid);
-        self
-    }
-
-    /// Accept peers of any uid. For a path socket, the file mode (0600) still keeps
-    /// other users out unless you change it; an abstract name has no such guard.
-    pub fn allow_any_uid(mut self) -> Self {
-        self.any_uid = true;
-        self
-    }
-
-    /// Start listening. See [`UdsListener::bind`].
+impl UdsListener {
+    /// Listen on `endpoint` with `options` (frame limits, the listener budget, the
+    /// peer uids accepted besides our own).
+    ///
+    /// For a path that already exists: a socket nobody answers on is replaced; a socket
+    /// a live server answers on gives an [`Error::Io`] of kind `AddrInUse` naming that
+    /// server's pid; anything else is left alone and refused. A socket's existing
+    /// directory that others could write to (group- or world-writable, no sticky bit)
+    /// is refused with an [`Error::Io`] of kind `PermissionDenied`.
     ///
     /// # Panics
     /// Outside a Tokio runtime (like `tokio::net::UnixListener::bind`).
-    pub fn bind(self) -> Result<UdsListener> {
-        let (listener, file) = match &self.endpoint {
+    pub fn bind(endpoint: &Endpoint, options: &Options) -> Result<UdsListener, ListenError> {
+        let (listener, file) = match endpoint {
             Endpoint::UnixPath(path) => {
                 let (listener, file) = bind_path(path)?;
                 (listener, Some(file))
@@ -83,104 +95,31 @@ impl UdsListenerBuilder {
             }
             Endpoint::UdsFd(fd) => {
                 return Err(Error::BadEndpoint {
-                    input: self.endpoint.to_string(),
+                    input: endpoint.to_string(),
                     reason: format!(
                         "fd {fd} names an already connected socket, not a listening one: \
                          listen on unix:/PATH or unix:@NAME"
                     ),
-                })
+                }
+                .into())
             }
             other => {
                 return Err(Error::BadEndpoint {
                     input: other.to_string(),
                     reason: "the uds transport listens on unix:/PATH and unix:@NAME".into(),
-                })
+                }
+                .into())
             }
         };
         listener.set_nonblocking(true)?;
         Ok(UdsListener {
             listener: UnixListener::from_std(listener)?,
-            endpoint: self.endpoint,
-            budget: FrameBudget::for_listener(&self.config),
-            config: self.config,
+            endpoint: endpoint.clone(),
+            budget: FrameBudget::for_listener(&options.frame_config()),
+            options: options.clone(),
             own_uid: nix::unistd::geteuid().as_raw(),
-            any_uid: self.any_uid,
-            uids: self.uids,
             _file: file,
         })
-    }
-}
-
-/// Accepts [`UdsChannel`]s on a socket path (`unix:/path`) or a Linux abstract name
-/// (`unix:@name`).
-///
-/// A path listener creates its socket file with mode 0600 (and missing parent
-/// directories with mode 0700; an existing directory is used as it is, unless it is
-/// group- or world-writable without the sticky bit: then `bind` fails with
-/// `PermissionDenied`) without a window in which another user could connect,
-/// replaces a stale socket file only when nothing answers on it, never replaces a file
-/// that is not a socket, and removes its socket file when dropped (only if the file at
-/// the path is still the one it created).
-///
-/// By default only peers with our effective uid are accepted (checked with
-/// `SO_PEERCRED`); a refused peer is an [`Error::Auth`] from that `accept`, and the next
-/// `accept` serves the next client.
-///
-/// ```no_run
-/// # async fn demo() -> ipc_core::Result<()> {
-/// use ipc_core::prelude::*;
-/// let endpoint = "unix:/tmp/my-app/app.sock".parse()?;
-/// let mut listener = ipc_uds::UdsListener::bind(&endpoint, Default::default())?;
-/// loop {
-///     let mut channel = match listener.accept().await {
-///         Ok(channel) => channel,
-///         Err(e) => { eprintln!("refused a client: {e}"); continue; }
-///     };
-///     tokio::spawn(async move {
-///         while let Ok(Some(frame)) = channel.recv().await {
-///             if channel.send(frame).await.is_err() { break; }
-///         }
-///     });
-/// }
-/// # }
-/// ```
-#[derive(Debug)]
-pub struct UdsListener {
-    listener: UnixListener,
-    endpoint: Endpoint,
-    config: FrameConfig,
-    /// Shared by the accepted channels for their partly received frames.
-    budget: FrameBudget,
-    own_uid: u32,
-    any_uid: bool,
-    uids: Vec<u32>,
-    /// Removes the socket file on drop (path listeners only).
-    _file: Option<SocketFile>,
-}
-
-impl UdsListener {
-    /// Listen on `endpoint` with frame limits `config`, accepting peers of our own uid.
-    ///
-    /// For a path that already exists: a socket nobody answers on is replaced; a socket
-    /// a live server answers on gives an [`Error::Io`] of kind `AddrInUse` naming that
-    /// server's pid; anything else is left alone and refused. A socket's existing
-    /// directory that others could write to (group- or world-writable, no sticky bit)
-    /// is refused with an [`Error::Io`] of kind `PermissionDenied`.
-    ///
-    /// # Panics
-    /// Outside a Tokio runtime (like `tokio::net::UnixListener::bind`).
-    pub fn bind(endpoint: &Endpoint, config: FrameConfig) -> Result<UdsListener> {
-        Self::builder(endpoint).frame_config(config).bind()
-    }
-
-    /// Options beyond [`bind`](Self::bind): extra uids, any uid.
-    pub fn builder(endpoint: &Endpoint) -> UdsListenerBuilder {
-        UdsListenerBuilder {
-            endpoint: endpoint.clone(),
-            config: FrameConfig::default(),
-            any_uid: false,
-            uids: Vec::new(),
-        }
     }
 
     /// The next client whose uid is allowed. An error concerns one client (or a
@@ -188,30 +127,30 @@ impl UdsListener {
     pub async fn accept(&mut self) -> Result<UdsChannel> {
         let (stream, _addr) = self.listener.accept().await?;
         let cred = peer_cred(&stream)?;
-        if !(self.any_uid || cred.uid == self.own_uid || self.uids.contains(&cred.uid)) {
+        if !self.options.allows_uid(cred.uid, self.own_uid) {
             let pid = cred.pid.map(|p| format!(" (pid {p})")).unwrap_or_default();
             return Err(Error::Auth(format!(
                 "refused a connection on {} from uid {}{pid}: this listener accepts only \
-                 its own uid {}; allow it with UdsListener::builder(..).allow_uid({}) or \
-                 .allow_any_uid()",
+                 its own uid {}; allow it with Options::default().allow_uid({}) (or \
+                 .allow_any_uid()) in the listener's options",
                 self.endpoint, cred.uid, self.own_uid, cred.uid
             )));
         }
-        let info = ChannelInfo::new(NAME, self.config.max_frame())
+        let info = ChannelInfo::new(NAME)
             .with_peer_pid(cred.pid)
             .with_peer_uid(Some(cred.uid));
-        let codec = LengthCodec::new(self.config).with_budget(self.budget.clone());
+        let codec = LengthCodec::new(self.options.frame_config()).with_budget(self.budget.clone());
         crate::channel::with_codec(stream, codec, info)
     }
 
     /// The budget the accepted channels share for partly received frames (its size is
-    /// [`FrameConfig::listener_budget`] of the listener's config).
+    /// [`Options::listener_budget`] of the listener's options).
     ///
     /// ```no_run
     /// # fn demo() -> ipc_core::Result<()> {
     /// let endpoint = "unix:/tmp/my-app/app.sock".parse()?;
-    /// let cfg = ipc_core::FrameConfig::builder().listener_budget(64 << 20).build();
-    /// let listener = ipc_uds::UdsListener::bind(&endpoint, cfg)?;
+    /// let options = ipc_core::Options::default().listener_budget(64 << 20);
+    /// let listener = ipc_uds::UdsListener::bind(&endpoint, &options)?;
     /// assert_eq!(listener.frame_budget().limit(), 64 << 20);
     /// # Ok(()) }
     /// ```

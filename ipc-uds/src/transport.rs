@@ -3,8 +3,10 @@
 use std::process::Command;
 
 use async_trait::async_trait;
-use ipc_core::frame::FrameConfig;
-use ipc_core::{Capabilities, Channel, Child, Endpoint, Listener, Result, Transport};
+use ipc_core::{
+    Capabilities, Channel, Child, ConnectError, Endpoint, ListenError, Listener, Options, Result,
+    SpawnError, Transport,
+};
 
 use crate::channel::NAME;
 use crate::socket_file::register_example_dir;
@@ -19,8 +21,9 @@ use crate::{connect, spawn, UdsListener};
 /// use ipc_core::Transport;
 /// let transport = ipc_uds::UdsTransport;
 /// let endpoint = transport.example_endpoint().expect("a temp dir");
-/// let mut listener = transport.listen(&endpoint).await?;
-/// let mut client = transport.connect(&endpoint).await?;
+/// let opts = ipc_core::Options::default();
+/// let mut listener = transport.listen(&endpoint, &opts).await?;
+/// let mut client = transport.connect(&endpoint, &opts).await?;
 /// let mut server = listener.accept().await?;
 /// client.send("hi".into()).await?;
 /// assert_eq!(server.recv().await?.as_deref(), Some(&b"hi"[..]));
@@ -65,28 +68,28 @@ impl Transport for UdsTransport {
         }
     }
 
-    async fn listen_with(
+    async fn listen(
         &self,
         endpoint: &Endpoint,
-        config: FrameConfig,
-    ) -> Result<Box<dyn Listener>> {
-        Ok(Box::new(UdsListener::bind(endpoint, config)?))
+        options: &Options,
+    ) -> Result<Box<dyn Listener>, ListenError> {
+        Ok(Box::new(UdsListener::bind(endpoint, options)?))
     }
 
-    async fn connect_with(
+    async fn connect(
         &self,
         endpoint: &Endpoint,
-        config: FrameConfig,
-    ) -> Result<Box<dyn Channel>> {
-        Ok(Box::new(connect(endpoint, config).await?))
+        options: &Options,
+    ) -> Result<Box<dyn Channel>, ConnectError> {
+        Ok(Box::new(connect(endpoint, options).await?))
     }
 
-    async fn spawn_with(
+    async fn spawn(
         &self,
         command: Command,
-        config: FrameConfig,
-    ) -> Result<(Child, Box<dyn Channel>)> {
-        let (child, channel) = spawn(command, config).await?;
+        options: &Options,
+    ) -> Result<(Child, Box<dyn Channel>), SpawnError> {
+        let (child, channel) = spawn(command, options).await?;
         Ok((child, Box::new(channel)))
     }
 }

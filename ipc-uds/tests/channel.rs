@@ -5,8 +5,10 @@ use std::os::fd::{AsRawFd, IntoRawFd};
 use std::process::Command;
 
 use bytes::Bytes;
-use ipc_core::frame::FrameConfig;
 use ipc_core::prelude::*;
+use ipc_core::ConnectError;
+use ipc_core::ListenError;
+use ipc_core::Options;
 use ipc_core::{Endpoint, Error, RecvError, SendError, Transport};
 use ipc_uds::{connect, pair, spawn, UdsTransport};
 
@@ -16,8 +18,8 @@ fn our_uid() -> u32 {
 
 #[tokio::test]
 async fn pair_ping_pong_and_peer_credentials() {
-    let config = FrameConfig::builder().max_frame(1 << 20).build();
-    let (mut a, mut b) = pair(config).expect("pair");
+    let config = Options::default().max_frame(1 << 20);
+    let (mut a, mut b) = pair(&config).expect("pair");
     for i in 0..100u32 {
         a.send(Bytes::from(format!("ping {i}")))
             .await
@@ -51,8 +53,8 @@ async fn pair_ping_pong_and_peer_credentials() {
 
 #[tokio::test]
 async fn oversize_send_is_refused_and_the_channel_lives_on() {
-    let config = FrameConfig::builder().max_frame(1024).build();
-    let (mut a, mut b) = pair(config).expect("pair");
+    let config = Options::default().max_frame(1024);
+    let (mut a, mut b) = pair(&config).expect("pair");
     let err = a
         .send(Bytes::from(vec![0u8; 1025]))
         .await
@@ -75,17 +77,17 @@ async fn oversize_send_is_refused_and_the_channel_lives_on() {
 
 #[tokio::test]
 async fn dropped_peer_is_an_abort_a_closed_one_a_clean_end_and_a_killed_one_an_error() {
-    let (a, mut b) = pair(FrameConfig::default()).expect("pair");
+    let (a, mut b) = pair(&Default::default()).expect("pair");
     drop(a); // without close: no goodbye
     let end = b.recv().await;
     assert!(matches!(end, Err(RecvError::PeerLost(_))), "{end:?}");
-    let (mut a, mut b) = pair(FrameConfig::default()).expect("pair");
+    let (mut a, mut b) = pair(&Default::default()).expect("pair");
     a.close().await.expect("close");
     assert_eq!(b.recv().await.expect("recv"), None);
 
     let mut sleeper = Command::new("sleep");
     sleeper.arg("1000");
-    let (mut child, mut channel) = spawn(sleeper, FrameConfig::default()).await.expect("spawn");
+    let (mut child, mut channel) = spawn(sleeper, &Default::default()).await.expect("spawn");
     child.kill().expect("kill");
     let err = channel.recv().await.expect_err("killed child");
     assert!(matches!(err, RecvError::PeerLost(_)), "{err}");
@@ -96,7 +98,7 @@ async fn dropped_peer_is_an_abort_a_closed_one_a_clean_end_and_a_killed_one_an_e
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn split_halves_work_concurrently() {
     const N: u32 = 10_000;
-    let (a, b) = pair(FrameConfig::default()).expect("pair");
+    let (a, b) = pair(&Default::default()).expect("pair");
 
     // Concrete halves on one side, boxed halves on the other.
     let (mut a_tx, mut a_rx) = a.into_split();
@@ -143,8 +145,8 @@ async fn spawned_child_finds_a_socket_at_fd_3_and_its_endpoint_in_env() {
         "-c",
         r#"test -S /dev/fd/3 && test "$IPC_ENDPOINT" = uds:fd=3 && test "$IPC_MAX_FRAME" = 4096"#,
     ]);
-    let config = FrameConfig::builder().max_frame(4096).build();
-    let (mut child, channel) = spawn(command, config).await.expect("spawn");
+    let config = Options::default().max_frame(4096);
+    let (mut child, channel) = spawn(command, &config).await.expect("spawn");
     assert_eq!(channel.info().peer_pid, Some(child.pid()));
     assert_eq!(channel.info().peer_uid, Some(our_uid()));
     let status = child.wait().await.expect("wait");
@@ -158,7 +160,7 @@ async fn spawned_child_echoes_frames_back() {
     let mut command = Command::new("/bin/sh");
     command.args(["-c", "exec cat <&3 >&3 3>&-"]);
     let (mut child, channel) = UdsTransport
-        .spawn(command)
+        .spawn(command, &Default::default())
         .await
         .expect("spawn through the Transport trait");
     let big = Bytes::from((0..300_000u32).map(|i| i as u8).collect::<Vec<u8>>());
@@ -182,7 +184,7 @@ async fn inherited_fd_is_checked_and_taken_once() {
     // Not a socket.
     let file = tempfile::tempfile().expect("tempfile");
     let fd = file.as_raw_fd();
-    let err = connect(&Endpoint::UdsFd(fd), FrameConfig::default())
+    let err = connect(&Endpoint::UdsFd(fd), &Default::default())
         .await
         .expect_err("a file is not a socket");
     let msg = err.to_string();
@@ -192,14 +194,14 @@ async fn inherited_fd_is_checked_and_taken_once() {
     assert!(file.metadata().is_ok());
 
     // Not open at all.
-    let err = connect(&Endpoint::UdsFd(999), FrameConfig::default())
+    let err = connect(&Endpoint::UdsFd(999), &Default::default())
         .await
         .expect_err("fd 999 is not open");
     assert!(err.to_string().contains("not open"), "{err}");
 
     // A TCP socket is a socket, but not ours.
     let tcp = std::net::TcpListener::bind("127.0.0.1:0").expect("tcp");
-    let err = connect(&Endpoint::UdsFd(tcp.as_raw_fd()), FrameConfig::default())
+    let err = connect(&Endpoint::UdsFd(tcp.as_raw_fd()), &Default::default())
         .await
         .expect_err("not AF_UNIX");
     assert!(
@@ -212,7 +214,7 @@ async fn inherited_fd_is_checked_and_taken_once() {
     let raw = theirs.into_raw_fd();
     let endpoint: Endpoint = format!("uds:fd={raw}").parse().expect("endpoint");
     let mut channel = UdsTransport
-        .connect(&endpoint)
+        .connect(&endpoint, &Default::default())
         .await
         .expect("connect to inherited fd");
     let flags = nix::fcntl::fcntl(
@@ -226,7 +228,7 @@ async fn inherited_fd_is_checked_and_taken_once() {
         flags & libc::FD_CLOEXEC != 0,
         "inherited fd must become CLOEXEC"
     );
-    let err = connect(&endpoint, FrameConfig::default())
+    let err = connect(&endpoint, &Default::default())
         .await
         .expect_err("second take");
     assert!(err.to_string().contains("already taken"), "{err}");
@@ -237,7 +239,7 @@ async fn inherited_fd_is_checked_and_taken_once() {
         ours
     })
     .expect("tokio");
-    let mut peer = ipc_uds::from_stream(ours, FrameConfig::default()).expect("wrap");
+    let mut peer = ipc_uds::from_stream(ours, &Default::default()).expect("wrap");
     peer.send("still here".into()).await.expect("send");
     assert_eq!(
         channel.recv().await.expect("recv").expect("frame"),
@@ -258,7 +260,7 @@ async fn transport_names_and_bad_endpoints() {
     assert!(dir.is_dir());
     {
         let _listener = t
-            .listen(&Endpoint::UnixPath(path.clone()))
+            .listen(&Endpoint::UnixPath(path.clone()), &Default::default())
             .await
             .expect("listen");
         assert!(path.exists());
@@ -268,19 +270,19 @@ async fn transport_names_and_bad_endpoints() {
 
     let tcp: Endpoint = "tcp://127.0.0.1:1".parse().expect("endpoint");
     assert!(matches!(
-        t.connect(&tcp).await,
-        Err(Error::BadEndpoint { .. })
+        t.connect(&tcp, &Default::default()).await,
+        Err(ConnectError::BadEndpoint { .. })
     ));
     assert!(matches!(
-        t.listen(&tcp).await,
-        Err(Error::BadEndpoint { .. })
+        t.listen(&tcp, &Default::default()).await,
+        Err(ListenError::BadEndpoint { .. })
     ));
     assert!(matches!(
-        t.listen(&Endpoint::UdsFd(3)).await,
-        Err(Error::BadEndpoint { .. })
+        t.listen(&Endpoint::UdsFd(3), &Default::default()).await,
+        Err(ListenError::BadEndpoint { .. })
     ));
     let missing = Endpoint::UnixPath(dir.join("nobody-here.sock"));
-    let Err(err) = t.connect(&missing).await else {
+    let Err(err) = t.connect(&missing, &Default::default()).await else {
         panic!("connected with no server");
     };
     assert!(err.to_string().contains("is the server running"), "{err}");

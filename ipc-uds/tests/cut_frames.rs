@@ -10,8 +10,8 @@ use std::task::{Context, Wake, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
-use ipc_core::frame::FrameConfig;
 use ipc_core::prelude::*;
+use ipc_core::Options;
 use ipc_core::RecvError;
 use ipc_uds::{pair, SendFds};
 
@@ -41,13 +41,13 @@ async fn read_to_the_cut(b: &mut ipc_uds::UdsChannel) {
     assert!(matches!(end, Err(RecvError::PeerLost(_))), "{end:?}");
 }
 
-fn config() -> FrameConfig {
-    FrameConfig::builder().max_frame(16 << 20).build()
+fn config() -> Options {
+    Options::default().max_frame(16 << 20)
 }
 
 #[tokio::test]
 async fn dropped_sender_with_a_cut_frame_ends_the_stream() {
-    let (a, mut b) = pair(config()).expect("pair");
+    let (a, mut b) = pair(&config()).expect("pair");
     let (mut tx, rx) = a.into_split();
     let big = Bytes::from(vec![7u8; 8 << 20]);
     {
@@ -61,7 +61,7 @@ async fn dropped_sender_with_a_cut_frame_ends_the_stream() {
 
 #[tokio::test]
 async fn dropped_sender_with_a_cut_fd_frame_ends_the_stream() {
-    let (a, mut b) = pair(config()).expect("pair");
+    let (a, mut b) = pair(&config()).expect("pair");
     let (mut tx, rx) = a.into_split();
     let file = std::fs::File::open("/dev/null").expect("/dev/null");
     let big = Bytes::from(vec![7u8; 8 << 20]);

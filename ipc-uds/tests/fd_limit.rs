@@ -11,8 +11,8 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
-use ipc_core::frame::FrameConfig;
 use ipc_core::prelude::*;
+use ipc_core::Options;
 
 struct Noop;
 impl Wake for Noop {
@@ -70,8 +70,8 @@ impl Drop for AtFdLimit {
 
 #[tokio::test]
 async fn a_blocked_send_at_the_fd_limit_completes_and_every_frame_arrives() {
-    let config = FrameConfig::builder().max_frame(8 << 20).build();
-    let (mut a, mut b) = ipc_uds::pair(config).expect("pair");
+    let config = Options::default().max_frame(8 << 20);
+    let (mut a, mut b) = ipc_uds::pair(&config).expect("pair");
     // One message through first, so the socket is known writable before the limit.
     a.send("hello".into()).await.expect("send");
     assert_eq!(

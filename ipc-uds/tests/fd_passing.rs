@@ -6,8 +6,8 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::fd::{AsFd, OwnedFd};
 
 use bytes::Bytes;
-use ipc_core::frame::FrameConfig;
 use ipc_core::prelude::*;
+use ipc_core::Options;
 use ipc_core::{Error, SendError};
 use ipc_uds::{pair, RecvFds, SendFds, UdsChannel};
 use nix::sys::socket::{setsockopt, sockopt};
@@ -17,8 +17,8 @@ const SIZES: &[usize] = &[
     8, 0, 1, 3, 4, 100, 4096, 65_531, 65_532, 65_536, 65_537, 70_000, 200_000, 12, 5, 1_000_000, 9,
 ];
 
-fn config() -> FrameConfig {
-    FrameConfig::builder().max_frame(2 << 20).build()
+fn config() -> Options {
+    Options::default().max_frame(2 << 20)
 }
 
 /// A connected pair; with `tiny_buffers` the kernel buffers are as small as allowed, so
@@ -32,8 +32,8 @@ fn channels(tiny_buffers: bool) -> (UdsChannel, UdsChannel) {
         }
     }
     (
-        ipc_uds::from_stream(a, config()).expect("a"),
-        ipc_uds::from_stream(b, config()).expect("b"),
+        ipc_uds::from_stream(a, &config()).expect("a"),
+        ipc_uds::from_stream(b, &config()).expect("b"),
     )
 }
 
@@ -140,7 +140,7 @@ async fn fds_arrive_on_their_own_frames_on_one_thread() {
 /// Frames queued back to back before the receiver reads anything.
 #[tokio::test]
 async fn back_to_back_fd_frames_sent_before_any_read() {
-    let (mut a, mut b) = pair(config()).expect("pair");
+    let (mut a, mut b) = pair(&config()).expect("pair");
     let files: Vec<File> = (0..6).map(|k| file_with(&format!("file {k}"))).collect();
     a.send_with_fds("zero".into(), &[files[0].as_fd()])
         .await
@@ -182,7 +182,7 @@ async fn back_to_back_fd_frames_sent_before_any_read() {
 /// write end is ours, so once we drop it the read end sees end-of-file.
 #[tokio::test]
 async fn plain_recv_closes_passed_fds() {
-    let (mut a, mut b) = pair(config()).expect("pair");
+    let (mut a, mut b) = pair(&config()).expect("pair");
     let (read_end, write_end) = nix::unistd::pipe().expect("pipe");
     a.send_with_fds("with a pipe".into(), &[write_end.as_fd()])
         .await
@@ -212,7 +212,7 @@ async fn plain_recv_closes_passed_fds() {
 /// A pipe's write end passed over: what the receiver writes into it, we read.
 #[tokio::test]
 async fn a_passed_pipe_carries_data_back() {
-    let (mut a, mut b) = pair(config()).expect("pair");
+    let (mut a, mut b) = pair(&config()).expect("pair");
     let (read_end, write_end) = nix::unistd::pipe().expect("pipe");
     a.send_with_fds("write here".into(), &[write_end.as_fd()])
         .await
@@ -232,7 +232,7 @@ async fn a_passed_pipe_carries_data_back() {
 /// A listening TCP socket passed over keeps listening in the receiver's hands.
 #[tokio::test]
 async fn a_passed_tcp_listener_accepts() {
-    let (a, b) = pair(config()).expect("pair");
+    let (a, b) = pair(&config()).expect("pair");
     let (mut a_tx, _a_rx) = a.into_split();
     let (_b_tx, mut b_rx) = b.into_split();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -260,7 +260,7 @@ async fn a_passed_tcp_listener_accepts() {
 
 #[tokio::test]
 async fn fd_limits_and_errors() {
-    let (mut a, mut b) = pair(FrameConfig::builder().max_frame(16).build()).expect("pair");
+    let (mut a, mut b) = pair(&ipc_core::Options::default().max_frame(16)).expect("pair");
     let file = file_with("x");
 
     let many = vec![file.as_fd(); ipc_uds::MAX_FDS_PER_FRAME + 1];
@@ -298,7 +298,7 @@ async fn fd_limits_and_errors() {
 /// The peer hung up: sending fds reports it instead of hanging.
 #[tokio::test]
 async fn sending_fds_to_a_gone_peer_fails() {
-    let (mut a, b) = pair(config()).expect("pair");
+    let (mut a, b) = pair(&config()).expect("pair");
     drop(b);
     let file = file_with("x");
     let err = a

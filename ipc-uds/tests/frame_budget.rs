@@ -4,8 +4,8 @@
 use std::os::linux::net::SocketAddrExt;
 use std::time::Duration;
 
-use ipc_core::frame::FrameConfig;
 use ipc_core::prelude::*;
+use ipc_core::Options;
 use ipc_core::{Error, RecvError};
 use ipc_uds::UdsListener;
 use tokio::io::AsyncWriteExt;
@@ -25,8 +25,8 @@ fn connect_raw(name: &str) -> tokio::net::UnixStream {
 async fn a_client_past_the_listener_budget_is_dropped_the_others_are_served() {
     let name = format!("ipc-uds-budget-{}", std::process::id());
     let endpoint = format!("unix:@{name}").parse().expect("endpoint");
-    let cfg = FrameConfig::builder().listener_budget(8 << 20).build();
-    let mut listener = UdsListener::bind(&endpoint, cfg).expect("bind");
+    let cfg = Options::default().listener_budget(8 << 20);
+    let mut listener = UdsListener::bind(&endpoint, &cfg).expect("bind");
 
     let (report, mut reports) = mpsc::unbounded_channel();
     let mut clients = Vec::new();

@@ -9,9 +9,11 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use bytes::Bytes;
-use ipc_core::frame::FrameConfig;
 use ipc_core::prelude::*;
 use ipc_core::testkit;
+use ipc_core::ConnectError;
+use ipc_core::ListenError;
+use ipc_core::Options;
 use ipc_core::{Endpoint, Error, Listener, RecvError};
 use ipc_uds::{connect, UdsListener};
 
@@ -55,13 +57,13 @@ async fn ping_pong(client: &mut impl Channel, server: &mut impl Channel, text: &
 async fn path_listener_serves_two_clients_with_credentials() {
     let dir = tempfile::tempdir().expect("tempdir");
     let endpoint = Endpoint::UnixPath(dir.path().join("app.sock"));
-    let mut listener = UdsListener::bind(&endpoint, FrameConfig::default()).expect("bind");
+    let mut listener = UdsListener::bind(&endpoint, &Default::default()).expect("bind");
     assert_eq!(Listener::endpoint(&listener), endpoint);
 
-    let mut first = connect(&endpoint, FrameConfig::default())
+    let mut first = connect(&endpoint, &Default::default())
         .await
         .expect("connect 1");
-    let mut second = connect(&endpoint, FrameConfig::default())
+    let mut second = connect(&endpoint, &Default::default())
         .await
         .expect("connect 2");
     let mut served_first = listener.accept().await.expect("accept 1");
@@ -86,7 +88,7 @@ async fn socket_is_0600_and_created_parents_are_0700() {
     let inner = outer.join("b");
     let path = inner.join("s.sock");
     let listener =
-        UdsListener::bind(&Endpoint::UnixPath(path.clone()), FrameConfig::default()).expect("bind");
+        UdsListener::bind(&Endpoint::UnixPath(path.clone()), &Default::default()).expect("bind");
     assert!(fs::symlink_metadata(&path)
         .expect("stat")
         .file_type()
@@ -120,9 +122,9 @@ async fn stale_socket_file_is_replaced() {
         .is_socket());
 
     let endpoint = Endpoint::UnixPath(path.clone());
-    let mut listener = UdsListener::bind(&endpoint, FrameConfig::default()).expect("rebind");
+    let mut listener = UdsListener::bind(&endpoint, &Default::default()).expect("rebind");
     assert_eq!(mode(&path), 0o600);
-    let mut client = connect(&endpoint, FrameConfig::default())
+    let mut client = connect(&endpoint, &Default::default())
         .await
         .expect("connect");
     let mut server = listener.accept().await.expect("accept");
@@ -133,11 +135,11 @@ async fn stale_socket_file_is_replaced() {
 async fn live_socket_file_is_not_taken_over() {
     let dir = tempfile::tempdir().expect("tempdir");
     let endpoint = Endpoint::UnixPath(dir.path().join("live.sock"));
-    let mut live = UdsListener::bind(&endpoint, FrameConfig::default()).expect("bind");
+    let mut live = UdsListener::bind(&endpoint, &Default::default()).expect("bind");
 
-    let err = UdsListener::bind(&endpoint, FrameConfig::default()).expect_err("in use");
-    let Error::Io(io) = &err else {
-        panic!("expected Error::Io, got {err:?}");
+    let err = UdsListener::bind(&endpoint, &Default::default()).expect_err("in use");
+    let ListenError::InUse(io) = &err else {
+        panic!("expected InUse, got {err:?}");
     };
     assert_eq!(io.kind(), std::io::ErrorKind::AddrInUse);
     let msg = err.to_string();
@@ -152,7 +154,7 @@ async fn live_socket_file_is_not_taken_over() {
     assert_eq!(probe.recv().await.expect("probe closes cleanly"), None);
 
     // The live server still owns its path and serves.
-    let mut client = connect(&endpoint, FrameConfig::default())
+    let mut client = connect(&endpoint, &Default::default())
         .await
         .expect("connect");
     let mut server = live.accept().await.expect("accept");
@@ -164,7 +166,7 @@ async fn a_file_that_is_not_a_socket_is_never_deleted() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("precious.txt");
     fs::write(&path, b"keep me").expect("write");
-    let err = UdsListener::bind(&Endpoint::UnixPath(path.clone()), FrameConfig::default())
+    let err = UdsListener::bind(&Endpoint::UnixPath(path.clone()), &Default::default())
         .expect_err("not a socket");
     assert!(err.to_string().contains("not a socket"), "{err}");
     assert_eq!(fs::read(&path).expect("still there"), b"keep me");
@@ -175,7 +177,7 @@ async fn dropping_a_listener_spares_a_socket_file_that_replaced_ours() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("swap.sock");
     let listener =
-        UdsListener::bind(&Endpoint::UnixPath(path.clone()), FrameConfig::default()).expect("bind");
+        UdsListener::bind(&Endpoint::UnixPath(path.clone()), &Default::default()).expect("bind");
     fs::remove_file(&path).expect("remove ours");
     let other = std::os::unix::net::UnixListener::bind(&path).expect("someone else binds");
     drop(listener);
@@ -186,22 +188,22 @@ async fn dropping_a_listener_spares_a_socket_file_that_replaced_ours() {
 #[tokio::test]
 async fn abstract_name_listen_and_connect() {
     let endpoint = Endpoint::UnixAbstract(unique_abstract_name());
-    let mut listener = UdsListener::bind(&endpoint, FrameConfig::default()).expect("bind");
-    let mut client = connect(&endpoint, FrameConfig::default())
+    let mut listener = UdsListener::bind(&endpoint, &Default::default()).expect("bind");
+    let mut client = connect(&endpoint, &Default::default())
         .await
         .expect("connect");
     let mut server = listener.accept().await.expect("accept");
     ping_pong(&mut client, &mut server, "abstract").await;
     assert_eq!(server.info().peer_pid, Some(std::process::id()));
 
-    let err = UdsListener::bind(&endpoint, FrameConfig::default()).expect_err("name taken");
+    let err = UdsListener::bind(&endpoint, &Default::default()).expect_err("name taken");
     assert!(
-        matches!(&err, Error::Io(e) if e.kind() == std::io::ErrorKind::AddrInUse),
+        matches!(&err, ListenError::InUse(e) if e.kind() == std::io::ErrorKind::AddrInUse),
         "{err}"
     );
 
     drop((listener, server, client));
-    let err = connect(&endpoint, FrameConfig::default())
+    let err = connect(&endpoint, &Default::default())
         .await
         .expect_err("name gone");
     assert!(err.to_string().contains("nobody listens"), "{err}");
@@ -212,7 +214,7 @@ async fn huge_length_prefix_is_rejected_and_the_listener_goes_on() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("huge.sock");
     let endpoint = Endpoint::UnixPath(path.clone());
-    let mut listener = UdsListener::bind(&endpoint, FrameConfig::default()).expect("bind");
+    let mut listener = UdsListener::bind(&endpoint, &Default::default()).expect("bind");
 
     let mut rogue = std::os::unix::net::UnixStream::connect(&path).expect("raw connect");
     rogue
@@ -226,7 +228,7 @@ async fn huge_length_prefix_is_rejected_and_the_listener_goes_on() {
     );
     drop(rogue);
 
-    let mut client = connect(&endpoint, FrameConfig::default())
+    let mut client = connect(&endpoint, &Default::default())
         .await
         .expect("connect");
     let mut server = listener.accept().await.expect("accept next");
@@ -268,7 +270,7 @@ async fn child() {
     };
     let endpoint = std::env::var(HELPER_ENV).expect("the endpoint to connect to");
     let endpoint: Endpoint = endpoint.parse().expect("endpoint");
-    match connect(&endpoint, FrameConfig::default()).await {
+    match connect(&endpoint, &Default::default()).await {
         Ok(mut channel) => {
             // A refusing server may have hung up already: then send and recv fail.
             let _ = channel.send("hello from nobody".into()).await;
@@ -276,7 +278,7 @@ async fn child() {
             let _ = channel.recv().await;
             std::process::exit(0);
         }
-        Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+        Err(ConnectError::Io(e)) if e.kind() == std::io::ErrorKind::PermissionDenied => {
             std::process::exit(2)
         }
         Err(e) => {
@@ -294,7 +296,7 @@ async fn other_uids_are_refused_unless_allowed() {
     }
     // Abstract names have no permissions: only the SO_PEERCRED check stands guard.
     let endpoint = Endpoint::UnixAbstract(unique_abstract_name());
-    let mut listener = UdsListener::bind(&endpoint, FrameConfig::default()).expect("bind");
+    let mut listener = UdsListener::bind(&endpoint, &Default::default()).expect("bind");
     let (refused, code) = tokio::join!(listener.accept(), connect_as_nobody(&endpoint));
     assert_eq!(code, 0, "the helper could connect");
     let err = refused.expect_err("other uid refused");
@@ -306,7 +308,7 @@ async fn other_uids_are_refused_unless_allowed() {
     );
 
     // The listener keeps serving our own uid.
-    let mut client = connect(&endpoint, FrameConfig::default())
+    let mut client = connect(&endpoint, &Default::default())
         .await
         .expect("connect");
     let mut server = listener.accept().await.expect("accept");
@@ -314,10 +316,8 @@ async fn other_uids_are_refused_unless_allowed() {
 
     // Allowed explicitly.
     let endpoint = Endpoint::UnixAbstract(unique_abstract_name());
-    let mut listener = UdsListener::builder(&endpoint)
-        .allow_uid(NOBODY)
-        .bind()
-        .expect("bind");
+    let mut listener =
+        UdsListener::bind(&endpoint, &Options::default().allow_uid(NOBODY)).expect("bind");
     let (accepted, code) = tokio::join!(
         async {
             let mut channel = listener.accept().await.expect("allowed uid accepted");
@@ -341,10 +341,7 @@ async fn the_socket_file_mode_keeps_other_users_out() {
     let dir = tempfile::tempdir().expect("tempdir");
     fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).expect("chmod");
     let endpoint = Endpoint::UnixPath(dir.path().join("private.sock"));
-    let listener = UdsListener::builder(&endpoint)
-        .allow_any_uid()
-        .bind()
-        .expect("bind");
+    let listener = UdsListener::bind(&endpoint, &Options::default().allow_any_uid()).expect("bind");
     assert_eq!(connect_as_nobody(&endpoint).await, 2, "nobody gets EACCES");
     drop(listener);
 }
@@ -367,13 +364,13 @@ async fn an_existing_directory_others_can_write_is_refused_unless_sticky() {
         fs::create_dir(&dir).expect("mkdir");
         fs::set_permissions(&dir, fs::Permissions::from_mode(bits)).expect("chmod");
         let path = dir.join("s.sock");
-        match UdsListener::bind(&Endpoint::UnixPath(path.clone()), FrameConfig::default()) {
+        match UdsListener::bind(&Endpoint::UnixPath(path.clone()), &Default::default()) {
             Ok(listener) => {
                 assert!(accepted, "{bits:04o} was accepted");
                 assert_eq!(mode(&path), 0o600);
                 drop(listener);
             }
-            Err(Error::Io(e)) => {
+            Err(ListenError::Io(e)) => {
                 assert!(!accepted, "{bits:04o} refused: {e}");
                 assert_eq!(e.kind(), std::io::ErrorKind::PermissionDenied, "{e}");
                 let msg = e.to_string();

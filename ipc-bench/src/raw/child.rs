@@ -10,9 +10,10 @@ use std::path::Path;
 
 use anyhow::{anyhow, Context, Result};
 
-use super::wire::Conn;
+use super::wire::{Conn, Spin};
 use super::{
-    boxed, RawKind, CHILD_IN_FD, CHILD_OUT_FD, FIFO_DIR_ENV, FIFO_DOWN, FIFO_UP, TCP_PORT_ENV,
+    boxed, set_nonblocking, RawKind, CHILD_IN_FD, CHILD_OUT_FD, FIFO_DIR_ENV, FIFO_DOWN, FIFO_UP,
+    TCP_PORT_ENV,
 };
 use crate::roles::Job;
 
@@ -23,6 +24,26 @@ fn child_conn(kind: RawKind) -> Result<Conn> {
     // `inherit_fds` before exec, nothing else in this process uses them, and each is
     // taken exactly once.
     match kind {
+        RawKind::SocketpairSpin => {
+            // SAFETY: see above; CHILD_IN_FD is an open socket this process owns alone.
+            let sock = unsafe { UnixStream::from_raw_fd(CHILD_IN_FD) };
+            sock.set_nonblocking(true).context("set_nonblocking")?;
+            let read = sock.try_clone().context("dup")?;
+            Ok(boxed(Spin(read), Spin(sock), framing))
+        }
+        RawKind::PipeSpin => {
+            // SAFETY: see above; CHILD_IN_FD is the read end this process owns alone.
+            let read = unsafe { File::from_raw_fd(CHILD_IN_FD) };
+            // SAFETY: see above; CHILD_OUT_FD is the write end this process owns alone.
+            let write = unsafe { File::from_raw_fd(CHILD_OUT_FD) };
+            set_nonblocking(&read)?;
+            set_nonblocking(&write)?;
+            Ok(Conn::new(
+                Box::new(Spin(read)),
+                Box::new(Spin(write)),
+                framing,
+            ))
+        }
         RawKind::Socketpair => {
             // SAFETY: see above; CHILD_IN_FD is an open socket this process owns alone.
             let sock = unsafe { UnixStream::from_raw_fd(CHILD_IN_FD) };
@@ -54,6 +75,7 @@ fn child_conn(kind: RawKind) -> Result<Conn> {
             let read = stream.try_clone().context("dup")?;
             Ok(boxed(read, stream, framing))
         }
+        RawKind::Shm => Err(anyhow!("raw-shm has no byte stream (see raw::shm)")),
         RawKind::Stdio => {
             let stdin = io::stdin()
                 .as_fd()
@@ -74,6 +96,9 @@ fn child_conn(kind: RawKind) -> Result<Conn> {
 
 /// Serve `job` as a raw child of `kind`.
 pub(crate) fn serve_child(kind: RawKind, job: &Job) -> Result<()> {
+    if kind == RawKind::Shm {
+        return super::shm::serve_child(job);
+    }
     let mut conn = child_conn(kind)?;
     let mut buf = Vec::new();
     match job {

@@ -1,5 +1,6 @@
 //! Raw baselines: the OS floor each transport is compared with, written with `std`
-//! only — blocking I/O, no runtime, no framing library.
+//! only — blocking I/O, no runtime, no framing library — and the shared-memory floor,
+//! written in C (see [`shm`]).
 //!
 //! | baseline | wiring | framing |
 //! |---|---|---|
@@ -8,11 +9,15 @@
 //! | `raw-fifo` | two FIFOs in a private 0700 directory | `u32` BE length |
 //! | `raw-tcp` | `127.0.0.1:0` listener, child connects, `TCP_NODELAY` both ends | `u32` BE length |
 //! | `raw-stdio` | the child's stdin and stdout | `\n` after each line |
+//! | `raw-shm` | one shared `memfd` mapping, both sides spinning on atomic sequence words (C) | none: fixed-size slots |
+//! | `raw-socketpair-spin` | as `raw-socketpair`, non-blocking, both ends spinning on `read` (with `sched_yield`) | `u32` BE length |
+//! | `raw-pipe-spin` | as `raw-pipe`, non-blocking, both ends spinning on `read` (with `sched_yield`) | `u32` BE length |
 //!
-//! Every frame is written with one `writev` (see [`wire`]). The child is this binary
+//! Every frame of the stream baselines is written with one `writev` (see [`wire`]). The child is this binary
 //! re-executed with [`ROLE_ENV`](crate::roles::ROLE_ENV) naming the baseline.
 
 mod child;
+pub(crate) mod shm;
 pub(crate) mod wire;
 
 pub(crate) use child::serve_child;
@@ -38,7 +43,7 @@ use crate::roles::{child_command, Job, Role};
 use crate::stats::{self, Measurement};
 use crate::workload::{payload, Cell, Workload};
 use tempfile::TempDir;
-use wire::{Conn, Framing};
+use wire::{Conn, Framing, Spin};
 
 /// Names the FIFO directory for a `raw-fifo` child.
 const FIFO_DIR_ENV: &str = "IPC_BENCH_FIFO_DIR";
@@ -68,16 +73,25 @@ pub(crate) enum RawKind {
     Tcp,
     /// The child's stdin and stdout, one line per message.
     Stdio,
+    /// Shared memory and spinning on sequence words: no system call at all.
+    Shm,
+    /// A socketpair whose ends spin on non-blocking reads and writes.
+    SocketpairSpin,
+    /// Two pipes whose ends spin on non-blocking reads and writes.
+    PipeSpin,
 }
 
 impl RawKind {
     /// Every baseline, in report order.
-    pub(crate) const ALL: [RawKind; 5] = [
+    pub(crate) const ALL: [RawKind; 8] = [
         RawKind::Socketpair,
         RawKind::Pipe,
         RawKind::Fifo,
         RawKind::Tcp,
         RawKind::Stdio,
+        RawKind::Shm,
+        RawKind::SocketpairSpin,
+        RawKind::PipeSpin,
     ];
 
     /// The runner name (`raw-socketpair`, ...).
@@ -88,6 +102,9 @@ impl RawKind {
             RawKind::Fifo => "raw-fifo",
             RawKind::Tcp => "raw-tcp",
             RawKind::Stdio => "raw-stdio",
+            RawKind::Shm => "raw-shm",
+            RawKind::SocketpairSpin => "raw-socketpair-spin",
+            RawKind::PipeSpin => "raw-pipe-spin",
         }
     }
 
@@ -105,6 +122,7 @@ impl RawKind {
             "fifo" => (RawKind::Fifo, None),
             "tcp" => (RawKind::Tcp, None),
             "stdio" => (RawKind::Stdio, None),
+            "shm" => (RawKind::Shm, None),
             "node" => (
                 RawKind::Socketpair,
                 Some("Node's channel is a socketpair: compared with raw-socketpair"),
@@ -159,6 +177,13 @@ fn wait_for<T>(
     }
 }
 
+pub(crate) fn set_nonblocking(fd: impl AsFd) -> Result<()> {
+    let flags = fcntl(fd.as_fd(), FcntlArg::F_GETFL).context("fcntl(F_GETFL)")?;
+    let flags = OFlag::from_bits_truncate(flags) | OFlag::O_NONBLOCK;
+    fcntl(fd.as_fd(), FcntlArg::F_SETFL(flags)).context("fcntl(F_SETFL)")?;
+    Ok(())
+}
+
 fn set_blocking(fd: impl AsFd) -> Result<()> {
     let flags = fcntl(fd.as_fd(), FcntlArg::F_GETFL).context("fcntl(F_GETFL)")?;
     let flags = OFlag::from_bits_truncate(flags) & !OFlag::O_NONBLOCK;
@@ -176,8 +201,23 @@ fn boxed<T: io::Read + io::Write + Send + 'static>(
 
 /// Start a raw child of `kind` doing `job`, and connect to it.
 fn spawn(kind: RawKind, job: &Job, pin: Option<usize>) -> Result<RawChild> {
-    let mut cmd = child_command(Role::Raw(kind), job, pin, Flavor::CurrentThread)?;
+    let cmd = child_command(Role::Raw(kind), job, pin, Flavor::CurrentThread)?;
     let framing = kind.framing();
+    match kind {
+        RawKind::SocketpairSpin | RawKind::PipeSpin => {
+            let blocking = match kind {
+                RawKind::SocketpairSpin => RawKind::Socketpair,
+                _ => RawKind::Pipe,
+            };
+            spawn_as(blocking, cmd, framing, true)
+        }
+        _ => spawn_as(kind, cmd, framing, false),
+    }
+}
+
+/// [`spawn`] for a blocking baseline, with the command made; `spin`: the socketpair
+/// or pipe ends are made non-blocking and spin (see [`wire::Spin`]).
+fn spawn_as(kind: RawKind, mut cmd: Command, framing: Framing, spin: bool) -> Result<RawChild> {
     let start = |cmd: &mut Command| cmd.spawn().context("starting the raw child");
     match kind {
         RawKind::Socketpair => {
@@ -187,9 +227,15 @@ fn spawn(kind: RawKind, job: &Job, pin: Option<usize>) -> Result<RawChild> {
             let child = start(&mut cmd)?;
             drop(theirs);
             let read = ours.try_clone().context("dup")?;
+            let conn = if spin {
+                ours.set_nonblocking(true).context("set_nonblocking")?;
+                boxed(Spin(read), Spin(ours), framing)
+            } else {
+                boxed(read, ours, framing)
+            };
             Ok(RawChild {
                 child,
-                conn: boxed(read, ours, framing),
+                conn,
                 _dir: None,
             })
         }
@@ -199,13 +245,17 @@ fn spawn(kind: RawKind, job: &Job, pin: Option<usize>) -> Result<RawChild> {
             ipc::spawn::inherit_fds(&mut cmd, &[(&down_r, CHILD_IN_FD), (&up_w, CHILD_OUT_FD)]);
             let child = start(&mut cmd)?;
             drop((down_r, up_w));
+            let (read, write) = (File::from(up_r), File::from(down_w));
+            let conn = if spin {
+                set_nonblocking(&read)?;
+                set_nonblocking(&write)?;
+                Conn::new(Box::new(Spin(read)), Box::new(Spin(write)), framing)
+            } else {
+                Conn::new(Box::new(read), Box::new(write), framing)
+            };
             Ok(RawChild {
                 child,
-                conn: Conn::new(
-                    Box::new(File::from(up_r)),
-                    Box::new(File::from(down_w)),
-                    framing,
-                ),
+                conn,
                 _dir: None,
             })
         }
@@ -270,6 +320,7 @@ fn spawn(kind: RawKind, job: &Job, pin: Option<usize>) -> Result<RawChild> {
                 _dir: None,
             })
         }
+        RawKind::Shm => Err(anyhow!("raw-shm has no byte stream (see raw::shm)")),
         RawKind::Stdio => {
             cmd.stdin(Stdio::piped()).stdout(Stdio::piped());
             let mut child = start(&mut cmd)?;
@@ -284,6 +335,10 @@ fn spawn(kind: RawKind, job: &Job, pin: Option<usize>) -> Result<RawChild> {
                 _dir: None,
             })
         }
+        RawKind::SocketpairSpin | RawKind::PipeSpin => Err(anyhow!(
+            "{} is spawned as its blocking baseline with spin set",
+            kind.name()
+        )),
     }
 }
 
@@ -298,10 +353,10 @@ fn open_fifo_writer(path: &Path) -> io::Result<File> {
 pub(crate) fn run_cell(kind: RawKind, cell: &Cell, cpu: usize) -> Result<Measurement> {
     let pin = cell.workload.pinned().then_some(cpu);
     let _guard = pin.map(PinGuard::new).transpose()?;
-    let job = match cell.workload {
-        Workload::RoundTrip { .. } => Job::Echo,
-        Workload::Stream => Job::Sink(cell.stream_phases()),
-    };
+    if kind == RawKind::Shm {
+        return shm::run_cell(cell, pin);
+    }
+    let job = crate::roles::job_for(cell);
     let RawChild {
         mut child,
         mut conn,
@@ -326,11 +381,17 @@ pub(crate) fn run_cell(kind: RawKind, cell: &Cell, cpu: usize) -> Result<Measure
             }
             Measurement::Latency(h)
         }
-        Workload::Stream => {
+        Workload::Stream | Workload::StreamBatched => {
+            let batched = cell.workload == Workload::StreamBatched;
             let mut phase = |n: u64| -> Result<()> {
                 for _ in 0..n {
-                    conn.send(&msg).context("sending")?;
+                    if batched {
+                        conn.feed(&msg).context("sending")?;
+                    } else {
+                        conn.send(&msg).context("sending")?;
+                    }
                 }
+                conn.flush().context("sending")?;
                 match conn.recv(&mut buf).context("waiting for the ack")? {
                     true => Ok(()),
                     false => Err(anyhow!("the raw child closed before its ack")),

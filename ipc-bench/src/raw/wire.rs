@@ -9,6 +9,9 @@
 //! (prefix and payload as two slices, no copy; a partial write is finished with more
 //! writes), and read through a 128 KiB `BufReader`, so a frame that arrived whole costs
 //! one `read`. No per-frame allocation on either side once the buffers have grown.
+//!
+//! Batched (`feed`, then `flush`): frames are copied into a 64 KiB buffer, written with
+//! one `write` each time it fills, the floor for streaming many small frames.
 
 use std::io::{self, BufRead, BufReader, IoSlice, Read, Write};
 
@@ -24,11 +27,16 @@ pub(crate) enum Framing {
 /// Read buffer size: two 64 KiB frames.
 const READ_BUF: usize = 128 * 1024;
 
+/// Batched writes go out when this much is buffered.
+const WRITE_BATCH: usize = 64 * 1024;
+
 /// A blocking, framed, bidirectional connection.
 pub(crate) struct Conn {
     reader: BufReader<Box<dyn Read + Send>>,
     writer: Box<dyn Write + Send>,
     framing: Framing,
+    /// Frames fed but not yet written.
+    batch: Vec<u8>,
 }
 
 impl Conn {
@@ -42,7 +50,35 @@ impl Conn {
             reader: BufReader::with_capacity(READ_BUF, reader),
             writer,
             framing,
+            batch: Vec::with_capacity(WRITE_BATCH),
         }
+    }
+
+    /// Queue one frame; the queue is written when it holds 64 KiB (and by `flush`).
+    pub(crate) fn feed(&mut self, payload: &[u8]) -> io::Result<()> {
+        match self.framing {
+            Framing::Length => {
+                let n = u32::try_from(payload.len())
+                    .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "frame too large"))?;
+                self.batch.extend_from_slice(&n.to_be_bytes());
+                self.batch.extend_from_slice(payload);
+            }
+            Framing::Line => {
+                self.batch.extend_from_slice(payload);
+                self.batch.push(b'\n');
+            }
+        }
+        if self.batch.len() >= WRITE_BATCH {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Write every queued frame.
+    pub(crate) fn flush(&mut self) -> io::Result<()> {
+        self.writer.write_all(&self.batch)?;
+        self.batch.clear();
+        Ok(())
     }
 
     /// Write one frame.
@@ -90,6 +126,39 @@ impl Conn {
                 Ok(true)
             }
         }
+    }
+}
+
+/// A non-blocking fd used as a blocking one by spinning: every read or write that
+/// would block is retried at once, after a `sched_yield` (so a peer pinned to the same
+/// CPU gets to run; with nothing else runnable it returns at once). The raw spin
+/// baselines' transport.
+pub(crate) struct Spin<T>(pub(crate) T);
+
+fn spin<R>(mut attempt: impl FnMut() -> io::Result<R>) -> io::Result<R> {
+    loop {
+        match attempt() {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::thread::yield_now(),
+            other => return other,
+        }
+    }
+}
+
+impl<T: Read> Read for Spin<T> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        spin(|| self.0.read(buf))
+    }
+}
+
+impl<T: Write> Write for Spin<T> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        spin(|| self.0.write(buf))
+    }
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        spin(|| self.0.write_vectored(bufs))
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        spin(|| self.0.flush())
     }
 }
 

@@ -22,7 +22,8 @@ rtt_p50_ns,rtt_p99_ns,rtt_p999_ns,rtt_max_ns,\
 pinned_p50_ns,pinned_p99_ns,pinned_p999_ns,pinned_max_ns,\
 msgs_per_s,mb_per_s,\
 xraw_rtt_p50,xraw_rtt_p99,xraw_pinned_p50,xraw_pinned_p99,xraw_mb_per_s,\
-xnode_rtt_p50,xnode_pinned_p50,xnode_msgs_per_s";
+xnode_rtt_p50,xnode_pinned_p50,xnode_msgs_per_s,\
+batched_msgs_per_s,xraw_batched_msgs_per_s,xnode_batched_msgs_per_s";
 
 fn num<T: ToString>(v: Option<T>) -> String {
     v.map_or_else(String::new, |v| v.to_string())
@@ -45,7 +46,7 @@ pub(crate) fn csv(report: &Report) -> String {
         let ratio = |v: Option<f64>| num(v.map(|v| format!("{v:.4}")));
         let _ = writeln!(
             out,
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             r.runner,
             r.kind,
             r.size,
@@ -62,6 +63,9 @@ pub(crate) fn csv(report: &Report) -> String {
             ratio(r.vs_node.rtt_p50),
             ratio(r.vs_node.pinned_p50),
             ratio(r.vs_node.msgs_per_s),
+            num(r.batched.map(|t| format!("{:.1}", t.msgs_per_s))),
+            ratio(r.vs_raw.batched_msgs_per_s),
+            ratio(r.vs_node.batched_msgs_per_s),
         );
     }
     out

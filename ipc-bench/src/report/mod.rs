@@ -69,6 +69,9 @@ pub(crate) struct Ratios {
     pub msgs_per_s: Option<f64>,
     /// Streaming MB/s.
     pub mb_per_s: Option<f64>,
+    /// Batched streaming messages per second (against Node: Node's one-way rate,
+    /// Node has no batching).
+    pub batched_msgs_per_s: Option<f64>,
 }
 
 /// One runner at one size.
@@ -86,6 +89,8 @@ pub(crate) struct Row {
     pub rtt_pinned: Option<Latency>,
     /// One-way streaming.
     pub stream: Option<Throughput>,
+    /// One-way streaming, batched (`feed` + `flush`; a 64 KiB buffer for raw rows).
+    pub batched: Option<Throughput>,
     /// The raw baseline compared with (toolkit rows).
     pub baseline: Option<String>,
     /// Ratios to that baseline.
@@ -111,6 +116,7 @@ struct Figures {
     pinned_p99: Option<f64>,
     msgs_per_s: Option<f64>,
     mb_per_s: Option<f64>,
+    batched_msgs_per_s: Option<f64>,
 }
 
 impl Figures {
@@ -122,6 +128,7 @@ impl Figures {
             pinned_p99: row.rtt_pinned.map(|l| l.p99_ns as f64),
             msgs_per_s: row.stream.map(|t| t.msgs_per_s),
             mb_per_s: row.stream.map(|t| t.mb_per_s),
+            batched_msgs_per_s: row.batched.map(|t| t.msgs_per_s),
         }
     }
 
@@ -136,6 +143,7 @@ impl Figures {
             pinned_p99: min(|f| f.pinned_p99),
             msgs_per_s: max(|f| f.msgs_per_s),
             mb_per_s: max(|f| f.mb_per_s),
+            batched_msgs_per_s: max(|f| f.batched_msgs_per_s),
         }
     }
 
@@ -147,6 +155,7 @@ impl Figures {
             pinned_p99: ratio(self.pinned_p99, other.pinned_p99),
             msgs_per_s: ratio(self.msgs_per_s, other.msgs_per_s),
             mb_per_s: ratio(self.mb_per_s, other.mb_per_s),
+            batched_msgs_per_s: ratio(self.batched_msgs_per_s, other.batched_msgs_per_s),
         }
     }
 }
@@ -173,6 +182,7 @@ impl Report {
                     rtt: None,
                     rtt_pinned: None,
                     stream: None,
+                    batched: None,
                     baseline: r.baseline.map(str::to_string),
                     vs_raw: Ratios::default(),
                     vs_node: Ratios::default(),
@@ -186,6 +196,9 @@ impl Report {
                             row.rtt_pinned = Some(*l)
                         }
                         (Ok(Summary::Throughput(t)), Workload::Stream) => row.stream = Some(*t),
+                        (Ok(Summary::Throughput(t)), Workload::StreamBatched) => {
+                            row.batched = Some(*t)
+                        }
                         (Ok(_), _) => {}
                         (Err(e), _) => errors.push(format!("{}: {e}", c.cell)),
                     }
@@ -216,7 +229,12 @@ impl Report {
                     .map(|(_, f)| *f)
                     .collect();
                 if !node.is_empty() {
-                    rows[i].vs_node = figures[i].ratios(Figures::best(&node));
+                    let best = Figures::best(&node);
+                    rows[i].vs_node = figures[i].ratios(best);
+                    // Node has no batched figure: batched rows are compared with
+                    // its one-way rate.
+                    rows[i].vs_node.batched_msgs_per_s =
+                        ratio(figures[i].batched_msgs_per_s, best.msgs_per_s);
                 }
             }
         }

@@ -60,7 +60,7 @@ fn summary_line(out: &mut String, row: &Row) {
     let s = row.stream;
     let _ = writeln!(
         out,
-        "{:<22} {:>6} │ {:>8} {:>8} {:>11} │ {:>8} {:>8} {:>11} │ {:>9} │ {:>7} {:>8} {:>5} {:>6}",
+        "{:<22} {:>6} │ {:>8} {:>8} {:>11} │ {:>8} {:>8} {:>11} │ {:>9} │ {:>7} {:>8} {:>5} {:>6} │ {:>7} {:>5} {:>6}",
         row.runner,
         fmt_size(row.size),
         lat(row.rtt, |l| l.p50_ns),
@@ -74,6 +74,10 @@ fn summary_line(out: &mut String, row: &Row) {
         s.map_or_else(|| "-".into(), |t| format!("{:.1}", t.mb_per_s)),
         fmt_ratio(row.vs_raw.mb_per_s),
         fmt_ratio(row.vs_node.msgs_per_s),
+        row.batched
+            .map_or_else(|| "-".into(), |t| fmt_rate(t.msgs_per_s)),
+        fmt_ratio(row.vs_raw.batched_msgs_per_s),
+        fmt_ratio(row.vs_node.batched_msgs_per_s),
     );
 }
 
@@ -97,14 +101,15 @@ pub(crate) fn render(report: &Report) -> String {
     out.push_str(
         "RTT = round trip, p50/p99; pinned = parent and child on one CPU. Stream = one way, \
          MB = 10^6 payload bytes.\nxraw = this / its raw baseline; xnode = this / Node's faster \
-         serialization (RTT unpinned/pinned, stream msg/s). RTT ratio < 1 or rate ratio > 1 = faster.\n\n",
+         serialization (RTT unpinned/pinned, stream msg/s). RTT ratio < 1 or rate ratio > 1 = faster.\n\
+         batch = one way, batched: feed + flush (raw: a 64 KiB buffer); its xnode is against Node's one-way msg/s.\n\n",
     );
     let _ =
         writeln!(
         out,
-        "{:<22} {:>6} │ {:>8} {:>8} {:>11} │ {:>8} {:>8} {:>11} │ {:>9} │ {:>7} {:>8} {:>5} {:>6}",
+        "{:<22} {:>6} │ {:>8} {:>8} {:>11} │ {:>8} {:>8} {:>11} │ {:>9} │ {:>7} {:>8} {:>5} {:>6} │ {:>7} {:>5} {:>6}",
         "runner", "size", "RTT p50", "p99", "xraw p50/99", "pin p50", "pin p99", "xraw p50/99",
-        "xnode RTT", "msg/s", "MB/s", "xraw", "xnode",
+        "xnode RTT", "msg/s", "MB/s", "xraw", "xnode", "batch/s", "xraw", "xnode",
     );
     let mut last_runner = "";
     for row in &report.rows {
@@ -155,7 +160,7 @@ pub(crate) fn render(report: &Report) -> String {
                 t.subject,
                 t.target,
                 t.value
-                    .map_or_else(|| "not measured".into(), |v| format!("{v:.2}x")),
+                    .map_or_else(|| "not measured".into(), |v| format!("{v:.2}{}", t.unit)),
             );
         }
     }

@@ -10,7 +10,7 @@ use futures_util::future::BoxFuture;
 use super::Outcome as Result;
 use crate::codec::{Codec, Json, Postcard};
 use crate::error::{Error, RecvError, SendError};
-use crate::frame::FrameConfig;
+use crate::options::Options;
 use crate::prelude::*;
 use crate::rpc::RpcClient;
 use crate::{Endpoint, TypedChannel};
@@ -108,13 +108,13 @@ async fn finish(mut child: crate::Child, mut ch: Box<dyn Channel>) -> Result<()>
     Ok(())
 }
 
-fn default_config() -> FrameConfig {
-    FrameConfig::default()
+fn default_config() -> Options {
+    Options::default()
 }
 
 /// 100 round trips with the echo child.
 async fn ping_pong(s: &Subject) -> Result<()> {
-    let (child, mut ch) = s.spawn(Role::Echo, 0, default_config()).await?;
+    let (child, mut ch) = s.spawn(Role::Echo, 0, &default_config()).await?;
     for i in 0..100 {
         let msg = format!("ping {i}");
         ch.send(Bytes::from(msg.clone())).await?;
@@ -125,7 +125,7 @@ async fn ping_pong(s: &Subject) -> Result<()> {
 
 /// 10 000 messages of mixed sizes each way at the same time, all in order.
 async fn ordered_10k_both_ways(s: &Subject) -> Result<()> {
-    let (mut child, ch) = s.spawn(Role::Bulk, 0, default_config()).await?;
+    let (mut child, ch) = s.spawn(Role::Bulk, 0, &default_config()).await?;
     let (max, frames) = (s.bulk_frame, s.frames);
     let (mut tx, mut rx) = ch.split();
     let sender = tokio::spawn(async move {
@@ -159,8 +159,8 @@ async fn ordered_10k_both_ways(s: &Subject) -> Result<()> {
 /// A frame of exactly the limit goes through intact.
 async fn max_size_frame(s: &Subject) -> Result<()> {
     let max = s.big_frame;
-    let config = FrameConfig::builder().max_frame(max).build();
-    let (child, mut ch) = s.spawn(Role::Echo, 0, config).await?;
+    let config = Options::default().max_frame(max);
+    let (child, mut ch) = s.spawn(Role::Echo, 0, &config).await?;
     ensure!(
         ch.info().max_frame == max,
         "info().max_frame is {}",
@@ -175,8 +175,8 @@ async fn max_size_frame(s: &Subject) -> Result<()> {
 /// Sending more than the limit fails before writing anything; the channel lives on.
 async fn oversize_send_refused(s: &Subject) -> Result<()> {
     let max = s.big_frame / 64;
-    let config = FrameConfig::builder().max_frame(max).build();
-    let (child, mut ch) = s.spawn(Role::Echo, 0, config).await?;
+    let config = Options::default().max_frame(max);
+    let (child, mut ch) = s.spawn(Role::Echo, 0, &config).await?;
     let over = s.frames.payload(1, s.frames.payload_len(max + 1));
     match ch.send(over).await {
         Err(SendError::Rejected(Error::FrameTooLarge { len, max: m })) => {
@@ -197,9 +197,9 @@ async fn oversize_send_refused(s: &Subject) -> Result<()> {
 async fn oversize_recv_rejected_without_allocating(s: &Subject) -> Result<()> {
     let limit = (s.big_frame / 128).max(8);
     let sent = s.big_frame * 3 / 4;
-    let config = FrameConfig::builder().max_frame(limit).build();
+    let config = Options::default().max_frame(limit);
     let payload = s.frames.payload_len(sent) as u64;
-    let (child, mut ch) = s.spawn(Role::SendOversize, payload, config).await?;
+    let (child, mut ch) = s.spawn(Role::SendOversize, payload, &config).await?;
     let probe = AllocProbe::start()
         .ok_or_else(|| fail("install testkit::CountingAlloc as the global allocator"))?;
     match ch.recv().await {
@@ -224,7 +224,7 @@ async fn oversize_recv_rejected_without_allocating(s: &Subject) -> Result<()> {
 /// An empty frame is a frame, not a close. (In JSON-frames mode the empty payload is
 /// the JSON string `""`: a frame on Node's channel cannot be empty.)
 async fn empty_frame(s: &Subject) -> Result<()> {
-    let (child, mut ch) = s.spawn(Role::Echo, 0, default_config()).await?;
+    let (child, mut ch) = s.spawn(Role::Echo, 0, &default_config()).await?;
     ch.send(Bytes::new()).await?;
     let got = ch.recv().await?;
     ensure!(
@@ -238,7 +238,7 @@ async fn empty_frame(s: &Subject) -> Result<()> {
 
 /// The child closes: we get its last frame, then `Ok(None)`, repeatedly.
 async fn peer_closes_cleanly(s: &Subject) -> Result<()> {
-    let (child, mut ch) = s.spawn(Role::HelloClose, 0, default_config()).await?;
+    let (child, mut ch) = s.spawn(Role::HelloClose, 0, &default_config()).await?;
     expect_frame(&mut *ch, b"hello").await?;
     ensure!(
         ch.recv().await?.is_none(),
@@ -250,7 +250,7 @@ async fn peer_closes_cleanly(s: &Subject) -> Result<()> {
 
 /// SIGKILL the child mid-conversation: recv gives an error, never a hang or `None`.
 async fn peer_killed_is_an_error(s: &Subject) -> Result<()> {
-    let (mut child, mut ch) = s.spawn(Role::Hang, 0, default_config()).await?;
+    let (mut child, mut ch) = s.spawn(Role::Hang, 0, &default_config()).await?;
     expect_frame(&mut *ch, b"ready").await?;
     child.kill()?;
     let got = within("recv after the peer was killed", ch.recv()).await?;
@@ -264,7 +264,7 @@ async fn peer_killed_is_an_error(s: &Subject) -> Result<()> {
 /// `recv` gives `PeerLost`, never the `None` of a clean close, even while the dropping
 /// process lives on (so no exit status can tell).
 async fn peer_dropped_without_close_is_peer_lost(s: &Subject) -> Result<()> {
-    let (mut child, mut ch) = s.spawn(Role::DropChannel, 0, default_config()).await?;
+    let (mut child, mut ch) = s.spawn(Role::DropChannel, 0, &default_config()).await?;
     expect_frame(&mut *ch, b"hello").await?;
     let got = within("recv after the peer dropped its channel", ch.recv()).await?;
     ensure!(
@@ -274,7 +274,7 @@ async fn peer_dropped_without_close_is_peer_lost(s: &Subject) -> Result<()> {
     child.kill()?;
     within("child exit", child.wait()).await??;
 
-    let (mut child, mut ch) = s.spawn(Role::DropSender, 0, default_config()).await?;
+    let (mut child, mut ch) = s.spawn(Role::DropSender, 0, &default_config()).await?;
     expect_frame(&mut *ch, b"hello").await?;
     let got = within("recv after the peer dropped its sending half", ch.recv()).await?;
     ensure!(
@@ -333,7 +333,7 @@ macro_rules! send_until_blocked {
 /// for room) and keep the receiving half: the child, reading only then, gets every
 /// whole frame and then `PeerLost` (the stream ends inside a frame), never a hang.
 async fn dropped_sender_mid_frame_is_peer_lost(s: &Subject) -> Result<()> {
-    let (mut child, mut ch) = s.spawn(Role::ExpectCut, 0, default_config()).await?;
+    let (mut child, mut ch) = s.spawn(Role::ExpectCut, 0, &default_config()).await?;
     expect_frame(&mut *ch, b"armed").await?;
     let (mut tx, mut rx) = ch.split();
     let frame = s.frames.payload(0, s.frames.payload_len(s.big_frame));
@@ -362,7 +362,7 @@ async fn dropped_sender_mid_frame_is_peer_lost(s: &Subject) -> Result<()> {
 /// sends every one back, in order.
 async fn feed_1000_then_flush_in_order(s: &Subject) -> Result<()> {
     const FRAMES: u64 = 1000;
-    let (child, ch) = s.spawn(Role::Echo, 0, default_config()).await?;
+    let (child, ch) = s.spawn(Role::Echo, 0, &default_config()).await?;
     let (max, frames) = (s.bulk_frame, s.frames);
     let (mut tx, mut rx) = ch.split();
     let sending = async move {
@@ -397,9 +397,9 @@ async fn feed_1000_then_flush_in_order(s: &Subject) -> Result<()> {
 /// `Err(PeerLost)` item, and the stream ends.
 async fn stream_items_rejected_then_lost_then_end(s: &Subject) -> Result<()> {
     let limit = 64;
-    let config = FrameConfig::builder().max_frame(limit).build();
+    let config = Options::default().max_frame(limit);
     let (mut child, mut ch) = s
-        .spawn(Role::SendOversize, limit as u64 * 2, config)
+        .spawn(Role::SendOversize, limit as u64 * 2, &config)
         .await?;
     match within("the oversize item", ch.next()).await? {
         Some(Err(RecvError::Rejected(Error::FrameTooLarge { .. }))) => {}
@@ -422,7 +422,7 @@ async fn stream_items_rejected_then_lost_then_end(s: &Subject) -> Result<()> {
     let status = within("child exit", child.wait()).await??;
     ensure!(status.success(), "child: {status}");
 
-    let (mut child, mut ch) = s.spawn(Role::Hang, 0, default_config()).await?;
+    let (mut child, mut ch) = s.spawn(Role::Hang, 0, &default_config()).await?;
     expect_frame(&mut *ch, b"ready").await?;
     child.kill()?;
     match within("the item after SIGKILL", ch.next()).await? {
@@ -441,8 +441,8 @@ async fn stream_items_rejected_then_lost_then_end(s: &Subject) -> Result<()> {
 /// What a user does with streams and sinks: `select!` over two channels, `forward`
 /// one channel into another, `filter_map` and `take` on a channel.
 async fn forward_select_and_stream_adaptors(s: &Subject) -> Result<()> {
-    let (child_a, mut a) = s.spawn(Role::Echo, 0, default_config()).await?;
-    let (child_b, mut b) = s.spawn(Role::Echo, 0, default_config()).await?;
+    let (child_a, mut a) = s.spawn(Role::Echo, 0, &default_config()).await?;
+    let (child_b, mut b) = s.spawn(Role::Echo, 0, &default_config()).await?;
 
     // select! over both: each answer comes from the channel it was sent on.
     a.send(Bytes::from_static(b"to a")).await?;
@@ -521,7 +521,7 @@ const MOST_RECEIVES_WITHOUT_YIELDING: u64 = 200;
 /// worker never sees its SIGTERM handler while jobs keep coming.
 async fn always_ready_recv_lets_other_tasks_run(s: &Subject) -> Result<()> {
     let (mut child, mut ch) = s
-        .spawn(Role::YieldCheck, QUEUED_FRAMES, default_config())
+        .spawn(Role::YieldCheck, QUEUED_FRAMES, &default_config())
         .await?;
     expect_frame(&mut *ch, b"armed").await?;
     // Fill the channel before the child reads: it is let go once a send has to wait
@@ -573,7 +573,7 @@ async fn always_ready_recv_lets_other_tasks_run(s: &Subject) -> Result<()> {
 /// A send waiting for room when the peer is SIGKILLed fails with `PeerLost` (the peer
 /// never said goodbye), on every transport.
 async fn blocked_send_peer_killed_is_peer_lost(s: &Subject) -> Result<()> {
-    let (mut child, mut ch) = s.spawn(Role::Stall, 0, default_config()).await?;
+    let (mut child, mut ch) = s.spawn(Role::Stall, 0, &default_config()).await?;
     expect_frame(&mut *ch, b"ready").await?;
     let frame = s.frames.payload(1, s.bulk_frame);
     let cap = ((256usize << 20) / s.bulk_frame.max(1)) as u64;
@@ -596,7 +596,7 @@ async fn blocked_send_peer_killed_is_peer_lost(s: &Subject) -> Result<()> {
 /// closed cleanly (we received its goodbye) and went away.
 async fn send_after_a_close_is_closed(s: &Subject) -> Result<()> {
     // Our own close.
-    let (child, mut ch) = s.spawn(Role::Echo, 0, default_config()).await?;
+    let (child, mut ch) = s.spawn(Role::Echo, 0, &default_config()).await?;
     ch.close().await?;
     match ch.send(Bytes::from_static(b"late")).await {
         Err(SendError::Closed) => {}
@@ -608,7 +608,7 @@ async fn send_after_a_close_is_closed(s: &Subject) -> Result<()> {
     }
     finish(child, ch).await?;
     // The peer's close: its goodbye is received, then it exits.
-    let (mut child, mut ch) = s.spawn(Role::CloseExit, 0, default_config()).await?;
+    let (mut child, mut ch) = s.spawn(Role::CloseExit, 0, &default_config()).await?;
     ensure!(
         within("the child's goodbye", ch.recv()).await??.is_none(),
         "expected the child's goodbye"
@@ -636,7 +636,7 @@ async fn send_after_a_close_is_closed(s: &Subject) -> Result<()> {
 
 /// A send task and a receive task share one channel through its halves.
 async fn split_halves_concurrently(s: &Subject) -> Result<()> {
-    let (mut child, ch) = s.spawn(Role::Echo, 0, default_config()).await?;
+    let (mut child, ch) = s.spawn(Role::Echo, 0, &default_config()).await?;
     let (mut tx, mut rx) = ch.split();
     let sender = tokio::spawn(async move {
         for i in 0u32..2000 {
@@ -657,7 +657,7 @@ async fn split_halves_concurrently(s: &Subject) -> Result<()> {
 }
 
 async fn typed_round_trip<K: Codec>(s: &Subject, role: Role) -> Result<()> {
-    let (child, ch) = s.spawn(role, 0, default_config()).await?;
+    let (child, ch) = s.spawn(role, 0, &default_config()).await?;
     let mut typed: TypedChannel<Note, Note, K> = TypedChannel::new(ch);
     for seq in 0..50 {
         let note = Note::sample(seq);
@@ -692,7 +692,7 @@ async fn typed_postcard(s: &Subject) -> Result<()> {
 
 /// 100 calls in flight from 4 tasks; a timed-out and a dropped caller hurt nobody.
 async fn request_response_100_concurrent(s: &Subject) -> Result<()> {
-    let (mut child, ch) = s.spawn(Role::Rpc, 0, default_config()).await?;
+    let (mut child, ch) = s.spawn(Role::Rpc, 0, &default_config()).await?;
     let client = Arc::new(RpcClient::new(ch));
     let t = Duration::from_secs(30);
     // One call that gets no answer in time times out alone.
@@ -752,7 +752,7 @@ async fn request_response_100_concurrent(s: &Subject) -> Result<()> {
 /// The child exits with the code we ask for, once both sides have closed; the parent
 /// sees it.
 async fn spawn_exit_status(s: &Subject) -> Result<()> {
-    let (mut child, mut ch) = s.spawn(Role::ExitCode, 0, default_config()).await?;
+    let (mut child, mut ch) = s.spawn(Role::ExitCode, 0, &default_config()).await?;
     ensure!(child.pid() > 0, "no pid");
     ch.send(Bytes::from_static(b"7")).await?;
     ensure!(ch.recv().await?.is_none(), "expected the child's close");
@@ -774,7 +774,7 @@ async fn slow_reader_backpressure(s: &Subject) -> Result<()> {
     use std::sync::atomic::{AtomicU64, Ordering};
     let (size, frames) = (s.bulk_frame, s.frames);
     let cap_frames = ((256usize << 20) / size.max(1)) as u64;
-    let (mut child, mut ch) = s.spawn(Role::SlowReader, 0, default_config()).await?;
+    let (mut child, mut ch) = s.spawn(Role::SlowReader, 0, &default_config()).await?;
     expect_frame(&mut *ch, b"armed").await?;
     let probe = AllocProbe::start();
     let (mut tx, mut rx) = ch.split();
@@ -842,7 +842,7 @@ async fn listener_two_clients(s: &Subject) -> Result<()> {
     let Some(endpoint) = s.transport.example_endpoint() else {
         return expect_listen_unsupported(s).await;
     };
-    let mut listener = s.transport.listen(&endpoint).await?;
+    let mut listener = s.transport.listen(&endpoint, &Options::default()).await?;
     let endpoint = listener.endpoint();
     if s.one_client_at_a_time {
         return one_client_at_a_time(s, listener).await;
@@ -868,7 +868,7 @@ async fn listener_two_clients(s: &Subject) -> Result<()> {
         let transport = s.transport.clone();
         let endpoint = endpoint.clone();
         async move {
-            let mut ch = transport.connect(&endpoint).await?;
+            let mut ch = transport.connect(&endpoint, &Options::default()).await?;
             for i in 0..50 {
                 let msg = format!("client {c} message {i}");
                 ch.send(Bytes::from(msg.clone())).await?;
@@ -912,11 +912,11 @@ async fn one_client_at_a_time(s: &Subject, mut listener: Box<dyn crate::Listener
         }
         Ok::<_, Failure>(())
     });
-    let mut first = s.transport.connect(&endpoint).await?;
+    let mut first = s.transport.connect(&endpoint, &Options::default()).await?;
     echo_exchange(&mut *first, "first", 10).await?;
     match within(
         "a second client while the first is connected",
-        s.transport.connect(&endpoint),
+        s.transport.connect(&endpoint, &Options::default()),
     )
     .await?
     {
@@ -933,7 +933,7 @@ async fn one_client_at_a_time(s: &Subject, mut listener: Box<dyn crate::Listener
     drop(first);
     let mut second = within(
         "the second client after the first left",
-        s.transport.connect(&endpoint),
+        s.transport.connect(&endpoint, &Options::default()),
     )
     .await??;
     echo_exchange(&mut *second, "second", 10).await?;
@@ -949,9 +949,13 @@ async fn one_client_at_a_time(s: &Subject, mut listener: Box<dyn crate::Listener
 }
 
 async fn expect_listen_unsupported(s: &Subject) -> Result<()> {
-    match s.transport.listen(&Endpoint::Stdio).await {
-        Err(Error::Unsupported { .. }) => Ok(()),
-        Err(Error::BadEndpoint { .. }) => Ok(()),
+    match s
+        .transport
+        .listen(&Endpoint::Stdio, &Options::default())
+        .await
+    {
+        Err(crate::ListenError::Unsupported { .. }) => Ok(()),
+        Err(crate::ListenError::BadEndpoint { .. }) => Ok(()),
         other => Err(fail(format!(
             "a transport without example_endpoint() must refuse to listen, got {:?}",
             other.map(|_| "a listener")
@@ -963,7 +967,9 @@ async fn expect_listen_unsupported(s: &Subject) -> Result<()> {
 fn raw_connect(endpoint: &Endpoint) -> Result<Option<Box<dyn RawStream>>> {
     Ok(match endpoint {
         Endpoint::Tcp(addr) => Some(Box::new(std::net::TcpStream::connect(addr)?)),
-        Endpoint::UnixPath(path) => Some(Box::new(std::os::unix::net::UnixStream::connect(path)?)),
+        Endpoint::UnixPath(path) | Endpoint::ShmPath(path) => {
+            Some(Box::new(std::os::unix::net::UnixStream::connect(path)?))
+        }
         #[cfg(target_os = "linux")]
         Endpoint::UnixAbstract(name) => {
             use std::os::linux::net::SocketAddrExt;
@@ -1029,7 +1035,7 @@ async fn bad_client_refused_listener_serves_next(s: &Subject) -> Result<()> {
     let Some(endpoint) = s.transport.example_endpoint() else {
         return expect_listen_unsupported(s).await;
     };
-    let mut listener = s.transport.listen(&endpoint).await?;
+    let mut listener = s.transport.listen(&endpoint, &Options::default()).await?;
     let endpoint = listener.endpoint();
     let (report, mut reports) = tokio::sync::mpsc::channel::<String>(8);
     let server = tokio::spawn(async move {
@@ -1092,7 +1098,7 @@ async fn bad_client_refused_listener_serves_next(s: &Subject) -> Result<()> {
         why.contains("handshake") || why.contains("exceeds the limit") || why.contains("frame"),
         "unclear reason for dropping the client: {why}"
     );
-    let mut good = s.transport.connect(&endpoint).await?;
+    let mut good = s.transport.connect(&endpoint, &Options::default()).await?;
     good.send(Bytes::from_static(b"hello")).await?;
     expect_frame(&mut *good, b"hello").await?;
     good.close().await?;

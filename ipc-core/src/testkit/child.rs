@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::Outcome as Result;
 use crate::codec::{Codec, Json, Postcard};
 use crate::error::{Error, RecvError};
-use crate::frame::FrameConfig;
+use crate::options::Options;
 use crate::prelude::*;
 use crate::{Registry, TypedChannel};
 
@@ -160,15 +160,13 @@ pub fn child_main(registry: &Registry) -> Option<i32> {
 
 async fn run_role(role: Role, registry: &Registry) -> Result<i32> {
     // The oversize sender deliberately ignores the parent's (smaller) limit.
-    let config = if role == Role::SendOversize {
-        FrameConfig::builder()
-            .max_frame(arg() as usize + 16)
-            .build()
+    let options = if role == Role::SendOversize {
+        Options::from_env().max_frame(arg() as usize + 16)
     } else {
-        crate::env::frame_config_from_env()
+        Options::from_env()
     };
     let frames = frames()?;
-    let mut ch = frames.wrap(registry.connect_from_env_with(config).await?);
+    let mut ch = frames.wrap(registry.connect_from_env(&options).await?);
     match role {
         Role::Echo => echo(&mut *ch).await,
         Role::Bulk => bulk_both_ways(ch, frames).await,

@@ -44,7 +44,7 @@ pub use frames::Frames;
 pub use reexec::{built_example, child_command, role, ChildRole, CHILD_TEST};
 
 use crate::error::{Error, Result};
-use crate::frame::FrameConfig;
+use crate::options::Options;
 use crate::{Channel, Child, Transport};
 
 /// Longest a single case may take before it counts as hung.
@@ -155,11 +155,11 @@ impl Subject {
         &self,
         role: Role,
         arg: u64,
-        config: FrameConfig,
+        options: &Options,
     ) -> Result<(Child, Box<dyn Channel>)> {
         let (child, channel) = self
             .transport
-            .spawn_with(self.child_command(role, arg), config)
+            .spawn(self.child_command(role, arg), options)
             .await?;
         Ok((child, self.frames.wrap(channel)))
     }
@@ -206,6 +206,24 @@ impl From<crate::SendError> for Failure {
 
 impl From<crate::RecvError> for Failure {
     fn from(e: crate::RecvError) -> Self {
+        Failure::Ipc(e.into())
+    }
+}
+
+impl From<crate::ConnectError> for Failure {
+    fn from(e: crate::ConnectError) -> Self {
+        Failure::Ipc(e.into())
+    }
+}
+
+impl From<crate::ListenError> for Failure {
+    fn from(e: crate::ListenError) -> Self {
+        Failure::Ipc(e.into())
+    }
+}
+
+impl From<crate::SpawnError> for Failure {
+    fn from(e: crate::SpawnError) -> Self {
         Failure::Ipc(e.into())
     }
 }

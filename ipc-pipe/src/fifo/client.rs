@@ -6,7 +6,8 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::Arc;
 
-use ipc_core::frame::FrameConfig;
+use ipc_core::ConnectError;
+use ipc_core::Options;
 use ipc_core::{ChannelInfo, Endpoint, Error, Result};
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
@@ -54,27 +55,31 @@ impl From<io::Error> for Attempt {
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> ipc_core::Result<()> {
 /// use ipc_core::prelude::*;
-/// use ipc_core::Error;
+/// use ipc_core::ConnectError;
 /// # let tmp = tempfile::tempdir()?;
 /// # let dir = tmp.path().join("svc");
-/// let mut listener = ipc_pipe::FifoListener::bind(&dir, Default::default())?;
-/// let mut client = ipc_pipe::connect_fifo(&dir, Default::default()).await?;
+/// let mut listener = ipc_pipe::FifoListener::bind(&dir, &ipc_core::Options::default())?;
+/// let mut client = ipc_pipe::connect_fifo(&dir, &ipc_core::Options::default()).await?;
 /// // One client at a time:
-/// let second = ipc_pipe::connect_fifo(&dir, Default::default()).await;
-/// assert!(matches!(second, Err(Error::Unsupported { .. })));
+/// let second = ipc_pipe::connect_fifo(&dir, &ipc_core::Options::default()).await;
+/// assert!(matches!(second, Err(ConnectError::Unsupported { .. })));
 /// let mut server = listener.accept().await?;
 /// server.send("welcome".into()).await?;
 /// assert_eq!(client.recv().await?.as_deref(), Some(&b"welcome"[..]));
 /// # Ok(()) }
 /// ```
-pub async fn connect_fifo(dir: impl AsRef<Path>, config: FrameConfig) -> Result<PipeChannel> {
+pub async fn connect_fifo(
+    dir: impl AsRef<Path>,
+    options: &Options,
+) -> Result<PipeChannel, ConnectError> {
+    let config = options.frame_config();
     require_runtime("ipc_pipe::connect_fifo")?;
     let dir = dir.as_ref();
     let endpoint = Endpoint::Fifo(dir.to_path_buf()).to_string();
     check_private_dir(dir, &endpoint).map_err(|e| match e {
         Error::Io(io) if io.kind() == io::ErrorKind::NotFound => Error::Io(io::Error::new(
             io::ErrorKind::NotFound,
-            format!("no fifo listener at {endpoint}: the directory does not exist"),
+            format!("no fifo listener at {endpoint}: the directory does not exist: is the server running?"),
         )),
         other => other,
     })?;
@@ -93,7 +98,8 @@ pub async fn connect_fifo(dir: impl AsRef<Path>, config: FrameConfig) -> Result<
                     "a second concurrent client: {endpoint} already serves a client; a FIFO \
                      pair serves one peer at a time (connect again once it has disconnected)"
                 ),
-            ))
+            )
+            .into())
         }
         Err((_, e)) => return Err(io::Error::from(e).into()),
     };
@@ -107,19 +113,25 @@ pub async fn connect_fifo(dir: impl AsRef<Path>, config: FrameConfig) -> Result<
     for _ in 0..CLAIM_ATTEMPTS {
         match claim_pair(dir, &endpoint, &hello) {
             Ok((c2s, s2c)) => {
-                let info = ChannelInfo::new(FIFO, config.max_frame())
+                let info = ChannelInfo::new(FIFO)
                     .with_peer_pid(listener_pid)
                     .with_peer_addr(Some(endpoint.clone()));
-                return wrap(s2c.into(), c2s.into(), config, info, Some(Arc::new(lock)));
+                return Ok(wrap(
+                    s2c.into(),
+                    c2s.into(),
+                    config,
+                    info,
+                    Some(Arc::new(lock)),
+                )?);
             }
             Err(Attempt::Retry(e)) => {
                 tracing::debug!(%endpoint, error = %e, "fifo pair replaced meanwhile, retrying");
                 last = Some(e);
             }
-            Err(Attempt::Fail(e)) => return Err(e),
+            Err(Attempt::Fail(e)) => return Err(e.into()),
         }
     }
-    Err(last.unwrap_or(Error::Closed))
+    Err(last.unwrap_or(Error::Closed).into())
 }
 
 fn no_free_pair(endpoint: &str) -> Error {

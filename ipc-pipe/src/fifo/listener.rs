@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use ipc_core::frame::{FrameBudget, FrameConfig, LengthCodec};
+use ipc_core::ListenError;
+use ipc_core::Options;
 use ipc_core::{Channel, ChannelInfo, Endpoint, Error, Listener, Result};
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
@@ -44,8 +46,8 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// use ipc_core::prelude::*;
 /// # let tmp = tempfile::tempdir()?;
 /// let dir = tmp.path().join("app"); // bind creates it, 0700
-/// let mut listener = ipc_pipe::FifoListener::bind(&dir, Default::default())?;
-/// let mut client = ipc_pipe::connect_fifo(&dir, Default::default()).await?;
+/// let mut listener = ipc_pipe::FifoListener::bind(&dir, &ipc_core::Options::default())?;
+/// let mut client = ipc_pipe::connect_fifo(&dir, &ipc_core::Options::default()).await?;
 /// let mut server = listener.accept().await?;
 /// client.send("hello".into()).await?;
 /// assert_eq!(server.recv().await?.as_deref(), Some(&b"hello"[..]));
@@ -83,7 +85,8 @@ impl FifoListener {
     /// (`PermissionDenied`), its parent does not exist, or another listener serves it
     /// (`AddrInUse`). Files a dead listener left behind are replaced. Must be called
     /// inside a tokio runtime.
-    pub fn bind(dir: impl AsRef<Path>, config: FrameConfig) -> Result<FifoListener> {
+    pub fn bind(dir: impl AsRef<Path>, options: &Options) -> Result<FifoListener, ListenError> {
+        let config = options.frame_config();
         require_runtime("ipc_pipe::FifoListener::bind")?;
         let dir = dir.as_ref().to_path_buf();
         let endpoint = Endpoint::Fifo(dir.clone()).to_string();
@@ -94,7 +97,8 @@ impl FifoListener {
                 return Err(Error::Io(io::Error::new(
                     io::ErrorKind::AddrInUse,
                     format!("{endpoint} already has a listener (one listener per directory)"),
-                )))
+                ))
+                .into())
             }
             Err((_, e)) => return Err(io::Error::from(e).into()),
         };
@@ -126,14 +130,14 @@ impl FifoListener {
     }
 
     /// The budget the accepted channels share for partly received frames (its size is
-    /// [`FrameConfig::listener_budget`] of the listener's config). Clients come one at
+    /// [`Options::listener_budget`] of the listener's options). Clients come one at
     /// a time, but a channel kept after its client left still holds its share.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> ipc_core::Result<()> {
     /// # let tmp = tempfile::tempdir()?;
-    /// let cfg = ipc_core::FrameConfig::builder().listener_budget(64 << 20).build();
-    /// let listener = ipc_pipe::FifoListener::bind(tmp.path().join("app"), cfg)?;
+    /// let opts = ipc_core::Options::default().listener_budget(64 << 20);
+    /// let listener = ipc_pipe::FifoListener::bind(tmp.path().join("app"), &opts)?;
     /// assert_eq!(listener.frame_budget().limit(), 64 << 20);
     /// # Ok(()) }
     /// ```
@@ -177,7 +181,7 @@ impl FifoListener {
         let pair = self.pending.take();
         let result = match (outcome, pair) {
             (Ok(pid), Some(pair)) => {
-                let info = ChannelInfo::new(FIFO, self.config.max_frame()).with_peer_pid(Some(pid));
+                let info = ChannelInfo::new(FIFO).with_peer_pid(Some(pid));
                 let codec = LengthCodec::new(self.config).with_budget(self.budget.clone());
                 wrap_receiver(pair.rx, pair.tx, codec, info, None)
             }

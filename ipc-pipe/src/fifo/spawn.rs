@@ -7,8 +7,9 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use ipc_core::frame::FrameConfig;
 use ipc_core::spawn::{set_child_env, spawn_child};
+use ipc_core::Options;
+use ipc_core::SpawnError;
 use ipc_core::{Child, Error, Result};
 
 use super::dir::DIR_MODE;
@@ -65,8 +66,8 @@ fn temp_dir() -> Result<tempfile::TempDir> {
 /// child has connected: the channel lives on in the open FIFOs, and nothing is left on
 /// disk.
 ///
-/// Errors: [`Error::ChildExited`] when the child exits without connecting,
-/// [`Error::Timeout`] when it has not connected within [`CHILD_CONNECT_TIMEOUT`] (the
+/// Errors: [`SpawnError::ChildExited`](ipc_core::SpawnError::ChildExited) when the child exits without connecting,
+/// [`SpawnError::Timeout`](ipc_core::SpawnError::Timeout) when it has not connected within [`CHILD_CONNECT_TIMEOUT`] (the
 /// child is then killed, as the dropped [`Child`] is). A misbehaving client that
 /// reaches the directory first is dropped and logged; the wait goes on.
 ///
@@ -77,19 +78,22 @@ fn temp_dir() -> Result<tempfile::TempDir> {
 /// # async fn demo() -> ipc_core::Result<()> {
 /// use ipc_core::prelude::*;
 /// let cmd = std::process::Command::new("/usr/local/bin/worker");
-/// let (mut child, mut ch) = ipc_pipe::spawn_fifo(cmd, Default::default()).await?;
+/// let (mut child, mut ch) = ipc_pipe::spawn_fifo(cmd, &ipc_core::Options::default()).await?;
 /// ch.send("job".into()).await?;
 /// let answer = ch.recv().await?;
 /// ch.close().await?;
 /// child.wait().await?;
 /// # let _ = answer; Ok(()) }
 /// ```
-pub async fn spawn_fifo(mut command: Command, config: FrameConfig) -> Result<(Child, PipeChannel)> {
+pub async fn spawn_fifo(
+    mut command: Command,
+    options: &Options,
+) -> Result<(Child, PipeChannel), SpawnError> {
     // Declared before the listener, so dropped after it: the listener removes its
     // files, then the directory goes.
     let dir = temp_dir()?;
-    let mut listener = FifoListener::bind(dir.path(), config)?;
-    set_child_env(&mut command, &listener.endpoint(), None, config);
+    let mut listener = FifoListener::bind(dir.path(), options)?;
+    set_child_env(&mut command, &listener.endpoint(), None, options);
     let mut child = spawn_child(command)?;
     let deadline = tokio::time::sleep(CHILD_CONNECT_TIMEOUT);
     tokio::pin!(deadline);
@@ -106,14 +110,14 @@ pub async fn spawn_fifo(mut command: Command, config: FrameConfig) -> Result<(Ch
                     )
                 }
                 // The directory itself failed (no new FIFO pair): give up.
-                Err(e) => return Err(e),
+                Err(e) => return Err(e.into()),
             },
             status = child.wait() => break status?,
             () = &mut deadline => {
                 return Err(Error::Timeout {
                     after: CHILD_CONNECT_TIMEOUT,
                     during: "waiting for the spawned child to connect to its FIFO pair",
-                })
+                }.into())
             }
         }
     };
@@ -124,5 +128,5 @@ pub async fn spawn_fifo(mut command: Command, config: FrameConfig) -> Result<(Ch
             Err(e) => tracing::debug!(error = %e, "the exited child's connection was dropped"),
         }
     }
-    Err(Error::ChildExited(status))
+    Err(Error::ChildExited(status).into())
 }

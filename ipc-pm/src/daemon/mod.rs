@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use ipc_core::codec::Json;
-use ipc_core::{Endpoint, FrameConfig, TypedChannel};
+use ipc_core::{Endpoint, ListenError, Options, TypedChannel};
 use ipc_uds::{UdsChannel, UdsListener};
 use tokio::sync::Notify;
 
@@ -45,9 +45,9 @@ struct Daemon {
 pub(crate) async fn run(home: Home, monitor_interval: Duration) -> Result<(), String> {
     home.prepare().map_err(|e| e.to_string())?;
     let endpoint = Endpoint::UnixPath(home.socket());
-    let mut listener = match UdsListener::bind(&endpoint, FrameConfig::default()) {
+    let mut listener = match UdsListener::bind(&endpoint, &Options::default()) {
         Ok(listener) => listener,
-        Err(ipc_core::Error::Io(e)) if e.kind() == std::io::ErrorKind::AddrInUse => {
+        Err(ListenError::InUse(e)) => {
             // Another client started a daemon at the same moment: it serves.
             let _ = ipc_cluster::notify::notify_ready();
             return Err(format!(

@@ -1,0 +1,250 @@
+//! [`RingReader`] and [`RingWriter`]: one ring and its doorbell as tokio's `AsyncRead`
+//! and `AsyncWrite`, so the toolkit's shared framing ([`StreamSender`] and
+//! [`StreamReceiver`] with the length-prefix codec) runs over shared memory unchanged:
+//! the same frames, limits, goodbye, batching and cancellation behaviour as on a
+//! socket.
+//!
+//! [`StreamSender`]: ipc_core::stream::StreamSender
+//! [`StreamReceiver`]: ipc_core::stream::StreamReceiver
+
+use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use crate::bell::Bell;
+use crate::ring::{Consumer, Producer};
+use crate::spin::Spin;
+
+/// Most times one poll goes to sleep and is woken at once before it yields to the
+/// runtime instead: a peer that keeps ringing cannot hold the runtime's thread. (tokio's
+/// cooperative budget, which the doorbell's readiness check consumes, bounds this too;
+/// this bound also holds for a task that runs unconstrained.)
+const MAX_WAKES_PER_POLL: u32 = 4;
+
+/// The receiving side of one shared-memory ring: the reader under a
+/// [`ShmReceiver`](crate::ShmReceiver).
+///
+/// Reading copies bytes out of the ring; an empty ring is looked at again for a short,
+/// adaptive while (without blocking the runtime: the task yields between looks), then
+/// the task sleeps until the writer rings. The end of stream comes once the writer's
+/// side is gone (closed, dropped, or its process died) and the ring is empty.
+///
+/// ```no_run
+/// # async fn demo(mut rx: ipc_shm::ShmReceiver) {
+/// let ring: &mut ipc_shm::RingReader = rx.reader_mut();
+/// println!("{ring:?}");
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct RingReader {
+    ring: Consumer,
+    bell: Bell,
+    spin: Spin,
+    /// Our parked flag is raised (we went to sleep and nobody lowered it yet).
+    parked: bool,
+}
+
+impl RingReader {
+    pub(crate) fn new(ring: Consumer, bell: Bell) -> Self {
+        RingReader {
+            ring,
+            bell,
+            spin: Spin::default(),
+            parked: false,
+        }
+    }
+
+    /// Bytes read from the ring so far.
+    ///
+    /// ```no_run
+    /// # fn demo(ring: &ipc_shm::RingReader) {
+    /// println!("{} bytes received", ring.position());
+    /// # }
+    /// ```
+    pub fn position(&self) -> u64 {
+        self.ring.position()
+    }
+}
+
+impl AsyncRead for RingReader {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let mut wakes = 0;
+        loop {
+            let popped = this.ring.pop(buf)?;
+            if popped.bytes > 0 || buf.remaining() == 0 {
+                if popped.wake_writer {
+                    this.bell.ring();
+                }
+                this.spin.done(this.parked);
+                if this.parked {
+                    this.ring.unpark();
+                    this.parked = false;
+                }
+                return Poll::Ready(Ok(()));
+            }
+            if this.bell.is_gone() {
+                // The writer is gone and the ring is drained (looked at after learning
+                // it): the end of the stream.
+                this.spin.done(true);
+                return Poll::Ready(Ok(()));
+            }
+            if this.spin.keep_spinning() {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            if !this.ring.park()? {
+                continue;
+            }
+            this.parked = true;
+            match this.bell.poll_rung(cx) {
+                Poll::Ready(result) => result?,
+                Poll::Pending => return Poll::Pending,
+            }
+            wakes += 1;
+            if wakes >= MAX_WAKES_PER_POLL {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+        }
+    }
+}
+
+/// The sending side of one shared-memory ring: the writer under a
+/// [`ShmSender`](crate::ShmSender).
+///
+/// Writing copies bytes into the ring (all slices of a vectored write at once) and
+/// rings the reader only if it sleeps. A full ring is looked at again for a short,
+/// adaptive while, then the task sleeps until the reader rings. A write fails with
+/// `BrokenPipe` once the reader's side is gone; shutting down tells the reader so
+/// (after it has read everything written).
+///
+/// ```no_run
+/// # fn demo(tx: ipc_shm::ShmSender) {
+/// let ring: &ipc_shm::RingWriter = tx.writer();
+/// println!("{} bytes sent", ring.position());
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct RingWriter {
+    ring: Producer,
+    bell: Bell,
+    spin: Spin,
+    parked: bool,
+    /// Shut down: nothing more is written.
+    shut: bool,
+}
+
+impl RingWriter {
+    pub(crate) fn new(ring: Producer, bell: Bell) -> Self {
+        RingWriter {
+            ring,
+            bell,
+            spin: Spin::default(),
+            parked: false,
+            shut: false,
+        }
+    }
+
+    /// Bytes written into the ring so far.
+    ///
+    /// ```no_run
+    /// # fn demo(ring: &ipc_shm::RingWriter) {
+    /// println!("{} bytes sent", ring.position());
+    /// # }
+    /// ```
+    pub fn position(&self) -> u64 {
+        self.ring.position()
+    }
+
+    fn poll_push(&mut self, cx: &mut Context<'_>, bufs: &[IoSlice<'_>]) -> Poll<io::Result<usize>> {
+        if self.shut {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "this side of the shared-memory ring was shut down",
+            )));
+        }
+        let mut wakes = 0;
+        loop {
+            // A reader that went away is seen here, even while the ring has room.
+            self.bell.check(cx)?;
+            if self.bell.is_gone() {
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::BrokenPipe,
+                    "the receiving side of the shared-memory ring is gone",
+                )));
+            }
+            let pushed = self.ring.push(bufs)?;
+            if pushed.bytes > 0 || bufs.iter().all(|b| b.is_empty()) {
+                if pushed.wake_reader {
+                    self.bell.ring();
+                }
+                self.spin.done(self.parked);
+                if self.parked {
+                    self.ring.unpark();
+                    self.parked = false;
+                }
+                return Poll::Ready(Ok(pushed.bytes));
+            }
+            if self.spin.keep_spinning() {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            if !self.ring.park()? {
+                continue;
+            }
+            self.parked = true;
+            match self.bell.poll_rung(cx) {
+                Poll::Ready(result) => result?,
+                Poll::Pending => return Poll::Pending,
+            }
+            wakes += 1;
+            if wakes >= MAX_WAKES_PER_POLL {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+        }
+    }
+}
+
+impl AsyncWrite for RingWriter {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.get_mut().poll_push(cx, &[IoSlice::new(buf)])
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.get_mut().poll_push(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // Written bytes are published at once: nothing is held back.
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if !this.shut {
+            this.shut = true;
+            this.bell.hang_up();
+        }
+        Poll::Ready(Ok(()))
+    }
+}

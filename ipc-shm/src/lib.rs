@@ -1,0 +1,85 @@
+//! # ipc-shm
+//!
+//! Shared memory for the ipc toolkit: a [`Channel`](ipc_core::Channel) whose frames
+//! travel through two single-producer, single-consumer byte rings in a sealed `memfd`
+//! that both processes map, one ring per direction. No system call per message: a
+//! sender copies the frame into the ring and publishes it with one atomic store; a
+//! receiver that is looking (it spins a short, adaptive while without blocking the
+//! runtime) takes it from there.
+//!
+//! | how | API | endpoint |
+//! |---|---|---|
+//! | parent spawns a child, the segment offered on an inherited socket | [`spawn`] | `shm:fd=3` (child side) |
+//! | server on a rendezvous socket; each client gets a segment of its own | [`ShmListener`], [`connect`] | `shm:/run/app.sock` |
+//! | two ends in this process | [`pair`] | — |
+//! | chosen at run time | [`ShmTransport`] (`"shm"`) | any of the above |
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> ipc_core::Result<()> {
+//! use ipc_core::prelude::*;
+//!
+//! let (mut parent, mut child) = ipc_shm::pair(&ipc_core::Options::default())?;
+//! parent.send("ping".into()).await?;
+//! assert_eq!(child.recv().await?.as_deref(), Some(&b"ping"[..]));
+//! child.send("pong".into()).await?;
+//! assert_eq!(parent.recv().await?.as_deref(), Some(&b"pong"[..]));
+//! parent.close().await?;
+//! assert_eq!(child.recv().await?, None);
+//! # Ok(()) }
+//! ```
+//!
+//! # How it works
+//!
+//! - **Segment**: the creator (the parent, or a listener) makes a `memfd` holding a
+//!   header and two rings, seals its size, and sends it with two doorbell sockets over
+//!   the toolkit's own uds channel (`SCM_RIGHTS`). The opener maps it only after
+//!   checking the seals, the size, the magic and the version. The layout is in
+//!   `docs/PROTOCOL.md`, precise enough for a C peer.
+//! - **Frames**: the bytes in a ring are the toolkit's length-prefixed frames, as on a
+//!   socket, so a frame larger than the ring passes in pieces and the frame limit
+//!   ([`Options::max_frame`](ipc_core::Options::max_frame)) is the same as on every
+//!   transport.
+//! - **Waking**: a side with nothing to do spins a bounded, adaptive time (yielding to
+//!   the runtime between looks), then raises a flag in the segment and sleeps on its
+//!   doorbell socket, registered with tokio's reactor. The other side rings (one
+//!   non-blocking `send` of one byte) only when that flag is raised. An idle channel
+//!   costs no CPU; a full ring makes `send` wait the same way.
+//! - **A lost peer**: each ring's doorbell is a socket pair whose ends only the ring's
+//!   writer and reader hold. A side that closes, drops its half, or dies closes its
+//!   end, and the other side sees the end of stream: a receiver drains the ring, then
+//!   ends with the goodbye it found (`Ok(None)`) or [`PeerLost`](ipc_core::RecvError::PeerLost);
+//!   a sender fails. No lock lives in shared memory, so a dead process holds none.
+//! - **A hostile peer**: every position read from shared memory is checked before use
+//!   (it must lie within one ring of ours); a bad one is an `InvalidData` error that
+//!   ends the channel, never a read or write outside the segment. All access to shared
+//!   memory is in one small module, `segment.rs`; the only other `unsafe` call
+//!   registers a doorbell socket with tokio.
+//!
+//! # Platform
+//!
+//! Linux only (`memfd_create`, file seals).
+
+#![deny(unsafe_code)]
+
+#[allow(unsafe_code)] // registering the doorbell fd with tokio
+mod bell;
+mod channel;
+mod connect;
+mod io;
+mod listener;
+mod offer;
+mod ring;
+#[allow(unsafe_code)] // the audited shared-memory access
+mod segment;
+mod spawn;
+mod spin;
+mod transport;
+
+pub use channel::{
+    pair, pair_with_ring_size, ShmChannel, ShmReceiver, ShmSender, DEFAULT_RING_SIZE,
+};
+pub use connect::connect;
+pub use io::{RingReader, RingWriter};
+pub use listener::ShmListener;
+pub use spawn::{spawn, spawn_with_ring_size, CHILD_FD};
+pub use transport::ShmTransport;

@@ -1,0 +1,506 @@
+//! The single-producer, single-consumer byte rings of a [`Segment`]: a
+//! [`Producer`] appends bytes, a [`Consumer`] takes them, each keeping its own position
+//! and checking every position the peer stores in shared memory before using it.
+//!
+//! A ring is a byte stream, not a queue of messages: the toolkit's frames (length
+//! prefix, payload; see `docs/PROTOCOL.md`) flow through it as they flow through a
+//! socket, so a frame larger than the ring simply passes in pieces and the frame
+//! limit is the same as on every transport.
+//!
+//! # Memory ordering (what a C peer must do too)
+//!
+//! - The writer copies bytes into the data area, then stores `write` with release
+//!   ordering; the reader loads `write` with acquire ordering before copying them out.
+//!   Symmetrically, the reader stores `read` with release ordering once it has copied
+//!   bytes out, and the writer loads it with acquire ordering before reusing the room.
+//! - Parking: a side that finds nothing to do stores 1 into its parked flag, issues a
+//!   sequentially consistent fence, and loads the other side's position again; only if
+//!   still nothing changed does it sleep. The other side, after storing its position,
+//!   issues a sequentially consistent fence and loads the flag; if it is 1 it swaps in
+//!   0 and, if the swap returned 1, wakes the sleeper. One of the two fences always
+//!   sees the other's store, so a wake-up is never lost.
+//!
+//! This module has no `unsafe`; all shared-memory access is in [`crate::segment`].
+
+use std::fmt;
+use std::io::{self, IoSlice};
+use std::sync::atomic::{fence, Ordering};
+use std::sync::Arc;
+
+use tokio::io::ReadBuf;
+
+use crate::segment::{Parked, Position, Ring, Segment};
+
+/// The peer stored a position into shared memory that no correct peer can store: a
+/// position only moves forward, the reader's never past the writer's, the writer's never
+/// more than one ring ahead of the reader's. The ring is unusable from then on (its
+/// contents cannot be trusted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Corrupt {
+    /// Which position was wrong.
+    pub(crate) what: &'static str,
+    /// The value the peer stored.
+    pub(crate) found: u64,
+    /// The lowest value it may have (the last one we saw).
+    pub(crate) low: u64,
+    /// The highest value it may have.
+    pub(crate) high: u64,
+}
+
+impl Corrupt {
+    /// Check that `found` lies in `low..=high` (positions wrap at 2^64, as they never
+    /// do in practice).
+    fn check(what: &'static str, found: u64, low: u64, high: u64) -> Result<u64, Corrupt> {
+        if found.wrapping_sub(low) <= high.wrapping_sub(low) {
+            Ok(found)
+        } else {
+            Err(Corrupt {
+                what,
+                found,
+                low,
+                high,
+            })
+        }
+    }
+}
+
+impl fmt::Display for Corrupt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the peer broke the shared-memory protocol: it stored {} as the ring's {} \
+             position, which must lie between {} and {}; the channel cannot be trusted any \
+             more: drop it",
+            self.found, self.what, self.low, self.high
+        )
+    }
+}
+
+impl std::error::Error for Corrupt {}
+
+impl From<Corrupt> for io::Error {
+    fn from(e: Corrupt) -> io::Error {
+        io::Error::new(io::ErrorKind::InvalidData, e)
+    }
+}
+
+/// The writing end of one ring.
+#[derive(Debug)]
+pub(crate) struct Producer {
+    segment: Arc<Segment>,
+    ring: Ring,
+    capacity: u64,
+    /// Bytes we have written (ours: never read back from shared memory).
+    write: u64,
+    /// The reader's position as last loaded and checked.
+    read_seen: u64,
+}
+
+/// What a push did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Pushed {
+    /// Bytes appended (0 when the ring is full).
+    pub(crate) bytes: usize,
+    /// The reader was parked: wake it.
+    pub(crate) wake_reader: bool,
+}
+
+impl Producer {
+    /// The writing end of `ring` in `segment`, at position 0.
+    pub(crate) fn new(segment: Arc<Segment>, ring: Ring) -> Self {
+        let capacity = segment.capacity() as u64;
+        Producer {
+            segment,
+            ring,
+            capacity,
+            write: 0,
+            read_seen: 0,
+        }
+    }
+
+    /// Load and check the reader's position: never behind what we saw before, never
+    /// ahead of ours.
+    fn load_read(&mut self) -> Result<(), Corrupt> {
+        let read = self
+            .segment
+            .position(self.ring, Position::Read)
+            .load(Ordering::Acquire);
+        self.read_seen = Corrupt::check("read", read, self.read_seen, self.write)?;
+        Ok(())
+    }
+
+    /// Room for more bytes, as far as we know without looking.
+    fn room(&self) -> usize {
+        (self.capacity - self.write.wrapping_sub(self.read_seen)) as usize
+    }
+
+    /// Append as much of `bufs` as fits (all of it when there is room), publish it, and
+    /// tell whether the reader must be woken.
+    pub(crate) fn push(&mut self, bufs: &[IoSlice<'_>]) -> Result<Pushed, Corrupt> {
+        let wanted: usize = bufs.iter().map(|b| b.len()).sum();
+        if self.room() < wanted {
+            self.load_read()?;
+        }
+        let mut left = self.room().min(wanted);
+        if left == 0 {
+            return Ok(Pushed {
+                bytes: 0,
+                wake_reader: false,
+            });
+        }
+        let mut at = self.write;
+        for buf in bufs {
+            let n = buf.len().min(left);
+            self.segment.copy_in(self.ring, at, &buf[..n]);
+            at += n as u64;
+            left -= n;
+            if left == 0 {
+                break;
+            }
+        }
+        let bytes = (at - self.write) as usize;
+        self.write = at;
+        self.segment
+            .position(self.ring, Position::Write)
+            .store(at, Ordering::Release);
+        fence(Ordering::SeqCst);
+        Ok(Pushed {
+            bytes,
+            wake_reader: take_flag(&self.segment, self.ring, Parked::Reader),
+        })
+    }
+
+    /// Get ready to sleep because the ring is full: raise our parked flag and look
+    /// again. `Ok(true)`: still full, sleep until woken. `Ok(false)`: room appeared
+    /// (the flag is lowered again), push.
+    pub(crate) fn park(&mut self) -> Result<bool, Corrupt> {
+        let segment = self.segment.clone();
+        let flag = segment.parked(self.ring, Parked::Writer);
+        flag.store(1, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        self.load_read()?;
+        if self.room() > 0 {
+            flag.store(0, Ordering::Relaxed);
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    /// Lower our parked flag (after a wait ended without the reader lowering it).
+    pub(crate) fn unpark(&self) {
+        self.segment
+            .parked(self.ring, Parked::Writer)
+            .store(0, Ordering::Relaxed);
+    }
+
+    /// Bytes written so far.
+    pub(crate) fn position(&self) -> u64 {
+        self.write
+    }
+}
+
+/// The reading end of one ring.
+#[derive(Debug)]
+pub(crate) struct Consumer {
+    segment: Arc<Segment>,
+    ring: Ring,
+    capacity: u64,
+    /// Bytes we have read (ours: never read back from shared memory).
+    read: u64,
+    /// The writer's position as last loaded and checked.
+    write_seen: u64,
+}
+
+/// What a pop did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Popped {
+    /// Bytes copied out (0 when the ring is empty).
+    pub(crate) bytes: usize,
+    /// The writer was parked: wake it.
+    pub(crate) wake_writer: bool,
+}
+
+impl Consumer {
+    /// The reading end of `ring` in `segment`, at position 0.
+    pub(crate) fn new(segment: Arc<Segment>, ring: Ring) -> Self {
+        let capacity = segment.capacity() as u64;
+        Consumer {
+            segment,
+            ring,
+            capacity,
+            read: 0,
+            write_seen: 0,
+        }
+    }
+
+    /// Load and check the writer's position: never behind what we saw before, at most
+    /// one ring ahead of ours.
+    fn load_write(&mut self) -> Result<(), Corrupt> {
+        let write = self
+            .segment
+            .position(self.ring, Position::Write)
+            .load(Ordering::Acquire);
+        let high = self.read.wrapping_add(self.capacity);
+        self.write_seen = Corrupt::check("write", write, self.write_seen, high)?;
+        Ok(())
+    }
+
+    fn available(&self) -> usize {
+        self.write_seen.wrapping_sub(self.read) as usize
+    }
+
+    /// Copy out as many bytes as are there and fit in `dst`, give their room back to
+    /// the writer, and tell whether the writer must be woken.
+    pub(crate) fn pop(&mut self, dst: &mut ReadBuf<'_>) -> Result<Popped, Corrupt> {
+        if self.available() < dst.remaining() {
+            self.load_write()?;
+        }
+        let n = self.available().min(dst.remaining());
+        if n == 0 {
+            return Ok(Popped {
+                bytes: 0,
+                wake_writer: false,
+            });
+        }
+        self.segment.copy_out(self.ring, self.read, dst, n);
+        self.read += n as u64;
+        self.segment
+            .position(self.ring, Position::Read)
+            .store(self.read, Ordering::Release);
+        fence(Ordering::SeqCst);
+        Ok(Popped {
+            bytes: n,
+            wake_writer: take_flag(&self.segment, self.ring, Parked::Writer),
+        })
+    }
+
+    /// Lower our parked flag (after a wait ended without the writer lowering it).
+    pub(crate) fn unpark(&self) {
+        self.segment
+            .parked(self.ring, Parked::Reader)
+            .store(0, Ordering::Relaxed);
+    }
+
+    /// Get ready to sleep because the ring is empty: raise our parked flag and look
+    /// again. `Ok(true)`: still empty, sleep until woken. `Ok(false)`: bytes arrived
+    /// (the flag is lowered again), pop.
+    pub(crate) fn park(&mut self) -> Result<bool, Corrupt> {
+        let segment = self.segment.clone();
+        let flag = segment.parked(self.ring, Parked::Reader);
+        flag.store(1, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        self.load_write()?;
+        if self.available() > 0 {
+            flag.store(0, Ordering::Relaxed);
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    /// Bytes read so far.
+    pub(crate) fn position(&self) -> u64 {
+        self.read
+    }
+}
+
+/// After the fence that follows our store: if the other side is parked, lower its flag
+/// and say it must be woken (once: the swap makes only one waker win).
+fn take_flag(segment: &Segment, ring: Ring, who: Parked) -> bool {
+    let flag = segment.parked(ring, who);
+    flag.load(Ordering::Relaxed) != 0 && flag.swap(0, Ordering::AcqRel) != 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn rings(capacity: usize) -> (Producer, Consumer, Arc<Segment>) {
+        let (fd, created) = Segment::create(capacity).expect("create");
+        // The other process's view: a second mapping of the same memfd.
+        let opened = Arc::new(Segment::open(&fd).expect("open"));
+        (
+            Producer::new(Arc::new(created), Ring::FromCreator),
+            Consumer::new(opened.clone(), Ring::FromCreator),
+            opened,
+        )
+    }
+
+    fn pop(c: &mut Consumer, buf: &mut [u8]) -> usize {
+        c.pop(&mut ReadBuf::new(buf)).expect("pop").bytes
+    }
+
+    fn push_all(p: &mut Producer, bytes: &[u8]) -> usize {
+        p.push(&[IoSlice::new(bytes)]).expect("push").bytes
+    }
+
+    #[test]
+    fn bytes_wrap_around_the_end_intact() {
+        let (mut p, mut c, _) = rings(4096);
+        let mut sent = Vec::new();
+        let mut got = Vec::new();
+        for round in 0..20u8 {
+            let chunk: Vec<u8> = (0..3000).map(|i| (i as u8) ^ round).collect();
+            assert_eq!(push_all(&mut p, &chunk), 3000);
+            sent.extend_from_slice(&chunk);
+            let mut buf = vec![0; 3000];
+            assert_eq!(pop(&mut c, &mut buf), 3000);
+            got.extend_from_slice(&buf);
+        }
+        assert_eq!(sent, got);
+        assert_eq!(p.position(), 60_000);
+        assert_eq!(c.position(), 60_000);
+    }
+
+    #[test]
+    fn a_full_ring_takes_nothing_more_until_read() {
+        let (mut p, mut c, _) = rings(4096);
+        assert_eq!(push_all(&mut p, &[1; 5000]), 4096);
+        assert_eq!(push_all(&mut p, &[2; 10]), 0);
+        let mut buf = [0; 100];
+        assert_eq!(pop(&mut c, &mut buf), 100);
+        assert_eq!(push_all(&mut p, &[2; 1000]), 100);
+    }
+
+    #[test]
+    fn vectored_pushes_keep_order() {
+        let (mut p, mut c, _) = rings(4096);
+        let pushed = p
+            .push(&[IoSlice::new(b"ab"), IoSlice::new(b""), IoSlice::new(b"cde")])
+            .expect("push");
+        assert_eq!(pushed.bytes, 5);
+        let mut buf = [0; 8];
+        assert_eq!(pop(&mut c, &mut buf), 5);
+        assert_eq!(&buf[..5], b"abcde");
+    }
+
+    #[test]
+    fn a_parked_reader_is_woken_once() {
+        let (mut p, mut c, _) = rings(4096);
+        assert!(c.park().expect("park"), "empty: the reader sleeps");
+        let first = p.push(&[IoSlice::new(b"x")]).expect("push");
+        assert!(first.wake_reader);
+        let second = p.push(&[IoSlice::new(b"y")]).expect("push");
+        assert!(!second.wake_reader, "the flag was taken by the first wake");
+        assert!(!c.park().expect("park"), "bytes are there: no sleep");
+        assert_eq!(pop(&mut c, &mut [0; 4]), 2);
+    }
+
+    #[test]
+    fn a_parked_writer_is_woken_when_room_appears() {
+        let (mut p, mut c, _) = rings(4096);
+        push_all(&mut p, &[0; 4096]);
+        assert!(p.park().expect("park"), "full: the writer sleeps");
+        let popped = c.pop(&mut ReadBuf::new(&mut [0; 10])).expect("pop");
+        assert!(popped.wake_writer);
+        assert!(!p.park().expect("park"), "room: no sleep");
+    }
+
+    #[test]
+    fn a_write_position_beyond_the_ring_is_an_error_not_a_read() {
+        let (mut p, mut c, peer) = rings(4096);
+        push_all(&mut p, b"hello");
+        let write = peer.position(Ring::FromCreator, Position::Write);
+        for bad in [4097, u64::MAX, u64::MAX - 3, 1 << 40] {
+            write.store(bad, Ordering::SeqCst);
+            let err = c.pop(&mut ReadBuf::new(&mut [0; 16])).expect_err("corrupt");
+            assert_eq!(err.what, "write");
+            assert_eq!(err.found, bad);
+            assert!(io::Error::from(err)
+                .to_string()
+                .contains("broke the shared-memory protocol"));
+        }
+        // A consistent value again: reading goes on from our own position.
+        write.store(5, Ordering::SeqCst);
+        let mut buf = [0; 16];
+        assert_eq!(pop(&mut c, &mut buf), 5);
+        assert_eq!(&buf[..5], b"hello");
+    }
+
+    #[test]
+    fn a_read_position_ahead_of_ours_is_an_error_not_a_write() {
+        let (mut p, _c, peer) = rings(4096);
+        push_all(&mut p, &[7; 4096]);
+        let read = peer.position(Ring::FromCreator, Position::Read);
+        for bad in [4097, u64::MAX, 1 << 50] {
+            read.store(bad, Ordering::SeqCst);
+            let err = p.push(&[IoSlice::new(b"more")]).expect_err("corrupt");
+            assert_eq!(err.what, "read");
+            assert!(p.park().is_err());
+        }
+    }
+
+    #[test]
+    fn positions_that_move_backwards_are_errors() {
+        let (mut p, mut c, peer) = rings(4096);
+        push_all(&mut p, &[1; 20]);
+        assert_eq!(pop(&mut c, &mut [0; 10]), 10);
+        // The writer's position seen so far is 20: 15 would go back.
+        peer.position(Ring::FromCreator, Position::Write)
+            .store(15, Ordering::SeqCst);
+        let err = c
+            .pop(&mut ReadBuf::new(&mut [0; 64]))
+            .expect_err("backwards");
+        assert_eq!((err.what, err.found, err.low), ("write", 15, 20));
+        // The reader's position may not pass the writer's (20), even by one.
+        peer.position(Ring::FromCreator, Position::Read)
+            .store(21, Ordering::SeqCst);
+        let err = p.park().expect_err("ahead of the writer");
+        assert_eq!((err.what, err.high), ("read", 20));
+        assert!(
+            Corrupt::check("x", 5, u64::MAX - 1, 10).is_ok(),
+            "across the wrap"
+        );
+        assert!(Corrupt::check("x", u64::MAX - 2, u64::MAX - 1, 10).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn any_interleaving_of_pushes_and_pops_delivers_the_same_bytes(
+            ops in proptest::collection::vec((any::<bool>(), 0usize..10_000), 1..200)
+        ) {
+            let (mut p, mut c, _) = rings(4096);
+            let (mut sent, mut got) = (Vec::new(), Vec::new());
+            let mut seq = 0u8;
+            for (write, len) in ops {
+                if write {
+                    let chunk: Vec<u8> = (0..len).map(|_| { seq = seq.wrapping_add(1); seq }).collect();
+                    let n = push_all(&mut p, &chunk);
+                    sent.extend_from_slice(&chunk[..n]);
+                    // What did not fit is not sent: the stream stays a prefix.
+                    seq = seq.wrapping_sub((len - n) as u8);
+                } else {
+                    let mut buf = vec![0; len];
+                    let n = pop(&mut c, &mut buf);
+                    got.extend_from_slice(&buf[..n]);
+                }
+            }
+            let mut rest = vec![0; 8192];
+            let n = pop(&mut c, &mut rest);
+            got.extend_from_slice(&rest[..n]);
+            prop_assert_eq!(sent, got);
+        }
+
+        #[test]
+        fn garbage_positions_give_errors_or_bounded_reads_never_more(
+            steps in proptest::collection::vec((any::<u64>(), any::<u64>(), 0usize..9000), 1..100)
+        ) {
+            let (mut p, mut c, peer) = rings(4096);
+            for (write, read, len) in steps {
+                // The hostile peer scribbles over both positions and both flags.
+                peer.position(Ring::FromCreator, Position::Write).store(write, Ordering::SeqCst);
+                peer.position(Ring::FromCreator, Position::Read).store(read, Ordering::SeqCst);
+                peer.parked(Ring::FromCreator, Parked::Reader).store(write as u32, Ordering::SeqCst);
+                let mut buf = vec![0; len];
+                if let Ok(popped) = c.pop(&mut ReadBuf::new(&mut buf)) {
+                    prop_assert!(popped.bytes <= len.min(4096));
+                }
+                if let Ok(pushed) = p.push(&[IoSlice::new(&buf)]) {
+                    prop_assert!(pushed.bytes <= len.min(4096));
+                }
+                let _ = c.park();
+                let _ = p.park();
+            }
+        }
+    }
+}
