@@ -1,0 +1,509 @@
+//! One app under the daemon: its instances, its listening socket in the cluster
+//! modes, its log pipes; and what the commands do to it (start, stop, restart,
+//! rolling reload, scale, signal).
+
+use std::net::SocketAddr;
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ipc_cluster::{CommandFactory, Config, ControlChannel, Restart, StopWith, WaitReady};
+use ipc_core::Signal;
+use tokio::sync::broadcast;
+
+use super::instance::{lock, Instance};
+use super::listen;
+use crate::logs::{self, LogFile, Rotation};
+use crate::proto::{AppInfo, AppSpec, Control, ExecMode, InstanceInfo, LogLine};
+
+/// An app the daemon runs.
+#[derive(Debug)]
+pub(crate) struct App {
+    pub(crate) id: u32,
+    pub(crate) name: String,
+    pub(crate) spec: Mutex<AppSpec>,
+    instances: Mutex<Vec<Instance>>,
+    /// One command at a time per app (a reload, a restart, a scale...).
+    pub(crate) ops: tokio::sync::Mutex<()>,
+    /// The socket every instance shares (`shared` mode) while the app runs.
+    shared: Mutex<Option<Arc<OwnedFd>>>,
+    /// Where the cluster modes listen, once bound.
+    address: Mutex<Option<SocketAddr>>,
+    out_pipe: Arc<OwnedFd>,
+    err_pipe: Arc<OwnedFd>,
+    pumps: Vec<tokio::task::JoinHandle<()>>,
+    pub(crate) follow: broadcast::Sender<LogLine>,
+    pub(crate) out_log: PathBuf,
+    pub(crate) err_log: PathBuf,
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        for pump in &self.pumps {
+            pump.abort();
+        }
+    }
+}
+
+/// `what` failed for `name`: a message for the client.
+fn failed(name: &str, what: &str, e: impl std::fmt::Display) -> String {
+    format!("{name}: {what}: {e}")
+}
+
+impl App {
+    /// An app (not started) with its log files under `logs_dir`.
+    pub(crate) fn new(id: u32, spec: AppSpec, logs_dir: &std::path::Path) -> Result<App, String> {
+        let name = spec.name.clone();
+        let rotation = Rotation {
+            max_size: spec.log_max_size.max(1),
+            files: spec.log_files,
+        };
+        let out_log = logs_dir.join(format!("{name}-out.log"));
+        let err_log = logs_dir.join(format!("{name}-err.log"));
+        let (follow, _) = broadcast::channel(1024);
+        let mut pumps = Vec::new();
+        let mut pipe = |path: &PathBuf, stream: &'static str| -> Result<OwnedFd, String> {
+            let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+                .map_err(|e| failed(&name, "could not make a pipe for its output", e))?;
+            let file =
+                LogFile::open(path.clone(), rotation).map_err(|e| failed(&name, "log", e))?;
+            let pump = logs::spawn_pump(read, file, name.clone(), stream, follow.clone())
+                .map_err(|e| failed(&name, "log pipe", e))?;
+            pumps.push(pump);
+            Ok(write)
+        };
+        let out_pipe = Arc::new(pipe(&out_log, "out")?);
+        let err_pipe = Arc::new(pipe(&err_log, "err")?);
+        Ok(App {
+            id,
+            name,
+            spec: Mutex::new(spec),
+            instances: Mutex::new(Vec::new()),
+            ops: tokio::sync::Mutex::new(()),
+            shared: Mutex::new(None),
+            address: Mutex::new(None),
+            out_pipe,
+            err_pipe,
+            pumps,
+            follow,
+            out_log,
+            err_log,
+        })
+    }
+
+    pub(crate) fn spec(&self) -> AppSpec {
+        self.spec.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn instances(&self) -> std::sync::MutexGuard<'_, Vec<Instance>> {
+        self.instances.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// True when some instance runs or is about to.
+    pub(crate) fn is_running(&self) -> bool {
+        self.instances()
+            .iter()
+            .any(|i| !matches!(lock(&i.status).state, "stopped" | "errored"))
+    }
+
+    /// What `list` shows.
+    pub(crate) fn info(&self) -> AppInfo {
+        let spec = self.spec();
+        let instances = self
+            .instances()
+            .iter()
+            .map(|i| {
+                let s = lock(&i.status);
+                InstanceInfo {
+                    index: i.index,
+                    pid: s.pid,
+                    status: s.state.to_string(),
+                    uptime_ms: s.started.map_or(0, |t| t.elapsed().as_millis() as u64),
+                    restarts: s.restarts,
+                    cpu_percent: s.cpu,
+                    memory: s.memory,
+                }
+            })
+            .collect();
+        AppInfo {
+            id: self.id,
+            name: self.name.clone(),
+            mode: spec.mode,
+            address: self
+                .address
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .map(|a| a.to_string()),
+            out_log: self.out_log.clone(),
+            err_log: self.err_log.clone(),
+            spec,
+            instances,
+        }
+    }
+
+    /// Apply `f` to each instance's pid and status (the monitor).
+    pub(crate) fn each_status(&self, mut f: impl FnMut(usize, &super::instance::SharedStatus)) {
+        for i in self.instances().iter() {
+            f(i.index, &i.status);
+        }
+    }
+
+    /// Start every instance (the app must not run) and wait until each is ready or
+    /// failed. Returns the instances that did not become ready.
+    pub(crate) async fn start(&self) -> Result<Vec<usize>, String> {
+        let spec = self.spec();
+        let base: Vec<u32> = self.instances().iter().map(|i| i.restarts()).collect();
+        self.stop_all().await;
+        let mut started = Vec::new();
+        for index in 0..spec.instances.max(1) {
+            let restarts = base.get(index).copied().unwrap_or(0);
+            started.push(self.launch(&spec, index, restarts)?);
+        }
+        let waits: Vec<_> = started
+            .iter_mut()
+            .map(|i| (i.index, i.take_outcome()))
+            .collect();
+        *self.instances() = started;
+        let mut failed = Vec::new();
+        for (index, wait) in waits {
+            if !guarded(&spec, wait).await {
+                failed.push(index);
+            }
+        }
+        Ok(failed)
+    }
+
+    /// Stop every instance (gracefully, then SIGKILL after `kill_timeout`).
+    pub(crate) async fn stop_all(&self) {
+        let stoppers: Vec<_> = self.instances().iter().map(Instance::stopper).collect();
+        futures_util::future::join_all(stoppers.iter().map(|s| s.stop())).await;
+        *self.shared.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    /// Stop, then start again (restarts counted).
+    pub(crate) async fn restart(&self) -> Result<Vec<usize>, String> {
+        for i in self.instances().iter() {
+            lock(&i.status).restarts += 1;
+        }
+        self.start().await
+    }
+
+    /// Replace instance `index` with a new process (a memory restart).
+    pub(crate) async fn restart_instance(&self, index: usize) -> Result<(), String> {
+        let spec = self.spec();
+        let old = {
+            let mut list = self.instances();
+            let Some(at) = list.iter().position(|i| i.index == index) else {
+                return Ok(());
+            };
+            list.remove(at)
+        };
+        old.stopper().stop().await;
+        let fresh = self.launch(&spec, index, old.restarts() + 1)?;
+        let mut list = self.instances();
+        list.push(fresh);
+        list.sort_by_key(|i| i.index);
+        Ok(())
+    }
+
+    /// Rolling reload: for each instance in turn, start its replacement and wait until
+    /// it is ready; only then stop the old one. A replacement that does not become
+    /// ready is stopped, the old one keeps running, and the reload stops there.
+    pub(crate) async fn reload(&self) -> Result<(), String> {
+        if !self.is_running() {
+            return self
+                .start()
+                .await
+                .and_then(|failed| not_ready(&self.name, &failed));
+        }
+        let spec = self.spec();
+        let indexes: Vec<(usize, u32)> = self
+            .instances()
+            .iter()
+            .map(|i| (i.index, i.restarts()))
+            .collect();
+        for (index, restarts) in indexes {
+            let mut fresh = self.launch(&spec, index, restarts + 1)?;
+            let ready = guarded(&spec, fresh.take_outcome()).await;
+            if !ready {
+                fresh.stopper().stop().await;
+                return Err(format!(
+                    "{}: reload aborted: the new instance {index} did not become ready \
+                     (within listen_timeout {} ms, or it exited); the old one keeps running. \
+                     See `ipcm logs {}`",
+                    self.name, spec.listen_timeout_ms, self.name
+                ));
+            }
+            let old = {
+                let mut list = self.instances();
+                match list.iter().position(|i| i.index == index) {
+                    Some(at) => Some(std::mem::replace(&mut list[at], fresh)),
+                    None => {
+                        list.push(fresh);
+                        None
+                    }
+                }
+            };
+            if let Some(old) = old {
+                old.stopper().stop().await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Run `n` instances: start new ones (ready-gated) or stop the highest ones.
+    pub(crate) async fn scale(&self, n: usize) -> Result<(), String> {
+        let n = n.max(1);
+        let spec = {
+            let mut spec = self.spec.lock().unwrap_or_else(|e| e.into_inner());
+            spec.instances = n;
+            spec.clone()
+        };
+        let now = self.instances().len();
+        if n > now {
+            for index in now..n {
+                let mut fresh = self.launch(&spec, index, 0)?;
+                let wait = fresh.take_outcome();
+                self.instances().push(fresh);
+                if !guarded(&spec, wait).await {
+                    return Err(format!(
+                        "{}: the new instance {index} did not become ready",
+                        self.name
+                    ));
+                }
+            }
+        } else {
+            let gone: Vec<Instance> = {
+                let mut list = self.instances();
+                list.split_off(n)
+            };
+            futures_util::future::join_all(
+                gone.iter().map(|i| async move { i.stopper().stop().await }),
+            )
+            .await;
+        }
+        Ok(())
+    }
+
+    /// Send `signal` to every instance's process group.
+    pub(crate) fn signal(&self, signal: nix::sys::signal::Signal) -> Result<usize, String> {
+        let mut sent = 0;
+        for i in self.instances().iter() {
+            if let Some(pid) = lock(&i.status).pid {
+                nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid as i32), signal)
+                    .map_err(|e| failed(&self.name, &format!("could not signal pid {pid}"), e))?;
+                sent += 1;
+            }
+        }
+        Ok(sent)
+    }
+
+    /// Start instance `index` of `spec` (binding its socket in the cluster modes).
+    fn launch(&self, spec: &AppSpec, index: usize, restarts: u32) -> Result<Instance, String> {
+        let socket = match spec.mode {
+            ExecMode::Fork => None,
+            ExecMode::Shared => {
+                let mut shared = self.shared.lock().unwrap_or_else(|e| e.into_inner());
+                if shared.is_none() {
+                    let (fd, addr) = listen::bind(&self.listen_addr(spec)?, false)
+                        .map_err(|e| failed(&self.name, "could not listen", e))?;
+                    *self.address.lock().unwrap_or_else(|e| e.into_inner()) = Some(addr);
+                    *shared = Some(Arc::new(fd));
+                }
+                shared.clone()
+            }
+            ExecMode::Reuseport => {
+                let (fd, addr) = listen::bind(&self.listen_addr(spec)?, true)
+                    .map_err(|e| failed(&self.name, "could not listen", e))?;
+                *self.address.lock().unwrap_or_else(|e| e.into_inner()) = Some(addr);
+                Some(Arc::new(fd))
+            }
+        };
+        let factory = command_factory(
+            spec,
+            index,
+            socket,
+            self.out_pipe.clone(),
+            self.err_pipe.clone(),
+        );
+        Ok(Instance::start(index, restarts, supervision(spec), factory))
+    }
+
+    /// The address to bind: the one bound before (so a restart keeps a port chosen
+    /// with `:0`, and `reuseport` instances share it), else the spec's.
+    fn listen_addr(&self, spec: &AppSpec) -> Result<String, String> {
+        if let Some(addr) = *self.address.lock().unwrap_or_else(|e| e.into_inner()) {
+            if spec.mode == ExecMode::Reuseport || self.is_running() {
+                return Ok(addr.to_string());
+            }
+        }
+        spec.listen.clone().ok_or_else(|| {
+            format!(
+                "{}: mode {} needs --port PORT or --listen HOST:PORT",
+                self.name, spec.mode
+            )
+        })
+    }
+}
+
+/// `Err` naming the instances that did not become ready, if any.
+pub(crate) fn not_ready(name: &str, failed: &[usize]) -> Result<(), String> {
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name}: instance(s) {failed:?} did not become ready (see `ipcm logs {name}`)"
+        ))
+    }
+}
+
+/// Wait for an instance's first outcome, bounded by its readiness timeout plus its
+/// stop time (a guard: the supervisor itself decides).
+async fn guarded(spec: &AppSpec, outcome: impl std::future::Future<Output = bool>) -> bool {
+    let guard = Duration::from_millis(spec.listen_timeout_ms + spec.kill_timeout_ms)
+        + Duration::from_secs(10);
+    tokio::time::timeout(guard, outcome).await.unwrap_or(false)
+}
+
+/// The supervisor settings of `spec`.
+pub(crate) fn supervision(spec: &AppSpec) -> Config {
+    let ms = Duration::from_millis;
+    let control = control_of(spec);
+    let wait_ready = match (spec.wait_ready, control) {
+        (false, _) => WaitReady::No,
+        (true, ControlChannel::None) => WaitReady::Notify,
+        (true, _) => WaitReady::Any,
+    };
+    let signal = parse_signal(&spec.kill_signal)
+        .ok()
+        .and_then(|s| Signal::try_from(s as i32).ok());
+    let mut config = Config::builder()
+        .restart(if spec.autorestart {
+            Restart::Always
+        } else {
+            Restart::Never
+        })
+        .stop_exit_codes(spec.stop_exit_codes.iter().copied())
+        .min_uptime(ms(spec.min_uptime_ms))
+        .max_restarts(spec.max_restarts)
+        .restart_delay(ms(spec.restart_delay_ms))
+        .wait_ready(wait_ready)
+        .listen_timeout(ms(spec.listen_timeout_ms))
+        .kill_timeout(ms(spec.kill_timeout_ms))
+        .stop_with(StopWith::Signal(signal.unwrap_or(Signal::SIGINT)))
+        .control(control);
+    if let Some(first) = spec.exp_backoff_ms {
+        config = config.exp_backoff(ms(first));
+    }
+    config.build()
+}
+
+/// The control channel: none in the cluster modes (fd 3 is the socket), Node's for a
+/// Node program, the toolkit's otherwise.
+fn control_of(spec: &AppSpec) -> ControlChannel {
+    if spec.mode != ExecMode::Fork {
+        return ControlChannel::None;
+    }
+    match spec.control {
+        Control::Uds => ControlChannel::Uds,
+        Control::Node => ControlChannel::Node,
+        Control::None => ControlChannel::None,
+        Control::Auto if is_node(spec) => ControlChannel::Node,
+        Control::Auto => ControlChannel::Uds,
+    }
+}
+
+fn is_node(spec: &AppSpec) -> bool {
+    spec.cmd.first().is_some_and(|p| {
+        std::path::Path::new(p)
+            .file_name()
+            .is_some_and(|n| n == "node" || n == "nodejs")
+    })
+}
+
+/// `SIGTERM`, `TERM`, `15` -> the signal.
+pub(crate) fn parse_signal(text: &str) -> Result<nix::sys::signal::Signal, String> {
+    use std::str::FromStr;
+    let t = text.trim().to_ascii_uppercase();
+    if let Ok(n) = t.parse::<i32>() {
+        return nix::sys::signal::Signal::try_from(n)
+            .map_err(|_| format!("{text}: no such signal number"));
+    }
+    let name = if t.starts_with("SIG") {
+        t
+    } else {
+        format!("SIG{t}")
+    };
+    nix::sys::signal::Signal::from_str(&name)
+        .map_err(|_| format!("{text:?} is not a signal name; use e.g. SIGINT, SIGTERM, SIGUSR2"))
+}
+
+/// Makes the command of instance `index` each time it starts.
+fn command_factory(
+    spec: &AppSpec,
+    index: usize,
+    socket: Option<Arc<OwnedFd>>,
+    out: Arc<OwnedFd>,
+    err: Arc<OwnedFd>,
+) -> CommandFactory {
+    let spec = spec.clone();
+    Arc::new(move || {
+        let mut command = match &socket {
+            // systemd's LISTEN_PID must be the program's own pid, known only in the
+            // child: a shell sets it to its $$ and execs the program in its place.
+            Some(_) => {
+                let mut c = Command::new("/bin/sh");
+                c.arg("-c")
+                    .arg("LISTEN_PID=$$; export LISTEN_PID; exec \"$@\"")
+                    .arg("ipcm-exec")
+                    .args(&spec.cmd);
+                c
+            }
+            None => {
+                let mut c = Command::new(&spec.cmd[0]);
+                c.args(&spec.cmd[1..]);
+                c
+            }
+        };
+        command
+            .current_dir(&spec.cwd)
+            .env_clear()
+            .envs(&spec.env)
+            .env("IPCM_APP_NAME", &spec.name)
+            .env(ipc_cluster::worker::NODE_APP_INSTANCE, index.to_string())
+            .env(ipc_cluster::worker::IPC_WORKER_INDEX, index.to_string())
+            .stdin(Stdio::null())
+            .stdout(pipe_end(&out))
+            .stderr(pipe_end(&err));
+        if let Some(socket) = &socket {
+            ipc_core::spawn::inherit_fds(&mut command, &[(socket, 3)]);
+            command
+                .env(ipc_cluster::systemd::LISTEN_FDS, "1")
+                .env(ipc_cluster::systemd::LISTEN_FDNAMES, &spec.name);
+        }
+        command
+    })
+}
+
+fn pipe_end(fd: &OwnedFd) -> Stdio {
+    match fd.try_clone() {
+        Ok(fd) => Stdio::from(fd),
+        Err(e) => {
+            tracing::warn!("could not pass the log pipe: {e}");
+            Stdio::null()
+        }
+    }
+}
+
+/// Uptime of a started instance, for display.
+pub(crate) fn human_uptime(ms: u64) -> String {
+    let s = ms / 1000;
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m", s / 60),
+        3600..=86399 => format!("{}h", s / 3600),
+        _ => format!("{}D", s / 86400),
+    }
+}

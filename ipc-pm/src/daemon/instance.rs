@@ -1,0 +1,196 @@
+//! One instance of an app: a [`Supervisor`] owned by a task that keeps the
+//! instance's status up to date from the supervisor's events and stops it on request.
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use ipc_cluster::{CommandFactory, Config, Event, Supervisor};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::monitor::CpuMeter;
+
+/// What `list` shows of an instance, kept current by its task and the monitor.
+#[derive(Debug, Clone)]
+pub(crate) struct Status {
+    pub(crate) pid: Option<u32>,
+    pub(crate) state: &'static str,
+    pub(crate) started: Option<Instant>,
+    pub(crate) restarts: u32,
+    pub(crate) cpu: f64,
+    pub(crate) memory: u64,
+    pub(crate) meter: CpuMeter,
+    /// A memory restart is under way (the monitor does not ask twice).
+    pub(crate) memory_restart: bool,
+}
+
+/// A shared, lockable [`Status`].
+pub(crate) type SharedStatus = Arc<Mutex<Status>>;
+
+/// Lock a status, whatever a panicking holder left.
+pub(crate) fn lock(status: &SharedStatus) -> std::sync::MutexGuard<'_, Status> {
+    status.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A running (or finished) instance.
+#[derive(Debug)]
+pub(crate) struct Instance {
+    pub(crate) index: usize,
+    pub(crate) status: SharedStatus,
+    stop: mpsc::UnboundedSender<oneshot::Sender<()>>,
+    /// True once it first became ready, false if it failed before.
+    outcome: Option<oneshot::Receiver<bool>>,
+}
+
+/// Asks one instance to stop; usable without holding the app's instance list.
+#[derive(Debug, Clone)]
+pub(crate) struct Stopper(mpsc::UnboundedSender<oneshot::Sender<()>>);
+
+impl Stopper {
+    /// Stop gracefully (stop signal, SIGKILL after `kill_timeout`); returns once gone.
+    pub(crate) async fn stop(&self) {
+        let (done, gone) = oneshot::channel();
+        if self.0.send(done).is_ok() {
+            let _ = gone.await;
+        }
+    }
+}
+
+impl Instance {
+    /// Start supervising instance `index`, counting `restarts` made before.
+    pub(crate) fn start(
+        index: usize,
+        restarts: u32,
+        config: Config,
+        command: CommandFactory,
+    ) -> Instance {
+        let status = Arc::new(Mutex::new(Status {
+            pid: None,
+            state: "launching",
+            started: None,
+            restarts,
+            cpu: 0.0,
+            memory: 0,
+            meter: CpuMeter::new(),
+            memory_restart: false,
+        }));
+        let (stop, stop_rx) = mpsc::unbounded_channel();
+        let (outcome_tx, outcome) = oneshot::channel();
+        let supervisor = Supervisor::start_with(config, command);
+        tokio::spawn(run(
+            supervisor,
+            status.clone(),
+            stop_rx,
+            outcome_tx,
+            restarts,
+        ));
+        Instance {
+            index,
+            status,
+            stop,
+            outcome: Some(outcome),
+        }
+    }
+
+    /// The handle that stops it.
+    pub(crate) fn stopper(&self) -> Stopper {
+        Stopper(self.stop.clone())
+    }
+
+    /// Its restarts so far.
+    pub(crate) fn restarts(&self) -> u32 {
+        lock(&self.status).restarts
+    }
+
+    /// Take the wait for its first outcome: `true` once ready, `false` if it exited
+    /// (or was not ready in time) before.
+    pub(crate) fn take_outcome(&mut self) -> impl std::future::Future<Output = bool> {
+        let outcome = self.outcome.take();
+        async move {
+            match outcome {
+                Some(rx) => rx.await.unwrap_or(false),
+                None => true,
+            }
+        }
+    }
+}
+
+async fn run(
+    mut supervisor: Supervisor,
+    status: SharedStatus,
+    mut stop_rx: mpsc::UnboundedReceiver<oneshot::Sender<()>>,
+    outcome: oneshot::Sender<bool>,
+    base: u32,
+) {
+    let mut outcome = Some(outcome);
+    loop {
+        tokio::select! {
+            event = supervisor.next_event() => match event {
+                Some(event) => apply(&status, event, &mut outcome, base),
+                None => break,
+            },
+            asked = stop_rx.recv() => {
+                let Some(done) = asked else {
+                    return; // the instance was dropped: dropping the supervisor kills
+                };
+                lock(&status).state = "stopping";
+                supervisor.stop().await;
+                while let Some(event) = supervisor.next_event().await {
+                    apply(&status, event, &mut outcome, base);
+                }
+                let _ = done.send(());
+                break;
+            }
+        }
+    }
+    // Finished (stopped, errored): later stop requests have nothing to do.
+    while let Some(done) = stop_rx.recv().await {
+        let _ = done.send(());
+    }
+}
+
+fn apply(
+    status: &SharedStatus,
+    event: Event,
+    outcome: &mut Option<oneshot::Sender<bool>>,
+    base: u32,
+) {
+    let mut s = lock(status);
+    let mut settle = |ok: bool| {
+        if let Some(tx) = outcome.take() {
+            let _ = tx.send(ok);
+        }
+    };
+    match event {
+        Event::Starting { pid, restarts } => {
+            s.pid = Some(pid);
+            s.state = "launching";
+            s.started = Some(Instant::now());
+            s.restarts = base + restarts;
+            s.meter = CpuMeter::new();
+            s.memory_restart = false;
+        }
+        Event::Ready { .. } => {
+            s.state = "online";
+            settle(true);
+        }
+        Event::Exited { .. } => {
+            s.pid = None;
+            s.started = None;
+            s.cpu = 0.0;
+            s.memory = 0;
+            if s.state != "stopping" {
+                s.state = "exited";
+            }
+            settle(false);
+        }
+        Event::Restarting { .. } => s.state = "waiting restart",
+        Event::Errored { .. } => {
+            s.state = "errored";
+            settle(false);
+        }
+        Event::Stopped => {
+            s.state = "stopped";
+            settle(false);
+        }
+    }
+}

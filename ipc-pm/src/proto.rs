@@ -1,0 +1,208 @@
+//! The typed messages between the `ipcm` client and its daemon (JSON frames over the
+//! toolkit's uds framing), and the app description both sides share.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// How the instances of an app get their connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum ExecMode {
+    /// Each instance is a plain process (pm2's `fork` mode).
+    #[default]
+    Fork,
+    /// The daemon binds one socket and hands it to every instance at fd 3
+    /// (`LISTEN_FDS`); the kernel spreads connections over their `accept` calls.
+    Shared,
+    /// The daemon binds one `SO_REUSEPORT` socket per instance and hands each its own
+    /// at fd 3; the kernel hashes connections over them.
+    Reuseport,
+}
+
+impl std::fmt::Display for ExecMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ExecMode::Fork => "fork",
+            ExecMode::Shared => "shared",
+            ExecMode::Reuseport => "reuseport",
+        })
+    }
+}
+
+impl std::str::FromStr for ExecMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "fork" | "fork_mode" => Ok(ExecMode::Fork),
+            "shared" | "cluster" | "cluster_mode" => Ok(ExecMode::Shared),
+            "reuseport" => Ok(ExecMode::Reuseport),
+            "rr" => Err("mode rr needs workers that speak the toolkit's channel \
+                 (ipc_cluster::Worker); ipcm does not run it yet: use shared or reuseport, \
+                 which work for any program through LISTEN_FDS"
+                .into()),
+            other => Err(format!(
+                "unknown mode {other:?}: use fork, shared or reuseport"
+            )),
+        }
+    }
+}
+
+/// The control channel an instance gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Control {
+    /// Node's channel for a Node program (`process.send('ready')`), the toolkit's uds
+    /// channel for others in fork mode, none in the cluster modes (fd 3 is the socket).
+    #[default]
+    Auto,
+    /// The toolkit's channel at fd 3.
+    Uds,
+    /// Node's `NODE_CHANNEL_FD`.
+    Node,
+    /// No channel (ready only through `NOTIFY_SOCKET`).
+    None,
+}
+
+/// Everything the daemon needs to run one app; what `save` writes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct AppSpec {
+    pub(crate) name: String,
+    /// Program and arguments.
+    pub(crate) cmd: Vec<String>,
+    pub(crate) cwd: PathBuf,
+    pub(crate) env: BTreeMap<String, String>,
+    pub(crate) instances: usize,
+    pub(crate) mode: ExecMode,
+    /// Where cluster modes listen (`HOST:PORT`).
+    pub(crate) listen: Option<String>,
+    pub(crate) control: Control,
+    pub(crate) wait_ready: bool,
+    pub(crate) listen_timeout_ms: u64,
+    pub(crate) kill_timeout_ms: u64,
+    pub(crate) kill_signal: String,
+    pub(crate) autorestart: bool,
+    pub(crate) max_restarts: u32,
+    pub(crate) min_uptime_ms: u64,
+    pub(crate) restart_delay_ms: u64,
+    pub(crate) exp_backoff_ms: Option<u64>,
+    pub(crate) stop_exit_codes: Vec<i32>,
+    /// Restart an instance whose process tree uses more (bytes).
+    pub(crate) max_memory_restart: Option<u64>,
+    /// Rotate a log file once it is larger (bytes).
+    pub(crate) log_max_size: u64,
+    /// Rotated log files kept besides the live one.
+    pub(crate) log_files: usize,
+}
+
+impl AppSpec {
+    /// pm2's defaults for `cmd`.
+    pub(crate) fn new(name: String, cmd: Vec<String>, cwd: PathBuf) -> Self {
+        AppSpec {
+            name,
+            cmd,
+            cwd,
+            env: BTreeMap::new(),
+            instances: 1,
+            mode: ExecMode::Fork,
+            listen: None,
+            control: Control::Auto,
+            wait_ready: false,
+            listen_timeout_ms: 3000,
+            kill_timeout_ms: 1600,
+            kill_signal: "SIGINT".into(),
+            autorestart: true,
+            max_restarts: 16,
+            min_uptime_ms: 1000,
+            restart_delay_ms: 0,
+            exp_backoff_ms: None,
+            stop_exit_codes: Vec::new(),
+            max_memory_restart: None,
+            log_max_size: 10 << 20,
+            log_files: 5,
+        }
+    }
+}
+
+/// What the client asks. A target is an app name, an app id, or `all`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Request {
+    /// Start new apps (or start again stopped ones of the same name).
+    Start(Vec<AppSpec>),
+    /// Start an app the daemon knows (stopped or errored).
+    StartExisting(String),
+    Stop(String),
+    Restart(String),
+    Reload(String),
+    Delete(String),
+    List,
+    Describe(String),
+    Logs {
+        target: Option<String>,
+        lines: usize,
+        follow: bool,
+    },
+    Save,
+    Resurrect,
+    Signal {
+        target: String,
+        signal: String,
+    },
+    Scale {
+        target: String,
+        instances: usize,
+    },
+    /// Stop every app and the daemon.
+    Kill,
+}
+
+/// What the daemon answers: one `Done`, `Apps` or `Error`, or for `logs` a stream of
+/// `Log` ended by `Done` (never ended with `follow`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Response {
+    Done(String),
+    Apps(Vec<AppInfo>),
+    Log(LogLine),
+    Error(String),
+}
+
+/// One line of an app's output, as the log file has it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct LogLine {
+    pub(crate) app: String,
+    /// `out` or `err`.
+    pub(crate) stream: String,
+    /// The timestamped line.
+    pub(crate) line: String,
+}
+
+/// One app as `list` and `describe` show it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct AppInfo {
+    pub(crate) id: u32,
+    pub(crate) name: String,
+    pub(crate) mode: ExecMode,
+    /// The address the cluster modes listen on, once bound.
+    pub(crate) address: Option<String>,
+    pub(crate) out_log: PathBuf,
+    pub(crate) err_log: PathBuf,
+    pub(crate) spec: AppSpec,
+    pub(crate) instances: Vec<InstanceInfo>,
+}
+
+/// One instance (process slot) of an app.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct InstanceInfo {
+    pub(crate) index: usize,
+    pub(crate) pid: Option<u32>,
+    pub(crate) status: String,
+    /// Milliseconds since the running process started.
+    pub(crate) uptime_ms: u64,
+    pub(crate) restarts: u32,
+    pub(crate) cpu_percent: f64,
+    /// RSS of the whole process group, bytes.
+    pub(crate) memory: u64,
+}
