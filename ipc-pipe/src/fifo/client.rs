@@ -20,6 +20,10 @@ use crate::channel::{require_runtime, wrap, PipeChannel, FIFO};
 
 /// How many times a client re-opens the pair when the listener replaced it meanwhile.
 const CLAIM_ATTEMPTS: usize = 3;
+/// How long `connect_fifo` keeps looking for a free lock before calling the listener busy.
+const BUSY_GRACE: std::time::Duration = std::time::Duration::from_millis(200);
+/// How often it looks during that time.
+const BUSY_POLL: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// Why one attempt to claim the pair did not work.
 enum Attempt {
@@ -85,25 +89,38 @@ pub async fn connect_fifo(
         )),
         other => other,
     })?;
-    let lock_file = File::open(dir.join(LOCK)).map_err(|e| {
+    let mut lock_file = File::open(dir.join(LOCK)).map_err(|e| {
         Error::Io(io::Error::new(
             e.kind(),
             format!("no fifo listener at {endpoint} ({LOCK}: {e})"),
         ))
     })?;
-    let lock = match Flock::lock(lock_file, FlockArg::LockExclusiveNonblock) {
-        Ok(lock) => lock,
-        Err((_, Errno::EWOULDBLOCK)) => {
-            return Err(Error::unsupported(
-                FIFO,
-                format!(
-                    "a second concurrent client: {endpoint} already serves a client; a FIFO \
-                     pair serves one peer at a time (connect again once it has disconnected)"
-                ),
-            )
-            .into())
+    // A client that has just left can hold the lock a little longer than its process
+    // does: a process that forks (any process that spawns a child, before the child's
+    // exec closes the fd) keeps a copy of its lock fd. Look again briefly before
+    // calling the listener busy.
+    let mut waited = std::time::Duration::ZERO;
+    let lock = loop {
+        match Flock::lock(lock_file, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => break lock,
+            Err((file, Errno::EWOULDBLOCK)) if waited < BUSY_GRACE => {
+                lock_file = file;
+                tokio::time::sleep(BUSY_POLL).await;
+                waited += BUSY_POLL;
+            }
+            Err((_, Errno::EWOULDBLOCK)) => {
+                return Err(Error::unsupported(
+                    FIFO,
+                    format!(
+                        "a second concurrent client: {endpoint} already serves a client; a \
+                         FIFO pair serves one peer at a time (connect again once it has \
+                         disconnected)"
+                    ),
+                )
+                .into())
+            }
+            Err((_, e)) => return Err(io::Error::from(e).into()),
         }
-        Err((_, e)) => return Err(io::Error::from(e).into()),
     };
     let mut content = String::new();
     let listener_pid = match (&*lock).read_to_string(&mut content) {
