@@ -265,6 +265,8 @@ pub struct Cluster {
 enum Cmd {
     Spawn {
         index: usize,
+        /// The reload's old worker this start replaces.
+        replacing: Option<u64>,
         reply: oneshot::Sender<Result<u64>>,
     },
     SpawnAgent(oneshot::Sender<Result<u64>>),
@@ -428,6 +430,7 @@ impl Cluster {
             reloading: false,
             shutdown: None,
             pending_replaces: HashMap::new(),
+            reload_step: None,
             told_systemd: false,
         };
         let task = tokio::spawn(actor.run(inbox));
@@ -449,7 +452,11 @@ impl Cluster {
         let mut starts = Vec::new();
         for index in 0..cluster_size(&cluster, config.workers) {
             let (reply, ready) = oneshot::channel();
-            cluster.cmd(Cmd::Spawn { index, reply })?;
+            cluster.cmd(Cmd::Spawn {
+                index,
+                replacing: None,
+                reply,
+            })?;
             starts.push(ready);
         }
         let mut failure = None;
@@ -691,6 +698,15 @@ async fn write_loop(
     let _ = tx.close().await;
 }
 
+/// One step of a rolling reload, as the cluster's task sees it.
+#[derive(Clone, Copy)]
+struct ReloadStep {
+    old: u64,
+    new: u64,
+    /// The old worker died while `new` was starting: `new` took its index over.
+    old_died: bool,
+}
+
 struct Actor {
     config: ClusterConfig,
     workers_wanted: usize,
@@ -713,6 +729,8 @@ struct Actor {
     shutdown: Option<Vec<oneshot::Sender<()>>>,
     /// Index -> the fatal worker its next start replaces.
     pending_replaces: HashMap<usize, u64>,
+    /// The reload's current step: old worker `old` is being replaced by `new`.
+    reload_step: Option<ReloadStep>,
     told_systemd: bool,
 }
 
@@ -1130,8 +1148,24 @@ impl Actor {
             let _ = reply.send(());
         }
         self.announce_members();
+        // During a reload step, the replacement takes the index over from an old
+        // worker that dies; if the replacement then fails, the policy decides.
+        let (mut taken_over, mut orphaned) = (false, false);
+        if let Some(step) = &mut self.reload_step {
+            if step.old == id {
+                step.old_died = true;
+                taken_over = self.slots.contains_key(&step.new);
+            } else if step.new == id {
+                orphaned = step.old_died;
+            }
+        }
+        if taken_over {
+            tracing::info!(index, "the reload's replacement takes over: no restart");
+        }
         let replace = self.shutdown.is_none()
+            && !taken_over
             && match slot.state {
+                _ if orphaned => true,
                 // Crashed, or a fatal worker that died before its replacement was ready.
                 State::Ready | State::Fatal => true,
                 // A failed start that nobody waits for (a restart): the policy decides.
@@ -1281,12 +1315,31 @@ impl Actor {
 
     async fn on_cmd(&mut self, cmd: Cmd) {
         match cmd {
-            Cmd::Spawn { index, reply } => {
+            Cmd::Spawn {
+                index,
+                replacing,
+                reply,
+            } => {
                 if self.shutdown.is_some() {
                     let _ = reply.send(Err(gone()));
                     return;
                 }
-                let _ = self.spawn(index, Some(reply), None).await;
+                if let Some(old) = replacing {
+                    if self.slots.get(&old).map(|s| s.state) != Some(State::Ready) {
+                        // The old worker crashed (or went fatal) before the reload got
+                        // here: the restart policy replaces it, with the new command.
+                        let _ = reply.send(Ok(old));
+                        return;
+                    }
+                }
+                let started = self.spawn(index, Some(reply), None).await;
+                if let (Some(old), Ok(new)) = (replacing, started) {
+                    self.reload_step = Some(ReloadStep {
+                        old,
+                        new,
+                        old_died: false,
+                    });
+                }
             }
             Cmd::SpawnAgent(reply) => {
                 let _ = self.spawn_member(0, Some(reply), None, true).await;
@@ -1295,6 +1348,9 @@ impl Actor {
                 let _ = reply.send(self.agent_pid());
             }
             Cmd::Retire { id, reply } => {
+                if self.reload_step.is_some_and(|step| step.old == id) {
+                    self.reload_step = None;
+                }
                 if !self.slots.contains_key(&id) {
                     let _ = reply.send(());
                     return;
@@ -1345,7 +1401,10 @@ impl Actor {
                 plan.sort();
                 tokio::spawn(reload(plan, self.inputs.clone(), reply));
             }
-            Cmd::ReloadDone => self.reloading = false,
+            Cmd::ReloadDone => {
+                self.reloading = false;
+                self.reload_step = None;
+            }
             Cmd::Shutdown(reply) => {
                 let waiters = self.shutdown.get_or_insert_with(Vec::new);
                 waiters.push(reply);
@@ -1382,10 +1441,13 @@ async fn reload(
             inputs
                 .send(Input::Cmd(Cmd::Spawn {
                     index,
+                    replacing: Some(old),
                     reply: ready_tx,
                 }))
                 .map_err(|_| gone())?;
             match ready.await {
+                // The old worker is gone already and the restart policy replaces it.
+                Ok(Ok(new)) if new == old => continue,
                 Ok(Ok(_new)) => {}
                 Ok(Err(e)) => {
                     return Err(Error::ReloadAborted(format!(

@@ -661,3 +661,93 @@ async fn a_process_not_started_by_a_cluster_gets_a_connect_error() {
         other => panic!("expected Error::Connect(NotAChild), got {other:?}"),
     }
 }
+
+/// Reload a cluster of two whose old worker `victim` is SIGKILLed from the worker
+/// factory when the reload starts the replacement of index 0; after everything has
+/// settled, exactly one worker per index must be left.
+async fn crash_during_reload(victim: usize) {
+    let kill_on_reload: Arc<std::sync::Mutex<Option<u32>>> = Arc::default();
+    let factory_kill = kill_on_reload.clone();
+    let started = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let config = ClusterConfig::builder()
+        .workers(2)
+        .mode(Mode::Shared)
+        .supervise(fast_supervision())
+        .drain_timeout(Duration::from_secs(10))
+        .build();
+    let mut cluster = tokio::time::timeout(
+        GUARD,
+        Cluster::start(config, move |index| {
+            // The third start is the reload's replacement of index 0.
+            if started.fetch_add(1, Ordering::Relaxed) == 2 && index == 0 {
+                if let Some(pid) = factory_kill.lock().expect("lock").take() {
+                    nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(pid as i32),
+                        nix::sys::signal::Signal::SIGKILL,
+                    )
+                    .expect("kill -9 an old worker");
+                }
+            }
+            child_command(Role::Serve)
+        }),
+    )
+    .await
+    .expect("the cluster started in time")
+    .expect("the cluster started");
+    let before = cluster.workers().await.expect("w");
+    let victim_pid = before
+        .iter()
+        .find(|w| w.index == victim)
+        .expect("the victim")
+        .pid;
+    *kill_on_reload.lock().expect("lock") = Some(victim_pid);
+    tokio::time::timeout(GUARD, cluster.reload())
+        .await
+        .expect("reload in time")
+        .expect("reload succeeds");
+    // Settle: the victim's exit seen, every restart started, every start ready
+    // (the events from the cluster's start on are all still queued).
+    let (mut victim_gone, mut restarted) = (false, false);
+    let (mut starting, mut restarts_due) = (0i64, 0i64);
+    while !victim_gone || starting != 0 || restarts_due != 0 || (victim == 1 && !restarted) {
+        match next_event(&mut cluster).await {
+            ClusterEvent::Starting { .. } => {
+                starting += 1;
+                restarts_due = (restarts_due - 1).max(0);
+            }
+            ClusterEvent::Ready { .. } => starting -= 1,
+            ClusterEvent::Restarting { index, .. } => {
+                restarted |= index == victim;
+                restarts_due += 1;
+            }
+            ClusterEvent::Exited { pid, cause, .. } if pid == victim_pid => {
+                assert_eq!(cause, ExitCause::Crashed);
+                victim_gone = true;
+            }
+            _ => {}
+        }
+    }
+    let workers = cluster.workers().await.expect("w");
+    let mut indexes: Vec<usize> = workers.iter().map(|w| w.index).collect();
+    indexes.sort();
+    assert_eq!(
+        indexes,
+        vec![0, 1],
+        "one worker per index after the reload: {workers:?}"
+    );
+    assert!(workers.iter().all(|w| w.ready), "{workers:?}");
+    assert!(!workers.iter().any(|w| w.pid == victim_pid));
+    tokio::time::timeout(GUARD, cluster.shutdown())
+        .await
+        .expect("shutdown");
+}
+
+#[tokio::test]
+async fn a_worker_crashing_before_the_reload_reaches_it_is_not_started_twice() {
+    crash_during_reload(1).await;
+}
+
+#[tokio::test]
+async fn a_worker_crashing_while_its_replacement_starts_is_not_started_twice() {
+    crash_during_reload(0).await;
+}
