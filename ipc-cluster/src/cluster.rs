@@ -1138,6 +1138,8 @@ impl Actor {
             status,
             cause,
         });
+        // A start somebody waits for (the cluster's start, a reload) fails to them.
+        let start_awaited = slot.ready_reply.is_some();
         if let Some(reply) = slot.ready_reply.take() {
             let _ = reply.send(Err(Error::ExitedBeforeReady {
                 pid,
@@ -1169,7 +1171,9 @@ impl Actor {
                 // Crashed, or a fatal worker that died before its replacement was ready.
                 State::Ready | State::Fatal => true,
                 // A failed start that nobody waits for (a restart): the policy decides.
-                State::Starting => true,
+                // One that somebody waits for is theirs: an aborted reload keeps the
+                // old worker, so restarting the index too would leave one too many.
+                State::Starting => !start_awaited,
                 State::Leaving(ExitCause::NotReady) => {
                     slot.ready_reply.is_none() && !self.reloading
                 }

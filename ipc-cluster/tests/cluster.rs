@@ -23,6 +23,8 @@ ipc_core::child_roles! {
         Serve,
         /// Connect, never say ready.
         NeverReady,
+        /// Exit 1 at once, before saying ready.
+        CrashAtStart,
         /// Start a cluster of `Serve` workers (mode in `MODE`), print the pids, wait.
         Primary,
     }
@@ -46,6 +48,7 @@ async fn run_child(role: Role) -> i32 {
             let _worker = Worker::connect().await.expect("connect");
             std::future::pending::<i32>().await
         }
+        Role::CrashAtStart => 1,
         Role::Primary => {
             let mode: Mode = std::env::var("MODE")
                 .ok()
@@ -750,4 +753,69 @@ async fn a_worker_crashing_before_the_reload_reaches_it_is_not_started_twice() {
 #[tokio::test]
 async fn a_worker_crashing_while_its_replacement_starts_is_not_started_twice() {
     crash_during_reload(0).await;
+}
+
+/// The events already queued, without waiting for more.
+async fn queued_events(cluster: &mut Cluster) -> Vec<ClusterEvent> {
+    let mut events = Vec::new();
+    // A zero timeout polls once: it takes an event that is there, never waits.
+    while let Ok(Some(event)) = tokio::time::timeout(Duration::ZERO, cluster.next_event()).await {
+        events.push(event);
+    }
+    events
+}
+
+#[tokio::test]
+async fn a_reload_replacement_crashing_before_ready_keeps_the_old_worker_and_is_not_restarted() {
+    let started = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let config = ClusterConfig::builder()
+        .workers(2)
+        .mode(Mode::Shared)
+        .supervise(fast_supervision())
+        .drain_timeout(Duration::from_secs(10))
+        .build();
+    let mut cluster = tokio::time::timeout(
+        GUARD,
+        Cluster::start(config, move |index| {
+            // The third start is the reload's replacement of index 0: it crashes.
+            if started.fetch_add(1, Ordering::Relaxed) == 2 && index == 0 {
+                child_command(Role::CrashAtStart)
+            } else {
+                child_command(Role::Serve)
+            }
+        }),
+    )
+    .await
+    .expect("the cluster started in time")
+    .expect("the cluster started");
+    let before = cluster.workers().await.expect("w");
+    match tokio::time::timeout(GUARD, cluster.reload())
+        .await
+        .expect("reload in time")
+    {
+        Err(Error::ReloadAborted(_)) => {}
+        other => panic!("expected Error::ReloadAborted, got {other:?}"),
+    }
+    // This round trip through the cluster's task comes after the replacement's exit
+    // was handled, so any restart it caused is announced in the events queued now.
+    let workers = cluster.workers().await.expect("w");
+    let events = queued_events(&mut cluster).await;
+    let crashed: Vec<u32> = events
+        .iter()
+        .filter_map(|e| match e {
+            ClusterEvent::Exited { index: 0, pid, .. } => Some(*pid),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(crashed.len(), 1, "the replacement exited once: {events:?}");
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, ClusterEvent::Restarting { index: 0, .. })),
+        "the aborted reload keeps the old worker: no restart of index 0: {events:?}"
+    );
+    assert_eq!(workers, before, "the old workers keep serving");
+    tokio::time::timeout(GUARD, cluster.shutdown())
+        .await
+        .expect("shutdown");
 }
