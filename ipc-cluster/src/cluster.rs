@@ -705,6 +705,9 @@ struct ReloadStep {
     new: u64,
     /// The old worker died while `new` was starting: `new` took its index over.
     old_died: bool,
+    /// The old worker reported a fatal error while `new` was starting: `new` is its
+    /// replacement.
+    old_fatal: bool,
 }
 
 struct Actor {
@@ -1065,6 +1068,14 @@ impl Actor {
         slot.state = State::Fatal;
         let index = slot.index;
         self.free.retain(|f| *f != id);
+        if let Some(step) = &mut self.reload_step {
+            if step.old == id && self.slots.contains_key(&step.new) {
+                // The reload's replacement in flight replaces it (the reload retires it
+                // once that one is ready); if that one fails, the policy replaces it.
+                step.old_fatal = true;
+                return;
+            }
+        }
         let inputs = self.inputs.clone();
         self.pending_replaces.insert(index, id);
         let _ = inputs.send(Input::RestartDue(index));
@@ -1158,7 +1169,11 @@ impl Actor {
                 step.old_died = true;
                 taken_over = self.slots.contains_key(&step.new);
             } else if step.new == id {
-                orphaned = step.old_died;
+                orphaned = step.old_died || step.old_fatal;
+                if step.old_fatal && !step.old_died {
+                    // The fatal old worker still serves: the policy's start replaces it.
+                    self.pending_replaces.insert(index, step.old);
+                }
             }
         }
         if taken_over {
@@ -1342,6 +1357,7 @@ impl Actor {
                         old,
                         new,
                         old_died: false,
+                        old_fatal: false,
                     });
                 }
             }

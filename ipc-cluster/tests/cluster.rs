@@ -82,6 +82,15 @@ async fn run_child(role: Role) -> i32 {
 async fn serve() -> i32 {
     let worker = Arc::new(Worker::connect().await.expect("connect"));
     let mut listener = worker.listener().await.expect("listener");
+    // SIGUSR1: report a fatal error (the worker leaves once replaced).
+    let mut usr1 = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())
+        .expect("catch SIGUSR1");
+    let fatal_on_usr1 = worker.clone();
+    tokio::spawn(async move {
+        if usr1.recv().await.is_some() {
+            let _ = fatal_on_usr1.fatal("SIGUSR1").await;
+        }
+    });
     worker.ready().await.expect("ready");
     let mut open = tokio::task::JoinSet::new();
     while let Some(stream) = listener.accept().await {
@@ -815,6 +824,76 @@ async fn a_reload_replacement_crashing_before_ready_keeps_the_old_worker_and_is_
         "the aborted reload keeps the old worker: no restart of index 0: {events:?}"
     );
     assert_eq!(workers, before, "the old workers keep serving");
+    tokio::time::timeout(GUARD, cluster.shutdown())
+        .await
+        .expect("shutdown");
+}
+
+#[tokio::test]
+async fn a_worker_going_fatal_while_its_reload_replacement_starts_is_not_replaced_twice() {
+    let fatal_on_reload: Arc<std::sync::Mutex<Option<u32>>> = Arc::default();
+    let factory_fatal = fatal_on_reload.clone();
+    let started = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let config = ClusterConfig::builder()
+        .workers(2)
+        .mode(Mode::Shared)
+        .supervise(fast_supervision())
+        .drain_timeout(Duration::from_secs(10))
+        .build();
+    let mut cluster = tokio::time::timeout(
+        GUARD,
+        Cluster::start(config, move |index| {
+            // The third start is the reload's replacement of index 0: the old worker
+            // of index 0 reports a fatal error now.
+            if started.fetch_add(1, Ordering::Relaxed) == 2 && index == 0 {
+                if let Some(pid) = factory_fatal.lock().expect("lock").take() {
+                    nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(pid as i32),
+                        nix::sys::signal::Signal::SIGUSR1,
+                    )
+                    .expect("SIGUSR1 to an old worker");
+                }
+            }
+            child_command(Role::Serve)
+        }),
+    )
+    .await
+    .expect("the cluster started in time")
+    .expect("the cluster started");
+    let before = cluster.workers().await.expect("w");
+    let old_pid = before.iter().find(|w| w.index == 0).expect("index 0").pid;
+    *fatal_on_reload.lock().expect("lock") = Some(old_pid);
+    tokio::time::timeout(GUARD, cluster.reload())
+        .await
+        .expect("reload in time")
+        .expect("reload succeeds");
+    // Settle: the fatal worker gone, every start ready or gone.
+    let mut old_gone = false;
+    let mut starting = HashSet::new();
+    while !old_gone || !starting.is_empty() {
+        match next_event(&mut cluster).await {
+            ClusterEvent::Starting { pid, .. } => {
+                starting.insert(pid);
+            }
+            ClusterEvent::Ready { pid, .. } => {
+                starting.remove(&pid);
+            }
+            ClusterEvent::Exited { pid, .. } => {
+                starting.remove(&pid);
+                old_gone |= pid == old_pid;
+            }
+            _ => {}
+        }
+    }
+    let workers = cluster.workers().await.expect("w");
+    let mut indexes: Vec<usize> = workers.iter().map(|w| w.index).collect();
+    indexes.sort();
+    assert_eq!(
+        indexes,
+        vec![0, 1],
+        "one worker per index after the reload: {workers:?}"
+    );
+    assert!(workers.iter().all(|w| w.ready), "{workers:?}");
     tokio::time::timeout(GUARD, cluster.shutdown())
         .await
         .expect("shutdown");
