@@ -182,6 +182,16 @@ pub enum ClusterEvent {
         /// Why.
         cause: ExitCause,
     },
+    /// A worker reported a fatal error ([`Worker::fatal`](crate::Worker::fatal)): its
+    /// replacement is started, and it leaves once that one is ready.
+    Fatal {
+        /// Its index.
+        index: usize,
+        /// Its pid.
+        pid: u32,
+        /// The error it reported.
+        error: String,
+    },
     /// A worker will be started again after `delay`.
     Restarting {
         /// Its index.
@@ -782,7 +792,8 @@ impl Actor {
 
     fn emit(&self, event: ClusterEvent) {
         match &event {
-            ClusterEvent::Message(_) => {}
+            // Logged where they are handled.
+            ClusterEvent::Message(_) | ClusterEvent::Fatal { .. } => {}
             ClusterEvent::Exited { cause, .. } if *cause == ExitCause::Crashed => {
                 tracing::warn!(?event, "cluster")
             }
@@ -960,8 +971,14 @@ impl Actor {
     }
 
     /// Ask worker `id` to go: `ctl` (drain, shutdown or release), then SIGKILL after
-    /// `deadline`.
+    /// `deadline`. A worker that reported a fatal error is released instead of
+    /// drained (its `fatal` call returns), and its exit counts as the one it asked for.
     fn make_leave(&mut self, id: u64, ctl: Ctl, cause: ExitCause, deadline: Duration) {
+        let fatal = self.slots.get(&id).map(|s| s.state) == Some(State::Fatal);
+        let (ctl, cause) = match ctl {
+            Ctl::Drain if fatal => (Ctl::Release, ExitCause::Announced),
+            ctl => (ctl, cause),
+        };
         self.send_to(id, &ctl);
         self.free.retain(|f| *f != id);
         if let Some(slot) = self.slots.get_mut(&id) {
@@ -1060,13 +1077,32 @@ impl Actor {
         let Some(slot) = self.slots.get_mut(&id) else {
             return;
         };
+        let (index, pid) = (slot.index, slot.pid);
+        match slot.state {
+            State::Leaving(_) => {
+                // Retired already (a reload or shutdown drains it; its replacement, if
+                // any, is counted): it goes, nobody replaces it again. Released, so
+                // its `fatal` call returns.
+                tracing::warn!(
+                    pid,
+                    index,
+                    "worker reports a fatal error ({error}) while it leaves: no replacement"
+                );
+                self.send_to(id, &Ctl::Release);
+                return;
+            }
+            State::Fatal => {
+                tracing::debug!(pid, index, "a second fatal report ({error}), ignored");
+                return;
+            }
+            State::Starting | State::Ready => slot.state = State::Fatal,
+        }
         tracing::warn!(
-            pid = slot.pid,
-            index = slot.index,
+            pid,
+            index,
             "worker reports a fatal error ({error}): starting its replacement"
         );
-        slot.state = State::Fatal;
-        let index = slot.index;
+        self.emit(ClusterEvent::Fatal { index, pid, error });
         self.free.retain(|f| *f != id);
         if let Some(step) = &mut self.reload_step {
             if step.old == id && self.slots.contains_key(&step.new) {

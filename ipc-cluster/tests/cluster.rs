@@ -21,6 +21,10 @@ ipc_core::child_roles! {
     enum Role {
         /// Serve requests until told to drain; finish the open ones; exit 0.
         Serve,
+        /// Serve like `Serve`; once told to drain, report a fatal error, then exit 0.
+        FatalWhenDrained,
+        /// Wait until the unix socket at `GATE` sends a byte, then serve like `Serve`.
+        ServeAfterGate,
         /// Connect, never say ready.
         NeverReady,
         /// Exit 1 at once, before saying ready.
@@ -29,6 +33,9 @@ ipc_core::child_roles! {
         Primary,
     }
 }
+
+/// The unix socket a [`Role::ServeAfterGate`] worker waits at.
+const GATE: &str = "GATE";
 
 /// The children's entry point: does nothing in the parent's test run.
 #[test]
@@ -43,7 +50,19 @@ fn child() {
 
 async fn run_child(role: Role) -> i32 {
     match role {
-        Role::Serve => serve().await,
+        Role::Serve => serve(AfterDrain::Exit).await,
+        Role::FatalWhenDrained => serve(AfterDrain::ReportFatal).await,
+        Role::ServeAfterGate => {
+            let gate = std::env::var_os(GATE).expect("GATE is set");
+            let mut gate = tokio::net::UnixStream::connect(gate)
+                .await
+                .expect("connect to the gate");
+            let mut byte = [0u8; 1];
+            tokio::io::AsyncReadExt::read_exact(&mut gate, &mut byte)
+                .await
+                .expect("the gate opens");
+            serve(AfterDrain::Exit).await
+        }
         Role::NeverReady => {
             let _worker = Worker::connect().await.expect("connect");
             std::future::pending::<i32>().await
@@ -76,10 +95,19 @@ async fn run_child(role: Role) -> i32 {
     }
 }
 
+/// What a [`serve`] worker does once its listener ended (it was told to drain).
+#[derive(Clone, Copy, PartialEq)]
+enum AfterDrain {
+    /// Finish the open connections and exit.
+    Exit,
+    /// Report a fatal error first (a worker failing while it drains).
+    ReportFatal,
+}
+
 /// A worker: each connection reads lines; `hi` is answered with the pid; `hold`
 /// answers `held`, then waits for `go` before answering the pid; `fatal` answers
 /// the pid, then reports a fatal error (the worker leaves once replaced).
-async fn serve() -> i32 {
+async fn serve(after_drain: AfterDrain) -> i32 {
     let worker = Arc::new(Worker::connect().await.expect("connect"));
     let mut listener = worker.listener().await.expect("listener");
     // SIGUSR1: report a fatal error (the worker leaves once replaced).
@@ -116,6 +144,9 @@ async fn serve() -> i32 {
                 }
             }
         });
+    }
+    if after_drain == AfterDrain::ReportFatal {
+        let _ = worker.fatal("failed while draining").await;
     }
     while open.join_next().await.is_some() {}
     if let Ok(worker) = Arc::try_unwrap(worker) {
@@ -831,6 +862,12 @@ async fn a_reload_replacement_crashing_before_ready_keeps_the_old_worker_and_is_
 
 #[tokio::test]
 async fn a_worker_going_fatal_while_its_reload_replacement_starts_is_not_replaced_twice() {
+    // The replacement says ready only once the test opens its gate, and the test opens
+    // it only once the primary handled the old worker's fatal report: the report comes
+    // while the replacement starts, whatever the machine's speed.
+    let gate_dir = tempfile::tempdir().expect("tempdir");
+    let gate_path = gate_dir.path().join("gate");
+    let gate = tokio::net::UnixListener::bind(&gate_path).expect("bind the gate");
     let fatal_on_reload: Arc<std::sync::Mutex<Option<u32>>> = Arc::default();
     let factory_fatal = fatal_on_reload.clone();
     let started = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -843,8 +880,8 @@ async fn a_worker_going_fatal_while_its_reload_replacement_starts_is_not_replace
     let mut cluster = tokio::time::timeout(
         GUARD,
         Cluster::start(config, move |index| {
-            // The third start is the reload's replacement of index 0: the old worker
-            // of index 0 reports a fatal error now.
+            // The third start is the reload's replacement of index 0: it waits at the
+            // gate, and the old worker of index 0 reports a fatal error now.
             if started.fetch_add(1, Ordering::Relaxed) == 2 && index == 0 {
                 if let Some(pid) = factory_fatal.lock().expect("lock").take() {
                     nix::sys::signal::kill(
@@ -853,6 +890,9 @@ async fn a_worker_going_fatal_while_its_reload_replacement_starts_is_not_replace
                     )
                     .expect("SIGUSR1 to an old worker");
                 }
+                let mut command = child_command(Role::ServeAfterGate);
+                command.env(GATE, &gate_path);
+                return command;
             }
             child_command(Role::Serve)
         }),
@@ -863,12 +903,30 @@ async fn a_worker_going_fatal_while_its_reload_replacement_starts_is_not_replace
     let before = cluster.workers().await.expect("w");
     let old_pid = before.iter().find(|w| w.index == 0).expect("index 0").pid;
     *fatal_on_reload.lock().expect("lock") = Some(old_pid);
-    tokio::time::timeout(GUARD, cluster.reload())
-        .await
-        .expect("reload in time")
-        .expect("reload succeeds");
+    let open_the_gate = async {
+        // A fatal worker is listed as not ready: the primary handled its report.
+        loop {
+            let workers = cluster.workers().await.expect("w");
+            let old = workers
+                .iter()
+                .find(|w| w.pid == old_pid)
+                .expect("the old worker stays until its replacement is ready");
+            if !old.ready {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        let (mut waiting, _) = gate.accept().await.expect("the replacement at the gate");
+        waiting.write_all(b"go").await.expect("open the gate");
+    };
+    let (reloaded, ()) = tokio::time::timeout(GUARD, async {
+        tokio::join!(cluster.reload(), open_the_gate)
+    })
+    .await
+    .expect("reload in time");
+    reloaded.expect("reload succeeds");
     // Settle: the fatal worker gone, every start ready or gone.
-    let mut old_gone = false;
+    let (mut old_gone, mut fatal_seen) = (false, false);
     let mut starting = HashSet::new();
     while !old_gone || !starting.is_empty() {
         match next_event(&mut cluster).await {
@@ -878,6 +936,7 @@ async fn a_worker_going_fatal_while_its_reload_replacement_starts_is_not_replace
             ClusterEvent::Ready { pid, .. } => {
                 starting.remove(&pid);
             }
+            ClusterEvent::Fatal { pid, .. } => fatal_seen |= pid == old_pid,
             ClusterEvent::Exited { pid, .. } => {
                 starting.remove(&pid);
                 old_gone |= pid == old_pid;
@@ -885,6 +944,7 @@ async fn a_worker_going_fatal_while_its_reload_replacement_starts_is_not_replace
             _ => {}
         }
     }
+    assert!(fatal_seen, "the fatal report is an event");
     let workers = cluster.workers().await.expect("w");
     let mut indexes: Vec<usize> = workers.iter().map(|w| w.index).collect();
     indexes.sort();
@@ -894,6 +954,68 @@ async fn a_worker_going_fatal_while_its_reload_replacement_starts_is_not_replace
         "one worker per index after the reload: {workers:?}"
     );
     assert!(workers.iter().all(|w| w.ready), "{workers:?}");
+    tokio::time::timeout(GUARD, cluster.shutdown())
+        .await
+        .expect("shutdown");
+}
+
+#[tokio::test]
+async fn an_old_worker_going_fatal_after_the_reload_retired_it_is_not_replaced() {
+    let started = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let config = ClusterConfig::builder()
+        .workers(2)
+        .mode(Mode::Shared)
+        .supervise(fast_supervision())
+        .drain_timeout(Duration::from_secs(10))
+        .build();
+    let mut cluster = tokio::time::timeout(
+        GUARD,
+        Cluster::start(config, move |_| {
+            // The first two workers report a fatal error once the reload retired them
+            // (their replacements are ready and counted); the replacements serve.
+            if started.fetch_add(1, Ordering::Relaxed) < 2 {
+                child_command(Role::FatalWhenDrained)
+            } else {
+                child_command(Role::Serve)
+            }
+        }),
+    )
+    .await
+    .expect("the cluster started in time")
+    .expect("the cluster started");
+    let before = cluster.workers().await.expect("w");
+    tokio::time::timeout(GUARD, cluster.reload())
+        .await
+        .expect("reload in time")
+        .expect("reload succeeds");
+    // The reload returns once each old worker is gone: its fatal report was read
+    // before its exit, and this round trip comes after both were handled.
+    let workers = cluster.workers().await.expect("w");
+    let events = queued_events(&mut cluster).await;
+    let mut indexes: Vec<usize> = workers.iter().map(|w| w.index).collect();
+    indexes.sort();
+    assert_eq!(
+        indexes,
+        vec![0, 1],
+        "one worker per index, no extra replacement for a retired worker: {workers:?}"
+    );
+    assert!(
+        workers
+            .iter()
+            .all(|w| w.ready && !before.iter().any(|b| b.pid == w.pid)),
+        "{workers:?}"
+    );
+    let starts = events
+        .iter()
+        .filter(|e| matches!(e, ClusterEvent::Starting { .. }))
+        .count();
+    assert_eq!(starts, 4, "two starts, two reload replacements: {events:?}");
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, ClusterEvent::Restarting { .. })),
+        "{events:?}"
+    );
     tokio::time::timeout(GUARD, cluster.shutdown())
         .await
         .expect("shutdown");
