@@ -1,0 +1,221 @@
+//! Handing fds to a worker: at most one per frame, nothing else written until the
+//! worker acknowledged it, the fd back when the worker refuses it or its channel
+//! dies; and round-robin dispatch of accepted connections to free workers.
+
+use std::os::fd::{AsFd, OwnedFd};
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+use super::actor::{Actor, Input};
+use super::slots::State;
+use crate::launch::ControlSender;
+use crate::protocol::Ctl;
+
+/// How handing one fd to a worker ended.
+pub(super) enum Handoff {
+    Taken,
+    /// The worker said no (it is stopping): the fd comes back.
+    Refused(OwnedFd),
+    /// The channel died before the acknowledgement: the fd comes back.
+    Failed(OwnedFd),
+}
+
+/// One frame for a worker's writer; with an fd, the writer waits for its
+/// acknowledgement before writing anything else.
+pub(super) struct Outgoing {
+    pub(super) frame: Bytes,
+    pub(super) fd: Option<OwnedFd>,
+    /// Report the hand-off to the cluster's task (connections), or not (the listener).
+    pub(super) report: bool,
+}
+
+/// Write `queue` to the worker; after a frame with an fd, wait for its
+/// acknowledgement (from `acks`) before writing anything else.
+pub(super) async fn write_loop(
+    id: u64,
+    mut tx: ControlSender,
+    mut queue: mpsc::UnboundedReceiver<Outgoing>,
+    mut acks: mpsc::UnboundedReceiver<(u64, bool)>,
+    inputs: mpsc::UnboundedSender<Input>,
+) {
+    let mut broken = false;
+    while let Some(Outgoing { frame, fd, report }) = queue.recv().await {
+        let outcome = match fd {
+            None => {
+                if !broken && tx.send(frame, None).await.is_err() {
+                    broken = true;
+                }
+                continue;
+            }
+            Some(fd) if broken => Handoff::Failed(fd),
+            Some(fd) => match tx.send(frame, Some(fd.as_fd())).await {
+                Err(e) => {
+                    tracing::debug!(id, "handing an fd: {e}");
+                    broken = true;
+                    Handoff::Failed(fd)
+                }
+                Ok(()) => match acks.recv().await {
+                    Some((_, true)) => Handoff::Taken,
+                    Some((_, false)) => Handoff::Refused(fd),
+                    None => {
+                        broken = true;
+                        Handoff::Failed(fd)
+                    }
+                },
+            },
+        };
+        if report {
+            let _ = inputs.send(Input::Handoff(id, outcome));
+        }
+        // Otherwise the fd (ours, a duplicate) is closed here.
+    }
+    let _ = tx.close().await;
+}
+
+impl Actor {
+    pub(super) fn on_handoff(&mut self, id: u64, outcome: Handoff) {
+        match outcome {
+            Handoff::Taken => {
+                if let Some(slot) = self.slots.get_mut(&id) {
+                    slot.connections += 1;
+                    if slot.state == State::Ready {
+                        self.free.push_back(id);
+                    }
+                }
+            }
+            Handoff::Refused(fd) | Handoff::Failed(fd) => {
+                tracing::debug!(id, "connection not taken: handing it to another worker");
+                self.queued.push_front(std::net::TcpStream::from(fd));
+            }
+        }
+        self.dispatch();
+    }
+
+    /// Round-robin: hand queued connections to free workers.
+    pub(super) fn dispatch(&mut self) {
+        while !self.queued.is_empty() {
+            let Some(id) = self.free.pop_front() else {
+                return;
+            };
+            let Some(slot) = self.slots.get(&id).filter(|s| s.state == State::Ready) else {
+                continue;
+            };
+            let Some(stream) = self.queued.pop_front() else {
+                return;
+            };
+            let seq = {
+                self.next_seq += 1;
+                self.next_seq
+            };
+            let sent = slot.out.send(Outgoing {
+                frame: Ctl::Conn { seq }.encode(),
+                fd: Some(OwnedFd::from(stream)),
+                report: true,
+            });
+            if let Err(mpsc::error::SendError(lost)) = sent {
+                if let Some(fd) = lost.fd {
+                    self.queued.push_front(std::net::TcpStream::from(fd));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ipc_core::prelude::*;
+    use ipc_uds::RecvFds;
+    use std::time::Duration;
+
+    #[tokio::test]
+    pub(super) async fn a_channel_dying_mid_transfer_gives_the_fd_back() {
+        let (ours, mut theirs) = ipc_uds::pair(&ipc_core::Options::default()).expect("pair");
+        let (tx, _rx) = ours.into_split();
+        let (out, queue) = mpsc::unbounded_channel();
+        let (_ack_tx, acks) = mpsc::unbounded_channel();
+        let (inputs, mut inbox) = mpsc::unbounded_channel();
+        tokio::spawn(write_loop(
+            7,
+            ControlSender::Uds(Box::new(tx)),
+            queue,
+            acks,
+            inputs,
+        ));
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let client = std::net::TcpStream::connect(addr).expect("connect");
+        let local = client.local_addr().expect("local");
+        out.send(Outgoing {
+            frame: Ctl::Conn { seq: 1 }.encode(),
+            fd: Some(OwnedFd::from(client)),
+            report: true,
+        })
+        .expect("queue");
+        // A second frame must wait for the acknowledgement of the first.
+        out.send(Outgoing {
+            frame: Bytes::from_static(b"later"),
+            fd: None,
+            report: false,
+        })
+        .expect("queue");
+        let (frame, fds) = theirs.recv_with_fds().await.expect("recv").expect("frame");
+        assert_eq!(Ctl::decode(&frame), Some(Ctl::Conn { seq: 1 }));
+        assert_eq!(fds.len(), 1);
+        // The worker dies before acknowledging: its end and the ack route go away.
+        drop((theirs, fds, _ack_tx));
+        match inbox.recv().await {
+            Some(Input::Handoff(7, Handoff::Failed(fd))) => {
+                let back = std::net::TcpStream::from(fd);
+                assert_eq!(
+                    back.local_addr().expect("addr"),
+                    local,
+                    "the same connection"
+                );
+            }
+            _ => panic!("expected a failed hand-off with the fd back"),
+        }
+    }
+
+    #[tokio::test]
+    pub(super) async fn the_next_frame_waits_for_the_acknowledgement() {
+        let (ours, mut theirs) = ipc_uds::pair(&ipc_core::Options::default()).expect("pair");
+        let (tx, _rx) = ours.into_split();
+        let (out, queue) = mpsc::unbounded_channel();
+        let (ack_tx, acks) = mpsc::unbounded_channel();
+        let (inputs, mut inbox) = mpsc::unbounded_channel();
+        tokio::spawn(write_loop(
+            1,
+            ControlSender::Uds(Box::new(tx)),
+            queue,
+            acks,
+            inputs,
+        ));
+        let file = std::fs::File::open("/dev/null").expect("open");
+        for frame in [&b"with fd"[..], b"after"] {
+            out.send(Outgoing {
+                frame: Bytes::copy_from_slice(frame),
+                fd: (frame == b"with fd").then(|| OwnedFd::from(file.try_clone().expect("dup"))),
+                report: true,
+            })
+            .expect("queue");
+        }
+        let (first, fds) = theirs.recv_with_fds().await.expect("recv").expect("frame");
+        assert_eq!((&first[..], fds.len()), (&b"with fd"[..], 1));
+        let early = tokio::time::timeout(Duration::from_millis(50), theirs.recv()).await;
+        assert!(
+            early.is_err(),
+            "nothing is written before the acknowledgement"
+        );
+        ack_tx.send((1, true)).expect("ack");
+        assert_eq!(
+            theirs.recv().await.expect("recv").as_deref(),
+            Some(&b"after"[..])
+        );
+        assert!(matches!(
+            inbox.recv().await,
+            Some(Input::Handoff(1, Handoff::Taken))
+        ));
+    }
+}
