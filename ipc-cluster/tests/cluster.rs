@@ -10,9 +10,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ipc_cluster::{Cluster, ClusterConfig, ClusterEvent, Config, Error, ExitCause, Mode, Worker};
+use ipc_cluster::{
+    Cluster, ClusterConfig, ClusterEvent, Config, Error, ExitCause, Mode, Worker, WorkerInfo,
+};
 use ipc_core::testkit::{child_command, role};
-use support::{all_gone, GUARD};
+use nix::sys::signal::Signal;
+use support::{all_gone, next_event, shut_down, worker_pids, GUARD};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
@@ -40,12 +43,9 @@ const GATE: &str = "GATE";
 /// The children's entry point: does nothing in the parent's test run.
 #[test]
 fn child() {
-    let Some(role) = role::<Role>() else { return };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    std::process::exit(runtime.block_on(run_child(role)));
+    if let Some(role) = role::<Role>() {
+        support::exit_with(run_child(role));
+    }
 }
 
 async fn run_child(role: Role) -> i32 {
@@ -175,32 +175,62 @@ fn fast_supervision() -> Config {
         .build()
 }
 
+/// A cluster of `workers` [`Role::Serve`] workers.
 async fn start(mode: Mode, workers: usize) -> Cluster {
+    start_with(mode, workers, |_| child_command(Role::Serve)).await
+}
+
+/// A cluster of `workers` workers made by `command`, with [`fast_supervision`].
+async fn start_with(
+    mode: Mode,
+    workers: usize,
+    command: impl Fn(usize) -> std::process::Command + Send + Sync + 'static,
+) -> Cluster {
     let config = ClusterConfig::builder()
         .workers(workers)
         .mode(mode)
         .supervise(fast_supervision())
         .drain_timeout(Duration::from_secs(10))
         .build();
-    tokio::time::timeout(
-        GUARD,
-        Cluster::start(config, |_| child_command(Role::Serve)),
-    )
-    .await
-    .expect("the cluster started in time")
-    .expect("the cluster started")
+    tokio::time::timeout(GUARD, Cluster::start(config, command))
+        .await
+        .expect("the cluster started in time")
+        .expect("the cluster started")
+}
+
+/// In a cluster of two, whether a start of worker `index` is the reload's
+/// replacement of index 0 (the third start); `started` counts the starts.
+fn replaces_index_0(started: &std::sync::atomic::AtomicUsize, index: usize) -> bool {
+    started.fetch_add(1, Ordering::Relaxed) == 2 && index == 0
+}
+
+/// The connections the workers took so far, in total.
+async fn connections(cluster: &Cluster) -> u64 {
+    let workers = cluster.workers().await.expect("workers");
+    workers.iter().map(|w| w.connections).sum()
+}
+
+/// Wait until the workers took `at_least` connections in total.
+async fn wait_for_connections(cluster: &Cluster, at_least: u64) {
+    while connections(cluster).await < at_least {
+        tokio::task::yield_now().await;
+    }
+}
+
+/// Check that exactly one ready worker serves each of the indexes 0 and 1.
+async fn one_ready_worker_per_index(cluster: &Cluster, why: &str) -> Vec<WorkerInfo> {
+    let workers = cluster.workers().await.expect("workers");
+    let mut indexes: Vec<usize> = workers.iter().map(|w| w.index).collect();
+    indexes.sort();
+    assert_eq!(indexes, vec![0, 1], "{why}: {workers:?}");
+    assert!(workers.iter().all(|w| w.ready), "{workers:?}");
+    workers
 }
 
 async fn spread(mode: Mode) {
     let cluster = start(mode, 2).await;
     let addr = cluster.local_addr();
-    let workers: HashSet<u32> = cluster
-        .workers()
-        .await
-        .expect("workers")
-        .iter()
-        .map(|w| w.pid)
-        .collect();
+    let workers: HashSet<u32> = worker_pids(&cluster).await.into_iter().collect();
     assert_eq!(workers.len(), 2);
     let mut seen = HashSet::new();
     let mut sent = 0;
@@ -223,9 +253,7 @@ async fn spread(mode: Mode) {
         counts.iter().all(|w| w.connections > 0),
         "{mode}: every worker's connection count is seen by the primary: {counts:?}"
     );
-    tokio::time::timeout(GUARD, cluster.shutdown())
-        .await
-        .expect("shutdown in time");
+    shut_down(cluster).await;
 }
 
 #[tokio::test]
@@ -257,13 +285,6 @@ fn load(addr: SocketAddr, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<(u64
     })
 }
 
-async fn next_event(cluster: &mut Cluster) -> ClusterEvent {
-    tokio::time::timeout(GUARD, cluster.next_event())
-        .await
-        .expect("an event in time")
-        .expect("the cluster runs")
-}
-
 async fn killed_worker_is_replaced(mode: Mode) {
     let mut cluster = start(mode, 2).await;
     while !matches!(next_event(&mut cluster).await, ClusterEvent::Ready { .. })
@@ -282,11 +303,7 @@ async fn killed_worker_is_replaced(mode: Mode) {
     {
         tokio::task::yield_now().await;
     }
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(victim as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .expect("kill -9 a worker");
+    support::signal(victim, Signal::SIGKILL);
     let mut replaced = false;
     while !replaced {
         match next_event(&mut cluster).await {
@@ -299,18 +316,8 @@ async fn killed_worker_is_replaced(mode: Mode) {
         }
     }
     // Some requests served by the new worker too.
-    let before = cluster.workers().await.expect("w");
-    while cluster
-        .workers()
-        .await
-        .expect("w")
-        .iter()
-        .map(|w| w.connections)
-        .sum::<u64>()
-        < before.iter().map(|w| w.connections).sum::<u64>() + 20
-    {
-        tokio::task::yield_now().await;
-    }
+    let before = connections(&cluster).await;
+    wait_for_connections(&cluster, before + 20).await;
     stop.store(true, Ordering::Relaxed);
     let (ok, failed) = client.await.expect("client");
     assert!(ok > 20, "{mode}: {ok} requests served");
@@ -318,18 +325,10 @@ async fn killed_worker_is_replaced(mode: Mode) {
         failed <= 1,
         "{mode}: {failed} failed requests; only the one the killed worker held may fail"
     );
-    let pids: Vec<u32> = cluster
-        .workers()
-        .await
-        .expect("w")
-        .iter()
-        .map(|w| w.pid)
-        .collect();
+    let pids: Vec<u32> = worker_pids(&cluster).await.into_iter().collect();
     assert_eq!(pids.len(), 2, "back to two workers");
     assert!(!pids.contains(&victim));
-    tokio::time::timeout(GUARD, cluster.shutdown())
-        .await
-        .expect("shutdown");
+    shut_down(cluster).await;
 }
 
 #[tokio::test]
@@ -375,9 +374,7 @@ async fn a_fatal_worker_leaves_only_after_its_replacement_is_ready() {
     }
     let answer = request(cluster.local_addr()).await.expect("served");
     assert_eq!(Some(answer), new_ready);
-    tokio::time::timeout(GUARD, cluster.shutdown())
-        .await
-        .expect("shutdown");
+    shut_down(cluster).await;
 }
 
 #[tokio::test]
@@ -457,19 +454,25 @@ async fn start_primary(envs: &[(&str, &str)]) -> (tokio::process::Child, String)
         .stdout(std::process::Stdio::piped())
         .kill_on_drop(true);
     let mut primary = command.spawn().expect("start the primary");
+    let line = addr_line(&mut primary).await;
+    (primary, line)
+}
+
+/// What a [`Role::Primary`] prints after "addr " once its workers run: "ADDR pids P,Q".
+async fn addr_line(primary: &mut tokio::process::Child) -> String {
     let stdout = primary.stdout.take().expect("stdout");
     let mut lines = BufReader::new(stdout).lines();
-    let line = tokio::time::timeout(GUARD, async {
+    tokio::time::timeout(GUARD, async {
         loop {
             let line = lines.next_line().await.expect("read").expect("a line");
+            // libtest prints "test child ... " on the same line first.
             if let Some((_, rest)) = line.split_once("addr ") {
                 return rest.to_string();
             }
         }
     })
     .await
-    .expect("the primary started its workers");
-    (primary, line)
+    .expect("the primary printed its address once its workers ran")
 }
 
 #[tokio::test]
@@ -483,11 +486,7 @@ async fn sigterm_shuts_the_primary_down_with_exit_0() {
         .expect("addr");
     request(addr).await.expect("served");
     let pid = primary.id().expect("pid");
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .expect("SIGTERM");
+    support::signal(pid, Signal::SIGTERM);
     let status = tokio::time::timeout(GUARD, primary.wait())
         .await
         .expect("exits in time")
@@ -498,42 +497,16 @@ async fn sigterm_shuts_the_primary_down_with_exit_0() {
 async fn reload_under_load(mode: Mode) {
     let cluster = start(mode, 2).await;
     let addr = cluster.local_addr();
-    let old: HashSet<u32> = cluster
-        .workers()
-        .await
-        .expect("w")
-        .iter()
-        .map(|w| w.pid)
-        .collect();
+    let old: HashSet<u32> = worker_pids(&cluster).await.into_iter().collect();
     let stop = Arc::new(AtomicBool::new(false));
     let clients: Vec<_> = (0..4).map(|_| load(addr, stop.clone())).collect();
     // Some load before, during and after the reload.
-    while cluster
-        .workers()
-        .await
-        .expect("w")
-        .iter()
-        .map(|w| w.connections)
-        .sum::<u64>()
-        < 20
-    {
-        tokio::task::yield_now().await;
-    }
+    wait_for_connections(&cluster, 20).await;
     tokio::time::timeout(GUARD, cluster.reload())
         .await
         .expect("reload in time")
         .expect("reload succeeds");
-    while cluster
-        .workers()
-        .await
-        .expect("w")
-        .iter()
-        .map(|w| w.connections)
-        .sum::<u64>()
-        < 20
-    {
-        tokio::task::yield_now().await;
-    }
+    wait_for_connections(&cluster, 20).await;
     stop.store(true, Ordering::Relaxed);
     let (mut ok, mut failed) = (0, 0);
     for client in clients {
@@ -545,18 +518,10 @@ async fn reload_under_load(mode: Mode) {
         failed, 0,
         "{mode}: no request failed or was refused ({ok} served)"
     );
-    let new: HashSet<u32> = cluster
-        .workers()
-        .await
-        .expect("w")
-        .iter()
-        .map(|w| w.pid)
-        .collect();
+    let new: HashSet<u32> = worker_pids(&cluster).await.into_iter().collect();
     assert_eq!(new.len(), 2);
     assert!(new.is_disjoint(&old), "{mode}: every worker was replaced");
-    tokio::time::timeout(GUARD, cluster.shutdown())
-        .await
-        .expect("shutdown");
+    shut_down(cluster).await;
 }
 
 #[tokio::test]
@@ -614,9 +579,7 @@ async fn a_reload_whose_replacement_never_gets_ready_keeps_the_old_worker() {
     assert_eq!(workers.len(), 1, "{workers:?}");
     assert_eq!(workers[0].pid, old, "the old worker still serves");
     assert_eq!(request(cluster.local_addr()).await.expect("served"), old);
-    tokio::time::timeout(GUARD, cluster.shutdown())
-        .await
-        .expect("shutdown");
+    shut_down(cluster).await;
 }
 
 #[tokio::test]
@@ -647,26 +610,11 @@ async fn socket_activation_and_ready_notification() {
         .await
         .expect("READY=1 in time")
         .expect("READY=1");
-    let stdout = primary.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let line = tokio::time::timeout(GUARD, async {
-        loop {
-            let line = lines.next_line().await.expect("read").expect("a line");
-            if let Some((_, rest)) = line.split_once("addr ") {
-                return rest.to_string();
-            }
-        }
-    })
-    .await
-    .expect("the primary printed its address");
+    let line = addr_line(&mut primary).await;
     assert!(line.starts_with(&addr.to_string()), "{line} serves {addr}");
     let pid = request(addr).await.expect("served on the activated socket");
     assert!(line.contains(&pid.to_string()), "{pid} is one of {line}");
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(primary.id().expect("pid") as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .expect("SIGTERM");
+    support::signal(primary.id().expect("pid"), Signal::SIGTERM);
     let status = tokio::time::timeout(GUARD, primary.wait())
         .await
         .expect("exits in time")
@@ -677,13 +625,7 @@ async fn socket_activation_and_ready_notification() {
 #[tokio::test]
 async fn dropping_the_cluster_kills_its_workers() {
     let cluster = start(Mode::Shared, 2).await;
-    let pids: Vec<u32> = cluster
-        .workers()
-        .await
-        .expect("w")
-        .iter()
-        .map(|w| w.pid)
-        .collect();
+    let pids: Vec<u32> = worker_pids(&cluster).await.into_iter().collect();
     drop(cluster);
     all_gone(&pids)
         .await
@@ -712,31 +654,16 @@ async fn crash_during_reload(victim: usize) {
     let kill_on_reload: Arc<std::sync::Mutex<Option<u32>>> = Arc::default();
     let factory_kill = kill_on_reload.clone();
     let started = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let config = ClusterConfig::builder()
-        .workers(2)
-        .mode(Mode::Shared)
-        .supervise(fast_supervision())
-        .drain_timeout(Duration::from_secs(10))
-        .build();
-    let mut cluster = tokio::time::timeout(
-        GUARD,
-        Cluster::start(config, move |index| {
-            // The third start is the reload's replacement of index 0.
-            if started.fetch_add(1, Ordering::Relaxed) == 2 && index == 0 {
-                if let Some(pid) = factory_kill.lock().expect("lock").take() {
-                    nix::sys::signal::kill(
-                        nix::unistd::Pid::from_raw(pid as i32),
-                        nix::sys::signal::Signal::SIGKILL,
-                    )
-                    .expect("kill -9 an old worker");
-                }
+    let mut cluster = start_with(Mode::Shared, 2, move |index| {
+        // The third start is the reload's replacement of index 0.
+        if replaces_index_0(&started, index) {
+            if let Some(pid) = factory_kill.lock().expect("lock").take() {
+                support::signal(pid, Signal::SIGKILL);
             }
-            child_command(Role::Serve)
-        }),
-    )
-    .await
-    .expect("the cluster started in time")
-    .expect("the cluster started");
+        }
+        child_command(Role::Serve)
+    })
+    .await;
     let before = cluster.workers().await.expect("w");
     let victim_pid = before
         .iter()
@@ -770,19 +697,10 @@ async fn crash_during_reload(victim: usize) {
             _ => {}
         }
     }
-    let workers = cluster.workers().await.expect("w");
-    let mut indexes: Vec<usize> = workers.iter().map(|w| w.index).collect();
-    indexes.sort();
-    assert_eq!(
-        indexes,
-        vec![0, 1],
-        "one worker per index after the reload: {workers:?}"
-    );
-    assert!(workers.iter().all(|w| w.ready), "{workers:?}");
+    let workers =
+        one_ready_worker_per_index(&cluster, "one worker per index after the reload").await;
     assert!(!workers.iter().any(|w| w.pid == victim_pid));
-    tokio::time::timeout(GUARD, cluster.shutdown())
-        .await
-        .expect("shutdown");
+    shut_down(cluster).await;
 }
 
 #[tokio::test]
@@ -808,26 +726,15 @@ async fn queued_events(cluster: &mut Cluster) -> Vec<ClusterEvent> {
 #[tokio::test]
 async fn a_reload_replacement_crashing_before_ready_keeps_the_old_worker_and_is_not_restarted() {
     let started = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let config = ClusterConfig::builder()
-        .workers(2)
-        .mode(Mode::Shared)
-        .supervise(fast_supervision())
-        .drain_timeout(Duration::from_secs(10))
-        .build();
-    let mut cluster = tokio::time::timeout(
-        GUARD,
-        Cluster::start(config, move |index| {
-            // The third start is the reload's replacement of index 0: it crashes.
-            if started.fetch_add(1, Ordering::Relaxed) == 2 && index == 0 {
-                child_command(Role::CrashAtStart)
-            } else {
-                child_command(Role::Serve)
-            }
-        }),
-    )
-    .await
-    .expect("the cluster started in time")
-    .expect("the cluster started");
+    let mut cluster = start_with(Mode::Shared, 2, move |index| {
+        // The third start is the reload's replacement of index 0: it crashes.
+        if replaces_index_0(&started, index) {
+            child_command(Role::CrashAtStart)
+        } else {
+            child_command(Role::Serve)
+        }
+    })
+    .await;
     let before = cluster.workers().await.expect("w");
     match tokio::time::timeout(GUARD, cluster.reload())
         .await
@@ -855,9 +762,7 @@ async fn a_reload_replacement_crashing_before_ready_keeps_the_old_worker_and_is_
         "the aborted reload keeps the old worker: no restart of index 0: {events:?}"
     );
     assert_eq!(workers, before, "the old workers keep serving");
-    tokio::time::timeout(GUARD, cluster.shutdown())
-        .await
-        .expect("shutdown");
+    shut_down(cluster).await;
 }
 
 #[tokio::test]
@@ -871,35 +776,20 @@ async fn a_worker_going_fatal_while_its_reload_replacement_starts_is_not_replace
     let fatal_on_reload: Arc<std::sync::Mutex<Option<u32>>> = Arc::default();
     let factory_fatal = fatal_on_reload.clone();
     let started = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let config = ClusterConfig::builder()
-        .workers(2)
-        .mode(Mode::Shared)
-        .supervise(fast_supervision())
-        .drain_timeout(Duration::from_secs(10))
-        .build();
-    let mut cluster = tokio::time::timeout(
-        GUARD,
-        Cluster::start(config, move |index| {
-            // The third start is the reload's replacement of index 0: it waits at the
-            // gate, and the old worker of index 0 reports a fatal error now.
-            if started.fetch_add(1, Ordering::Relaxed) == 2 && index == 0 {
-                if let Some(pid) = factory_fatal.lock().expect("lock").take() {
-                    nix::sys::signal::kill(
-                        nix::unistd::Pid::from_raw(pid as i32),
-                        nix::sys::signal::Signal::SIGUSR1,
-                    )
-                    .expect("SIGUSR1 to an old worker");
-                }
-                let mut command = child_command(Role::ServeAfterGate);
-                command.env(GATE, &gate_path);
-                return command;
+    let mut cluster = start_with(Mode::Shared, 2, move |index| {
+        // The third start is the reload's replacement of index 0: it waits at the
+        // gate, and the old worker of index 0 reports a fatal error now.
+        if replaces_index_0(&started, index) {
+            if let Some(pid) = factory_fatal.lock().expect("lock").take() {
+                support::signal(pid, Signal::SIGUSR1);
             }
-            child_command(Role::Serve)
-        }),
-    )
-    .await
-    .expect("the cluster started in time")
-    .expect("the cluster started");
+            let mut command = child_command(Role::ServeAfterGate);
+            command.env(GATE, &gate_path);
+            return command;
+        }
+        child_command(Role::Serve)
+    })
+    .await;
     let before = cluster.workers().await.expect("w");
     let old_pid = before.iter().find(|w| w.index == 0).expect("index 0").pid;
     *fatal_on_reload.lock().expect("lock") = Some(old_pid);
@@ -945,44 +835,23 @@ async fn a_worker_going_fatal_while_its_reload_replacement_starts_is_not_replace
         }
     }
     assert!(fatal_seen, "the fatal report is an event");
-    let workers = cluster.workers().await.expect("w");
-    let mut indexes: Vec<usize> = workers.iter().map(|w| w.index).collect();
-    indexes.sort();
-    assert_eq!(
-        indexes,
-        vec![0, 1],
-        "one worker per index after the reload: {workers:?}"
-    );
-    assert!(workers.iter().all(|w| w.ready), "{workers:?}");
-    tokio::time::timeout(GUARD, cluster.shutdown())
-        .await
-        .expect("shutdown");
+    one_ready_worker_per_index(&cluster, "one worker per index after the reload").await;
+    shut_down(cluster).await;
 }
 
 #[tokio::test]
 async fn an_old_worker_going_fatal_after_the_reload_retired_it_is_not_replaced() {
     let started = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let config = ClusterConfig::builder()
-        .workers(2)
-        .mode(Mode::Shared)
-        .supervise(fast_supervision())
-        .drain_timeout(Duration::from_secs(10))
-        .build();
-    let mut cluster = tokio::time::timeout(
-        GUARD,
-        Cluster::start(config, move |_| {
-            // The first two workers report a fatal error once the reload retired them
-            // (their replacements are ready and counted); the replacements serve.
-            if started.fetch_add(1, Ordering::Relaxed) < 2 {
-                child_command(Role::FatalWhenDrained)
-            } else {
-                child_command(Role::Serve)
-            }
-        }),
-    )
-    .await
-    .expect("the cluster started in time")
-    .expect("the cluster started");
+    let mut cluster = start_with(Mode::Shared, 2, move |_| {
+        // The first two workers report a fatal error once the reload retired them
+        // (their replacements are ready and counted); the replacements serve.
+        if started.fetch_add(1, Ordering::Relaxed) < 2 {
+            child_command(Role::FatalWhenDrained)
+        } else {
+            child_command(Role::Serve)
+        }
+    })
+    .await;
     let before = cluster.workers().await.expect("w");
     tokio::time::timeout(GUARD, cluster.reload())
         .await
@@ -990,19 +859,16 @@ async fn an_old_worker_going_fatal_after_the_reload_retired_it_is_not_replaced()
         .expect("reload succeeds");
     // The reload returns once each old worker is gone: its fatal report was read
     // before its exit, and this round trip comes after both were handled.
-    let workers = cluster.workers().await.expect("w");
+    let workers = one_ready_worker_per_index(
+        &cluster,
+        "one worker per index, no extra replacement for a retired worker",
+    )
+    .await;
     let events = queued_events(&mut cluster).await;
-    let mut indexes: Vec<usize> = workers.iter().map(|w| w.index).collect();
-    indexes.sort();
-    assert_eq!(
-        indexes,
-        vec![0, 1],
-        "one worker per index, no extra replacement for a retired worker: {workers:?}"
-    );
     assert!(
         workers
             .iter()
-            .all(|w| w.ready && !before.iter().any(|b| b.pid == w.pid)),
+            .all(|w| !before.iter().any(|b| b.pid == w.pid)),
         "{workers:?}"
     );
     let starts = events
@@ -1016,7 +882,5 @@ async fn an_old_worker_going_fatal_after_the_reload_retired_it_is_not_replaced()
             .any(|e| matches!(e, ClusterEvent::Restarting { .. })),
         "{events:?}"
     );
-    tokio::time::timeout(GUARD, cluster.shutdown())
-        .await
-        .expect("shutdown");
+    shut_down(cluster).await;
 }

@@ -12,8 +12,9 @@ use std::time::Duration;
 use ipc_cluster::messenger::{Envelope, To};
 use ipc_cluster::{Cluster, ClusterConfig, ClusterEvent, Config, Error, Worker};
 use ipc_core::testkit::{child_command, role};
+use nix::sys::signal::Signal;
 use serde_json::json;
-use support::GUARD;
+use support::{next_event, shut_down, worker_pids, GUARD};
 
 ipc_core::child_roles! {
     /// What a re-executed copy of this test binary does.
@@ -32,12 +33,9 @@ ipc_core::child_roles! {
 /// The children's entry point: does nothing in the parent's test run.
 #[test]
 fn child() {
-    let Some(role) = role::<Role>() else { return };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    std::process::exit(runtime.block_on(run_child(role)));
+    if let Some(role) = role::<Role>() {
+        support::exit_with(run_child(role));
+    }
 }
 
 async fn run_child(role: Role) -> i32 {
@@ -127,11 +125,7 @@ async fn start() -> Cluster {
 
 async fn next_message(cluster: &mut Cluster) -> Envelope {
     loop {
-        let event = tokio::time::timeout(GUARD, cluster.next_event())
-            .await
-            .expect("an event in time")
-            .expect("running");
-        if let ClusterEvent::Message(msg) = event {
+        if let ClusterEvent::Message(msg) = next_event(cluster).await {
             return msg;
         }
     }
@@ -164,13 +158,7 @@ async fn deliveries(cluster: &mut Cluster, to: To, action: &str) -> HashMap<u32,
 async fn each_kind_of_message_reaches_exactly_the_right_processes() {
     let mut cluster = start().await;
     let agent = cluster.agent().await.expect("agent").expect("an agent");
-    let workers: Vec<u32> = cluster
-        .workers()
-        .await
-        .expect("w")
-        .iter()
-        .map(|w| w.pid)
-        .collect();
+    let workers: Vec<u32> = worker_pids(&cluster).await;
     let one = |pid: u32| HashMap::from([(pid, 1usize)]);
     let each = |pids: &[u32]| pids.iter().map(|p| (*p, 1usize)).collect::<HashMap<_, _>>();
 
@@ -205,20 +193,14 @@ async fn each_kind_of_message_reaches_exactly_the_right_processes() {
             break;
         }
     }
-    tokio::time::timeout(GUARD, cluster.shutdown())
-        .await
-        .expect("shutdown");
+    shut_down(cluster).await;
 }
 
 #[tokio::test]
 async fn membership_changes_reach_the_agent_and_a_dead_agent_is_restarted() {
     let mut cluster = start().await;
     let victim = cluster.workers().await.expect("w")[0].pid;
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(victim as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .expect("kill a worker");
+    support::signal(victim, Signal::SIGKILL);
     // The agent hears the worker leave, then its replacement join.
     let (mut left, mut rejoined) = (false, false);
     while !(left && rejoined) {
@@ -232,18 +214,10 @@ async fn membership_changes_reach_the_agent_and_a_dead_agent_is_restarted() {
         }
     }
     let agent = cluster.agent().await.expect("agent").expect("an agent");
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(agent as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .expect("kill the agent");
+    support::signal(agent, Signal::SIGKILL);
     let mut restarting = None;
     loop {
-        let event = tokio::time::timeout(GUARD, cluster.next_event())
-            .await
-            .expect("in time")
-            .expect("running");
-        match event {
+        match next_event(&mut cluster).await {
             ClusterEvent::AgentRestarting { delay } => restarting = Some(delay),
             ClusterEvent::AgentReady { pid } => {
                 assert_ne!(pid, agent);
@@ -253,9 +227,7 @@ async fn membership_changes_reach_the_agent_and_a_dead_agent_is_restarted() {
         }
     }
     assert_eq!(restarting, Some(Duration::from_millis(50)));
-    tokio::time::timeout(GUARD, cluster.shutdown())
-        .await
-        .expect("shutdown");
+    shut_down(cluster).await;
 }
 
 #[tokio::test]
@@ -292,7 +264,5 @@ async fn messages_sent_just_before_a_worker_exits_still_arrive() {
             next += 1;
         }
     }
-    tokio::time::timeout(GUARD, cluster.shutdown())
-        .await
-        .expect("shutdown");
+    shut_down(cluster).await;
 }

@@ -41,13 +41,9 @@ ipc_core::child_roles! {
 /// The children's entry point: does nothing in the parent's test run.
 #[test]
 fn child() {
-    let Some(role) = role::<Role>() else { return };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let code = runtime.block_on(run_child(role));
-    std::process::exit(code);
+    if let Some(role) = role::<Role>() {
+        support::exit_with(run_child(role));
+    }
 }
 
 async fn parent_channel() -> ipc_uds::UdsChannel {
@@ -124,6 +120,48 @@ fn fast() -> ipc_cluster::ConfigBuilder {
         .min_uptime(Duration::from_secs(5))
         .listen_timeout(Duration::from_secs(10))
         .kill_timeout(Duration::from_secs(10))
+}
+
+/// Whether `program` runs; if not, say on stderr that the test is skipped and why.
+fn on_path(program: &str) -> bool {
+    let found = Command::new(program)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok();
+    if !found {
+        eprintln!("SKIPPED: `{program}` is not on PATH (.ci/run installs it); nothing was tested");
+    }
+    found
+}
+
+/// Wait until the child is ready (failing if it exits first) and check how it said so.
+async fn ready_via(sup: &mut Supervisor, via: ReadyVia) {
+    let events = events_until(sup, |e| {
+        matches!(e, Event::Ready { .. } | Event::Exited { .. })
+    })
+    .await;
+    assert!(
+        matches!(events.last(), Some(Event::Ready { via: v, .. }) if *v == via),
+        "ready via {via:?}: {events:#?}"
+    );
+}
+
+/// Check that `events` are the child's exit (with `status`, when given, and `cause`)
+/// and then `Stopped`.
+fn assert_stopped_after_exit(events: &[Event], status: Option<ExitStatus>, cause: ExitCause) {
+    let ok = match events {
+        [Event::Exited {
+            status: s,
+            cause: c,
+            ..
+        }, Event::Stopped] => *c == cause && status.map_or(true, |status| *s == status),
+        _ => false,
+    };
+    assert!(
+        ok,
+        "expected an exit ({status:?}, {cause:?}), then Stopped: {events:#?}"
+    );
 }
 
 /// Every event until the supervisor finishes (bounded by [`GUARD`]).
@@ -265,30 +303,10 @@ async fn ready_via_the_control_channel_and_stop_by_message() {
         .stop_with(StopWith::Message)
         .build();
     let mut sup = Supervisor::start(config, || child_command(Role::ReadyMessage));
-    let events = events_until(&mut sup, |e| matches!(e, Event::Ready { .. })).await;
-    assert!(matches!(
-        events.last(),
-        Some(Event::Ready {
-            via: ReadyVia::Message,
-            ..
-        })
-    ));
+    ready_via(&mut sup, ReadyVia::Message).await;
     sup.stop().await;
     let events = all_events(&mut sup).await;
-    assert!(
-        matches!(
-            &events[..],
-            [
-                Event::Exited {
-                    status: ExitStatus::Code(0),
-                    cause: ExitCause::Stopped,
-                    ..
-                },
-                Event::Stopped
-            ]
-        ),
-        "{events:#?}"
-    );
+    assert_stopped_after_exit(&events, Some(ExitStatus::Code(0)), ExitCause::Stopped);
 }
 
 #[tokio::test]
@@ -298,41 +316,15 @@ async fn ready_via_notify_socket_and_stop_by_sigint() {
         .control(ControlChannel::None)
         .build();
     let mut sup = Supervisor::start(config, || child_command(Role::ReadyNotify));
-    let events = events_until(&mut sup, |e| matches!(e, Event::Ready { .. })).await;
-    assert!(matches!(
-        events.last(),
-        Some(Event::Ready {
-            via: ReadyVia::Notify,
-            ..
-        })
-    ));
+    ready_via(&mut sup, ReadyVia::Notify).await;
     sup.stop().await;
     let events = all_events(&mut sup).await;
-    assert!(
-        matches!(
-            &events[..],
-            [
-                Event::Exited {
-                    status: ExitStatus::Signal(2),
-                    cause: ExitCause::Stopped,
-                    ..
-                },
-                Event::Stopped
-            ]
-        ),
-        "{events:#?}"
-    );
+    assert_stopped_after_exit(&events, Some(ExitStatus::Signal(2)), ExitCause::Stopped);
 }
 
 #[tokio::test]
 async fn ready_via_node_process_send() {
-    if Command::new("node")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .status()
-        .is_err()
-    {
-        eprintln!("skipped: `node` is not on PATH (.ci/run installs it)");
+    if !on_path("node") {
         return;
     }
     let config = fast()
@@ -346,35 +338,10 @@ async fn ready_via_node_process_send() {
         );
         command
     });
-    let events = events_until(&mut sup, |e| {
-        matches!(e, Event::Ready { .. } | Event::Exited { .. })
-    })
-    .await;
-    assert!(
-        matches!(
-            events.last(),
-            Some(Event::Ready {
-                via: ReadyVia::Message,
-                ..
-            })
-        ),
-        "{events:#?}"
-    );
+    ready_via(&mut sup, ReadyVia::Message).await;
     sup.stop().await;
     let events = all_events(&mut sup).await;
-    assert!(
-        matches!(
-            &events[..],
-            [
-                Event::Exited {
-                    cause: ExitCause::Stopped,
-                    ..
-                },
-                Event::Stopped
-            ]
-        ),
-        "{events:#?}"
-    );
+    assert_stopped_after_exit(&events, None, ExitCause::Stopped);
 }
 
 #[tokio::test]
@@ -436,20 +403,7 @@ async fn a_child_ignoring_the_stop_signal_is_killed_with_its_grandchild() {
     assert_eq!(tree.len(), 2, "the child and its grandchild: {tree:?}");
     sup.stop().await;
     let events = all_events(&mut sup).await;
-    assert!(
-        matches!(
-            &events[..],
-            [
-                Event::Exited {
-                    status: ExitStatus::Signal(9),
-                    cause: ExitCause::Killed,
-                    ..
-                },
-                Event::Stopped
-            ]
-        ),
-        "{events:#?}"
-    );
+    assert_stopped_after_exit(&events, Some(ExitStatus::Signal(9)), ExitCause::Killed);
     all_gone(&tree).await.expect("the whole tree is gone");
     assert_eq!(group_members(*pid), Vec::<u32>::new());
 }
@@ -486,13 +440,7 @@ async fn nothing_outlives_a_sigkilled_supervisor() {
 
 #[tokio::test]
 async fn a_python_worker_says_ready_and_stops_on_the_shutdown_message() {
-    if Command::new("python3")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .status()
-        .is_err()
-    {
-        eprintln!("skipped: `python3` is not on PATH (.ci/run installs it)");
+    if !on_path("python3") {
         return;
     }
     let peers = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../peers/python");
@@ -507,34 +455,8 @@ async fn a_python_worker_says_ready_and_stops_on_the_shutdown_message() {
             .env("PYTHONPATH", &peers);
         command
     });
-    let events = events_until(&mut sup, |e| {
-        matches!(e, Event::Ready { .. } | Event::Exited { .. })
-    })
-    .await;
-    assert!(
-        matches!(
-            events.last(),
-            Some(Event::Ready {
-                via: ReadyVia::Message,
-                ..
-            })
-        ),
-        "{events:#?}"
-    );
+    ready_via(&mut sup, ReadyVia::Message).await;
     sup.stop().await;
     let events = all_events(&mut sup).await;
-    assert!(
-        matches!(
-            &events[..],
-            [
-                Event::Exited {
-                    status: ExitStatus::Code(0),
-                    cause: ExitCause::Stopped,
-                    ..
-                },
-                Event::Stopped
-            ]
-        ),
-        "{events:#?}"
-    );
+    assert_stopped_after_exit(&events, Some(ExitStatus::Code(0)), ExitCause::Stopped);
 }

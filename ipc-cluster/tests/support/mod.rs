@@ -1,9 +1,13 @@
-//! Helpers shared by the integration tests: the process table, pidfds, guards.
+//! Helpers shared by the integration tests: the children's entry point, signals,
+//! the process table, pidfds, guards, and cluster chores.
 
 #![allow(dead_code, unreachable_pub)]
 
+use std::future::Future;
 use std::os::fd::OwnedFd;
 use std::time::Duration;
+
+use ipc_cluster::{Cluster, ClusterEvent};
 
 /// Longest any wait may take before it counts as a hang.
 pub const GUARD: Duration = Duration::from_secs(30);
@@ -70,4 +74,46 @@ pub async fn all_gone(pids: &[u32]) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// A re-executed child's entry point: run `main` on a current-thread runtime and
+/// exit with the code it returns.
+pub fn exit_with(main: impl Future<Output = i32>) -> ! {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    std::process::exit(runtime.block_on(main))
+}
+
+/// Send `signal` to process `pid`.
+pub fn signal(pid: u32, signal: nix::sys::signal::Signal) {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal)
+        .unwrap_or_else(|e| panic!("{signal} to process {pid}: {e}"));
+}
+
+/// The next event of `cluster` (bounded by [`GUARD`]).
+pub async fn next_event(cluster: &mut Cluster) -> ClusterEvent {
+    tokio::time::timeout(GUARD, cluster.next_event())
+        .await
+        .expect("an event in time")
+        .expect("the cluster runs")
+}
+
+/// The live workers' pids, by index.
+pub async fn worker_pids(cluster: &Cluster) -> Vec<u32> {
+    cluster
+        .workers()
+        .await
+        .expect("workers")
+        .iter()
+        .map(|w| w.pid)
+        .collect()
+}
+
+/// Shut `cluster` down gracefully (bounded by [`GUARD`]).
+pub async fn shut_down(cluster: Cluster) {
+    tokio::time::timeout(GUARD, cluster.shutdown())
+        .await
+        .expect("the cluster shut down in time");
 }
