@@ -26,6 +26,16 @@
 //! - [`notify`]: systemd's `NOTIFY_SOCKET` readiness protocol, both sides;
 //!   [`systemd`]: taking socket-activated fds.
 //!
+//! # Reloads in reuseport mode
+//!
+//! Each worker has a socket of its own there, and the kernel picks the socket of a
+//! new connection by its hash. A retired worker takes the connections already queued
+//! on its socket before closing it, but one the kernel queues there in between is
+//! reset on close unless `net.ipv4.tcp_migrate_req` is 1 (Linux 5.14 and later, per
+//! network namespace), which moves it to another worker's socket. A reload in
+//! reuseport mode warns through `tracing` when it is not; shared and rr modes have no
+//! such window.
+//!
 //! # Handle passing
 //!
 //! A control frame carries at most one fd, and after a frame with an fd the primary

@@ -228,7 +228,7 @@ impl Worker {
                 std.set_nonblocking(true)?;
                 Source::Listener(tokio::net::TcpListener::from_std(std)?)
             }
-            ListenSpec::ReusePort(addr) => Source::Listener(bind_reuseport(&addr)?),
+            ListenSpec::ReusePort(addr) => Source::ReusePort(bind_reuseport(&addr)?),
             ListenSpec::Handed(rx) => Source::Handed(rx),
         };
         Ok(WorkerListener {
@@ -236,6 +236,7 @@ impl Worker {
             stop: self.stop.clone(),
             out: self.out.clone(),
             accepted: 0,
+            drained: 0,
         })
     }
 
@@ -467,9 +468,22 @@ pub(crate) fn bind_reuseport(addr: &str) -> Result<tokio::net::TcpListener> {
 /// Where a [`WorkerListener`] gets its connections.
 #[derive(Debug)]
 enum Source {
+    /// The listening socket the primary shares with every worker.
     Listener(tokio::net::TcpListener),
+    /// This worker's own `SO_REUSEPORT` socket.
+    ReusePort(tokio::net::TcpListener),
+    /// This worker's `SO_REUSEPORT` socket after the stop: the connections already
+    /// in its accept queue are taken (the kernel hashed them to this socket, and
+    /// closing it would reset them unless `net.ipv4.tcp_migrate_req` is 1), then it
+    /// is closed.
+    Draining(std::net::TcpListener),
+    /// Connections the primary hands over (round-robin).
     Handed(mpsc::UnboundedReceiver<TcpStream>),
 }
+
+/// The most connections a stopping worker takes from its reuseport socket's accept
+/// queue before it closes the socket (the queue's own limit, the `listen` backlog).
+const DRAIN_AT_MOST: u64 = 1024;
 
 /// The connections of a cluster worker, whatever the cluster's mode: `accept` yields
 /// `tokio::net::TcpStream`s until the primary asks the worker to stop taking
@@ -490,25 +504,49 @@ pub struct WorkerListener {
     stop: watch::Receiver<bool>,
     out: mpsc::UnboundedSender<Outgoing>,
     accepted: u64,
+    /// Connections taken from the accept queue after the stop (reuseport).
+    drained: u64,
 }
 
 impl WorkerListener {
     /// The next connection; `None` once the primary asked this worker to stop taking
-    /// connections (connections already handed to it are yielded first). Closing the
-    /// listener then is this worker's part; the primary's socket keeps the others'.
+    /// connections (connections already handed to it, or already queued on its own
+    /// reuseport socket, are yielded first). Closing the listener then is this
+    /// worker's part; the primary's socket keeps the others'.
     pub async fn accept(&mut self) -> Option<std::io::Result<TcpStream>> {
         let stream = loop {
-            let source = self.source.as_mut()?;
             if *self.stop.borrow() {
-                // Handed connections that arrived before the stop are ours to serve.
-                if let Source::Handed(rx) = source {
-                    if let Ok(stream) = rx.try_recv() {
-                        break Ok(stream);
+                match self.source.take() {
+                    // Handed connections that arrived before the stop are ours to serve.
+                    Some(Source::Handed(mut rx)) => {
+                        if let Ok(stream) = rx.try_recv() {
+                            self.source = Some(Source::Handed(rx));
+                            break Ok(stream);
+                        }
                     }
+                    // So are those queued on our reuseport socket: take them, then
+                    // close it.
+                    Some(Source::ReusePort(listener)) => {
+                        if let Ok(listener) = listener.into_std() {
+                            self.source = Some(Source::Draining(listener));
+                            continue;
+                        }
+                    }
+                    Some(Source::Draining(listener)) if self.drained < DRAIN_AT_MOST => {
+                        if let Ok((stream, _)) = listener.accept() {
+                            self.drained += 1;
+                            self.source = Some(Source::Draining(listener));
+                            break stream
+                                .set_nonblocking(true)
+                                .and_then(|()| TcpStream::from_std(stream));
+                        }
+                    }
+                    _ => {}
                 }
-                self.source = None;
+                // Dropped: closed.
                 return None;
             }
+            let source = self.source.as_mut()?;
             let mut stop = self.stop.clone();
             tokio::select! {
                 biased;
@@ -540,7 +578,11 @@ impl WorkerListener {
 
 async fn accept_from(source: &mut Source) -> Option<std::io::Result<TcpStream>> {
     match source {
-        Source::Listener(listener) => Some(listener.accept().await.map(|(s, _)| s)),
+        Source::Listener(listener) | Source::ReusePort(listener) => {
+            Some(listener.accept().await.map(|(s, _)| s))
+        }
+        // Only after the stop, which `accept` checks first.
+        Source::Draining(_) => None,
         Source::Handed(rx) => rx.recv().await.map(Ok),
     }
 }

@@ -111,3 +111,35 @@ pub(super) fn spawn_acceptor(
     });
     Ok(())
 }
+
+/// The sysctl by which the kernel moves the connections queued on a closing
+/// `SO_REUSEPORT` socket to another socket of its group (Linux 5.14 and later).
+const TCP_MIGRATE_REQ: &str = "/proc/sys/net/ipv4/tcp_migrate_req";
+
+/// Whether connections queued on a closing reuseport socket move to another one:
+/// `net.ipv4.tcp_migrate_req` in this network namespace (`None`: no such sysctl).
+pub(super) fn reuseport_migration() -> Option<bool> {
+    let value = std::fs::read_to_string(TCP_MIGRATE_REQ).ok()?;
+    Some(value.trim() == "1")
+}
+
+/// In reuseport mode, warn when a reload may reset connections: a retired worker
+/// takes what is queued on its socket when it stops, but a connection the kernel
+/// queues there after that and before the socket is closed is reset unless
+/// `net.ipv4.tcp_migrate_req` is 1.
+pub(super) fn warn_if_reuseport_reload_may_reset() {
+    match reuseport_migration() {
+        Some(true) => {}
+        Some(false) => tracing::warn!(
+            "reuseport reload: net.ipv4.tcp_migrate_req is 0, so a connection that reaches \
+             a retired worker's socket just before it closes is reset; \
+             run `sysctl -w net.ipv4.tcp_migrate_req=1` (per network namespace) for a \
+             reload that drops nothing"
+        ),
+        None => tracing::warn!(
+            "reuseport reload: this kernel has no net.ipv4.tcp_migrate_req (Linux 5.14+), so \
+             a connection that reaches a retired worker's socket just before it closes is \
+             reset; use shared or rr mode for a reload that drops nothing"
+        ),
+    }
+}

@@ -6,10 +6,11 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::actor::{Actor, Cmd, Input};
 use super::gone;
+use super::listen::warn_if_reuseport_reload_may_reset;
 use super::slots::State;
 use crate::error::{Error, Result};
 use crate::events::ExitCause;
-use crate::protocol::Ctl;
+use crate::protocol::{Ctl, Mode};
 
 /// One step of a rolling reload, as the cluster's task sees it.
 #[derive(Clone, Copy)]
@@ -127,6 +128,9 @@ impl Actor {
             return;
         }
         self.reloading = true;
+        if self.config.mode == Mode::ReusePort {
+            warn_if_reuseport_reload_may_reset();
+        }
         let mut plan: Vec<(usize, u64)> = self
             .slots
             .iter()
