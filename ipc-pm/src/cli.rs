@@ -88,8 +88,9 @@ pub(crate) struct StartArgs {
     /// Instances to run: a number or `max` (the CPUs).
     #[arg(long, short = 'i')]
     pub(crate) instances: Option<String>,
-    /// fork, shared (one socket for all, at fd 3 with LISTEN_FDS) or reuseport (one
-    /// SO_REUSEPORT socket each).
+    /// fork, shared (one socket for all, at fd 3 with LISTEN_FDS), reuseport (one
+    /// SO_REUSEPORT socket each) or rr (the daemon accepts and hands each connection
+    /// to the next instance; for workers using ipc_cluster::Worker).
     #[arg(long)]
     pub(crate) mode: Option<ExecMode>,
     /// The port the cluster modes listen on (all interfaces).

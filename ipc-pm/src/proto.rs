@@ -19,6 +19,11 @@ pub(crate) enum ExecMode {
     /// The daemon binds one `SO_REUSEPORT` socket per instance and hands each its own
     /// at fd 3; the kernel hashes connections over them.
     Reuseport,
+    /// The daemon accepts and hands each connection to the next instance that took its
+    /// previous one (`ipc_cluster::Cluster` in round-robin mode): for workers that
+    /// speak the toolkit's channel (`ipc_cluster::Worker`).
+    #[serde(rename = "rr")]
+    RoundRobin,
 }
 
 impl std::fmt::Display for ExecMode {
@@ -27,6 +32,7 @@ impl std::fmt::Display for ExecMode {
             ExecMode::Fork => "fork",
             ExecMode::Shared => "shared",
             ExecMode::Reuseport => "reuseport",
+            ExecMode::RoundRobin => "rr",
         })
     }
 }
@@ -38,12 +44,9 @@ impl std::str::FromStr for ExecMode {
             "fork" | "fork_mode" => Ok(ExecMode::Fork),
             "shared" | "cluster" | "cluster_mode" => Ok(ExecMode::Shared),
             "reuseport" => Ok(ExecMode::Reuseport),
-            "rr" => Err("mode rr needs workers that speak the toolkit's channel \
-                 (ipc_cluster::Worker); ipcm does not run it yet: use shared or reuseport, \
-                 which work for any program through LISTEN_FDS"
-                .into()),
+            "rr" | "round-robin" | "roundrobin" => Ok(ExecMode::RoundRobin),
             other => Err(format!(
-                "unknown mode {other:?}: use fork, shared or reuseport"
+                "unknown mode {other:?}: use fork, shared, reuseport or rr"
             )),
         }
     }

@@ -9,12 +9,13 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ipc_cluster::{CommandFactory, Config, ControlChannel, Restart, StopWith, WaitReady};
+use ipc_cluster::{Config, ControlChannel, Restart, StopWith, WaitReady};
 use ipc_core::Signal;
 use tokio::sync::broadcast;
 
-use super::instance::{lock, Instance};
+use super::instance::{lock, Instance, SharedStatus};
 use super::listen;
+use super::rr::RrCluster;
 use crate::logs::{self, LogFile, Rotation};
 use crate::proto::{AppInfo, AppSpec, Control, ExecMode, InstanceInfo, LogLine};
 
@@ -25,6 +26,8 @@ pub(crate) struct App {
     pub(crate) name: String,
     pub(crate) spec: Mutex<AppSpec>,
     instances: Mutex<Vec<Instance>>,
+    /// The cluster that runs the instances in `rr` mode (then `instances` is empty).
+    rr: Mutex<Option<Arc<RrCluster>>>,
     /// One command at a time per app (a reload, a restart, a scale...).
     pub(crate) ops: tokio::sync::Mutex<()>,
     /// The socket every instance shares (`shared` mode) while the app runs.
@@ -81,6 +84,7 @@ impl App {
             name,
             spec: Mutex::new(spec),
             instances: Mutex::new(Vec::new()),
+            rr: Mutex::new(None),
             ops: tokio::sync::Mutex::new(()),
             shared: Mutex::new(None),
             address: Mutex::new(None),
@@ -101,23 +105,38 @@ impl App {
         self.instances.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// True when some instance runs or is about to.
-    pub(crate) fn is_running(&self) -> bool {
+    fn rr(&self) -> Option<Arc<RrCluster>> {
+        self.rr.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Every instance's index and status, in index order.
+    fn statuses(&self) -> Vec<(usize, SharedStatus)> {
+        if let Some(rr) = self.rr() {
+            return rr.statuses.iter().cloned().enumerate().collect();
+        }
         self.instances()
             .iter()
-            .any(|i| !matches!(lock(&i.status).state, "stopped" | "errored"))
+            .map(|i| (i.index, i.status.clone()))
+            .collect()
+    }
+
+    /// True when some instance runs or is about to.
+    pub(crate) fn is_running(&self) -> bool {
+        self.statuses()
+            .iter()
+            .any(|(_, s)| !matches!(lock(s).state, "stopped" | "errored"))
     }
 
     /// What `list` shows.
     pub(crate) fn info(&self) -> AppInfo {
         let spec = self.spec();
         let instances = self
-            .instances()
+            .statuses()
             .iter()
-            .map(|i| {
-                let s = lock(&i.status);
+            .map(|(index, status)| {
+                let s = lock(status);
                 InstanceInfo {
-                    index: i.index,
+                    index: *index,
                     pid: s.pid,
                     status: s.state.to_string(),
                     uptime_ms: s.started.map_or(0, |t| t.elapsed().as_millis() as u64),
@@ -144,9 +163,9 @@ impl App {
     }
 
     /// Apply `f` to each instance's pid and status (the monitor).
-    pub(crate) fn each_status(&self, mut f: impl FnMut(usize, &super::instance::SharedStatus)) {
-        for i in self.instances().iter() {
-            f(i.index, &i.status);
+    pub(crate) fn each_status(&self, mut f: impl FnMut(usize, &SharedStatus)) {
+        for (index, status) in self.statuses() {
+            f(index, &status);
         }
     }
 
@@ -154,8 +173,16 @@ impl App {
     /// failed. Returns the instances that did not become ready.
     pub(crate) async fn start(&self) -> Result<Vec<usize>, String> {
         let spec = self.spec();
-        let base: Vec<u32> = self.instances().iter().map(|i| i.restarts()).collect();
+        let base: Vec<u32> = self
+            .statuses()
+            .iter()
+            .map(|(_, s)| lock(s).restarts)
+            .collect();
         self.stop_all().await;
+        *self.rr.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        if spec.mode == ExecMode::RoundRobin {
+            return self.start_rr(&spec, &base).await.map(|()| Vec::new());
+        }
         let mut started = Vec::new();
         for index in 0..spec.instances.max(1) {
             let restarts = base.get(index).copied().unwrap_or(0);
@@ -180,19 +207,71 @@ impl App {
         let stoppers: Vec<_> = self.instances().iter().map(Instance::stopper).collect();
         futures_util::future::join_all(stoppers.iter().map(|s| s.stop())).await;
         *self.shared.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        if let Some(rr) = self.rr() {
+            // It stays, stopped, for `list`, until the app starts again.
+            rr.shutdown().await;
+        }
     }
 
     /// Stop, then start again (restarts counted).
     pub(crate) async fn restart(&self) -> Result<Vec<usize>, String> {
-        for i in self.instances().iter() {
-            lock(&i.status).restarts += 1;
+        for (_, status) in self.statuses() {
+            lock(&status).restarts += 1;
         }
         self.start().await
+    }
+
+    /// Start the `rr` cluster: the daemon accepts on the app's address and hands each
+    /// connection to the next worker; returns once every worker is ready.
+    async fn start_rr(&self, spec: &AppSpec, restarts: &[u32]) -> Result<(), String> {
+        let addr = listen::resolve(&self.listen_addr(spec)?)
+            .map_err(|e| failed(&self.name, "could not listen", e))?;
+        let workers = spec.instances.max(1);
+        let factory = command_factory(spec, None, self.out_pipe.clone(), self.err_pipe.clone());
+        let rr = RrCluster::start(
+            workers,
+            addr,
+            supervision(spec),
+            Duration::from_millis(spec.kill_timeout_ms),
+            Arc::new(factory),
+            restarts,
+        )
+        .await
+        .map_err(|e| {
+            format!(
+                "{}: the rr cluster did not start: {e}. Its workers must use \
+                 ipc_cluster::Worker (connect, listener, ready); see `ipcm logs {}`",
+                self.name, self.name
+            )
+        })?;
+        *self.address.lock().unwrap_or_else(|e| e.into_inner()) = Some(rr.addr);
+        *self.rr.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(rr));
+        Ok(())
     }
 
     /// Replace instance `index` with a new process (a memory restart).
     pub(crate) async fn restart_instance(&self, index: usize) -> Result<(), String> {
         let spec = self.spec();
+        if let Some(rr) = self.rr() {
+            // The cluster replaces a worker that exits: stop this one the way `kill`
+            // does (the stop signal, SIGKILL after kill_timeout).
+            let Some(status) = rr.statuses.get(index).cloned() else {
+                return Ok(());
+            };
+            let Some(pid) = lock(&status).pid else {
+                return Ok(());
+            };
+            let signal = parse_signal(&spec.kill_signal)?;
+            let _ = killpg(pid, signal);
+            let deadline = Duration::from_millis(spec.kill_timeout_ms);
+            tokio::spawn(async move {
+                tokio::time::sleep(deadline).await;
+                if lock(&status).pid == Some(pid) {
+                    let _ = killpg(pid, nix::sys::signal::Signal::SIGKILL);
+                }
+            });
+            return Ok(());
+        }
         let old = {
             let mut list = self.instances();
             let Some(at) = list.iter().position(|i| i.index == index) else {
@@ -217,6 +296,14 @@ impl App {
                 .start()
                 .await
                 .and_then(|failed| not_ready(&self.name, &failed));
+        }
+        if let Some(rr) = self.rr() {
+            return rr.reload().await.map_err(|e| {
+                format!(
+                    "{}: reload aborted: {e}; the old workers keep running. See `ipcm logs {}`",
+                    self.name, self.name
+                )
+            });
         }
         let spec = self.spec();
         let indexes: Vec<(usize, u32)> = self
@@ -261,6 +348,13 @@ impl App {
             spec.instances = n;
             spec.clone()
         };
+        if spec.mode == ExecMode::RoundRobin {
+            // The cluster's size is fixed while it runs: start it again with n workers.
+            if self.is_running() {
+                return self.start().await.map(|_| ());
+            }
+            return Ok(());
+        }
         let now = self.instances().len();
         if n > now {
             for index in now..n {
@@ -290,9 +384,10 @@ impl App {
     /// Send `signal` to every instance's process group.
     pub(crate) fn signal(&self, signal: nix::sys::signal::Signal) -> Result<usize, String> {
         let mut sent = 0;
-        for i in self.instances().iter() {
-            if let Some(pid) = lock(&i.status).pid {
-                nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid as i32), signal)
+        for (_, status) in self.statuses() {
+            let pid = lock(&status).pid;
+            if let Some(pid) = pid {
+                killpg(pid, signal)
                     .map_err(|e| failed(&self.name, &format!("could not signal pid {pid}"), e))?;
                 sent += 1;
             }
@@ -303,7 +398,7 @@ impl App {
     /// Start instance `index` of `spec` (binding its socket in the cluster modes).
     fn launch(&self, spec: &AppSpec, index: usize, restarts: u32) -> Result<Instance, String> {
         let socket = match spec.mode {
-            ExecMode::Fork => None,
+            ExecMode::Fork | ExecMode::RoundRobin => None,
             ExecMode::Shared => {
                 let mut shared = self.shared.lock().unwrap_or_else(|e| e.into_inner());
                 if shared.is_none() {
@@ -321,14 +416,13 @@ impl App {
                 Some(Arc::new(fd))
             }
         };
-        let factory = command_factory(
-            spec,
+        let factory = command_factory(spec, socket, self.out_pipe.clone(), self.err_pipe.clone());
+        Ok(Instance::start(
             index,
-            socket,
-            self.out_pipe.clone(),
-            self.err_pipe.clone(),
-        );
-        Ok(Instance::start(index, restarts, supervision(spec), factory))
+            restarts,
+            supervision(spec),
+            Arc::new(move || factory(index)),
+        ))
     }
 
     /// The address to bind: the one bound before (so a restart keeps a port chosen
@@ -440,16 +534,15 @@ pub(crate) fn parse_signal(text: &str) -> Result<nix::sys::signal::Signal, Strin
         .map_err(|_| format!("{text:?} is not a signal name; use e.g. SIGINT, SIGTERM, SIGUSR2"))
 }
 
-/// Makes the command of instance `index` each time it starts.
+/// Makes the command of an instance (by index) each time it starts.
 fn command_factory(
     spec: &AppSpec,
-    index: usize,
     socket: Option<Arc<OwnedFd>>,
     out: Arc<OwnedFd>,
     err: Arc<OwnedFd>,
-) -> CommandFactory {
+) -> impl Fn(usize) -> Command + Send + Sync + 'static {
     let spec = spec.clone();
-    Arc::new(move || {
+    move |index: usize| {
         let mut command = match &socket {
             // systemd's LISTEN_PID must be the program's own pid, known only in the
             // child: a shell sets it to its $$ and execs the program in its place.
@@ -484,7 +577,12 @@ fn command_factory(
                 .env(ipc_cluster::systemd::LISTEN_FDNAMES, &spec.name);
         }
         command
-    })
+    }
+}
+
+/// Send `signal` to the process group `pid` leads.
+fn killpg(pid: u32, signal: nix::sys::signal::Signal) -> nix::Result<()> {
+    nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid as i32), signal)
 }
 
 fn pipe_end(fd: &OwnedFd) -> Stdio {

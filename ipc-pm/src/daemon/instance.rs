@@ -23,6 +23,44 @@ pub(crate) struct Status {
     pub(crate) memory_restart: bool,
 }
 
+impl Status {
+    /// Not started yet, with `restarts` made before.
+    pub(crate) fn new(restarts: u32) -> Status {
+        Status {
+            pid: None,
+            state: "launching",
+            started: None,
+            restarts,
+            cpu: 0.0,
+            memory: 0,
+            meter: CpuMeter::new(),
+            memory_restart: false,
+        }
+    }
+
+    /// Show process `pid` (started at `started`) in `state`; a new process starts a new
+    /// CPU and memory record.
+    pub(crate) fn show(&mut self, pid: u32, state: &'static str, started: Instant) {
+        if self.pid != Some(pid) {
+            self.pid = Some(pid);
+            self.started = Some(started);
+            self.cpu = 0.0;
+            self.memory = 0;
+            self.meter = CpuMeter::new();
+            self.memory_restart = false;
+        }
+        self.state = state;
+    }
+
+    /// No process runs.
+    pub(crate) fn clear_process(&mut self) {
+        self.pid = None;
+        self.started = None;
+        self.cpu = 0.0;
+        self.memory = 0;
+    }
+}
+
 /// A shared, lockable [`Status`].
 pub(crate) type SharedStatus = Arc<Mutex<Status>>;
 
@@ -63,16 +101,7 @@ impl Instance {
         config: Config,
         command: CommandFactory,
     ) -> Instance {
-        let status = Arc::new(Mutex::new(Status {
-            pid: None,
-            state: "launching",
-            started: None,
-            restarts,
-            cpu: 0.0,
-            memory: 0,
-            meter: CpuMeter::new(),
-            memory_restart: false,
-        }));
+        let status = Arc::new(Mutex::new(Status::new(restarts)));
         let (stop, stop_rx) = mpsc::unbounded_channel();
         let (outcome_tx, outcome) = oneshot::channel();
         let supervisor = Supervisor::start_with(config, command);
@@ -174,10 +203,7 @@ fn apply(
             settle(true);
         }
         Event::Exited { .. } => {
-            s.pid = None;
-            s.started = None;
-            s.cpu = 0.0;
-            s.memory = 0;
+            s.clear_process();
             if s.state != "stopping" {
                 s.state = "exited";
             }

@@ -4,6 +4,7 @@
 mod app;
 mod instance;
 mod listen;
+mod rr;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -80,6 +81,9 @@ pub(crate) async fn run(home: Home, monitor_interval: Duration) -> Result<(), St
         Ok(_) => {}
         Err(e) => tracing::warn!("could not tell NOTIFY_SOCKET we are ready: {e}"),
     }
+    // Said once. An rr cluster says READY=1 when its workers are: not to our starter.
+    // (No other thread runs yet: the runtime is single-threaded and nothing blocked.)
+    std::env::remove_var(ipc_cluster::notify::NOTIFY_SOCKET);
     tracing::info!(pid = std::process::id(), socket = %daemon.home.socket().display(), "ipcm daemon ready");
     loop {
         tokio::select! {
