@@ -148,7 +148,8 @@ pub(crate) struct StartArgs {
     /// Rotated log files kept (default 5).
     #[arg(long)]
     pub(crate) log_files: Option<usize>,
-    /// The control channel (auto: Node's for node, the toolkit's otherwise in fork mode).
+    /// The control channel (auto: Node's for node, the toolkit's otherwise; at fd 4 in
+    /// the shared and reuseport modes, where fd 3 is the socket).
     #[arg(long, value_enum)]
     pub(crate) control: Option<ControlArg>,
     /// Print the list as JSON afterwards.

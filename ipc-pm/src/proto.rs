@@ -57,10 +57,11 @@ impl std::str::FromStr for ExecMode {
 #[serde(rename_all = "snake_case")]
 pub(crate) enum Control {
     /// Node's channel for a Node program (`process.send('ready')`), the toolkit's uds
-    /// channel for others in fork mode, none in the cluster modes (fd 3 is the socket).
+    /// channel for others (at fd 3, or fd 4 in the cluster modes, where fd 3 is the
+    /// socket).
     #[default]
     Auto,
-    /// The toolkit's channel at fd 3.
+    /// The toolkit's channel (`IPC_ENDPOINT`).
     Uds,
     /// Node's `NODE_CHANNEL_FD`.
     Node,

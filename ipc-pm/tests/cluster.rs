@@ -25,7 +25,7 @@ fn get(port: u16) -> Result<String, String> {
     stream
         .read_to_string(&mut reply)
         .map_err(|e| format!("read: {e}"))?;
-    if !reply.starts_with("HTTP/1.0 200") {
+    if reply.split_whitespace().nth(1) != Some("200") {
         return Err(format!("bad reply: {reply:?}"));
     }
     Ok(reply
@@ -153,6 +153,23 @@ fn rr_hands_connections_to_both_rust_workers_and_reloads_under_load() {
         TcpStream::connect(("127.0.0.1", port)).is_err(),
         "the port is released"
     );
+}
+
+#[test]
+fn node_instances_clustered_on_one_port_say_ready_with_process_send() {
+    let ipcm = Ipcm::new();
+    let script = fixture("cluster_ready.js");
+    let script = script.to_str().expect("utf-8 path");
+    // --wait-ready: `start` returns once both said ready over Node's channel (fd 4; fd 3
+    // is the socket).
+    let port = start_two(&ipcm, "node-web", "shared", &[script]);
+    both_instances_answer(port);
+    let before = ipcm.pids("node-web");
+    ipcm.ok(&["reload", "node-web"]);
+    let after = ipcm.pids("node-web");
+    assert_eq!(after.len(), 2);
+    assert!(after.iter().all(|p| !before.contains(p)), "replaced");
+    both_instances_answer(port);
 }
 
 /// Two rolling reloads of `name` while four clients send requests: none fails, and

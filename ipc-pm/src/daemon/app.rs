@@ -13,6 +13,7 @@ use ipc_cluster::{Config, ControlChannel, Restart, StopWith, WaitReady};
 use ipc_core::Signal;
 use tokio::sync::broadcast;
 
+use super::activation;
 use super::instance::{lock, Instance, SharedStatus};
 use super::listen;
 use super::rr::RrCluster;
@@ -494,11 +495,11 @@ pub(crate) fn supervision(spec: &AppSpec) -> Config {
     config.build()
 }
 
-/// The control channel: none in the cluster modes (fd 3 is the socket), Node's for a
-/// Node program, the toolkit's otherwise.
+/// The control channel: Node's for a Node program, the toolkit's otherwise (in the
+/// cluster modes at fd 4, next to the socket at fd 3; `rr` always the toolkit's).
 fn control_of(spec: &AppSpec) -> ControlChannel {
-    if spec.mode != ExecMode::Fork {
-        return ControlChannel::None;
+    if spec.mode == ExecMode::RoundRobin {
+        return ControlChannel::Uds;
     }
     match spec.control {
         Control::Uds => ControlChannel::Uds,
@@ -544,16 +545,7 @@ fn command_factory(
     let spec = spec.clone();
     move |index: usize| {
         let mut command = match &socket {
-            // systemd's LISTEN_PID must be the program's own pid, known only in the
-            // child: a shell sets it to its $$ and execs the program in its place.
-            Some(_) => {
-                let mut c = Command::new("/bin/sh");
-                c.arg("-c")
-                    .arg("LISTEN_PID=$$; export LISTEN_PID; exec \"$@\"")
-                    .arg("ipcm-exec")
-                    .args(&spec.cmd);
-                c
-            }
+            Some(socket) => activation::command(&spec.cmd, socket, control_of(&spec)),
             None => {
                 let mut c = Command::new(&spec.cmd[0]);
                 c.args(&spec.cmd[1..]);
@@ -570,8 +562,7 @@ fn command_factory(
             .stdin(Stdio::null())
             .stdout(pipe_end(&out))
             .stderr(pipe_end(&err));
-        if let Some(socket) = &socket {
-            ipc_core::spawn::inherit_fds(&mut command, &[(socket, 3)]);
+        if socket.is_some() {
             command
                 .env(ipc_cluster::systemd::LISTEN_FDS, "1")
                 .env(ipc_cluster::systemd::LISTEN_FDNAMES, &spec.name);

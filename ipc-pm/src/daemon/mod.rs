@@ -1,6 +1,7 @@
 //! The daemon: owns the apps, answers the client on its socket (peer uid checked),
 //! samples memory and CPU, and stops everything on `kill`, SIGINT or SIGTERM.
 
+mod activation;
 mod app;
 mod instance;
 mod listen;
@@ -45,6 +46,7 @@ struct Daemon {
 /// to `NOTIFY_SOCKET` once it accepts clients.
 pub(crate) async fn run(home: Home, monitor_interval: Duration) -> Result<(), String> {
     home.prepare().map_err(|e| e.to_string())?;
+    let _low_fds = activation::reserve_low_fds();
     let endpoint: Endpoint = UdsAddress::Path(home.socket()).into();
     let mut listener = match UdsListener::bind(&endpoint, &Options::default()) {
         Ok(listener) => listener,
