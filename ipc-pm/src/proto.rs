@@ -177,6 +177,8 @@ pub(crate) enum Response {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct LogLine {
     pub(crate) app: String,
+    /// The instance's index.
+    pub(crate) instance: usize,
     /// `out` or `err`.
     pub(crate) stream: String,
     /// The timestamped line.
@@ -191,8 +193,6 @@ pub(crate) struct AppInfo {
     pub(crate) mode: ExecMode,
     /// The address the cluster modes listen on, once bound.
     pub(crate) address: Option<String>,
-    pub(crate) out_log: PathBuf,
-    pub(crate) err_log: PathBuf,
     pub(crate) spec: AppSpec,
     pub(crate) instances: Vec<InstanceInfo>,
 }
@@ -209,4 +209,8 @@ pub(crate) struct InstanceInfo {
     pub(crate) cpu_percent: f64,
     /// RSS of the whole process group, bytes.
     pub(crate) memory: u64,
+    /// Its stdout log (`NAME-out-INDEX.log`), once it started.
+    pub(crate) out_log: Option<PathBuf>,
+    /// Its stderr log (`NAME-error-INDEX.log`), once it started.
+    pub(crate) err_log: Option<PathBuf>,
 }

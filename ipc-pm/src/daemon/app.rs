@@ -4,21 +4,19 @@
 
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ipc_cluster::{Config, ControlChannel, Restart, StopWith, WaitReady};
 use ipc_core::Signal;
-use tokio::sync::broadcast;
 
 use super::activation;
 use super::instance::{lock, Instance, SharedStatus};
 use super::listen;
 use super::rr::RrCluster;
-use crate::logs::{self, LogFile, Rotation};
-use crate::proto::{AppInfo, AppSpec, Control, ExecMode, InstanceInfo, LogLine};
+use crate::logs::{AppLogs, InstanceLogs, Rotation};
+use crate::proto::{AppInfo, AppSpec, Control, ExecMode, InstanceInfo};
 
 /// An app the daemon runs.
 #[derive(Debug)]
@@ -35,20 +33,8 @@ pub(crate) struct App {
     shared: Mutex<Option<Arc<OwnedFd>>>,
     /// Where the cluster modes listen, once bound.
     address: Mutex<Option<SocketAddr>>,
-    out_pipe: Arc<OwnedFd>,
-    err_pipe: Arc<OwnedFd>,
-    pumps: Vec<tokio::task::JoinHandle<()>>,
-    pub(crate) follow: broadcast::Sender<LogLine>,
-    pub(crate) out_log: PathBuf,
-    pub(crate) err_log: PathBuf,
-}
-
-impl Drop for App {
-    fn drop(&mut self) {
-        for pump in &self.pumps {
-            pump.abort();
-        }
-    }
+    /// Its log files, per instance.
+    pub(crate) logs: AppLogs,
 }
 
 /// `what` failed for `name`: a message for the client.
@@ -60,26 +46,9 @@ impl App {
     /// An app (not started) with its log files under `logs_dir`.
     pub(crate) fn new(id: u32, spec: AppSpec, logs_dir: &std::path::Path) -> Result<App, String> {
         let name = spec.name.clone();
-        let rotation = Rotation {
-            max_size: spec.log_max_size.max(1),
-            files: spec.log_files,
-        };
-        let out_log = logs_dir.join(format!("{name}-out.log"));
-        let err_log = logs_dir.join(format!("{name}-err.log"));
-        let (follow, _) = broadcast::channel(1024);
-        let mut pumps = Vec::new();
-        let mut pipe = |path: &PathBuf, stream: &'static str| -> Result<OwnedFd, String> {
-            let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-                .map_err(|e| failed(&name, "could not make a pipe for its output", e))?;
-            let file =
-                LogFile::open(path.clone(), rotation).map_err(|e| failed(&name, "log", e))?;
-            let pump = logs::spawn_pump(read, file, name.clone(), stream, follow.clone())
-                .map_err(|e| failed(&name, "log pipe", e))?;
-            pumps.push(pump);
-            Ok(write)
-        };
-        let out_pipe = Arc::new(pipe(&out_log, "out")?);
-        let err_pipe = Arc::new(pipe(&err_log, "err")?);
+        let logs = AppLogs::new(logs_dir, &name);
+        // Open the files now: a directory we cannot write to fails the start early.
+        logs.open(spec.instances.max(1), rotation(&spec))?;
         Ok(App {
             id,
             name,
@@ -89,12 +58,7 @@ impl App {
             ops: tokio::sync::Mutex::new(()),
             shared: Mutex::new(None),
             address: Mutex::new(None),
-            out_pipe,
-            err_pipe,
-            pumps,
-            follow,
-            out_log,
-            err_log,
+            logs,
         })
     }
 
@@ -131,10 +95,12 @@ impl App {
     /// What `list` shows.
     pub(crate) fn info(&self) -> AppInfo {
         let spec = self.spec();
+        let files = self.logs.files();
         let instances = self
             .statuses()
             .iter()
             .map(|(index, status)| {
+                let log = files.get(*index);
                 let s = lock(status);
                 InstanceInfo {
                     index: *index,
@@ -144,6 +110,8 @@ impl App {
                     restarts: s.restarts,
                     cpu_percent: s.cpu,
                     memory: s.memory,
+                    out_log: log.map(|(out, _)| out.clone()),
+                    err_log: log.map(|(_, err)| err.clone()),
                 }
             })
             .collect();
@@ -156,8 +124,6 @@ impl App {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .map(|a| a.to_string()),
-            out_log: self.out_log.clone(),
-            err_log: self.err_log.clone(),
             spec,
             instances,
         }
@@ -228,7 +194,8 @@ impl App {
         let addr = listen::resolve(&self.listen_addr(spec)?)
             .map_err(|e| failed(&self.name, "could not listen", e))?;
         let workers = spec.instances.max(1);
-        let factory = command_factory(spec, None, self.out_pipe.clone(), self.err_pipe.clone());
+        let logs = self.logs.open(workers, rotation(spec))?;
+        let factory = command_factory(spec, None, logs);
         let rr = RrCluster::start(
             workers,
             addr,
@@ -417,7 +384,8 @@ impl App {
                 Some(Arc::new(fd))
             }
         };
-        let factory = command_factory(spec, socket, self.out_pipe.clone(), self.err_pipe.clone());
+        let logs = self.logs.open(index + 1, rotation(spec))?;
+        let factory = command_factory(spec, socket, logs);
         Ok(Instance::start(
             index,
             restarts,
@@ -539,8 +507,7 @@ pub(crate) fn parse_signal(text: &str) -> Result<nix::sys::signal::Signal, Strin
 fn command_factory(
     spec: &AppSpec,
     socket: Option<Arc<OwnedFd>>,
-    out: Arc<OwnedFd>,
-    err: Arc<OwnedFd>,
+    logs: Vec<Arc<InstanceLogs>>,
 ) -> impl Fn(usize) -> Command + Send + Sync + 'static {
     let spec = spec.clone();
     move |index: usize| {
@@ -559,15 +526,27 @@ fn command_factory(
             .env("IPCM_APP_NAME", &spec.name)
             .env(ipc_cluster::worker::NODE_APP_INSTANCE, index.to_string())
             .env(ipc_cluster::worker::IPC_WORKER_INDEX, index.to_string())
-            .stdin(Stdio::null())
-            .stdout(pipe_end(&out))
-            .stderr(pipe_end(&err));
+            .stdin(Stdio::null());
+        match logs.get(index) {
+            Some(log) => command
+                .stdout(pipe_end(&log.out))
+                .stderr(pipe_end(&log.err)),
+            None => command.stdout(Stdio::null()).stderr(Stdio::null()),
+        };
         if socket.is_some() {
             command
                 .env(ipc_cluster::systemd::LISTEN_FDS, "1")
                 .env(ipc_cluster::systemd::LISTEN_FDNAMES, &spec.name);
         }
         command
+    }
+}
+
+/// How `spec`'s log files rotate.
+fn rotation(spec: &AppSpec) -> Rotation {
+    Rotation {
+        max_size: spec.log_max_size.max(1),
+        files: spec.log_files,
     }
 }
 

@@ -397,18 +397,11 @@ impl Daemon {
         let mut receivers = Vec::new();
         for app in &apps {
             if follow {
-                receivers.push(app.follow.subscribe());
+                receivers.push(app.logs.subscribe());
             }
-            for (stream, path) in [("out", &app.out_log), ("err", &app.err_log)] {
-                for line in crate::logs::tail(path, lines) {
-                    backlog.push(LogLine {
-                        app: app.name.clone(),
-                        stream: stream.to_string(),
-                        line,
-                    });
-                }
-            }
+            backlog.extend(app.logs.tail(lines));
         }
+        crate::logs::merge_by_time(&mut backlog);
         Ok((backlog, receivers))
     }
 
