@@ -250,7 +250,7 @@ fn describe(app: &proto::AppInfo) -> String {
                 i.status,
                 i.pid.map_or("-".into(), |p| p.to_string()),
                 i.restarts,
-                monitor::human_bytes(i.memory)
+                i.memory.map_or("-".into(), monitor::human_bytes)
             ),
         );
         for (what, log) in [("out log", &i.out_log), ("error log", &i.err_log)] {

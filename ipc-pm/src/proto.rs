@@ -206,9 +206,11 @@ pub(crate) struct InstanceInfo {
     /// Milliseconds since the running process started.
     pub(crate) uptime_ms: u64,
     pub(crate) restarts: u32,
-    pub(crate) cpu_percent: f64,
-    /// RSS of the whole process group, bytes.
-    pub(crate) memory: u64,
+    /// CPU use of the whole process group since the previous sample (`None` until
+    /// two samples were taken).
+    pub(crate) cpu_percent: Option<f64>,
+    /// RSS of the whole process group, bytes (`None` until the first sample).
+    pub(crate) memory: Option<u64>,
     /// Its stdout log (`NAME-out-INDEX.log`), once it started.
     pub(crate) out_log: Option<PathBuf>,
     /// Its stderr log (`NAME-error-INDEX.log`), once it started.

@@ -16,8 +16,10 @@ pub(crate) struct Status {
     pub(crate) state: &'static str,
     pub(crate) started: Option<Instant>,
     pub(crate) restarts: u32,
-    pub(crate) cpu: f64,
-    pub(crate) memory: u64,
+    /// `None` until two samples of this process were taken.
+    pub(crate) cpu: Option<f64>,
+    /// `None` until this process was sampled.
+    pub(crate) memory: Option<u64>,
     pub(crate) meter: CpuMeter,
     /// A memory restart is under way (the monitor does not ask twice).
     pub(crate) memory_restart: bool,
@@ -31,8 +33,8 @@ impl Status {
             state: "launching",
             started: None,
             restarts,
-            cpu: 0.0,
-            memory: 0,
+            cpu: None,
+            memory: None,
             meter: CpuMeter::new(),
             memory_restart: false,
         }
@@ -44,8 +46,8 @@ impl Status {
         if self.pid != Some(pid) {
             self.pid = Some(pid);
             self.started = Some(started);
-            self.cpu = 0.0;
-            self.memory = 0;
+            self.cpu = None;
+            self.memory = None;
             self.meter = CpuMeter::new();
             self.memory_restart = false;
         }
@@ -56,8 +58,8 @@ impl Status {
     pub(crate) fn clear_process(&mut self) {
         self.pid = None;
         self.started = None;
-        self.cpu = 0.0;
-        self.memory = 0;
+        self.cpu = None;
+        self.memory = None;
     }
 }
 
@@ -191,12 +193,8 @@ fn apply(
     };
     match event {
         Event::Starting { pid, restarts } => {
-            s.pid = Some(pid);
-            s.state = "launching";
-            s.started = Some(Instant::now());
+            s.show(pid, "launching", Instant::now());
             s.restarts = base + restarts;
-            s.meter = CpuMeter::new();
-            s.memory_restart = false;
         }
         Event::Ready { .. } => {
             s.state = "online";

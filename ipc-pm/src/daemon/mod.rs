@@ -484,7 +484,7 @@ async fn monitor(daemon: Arc<Daemon>, interval: Duration) {
                 let mut s = lock(status);
                 let Some(pid) = s.pid else { return };
                 let usage = groups.get(&pid).copied().unwrap_or_default();
-                s.memory = usage.rss;
+                s.memory = Some(usage.rss);
                 s.cpu = s.meter.update(now, usage.ticks);
                 if let Some(limit) = limit {
                     if usage.rss > limit && s.state == "online" && !s.memory_restart {
