@@ -259,6 +259,20 @@ fn describe(app: &proto::AppInfo) -> String {
             }
         }
     }
+    if app.history.is_empty() {
+        out.push_str("  restart history      none\n");
+    } else {
+        out.push_str("  restart history (last first)\n");
+        for e in app.history.iter().rev() {
+            out.push_str(&format!(
+                "    {}  instance {}  pid {}  {}\n",
+                e.at,
+                e.instance,
+                e.pid.map_or("-".into(), |p| p.to_string()),
+                e.reason
+            ));
+        }
+    }
     out
 }
 

@@ -195,6 +195,52 @@ pub(crate) struct AppInfo {
     pub(crate) address: Option<String>,
     pub(crate) spec: AppSpec,
     pub(crate) instances: Vec<InstanceInfo>,
+    /// The last restarts of its instances, oldest first.
+    pub(crate) history: Vec<RestartEvent>,
+}
+
+/// One restart of an instance.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct RestartEvent {
+    /// When (RFC 3339, UTC).
+    pub(crate) at: String,
+    pub(crate) instance: usize,
+    /// The process that was replaced (or that exited).
+    pub(crate) pid: Option<u32>,
+    pub(crate) reason: RestartReason,
+}
+
+/// Why an instance was restarted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub(crate) enum RestartReason {
+    /// It exited on its own (`status`: `exit code N` or `killed by SIGNAL`).
+    Crash { status: String },
+    /// It did not say ready within `listen_timeout`.
+    NotReady,
+    /// Its process tree's RSS went over `max_memory_restart`.
+    MemoryLimit { rss: u64, limit: u64 },
+    /// `ipcm restart`.
+    Restart,
+    /// `ipcm reload`.
+    Reload,
+}
+
+impl std::fmt::Display for RestartReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RestartReason::Crash { status } => write!(f, "crash ({status})"),
+            RestartReason::NotReady => f.write_str("not ready within listen_timeout"),
+            RestartReason::MemoryLimit { rss, limit } => write!(
+                f,
+                "memory limit ({} over max_memory_restart {})",
+                crate::monitor::human_bytes(*rss),
+                crate::monitor::human_bytes(*limit)
+            ),
+            RestartReason::Restart => f.write_str("ipcm restart"),
+            RestartReason::Reload => f.write_str("ipcm reload"),
+        }
+    }
 }
 
 /// One instance (process slot) of an app.

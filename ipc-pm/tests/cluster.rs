@@ -143,6 +143,12 @@ fn rr_hands_connections_to_both_rust_workers_and_reloads_under_load() {
     both_instances_answer(port);
     reload_twice_under_load(&ipcm, "web", port);
     assert_eq!(ipcm.instances("web")[0]["restarts"], 2);
+    let history = ipcm.app("web").expect("web")["history"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(history.len(), 4, "two reloads of two workers: {history:?}");
+    assert!(history.iter().all(|e| e["reason"]["kind"] == "reload"));
     let pids = ipcm.pids("web");
     ipcm.ok(&["stop", "web"]);
     for pid in pids {

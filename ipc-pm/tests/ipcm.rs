@@ -38,6 +38,8 @@ fn start_list_stop_restart_delete_round_trip() {
     let again = ipcm.pids("napper")[0];
     assert_ne!(again, pid);
     assert_eq!(ipcm.instances("napper")[0]["restarts"], 1);
+    let history = &ipcm.app("napper").expect("napper")["history"];
+    assert_eq!(history[0]["reason"]["kind"], "restart", "{history}");
 
     let described = ipcm.ok(&["describe", "napper", "--json"]);
     let described: serde_json::Value = serde_json::from_str(&described).expect("json");
@@ -82,7 +84,7 @@ fn a_stopped_app_starts_again_by_name_and_kill_stops_everything() {
 
 #[test]
 fn memory_and_cpu_show_a_dash_until_they_are_sampled() {
-    // The daemon samples at its start (no app yet), then not for an hour.
+    // The daemon samples for the first time an hour after its start.
     let ipcm = Ipcm::with_monitor_interval("1h");
     ipcm.ok(&["start", "--name", "napper", "sleep", "1000"]);
     ipcm.wait_for("napper online", |i| i.statuses("napper") == ["online"]);

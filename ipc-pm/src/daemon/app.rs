@@ -12,11 +12,12 @@ use ipc_cluster::{Config, ControlChannel, Restart, StopWith, WaitReady};
 use ipc_core::Signal;
 
 use super::activation;
+use super::history::History;
 use super::instance::{lock, Instance, SharedStatus};
 use super::listen;
 use super::rr::RrCluster;
 use crate::logs::{AppLogs, InstanceLogs, Rotation};
-use crate::proto::{AppInfo, AppSpec, Control, ExecMode, InstanceInfo};
+use crate::proto::{AppInfo, AppSpec, Control, ExecMode, InstanceInfo, RestartReason};
 
 /// An app the daemon runs.
 #[derive(Debug)]
@@ -35,6 +36,8 @@ pub(crate) struct App {
     address: Mutex<Option<SocketAddr>>,
     /// Its log files, per instance.
     pub(crate) logs: AppLogs,
+    /// Its instances' last restarts.
+    pub(crate) history: History,
 }
 
 /// `what` failed for `name`: a message for the client.
@@ -59,6 +62,7 @@ impl App {
             shared: Mutex::new(None),
             address: Mutex::new(None),
             logs,
+            history: History::default(),
         })
     }
 
@@ -126,6 +130,7 @@ impl App {
                 .map(|a| a.to_string()),
             spec,
             instances,
+            history: self.history.events(),
         }
     }
 
@@ -182,8 +187,10 @@ impl App {
 
     /// Stop, then start again (restarts counted).
     pub(crate) async fn restart(&self) -> Result<Vec<usize>, String> {
-        for (_, status) in self.statuses() {
-            lock(&status).restarts += 1;
+        for (index, status) in self.statuses() {
+            let mut s = lock(&status);
+            s.restarts += 1;
+            self.history.record(index, s.pid, RestartReason::Restart);
         }
         self.start().await
     }
@@ -203,6 +210,7 @@ impl App {
             Duration::from_millis(spec.kill_timeout_ms),
             Arc::new(factory),
             restarts,
+            self.history.clone(),
         )
         .await
         .map_err(|e| {
@@ -266,12 +274,21 @@ impl App {
                 .and_then(|failed| not_ready(&self.name, &failed));
         }
         if let Some(rr) = self.rr() {
-            return rr.reload().await.map_err(|e| {
+            let before: Vec<(usize, Option<u32>)> = self
+                .statuses()
+                .iter()
+                .map(|(index, s)| (*index, lock(s).pid))
+                .collect();
+            rr.reload().await.map_err(|e| {
                 format!(
                     "{}: reload aborted: {e}; the old workers keep running. See `ipcm logs {}`",
                     self.name, self.name
                 )
-            });
+            })?;
+            for (index, pid) in before {
+                self.history.record(index, pid, RestartReason::Reload);
+            }
+            return Ok(());
         }
         let spec = self.spec();
         let indexes: Vec<(usize, u32)> = self
@@ -302,6 +319,8 @@ impl App {
                 }
             };
             if let Some(old) = old {
+                self.history
+                    .record(index, lock(&old.status).pid, RestartReason::Reload);
                 old.stopper().stop().await;
             }
         }
@@ -391,6 +410,7 @@ impl App {
             restarts,
             supervision(spec),
             Arc::new(move || factory(index)),
+            self.history.clone(),
         ))
     }
 

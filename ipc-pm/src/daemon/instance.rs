@@ -7,6 +7,7 @@ use std::time::Instant;
 use ipc_cluster::{CommandFactory, Config, Event, Supervisor};
 use tokio::sync::{mpsc, oneshot};
 
+use super::history::{exit_reason, History};
 use crate::monitor::CpuMeter;
 
 /// What `list` shows of an instance, kept current by its task and the monitor.
@@ -96,24 +97,26 @@ impl Stopper {
 }
 
 impl Instance {
-    /// Start supervising instance `index`, counting `restarts` made before.
+    /// Start supervising instance `index`, counting `restarts` made before; its
+    /// crashes go to `history`.
     pub(crate) fn start(
         index: usize,
         restarts: u32,
         config: Config,
         command: CommandFactory,
+        history: History,
     ) -> Instance {
         let status = Arc::new(Mutex::new(Status::new(restarts)));
         let (stop, stop_rx) = mpsc::unbounded_channel();
         let (outcome_tx, outcome) = oneshot::channel();
         let supervisor = Supervisor::start_with(config, command);
-        tokio::spawn(run(
-            supervisor,
-            status.clone(),
-            stop_rx,
-            outcome_tx,
-            restarts,
-        ));
+        let track = Track {
+            status: status.clone(),
+            base: restarts,
+            index,
+            history,
+        };
+        tokio::spawn(run(supervisor, track, stop_rx, outcome_tx));
         Instance {
             index,
             status,
@@ -145,28 +148,37 @@ impl Instance {
     }
 }
 
+/// Where an instance's task records what happens.
+struct Track {
+    status: SharedStatus,
+    /// Restarts made before this supervisor.
+    base: u32,
+    index: usize,
+    history: History,
+}
+
 async fn run(
     mut supervisor: Supervisor,
-    status: SharedStatus,
+    track: Track,
     mut stop_rx: mpsc::UnboundedReceiver<oneshot::Sender<()>>,
     outcome: oneshot::Sender<bool>,
-    base: u32,
 ) {
     let mut outcome = Some(outcome);
+    let status = &track.status;
     loop {
         tokio::select! {
             event = supervisor.next_event() => match event {
-                Some(event) => apply(&status, event, &mut outcome, base),
+                Some(event) => apply(&track, event, &mut outcome),
                 None => break,
             },
             asked = stop_rx.recv() => {
                 let Some(done) = asked else {
                     return; // the instance was dropped: dropping the supervisor kills
                 };
-                lock(&status).state = "stopping";
+                lock(status).state = "stopping";
                 supervisor.stop().await;
                 while let Some(event) = supervisor.next_event().await {
-                    apply(&status, event, &mut outcome, base);
+                    apply(&track, event, &mut outcome);
                 }
                 let _ = done.send(());
                 break;
@@ -179,13 +191,8 @@ async fn run(
     }
 }
 
-fn apply(
-    status: &SharedStatus,
-    event: Event,
-    outcome: &mut Option<oneshot::Sender<bool>>,
-    base: u32,
-) {
-    let mut s = lock(status);
+fn apply(track: &Track, event: Event, outcome: &mut Option<oneshot::Sender<bool>>) {
+    let mut s = lock(&track.status);
     let mut settle = |ok: bool| {
         if let Some(tx) = outcome.take() {
             let _ = tx.send(ok);
@@ -194,13 +201,18 @@ fn apply(
     match event {
         Event::Starting { pid, restarts } => {
             s.show(pid, "launching", Instant::now());
-            s.restarts = base + restarts;
+            s.restarts = track.base + restarts;
         }
         Event::Ready { .. } => {
             s.state = "online";
             settle(true);
         }
-        Event::Exited { .. } => {
+        Event::Exited {
+            pid, status, cause, ..
+        } => {
+            if let Some(reason) = exit_reason(status, cause) {
+                track.history.record(track.index, Some(pid), reason);
+            }
             s.clear_process();
             if s.state != "stopping" {
                 s.state = "exited";

@@ -3,6 +3,7 @@
 
 mod activation;
 mod app;
+mod history;
 mod instance;
 mod listen;
 mod rr;
@@ -465,7 +466,8 @@ fn names(apps: &[Arc<App>]) -> String {
 /// Every `interval`: the memory and CPU of every instance's process tree, and the
 /// memory restarts.
 async fn monitor(daemon: Arc<Daemon>, interval: Duration) {
-    let mut tick = tokio::time::interval(interval);
+    // The first sample one interval after the start (no app runs before).
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
@@ -490,6 +492,14 @@ async fn monitor(daemon: Arc<Daemon>, interval: Duration) {
                     if usage.rss > limit && s.state == "online" && !s.memory_restart {
                         s.memory_restart = true;
                         tracing::warn!(app = %app.name, index, pid, rss = usage.rss, limit, "over max_memory_restart: restarting");
+                        app.history.record(
+                            index,
+                            Some(pid),
+                            crate::proto::RestartReason::MemoryLimit {
+                                rss: usage.rss,
+                                limit,
+                            },
+                        );
                         over.push(index);
                     }
                 }

@@ -12,6 +12,7 @@ use futures_util::FutureExt;
 use ipc_cluster::{Cluster, ClusterConfig, ClusterEvent, Config, Mode, WorkerFactory};
 use tokio::sync::{mpsc, oneshot};
 
+use super::history::{exit_reason, History};
 use super::instance::{lock, SharedStatus, Status};
 
 /// What the app asks of its cluster's task.
@@ -49,6 +50,7 @@ impl RrCluster {
         drain_timeout: Duration,
         command: WorkerFactory,
         restarts: &[u32],
+        history: History,
     ) -> Result<RrCluster, String> {
         let config = ClusterConfig::builder()
             .workers(workers)
@@ -72,6 +74,7 @@ impl RrCluster {
         let mut tracker = Tracker {
             statuses: statuses.clone(),
             live: HashMap::new(),
+            history,
         };
         // Every worker is ready: show it before the start is answered.
         tracker.drain(&mut cluster);
@@ -183,6 +186,7 @@ struct Live {
 struct Tracker {
     statuses: Vec<SharedStatus>,
     live: HashMap<u32, Live>,
+    history: History,
 }
 
 impl Tracker {
@@ -247,11 +251,21 @@ impl Tracker {
                     s.show(pid, "online", started);
                 }
             }
-            ClusterEvent::Exited { index, pid, .. } => {
+            ClusterEvent::Exited {
+                index,
+                pid,
+                status: exit,
+                cause,
+            } => {
                 self.live.remove(&pid);
                 let next = self.other(index, pid);
                 if let Some(status) = self.statuses.get(index) {
                     let mut s = lock(status);
+                    // A memory restart was recorded when it was asked for.
+                    let asked = s.pid == Some(pid) && s.memory_restart;
+                    if let Some(reason) = exit_reason(exit, cause).filter(|_| !asked) {
+                        self.history.record(index, Some(pid), reason);
+                    }
                     if s.pid == Some(pid) {
                         match next {
                             Some((next, w)) => {
