@@ -48,7 +48,9 @@ impl Ipcm {
         let mut c = Command::new(env!("CARGO_BIN_EXE_ipcm"));
         c.args(args)
             .env("IPCM_HOME", self.home())
-            .env("IPCM_MONITOR_INTERVAL", self.monitor_interval);
+            .env("IPCM_MONITOR_INTERVAL", self.monitor_interval)
+            // The daemon logs each request it reads (`request=List`, ...).
+            .env("IPCM_LOG", "info,ipcm::daemon=debug");
         c
     }
 
@@ -70,6 +72,13 @@ impl Ipcm {
         let out = self.run(args);
         assert!(!out.status.success(), "ipcm {args:?} should have failed");
         String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    /// How many requests of `kind` (`List`, `Start`, `Reload`...) the daemon read.
+    pub(crate) fn requests_read(&self, kind: &str) -> usize {
+        self.daemon_log()
+            .matches(&format!("request={kind}"))
+            .count()
     }
 
     pub(crate) fn daemon_log(&self) -> String {
