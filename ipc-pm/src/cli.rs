@@ -88,8 +88,9 @@ pub(crate) struct StartArgs {
     /// Instances to run: a number or `max` (the CPUs).
     #[arg(long, short = 'i')]
     pub(crate) instances: Option<String>,
-    /// fork, shared (one socket for all, at fd 3 with LISTEN_FDS) or reuseport (one
-    /// SO_REUSEPORT socket each).
+    /// fork, shared (one socket for all, at fd 3 with LISTEN_FDS), reuseport (one
+    /// SO_REUSEPORT socket each) or rr (the daemon accepts and hands each connection
+    /// to the next instance; for workers using ipc_cluster::Worker).
     #[arg(long)]
     pub(crate) mode: Option<ExecMode>,
     /// The port the cluster modes listen on (all interfaces).
@@ -147,7 +148,8 @@ pub(crate) struct StartArgs {
     /// Rotated log files kept (default 5).
     #[arg(long)]
     pub(crate) log_files: Option<usize>,
-    /// The control channel (auto: Node's for node, the toolkit's otherwise in fork mode).
+    /// The control channel (auto: Node's for node, the toolkit's otherwise; at fd 4 in
+    /// the shared and reuseport modes, where fd 3 is the socket).
     #[arg(long, value_enum)]
     pub(crate) control: Option<ControlArg>,
     /// Print the list as JSON afterwards.

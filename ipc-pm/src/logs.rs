@@ -1,10 +1,12 @@
-//! Per-app log files: each line an app writes to stdout or stderr is stored with a
-//! timestamp in `logs/NAME-out.log` / `logs/NAME-err.log`, rotated by size
-//! (`NAME-out.log.1` is the newest rotated file), and passed on to `logs --follow`.
+//! Per-instance log files (pm2's names): each line instance `I` of app `NAME` writes
+//! to stdout or stderr is stored with a timestamp in `logs/NAME-out-I.log` /
+//! `logs/NAME-error-I.log`, each file rotated by size on its own (`NAME-out-I.log.1`
+//! is the newest rotated file), and passed on to `logs --follow`.
 
 use std::io::{self, Write};
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use tokio::io::AsyncBufReadExt;
@@ -102,12 +104,137 @@ pub(crate) fn stamp(line: &str) -> String {
     )
 }
 
+/// The log files of one instance, and the pipes its processes write to.
+#[derive(Debug)]
+pub(crate) struct InstanceLogs {
+    /// The write end its stdout gets.
+    pub(crate) out: Arc<OwnedFd>,
+    /// The write end its stderr gets.
+    pub(crate) err: Arc<OwnedFd>,
+    pub(crate) out_log: PathBuf,
+    pub(crate) err_log: PathBuf,
+    pumps: [tokio::task::JoinHandle<()>; 2],
+}
+
+impl Drop for InstanceLogs {
+    fn drop(&mut self) {
+        for pump in &self.pumps {
+            pump.abort();
+        }
+    }
+}
+
+/// An app's logs: a pair of files per instance index, made when the index first
+/// starts, and the lines to follow.
+#[derive(Debug)]
+pub(crate) struct AppLogs {
+    dir: PathBuf,
+    app: String,
+    instances: Mutex<Vec<Arc<InstanceLogs>>>,
+    follow: broadcast::Sender<LogLine>,
+}
+
+impl AppLogs {
+    /// The logs of `app` under `dir` (no file opened yet).
+    pub(crate) fn new(dir: &Path, app: &str) -> AppLogs {
+        AppLogs {
+            dir: dir.to_path_buf(),
+            app: app.to_string(),
+            instances: Mutex::new(Vec::new()),
+            follow: broadcast::channel(1024).0,
+        }
+    }
+
+    fn list(&self) -> std::sync::MutexGuard<'_, Vec<Arc<InstanceLogs>>> {
+        self.instances.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The logs of instances `0..count` (opening the missing ones, rotated with
+    /// `rotation`), and of any other index opened before.
+    pub(crate) fn open(
+        &self,
+        count: usize,
+        rotation: Rotation,
+    ) -> Result<Vec<Arc<InstanceLogs>>, String> {
+        let mut list = self.list();
+        while list.len() < count {
+            let index = list.len();
+            list.push(Arc::new(self.open_instance(index, rotation)?));
+        }
+        Ok(list.clone())
+    }
+
+    fn open_instance(&self, index: usize, rotation: Rotation) -> Result<InstanceLogs, String> {
+        let app = &self.app;
+        let out_log = self.dir.join(format!("{app}-out-{index}.log"));
+        let err_log = self.dir.join(format!("{app}-error-{index}.log"));
+        let pipe = |path: &PathBuf, stream: &'static str| {
+            let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+                .map_err(|e| format!("{app}: could not make a pipe for its output: {e}"))?;
+            let file = LogFile::open(path.clone(), rotation).map_err(|e| format!("{app}: {e}"))?;
+            let pump = spawn_pump(read, file, app.clone(), index, stream, self.follow.clone())
+                .map_err(|e| format!("{app}: log pipe: {e}"))?;
+            Ok::<_, String>((Arc::new(write), pump))
+        };
+        let (out, out_pump) = pipe(&out_log, "out")?;
+        let (err, err_pump) = pipe(&err_log, "err")?;
+        Ok(InstanceLogs {
+            out,
+            err,
+            out_log,
+            err_log,
+            pumps: [out_pump, err_pump],
+        })
+    }
+
+    /// The log files of every instance that has some, by index.
+    pub(crate) fn files(&self) -> Vec<(PathBuf, PathBuf)> {
+        self.list()
+            .iter()
+            .map(|i| (i.out_log.clone(), i.err_log.clone()))
+            .collect()
+    }
+
+    /// The last `n` lines of each of its files, merged in time order.
+    pub(crate) fn tail(&self, n: usize) -> Vec<LogLine> {
+        let mut lines = Vec::new();
+        for (instance, (out, err)) in self.files().into_iter().enumerate() {
+            for (stream, path) in [("out", out), ("err", err)] {
+                lines.extend(tail(&path, n).into_iter().map(|line| LogLine {
+                    app: self.app.clone(),
+                    instance,
+                    stream: stream.to_string(),
+                    line,
+                }));
+            }
+        }
+        merge_by_time(&mut lines);
+        lines
+    }
+
+    /// The lines written from now on.
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<LogLine> {
+        self.follow.subscribe()
+    }
+}
+
+/// Order lines by their timestamps (stable: lines of one file keep their order).
+pub(crate) fn merge_by_time(lines: &mut [LogLine]) {
+    lines.sort_by(|a, b| stamp_of(&a.line).cmp(stamp_of(&b.line)));
+}
+
+/// The timestamp a stored line starts with (RFC 3339, UTC: sorts as text).
+fn stamp_of(line: &str) -> &str {
+    line.split(' ').next().unwrap_or("")
+}
+
 /// Copy what arrives on the pipe `read` into `file`, line by line with a timestamp,
 /// and pass each line to `follow`. Ends when every writer closed the pipe.
 pub(crate) fn spawn_pump(
     read: OwnedFd,
     mut file: LogFile,
     app: String,
+    instance: usize,
     stream: &'static str,
     follow: broadcast::Sender<LogLine>,
 ) -> io::Result<tokio::task::JoinHandle<()>> {
@@ -123,6 +250,7 @@ pub(crate) fn spawn_pump(
                     }
                     let _ = follow.send(LogLine {
                         app: app.clone(),
+                        instance,
                         stream: stream.to_string(),
                         line,
                     });

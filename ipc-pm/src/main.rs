@@ -175,7 +175,10 @@ fn finish(response: Response, json: bool) -> Result<(), String> {
             Ok(())
         }
         Response::Log(line) => {
-            say(&format!("{} {} | {}", line.app, line.stream, line.line));
+            say(&format!(
+                "{}[{}] {} | {}",
+                line.app, line.instance, line.stream, line.line
+            ));
             Ok(())
         }
         Response::Error(e) => Err(e),
@@ -235,8 +238,6 @@ fn describe(app: &proto::AppInfo) -> String {
     if let Some(max) = s.max_memory_restart {
         row("max memory", monitor::human_bytes(max));
     }
-    row("out log", app.out_log.display().to_string());
-    row("err log", app.err_log.display().to_string());
     row(
         "log rotation",
         format!("{} x {}", monitor::human_bytes(s.log_max_size), s.log_files),
@@ -249,9 +250,28 @@ fn describe(app: &proto::AppInfo) -> String {
                 i.status,
                 i.pid.map_or("-".into(), |p| p.to_string()),
                 i.restarts,
-                monitor::human_bytes(i.memory)
+                i.memory.map_or("-".into(), monitor::human_bytes)
             ),
         );
+        for (what, log) in [("out log", &i.out_log), ("error log", &i.err_log)] {
+            if let Some(path) = log {
+                row(&format!("  {what}"), path.display().to_string());
+            }
+        }
+    }
+    if app.history.is_empty() {
+        out.push_str("  restart history      none\n");
+    } else {
+        out.push_str("  restart history (last first)\n");
+        for e in app.history.iter().rev() {
+            out.push_str(&format!(
+                "    {}  instance {}  pid {}  {}\n",
+                e.at,
+                e.instance,
+                e.pid.map_or("-".into(), |p| p.to_string()),
+                e.reason
+            ));
+        }
     }
     out
 }

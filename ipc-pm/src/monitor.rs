@@ -68,19 +68,19 @@ impl CpuMeter {
         CpuMeter { last: None }
     }
 
-    /// The CPU % since the previous sample (0 for the first one).
-    pub(crate) fn update(&mut self, now: Instant, ticks: u64) -> f64 {
+    /// The CPU % since the previous sample (`None` for the first one).
+    pub(crate) fn update(&mut self, now: Instant, ticks: u64) -> Option<f64> {
         let hz = rustix::param::clock_ticks_per_second() as f64;
         let percent = match self.last {
             Some((then, before)) if ticks >= before => {
                 let secs = now.duration_since(then).as_secs_f64();
                 if secs > 0.0 {
-                    (ticks - before) as f64 / hz / secs * 100.0
+                    Some((ticks - before) as f64 / hz / secs * 100.0)
                 } else {
-                    0.0
+                    Some(0.0)
                 }
             }
-            _ => 0.0,
+            _ => None,
         };
         self.last = Some((now, ticks));
         percent

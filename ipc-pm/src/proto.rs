@@ -19,6 +19,11 @@ pub(crate) enum ExecMode {
     /// The daemon binds one `SO_REUSEPORT` socket per instance and hands each its own
     /// at fd 3; the kernel hashes connections over them.
     Reuseport,
+    /// The daemon accepts and hands each connection to the next instance that took its
+    /// previous one (`ipc_cluster::Cluster` in round-robin mode): for workers that
+    /// speak the toolkit's channel (`ipc_cluster::Worker`).
+    #[serde(rename = "rr")]
+    RoundRobin,
 }
 
 impl std::fmt::Display for ExecMode {
@@ -27,6 +32,7 @@ impl std::fmt::Display for ExecMode {
             ExecMode::Fork => "fork",
             ExecMode::Shared => "shared",
             ExecMode::Reuseport => "reuseport",
+            ExecMode::RoundRobin => "rr",
         })
     }
 }
@@ -38,12 +44,9 @@ impl std::str::FromStr for ExecMode {
             "fork" | "fork_mode" => Ok(ExecMode::Fork),
             "shared" | "cluster" | "cluster_mode" => Ok(ExecMode::Shared),
             "reuseport" => Ok(ExecMode::Reuseport),
-            "rr" => Err("mode rr needs workers that speak the toolkit's channel \
-                 (ipc_cluster::Worker); ipcm does not run it yet: use shared or reuseport, \
-                 which work for any program through LISTEN_FDS"
-                .into()),
+            "rr" | "round-robin" | "roundrobin" => Ok(ExecMode::RoundRobin),
             other => Err(format!(
-                "unknown mode {other:?}: use fork, shared or reuseport"
+                "unknown mode {other:?}: use fork, shared, reuseport or rr"
             )),
         }
     }
@@ -54,10 +57,11 @@ impl std::str::FromStr for ExecMode {
 #[serde(rename_all = "snake_case")]
 pub(crate) enum Control {
     /// Node's channel for a Node program (`process.send('ready')`), the toolkit's uds
-    /// channel for others in fork mode, none in the cluster modes (fd 3 is the socket).
+    /// channel for others (at fd 3, or fd 4 in the cluster modes, where fd 3 is the
+    /// socket).
     #[default]
     Auto,
-    /// The toolkit's channel at fd 3.
+    /// The toolkit's channel (`IPC_ENDPOINT`).
     Uds,
     /// Node's `NODE_CHANNEL_FD`.
     Node,
@@ -173,6 +177,8 @@ pub(crate) enum Response {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct LogLine {
     pub(crate) app: String,
+    /// The instance's index.
+    pub(crate) instance: usize,
     /// `out` or `err`.
     pub(crate) stream: String,
     /// The timestamped line.
@@ -187,10 +193,54 @@ pub(crate) struct AppInfo {
     pub(crate) mode: ExecMode,
     /// The address the cluster modes listen on, once bound.
     pub(crate) address: Option<String>,
-    pub(crate) out_log: PathBuf,
-    pub(crate) err_log: PathBuf,
     pub(crate) spec: AppSpec,
     pub(crate) instances: Vec<InstanceInfo>,
+    /// The last restarts of its instances, oldest first.
+    pub(crate) history: Vec<RestartEvent>,
+}
+
+/// One restart of an instance.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct RestartEvent {
+    /// When (RFC 3339, UTC).
+    pub(crate) at: String,
+    pub(crate) instance: usize,
+    /// The process that was replaced (or that exited).
+    pub(crate) pid: Option<u32>,
+    pub(crate) reason: RestartReason,
+}
+
+/// Why an instance was restarted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub(crate) enum RestartReason {
+    /// It exited on its own (`status`: `exit code N` or `killed by SIGNAL`).
+    Crash { status: String },
+    /// It did not say ready within `listen_timeout`.
+    NotReady,
+    /// Its process tree's RSS went over `max_memory_restart`.
+    MemoryLimit { rss: u64, limit: u64 },
+    /// `ipcm restart`.
+    Restart,
+    /// `ipcm reload`.
+    Reload,
+}
+
+impl std::fmt::Display for RestartReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RestartReason::Crash { status } => write!(f, "crash ({status})"),
+            RestartReason::NotReady => f.write_str("not ready within listen_timeout"),
+            RestartReason::MemoryLimit { rss, limit } => write!(
+                f,
+                "memory limit ({} over max_memory_restart {})",
+                crate::monitor::human_bytes(*rss),
+                crate::monitor::human_bytes(*limit)
+            ),
+            RestartReason::Restart => f.write_str("ipcm restart"),
+            RestartReason::Reload => f.write_str("ipcm reload"),
+        }
+    }
 }
 
 /// One instance (process slot) of an app.
@@ -202,7 +252,13 @@ pub(crate) struct InstanceInfo {
     /// Milliseconds since the running process started.
     pub(crate) uptime_ms: u64,
     pub(crate) restarts: u32,
-    pub(crate) cpu_percent: f64,
-    /// RSS of the whole process group, bytes.
-    pub(crate) memory: u64,
+    /// CPU use of the whole process group since the previous sample (`None` until
+    /// two samples were taken).
+    pub(crate) cpu_percent: Option<f64>,
+    /// RSS of the whole process group, bytes (`None` until the first sample).
+    pub(crate) memory: Option<u64>,
+    /// Its stdout log (`NAME-out-INDEX.log`), once it started.
+    pub(crate) out_log: Option<PathBuf>,
+    /// Its stderr log (`NAME-error-INDEX.log`), once it started.
+    pub(crate) err_log: Option<PathBuf>,
 }

@@ -156,8 +156,8 @@ fn set<T>(field: &mut T, value: Option<T>) {
 fn check(spec: &AppSpec) -> Result<(), String> {
     if spec.mode != ExecMode::Fork && spec.listen.is_none() {
         return Err(format!(
-            "{}: mode {} needs --port PORT or --listen HOST:PORT (the daemon binds it and \
-             hands it to each instance at fd 3)",
+            "{}: mode {} needs --port PORT or --listen HOST:PORT (the daemon binds it for \
+             the instances)",
             spec.name, spec.mode
         ));
     }

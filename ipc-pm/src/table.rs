@@ -40,15 +40,13 @@ pub(crate) fn render(apps: &[AppInfo]) -> String {
                     "-".into()
                 },
                 i.restarts.to_string(),
-                if running {
-                    format!("{:.1}%", i.cpu_percent)
-                } else {
-                    "-".into()
+                match i.cpu_percent {
+                    Some(cpu) if running => format!("{cpu:.1}%"),
+                    _ => "-".into(),
                 },
-                if running {
-                    human_bytes(i.memory)
-                } else {
-                    "-".into()
+                match i.memory {
+                    Some(bytes) if running => human_bytes(bytes),
+                    _ => "-".into(),
                 },
             ]);
         }

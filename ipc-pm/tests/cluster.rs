@@ -1,5 +1,6 @@
 //! Cluster modes: instances of any program sharing one port through systemd socket
-//! activation (`LISTEN_FDS` at fd 3), rolling reload gated on `READY=1`, scale.
+//! activation (`LISTEN_FDS` at fd 3), Rust workers in `rr` mode, rolling reload gated
+//! on ready, scale.
 
 mod support;
 
@@ -24,7 +25,7 @@ fn get(port: u16) -> Result<String, String> {
     stream
         .read_to_string(&mut reply)
         .map_err(|e| format!("read: {e}"))?;
-    if !reply.starts_with("HTTP/1.0 200") {
+    if reply.split_whitespace().nth(1) != Some("200") {
         return Err(format!("bad reply: {reply:?}"));
     }
     Ok(reply
@@ -38,7 +39,21 @@ fn get(port: u16) -> Result<String, String> {
 /// Start `name` with two instances of the Python fixture in `mode`; its port.
 fn start_server(ipcm: &Ipcm, name: &str, mode: &str, broken_marker: &std::path::Path) -> u16 {
     let script = fixture("server.py");
-    ipcm.ok(&[
+    start_two(
+        ipcm,
+        name,
+        mode,
+        &[
+            "python3",
+            script.to_str().expect("utf-8 path"),
+            broken_marker.to_str().expect("utf-8 path"),
+        ],
+    )
+}
+
+/// Start `name` with two instances of `program` in `mode`, ready-gated; its port.
+fn start_two(ipcm: &Ipcm, name: &str, mode: &str, program: &[&str]) -> u16 {
+    let mut args = vec![
         "start",
         "--name",
         name,
@@ -53,10 +68,9 @@ fn start_server(ipcm: &Ipcm, name: &str, mode: &str, broken_marker: &std::path::
         "3s",
         "--kill-timeout",
         "5s",
-        "python3",
-        script.to_str().expect("utf-8 path"),
-        broken_marker.to_str().expect("utf-8 path"),
-    ]);
+    ];
+    args.extend_from_slice(program);
+    ipcm.ok(&args);
     assert_eq!(ipcm.statuses(name), ["online", "online"]);
     let app = ipcm.app(name).expect("listed");
     let address = app["address"].as_str().expect("bound address").to_string();
@@ -65,6 +79,14 @@ fn start_server(ipcm: &Ipcm, name: &str, mode: &str, broken_marker: &std::path::
         .next()
         .and_then(|p| p.parse().ok())
         .expect("port")
+}
+
+/// The Rust worker of `rr` mode (`examples/rr_worker.rs`).
+fn rr_worker() -> String {
+    ipc_core::testkit::built_example("rr_worker")
+        .to_str()
+        .expect("utf-8 path")
+        .to_string()
 }
 
 /// Requests until both instances answered (bounded).
@@ -109,8 +131,57 @@ fn reload_under_continuous_load_fails_no_request() {
     let ipcm = Ipcm::new();
     let marker = ipcm.home().join("broken");
     let port = start_server(&ipcm, "web", "shared", &marker);
-    let before = ipcm.pids("web");
+    reload_twice_under_load(&ipcm, "web", port);
+}
 
+#[test]
+fn rr_hands_connections_to_both_rust_workers_and_reloads_under_load() {
+    let ipcm = Ipcm::new();
+    let worker = rr_worker();
+    let port = start_two(&ipcm, "web", "rr", &[&worker]);
+    assert_eq!(ipcm.app("web").expect("listed")["mode"], "rr");
+    both_instances_answer(port);
+    reload_twice_under_load(&ipcm, "web", port);
+    assert_eq!(ipcm.instances("web")[0]["restarts"], 2);
+    let history = ipcm.app("web").expect("web")["history"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(history.len(), 4, "two reloads of two workers: {history:?}");
+    assert!(history.iter().all(|e| e["reason"]["kind"] == "reload"));
+    let pids = ipcm.pids("web");
+    ipcm.ok(&["stop", "web"]);
+    for pid in pids {
+        wait_gone(pid);
+    }
+    assert_eq!(ipcm.statuses("web"), ["stopped", "stopped"]);
+    assert!(
+        TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "the port is released"
+    );
+}
+
+#[test]
+fn node_instances_clustered_on_one_port_say_ready_with_process_send() {
+    let ipcm = Ipcm::new();
+    let script = fixture("cluster_ready.js");
+    let script = script.to_str().expect("utf-8 path");
+    // --wait-ready: `start` returns once both said ready over Node's channel (fd 4; fd 3
+    // is the socket).
+    let port = start_two(&ipcm, "node-web", "shared", &[script]);
+    both_instances_answer(port);
+    let before = ipcm.pids("node-web");
+    ipcm.ok(&["reload", "node-web"]);
+    let after = ipcm.pids("node-web");
+    assert_eq!(after.len(), 2);
+    assert!(after.iter().all(|p| !before.contains(p)), "replaced");
+    both_instances_answer(port);
+}
+
+/// Two rolling reloads of `name` while four clients send requests: none fails, and
+/// every instance is replaced.
+fn reload_twice_under_load(ipcm: &Ipcm, name: &str, port: u16) {
+    let before = ipcm.pids(name);
     let stop = Arc::new(AtomicBool::new(false));
     let ok = Arc::new(AtomicU64::new(0));
     let clients: Vec<_> = (0..4)
@@ -131,8 +202,8 @@ fn reload_under_continuous_load_fails_no_request() {
         })
         .collect();
     ipcm.wait_for("load running", |_| ok.load(Ordering::Relaxed) > 20);
-    ipcm.ok(&["reload", "web"]);
-    ipcm.ok(&["reload", "web"]);
+    ipcm.ok(&["reload", name]);
+    ipcm.ok(&["reload", name]);
     let served = ok.load(Ordering::Relaxed);
     ipcm.wait_for("load after the reloads", |_| {
         ok.load(Ordering::Relaxed) > served + 20
@@ -148,13 +219,13 @@ fn reload_under_continuous_load_fails_no_request() {
         failures.len(),
         &failures[..failures.len().min(5)]
     );
-    let after = ipcm.pids("web");
+    let after = ipcm.pids(name);
     assert_eq!(after.len(), 2);
     assert!(
         after.iter().all(|p| !before.contains(p)),
         "every instance was replaced"
     );
-    assert_eq!(ipcm.statuses("web"), ["online", "online"]);
+    assert_eq!(ipcm.statuses(name), ["online", "online"]);
 }
 
 #[test]

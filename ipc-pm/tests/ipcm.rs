@@ -14,6 +14,10 @@ fn start_list_stop_restart_delete_round_trip() {
     ipcm.wait_for("napper online", |i| i.statuses("napper") == ["online"]);
     let pid = ipcm.pids("napper")[0];
     assert!(alive(pid));
+    ipcm.wait_for("memory and CPU sampled", |i| {
+        let napper = &i.instances("napper")[0];
+        napper["memory"].as_u64().is_some_and(|m| m > 0) && napper["cpu_percent"].is_f64()
+    });
 
     let table = ipcm.ok(&["list"]);
     for column in [
@@ -34,6 +38,8 @@ fn start_list_stop_restart_delete_round_trip() {
     let again = ipcm.pids("napper")[0];
     assert_ne!(again, pid);
     assert_eq!(ipcm.instances("napper")[0]["restarts"], 1);
+    let history = &ipcm.app("napper").expect("napper")["history"];
+    assert_eq!(history[0]["reason"]["kind"], "restart", "{history}");
 
     let described = ipcm.ok(&["describe", "napper", "--json"]);
     let described: serde_json::Value = serde_json::from_str(&described).expect("json");
@@ -74,4 +80,24 @@ fn a_stopped_app_starts_again_by_name_and_kill_stops_everything() {
     for pid in pids {
         wait_gone(pid);
     }
+}
+
+#[test]
+fn memory_and_cpu_show_a_dash_until_they_are_sampled() {
+    // The daemon samples for the first time an hour after its start.
+    let ipcm = Ipcm::with_monitor_interval("1h");
+    ipcm.ok(&["start", "--name", "napper", "sleep", "1000"]);
+    ipcm.wait_for("napper online", |i| i.statuses("napper") == ["online"]);
+    let instance = &ipcm.instances("napper")[0];
+    assert!(instance["memory"].is_null(), "{instance}");
+    assert!(instance["cpu_percent"].is_null(), "{instance}");
+    let table = ipcm.ok(&["list"]);
+    let row = table
+        .lines()
+        .find(|l| l.contains("napper"))
+        .expect("napper's row");
+    let last: Vec<&str> = row.split_whitespace().rev().take(2).collect();
+    assert_eq!(last, ["-", "-"], "cpu and mem: {table}");
+    let described = ipcm.ok(&["describe", "napper"]);
+    assert!(described.contains("mem -"), "{described}");
 }

@@ -24,6 +24,18 @@ fn a_crash_loop_ends_errored_after_max_restarts() {
     assert_eq!(ipcm.instances("crasher")[0]["restarts"], 3);
     let logs = ipcm.ok(&["logs", "crasher", "--lines", "10"]);
     assert_eq!(logs.matches("crashing").count(), 4, "{logs}");
+    // Each exit is in the restart history, with its exit code.
+    let described: serde_json::Value =
+        serde_json::from_str(&ipcm.ok(&["describe", "crasher", "--json"])).expect("json");
+    let history = described[0]["history"].as_array().expect("history").clone();
+    assert_eq!(history.len(), 4, "{history:?}");
+    for event in &history {
+        assert_eq!(event["reason"]["kind"], "crash", "{event}");
+        assert_eq!(event["reason"]["status"], "exit code 1", "{event}");
+        assert!(event["at"].as_str().is_some_and(|t| t.ends_with('Z')));
+    }
+    let text = ipcm.ok(&["describe", "crasher"]);
+    assert_eq!(text.matches("crash (exit code 1)").count(), 4, "{text}");
 }
 
 #[test]
@@ -79,6 +91,9 @@ fn max_memory_restart_restarts_an_app_whose_tree_grows() {
             .is_some_and(|x| x["restarts"].as_u64() >= Some(1))
     });
     assert!(ipcm.daemon_log().contains("over max_memory_restart"));
+    let history = &ipcm.app("grower").expect("grower")["history"];
+    assert_eq!(history[0]["reason"]["kind"], "memory_limit", "{history}");
+    assert_eq!(history[0]["reason"]["limit"], 60 << 20, "{history}");
 }
 
 #[test]

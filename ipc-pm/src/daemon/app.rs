@@ -4,19 +4,20 @@
 
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ipc_cluster::{CommandFactory, Config, ControlChannel, Restart, StopWith, WaitReady};
+use ipc_cluster::{Config, ControlChannel, Restart, StopWith, WaitReady};
 use ipc_core::Signal;
-use tokio::sync::broadcast;
 
-use super::instance::{lock, Instance};
+use super::activation;
+use super::history::History;
+use super::instance::{lock, Instance, SharedStatus};
 use super::listen;
-use crate::logs::{self, LogFile, Rotation};
-use crate::proto::{AppInfo, AppSpec, Control, ExecMode, InstanceInfo, LogLine};
+use super::rr::RrCluster;
+use crate::logs::{AppLogs, InstanceLogs, Rotation};
+use crate::proto::{AppInfo, AppSpec, Control, ExecMode, InstanceInfo, RestartReason};
 
 /// An app the daemon runs.
 #[derive(Debug)]
@@ -25,26 +26,18 @@ pub(crate) struct App {
     pub(crate) name: String,
     pub(crate) spec: Mutex<AppSpec>,
     instances: Mutex<Vec<Instance>>,
+    /// The cluster that runs the instances in `rr` mode (then `instances` is empty).
+    rr: Mutex<Option<Arc<RrCluster>>>,
     /// One command at a time per app (a reload, a restart, a scale...).
     pub(crate) ops: tokio::sync::Mutex<()>,
     /// The socket every instance shares (`shared` mode) while the app runs.
     shared: Mutex<Option<Arc<OwnedFd>>>,
     /// Where the cluster modes listen, once bound.
     address: Mutex<Option<SocketAddr>>,
-    out_pipe: Arc<OwnedFd>,
-    err_pipe: Arc<OwnedFd>,
-    pumps: Vec<tokio::task::JoinHandle<()>>,
-    pub(crate) follow: broadcast::Sender<LogLine>,
-    pub(crate) out_log: PathBuf,
-    pub(crate) err_log: PathBuf,
-}
-
-impl Drop for App {
-    fn drop(&mut self) {
-        for pump in &self.pumps {
-            pump.abort();
-        }
-    }
+    /// Its log files, per instance.
+    pub(crate) logs: AppLogs,
+    /// Its instances' last restarts.
+    pub(crate) history: History,
 }
 
 /// `what` failed for `name`: a message for the client.
@@ -56,40 +49,20 @@ impl App {
     /// An app (not started) with its log files under `logs_dir`.
     pub(crate) fn new(id: u32, spec: AppSpec, logs_dir: &std::path::Path) -> Result<App, String> {
         let name = spec.name.clone();
-        let rotation = Rotation {
-            max_size: spec.log_max_size.max(1),
-            files: spec.log_files,
-        };
-        let out_log = logs_dir.join(format!("{name}-out.log"));
-        let err_log = logs_dir.join(format!("{name}-err.log"));
-        let (follow, _) = broadcast::channel(1024);
-        let mut pumps = Vec::new();
-        let mut pipe = |path: &PathBuf, stream: &'static str| -> Result<OwnedFd, String> {
-            let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-                .map_err(|e| failed(&name, "could not make a pipe for its output", e))?;
-            let file =
-                LogFile::open(path.clone(), rotation).map_err(|e| failed(&name, "log", e))?;
-            let pump = logs::spawn_pump(read, file, name.clone(), stream, follow.clone())
-                .map_err(|e| failed(&name, "log pipe", e))?;
-            pumps.push(pump);
-            Ok(write)
-        };
-        let out_pipe = Arc::new(pipe(&out_log, "out")?);
-        let err_pipe = Arc::new(pipe(&err_log, "err")?);
+        let logs = AppLogs::new(logs_dir, &name);
+        // Open the files now: a directory we cannot write to fails the start early.
+        logs.open(spec.instances.max(1), rotation(&spec))?;
         Ok(App {
             id,
             name,
             spec: Mutex::new(spec),
             instances: Mutex::new(Vec::new()),
+            rr: Mutex::new(None),
             ops: tokio::sync::Mutex::new(()),
             shared: Mutex::new(None),
             address: Mutex::new(None),
-            out_pipe,
-            err_pipe,
-            pumps,
-            follow,
-            out_log,
-            err_log,
+            logs,
+            history: History::default(),
         })
     }
 
@@ -101,29 +74,48 @@ impl App {
         self.instances.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// True when some instance runs or is about to.
-    pub(crate) fn is_running(&self) -> bool {
+    fn rr(&self) -> Option<Arc<RrCluster>> {
+        self.rr.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Every instance's index and status, in index order.
+    fn statuses(&self) -> Vec<(usize, SharedStatus)> {
+        if let Some(rr) = self.rr() {
+            return rr.statuses.iter().cloned().enumerate().collect();
+        }
         self.instances()
             .iter()
-            .any(|i| !matches!(lock(&i.status).state, "stopped" | "errored"))
+            .map(|i| (i.index, i.status.clone()))
+            .collect()
+    }
+
+    /// True when some instance runs or is about to.
+    pub(crate) fn is_running(&self) -> bool {
+        self.statuses()
+            .iter()
+            .any(|(_, s)| !matches!(lock(s).state, "stopped" | "errored"))
     }
 
     /// What `list` shows.
     pub(crate) fn info(&self) -> AppInfo {
         let spec = self.spec();
+        let files = self.logs.files();
         let instances = self
-            .instances()
+            .statuses()
             .iter()
-            .map(|i| {
-                let s = lock(&i.status);
+            .map(|(index, status)| {
+                let log = files.get(*index);
+                let s = lock(status);
                 InstanceInfo {
-                    index: i.index,
+                    index: *index,
                     pid: s.pid,
                     status: s.state.to_string(),
                     uptime_ms: s.started.map_or(0, |t| t.elapsed().as_millis() as u64),
                     restarts: s.restarts,
                     cpu_percent: s.cpu,
                     memory: s.memory,
+                    out_log: log.map(|(out, _)| out.clone()),
+                    err_log: log.map(|(_, err)| err.clone()),
                 }
             })
             .collect();
@@ -136,17 +128,16 @@ impl App {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .map(|a| a.to_string()),
-            out_log: self.out_log.clone(),
-            err_log: self.err_log.clone(),
             spec,
             instances,
+            history: self.history.events(),
         }
     }
 
     /// Apply `f` to each instance's pid and status (the monitor).
-    pub(crate) fn each_status(&self, mut f: impl FnMut(usize, &super::instance::SharedStatus)) {
-        for i in self.instances().iter() {
-            f(i.index, &i.status);
+    pub(crate) fn each_status(&self, mut f: impl FnMut(usize, &SharedStatus)) {
+        for (index, status) in self.statuses() {
+            f(index, &status);
         }
     }
 
@@ -154,8 +145,16 @@ impl App {
     /// failed. Returns the instances that did not become ready.
     pub(crate) async fn start(&self) -> Result<Vec<usize>, String> {
         let spec = self.spec();
-        let base: Vec<u32> = self.instances().iter().map(|i| i.restarts()).collect();
+        let base: Vec<u32> = self
+            .statuses()
+            .iter()
+            .map(|(_, s)| lock(s).restarts)
+            .collect();
         self.stop_all().await;
+        *self.rr.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        if spec.mode == ExecMode::RoundRobin {
+            return self.start_rr(&spec, &base).await.map(|()| Vec::new());
+        }
         let mut started = Vec::new();
         for index in 0..spec.instances.max(1) {
             let restarts = base.get(index).copied().unwrap_or(0);
@@ -180,19 +179,75 @@ impl App {
         let stoppers: Vec<_> = self.instances().iter().map(Instance::stopper).collect();
         futures_util::future::join_all(stoppers.iter().map(|s| s.stop())).await;
         *self.shared.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        if let Some(rr) = self.rr() {
+            // It stays, stopped, for `list`, until the app starts again.
+            rr.shutdown().await;
+        }
     }
 
     /// Stop, then start again (restarts counted).
     pub(crate) async fn restart(&self) -> Result<Vec<usize>, String> {
-        for i in self.instances().iter() {
-            lock(&i.status).restarts += 1;
+        for (index, status) in self.statuses() {
+            let mut s = lock(&status);
+            s.restarts += 1;
+            self.history.record(index, s.pid, RestartReason::Restart);
         }
         self.start().await
+    }
+
+    /// Start the `rr` cluster: the daemon accepts on the app's address and hands each
+    /// connection to the next worker; returns once every worker is ready.
+    async fn start_rr(&self, spec: &AppSpec, restarts: &[u32]) -> Result<(), String> {
+        let addr = listen::resolve(&self.listen_addr(spec)?)
+            .map_err(|e| failed(&self.name, "could not listen", e))?;
+        let workers = spec.instances.max(1);
+        let logs = self.logs.open(workers, rotation(spec))?;
+        let factory = command_factory(spec, None, logs);
+        let rr = RrCluster::start(
+            workers,
+            addr,
+            supervision(spec),
+            Duration::from_millis(spec.kill_timeout_ms),
+            Arc::new(factory),
+            restarts,
+            self.history.clone(),
+        )
+        .await
+        .map_err(|e| {
+            format!(
+                "{}: the rr cluster did not start: {e}. Its workers must use \
+                 ipc_cluster::Worker (connect, listener, ready); see `ipcm logs {}`",
+                self.name, self.name
+            )
+        })?;
+        *self.address.lock().unwrap_or_else(|e| e.into_inner()) = Some(rr.addr);
+        *self.rr.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(rr));
+        Ok(())
     }
 
     /// Replace instance `index` with a new process (a memory restart).
     pub(crate) async fn restart_instance(&self, index: usize) -> Result<(), String> {
         let spec = self.spec();
+        if let Some(rr) = self.rr() {
+            // The cluster replaces a worker that exits: stop this one the way `kill`
+            // does (the stop signal, SIGKILL after kill_timeout).
+            let Some(status) = rr.statuses.get(index).cloned() else {
+                return Ok(());
+            };
+            let Some(pid) = lock(&status).pid else {
+                return Ok(());
+            };
+            let signal = parse_signal(&spec.kill_signal)?;
+            let _ = killpg(pid, signal);
+            let deadline = Duration::from_millis(spec.kill_timeout_ms);
+            tokio::spawn(async move {
+                tokio::time::sleep(deadline).await;
+                if lock(&status).pid == Some(pid) {
+                    let _ = killpg(pid, nix::sys::signal::Signal::SIGKILL);
+                }
+            });
+            return Ok(());
+        }
         let old = {
             let mut list = self.instances();
             let Some(at) = list.iter().position(|i| i.index == index) else {
@@ -217,6 +272,23 @@ impl App {
                 .start()
                 .await
                 .and_then(|failed| not_ready(&self.name, &failed));
+        }
+        if let Some(rr) = self.rr() {
+            let before: Vec<(usize, Option<u32>)> = self
+                .statuses()
+                .iter()
+                .map(|(index, s)| (*index, lock(s).pid))
+                .collect();
+            rr.reload().await.map_err(|e| {
+                format!(
+                    "{}: reload aborted: {e}; the old workers keep running. See `ipcm logs {}`",
+                    self.name, self.name
+                )
+            })?;
+            for (index, pid) in before {
+                self.history.record(index, pid, RestartReason::Reload);
+            }
+            return Ok(());
         }
         let spec = self.spec();
         let indexes: Vec<(usize, u32)> = self
@@ -247,6 +319,8 @@ impl App {
                 }
             };
             if let Some(old) = old {
+                self.history
+                    .record(index, lock(&old.status).pid, RestartReason::Reload);
                 old.stopper().stop().await;
             }
         }
@@ -261,6 +335,13 @@ impl App {
             spec.instances = n;
             spec.clone()
         };
+        if spec.mode == ExecMode::RoundRobin {
+            // The cluster's size is fixed while it runs: start it again with n workers.
+            if self.is_running() {
+                return self.start().await.map(|_| ());
+            }
+            return Ok(());
+        }
         let now = self.instances().len();
         if n > now {
             for index in now..n {
@@ -290,9 +371,10 @@ impl App {
     /// Send `signal` to every instance's process group.
     pub(crate) fn signal(&self, signal: nix::sys::signal::Signal) -> Result<usize, String> {
         let mut sent = 0;
-        for i in self.instances().iter() {
-            if let Some(pid) = lock(&i.status).pid {
-                nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid as i32), signal)
+        for (_, status) in self.statuses() {
+            let pid = lock(&status).pid;
+            if let Some(pid) = pid {
+                killpg(pid, signal)
                     .map_err(|e| failed(&self.name, &format!("could not signal pid {pid}"), e))?;
                 sent += 1;
             }
@@ -303,7 +385,7 @@ impl App {
     /// Start instance `index` of `spec` (binding its socket in the cluster modes).
     fn launch(&self, spec: &AppSpec, index: usize, restarts: u32) -> Result<Instance, String> {
         let socket = match spec.mode {
-            ExecMode::Fork => None,
+            ExecMode::Fork | ExecMode::RoundRobin => None,
             ExecMode::Shared => {
                 let mut shared = self.shared.lock().unwrap_or_else(|e| e.into_inner());
                 if shared.is_none() {
@@ -321,14 +403,15 @@ impl App {
                 Some(Arc::new(fd))
             }
         };
-        let factory = command_factory(
-            spec,
+        let logs = self.logs.open(index + 1, rotation(spec))?;
+        let factory = command_factory(spec, socket, logs);
+        Ok(Instance::start(
             index,
-            socket,
-            self.out_pipe.clone(),
-            self.err_pipe.clone(),
-        );
-        Ok(Instance::start(index, restarts, supervision(spec), factory))
+            restarts,
+            supervision(spec),
+            Arc::new(move || factory(index)),
+            self.history.clone(),
+        ))
     }
 
     /// The address to bind: the one bound before (so a restart keeps a port chosen
@@ -400,11 +483,11 @@ pub(crate) fn supervision(spec: &AppSpec) -> Config {
     config.build()
 }
 
-/// The control channel: none in the cluster modes (fd 3 is the socket), Node's for a
-/// Node program, the toolkit's otherwise.
+/// The control channel: Node's for a Node program, the toolkit's otherwise (in the
+/// cluster modes at fd 4, next to the socket at fd 3; `rr` always the toolkit's).
 fn control_of(spec: &AppSpec) -> ControlChannel {
-    if spec.mode != ExecMode::Fork {
-        return ControlChannel::None;
+    if spec.mode == ExecMode::RoundRobin {
+        return ControlChannel::Uds;
     }
     match spec.control {
         Control::Uds => ControlChannel::Uds,
@@ -440,27 +523,16 @@ pub(crate) fn parse_signal(text: &str) -> Result<nix::sys::signal::Signal, Strin
         .map_err(|_| format!("{text:?} is not a signal name; use e.g. SIGINT, SIGTERM, SIGUSR2"))
 }
 
-/// Makes the command of instance `index` each time it starts.
+/// Makes the command of an instance (by index) each time it starts.
 fn command_factory(
     spec: &AppSpec,
-    index: usize,
     socket: Option<Arc<OwnedFd>>,
-    out: Arc<OwnedFd>,
-    err: Arc<OwnedFd>,
-) -> CommandFactory {
+    logs: Vec<Arc<InstanceLogs>>,
+) -> impl Fn(usize) -> Command + Send + Sync + 'static {
     let spec = spec.clone();
-    Arc::new(move || {
+    move |index: usize| {
         let mut command = match &socket {
-            // systemd's LISTEN_PID must be the program's own pid, known only in the
-            // child: a shell sets it to its $$ and execs the program in its place.
-            Some(_) => {
-                let mut c = Command::new("/bin/sh");
-                c.arg("-c")
-                    .arg("LISTEN_PID=$$; export LISTEN_PID; exec \"$@\"")
-                    .arg("ipcm-exec")
-                    .args(&spec.cmd);
-                c
-            }
+            Some(socket) => activation::command(&spec.cmd, socket, control_of(&spec)),
             None => {
                 let mut c = Command::new(&spec.cmd[0]);
                 c.args(&spec.cmd[1..]);
@@ -474,17 +546,33 @@ fn command_factory(
             .env("IPCM_APP_NAME", &spec.name)
             .env(ipc_cluster::worker::NODE_APP_INSTANCE, index.to_string())
             .env(ipc_cluster::worker::IPC_WORKER_INDEX, index.to_string())
-            .stdin(Stdio::null())
-            .stdout(pipe_end(&out))
-            .stderr(pipe_end(&err));
-        if let Some(socket) = &socket {
-            ipc_core::spawn::inherit_fds(&mut command, &[(socket, 3)]);
+            .stdin(Stdio::null());
+        match logs.get(index) {
+            Some(log) => command
+                .stdout(pipe_end(&log.out))
+                .stderr(pipe_end(&log.err)),
+            None => command.stdout(Stdio::null()).stderr(Stdio::null()),
+        };
+        if socket.is_some() {
             command
                 .env(ipc_cluster::systemd::LISTEN_FDS, "1")
                 .env(ipc_cluster::systemd::LISTEN_FDNAMES, &spec.name);
         }
         command
-    })
+    }
+}
+
+/// How `spec`'s log files rotate.
+fn rotation(spec: &AppSpec) -> Rotation {
+    Rotation {
+        max_size: spec.log_max_size.max(1),
+        files: spec.log_files,
+    }
+}
+
+/// Send `signal` to the process group `pid` leads.
+fn killpg(pid: u32, signal: nix::sys::signal::Signal) -> nix::Result<()> {
+    nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid as i32), signal)
 }
 
 fn pipe_end(fd: &OwnedFd) -> Stdio {

@@ -7,6 +7,7 @@ use std::time::Instant;
 use ipc_cluster::{CommandFactory, Config, Event, Supervisor};
 use tokio::sync::{mpsc, oneshot};
 
+use super::history::{exit_reason, History};
 use crate::monitor::CpuMeter;
 
 /// What `list` shows of an instance, kept current by its task and the monitor.
@@ -16,11 +17,51 @@ pub(crate) struct Status {
     pub(crate) state: &'static str,
     pub(crate) started: Option<Instant>,
     pub(crate) restarts: u32,
-    pub(crate) cpu: f64,
-    pub(crate) memory: u64,
+    /// `None` until two samples of this process were taken.
+    pub(crate) cpu: Option<f64>,
+    /// `None` until this process was sampled.
+    pub(crate) memory: Option<u64>,
     pub(crate) meter: CpuMeter,
     /// A memory restart is under way (the monitor does not ask twice).
     pub(crate) memory_restart: bool,
+}
+
+impl Status {
+    /// Not started yet, with `restarts` made before.
+    pub(crate) fn new(restarts: u32) -> Status {
+        Status {
+            pid: None,
+            state: "launching",
+            started: None,
+            restarts,
+            cpu: None,
+            memory: None,
+            meter: CpuMeter::new(),
+            memory_restart: false,
+        }
+    }
+
+    /// Show process `pid` (started at `started`) in `state`; a new process starts a new
+    /// CPU and memory record.
+    pub(crate) fn show(&mut self, pid: u32, state: &'static str, started: Instant) {
+        if self.pid != Some(pid) {
+            self.pid = Some(pid);
+            self.started = Some(started);
+            self.cpu = None;
+            self.memory = None;
+            self.meter = CpuMeter::new();
+            self.memory_restart = false;
+        }
+        self.state = state;
+    }
+
+    /// No process runs.
+    pub(crate) fn clear_process(&mut self) {
+        self.pid = None;
+        self.started = None;
+        self.cpu = None;
+        self.memory = None;
+    }
 }
 
 /// A shared, lockable [`Status`].
@@ -56,33 +97,26 @@ impl Stopper {
 }
 
 impl Instance {
-    /// Start supervising instance `index`, counting `restarts` made before.
+    /// Start supervising instance `index`, counting `restarts` made before; its
+    /// crashes go to `history`.
     pub(crate) fn start(
         index: usize,
         restarts: u32,
         config: Config,
         command: CommandFactory,
+        history: History,
     ) -> Instance {
-        let status = Arc::new(Mutex::new(Status {
-            pid: None,
-            state: "launching",
-            started: None,
-            restarts,
-            cpu: 0.0,
-            memory: 0,
-            meter: CpuMeter::new(),
-            memory_restart: false,
-        }));
+        let status = Arc::new(Mutex::new(Status::new(restarts)));
         let (stop, stop_rx) = mpsc::unbounded_channel();
         let (outcome_tx, outcome) = oneshot::channel();
         let supervisor = Supervisor::start_with(config, command);
-        tokio::spawn(run(
-            supervisor,
-            status.clone(),
-            stop_rx,
-            outcome_tx,
-            restarts,
-        ));
+        let track = Track {
+            status: status.clone(),
+            base: restarts,
+            index,
+            history,
+        };
+        tokio::spawn(run(supervisor, track, stop_rx, outcome_tx));
         Instance {
             index,
             status,
@@ -114,28 +148,37 @@ impl Instance {
     }
 }
 
+/// Where an instance's task records what happens.
+struct Track {
+    status: SharedStatus,
+    /// Restarts made before this supervisor.
+    base: u32,
+    index: usize,
+    history: History,
+}
+
 async fn run(
     mut supervisor: Supervisor,
-    status: SharedStatus,
+    track: Track,
     mut stop_rx: mpsc::UnboundedReceiver<oneshot::Sender<()>>,
     outcome: oneshot::Sender<bool>,
-    base: u32,
 ) {
     let mut outcome = Some(outcome);
+    let status = &track.status;
     loop {
         tokio::select! {
             event = supervisor.next_event() => match event {
-                Some(event) => apply(&status, event, &mut outcome, base),
+                Some(event) => apply(&track, event, &mut outcome),
                 None => break,
             },
             asked = stop_rx.recv() => {
                 let Some(done) = asked else {
                     return; // the instance was dropped: dropping the supervisor kills
                 };
-                lock(&status).state = "stopping";
+                lock(status).state = "stopping";
                 supervisor.stop().await;
                 while let Some(event) = supervisor.next_event().await {
-                    apply(&status, event, &mut outcome, base);
+                    apply(&track, event, &mut outcome);
                 }
                 let _ = done.send(());
                 break;
@@ -148,13 +191,8 @@ async fn run(
     }
 }
 
-fn apply(
-    status: &SharedStatus,
-    event: Event,
-    outcome: &mut Option<oneshot::Sender<bool>>,
-    base: u32,
-) {
-    let mut s = lock(status);
+fn apply(track: &Track, event: Event, outcome: &mut Option<oneshot::Sender<bool>>) {
+    let mut s = lock(&track.status);
     let mut settle = |ok: bool| {
         if let Some(tx) = outcome.take() {
             let _ = tx.send(ok);
@@ -162,22 +200,20 @@ fn apply(
     };
     match event {
         Event::Starting { pid, restarts } => {
-            s.pid = Some(pid);
-            s.state = "launching";
-            s.started = Some(Instant::now());
-            s.restarts = base + restarts;
-            s.meter = CpuMeter::new();
-            s.memory_restart = false;
+            s.show(pid, "launching", Instant::now());
+            s.restarts = track.base + restarts;
         }
         Event::Ready { .. } => {
             s.state = "online";
             settle(true);
         }
-        Event::Exited { .. } => {
-            s.pid = None;
-            s.started = None;
-            s.cpu = 0.0;
-            s.memory = 0;
+        Event::Exited {
+            pid, status, cause, ..
+        } => {
+            if let Some(reason) = exit_reason(status, cause) {
+                track.history.record(track.index, Some(pid), reason);
+            }
+            s.clear_process();
             if s.state != "stopping" {
                 s.state = "exited";
             }

@@ -11,16 +11,7 @@ use nix::sys::socket::{
 /// Bind and listen on `addr` (`HOST:PORT`), with `SO_REUSEPORT` when `reuseport`;
 /// returns the socket (close-on-exec) and the address it got.
 pub(crate) fn bind(addr: &str, reuseport: bool) -> io::Result<(OwnedFd, SocketAddr)> {
-    let target = addr
-        .to_socket_addrs()
-        .map_err(|e| io::Error::new(e.kind(), format!("{addr:?} is not HOST:PORT ({e})")))?
-        .next()
-        .ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("{addr:?} resolves to nothing"),
-            )
-        })?;
+    let target = resolve(addr)?;
     let family = if target.is_ipv4() {
         AddressFamily::Inet
     } else {
@@ -45,4 +36,17 @@ pub(crate) fn bind(addr: &str, reuseport: bool) -> io::Result<(OwnedFd, SocketAd
     let listener = std::net::TcpListener::from(fd);
     let bound = listener.local_addr()?;
     Ok((OwnedFd::from(listener), bound))
+}
+
+/// The first address `addr` (`HOST:PORT`) resolves to.
+pub(crate) fn resolve(addr: &str) -> io::Result<SocketAddr> {
+    addr.to_socket_addrs()
+        .map_err(|e| io::Error::new(e.kind(), format!("{addr:?} is not HOST:PORT ({e})")))?
+        .next()
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{addr:?} resolves to nothing"),
+            )
+        })
 }

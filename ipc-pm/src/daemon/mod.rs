@@ -1,9 +1,12 @@
 //! The daemon: owns the apps, answers the client on its socket (peer uid checked),
 //! samples memory and CPU, and stops everything on `kill`, SIGINT or SIGTERM.
 
+mod activation;
 mod app;
+mod history;
 mod instance;
 mod listen;
+mod rr;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -44,6 +47,7 @@ struct Daemon {
 /// to `NOTIFY_SOCKET` once it accepts clients.
 pub(crate) async fn run(home: Home, monitor_interval: Duration) -> Result<(), String> {
     home.prepare().map_err(|e| e.to_string())?;
+    let _low_fds = activation::reserve_low_fds();
     let endpoint: Endpoint = UdsAddress::Path(home.socket()).into();
     let mut listener = match UdsListener::bind(&endpoint, &Options::default()) {
         Ok(listener) => listener,
@@ -80,6 +84,9 @@ pub(crate) async fn run(home: Home, monitor_interval: Duration) -> Result<(), St
         Ok(_) => {}
         Err(e) => tracing::warn!("could not tell NOTIFY_SOCKET we are ready: {e}"),
     }
+    // Said once. An rr cluster says READY=1 when its workers are: not to our starter.
+    // (No other thread runs yet: the runtime is single-threaded and nothing blocked.)
+    std::env::remove_var(ipc_cluster::notify::NOTIFY_SOCKET);
     tracing::info!(pid = std::process::id(), socket = %daemon.home.socket().display(), "ipcm daemon ready");
     loop {
         tokio::select! {
@@ -391,18 +398,11 @@ impl Daemon {
         let mut receivers = Vec::new();
         for app in &apps {
             if follow {
-                receivers.push(app.follow.subscribe());
+                receivers.push(app.logs.subscribe());
             }
-            for (stream, path) in [("out", &app.out_log), ("err", &app.err_log)] {
-                for line in crate::logs::tail(path, lines) {
-                    backlog.push(LogLine {
-                        app: app.name.clone(),
-                        stream: stream.to_string(),
-                        line,
-                    });
-                }
-            }
+            backlog.extend(app.logs.tail(lines));
         }
+        crate::logs::merge_by_time(&mut backlog);
         Ok((backlog, receivers))
     }
 
@@ -466,7 +466,8 @@ fn names(apps: &[Arc<App>]) -> String {
 /// Every `interval`: the memory and CPU of every instance's process tree, and the
 /// memory restarts.
 async fn monitor(daemon: Arc<Daemon>, interval: Duration) {
-    let mut tick = tokio::time::interval(interval);
+    // The first sample one interval after the start (no app runs before).
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
@@ -485,12 +486,20 @@ async fn monitor(daemon: Arc<Daemon>, interval: Duration) {
                 let mut s = lock(status);
                 let Some(pid) = s.pid else { return };
                 let usage = groups.get(&pid).copied().unwrap_or_default();
-                s.memory = usage.rss;
+                s.memory = Some(usage.rss);
                 s.cpu = s.meter.update(now, usage.ticks);
                 if let Some(limit) = limit {
                     if usage.rss > limit && s.state == "online" && !s.memory_restart {
                         s.memory_restart = true;
                         tracing::warn!(app = %app.name, index, pid, rss = usage.rss, limit, "over max_memory_restart: restarting");
+                        app.history.record(
+                            index,
+                            Some(pid),
+                            crate::proto::RestartReason::MemoryLimit {
+                                rss: usage.rss,
+                                limit,
+                            },
+                        );
                         over.push(index);
                     }
                 }

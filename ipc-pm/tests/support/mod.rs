@@ -15,15 +15,23 @@ pub(crate) const GUARD: Duration = Duration::from_secs(30);
 /// A daemon of our own; `ipcm kill` on drop.
 pub(crate) struct Ipcm {
     pub(crate) home: tempfile::TempDir,
+    /// `IPCM_MONITOR_INTERVAL` for the daemon the first command starts.
+    monitor_interval: &'static str,
 }
 
 impl Ipcm {
     pub(crate) fn new() -> Ipcm {
+        Ipcm::with_monitor_interval("100ms")
+    }
+
+    /// A daemon that samples memory and CPU every `interval`.
+    pub(crate) fn with_monitor_interval(interval: &'static str) -> Ipcm {
         Ipcm {
             home: tempfile::Builder::new()
                 .prefix("ipcm-test-")
                 .tempdir()
                 .expect("temp dir"),
+            monitor_interval: interval,
         }
     }
 
@@ -40,7 +48,9 @@ impl Ipcm {
         let mut c = Command::new(env!("CARGO_BIN_EXE_ipcm"));
         c.args(args)
             .env("IPCM_HOME", self.home())
-            .env("IPCM_MONITOR_INTERVAL", "100ms");
+            .env("IPCM_MONITOR_INTERVAL", self.monitor_interval)
+            // The daemon logs each request it reads (`request=List`, ...).
+            .env("IPCM_LOG", "info,ipcm::daemon=debug");
         c
     }
 
@@ -62,6 +72,13 @@ impl Ipcm {
         let out = self.run(args);
         assert!(!out.status.success(), "ipcm {args:?} should have failed");
         String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    /// How many requests of `kind` (`List`, `Start`, `Reload`...) the daemon read.
+    pub(crate) fn requests_read(&self, kind: &str) -> usize {
+        self.daemon_log()
+            .matches(&format!("request={kind}"))
+            .count()
     }
 
     pub(crate) fn daemon_log(&self) -> String {

@@ -1,0 +1,305 @@
+//! An app in `rr` mode: an `ipc_cluster::Cluster` in round-robin mode (the daemon
+//! accepts and hands each connection to the next worker that took its previous one),
+//! driven by a task that keeps the instances' statuses current from the cluster's
+//! events and runs the reload and stop the app asks for.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::FutureExt;
+use ipc_cluster::{Cluster, ClusterConfig, ClusterEvent, Config, Mode, WorkerFactory};
+use tokio::sync::{mpsc, oneshot};
+
+use super::history::{exit_reason, History};
+use super::instance::{lock, SharedStatus, Status};
+
+/// What the app asks of its cluster's task.
+enum Ask {
+    Reload(oneshot::Sender<Result<(), String>>),
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// A running round-robin cluster; dropping it kills every worker.
+#[derive(Debug)]
+pub(crate) struct RrCluster {
+    asks: mpsc::UnboundedSender<Ask>,
+    /// One per worker index.
+    pub(crate) statuses: Vec<SharedStatus>,
+    /// Where it listens.
+    pub(crate) addr: SocketAddr,
+}
+
+impl std::fmt::Debug for Ask {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Ask::Reload(_) => "Reload",
+            Ask::Shutdown(_) => "Shutdown",
+        })
+    }
+}
+
+impl RrCluster {
+    /// Bind `addr`, start `workers` workers and return once every one is ready (the
+    /// toolkit's ready message); `restarts` are each index's restarts made before.
+    pub(crate) async fn start(
+        workers: usize,
+        addr: SocketAddr,
+        supervise: Config,
+        drain_timeout: Duration,
+        command: WorkerFactory,
+        restarts: &[u32],
+        history: History,
+    ) -> Result<RrCluster, String> {
+        let config = ClusterConfig::builder()
+            .workers(workers)
+            .mode(Mode::RoundRobin)
+            .addr(addr)
+            .supervise(supervise)
+            .drain_timeout(drain_timeout)
+            // The daemon's own environment names no socket for its apps.
+            .socket_activation(false)
+            .build();
+        let mut cluster = Cluster::start_with(config, command)
+            .await
+            .map_err(|e| e.to_string())?;
+        let statuses: Vec<SharedStatus> = (0..workers)
+            .map(|index| {
+                Arc::new(Mutex::new(Status::new(
+                    restarts.get(index).copied().unwrap_or(0),
+                )))
+            })
+            .collect();
+        let mut tracker = Tracker {
+            statuses: statuses.clone(),
+            live: HashMap::new(),
+            history,
+        };
+        // Every worker is ready: show it before the start is answered.
+        tracker.drain(&mut cluster);
+        let (asks, asked) = mpsc::unbounded_channel();
+        let addr = cluster.local_addr();
+        tokio::spawn(drive(cluster, tracker, asked));
+        Ok(RrCluster {
+            asks,
+            statuses,
+            addr,
+        })
+    }
+
+    /// Rolling reload (each worker replaced once its replacement is ready).
+    pub(crate) async fn reload(&self) -> Result<(), String> {
+        let (reply, done) = oneshot::channel();
+        self.asks
+            .send(Ask::Reload(reply))
+            .map_err(|_| "the cluster has stopped".to_string())?;
+        done.await
+            .map_err(|_| "the cluster has stopped".to_string())?
+    }
+
+    /// Stop taking connections, let the workers finish theirs (within the drain
+    /// timeout), and return once every worker is gone.
+    pub(crate) async fn shutdown(&self) {
+        let (reply, done) = oneshot::channel();
+        if self.asks.send(Ask::Shutdown(reply)).is_ok() {
+            let _ = done.await;
+        }
+    }
+}
+
+/// Runs the cluster: applies its events, answers the app's asks.
+async fn drive(
+    mut cluster: Cluster,
+    mut tracker: Tracker,
+    mut asked: mpsc::UnboundedReceiver<Ask>,
+) {
+    loop {
+        tokio::select! {
+            event = cluster.next_event() => match event {
+                Some(event) => tracker.apply(event),
+                None => break,
+            },
+            ask = asked.recv() => match ask {
+                Some(Ask::Reload(reply)) => {
+                    // The cluster's events wait meanwhile; the list shows the workers
+                    // as they were until the reload is through.
+                    let result = cluster.reload().await.map_err(|e| e.to_string());
+                    tracker.drain(&mut cluster);
+                    let _ = reply.send(result);
+                }
+                Some(Ask::Shutdown(reply)) => {
+                    tracker.set_all("stopping");
+                    let addr = cluster.local_addr();
+                    cluster.shutdown().await;
+                    release_port(addr).await;
+                    tracker.set_all("stopped");
+                    let _ = reply.send(());
+                    return;
+                }
+                // The app is gone: dropping the cluster kills its workers.
+                None => return,
+            }
+        }
+    }
+    tracker.set_all("stopped");
+}
+
+/// Make sure nothing listens on `addr` any more once the cluster stopped.
+///
+/// `ipc_cluster`'s round-robin acceptor task notices that its cluster is gone only
+/// when it accepts its next connection, so it holds the port until then: connect
+/// until the port refuses (bounded; each connection is accepted and closed).
+async fn release_port(addr: SocketAddr) {
+    let mut target = addr;
+    if target.ip().is_unspecified() {
+        target.set_ip(match addr {
+            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    for _ in 0..200 {
+        let attempt = tokio::time::timeout(
+            Duration::from_millis(500),
+            tokio::net::TcpStream::connect(target),
+        )
+        .await;
+        match attempt {
+            Ok(Ok(_)) => tokio::time::sleep(Duration::from_millis(5)).await,
+            _ => return,
+        }
+    }
+    tracing::warn!(%addr, "the rr acceptor still holds the port");
+}
+
+/// A worker process of the cluster, by pid.
+#[derive(Debug, Clone, Copy)]
+struct Live {
+    index: usize,
+    ready: bool,
+    started: Instant,
+}
+
+/// Turns the cluster's events into the statuses `list` shows: per index, the newest
+/// ready worker (a reload's replacement shows once it serves).
+#[derive(Debug)]
+struct Tracker {
+    statuses: Vec<SharedStatus>,
+    live: HashMap<u32, Live>,
+    history: History,
+}
+
+impl Tracker {
+    /// Apply the events that are already there.
+    fn drain(&mut self, cluster: &mut Cluster) {
+        while let Some(Some(event)) = cluster.next_event().now_or_never() {
+            self.apply(event);
+        }
+    }
+
+    fn set_all(&self, state: &'static str) {
+        for status in &self.statuses {
+            let mut s = lock(status);
+            s.state = state;
+            if state == "stopped" {
+                s.clear_process();
+            }
+        }
+    }
+
+    /// The newest other live worker of `index`.
+    fn other(&self, index: usize, not: u32) -> Option<(u32, Live)> {
+        self.live
+            .iter()
+            .filter(|(pid, w)| w.index == index && **pid != not)
+            .max_by_key(|(_, w)| (w.ready, w.started))
+            .map(|(pid, w)| (*pid, *w))
+    }
+
+    fn apply(&mut self, event: ClusterEvent) {
+        match event {
+            ClusterEvent::Starting { index, pid } => {
+                let now = Instant::now();
+                let replacing = self.other(index, pid).is_some();
+                self.live.insert(
+                    pid,
+                    Live {
+                        index,
+                        ready: false,
+                        started: now,
+                    },
+                );
+                if !replacing {
+                    if let Some(status) = self.statuses.get(index) {
+                        lock(status).show(pid, "launching", now);
+                    }
+                }
+            }
+            ClusterEvent::Ready { index, pid } => {
+                let replacing = self.other(index, pid).is_some_and(|(_, w)| w.ready);
+                let Some(worker) = self.live.get_mut(&pid) else {
+                    return;
+                };
+                worker.ready = true;
+                let started = worker.started;
+                if let Some(status) = self.statuses.get(index) {
+                    let mut s = lock(status);
+                    if replacing {
+                        // A reload's (or a fatal worker's) replacement.
+                        s.restarts += 1;
+                    }
+                    s.show(pid, "online", started);
+                }
+            }
+            ClusterEvent::Exited {
+                index,
+                pid,
+                status: exit,
+                cause,
+            } => {
+                self.live.remove(&pid);
+                let next = self.other(index, pid);
+                if let Some(status) = self.statuses.get(index) {
+                    let mut s = lock(status);
+                    // A memory restart was recorded when it was asked for.
+                    let asked = s.pid == Some(pid) && s.memory_restart;
+                    if let Some(reason) = exit_reason(exit, cause).filter(|_| !asked) {
+                        self.history.record(index, Some(pid), reason);
+                    }
+                    if s.pid == Some(pid) {
+                        match next {
+                            Some((next, w)) => {
+                                let state = if w.ready { "online" } else { "launching" };
+                                s.show(next, state, w.started);
+                            }
+                            None => {
+                                s.clear_process();
+                                if s.state != "stopping" {
+                                    s.state = "exited";
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            ClusterEvent::Restarting { index, .. } => {
+                if let Some(status) = self.statuses.get(index) {
+                    let mut s = lock(status);
+                    s.restarts += 1;
+                    if s.pid.is_none() {
+                        s.state = "waiting restart";
+                    }
+                }
+            }
+            ClusterEvent::Errored { index } => {
+                if let Some(status) = self.statuses.get(index) {
+                    let mut s = lock(status);
+                    if s.pid.is_none() {
+                        s.state = "errored";
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
