@@ -993,3 +993,32 @@ async fn an_old_worker_going_fatal_after_the_reload_retired_it_is_not_replaced()
     );
     shut_down(cluster).await;
 }
+
+async fn shutdown_releases_the_port(mode: Mode) {
+    let cluster = start(mode, 2).await;
+    let addr = cluster.local_addr();
+    assert!(request(addr).await.is_ok(), "the cluster serves");
+    tokio::time::timeout(GUARD, cluster.shutdown())
+        .await
+        .expect("shutdown in time");
+    // No connection arrives after the shutdown: the port is free all the same, as soon
+    // as `shutdown` returns.
+    if let Err(e) = std::net::TcpListener::bind(addr) {
+        panic!("{addr} is still bound after the cluster was shut down: {e}");
+    }
+}
+
+#[tokio::test]
+async fn shutdown_releases_the_port_shared() {
+    shutdown_releases_the_port(Mode::Shared).await;
+}
+
+#[tokio::test]
+async fn shutdown_releases_the_port_round_robin() {
+    shutdown_releases_the_port(Mode::RoundRobin).await;
+}
+
+#[tokio::test]
+async fn shutdown_releases_the_port_reuseport() {
+    shutdown_releases_the_port(Mode::ReusePort).await;
+}

@@ -33,6 +33,8 @@ pub struct Cluster {
     events: mpsc::UnboundedReceiver<ClusterEvent>,
     addr: SocketAddr,
     task: tokio::task::JoinHandle<()>,
+    /// The round-robin acceptor, which holds the listening socket.
+    acceptor: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Cluster {
@@ -87,11 +89,12 @@ impl Cluster {
         let addr = port.addr;
         let (inputs, inbox) = mpsc::unbounded_channel();
         let (events_tx, events) = mpsc::unbounded_channel();
-        if port.mode == Mode::RoundRobin {
-            if let Some(listener) = &port.listener {
-                spawn_acceptor(listener.try_clone()?, inputs.clone())?;
+        let acceptor = match (&port.listener, port.mode) {
+            (Some(listener), Mode::RoundRobin) => {
+                Some(spawn_acceptor(listener.try_clone()?, inputs.clone())?)
             }
-        }
+            _ => None,
+        };
         let actor = Actor::new(
             config.clone(),
             command,
@@ -106,6 +109,7 @@ impl Cluster {
             events,
             addr,
             task,
+            acceptor,
         };
         if agent.is_some() {
             let (reply, ready) = oneshot::channel();
@@ -201,6 +205,10 @@ impl Cluster {
             let _ = done.await;
         }
         let _ = (&mut self.task).await;
+        if let Some(acceptor) = self.acceptor.take() {
+            acceptor.abort();
+            let _ = acceptor.await;
+        }
     }
 
     /// Run until SIGINT or SIGTERM, then [`shutdown`](Self::shutdown). Events that
@@ -228,6 +236,9 @@ impl Drop for Cluster {
         // Dropping the task drops every worker's slot, whose `Child` is killed with its
         // group.
         self.task.abort();
+        if let Some(acceptor) = &self.acceptor {
+            acceptor.abort();
+        }
     }
 }
 

@@ -80,16 +80,24 @@ pub(super) fn bind(config: &ClusterConfig) -> Result<Port> {
     }
 }
 
-/// Accept connections (round-robin mode) and pass them to the cluster's task.
+/// Accept connections (round-robin mode) and pass them to the cluster's task. The
+/// task holds the listening socket: the [`Cluster`](super::Cluster) aborts and awaits
+/// it when it shuts down, so the port is free when `shutdown` returns.
 pub(super) fn spawn_acceptor(
     listener: std::net::TcpListener,
     inputs: mpsc::UnboundedSender<Input>,
-) -> Result<()> {
+) -> Result<tokio::task::JoinHandle<()>> {
     listener.set_nonblocking(true)?;
     let listener = tokio::net::TcpListener::from_std(listener)?;
-    tokio::spawn(async move {
+    Ok(tokio::spawn(async move {
         loop {
-            match listener.accept().await {
+            // The cluster gone (shut down or dropped), the port goes with it at once,
+            // not when the next connection shows the acceptor nobody takes it.
+            let accepted = tokio::select! {
+                accepted = listener.accept() => accepted,
+                () = inputs.closed() => return,
+            };
+            match accepted {
                 Ok((stream, _)) => {
                     let Ok(stream) = stream.into_std() else {
                         continue;
@@ -108,8 +116,7 @@ pub(super) fn spawn_acceptor(
                 }
             }
         }
-    });
-    Ok(())
+    }))
 }
 
 /// The sysctl by which the kernel moves the connections queued on a closing

@@ -130,9 +130,7 @@ async fn drive(
                 }
                 Some(Ask::Shutdown(reply)) => {
                     tracker.set_all("stopping");
-                    let addr = cluster.local_addr();
                     cluster.shutdown().await;
-                    release_port(addr).await;
                     tracker.set_all("stopped");
                     let _ = reply.send(());
                     return;
@@ -143,33 +141,6 @@ async fn drive(
         }
     }
     tracker.set_all("stopped");
-}
-
-/// Make sure nothing listens on `addr` any more once the cluster stopped.
-///
-/// `ipc_cluster`'s round-robin acceptor task notices that its cluster is gone only
-/// when it accepts its next connection, so it holds the port until then: connect
-/// until the port refuses (bounded; each connection is accepted and closed).
-async fn release_port(addr: SocketAddr) {
-    let mut target = addr;
-    if target.ip().is_unspecified() {
-        target.set_ip(match addr {
-            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
-            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
-        });
-    }
-    for _ in 0..200 {
-        let attempt = tokio::time::timeout(
-            Duration::from_millis(500),
-            tokio::net::TcpStream::connect(target),
-        )
-        .await;
-        match attempt {
-            Ok(Ok(_)) => tokio::time::sleep(Duration::from_millis(5)).await,
-            _ => return,
-        }
-    }
-    tracing::warn!(%addr, "the rr acceptor still holds the port");
 }
 
 /// A worker process of the cluster, by pid.
