@@ -13,12 +13,16 @@
 //! cargo run --release -p ipc-bench                      # full run (minutes)
 //! cargo run --release -p ipc-bench -- --quick           # seconds
 //! cargo run --release -p ipc-bench -- --json out.json --csv out.csv --svg out.svg
+//! cargo run --release -p ipc-bench -- --cluster         # ipc-cluster against Node's cluster
+//! cargo build --release -p ipc-pm && cargo run --release -p ipc-bench -- --pm --install-pm2
 //! ```
 //!
 //! Modules: [`cli`] options, [`workload`] cells and payloads, [`runner`] the run,
 //! [`toolkit`] / [`raw`] / [`node`] / [`interop`] the four kinds of runner, [`roles`]
 //! the child side, [`pin`] CPU affinity, [`stats`] histograms, [`report`] table,
-//! JSON/CSV, SVG and target checks, [`machine`] the machine description.
+//! JSON/CSV, SVG and target checks, [`machine`] the machine description;
+//! [`cluster_bench`] (`--cluster`) and [`pm_bench`] (`--pm`, ipcm against pm2) are
+//! separate runs.
 
 mod cli;
 mod cluster_bench;
