@@ -1,7 +1,8 @@
 //! The two process managers, driven through their command lines as a user would, each
 //! with a private home directory (`IPCM_HOME`, `PM2_HOME`) in a temp dir so nothing
 //! touches the user's own daemon. Dropping a [`Manager`] stops its daemon (`ipcm kill`,
-//! `pm2 kill`, then SIGKILL if it is still there) and any app instance left behind.
+//! `pm2 kill`, then SIGKILL if it is still there) and any app instance left behind;
+//! on SIGINT, SIGTERM or SIGHUP, [`interrupt`] does the first and removes the temp dirs.
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
@@ -14,7 +15,7 @@ use nix::unistd::Pid;
 use tempfile::TempDir;
 
 use super::apps::SLEEP_ARG;
-use super::probe;
+use super::{interrupt, probe};
 
 /// How long one CLI command may take before the bench gives up on it.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
@@ -57,6 +58,8 @@ pub(crate) struct Manager {
     _install: Option<TempDir>,
     /// App pids seen; those still running `sleep` after the kill are killed.
     app_pids: Vec<i32>,
+    /// This manager's entry in the signal thread's clean-up list.
+    interrupt_id: u64,
     runtime: tokio::runtime::Runtime,
 }
 
@@ -69,6 +72,14 @@ impl Manager {
             .tempdir()
             .context("making a temp dir")?;
         let home = scratch.path().join("home");
+        let mut dirs = vec![scratch.path().to_path_buf()];
+        dirs.extend(install.as_ref().map(|d| d.path().to_path_buf()));
+        let interrupt_id = interrupt::remember(interrupt::Cleanup {
+            program: program.clone(),
+            home_var: kind.home_var(),
+            home: home.clone(),
+            dirs,
+        });
         Ok(Manager {
             kind,
             program,
@@ -76,6 +87,7 @@ impl Manager {
             scratch,
             _install: install,
             app_pids: Vec::new(),
+            interrupt_id,
             runtime: tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?,
@@ -219,16 +231,21 @@ impl Manager {
             .stdout(out)
             .stderr(err)
             .kill_on_drop(true);
+        let permit =
+            interrupt::command().ok_or_else(|| anyhow!("interrupted: `{shown}` not run"))?;
         let status = self.runtime.block_on(async {
             let started = Instant::now();
             let mut child = command
                 .spawn()
                 .with_context(|| format!("running {}", self.program.display()))?;
+            interrupt::running(child.id().unwrap_or(0));
             let status = tokio::time::timeout(COMMAND_TIMEOUT, child.wait())
                 .await
                 .map_err(|_| anyhow!("`{shown}` did not finish within {COMMAND_TIMEOUT:?}"))??;
             Ok::<_, anyhow::Error>((started.elapsed(), status))
         });
+        interrupt::running(0);
+        drop(permit);
         let (took, status) = status?;
         let stdout = std::fs::read_to_string(&out_path).unwrap_or_default();
         if !status.success() {
@@ -247,7 +264,9 @@ impl Drop for Manager {
     fn drop(&mut self) {
         let daemon = self.daemon_pid().ok();
         if let Err(e) = self.run(["kill"]) {
-            eprintln!("ipc-bench: stopping {}: {e:#}", self.kind.name());
+            if !interrupt::interrupted() {
+                eprintln!("ipc-bench: stopping {}: {e:#}", self.kind.name());
+            }
         }
         if let Some(pid) = daemon {
             let deadline = Instant::now() + Duration::from_secs(10);
@@ -275,5 +294,6 @@ impl Drop for Manager {
         while left.iter().any(|&pid| probe::alive(pid)) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(10));
         }
+        interrupt::forget(self.interrupt_id);
     }
 }

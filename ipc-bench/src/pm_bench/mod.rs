@@ -20,6 +20,7 @@
 //! `--restart-delay 0` and a `--max-restarts` high enough never to give up.
 
 mod apps;
+mod interrupt;
 mod locate;
 mod manager;
 mod probe;
@@ -124,6 +125,7 @@ pub(crate) struct PmReport {
 /// An ipcm failure is an error; a pm2 failure is printed and leaves its column out.
 pub(crate) fn run(options: &Options) -> Result<(PmReport, bool)> {
     let load_before = crate::machine::load_average();
+    interrupt::install()?;
     let ipcm_program = locate::ipcm(options.ipcm.as_deref())?;
     let floor = floor(options).context("the floor (the bench spawning the app itself)")?;
     let ipcm = measure(Manager::new(Kind::Ipcm, ipcm_program, None)?, options)
