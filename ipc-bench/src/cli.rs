@@ -83,6 +83,28 @@ pub(crate) struct Args {
     /// Timed requests per cluster cell (default 50 000; 5 000 with --quick).
     #[arg(long, value_name = "N")]
     pub cluster_requests: Option<u64>,
+
+    /// Instead of the transport table: the `ipcm` process manager against pm2 (daemon
+    /// RSS idle and with N apps, start and list latency, crash-to-restart), each with a
+    /// private home in a temp dir. pm2 runs when it is on PATH (or with --install-pm2).
+    #[arg(long)]
+    pub pm: bool,
+
+    /// The `ipcm` binary for --pm (default: next to ipc-bench, else on PATH).
+    #[arg(long, value_name = "PATH")]
+    pub ipcm: Option<PathBuf>,
+
+    /// With --pm and no pm2 on PATH: `npm install pm2` into a temp dir and use it.
+    #[arg(long)]
+    pub install_pm2: bool,
+
+    /// Apps each manager runs for the "with N apps" figures of --pm.
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub pm_apps: usize,
+
+    /// `list` runs and crashes per manager in --pm (default 20; 5 with --quick).
+    #[arg(long, value_name = "N")]
+    pub pm_rounds: Option<usize>,
 }
 
 /// Which tokio runtime the toolkit's processes use.

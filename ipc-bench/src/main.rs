@@ -13,12 +13,16 @@
 //! cargo run --release -p ipc-bench                      # full run (minutes)
 //! cargo run --release -p ipc-bench -- --quick           # seconds
 //! cargo run --release -p ipc-bench -- --json out.json --csv out.csv --svg out.svg
+//! cargo run --release -p ipc-bench -- --cluster         # ipc-cluster against Node's cluster
+//! cargo build --release -p ipc-pm && cargo run --release -p ipc-bench -- --pm --install-pm2
 //! ```
 //!
 //! Modules: [`cli`] options, [`workload`] cells and payloads, [`runner`] the run,
 //! [`toolkit`] / [`raw`] / [`node`] / [`interop`] the four kinds of runner, [`roles`]
 //! the child side, [`pin`] CPU affinity, [`stats`] histograms, [`report`] table,
-//! JSON/CSV, SVG and target checks, [`machine`] the machine description.
+//! JSON/CSV, SVG and target checks, [`machine`] the machine description;
+//! [`cluster_bench`] (`--cluster`) and [`pm_bench`] (`--pm`, ipcm against pm2) are
+//! separate runs.
 
 mod cli;
 mod cluster_bench;
@@ -27,6 +31,7 @@ mod machine;
 mod node;
 mod peers;
 mod pin;
+mod pm_bench;
 mod raw;
 mod report;
 mod roles;
@@ -36,7 +41,7 @@ mod toolkit;
 mod workload;
 
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use clap::Parser;
 
@@ -100,6 +105,9 @@ fn main() -> ExitCode {
 fn parent(args: Args) -> Result<bool> {
     if args.cluster {
         return cluster_run(&args);
+    }
+    if args.pm {
+        return pm_run(&args);
     }
     if let Some(bad) = args.sizes.iter().find(|s| **s < 2) {
         return Err(anyhow!(format!(
@@ -188,4 +196,24 @@ fn cluster_run(args: &Args) -> Result<bool> {
             .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(rows.iter().all(|r| r.errors == 0))
+}
+
+/// `--pm`: ipcm against pm2; the report to `--json` when asked.
+fn pm_run(args: &Args) -> Result<bool> {
+    let options = pm_bench::Options {
+        ipcm: args.ipcm.clone(),
+        install_pm2: args.install_pm2,
+        apps: args.pm_apps,
+        rounds: args
+            .pm_rounds
+            .unwrap_or(if args.quick { 5 } else { 20 })
+            .max(1),
+        settle: Duration::from_millis(if args.quick { 200 } else { 1000 }),
+    };
+    let (report, ok) = pm_bench::run(&options)?;
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&report)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(ok)
 }

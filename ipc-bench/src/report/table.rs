@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::targets::Status;
+use super::targets::{Check, Status};
 use super::{Report, Row};
 use crate::stats::Latency;
 
@@ -147,22 +147,7 @@ pub(crate) fn render(report: &Report) -> String {
     }
 
     if !report.targets.is_empty() {
-        out.push_str("\nTargets (checked by this run, never an exit status):\n");
-        for t in &report.targets {
-            let verdict = match t.status {
-                Status::Met => "met",
-                Status::Missed => "MISSED",
-                Status::NotMeasured => "n/a",
-            };
-            let _ = writeln!(
-                out,
-                "  {verdict:<7} {:<7} {}: {}",
-                t.subject,
-                t.target,
-                t.value
-                    .map_or_else(|| "not measured".into(), |v| format!("{v:.2}{}", t.unit)),
-            );
-        }
+        out.push_str(&render_targets(&report.targets));
     }
 
     let notes: Vec<String> = report
@@ -191,6 +176,27 @@ pub(crate) fn render(report: &Report) -> String {
             out.push_str(&n);
             out.push('\n');
         }
+    }
+    out
+}
+
+/// The targets block: a heading, then one line per check.
+pub(crate) fn render_targets(targets: &[Check]) -> String {
+    let mut out = String::from("\nTargets (checked by this run, never an exit status):\n");
+    for t in targets {
+        let verdict = match t.status {
+            Status::Met => "met",
+            Status::Missed => "MISSED",
+            Status::NotMeasured => "n/a",
+        };
+        let _ = writeln!(
+            out,
+            "  {verdict:<7} {:<7} {}: {}",
+            t.subject,
+            t.target,
+            t.value
+                .map_or_else(|| "not measured".into(), |v| format!("{v:.2}{}", t.unit)),
+        );
     }
     out
 }

@@ -74,7 +74,7 @@ fn check(subject: &str, target: String, value: Option<f64>, limit: f64, at_most:
 }
 
 /// An absolute target: `value` and `limit` in `unit`.
-fn absolute(
+pub(crate) fn absolute(
     subject: &str,
     target: &str,
     value: Option<f64>,
