@@ -28,11 +28,17 @@
 //! runtime had a turn (the peer is a task on this very thread, or slow) halves it, down
 //! to zero (one short batch of looks per turn); probes hold [`MAX_HOLD`].
 //!
-//! When this thread may run on one CPU only (pinned, so the peer may well share it),
-//! each look also yields the CPU to the kernel (`sched_yield`), so that peer gets to
-//! run and answer instead of waiting for our time slice to end; otherwise a wait spins
-//! [`SPIN_ALONE`] before it starts yielding, since a peer on another CPU answers sooner
-//! than a `sched_yield` returns.
+//! **Giving the CPU away.** When this thread may run on one CPU only (pinned, so the
+//! peer may well share it), each look also yields the CPU to the kernel
+//! (`sched_yield`), so that peer gets to run and answer instead of waiting for our
+//! time slice to end. Otherwise a wait spins a while before it starts yielding, since
+//! a peer on another CPU answers sooner than a `sched_yield` returns; but two unpinned
+//! processes may still share a CPU (the kernel tends to wake a process on the CPU of
+//! the one that woke it, and a busy machine may leave them there), and then only a
+//! yield lets the peer answer. So that while adapts as well: a wait whose change was
+//! seen right after a yield halves it (down to zero: yield at every look); one seen
+//! while only spinning widens it to twice that wait, up to [`SPIN_ALONE`]; probes spin
+//! [`SPIN_ALONE`].
 
 use std::time::{Duration, Instant};
 
@@ -42,9 +48,9 @@ pub(crate) const MAX_WINDOW: Duration = Duration::from_micros(50);
 const MIN_WINDOW: Duration = Duration::from_micros(2);
 /// Longest one poll looks in place, holding the runtime's thread.
 pub(crate) const MAX_HOLD: Duration = Duration::from_micros(5);
-/// How long a wait spins without giving the CPU away, when the thread may use several
+/// Longest a wait spins without giving the CPU away, when the thread may use several
 /// CPUs.
-pub(crate) const SPIN_ALONE: Duration = Duration::from_micros(1);
+pub(crate) const SPIN_ALONE: Duration = Duration::from_micros(5);
 /// One wait in this many spins the whole [`MAX_WINDOW`] (and holds [`MAX_HOLD`]).
 pub(crate) const PROBE_EVERY: u32 = 16;
 /// Looks between two readings of the clock while only pausing (a look is a load and a
@@ -80,12 +86,21 @@ pub(crate) struct Spin {
     probing: bool,
     /// The current wait saw its change while looking in place.
     seen_in_place: bool,
+    /// ... and right after giving the CPU away.
+    seen_after_yield: bool,
     /// How long a wait spins before each look also yields the CPU.
     alone: Duration,
+    /// The most `alone` may be: [`SPIN_ALONE`], or zero on one CPU.
+    max_alone: Duration,
 }
 
 impl Default for Spin {
     fn default() -> Self {
+        let max_alone = if on_one_cpu() {
+            Duration::ZERO
+        } else {
+            SPIN_ALONE
+        };
         Spin {
             since: None,
             last: Instant::now(),
@@ -94,11 +109,9 @@ impl Default for Spin {
             waits: 0,
             probing: false,
             seen_in_place: false,
-            alone: if on_one_cpu() {
-                Duration::ZERO
-            } else {
-                SPIN_ALONE
-            },
+            seen_after_yield: false,
+            alone: max_alone,
+            max_alone,
         }
     }
 }
@@ -136,10 +149,10 @@ impl Spin {
                 start
             }
         };
-        let (window, hold) = if self.probing {
-            (MAX_WINDOW, MAX_HOLD)
+        let (window, hold, alone) = if self.probing {
+            (MAX_WINDOW, MAX_HOLD, self.max_alone)
         } else {
-            (self.window, self.hold)
+            (self.window, self.hold, self.alone)
         };
         let mut now = start;
         loop {
@@ -149,7 +162,7 @@ impl Spin {
             }
             // Give the CPU away at each look once the wait is no longer young (at once
             // when the peer may need this very CPU).
-            let give_away = spun >= self.alone;
+            let give_away = spun >= alone;
             let looks = if give_away { 1 } else { LOOKS_PER_CLOCK };
             for _ in 0..looks {
                 if give_away {
@@ -159,6 +172,7 @@ impl Spin {
                 }
                 if changed() {
                     self.seen_in_place = true;
+                    self.seen_after_yield = give_away;
                     return Next::Look;
                 }
             }
@@ -192,6 +206,14 @@ impl Spin {
         }
         let took = self.last.saturating_duration_since(since) * 2;
         self.window = self.window.max(took).clamp(MIN_WINDOW, MAX_WINDOW);
+        if self.seen_in_place {
+            self.alone = if self.seen_after_yield {
+                // Yielding is what let the peer answer: it may share our CPU.
+                self.alone / 2
+            } else {
+                self.alone.max(took).min(self.max_alone)
+            };
+        }
         self.hold = if self.seen_in_place {
             self.hold.max(took).min(MAX_HOLD)
         } else {
@@ -275,6 +297,47 @@ mod tests {
             spin.done(false);
         }
         assert_eq!(spin.hold, MAX_HOLD / 1024);
+    }
+
+    #[test]
+    fn changes_seen_after_yields_shorten_the_spin_alone_and_ones_seen_spinning_lengthen_it() {
+        let mut spin = Spin {
+            max_alone: SPIN_ALONE,
+            alone: SPIN_ALONE,
+            ..Spin::default()
+        };
+        let wait = |spin: &mut Spin, after_yield: bool, took: Duration| {
+            let now = Instant::now();
+            spin.since = Some(now - took);
+            spin.last = now;
+            spin.seen_in_place = true;
+            spin.seen_after_yield = after_yield;
+            spin.done(false);
+        };
+        for _ in 0..16 {
+            wait(&mut spin, true, Duration::from_micros(3));
+        }
+        assert_eq!(
+            spin.alone,
+            Duration::ZERO,
+            "the peer shares our CPU: yield at once"
+        );
+        wait(&mut spin, false, Duration::from_micros(1));
+        assert_eq!(
+            spin.alone,
+            Duration::from_micros(2),
+            "seen while spinning: spin longer"
+        );
+        wait(&mut spin, false, Duration::from_secs(1));
+        assert_eq!(spin.alone, SPIN_ALONE, "never above the bound");
+        // On one CPU the bound is zero.
+        let mut pinned = Spin {
+            max_alone: Duration::ZERO,
+            alone: Duration::ZERO,
+            ..Spin::default()
+        };
+        wait(&mut pinned, false, Duration::from_micros(1));
+        assert_eq!(pinned.alone, Duration::ZERO);
     }
 
     #[test]
