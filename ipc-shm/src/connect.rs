@@ -1,18 +1,13 @@
 //! Client side: [`connect`] to an inherited offer (`shm:fd=N`) or a listener's
 //! rendezvous socket (`shm:/path`).
 
-use std::time::Duration;
-
 use bytes::Bytes;
 use ipc_core::prelude::*;
-use ipc_core::{ConnectError, Endpoint, Error, Options, Result};
+use ipc_core::{ChannelInfo, ConnectError, Endpoint, Error, Options, Result};
 
 use crate::channel::{self, ShmChannel};
-use crate::offer::{self, rendezvous_options, HELLO};
+use crate::offer::{self, rendezvous_options, Offer, HELLO};
 use crate::ShmAddress;
-
-/// How long a client waits for the segment to be offered.
-const OFFER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What to tell someone whose `shm:fd=N` is not the socket we expect.
 const INHERIT_HINT: &str = "was this process started by ShmTransport::spawn (or ipc_shm::spawn)?";
@@ -22,7 +17,8 @@ const INHERIT_HINT: &str = "was this process started by ShmTransport::spawn (or 
 /// rendezvous socket). The segment is mapped only after checking it (sealed size,
 /// magic, version, capacity); the channel's `peer_pid` and `peer_uid` come from the
 /// kernel (`SO_PEERCRED` on the rendezvous socket). A peer that offers no segment
-/// within 30 s is a [`ConnectError::Handshake`].
+/// within the [handshake timeout](Options::handshake_timeout) (5 s by default) is a
+/// [`ConnectError::Timeout`].
 ///
 /// ```no_run
 /// # async fn demo() -> ipc_core::Result<()> {
@@ -34,7 +30,25 @@ const INHERIT_HINT: &str = "was this process started by ShmTransport::spawn (or 
 /// ```
 pub async fn connect(endpoint: &Endpoint, options: &Options) -> Result<ShmChannel, ConnectError> {
     let address = ShmAddress::try_from(endpoint)?;
-    let mut rendezvous = match &address {
+    let timeout = options.get_handshake_timeout();
+    let (offer, peer) = tokio::time::timeout(timeout, rendezvous(endpoint, &address))
+        .await
+        .map_err(|_| ConnectError::Timeout {
+            after: timeout,
+            during: "waiting for the shared-memory segment to be offered (is an ipc-shm \
+                     listener, or the parent, at the other end?)",
+        })??;
+    let side = offer::open(offer)?;
+    let channel = channel::from_side(side, options.frame_config(), channel::info(&peer))?;
+    Ok(channel)
+}
+
+/// Reach the side that offers the segment, and take its offer.
+async fn rendezvous(
+    endpoint: &Endpoint,
+    address: &ShmAddress,
+) -> Result<(Offer, ChannelInfo), ConnectError> {
+    let mut rendezvous = match address {
         ShmAddress::Fd(fd) => {
             let stream = ipc_core::inherit::claim_unix_stream(endpoint, *fd, INHERIT_HINT)?;
             let stream = tokio::net::UnixStream::from_std(stream)?;
@@ -52,19 +66,10 @@ pub async fn connect(endpoint: &Endpoint, options: &Options) -> Result<ShmChanne
             ch
         }
     };
-    let offer = tokio::time::timeout(OFFER_TIMEOUT, offer::recv_offer(&mut rendezvous))
-        .await
-        .map_err(|_| {
-            Error::Handshake(format!(
-                "no shared-memory segment was offered on {endpoint} within {OFFER_TIMEOUT:?}; \
-             is an ipc-shm listener (or parent) at the other end?"
-            ))
-        })??;
+    let offer = offer::recv_offer(&mut rendezvous).await?;
     let mut peer = rendezvous.info();
     if let ShmAddress::Path(_) = address {
         peer.peer_addr = Some(endpoint.to_string());
     }
-    let side = offer::open(offer)?;
-    let channel = channel::from_side(side, options.frame_config(), channel::info(&peer))?;
-    Ok(channel)
+    Ok((offer, peer))
 }

@@ -15,7 +15,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::bell::Bell;
 use crate::ring::{Consumer, Producer};
-use crate::spin::Spin;
+use crate::spin::{Next, Spin};
 
 /// Most times one poll goes to sleep and is woken at once before it yields to the
 /// runtime instead: a peer that keeps ringing cannot hold the runtime's thread. (tokio's
@@ -23,12 +23,19 @@ use crate::spin::Spin;
 /// this bound also holds for a task that runs unconstrained.)
 const MAX_WAKES_PER_POLL: u32 = 4;
 
+/// A writer looks at its doorbell for the reader's departure on one write in this many
+/// (and whenever it has to wait for room). Looking costs a readiness check with tokio's
+/// reactor, about as much as the rest of a small write; so a write into a ring whose
+/// reader is gone (its process died, say) may succeed up to this many times before one
+/// fails, as a write to a TCP peer that is gone may succeed until its reset arrives.
+const CHECK_BELL_EVERY: u32 = 16;
+
 /// The receiving side of one shared-memory ring: the reader under a
 /// [`ShmReceiver`](crate::ShmReceiver).
 ///
 /// Reading copies bytes out of the ring; an empty ring is looked at again for a short,
-/// adaptive while (without blocking the runtime: the task yields between looks), then
-/// the task sleeps until the writer rings. The end of stream comes once the writer's
+/// adaptive while (in place for at most 5 µs per poll, then the task lets the runtime
+/// run before it looks again), then the task sleeps until the writer rings. The end of stream comes once the writer's
 /// side is gone (closed, dropped, or its process died) and the ring is empty.
 ///
 /// ```no_run
@@ -95,9 +102,13 @@ impl AsyncRead for RingReader {
                 this.spin.done(true);
                 return Poll::Ready(Ok(()));
             }
-            if this.spin.keep_spinning() {
-                cx.waker().wake_by_ref();
-                return Poll::Pending;
+            match this.spin.wait(|| this.ring.changed()) {
+                Next::Look => continue,
+                Next::Yield => {
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                }
+                Next::Sleep => {}
             }
             if !this.ring.park()? {
                 continue;
@@ -122,8 +133,9 @@ impl AsyncRead for RingReader {
 /// Writing copies bytes into the ring (all slices of a vectored write at once) and
 /// rings the reader only if it sleeps. A full ring is looked at again for a short,
 /// adaptive while, then the task sleeps until the reader rings. A write fails with
-/// `BrokenPipe` once the reader's side is gone; shutting down tells the reader so
-/// (after it has read everything written).
+/// `BrokenPipe` once the reader's side is gone (seen on a write that waits, or on one
+/// write in 16); shutting down tells the reader so (after it has read everything
+/// written).
 ///
 /// ```no_run
 /// # fn demo(tx: ipc_shm::ShmSender) {
@@ -139,6 +151,8 @@ pub struct RingWriter {
     parked: bool,
     /// Shut down: nothing more is written.
     shut: bool,
+    /// Writes until the doorbell is looked at again (see [`CHECK_BELL_EVERY`]).
+    until_check: u32,
 }
 
 impl RingWriter {
@@ -149,6 +163,7 @@ impl RingWriter {
             spin: Spin::default(),
             parked: false,
             shut: false,
+            until_check: 0,
         }
     }
 
@@ -172,8 +187,13 @@ impl RingWriter {
         }
         let mut wakes = 0;
         loop {
-            // A reader that went away is seen here, even while the ring has room.
-            self.bell.check(cx)?;
+            // A reader that went away is seen here, even while the ring has room (on
+            // the first write, then one in `CHECK_BELL_EVERY`, and on every wait).
+            if self.until_check == 0 {
+                self.bell.check(cx)?;
+                self.until_check = CHECK_BELL_EVERY;
+            }
+            self.until_check -= 1;
             if self.bell.is_gone() {
                 return Poll::Ready(Err(io::Error::new(
                     io::ErrorKind::BrokenPipe,
@@ -192,9 +212,15 @@ impl RingWriter {
                 }
                 return Poll::Ready(Ok(pushed.bytes));
             }
-            if self.spin.keep_spinning() {
-                cx.waker().wake_by_ref();
-                return Poll::Pending;
+            // Waiting for room: look at the doorbell on the next turn.
+            self.until_check = 0;
+            match self.spin.wait(|| self.ring.changed()) {
+                Next::Look => continue,
+                Next::Yield => {
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                }
+                Next::Sleep => {}
             }
             if !self.ring.park()? {
                 continue;

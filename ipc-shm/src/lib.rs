@@ -4,8 +4,8 @@
 //! travel through two single-producer, single-consumer byte rings in a sealed `memfd`
 //! that both processes map, one ring per direction. No system call per message: a
 //! sender copies the frame into the ring and publishes it with one atomic store; a
-//! receiver that is looking (it spins a short, adaptive while without blocking the
-//! runtime) takes it from there.
+//! receiver that is looking (it spins a short, adaptive, bounded while) takes it from
+//! there.
 //!
 //! | how | API | endpoint |
 //! |---|---|---|
@@ -39,11 +39,12 @@
 //!   socket, so a frame larger than the ring passes in pieces and the frame limit
 //!   ([`Options::max_frame`](ipc_core::Options::max_frame)) is the same as on every
 //!   transport.
-//! - **Waking**: a side with nothing to do spins a bounded, adaptive time (yielding to
-//!   the runtime between looks), then raises a flag in the segment and sleeps on its
-//!   doorbell socket, registered with tokio's reactor. The other side rings (one
-//!   non-blocking `send` of one byte) only when that flag is raised. An idle channel
-//!   costs no CPU; a full ring makes `send` wait the same way.
+//! - **Waking**: a side with nothing to do spins a bounded, adaptive time (at most
+//!   5 µs at a time looking in place, holding the runtime's thread, then letting the
+//!   runtime run before it looks again; 50 µs in all at most), then raises a flag in
+//!   the segment and sleeps on its doorbell socket, registered with tokio's reactor.
+//!   The other side rings (one non-blocking `send` of one byte) only when that flag is
+//!   raised. An idle channel costs no CPU; a full ring makes `send` wait the same way.
 //! - **A lost peer**: each ring's doorbell is a socket pair whose ends only the ring's
 //!   writer and reader hold. A side that closes, drops its half, or dies closes its
 //!   end, and the other side sees the end of stream: a receiver drains the ring, then

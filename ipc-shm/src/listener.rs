@@ -17,9 +17,6 @@ use crate::channel::{self, ShmChannel, DEFAULT_RING_SIZE};
 use crate::offer::{self, HELLO, RENDEZVOUS_MAX_FRAME};
 use crate::ShmAddress;
 
-/// How long a connected client has to say hello before it is dropped.
-const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// A shared-memory listener: clients connect to its rendezvous socket (`shm:/path`, a
 /// Unix socket file: 0600, in a 0700 directory when created), say hello, and each gets
 /// a segment of its own, offered over that socket.
@@ -27,7 +24,8 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// As on a [`UdsListener`], only peers with our effective uid are accepted unless the
 /// options allow more ([`Options::allow_uid`], [`Options::allow_any_uid`]); a refused
 /// peer is an [`Error::Auth`] from that `accept`. Handshakes run concurrently: a client
-/// that connects and says nothing delays no other client (it is dropped after 10 s).
+/// that connects and says nothing delays no other client (it is dropped after the
+/// [handshake timeout](Options::handshake_timeout), 5 s by default).
 /// The accepted channels share one budget for half-received frames, as on every
 /// listener ([`Options::listener_budget`]).
 ///
@@ -56,6 +54,8 @@ pub struct ShmListener {
     /// hold (see [`FrameBudget`]).
     budget: FrameBudget,
     ring_size: usize,
+    /// How long a connected client has to say hello before it is dropped.
+    hello_timeout: Duration,
     handshakes: FuturesUnordered<BoxFuture<'static, Result<ShmChannel>>>,
     /// Declared last: removed after the socket file is.
     _dir: Option<ExampleDir>,
@@ -132,6 +132,7 @@ impl ShmListener {
             budget: FrameBudget::for_listener(&config),
             config,
             ring_size,
+            hello_timeout: options.get_handshake_timeout(),
             handshakes: FuturesUnordered::new(),
             _dir: path.parent().and_then(ExampleDir::claim),
         })
@@ -158,7 +159,7 @@ impl ShmListener {
                 accepted = self.rendezvous.accept() => {
                     let client = accepted?;
                     let codec = LengthCodec::new(self.config).with_budget(self.budget.clone());
-                    let welcome = welcome(client, codec, self.ring_size);
+                    let welcome = welcome(client, codec, self.ring_size, self.hello_timeout);
                     self.handshakes.push(welcome.boxed());
                 }
             }
@@ -171,6 +172,7 @@ async fn welcome(
     mut client: UdsChannel,
     codec: LengthCodec,
     ring_size: usize,
+    hello_timeout: Duration,
 ) -> Result<ShmChannel> {
     let refused = |what: String| {
         Error::Handshake(format!(
@@ -178,7 +180,7 @@ async fn welcome(
              hello; it was dropped"
         ))
     };
-    match tokio::time::timeout(HELLO_TIMEOUT, client.recv()).await {
+    match tokio::time::timeout(hello_timeout, client.recv()).await {
         Ok(Ok(Some(frame))) if frame == HELLO => {}
         Ok(Ok(Some(frame))) => {
             return Err(refused(format!(
@@ -188,7 +190,7 @@ async fn welcome(
         }
         Ok(Ok(None)) => return Err(refused("nothing (it closed)".into())),
         Ok(Err(e)) => return Err(refused(format!("a bad frame ({e})"))),
-        Err(_) => return Err(refused(format!("nothing within {HELLO_TIMEOUT:?}"))),
+        Err(_) => return Err(refused(format!("nothing within {hello_timeout:?}"))),
     }
     let peer = client.info();
     let (side, offer) = offer::create(ring_size)?;

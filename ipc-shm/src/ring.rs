@@ -197,6 +197,15 @@ impl Producer {
     pub(crate) fn position(&self) -> u64 {
         self.write
     }
+
+    /// The reader's position moved since we last looked (one load, unchecked: the
+    /// next [`push`](Self::push) or [`park`](Self::park) checks it). For spinning.
+    pub(crate) fn changed(&self) -> bool {
+        self.segment
+            .position(self.ring, Position::Read)
+            .load(Ordering::Relaxed)
+            != self.read_seen
+    }
 }
 
 /// The reading end of one ring.
@@ -300,6 +309,15 @@ impl Consumer {
     /// Bytes read so far.
     pub(crate) fn position(&self) -> u64 {
         self.read
+    }
+
+    /// The writer's position moved since we last looked (one load, unchecked: the
+    /// next [`pop`](Self::pop) or [`park`](Self::park) checks it). For spinning.
+    pub(crate) fn changed(&self) -> bool {
+        self.segment
+            .position(self.ring, Position::Write)
+            .load(Ordering::Relaxed)
+            != self.write_seen
     }
 }
 

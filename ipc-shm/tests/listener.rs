@@ -159,6 +159,47 @@ async fn a_rendezvous_that_is_not_an_shm_listener_is_a_handshake_error() {
 }
 
 #[tokio::test(flavor = "current_thread")]
+async fn a_rendezvous_that_never_answers_is_a_timeout_after_the_handshake_timeout() {
+    let (_dir, endpoint) = endpoint();
+    let ShmAddress::Path(path) = ShmAddress::try_from(&endpoint).expect("an shm endpoint") else {
+        unreachable!()
+    };
+    // Accepts connections (the backlog does), reads nothing, answers nothing.
+    let _mute = std::os::unix::net::UnixListener::bind(&path).expect("bind");
+    let options = Options::default().handshake_timeout(Duration::from_millis(200));
+    let err = tokio::time::timeout(GUARD, ipc_shm::connect(&endpoint, &options))
+        .await
+        .expect("connect gives up by itself")
+        .expect_err("nobody offers a segment");
+    match &err {
+        ConnectError::Timeout { after, during } => {
+            assert_eq!(*after, Duration::from_millis(200));
+            assert!(during.contains("segment"), "{during}");
+        }
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    assert!(err.to_string().contains("timed out after"), "{err}");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_client_silent_past_the_listeners_handshake_timeout_is_dropped() {
+    let (_dir, endpoint) = endpoint();
+    let options = Options::default().handshake_timeout(Duration::from_millis(200));
+    let mut listener = ipc_shm::ShmListener::bind(&endpoint, &options).expect("bind");
+    let ShmAddress::Path(path) = ShmAddress::try_from(&endpoint).expect("an shm endpoint") else {
+        unreachable!()
+    };
+    let _silent = tokio::net::UnixStream::connect(path)
+        .await
+        .expect("raw connect");
+    let err = tokio::time::timeout(GUARD, listener.accept())
+        .await
+        .expect("accept gives up on the silent client")
+        .expect_err("it never said hello");
+    assert!(err.to_string().contains("nothing within 200ms"), "{err}");
+}
+
+#[tokio::test(flavor = "current_thread")]
 async fn listening_fails_with_the_listen_error_that_says_why() {
     let (_dir, taken) = endpoint();
     let _first = ipc_shm::ShmListener::bind(&taken, &Options::default()).expect("bind");
