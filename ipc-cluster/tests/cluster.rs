@@ -35,6 +35,9 @@ ipc_core::child_roles! {
         NeverReady,
         /// Exit 1 at once, before saying ready.
         CrashAtStart,
+        /// Take the listener, say ready, drop the listener (so every connection the
+        /// primary hands over is refused), and wait to be told to stop.
+        RefuseAll,
         /// Start a cluster of `Serve` workers (mode in `MODE`), print the pids, wait.
         Primary,
     }
@@ -79,6 +82,15 @@ async fn run_child(role: Role) -> i32 {
             std::future::pending::<i32>().await
         }
         Role::CrashAtStart => 1,
+        Role::RefuseAll => {
+            let worker = Worker::connect().await.expect("connect");
+            let listener = worker.listener().await.expect("listener");
+            worker.ready().await.expect("ready");
+            drop(listener);
+            worker.stopping().await;
+            let _ = worker.close().await;
+            0
+        }
         Role::Primary => {
             let mode: Mode = std::env::var("MODE")
                 .ok()
@@ -350,6 +362,44 @@ async fn a_killed_worker_is_replaced_shared() {
 #[tokio::test]
 async fn a_killed_worker_is_replaced_round_robin() {
     killed_worker_is_replaced(Mode::RoundRobin).await;
+}
+
+#[tokio::test]
+async fn a_connection_a_worker_refuses_goes_to_another_round_robin() {
+    // Worker 1 refuses every connection handed to it (it dropped its listener); both
+    // are ready before the first request, so the round-robin offers it one of the
+    // first two, which worker 0 then serves: no client sees a failure.
+    let cluster = start_with(Mode::RoundRobin, 2, |index| {
+        if index == 1 {
+            child_command(Role::RefuseAll)
+        } else {
+            child_command(Role::Serve)
+        }
+    })
+    .await;
+    let addr = cluster.local_addr();
+    let workers = cluster.workers().await.expect("w");
+    let (server, refuser) = (workers[0].pid, workers[1].pid);
+    for n in 0..10 {
+        let pid = request(addr)
+            .await
+            .unwrap_or_else(|e| panic!("request {n} failed: {e}"));
+        assert_eq!(
+            pid, server,
+            "request {n} served by the worker that takes them"
+        );
+    }
+    wait_for_connections(&cluster, 10).await;
+    let workers = cluster.workers().await.expect("w");
+    let refused = workers.iter().find(|w| w.pid == refuser).expect("refuser");
+    assert_eq!(refused.connections, 0, "{workers:?}");
+    assert_eq!(
+        refused.refused, 1,
+        "offered one, refused it, and not offered more: {workers:?}"
+    );
+    let served = workers.iter().find(|w| w.pid == server).expect("server");
+    assert_eq!((served.connections, served.refused), (10, 0), "{workers:?}");
+    shut_down(cluster).await;
 }
 
 #[tokio::test]

@@ -17,7 +17,7 @@ use crate::events::{ExitCause, ExitStatus};
 use crate::messenger::Envelope;
 use crate::policy::RestartState;
 use crate::process::Inbound;
-use crate::protocol::Ctl;
+use crate::protocol::{Ctl, Mode};
 
 /// Commands from the handle and helper tasks.
 pub(super) enum Cmd {
@@ -178,11 +178,14 @@ impl Actor {
         };
         match ctl {
             Ctl::Ready => self.on_ready(id),
-            Ctl::Accepted { total } => {
+            // Round-robin: the primary counts the hand-offs the worker took; its own
+            // report of the same connections would count them twice.
+            Ctl::Accepted { total } if self.config.mode != Mode::RoundRobin => {
                 if let Some(slot) = self.slots.get_mut(&id) {
                     slot.connections = total;
                 }
             }
+            Ctl::Accepted { .. } => {}
             Ctl::Fatal { error } => self.on_fatal(id, error),
             Ctl::Msg(envelope) => self.route(id, envelope),
             other => tracing::debug!(id, ?other, "unexpected control message from a worker"),
@@ -226,6 +229,7 @@ impl Actor {
                         pid: s.pid,
                         ready: s.state == State::Ready,
                         connections: s.connections,
+                        refused: s.refused,
                     },
                 )
             })
