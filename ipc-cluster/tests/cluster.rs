@@ -4,7 +4,7 @@
 
 mod support;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -255,26 +255,36 @@ async fn spread(mode: Mode) {
     let addr = cluster.local_addr();
     let workers: HashSet<u32> = worker_pids(&cluster).await.into_iter().collect();
     assert_eq!(workers.len(), 2);
-    let mut seen = HashSet::new();
+    let mut answered: HashMap<u32, u64> = HashMap::new();
     let mut sent = 0;
     // Eight clients at a time until every worker answered (bounded).
-    while seen != workers && sent < 4000 {
+    while answered.len() < workers.len() && sent < 4000 {
         let batch: Vec<_> = (0..8).map(|_| tokio::spawn(request(addr))).collect();
         for r in batch {
             let pid = r.await.expect("join").expect("a request succeeds");
             assert!(workers.contains(&pid), "answered by a worker");
-            seen.insert(pid);
+            *answered.entry(pid).or_default() += 1;
             sent += 1;
         }
     }
     assert_eq!(
-        seen, workers,
+        answered.keys().copied().collect::<HashSet<_>>(),
+        workers,
         "{mode}: every worker served ({sent} requests)"
     );
-    let counts = cluster.workers().await.expect("workers");
-    assert!(
-        counts.iter().all(|w| w.connections > 0),
-        "{mode}: every worker's connection count is seen by the primary: {counts:?}"
+    // The primary's count of each worker is the number of requests it answered (one
+    // connection each), once the last reports are in.
+    wait_for_connections(&cluster, sent).await;
+    let counts: HashMap<u32, u64> = cluster
+        .workers()
+        .await
+        .expect("workers")
+        .iter()
+        .map(|w| (w.pid, w.connections))
+        .collect();
+    assert_eq!(
+        counts, answered,
+        "{mode}: the primary sees each worker's connection count"
     );
     shut_down(cluster).await;
 }
