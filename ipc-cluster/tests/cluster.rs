@@ -38,6 +38,13 @@ ipc_core::child_roles! {
         /// Take the listener, say ready, drop the listener (so every connection the
         /// primary hands over is refused), and wait to be told to stop.
         RefuseAll,
+        /// Speak the control protocol by hand: acknowledge `listen`, say ready, and
+        /// die (SIGKILL) on the first `conn`, before acknowledging it.
+        DieOnConn,
+        /// In a process of its own (its fds are its own): run an rr cluster whose
+        /// worker 1 dies while a connection is handed to it, and check that the
+        /// client is served and no fd is left behind.
+        HandoffDeath,
         /// Start a cluster of `Serve` workers (mode in `MODE`), print the pids, wait.
         Primary,
     }
@@ -82,6 +89,11 @@ async fn run_child(role: Role) -> i32 {
             std::future::pending::<i32>().await
         }
         Role::CrashAtStart => 1,
+        Role::DieOnConn => die_on_conn().await,
+        Role::HandoffDeath => {
+            a_worker_dying_mid_handoff().await;
+            0
+        }
         Role::RefuseAll => {
             let worker = Worker::connect().await.expect("connect");
             let listener = worker.listener().await.expect("listener");
@@ -410,6 +422,120 @@ async fn a_connection_a_worker_refuses_goes_to_another_round_robin() {
     let served = workers.iter().find(|w| w.pid == server).expect("server");
     assert_eq!((served.connections, served.refused), (10, 0), "{workers:?}");
     shut_down(cluster).await;
+}
+
+/// [`Role::DieOnConn`]: a worker that dies with a connection's fd in flight to it.
+async fn die_on_conn() -> i32 {
+    use ipc_core::prelude::*;
+    use ipc_uds::RecvFds;
+    let endpoint = ipc_core::env::endpoint_from_env().expect("IPC_ENDPOINT");
+    let mut channel = ipc_uds::connect(&endpoint, &ipc_core::Options::from_env())
+        .await
+        .expect("connect");
+    while let Ok(Some((frame, _fds))) = channel.recv_with_fds().await {
+        let msg: serde_json::Value = serde_json::from_slice(&frame).unwrap_or_default();
+        match msg["ipc_cluster"].as_str() {
+            Some("listen") => {
+                let ack =
+                    serde_json::json!({"ipc_cluster": "ack", "seq": msg["seq"], "taken": true});
+                channel
+                    .send(bytes::Bytes::from(ack.to_string()))
+                    .await
+                    .expect("ack");
+                ipc_cluster::worker::ready(&mut channel)
+                    .await
+                    .expect("ready");
+            }
+            Some("conn") => {
+                nix::sys::signal::raise(Signal::SIGKILL).expect("SIGKILL myself");
+            }
+            _ => {}
+        }
+    }
+    0
+}
+
+/// This process's open fds.
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .expect("/proc/self/fd")
+        .count()
+}
+
+/// [`Role::HandoffDeath`]'s scenario.
+async fn a_worker_dying_mid_handoff() {
+    let died_once = Arc::new(AtomicBool::new(false));
+    let mut cluster = start_with(Mode::RoundRobin, 2, move |index| {
+        if index == 1 && !died_once.swap(true, Ordering::Relaxed) {
+            child_command(Role::DieOnConn)
+        } else {
+            child_command(Role::Serve)
+        }
+    })
+    .await;
+    let addr = cluster.local_addr();
+    let workers = cluster.workers().await.expect("w");
+    let (server, dying) = (workers[0].pid, workers[1].pid);
+    let before = open_fds();
+    // Both are ready: the round-robin hands one of the first two connections to the
+    // dying worker; it comes back and worker 0 serves it.
+    for n in 0..2 {
+        let pid = request(addr)
+            .await
+            .unwrap_or_else(|e| panic!("request {n} failed: {e}"));
+        assert_eq!(pid, server, "request {n}");
+    }
+    let mut replacement = None;
+    let mut died = false;
+    while replacement.is_none() || !died {
+        match next_event(&mut cluster).await {
+            ClusterEvent::Exited { pid, cause, .. } => {
+                assert_eq!((pid, cause), (dying, ExitCause::Crashed));
+                died = true;
+            }
+            ClusterEvent::Ready { index: 1, pid } if pid != dying => replacement = Some(pid),
+            _ => {}
+        }
+    }
+    // The replacement takes connections again.
+    let mut served = HashSet::new();
+    while served.len() < 2 {
+        served.insert(request(addr).await.expect("a request succeeds"));
+    }
+    assert!(served.contains(&server) && served.contains(&replacement.expect("ready")));
+    // The dead worker's channel, its tasks and the connection's fd are all closed
+    // (some of them a moment after the events): back to as many fds as before.
+    let settled = tokio::time::timeout(GUARD, async {
+        while open_fds() != before {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    assert!(
+        settled.is_ok(),
+        "fds leaked: {before} open before the worker died, {} now",
+        open_fds()
+    );
+    shut_down(cluster).await;
+}
+
+#[tokio::test]
+async fn a_worker_dying_mid_handoff_is_an_error_not_a_crash_or_a_leaked_fd() {
+    // In a child process: the fds of this test binary's other tests are not counted.
+    let child = tokio::process::Command::from(child_command(Role::HandoffDeath))
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(GUARD * 2, child)
+        .await
+        .expect("finished in time")
+        .expect("run the scenario");
+    assert!(
+        output.status.success(),
+        "{}:\n{}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 #[tokio::test]
