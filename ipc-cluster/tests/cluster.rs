@@ -108,7 +108,15 @@ async fn run_child(role: Role) -> i32 {
                 .ok()
                 .and_then(|m| m.parse().ok())
                 .unwrap_or_default();
-            let config = ClusterConfig::builder().workers(2).mode(mode).build();
+            let drain = std::env::var("DRAIN_MS")
+                .ok()
+                .and_then(|ms| ms.parse().ok())
+                .map_or(Duration::from_secs(10), Duration::from_millis);
+            let config = ClusterConfig::builder()
+                .workers(2)
+                .mode(mode)
+                .drain_timeout(drain)
+                .build();
             let cluster = Cluster::start(config, |_| child_command(Role::Serve))
                 .await
                 .expect("start");
@@ -119,10 +127,11 @@ async fn run_child(role: Role) -> i32 {
                 .iter()
                 .map(|w| w.pid.to_string())
                 .collect();
-            // Catch SIGTERM from now on (tokio's handler stays once installed), so a
-            // signal sent as soon as this line is read is not a kill.
-            let _term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                .expect("catch SIGTERM");
+            // Catch SIGINT and SIGTERM from now on (tokio's handlers stay once
+            // installed), so a signal sent as soon as this line is read is not a kill.
+            use tokio::signal::unix::{signal, SignalKind};
+            let _int = signal(SignalKind::interrupt()).expect("catch SIGINT");
+            let _term = signal(SignalKind::terminate()).expect("catch SIGTERM");
             println!("addr {} pids {}", cluster.local_addr(), pids.join(","));
             cluster.run_until_signal().await.expect("run");
             0
@@ -630,13 +639,7 @@ async fn shutdown_lets_in_flight_requests_finish() {
 #[tokio::test]
 async fn nothing_outlives_a_sigkilled_primary() {
     let (mut primary, line) = start_primary(&[]).await;
-    let pids: Vec<u32> = line
-        .split_once("pids ")
-        .expect("pids")
-        .1
-        .split(',')
-        .map(|p| p.trim().parse().expect("pid"))
-        .collect();
+    let (_, pids) = addr_and_pids(&line);
     assert_eq!(pids.len(), 2);
     primary.start_kill().expect("SIGKILL the primary");
     primary.wait().await.expect("reap");
@@ -672,23 +675,109 @@ async fn addr_line(primary: &mut tokio::process::Child) -> String {
     .expect("the primary printed its address once its workers ran")
 }
 
-#[tokio::test]
-async fn sigterm_shuts_the_primary_down_with_exit_0() {
-    let (mut primary, line) = start_primary(&[("MODE", "rr")]).await;
-    let addr: SocketAddr = line
+/// A [`Role::Primary`]'s address and its workers' pids, from its "addr .. pids .." line.
+fn addr_and_pids(line: &str) -> (SocketAddr, Vec<u32>) {
+    let addr = line
         .split_whitespace()
         .next()
-        .expect("addr")
-        .parse()
-        .expect("addr");
-    request(addr).await.expect("served");
-    let pid = primary.id().expect("pid");
-    support::signal(pid, Signal::SIGTERM);
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("an address in {line:?}"));
+    let pids = line
+        .split_once("pids ")
+        .expect("pids")
+        .1
+        .split(',')
+        .map(|p| p.trim().parse().expect("pid"))
+        .collect();
+    (addr, pids)
+}
+
+/// A request in flight: a connection whose worker answered `held` and waits for the
+/// rest of the request.
+async fn request_in_flight(
+    addr: SocketAddr,
+) -> (
+    tokio::io::Lines<BufReader<tokio::net::tcp::OwnedReadHalf>>,
+    tokio::net::tcp::OwnedWriteHalf,
+) {
+    let stream = TcpStream::connect(addr).await.expect("connect");
+    let (read, mut write) = stream.into_split();
+    let mut lines = BufReader::new(read).lines();
+    write.write_all(b"hold\n").await.expect("send");
+    assert_eq!(
+        lines.next_line().await.expect("read").as_deref(),
+        Some("held")
+    );
+    (lines, write)
+}
+
+/// SIGINT or SIGTERM to a primary process while a request is in flight: it stops
+/// accepting (new connections are refused), the request in flight completes, the
+/// workers stop and the primary exits 0.
+async fn a_signal_drains_the_cluster_and_exits_0(mode: Mode, signal: Signal) {
+    let (mut primary, line) = start_primary(&[("MODE", &mode.to_string())]).await;
+    let (addr, pids) = addr_and_pids(&line);
+    let (mut lines, mut write) = request_in_flight(addr).await;
+    support::signal(primary.id().expect("pid"), signal);
+    let refused = tokio::time::timeout(GUARD, async {
+        loop {
+            match TcpStream::connect(addr).await {
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => break,
+                // Accepted before the stop took effect (or reset): try again.
+                _ => tokio::task::yield_now().await,
+            }
+        }
+    })
+    .await;
+    assert!(
+        refused.is_ok(),
+        "{mode}: new connections are still accepted {GUARD:?} after {signal}"
+    );
+    write.write_all(b"hi\n").await.expect("send");
+    let answer = lines.next_line().await.expect("read").expect("an answer");
+    let pid: u32 = answer.parse().expect("a pid");
+    assert!(
+        pids.contains(&pid),
+        "{mode}: the request in flight completed"
+    );
+    drop((lines, write));
     let status = tokio::time::timeout(GUARD, primary.wait())
         .await
         .expect("exits in time")
         .expect("status");
+    assert!(status.success(), "{mode}: {signal}: {status}");
+    all_gone(&pids).await.expect("every worker stopped");
+}
+
+#[tokio::test]
+async fn sigint_drains_the_cluster_and_exits_0_shared() {
+    a_signal_drains_the_cluster_and_exits_0(Mode::Shared, Signal::SIGINT).await;
+}
+
+#[tokio::test]
+async fn sigterm_drains_the_cluster_and_exits_0_round_robin() {
+    a_signal_drains_the_cluster_and_exits_0(Mode::RoundRobin, Signal::SIGTERM).await;
+}
+
+#[tokio::test]
+async fn sigterm_drains_the_cluster_and_exits_0_reuseport() {
+    a_signal_drains_the_cluster_and_exits_0(Mode::ReusePort, Signal::SIGTERM).await;
+}
+
+#[tokio::test]
+async fn a_request_that_never_finishes_delays_a_signalled_shutdown_only_for_the_drain_timeout() {
+    let (mut primary, line) = start_primary(&[("MODE", "rr"), ("DRAIN_MS", "300")]).await;
+    let (addr, pids) = addr_and_pids(&line);
+    let (mut lines, _write) = request_in_flight(addr).await;
+    support::signal(primary.id().expect("pid"), Signal::SIGTERM);
+    let status = tokio::time::timeout(GUARD, primary.wait())
+        .await
+        .expect("exits in time although the request never finishes")
+        .expect("status");
     assert!(status.success(), "{status}");
+    all_gone(&pids).await.expect("every worker stopped");
+    // The worker holding it was killed: the connection ended without an answer.
+    assert!(!matches!(lines.next_line().await, Ok(Some(_))));
 }
 
 /// A rolling reload of two workers under the load of four clients; every worker is

@@ -87,16 +87,18 @@ impl Cluster {
         let addr = port.addr;
         let (inputs, inbox) = mpsc::unbounded_channel();
         let (events_tx, events) = mpsc::unbounded_channel();
-        if port.mode == Mode::RoundRobin {
-            if let Some(listener) = &port.listener {
-                spawn_acceptor(listener.try_clone()?, inputs.clone())?;
+        let acceptor = match (&port.listener, port.mode) {
+            (Some(listener), Mode::RoundRobin) => {
+                Some(spawn_acceptor(listener.try_clone()?, inputs.clone())?)
             }
-        }
+            _ => None,
+        };
         let actor = Actor::new(
             config.clone(),
             command,
             agent.clone(),
             port,
+            acceptor,
             inputs.clone(),
             events_tx,
         );

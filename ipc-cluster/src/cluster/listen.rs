@@ -80,14 +80,15 @@ pub(super) fn bind(config: &ClusterConfig) -> Result<Port> {
     }
 }
 
-/// Accept connections (round-robin mode) and pass them to the cluster's task.
+/// Accept connections (round-robin mode) and pass them to the cluster's task, until
+/// the returned handle aborts the task (which closes its listener).
 pub(super) fn spawn_acceptor(
     listener: std::net::TcpListener,
     inputs: mpsc::UnboundedSender<Input>,
-) -> Result<()> {
+) -> Result<tokio::task::AbortHandle> {
     listener.set_nonblocking(true)?;
     let listener = tokio::net::TcpListener::from_std(listener)?;
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         loop {
             match listener.accept().await {
                 Ok((stream, _)) => {
@@ -109,7 +110,7 @@ pub(super) fn spawn_acceptor(
             }
         }
     });
-    Ok(())
+    Ok(task.abort_handle())
 }
 
 /// The sysctl by which the kernel moves the connections queued on a closing
