@@ -69,6 +69,30 @@ pub async fn ready<C: Channel + ?Sized>(channel: &mut C) -> Result<()> {
     Ok(())
 }
 
+/// Tell the supervisor this process is about to exit on purpose, because of `error`
+/// (sends the `fatal` control message on `channel`): its exit is then reported as
+/// [`ExitCause::Announced`](crate::ExitCause::Announced), told apart from a crash or a
+/// kill. A cluster worker calls [`Worker::fatal`] instead, which also waits for its
+/// replacement.
+///
+/// ```no_run
+/// # async fn demo() -> ipc_cluster::Result<()> {
+/// let mut parent = ipc_uds::connect(&ipc_core::env::endpoint_from_env()?, &ipc_core::Options::from_env()).await?;
+/// ipc_cluster::worker::announce_exit(&mut parent, "the database is gone").await?;
+/// std::process::exit(1);
+/// # }
+/// ```
+pub async fn announce_exit<C: Channel + ?Sized>(
+    channel: &mut C,
+    error: impl std::fmt::Display,
+) -> Result<()> {
+    let fatal = Ctl::Fatal {
+        error: error.to_string(),
+    };
+    channel.send(fatal.encode()).await?;
+    Ok(())
+}
+
 /// This worker's index (from `IPC_WORKER_INDEX`, else `NODE_APP_INSTANCE`), if it has one.
 ///
 /// ```
