@@ -34,6 +34,15 @@ ipc_core::child_roles! {
     }
 }
 
+/// Aborts its task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// The children's entry point: does nothing in the parent's test run.
 #[test]
 fn child() {
@@ -54,7 +63,7 @@ async fn run_child(role: Role) -> i32 {
     me.ready().await.expect("ready");
     // Every process reports each membership change it learns of.
     let watcher = me.clone();
-    tokio::spawn(async move {
+    let watcher_task = AbortOnDrop(tokio::spawn(async move {
         loop {
             let members = watcher.members_changed().await;
             let report = json!({"workers": members.workers, "agent": members.agent});
@@ -62,7 +71,7 @@ async fn run_child(role: Role) -> i32 {
                 return;
             }
         }
-    });
+    }));
     let whoami = if role == Role::Agent {
         "agent"
     } else {
@@ -88,15 +97,22 @@ async fn run_child(role: Role) -> i32 {
                     .expect("request");
                 me.send(To::Primary, "answer", answer).await.expect("send");
             }
-            "exit-now" => {
+            "exit-now" | "exit-abruptly" => {
                 for n in 0..100 {
                     me.send(To::Primary, "last-words", json!(n))
                         .await
                         .expect("send");
                 }
-                if let Ok(me) = Arc::try_unwrap(me) {
-                    let _ = me.close().await;
+                if msg.action == "exit-abruptly" {
+                    // No goodbye on the channel: the process just ends.
+                    std::process::exit(0);
                 }
+                // The watcher holds a handle too: stop it, then close the channel.
+                let mut watcher_task = watcher_task;
+                watcher_task.0.abort();
+                let _ = (&mut watcher_task.0).await;
+                let me = Arc::try_unwrap(me).expect("the only handle left");
+                me.close().await.expect("close");
                 return 0;
             }
             action => {
@@ -390,21 +406,43 @@ async fn an_agent_never_ready_at_start_up_fails_the_cluster_after_listen_timeout
     assert_eq!(workers, 0, "no worker is started after the agent failed");
 }
 
-#[tokio::test]
-async fn messages_sent_just_before_a_worker_exits_still_arrive() {
+/// A worker sends 100 messages to the primary and exits at once (`how`: after
+/// closing its channel, or abruptly): all arrive, in order, before its exit is reported.
+async fn last_words_arrive_before_the_exit(how: &str) {
     let mut cluster = start().await;
     let worker = cluster.workers().await.expect("w")[0].pid;
     cluster
-        .send(To::Pid(worker), "exit-now", json!(null))
+        .send(To::Pid(worker), how, json!(null))
         .expect("send");
     let mut next = 0;
-    while next < 100 {
-        let msg = next_message(&mut cluster).await;
-        if msg.action == "last-words" {
-            assert_eq!(msg.from, worker);
-            assert_eq!(msg.data, json!(next), "in order, none lost");
-            next += 1;
+    loop {
+        match next_event(&mut cluster).await {
+            ClusterEvent::Message(msg) if msg.action == "last-words" => {
+                assert_eq!(msg.from, worker);
+                assert_eq!(msg.data, json!(next), "{how}: in order, none lost");
+                next += 1;
+            }
+            ClusterEvent::Exited { pid, status, .. } if pid == worker => {
+                assert_eq!(
+                    status,
+                    ExitStatus::Code(0),
+                    "{how}: the worker exits cleanly"
+                );
+                break;
+            }
+            _ => {}
         }
     }
+    assert_eq!(next, 100, "{how}: every message arrived before the exit");
     shut_down(cluster).await;
+}
+
+#[tokio::test]
+async fn messages_sent_just_before_a_worker_exits_still_arrive() {
+    last_words_arrive_before_the_exit("exit-now").await;
+}
+
+#[tokio::test]
+async fn messages_sent_just_before_a_worker_exits_abruptly_still_arrive() {
+    last_words_arrive_before_the_exit("exit-abruptly").await;
 }
