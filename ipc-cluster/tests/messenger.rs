@@ -181,6 +181,13 @@ async fn deliveries(cluster: &mut Cluster, to: To, action: &str) -> HashMap<u32,
 #[tokio::test]
 async fn each_kind_of_message_reaches_exactly_the_right_processes() {
     let mut cluster = start().await;
+    assert!(
+        matches!(
+            next_event(&mut cluster).await,
+            ClusterEvent::AgentReady { .. }
+        ),
+        "the agent is ready before any worker starts"
+    );
     let agent = cluster.agent().await.expect("agent").expect("an agent");
     let workers: Vec<u32> = worker_pids(&cluster).await;
     let one = |pid: u32| HashMap::from([(pid, 1usize)]);
