@@ -235,3 +235,25 @@ impl ConfigBuilder {
         self.config
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_defaults_are_pm2s() {
+        let config = Config::default();
+        assert_eq!(config.restart, Restart::Always);
+        assert!(config.stop_exit_codes.is_empty());
+        assert_eq!(config.min_uptime, Duration::from_secs(1));
+        assert_eq!(config.max_restarts, 16);
+        assert_eq!(config.restart_delay, Duration::ZERO);
+        assert_eq!(config.exp_backoff, None);
+        assert_eq!(config.backoff_max, Duration::from_secs(15));
+        assert_eq!(config.backoff_reset, Duration::from_secs(30));
+        assert_eq!(config.wait_ready, WaitReady::No);
+        assert_eq!(config.listen_timeout, Duration::from_secs(3));
+        assert_eq!(config.stop_with, StopWith::Signal(Signal::SIGINT));
+        assert_eq!(config.kill_timeout, Duration::from_millis(1600));
+    }
+}

@@ -135,6 +135,10 @@ fn emit(events: &mpsc::UnboundedSender<Event>, event: Event) {
     let _ = events.send(event);
 }
 
+/// How long the control channel of a process that exited is still read for the
+/// messages it sent before its exit.
+const READ_TO_END: Duration = Duration::from_secs(1);
+
 /// How one run of the process ended.
 struct RunEnd {
     status: ExitStatus,
@@ -300,6 +304,17 @@ async fn run_once(
     let end = loop {
         tokio::select! {
             status = process::exited(&mut child) => {
+                // A message sent just before the exit (an announced exit) comes first:
+                // the channel is read to its end (bounded, a grandchild may hold the
+                // process's end open).
+                if let Some(inbound) = inbound.as_mut() {
+                    let read_to_end = async {
+                        while let Some(msg) = inbound.recv().await {
+                            note(msg);
+                        }
+                    };
+                    let _ = tokio::time::timeout(READ_TO_END, read_to_end).await;
+                }
                 let cause = if announced { ExitCause::Announced } else { ExitCause::Crashed };
                 break ended(status, cause, None);
             }

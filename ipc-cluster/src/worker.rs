@@ -69,6 +69,30 @@ pub async fn ready<C: Channel + ?Sized>(channel: &mut C) -> Result<()> {
     Ok(())
 }
 
+/// Tell the supervisor this process is about to exit on purpose, because of `error`
+/// (sends the `fatal` control message on `channel`): its exit is then reported as
+/// [`ExitCause::Announced`](crate::ExitCause::Announced), told apart from a crash or a
+/// kill. A cluster worker calls [`Worker::fatal`] instead, which also waits for its
+/// replacement.
+///
+/// ```no_run
+/// # async fn demo() -> ipc_cluster::Result<()> {
+/// let mut parent = ipc_uds::connect(&ipc_core::env::endpoint_from_env()?, &ipc_core::Options::from_env()).await?;
+/// ipc_cluster::worker::announce_exit(&mut parent, "the database is gone").await?;
+/// std::process::exit(1);
+/// # }
+/// ```
+pub async fn announce_exit<C: Channel + ?Sized>(
+    channel: &mut C,
+    error: impl std::fmt::Display,
+) -> Result<()> {
+    let fatal = Ctl::Fatal {
+        error: error.to_string(),
+    };
+    channel.send(fatal.encode()).await?;
+    Ok(())
+}
+
 /// This worker's index (from `IPC_WORKER_INDEX`, else `NODE_APP_INSTANCE`), if it has one.
 ///
 /// ```
@@ -114,6 +138,8 @@ pub struct Worker {
     stop: watch::Receiver<bool>,
     release: watch::Receiver<bool>,
     members: watch::Receiver<Members>,
+    /// The announcements [`Worker::members_changed`] has returned so far.
+    members_seen: tokio::sync::Mutex<watch::Receiver<Members>>,
     inbox: tokio::sync::Mutex<mpsc::UnboundedReceiver<Envelope>>,
     next_request: AtomicU64,
     writer: Mutex<Option<tokio::task::JoinHandle<()>>>,
@@ -184,6 +210,7 @@ impl Worker {
             listen_set,
             stop,
             release,
+            members_seen: tokio::sync::Mutex::new(members.clone()),
             members,
             inbox: tokio::sync::Mutex::new(inbox),
             next_request: AtomicU64::new(1),
@@ -312,11 +339,23 @@ impl Worker {
         self.members.borrow().clone()
     }
 
-    /// Wait until the members change, and return them.
+    /// Wait until the members differ from those this call returned last time (the
+    /// first call: from none; it returns at once if the primary announced them
+    /// already), and return them. Once the primary is gone it returns at once, with
+    /// the last members known ([`stopping`](Self::stopping) has resolved by then).
+    ///
+    /// ```no_run
+    /// # async fn demo(worker: ipc_cluster::Worker) {
+    /// loop {
+    ///     let members = worker.members_changed().await;
+    ///     println!("workers now: {:?}", members.workers);
+    /// }
+    /// # }
+    /// ```
     pub async fn members_changed(&self) -> Members {
-        let mut members = self.members.clone();
-        let _ = members.changed().await;
-        let now = members.borrow().clone();
+        let mut seen = self.members_seen.lock().await;
+        let _ = seen.changed().await;
+        let now = seen.borrow_and_update().clone();
         now
     }
 
@@ -410,7 +449,14 @@ fn on_frame(shared: &Shared, senders: &ReaderSenders, frame: &[u8], mut fds: Vec
             let _ = senders.stop.send(true);
         }
         Ctl::Members { workers, agent } => {
-            senders.members.send_replace(Members { workers, agent });
+            // The primary announces after every start and exit; only a change wakes
+            // `members_changed`.
+            let announced = Members { workers, agent };
+            senders.members.send_if_modified(|members| {
+                let changed = *members != announced;
+                *members = announced;
+                changed
+            });
         }
         Ctl::Msg(envelope) => {
             if let Some(id) = envelope.response {

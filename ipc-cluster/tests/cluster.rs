@@ -4,7 +4,7 @@
 
 mod support;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -35,6 +35,16 @@ ipc_core::child_roles! {
         NeverReady,
         /// Exit 1 at once, before saying ready.
         CrashAtStart,
+        /// Take the listener, say ready, drop the listener (so every connection the
+        /// primary hands over is refused), and wait to be told to stop.
+        RefuseAll,
+        /// Speak the control protocol by hand: acknowledge `listen`, say ready, and
+        /// die (SIGKILL) on the first `conn`, before acknowledging it.
+        DieOnConn,
+        /// In a process of its own (its fds are its own): run an rr cluster whose
+        /// worker 1 dies while a connection is handed to it, and check that the
+        /// client is served and no fd is left behind.
+        HandoffDeath,
         /// Start a cluster of `Serve` workers (mode in `MODE`), print the pids, wait.
         Primary,
     }
@@ -79,12 +89,34 @@ async fn run_child(role: Role) -> i32 {
             std::future::pending::<i32>().await
         }
         Role::CrashAtStart => 1,
+        Role::DieOnConn => die_on_conn().await,
+        Role::HandoffDeath => {
+            a_worker_dying_mid_handoff().await;
+            0
+        }
+        Role::RefuseAll => {
+            let worker = Worker::connect().await.expect("connect");
+            let listener = worker.listener().await.expect("listener");
+            worker.ready().await.expect("ready");
+            drop(listener);
+            worker.stopping().await;
+            let _ = worker.close().await;
+            0
+        }
         Role::Primary => {
             let mode: Mode = std::env::var("MODE")
                 .ok()
                 .and_then(|m| m.parse().ok())
                 .unwrap_or_default();
-            let config = ClusterConfig::builder().workers(2).mode(mode).build();
+            let drain = std::env::var("DRAIN_MS")
+                .ok()
+                .and_then(|ms| ms.parse().ok())
+                .map_or(Duration::from_secs(10), Duration::from_millis);
+            let config = ClusterConfig::builder()
+                .workers(2)
+                .mode(mode)
+                .drain_timeout(drain)
+                .build();
             let cluster = Cluster::start(config, |_| child_command(Role::Serve))
                 .await
                 .expect("start");
@@ -95,10 +127,11 @@ async fn run_child(role: Role) -> i32 {
                 .iter()
                 .map(|w| w.pid.to_string())
                 .collect();
-            // Catch SIGTERM from now on (tokio's handler stays once installed), so a
-            // signal sent as soon as this line is read is not a kill.
-            let _term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                .expect("catch SIGTERM");
+            // Catch SIGINT and SIGTERM from now on (tokio's handlers stay once
+            // installed), so a signal sent as soon as this line is read is not a kill.
+            use tokio::signal::unix::{signal, SignalKind};
+            let _int = signal(SignalKind::interrupt()).expect("catch SIGINT");
+            let _term = signal(SignalKind::terminate()).expect("catch SIGTERM");
             println!("addr {} pids {}", cluster.local_addr(), pids.join(","));
             cluster.run_until_signal().await.expect("run");
             0
@@ -243,26 +276,36 @@ async fn spread(mode: Mode) {
     let addr = cluster.local_addr();
     let workers: HashSet<u32> = worker_pids(&cluster).await.into_iter().collect();
     assert_eq!(workers.len(), 2);
-    let mut seen = HashSet::new();
+    let mut answered: HashMap<u32, u64> = HashMap::new();
     let mut sent = 0;
     // Eight clients at a time until every worker answered (bounded).
-    while seen != workers && sent < 4000 {
+    while answered.len() < workers.len() && sent < 4000 {
         let batch: Vec<_> = (0..8).map(|_| tokio::spawn(request(addr))).collect();
         for r in batch {
             let pid = r.await.expect("join").expect("a request succeeds");
             assert!(workers.contains(&pid), "answered by a worker");
-            seen.insert(pid);
+            *answered.entry(pid).or_default() += 1;
             sent += 1;
         }
     }
     assert_eq!(
-        seen, workers,
+        answered.keys().copied().collect::<HashSet<_>>(),
+        workers,
         "{mode}: every worker served ({sent} requests)"
     );
-    let counts = cluster.workers().await.expect("workers");
-    assert!(
-        counts.iter().all(|w| w.connections > 0),
-        "{mode}: every worker's connection count is seen by the primary: {counts:?}"
+    // The primary's count of each worker is the number of requests it answered (one
+    // connection each), once the last reports are in.
+    wait_for_connections(&cluster, sent).await;
+    let counts: HashMap<u32, u64> = cluster
+        .workers()
+        .await
+        .expect("workers")
+        .iter()
+        .map(|w| (w.pid, w.connections))
+        .collect();
+    assert_eq!(
+        counts, answered,
+        "{mode}: the primary sees each worker's connection count"
     );
     shut_down(cluster).await;
 }
@@ -350,6 +393,158 @@ async fn a_killed_worker_is_replaced_shared() {
 #[tokio::test]
 async fn a_killed_worker_is_replaced_round_robin() {
     killed_worker_is_replaced(Mode::RoundRobin).await;
+}
+
+#[tokio::test]
+async fn a_connection_a_worker_refuses_goes_to_another_round_robin() {
+    // Worker 1 refuses every connection handed to it (it dropped its listener); both
+    // are ready before the first request, so the round-robin offers it one of the
+    // first two, which worker 0 then serves: no client sees a failure.
+    let cluster = start_with(Mode::RoundRobin, 2, |index| {
+        if index == 1 {
+            child_command(Role::RefuseAll)
+        } else {
+            child_command(Role::Serve)
+        }
+    })
+    .await;
+    let addr = cluster.local_addr();
+    let workers = cluster.workers().await.expect("w");
+    let (server, refuser) = (workers[0].pid, workers[1].pid);
+    for n in 0..10 {
+        let pid = request(addr)
+            .await
+            .unwrap_or_else(|e| panic!("request {n} failed: {e}"));
+        assert_eq!(
+            pid, server,
+            "request {n} served by the worker that takes them"
+        );
+    }
+    wait_for_connections(&cluster, 10).await;
+    let workers = cluster.workers().await.expect("w");
+    let refused = workers.iter().find(|w| w.pid == refuser).expect("refuser");
+    assert_eq!(refused.connections, 0, "{workers:?}");
+    assert_eq!(
+        refused.refused, 1,
+        "offered one, refused it, and not offered more: {workers:?}"
+    );
+    let served = workers.iter().find(|w| w.pid == server).expect("server");
+    assert_eq!((served.connections, served.refused), (10, 0), "{workers:?}");
+    shut_down(cluster).await;
+}
+
+/// [`Role::DieOnConn`]: a worker that dies with a connection's fd in flight to it.
+async fn die_on_conn() -> i32 {
+    use ipc_core::prelude::*;
+    use ipc_uds::RecvFds;
+    let endpoint = ipc_core::env::endpoint_from_env().expect("IPC_ENDPOINT");
+    let mut channel = ipc_uds::connect(&endpoint, &ipc_core::Options::from_env())
+        .await
+        .expect("connect");
+    while let Ok(Some((frame, _fds))) = channel.recv_with_fds().await {
+        let msg: serde_json::Value = serde_json::from_slice(&frame).unwrap_or_default();
+        match msg["ipc_cluster"].as_str() {
+            Some("listen") => {
+                let ack =
+                    serde_json::json!({"ipc_cluster": "ack", "seq": msg["seq"], "taken": true});
+                channel
+                    .send(bytes::Bytes::from(ack.to_string()))
+                    .await
+                    .expect("ack");
+                ipc_cluster::worker::ready(&mut channel)
+                    .await
+                    .expect("ready");
+            }
+            Some("conn") => {
+                nix::sys::signal::raise(Signal::SIGKILL).expect("SIGKILL myself");
+            }
+            _ => {}
+        }
+    }
+    0
+}
+
+/// This process's open fds.
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .expect("/proc/self/fd")
+        .count()
+}
+
+/// [`Role::HandoffDeath`]'s scenario.
+async fn a_worker_dying_mid_handoff() {
+    let died_once = Arc::new(AtomicBool::new(false));
+    let mut cluster = start_with(Mode::RoundRobin, 2, move |index| {
+        if index == 1 && !died_once.swap(true, Ordering::Relaxed) {
+            child_command(Role::DieOnConn)
+        } else {
+            child_command(Role::Serve)
+        }
+    })
+    .await;
+    let addr = cluster.local_addr();
+    let workers = cluster.workers().await.expect("w");
+    let (server, dying) = (workers[0].pid, workers[1].pid);
+    let before = open_fds();
+    // Both are ready: the round-robin hands one of the first two connections to the
+    // dying worker; it comes back and worker 0 serves it.
+    for n in 0..2 {
+        let pid = request(addr)
+            .await
+            .unwrap_or_else(|e| panic!("request {n} failed: {e}"));
+        assert_eq!(pid, server, "request {n}");
+    }
+    let mut replacement = None;
+    let mut died = false;
+    while replacement.is_none() || !died {
+        match next_event(&mut cluster).await {
+            ClusterEvent::Exited { pid, cause, .. } => {
+                assert_eq!((pid, cause), (dying, ExitCause::Crashed));
+                died = true;
+            }
+            ClusterEvent::Ready { index: 1, pid } if pid != dying => replacement = Some(pid),
+            _ => {}
+        }
+    }
+    // The replacement takes connections again.
+    let mut served = HashSet::new();
+    while served.len() < 2 {
+        served.insert(request(addr).await.expect("a request succeeds"));
+    }
+    assert!(served.contains(&server) && served.contains(&replacement.expect("ready")));
+    // The dead worker's channel, its tasks and the connection's fd are all closed
+    // (some of them a moment after the events): back to as many fds as before.
+    let settled = tokio::time::timeout(GUARD, async {
+        while open_fds() != before {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    assert!(
+        settled.is_ok(),
+        "fds leaked: {before} open before the worker died, {} now",
+        open_fds()
+    );
+    shut_down(cluster).await;
+}
+
+#[tokio::test]
+async fn a_worker_dying_mid_handoff_is_an_error_not_a_crash_or_a_leaked_fd() {
+    // In a child process: the fds of this test binary's other tests are not counted.
+    let child = tokio::process::Command::from(child_command(Role::HandoffDeath))
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(GUARD * 2, child)
+        .await
+        .expect("finished in time")
+        .expect("run the scenario");
+    assert!(
+        output.status.success(),
+        "{}:\n{}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 #[tokio::test]
@@ -444,13 +639,7 @@ async fn shutdown_lets_in_flight_requests_finish() {
 #[tokio::test]
 async fn nothing_outlives_a_sigkilled_primary() {
     let (mut primary, line) = start_primary(&[]).await;
-    let pids: Vec<u32> = line
-        .split_once("pids ")
-        .expect("pids")
-        .1
-        .split(',')
-        .map(|p| p.trim().parse().expect("pid"))
-        .collect();
+    let (_, pids) = addr_and_pids(&line);
     assert_eq!(pids.len(), 2);
     primary.start_kill().expect("SIGKILL the primary");
     primary.wait().await.expect("reap");
@@ -486,23 +675,109 @@ async fn addr_line(primary: &mut tokio::process::Child) -> String {
     .expect("the primary printed its address once its workers ran")
 }
 
-#[tokio::test]
-async fn sigterm_shuts_the_primary_down_with_exit_0() {
-    let (mut primary, line) = start_primary(&[("MODE", "rr")]).await;
-    let addr: SocketAddr = line
+/// A [`Role::Primary`]'s address and its workers' pids, from its "addr .. pids .." line.
+fn addr_and_pids(line: &str) -> (SocketAddr, Vec<u32>) {
+    let addr = line
         .split_whitespace()
         .next()
-        .expect("addr")
-        .parse()
-        .expect("addr");
-    request(addr).await.expect("served");
-    let pid = primary.id().expect("pid");
-    support::signal(pid, Signal::SIGTERM);
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("an address in {line:?}"));
+    let pids = line
+        .split_once("pids ")
+        .expect("pids")
+        .1
+        .split(',')
+        .map(|p| p.trim().parse().expect("pid"))
+        .collect();
+    (addr, pids)
+}
+
+/// A request in flight: a connection whose worker answered `held` and waits for the
+/// rest of the request.
+async fn request_in_flight(
+    addr: SocketAddr,
+) -> (
+    tokio::io::Lines<BufReader<tokio::net::tcp::OwnedReadHalf>>,
+    tokio::net::tcp::OwnedWriteHalf,
+) {
+    let stream = TcpStream::connect(addr).await.expect("connect");
+    let (read, mut write) = stream.into_split();
+    let mut lines = BufReader::new(read).lines();
+    write.write_all(b"hold\n").await.expect("send");
+    assert_eq!(
+        lines.next_line().await.expect("read").as_deref(),
+        Some("held")
+    );
+    (lines, write)
+}
+
+/// SIGINT or SIGTERM to a primary process while a request is in flight: it stops
+/// accepting (new connections are refused), the request in flight completes, the
+/// workers stop and the primary exits 0.
+async fn a_signal_drains_the_cluster_and_exits_0(mode: Mode, signal: Signal) {
+    let (mut primary, line) = start_primary(&[("MODE", &mode.to_string())]).await;
+    let (addr, pids) = addr_and_pids(&line);
+    let (mut lines, mut write) = request_in_flight(addr).await;
+    support::signal(primary.id().expect("pid"), signal);
+    let refused = tokio::time::timeout(GUARD, async {
+        loop {
+            match TcpStream::connect(addr).await {
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => break,
+                // Accepted before the stop took effect (or reset): try again.
+                _ => tokio::task::yield_now().await,
+            }
+        }
+    })
+    .await;
+    assert!(
+        refused.is_ok(),
+        "{mode}: new connections are still accepted {GUARD:?} after {signal}"
+    );
+    write.write_all(b"hi\n").await.expect("send");
+    let answer = lines.next_line().await.expect("read").expect("an answer");
+    let pid: u32 = answer.parse().expect("a pid");
+    assert!(
+        pids.contains(&pid),
+        "{mode}: the request in flight completed"
+    );
+    drop((lines, write));
     let status = tokio::time::timeout(GUARD, primary.wait())
         .await
         .expect("exits in time")
         .expect("status");
+    assert!(status.success(), "{mode}: {signal}: {status}");
+    all_gone(&pids).await.expect("every worker stopped");
+}
+
+#[tokio::test]
+async fn sigint_drains_the_cluster_and_exits_0_shared() {
+    a_signal_drains_the_cluster_and_exits_0(Mode::Shared, Signal::SIGINT).await;
+}
+
+#[tokio::test]
+async fn sigterm_drains_the_cluster_and_exits_0_round_robin() {
+    a_signal_drains_the_cluster_and_exits_0(Mode::RoundRobin, Signal::SIGTERM).await;
+}
+
+#[tokio::test]
+async fn sigterm_drains_the_cluster_and_exits_0_reuseport() {
+    a_signal_drains_the_cluster_and_exits_0(Mode::ReusePort, Signal::SIGTERM).await;
+}
+
+#[tokio::test]
+async fn a_request_that_never_finishes_delays_a_signalled_shutdown_only_for_the_drain_timeout() {
+    let (mut primary, line) = start_primary(&[("MODE", "rr"), ("DRAIN_MS", "300")]).await;
+    let (addr, pids) = addr_and_pids(&line);
+    let (mut lines, _write) = request_in_flight(addr).await;
+    support::signal(primary.id().expect("pid"), Signal::SIGTERM);
+    let status = tokio::time::timeout(GUARD, primary.wait())
+        .await
+        .expect("exits in time although the request never finishes")
+        .expect("status");
     assert!(status.success(), "{status}");
+    all_gone(&pids).await.expect("every worker stopped");
+    // The worker holding it was killed: the connection ended without an answer.
+    assert!(!matches!(lines.next_line().await, Ok(Some(_))));
 }
 
 /// A rolling reload of two workers under the load of four clients; every worker is

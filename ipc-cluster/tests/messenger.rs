@@ -5,12 +5,14 @@
 
 mod support;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use ipc_cluster::messenger::{Envelope, To};
-use ipc_cluster::{Cluster, ClusterConfig, ClusterEvent, Config, Error, Worker};
+use ipc_cluster::{
+    Cluster, ClusterConfig, ClusterEvent, Config, Error, ExitCause, ExitStatus, Worker,
+};
 use ipc_core::testkit::{child_command, role};
 use nix::sys::signal::Signal;
 use serde_json::json;
@@ -22,11 +24,22 @@ ipc_core::child_roles! {
         /// The agent: answers `ping` requests, reports everything else and every
         /// membership change to the primary.
         Agent,
-        /// A worker: reports what it gets; `ask-agent` makes it call the agent;
-        /// `exit-now` makes it send 100 messages and exit at once.
+        /// A worker: reports what it gets and every membership change; `ask-agent`
+        /// makes it call the agent; `exit-now` makes it send 100 messages and exit.
         Member,
         /// An agent that crashes at start.
         CrashingAgent,
+        /// An agent that connects and never says ready.
+        SilentAgent,
+    }
+}
+
+/// Aborts its task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -42,19 +55,23 @@ async fn run_child(role: Role) -> i32 {
     if role == Role::CrashingAgent {
         return 3;
     }
+    if role == Role::SilentAgent {
+        let _me = Worker::connect().await.expect("connect");
+        return std::future::pending::<i32>().await;
+    }
     let me = Arc::new(Worker::connect().await.expect("connect"));
     me.ready().await.expect("ready");
-    if role == Role::Agent {
-        let watcher = me.clone();
-        tokio::spawn(async move {
-            loop {
-                let members = watcher.members_changed().await;
-                let _ = watcher
-                    .send(To::Primary, "members", json!(members.workers))
-                    .await;
+    // Every process reports each membership change it learns of.
+    let watcher = me.clone();
+    let watcher_task = AbortOnDrop(tokio::spawn(async move {
+        loop {
+            let members = watcher.members_changed().await;
+            let report = json!({"workers": members.workers, "agent": members.agent});
+            if watcher.send(To::Primary, "members", report).await.is_err() {
+                return;
             }
-        });
-    }
+        }
+    }));
     let whoami = if role == Role::Agent {
         "agent"
     } else {
@@ -80,15 +97,22 @@ async fn run_child(role: Role) -> i32 {
                     .expect("request");
                 me.send(To::Primary, "answer", answer).await.expect("send");
             }
-            "exit-now" => {
+            "exit-now" | "exit-abruptly" => {
                 for n in 0..100 {
                     me.send(To::Primary, "last-words", json!(n))
                         .await
                         .expect("send");
                 }
-                if let Ok(me) = Arc::try_unwrap(me) {
-                    let _ = me.close().await;
+                if msg.action == "exit-abruptly" {
+                    // No goodbye on the channel: the process just ends.
+                    std::process::exit(0);
                 }
+                // The watcher holds a handle too: stop it, then close the channel.
+                let mut watcher_task = watcher_task;
+                watcher_task.0.abort();
+                let _ = (&mut watcher_task.0).await;
+                let me = Arc::try_unwrap(me).expect("the only handle left");
+                me.close().await.expect("close");
                 return 0;
             }
             action => {
@@ -157,6 +181,13 @@ async fn deliveries(cluster: &mut Cluster, to: To, action: &str) -> HashMap<u32,
 #[tokio::test]
 async fn each_kind_of_message_reaches_exactly_the_right_processes() {
     let mut cluster = start().await;
+    assert!(
+        matches!(
+            next_event(&mut cluster).await,
+            ClusterEvent::AgentReady { .. }
+        ),
+        "the agent is ready before any worker starts"
+    );
     let agent = cluster.agent().await.expect("agent").expect("an agent");
     let workers: Vec<u32> = worker_pids(&cluster).await;
     let one = |pid: u32| HashMap::from([(pid, 1usize)]);
@@ -196,73 +227,229 @@ async fn each_kind_of_message_reaches_exactly_the_right_processes() {
     shut_down(cluster).await;
 }
 
+/// A `members` report's worker pids, as a set, and its agent.
+fn reported(data: &serde_json::Value) -> (HashSet<u32>, Option<u32>) {
+    let workers: Vec<u32> = serde_json::from_value(data["workers"].clone()).expect("pids");
+    let agent = serde_json::from_value(data["agent"].clone()).expect("agent");
+    (workers.into_iter().collect(), agent)
+}
+
+/// Record a `members` report in `last` (sender -> its last report), checking that
+/// the sender was woken by a change: no report repeats its sender's previous one.
+fn record_members(last: &mut HashMap<u32, serde_json::Value>, msg: Envelope) {
+    let previous = last.insert(msg.from, msg.data.clone());
+    assert_ne!(
+        previous.as_ref(),
+        Some(&msg.data),
+        "process {} was told of a membership change that changed nothing",
+        msg.from
+    );
+}
+
 #[tokio::test]
-async fn membership_changes_reach_the_agent_and_a_dead_agent_is_restarted() {
+async fn every_process_learns_when_membership_changes() {
     let mut cluster = start().await;
-    let victim = cluster.workers().await.expect("w")[0].pid;
+    let agent = cluster.agent().await.expect("agent").expect("an agent");
+    let workers = worker_pids(&cluster).await;
+    let (victim, survivor) = (workers[0], workers[1]);
     support::signal(victim, Signal::SIGKILL);
-    // The agent hears the worker leave, then its replacement join.
-    let (mut left, mut rejoined) = (false, false);
-    while !(left && rejoined) {
-        let msg = next_message(&mut cluster).await;
-        if msg.action == "members" {
-            let pids: Vec<u32> = serde_json::from_value(msg.data).expect("pids");
-            if !pids.contains(&victim) {
-                left = true;
-                rejoined = left && pids.len() == 2;
+    // The agent, the surviving worker and the replacement all end up knowing the
+    // workers are the survivor and the replacement.
+    let mut last = HashMap::new();
+    let mut replacement = None;
+    let everyone_knows = |last: &HashMap<u32, serde_json::Value>, new: Option<u32>| {
+        let Some(new) = new else { return false };
+        let now = (HashSet::from([survivor, new]), Some(agent));
+        [agent, survivor, new]
+            .iter()
+            .all(|p| last.get(p).map(reported).as_ref() == Some(&now))
+    };
+    while !everyone_knows(&last, replacement) {
+        match next_event(&mut cluster).await {
+            ClusterEvent::Ready { pid, .. } if pid != victim && pid != survivor => {
+                replacement = Some(pid)
+            }
+            ClusterEvent::Message(msg) if msg.action == "members" => record_members(&mut last, msg),
+            _ => {}
+        }
+    }
+    shut_down(cluster).await;
+}
+
+#[tokio::test]
+async fn a_dead_agent_is_restarted_after_the_delay_and_everyone_learns_its_pid() {
+    assert_eq!(
+        ClusterConfig::default().agent_restart_delay,
+        Duration::from_secs(1),
+        "egg-cluster's delay by default"
+    );
+    let mut cluster = start().await;
+    let agent = cluster.agent().await.expect("agent").expect("an agent");
+    let workers = worker_pids(&cluster).await;
+    support::signal(agent, Signal::SIGKILL);
+    let mut agent_events = Vec::new();
+    let mut last = HashMap::new();
+    let new_agent = loop {
+        match next_event(&mut cluster).await {
+            ClusterEvent::Message(msg) if msg.action == "members" => record_members(&mut last, msg),
+            // The first agent's, from the start.
+            ClusterEvent::AgentReady { pid } if pid == agent => {}
+            event @ (ClusterEvent::AgentExited { .. }
+            | ClusterEvent::AgentRestarting { .. }
+            | ClusterEvent::AgentReady { .. }) => {
+                let ready = match event {
+                    ClusterEvent::AgentReady { pid } => Some(pid),
+                    _ => None,
+                };
+                agent_events.push(event);
+                if let Some(pid) = ready {
+                    break pid;
+                }
+            }
+            _ => {}
+        }
+    };
+    assert_eq!(
+        agent_events,
+        [
+            ClusterEvent::AgentExited {
+                pid: agent,
+                status: ExitStatus::Signal(9),
+                cause: ExitCause::Crashed
+            },
+            ClusterEvent::AgentRestarting {
+                delay: Duration::from_millis(50)
+            },
+            ClusterEvent::AgentReady { pid: new_agent },
+        ],
+        "the agent's exit, its restart after the configured delay, then the new one"
+    );
+    assert_ne!(new_agent, agent);
+    // Every worker learns the new agent's pid, and messages to the agent reach it.
+    let knows = |last: &HashMap<u32, serde_json::Value>| {
+        workers
+            .iter()
+            .all(|w| last.get(w).map(|d| reported(d).1) == Some(Some(new_agent)))
+    };
+    while !knows(&last) {
+        if let ClusterEvent::Message(msg) = next_event(&mut cluster).await {
+            if msg.action == "members" {
+                record_members(&mut last, msg);
             }
         }
     }
-    let agent = cluster.agent().await.expect("agent").expect("an agent");
-    support::signal(agent, Signal::SIGKILL);
-    let mut restarting = None;
+    assert_eq!(
+        deliveries(&mut cluster, To::Agent, "a").await,
+        HashMap::from([(new_agent, 1)])
+    );
+    shut_down(cluster).await;
+}
+
+/// Start a cluster whose agent `agent` makes; counts the workers started.
+async fn start_with_failing_agent(
+    agent: Role,
+    config: ClusterConfig,
+) -> (ipc_cluster::Result<Cluster>, usize) {
+    let workers_started = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = workers_started.clone();
+    let started = tokio::time::timeout(
+        GUARD,
+        Cluster::start_with_agent(
+            config,
+            move || child_command(agent),
+            move |_| {
+                counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                child_command(Role::Member)
+            },
+        ),
+    )
+    .await
+    .expect("fails in time");
+    let workers = workers_started.load(std::sync::atomic::Ordering::Relaxed);
+    (started, workers)
+}
+
+#[tokio::test]
+async fn an_agent_failing_at_start_up_fails_the_cluster_fast() {
+    let config = ClusterConfig::builder().workers(1).build();
+    let (started, workers) = start_with_failing_agent(Role::CrashingAgent, config).await;
+    match started {
+        Err(e @ Error::AgentFailed(_)) => {
+            let text = e.to_string();
+            assert!(
+                text.contains("agent failed during start-up")
+                    && text.contains("exited before it was ready (exit code 3)")
+                    && text.contains("the cluster did not start"),
+                "a clear error: {text}"
+            );
+        }
+        other => panic!("expected AgentFailed, got {other:?}"),
+    }
+    assert_eq!(workers, 0, "no worker is started after the agent failed");
+}
+
+#[tokio::test]
+async fn an_agent_never_ready_at_start_up_fails_the_cluster_after_listen_timeout() {
+    let config = ClusterConfig::builder()
+        .workers(1)
+        .supervise(
+            Config::builder()
+                .listen_timeout(Duration::from_millis(200))
+                .kill_timeout(Duration::from_millis(200))
+                .build(),
+        )
+        .build();
+    let (started, workers) = start_with_failing_agent(Role::SilentAgent, config).await;
+    match started {
+        Err(e @ Error::AgentFailed(_)) => {
+            let text = e.to_string();
+            assert!(
+                text.contains("did not report ready") && text.contains("listen_timeout"),
+                "a clear error: {text}"
+            );
+        }
+        other => panic!("expected AgentFailed, got {other:?}"),
+    }
+    assert_eq!(workers, 0, "no worker is started after the agent failed");
+}
+
+/// A worker sends 100 messages to the primary and exits at once (`how`: after
+/// closing its channel, or abruptly): all arrive, in order, before its exit is reported.
+async fn last_words_arrive_before_the_exit(how: &str) {
+    let mut cluster = start().await;
+    let worker = cluster.workers().await.expect("w")[0].pid;
+    cluster
+        .send(To::Pid(worker), how, json!(null))
+        .expect("send");
+    let mut next = 0;
     loop {
         match next_event(&mut cluster).await {
-            ClusterEvent::AgentRestarting { delay } => restarting = Some(delay),
-            ClusterEvent::AgentReady { pid } => {
-                assert_ne!(pid, agent);
+            ClusterEvent::Message(msg) if msg.action == "last-words" => {
+                assert_eq!(msg.from, worker);
+                assert_eq!(msg.data, json!(next), "{how}: in order, none lost");
+                next += 1;
+            }
+            ClusterEvent::Exited { pid, status, .. } if pid == worker => {
+                assert_eq!(
+                    status,
+                    ExitStatus::Code(0),
+                    "{how}: the worker exits cleanly"
+                );
                 break;
             }
             _ => {}
         }
     }
-    assert_eq!(restarting, Some(Duration::from_millis(50)));
+    assert_eq!(next, 100, "{how}: every message arrived before the exit");
     shut_down(cluster).await;
-}
-
-#[tokio::test]
-async fn an_agent_failing_at_start_up_fails_the_cluster_fast() {
-    let started = tokio::time::timeout(
-        GUARD,
-        Cluster::start_with_agent(
-            ClusterConfig::builder().workers(1).build(),
-            || child_command(Role::CrashingAgent),
-            |_| child_command(Role::Member),
-        ),
-    )
-    .await
-    .expect("fails in time");
-    match started {
-        Err(Error::AgentFailed(why)) => assert!(why.contains("exit code 3"), "{why}"),
-        other => panic!("expected AgentFailed, got {other:?}"),
-    }
 }
 
 #[tokio::test]
 async fn messages_sent_just_before_a_worker_exits_still_arrive() {
-    let mut cluster = start().await;
-    let worker = cluster.workers().await.expect("w")[0].pid;
-    cluster
-        .send(To::Pid(worker), "exit-now", json!(null))
-        .expect("send");
-    let mut next = 0;
-    while next < 100 {
-        let msg = next_message(&mut cluster).await;
-        if msg.action == "last-words" {
-            assert_eq!(msg.from, worker);
-            assert_eq!(msg.data, json!(next), "in order, none lost");
-            next += 1;
-        }
-    }
-    shut_down(cluster).await;
+    last_words_arrive_before_the_exit("exit-now").await;
+}
+
+#[tokio::test]
+async fn messages_sent_just_before_a_worker_exits_abruptly_still_arrive() {
+    last_words_arrive_before_the_exit("exit-abruptly").await;
 }

@@ -29,6 +29,8 @@ ipc_core::child_roles! {
         ReadyNotify,
         /// Never say ready.
         NeverReady,
+        /// Announce its exit on the control channel, then exit 1 at once.
+        AnnounceExit,
         /// Start a [`Role::Grandchild`], say ready, ignore SIGINT.
         Stubborn,
         /// Ignore SIGINT and wait forever.
@@ -75,6 +77,13 @@ async fn run_child(role: Role) -> i32 {
             std::future::pending::<i32>().await
         }
         Role::NeverReady => std::future::pending::<i32>().await,
+        Role::AnnounceExit => {
+            let mut ch = parent_channel().await;
+            ipc_cluster::worker::announce_exit(&mut ch, "done on purpose")
+                .await
+                .expect("announce");
+            1
+        }
         Role::Stubborn => {
             let _sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
                 .expect("catch SIGINT");
@@ -386,6 +395,46 @@ async fn not_ready_counts_as_unstable_until_errored() {
         }),
         "{events:#?}"
     );
+}
+
+#[tokio::test]
+async fn an_exit_the_process_announced_is_told_apart_from_a_kill() {
+    // It announces its exit and exits at once: the announcement is read before the
+    // exit is reported.
+    let config = fast().restart(Restart::Never).build();
+    let mut sup = Supervisor::start(config, || child_command(Role::AnnounceExit));
+    let events = all_events(&mut sup).await;
+    assert!(
+        matches!(
+            &events[..],
+            [
+                Event::Starting { .. },
+                Event::Ready { .. },
+                Event::Exited {
+                    status: ExitStatus::Code(1),
+                    cause: ExitCause::Announced,
+                    ..
+                },
+                Event::Stopped
+            ]
+        ),
+        "{events:#?}"
+    );
+    // Killed from outside: a crash, not asked for.
+    let mut sup = Supervisor::start(config_never(), || child_command(Role::NeverReady));
+    let started = events_until(&mut sup, |e| matches!(e, Event::Ready { .. })).await;
+    let Some(Event::Ready { pid, .. }) = started.last() else {
+        panic!("{started:#?}")
+    };
+    support::signal(*pid, nix::sys::signal::Signal::SIGKILL);
+    let events = all_events(&mut sup).await;
+    assert_stopped_after_exit(&events, Some(ExitStatus::Signal(9)), ExitCause::Crashed);
+    assert!(!ExitCause::Crashed.was_asked() && !ExitCause::Announced.was_asked());
+}
+
+/// [`fast`] timings, never restarted.
+fn config_never() -> Config {
+    fast().restart(Restart::Never).build()
 }
 
 #[tokio::test]

@@ -17,7 +17,7 @@ use crate::events::{ExitCause, ExitStatus};
 use crate::messenger::Envelope;
 use crate::policy::RestartState;
 use crate::process::Inbound;
-use crate::protocol::Ctl;
+use crate::protocol::{Ctl, Mode};
 
 /// Commands from the handle and helper tasks.
 pub(super) enum Cmd {
@@ -64,6 +64,8 @@ pub(super) struct Actor {
     pub(super) agent: Option<crate::CommandFactory>,
     pub(super) listener: Option<std::net::TcpListener>,
     pub(super) _hold: Option<tokio::net::TcpSocket>,
+    /// The task accepting connections (round-robin); aborted to stop accepting.
+    pub(super) acceptor: Option<tokio::task::AbortHandle>,
     pub(super) addr: SocketAddr,
     pub(super) slots: BTreeMap<u64, Slot>,
     pub(super) next_id: u64,
@@ -84,6 +86,15 @@ pub(super) struct Actor {
     pub(super) told_systemd: bool,
 }
 
+impl Drop for Actor {
+    fn drop(&mut self) {
+        // A dropped cluster stops accepting at once, not at the next connection.
+        if let Some(acceptor) = self.acceptor.take() {
+            acceptor.abort();
+        }
+    }
+}
+
 impl Actor {
     /// The task's state for a cluster on `port`, before any member is started.
     pub(super) fn new(
@@ -91,6 +102,7 @@ impl Actor {
         command: WorkerFactory,
         agent: Option<crate::CommandFactory>,
         port: Port,
+        acceptor: Option<tokio::task::AbortHandle>,
         inputs: mpsc::UnboundedSender<Input>,
         events: mpsc::UnboundedSender<ClusterEvent>,
     ) -> Actor {
@@ -104,6 +116,7 @@ impl Actor {
             agent,
             listener: port.listener,
             _hold: port.hold,
+            acceptor,
             addr: port.addr,
             slots: BTreeMap::new(),
             next_id: 1,
@@ -178,11 +191,14 @@ impl Actor {
         };
         match ctl {
             Ctl::Ready => self.on_ready(id),
-            Ctl::Accepted { total } => {
+            // Round-robin: the primary counts the hand-offs the worker took; its own
+            // report of the same connections would count them twice.
+            Ctl::Accepted { total } if self.config.mode != Mode::RoundRobin => {
                 if let Some(slot) = self.slots.get_mut(&id) {
                     slot.connections = total;
                 }
             }
+            Ctl::Accepted { .. } => {}
             Ctl::Fatal { error } => self.on_fatal(id, error),
             Ctl::Msg(envelope) => self.route(id, envelope),
             other => tracing::debug!(id, ?other, "unexpected control message from a worker"),
@@ -226,6 +242,7 @@ impl Actor {
                         pid: s.pid,
                         ready: s.state == State::Ready,
                         connections: s.connections,
+                        refused: s.refused,
                     },
                 )
             })

@@ -110,4 +110,7 @@ pub struct WorkerInfo {
     /// Connections it took so far (handed by the primary in round-robin mode, as the
     /// worker reports in the others).
     pub connections: u64,
+    /// Connections it refused (round-robin: handed to it, refused, and handed to
+    /// another worker; a worker that refuses is offered no more).
+    pub refused: u64,
 }

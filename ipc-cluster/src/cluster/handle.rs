@@ -33,7 +33,8 @@ pub struct Cluster {
     events: mpsc::UnboundedReceiver<ClusterEvent>,
     addr: SocketAddr,
     task: tokio::task::JoinHandle<()>,
-    /// The round-robin acceptor, which holds the listening socket.
+    /// The round-robin acceptor, which holds the listening socket (the cluster's task
+    /// aborts it when the shutdown begins; `shutdown` awaits its end).
     acceptor: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -100,6 +101,7 @@ impl Cluster {
             command,
             agent.clone(),
             port,
+            acceptor.as_ref().map(|task| task.abort_handle()),
             inputs.clone(),
             events_tx,
         );
@@ -236,9 +238,6 @@ impl Drop for Cluster {
         // Dropping the task drops every worker's slot, whose `Child` is killed with its
         // group.
         self.task.abort();
-        if let Some(acceptor) = &self.acceptor {
-            acceptor.abort();
-        }
     }
 }
 

@@ -25,6 +25,8 @@ pub(super) enum Handoff {
 /// acknowledgement before writing anything else.
 pub(super) struct Outgoing {
     pub(super) frame: Bytes,
+    /// The frame's sequence number, which its acknowledgement carries (with an fd).
+    pub(super) seq: u64,
     pub(super) fd: Option<OwnedFd>,
     /// Report the hand-off to the cluster's task (connections), or not (the listener).
     pub(super) report: bool,
@@ -40,7 +42,13 @@ pub(super) async fn write_loop(
     inputs: mpsc::UnboundedSender<Input>,
 ) {
     let mut broken = false;
-    while let Some(Outgoing { frame, fd, report }) = queue.recv().await {
+    while let Some(Outgoing {
+        frame,
+        seq,
+        fd,
+        report,
+    }) = queue.recv().await
+    {
         let outcome = match fd {
             None => {
                 if !broken && tx.send(frame, None).await.is_err() {
@@ -55,9 +63,9 @@ pub(super) async fn write_loop(
                     broken = true;
                     Handoff::Failed(fd)
                 }
-                Ok(()) => match acks.recv().await {
-                    Some((_, true)) => Handoff::Taken,
-                    Some((_, false)) => Handoff::Refused(fd),
+                Ok(()) => match ack_of(seq, &mut acks).await {
+                    Some(true) => Handoff::Taken,
+                    Some(false) => Handoff::Refused(fd),
                     None => {
                         broken = true;
                         Handoff::Failed(fd)
@@ -73,6 +81,25 @@ pub(super) async fn write_loop(
     let _ = tx.close().await;
 }
 
+/// The worker's answer to the frame `seq`: taken or not; `None` once its channel is
+/// gone. A worker acknowledges every `listen` and `conn`, also those that came
+/// without an fd (the `listen` of the rr and reuseport modes), whose acknowledgements
+/// nobody waits for: they are passed over, so that an answer is never taken for
+/// another frame's.
+async fn ack_of(seq: u64, acks: &mut mpsc::UnboundedReceiver<(u64, bool)>) -> Option<bool> {
+    loop {
+        let (acked, taken) = acks.recv().await?;
+        if acked == seq {
+            return Some(taken);
+        }
+        tracing::trace!(
+            acked,
+            waiting_for = seq,
+            "an acknowledgement nobody waits for"
+        );
+    }
+}
+
 impl Actor {
     pub(super) fn on_handoff(&mut self, id: u64, outcome: Handoff) {
         match outcome {
@@ -84,7 +111,14 @@ impl Actor {
                     }
                 }
             }
-            Handoff::Refused(fd) | Handoff::Failed(fd) => {
+            Handoff::Refused(fd) => {
+                if let Some(slot) = self.slots.get_mut(&id) {
+                    slot.refused += 1;
+                }
+                tracing::debug!(id, "connection refused: handing it to another worker");
+                self.queued.push_front(std::net::TcpStream::from(fd));
+            }
+            Handoff::Failed(fd) => {
                 tracing::debug!(id, "connection not taken: handing it to another worker");
                 self.queued.push_front(std::net::TcpStream::from(fd));
             }
@@ -110,6 +144,7 @@ impl Actor {
             };
             let sent = slot.out.send(Outgoing {
                 frame: Ctl::Conn { seq }.encode(),
+                seq,
                 fd: Some(OwnedFd::from(stream)),
                 report: true,
             });
@@ -149,6 +184,7 @@ mod tests {
         let local = client.local_addr().expect("local");
         out.send(Outgoing {
             frame: Ctl::Conn { seq: 1 }.encode(),
+            seq: 1,
             fd: Some(OwnedFd::from(client)),
             report: true,
         })
@@ -156,6 +192,7 @@ mod tests {
         // A second frame must wait for the acknowledgement of the first.
         out.send(Outgoing {
             frame: Bytes::from_static(b"later"),
+            seq: 0,
             fd: None,
             report: false,
         })
@@ -196,6 +233,7 @@ mod tests {
         for frame in [&b"with fd"[..], b"after"] {
             out.send(Outgoing {
                 frame: Bytes::copy_from_slice(frame),
+                seq: 1,
                 fd: (frame == b"with fd").then(|| OwnedFd::from(file.try_clone().expect("dup"))),
                 report: true,
             })
@@ -207,6 +245,13 @@ mod tests {
         assert!(
             early.is_err(),
             "nothing is written before the acknowledgement"
+        );
+        // An acknowledgement of another frame (a `listen` without an fd) is not it.
+        ack_tx.send((0, false)).expect("stale ack");
+        let early = tokio::time::timeout(Duration::from_millis(50), theirs.recv()).await;
+        assert!(
+            early.is_err(),
+            "another frame's acknowledgement is not this one's"
         );
         ack_tx.send((1, true)).expect("ack");
         assert_eq!(

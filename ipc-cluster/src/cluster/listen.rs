@@ -80,19 +80,19 @@ pub(super) fn bind(config: &ClusterConfig) -> Result<Port> {
     }
 }
 
-/// Accept connections (round-robin mode) and pass them to the cluster's task. The
-/// task holds the listening socket: the [`Cluster`](super::Cluster) aborts and awaits
-/// it when it shuts down, so the port is free when `shutdown` returns.
+/// Accept connections (round-robin mode) and pass them to the cluster's task, until
+/// the task is aborted (which closes its listener) or the cluster's task is gone. The
+/// [`Cluster`](super::Cluster) awaits the returned handle when it shuts down, so the
+/// port is free when `shutdown` returns.
 pub(super) fn spawn_acceptor(
     listener: std::net::TcpListener,
     inputs: mpsc::UnboundedSender<Input>,
 ) -> Result<tokio::task::JoinHandle<()>> {
     listener.set_nonblocking(true)?;
     let listener = tokio::net::TcpListener::from_std(listener)?;
-    Ok(tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         loop {
-            // The cluster gone (shut down or dropped), the port goes with it at once,
-            // not when the next connection shows the acceptor nobody takes it.
+            // Also ends when the cluster's task is gone, whatever the abort handle's fate.
             let accepted = tokio::select! {
                 accepted = listener.accept() => accepted,
                 () = inputs.closed() => return,
@@ -116,7 +116,8 @@ pub(super) fn spawn_acceptor(
                 }
             }
         }
-    }))
+    });
+    Ok(task)
 }
 
 /// The sysctl by which the kernel moves the connections queued on a closing

@@ -13,10 +13,13 @@ impl Actor {
     pub(super) fn begin_shutdown(&mut self, reply: oneshot::Sender<()>) {
         let waiters = self.shutdown.get_or_insert_with(Vec::new);
         waiters.push(reply);
-        // Stop accepting: our copy of the listener goes (the acceptor task
-        // holds its own until the task is dropped with the runtime).
+        // Stop accepting: our copy of the listener goes, and so does the acceptor's
+        // (round-robin), so new connections are refused, not accepted and dropped.
         self.listener = None;
         self._hold = None;
+        if let Some(acceptor) = self.acceptor.take() {
+            acceptor.abort();
+        }
         self.queued.clear();
         let deadline = self.config.drain_timeout;
         let ids: Vec<u64> = self.slots.keys().copied().collect();

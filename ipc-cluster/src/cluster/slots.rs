@@ -38,6 +38,8 @@ pub(super) struct Slot {
     pub(super) out: mpsc::UnboundedSender<Outgoing>,
     pub(super) state: State,
     pub(super) connections: u64,
+    /// Connections it refused (round-robin).
+    pub(super) refused: u64,
     pub(super) started: Instant,
     pub(super) stop: Option<oneshot::Sender<Duration>>,
     /// The worker this one replaces once ready (a fatal error's replacement).
@@ -179,6 +181,7 @@ impl Actor {
         if !agent {
             let _ = out.send(Outgoing {
                 frame: listen.encode(),
+                seq,
                 fd,
                 report: false,
             });
@@ -198,6 +201,7 @@ impl Actor {
                 out,
                 state: State::Starting,
                 connections: 0,
+                refused: 0,
                 started,
                 stop: Some(stop),
                 replaces,
@@ -221,6 +225,7 @@ impl Actor {
         if let Some(slot) = self.slots.get(&id) {
             let _ = slot.out.send(Outgoing {
                 frame: ctl.encode(),
+                seq: 0,
                 fd: None,
                 report: false,
             });
