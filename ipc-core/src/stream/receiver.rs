@@ -196,6 +196,13 @@ impl<R: AsyncRead + Unpin, C: FrameCodec> StreamReceiver<R, C> {
         let mut buffer = std::mem::take(self.framed.read_buffer_mut());
         let mut n = 0;
         while n < max {
+            n += self
+                .framed
+                .decoder_mut()
+                .decode_whole_frames(&mut buffer, out, max - n);
+            if n == max {
+                break;
+            }
             match self.framed.decoder_mut().decode(&mut buffer) {
                 Ok(Some(Decoded::Frame(frame))) => {
                     out.push(frame);

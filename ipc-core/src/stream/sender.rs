@@ -40,8 +40,9 @@ enum Phase {
 /// a large frame it writes before taking the next; so memory stays bounded. `send`
 /// (`feed` + `flush`) writes one frame at once.
 ///
-/// Each frame counts against the tokio task's cooperative budget, so a loop of sends
-/// that never waits (the peer keeps up) still lets other tasks and signal handlers run.
+/// Each write (a `flush`, so each `send`; a `feed` that finds 64 KiB queued) counts
+/// against the tokio task's cooperative budget, so a loop of sends that never waits
+/// (the peer keeps up) still lets other tasks and signal handlers run.
 ///
 /// A `send`, `flush` or `close` future dropped part way loses nothing: what was queued
 /// stays queued and the next call finishes it, so frames on the wire stay whole.
@@ -355,12 +356,20 @@ impl<W: AsyncWrite + Unpin, C: FrameCodec> StreamSender<W, C> {
     fn sink_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
         let this = self.get_mut();
         this.check()?;
-        // One unit of the task's cooperative budget per frame: a send that never waits
-        // (the peer keeps up) must still let other tasks and signal handlers run.
-        let coop = ready!(tokio::task::coop::poll_proceed(cx));
         if this.direct.is_some() || this.framed.write_buffer().len() >= BATCH {
-            ready!(this.poll_write_queued(cx)).map_err(|e| this.abandon(e))?;
+            ready!(this.poll_write_budgeted(cx)).map_err(|e| this.abandon(e))?;
         }
+        Poll::Ready(Ok(()))
+    }
+
+    /// [`poll_write_queued`](Self::poll_write_queued), for one unit of the task's
+    /// cooperative budget: sends that never wait (the peer keeps up) must still let
+    /// other tasks and signal handlers run. Charged per write, not per frame queued
+    /// (which needs no system call and would pay the budget's thread-local look-up
+    /// for every small frame of a batch).
+    fn poll_write_budgeted(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        let coop = ready!(tokio::task::coop::poll_proceed(cx));
+        ready!(self.poll_write_queued(cx))?;
         coop.made_progress();
         Poll::Ready(Ok(()))
     }
@@ -400,7 +409,7 @@ impl<W: AsyncWrite + Unpin, C: FrameCodec> StreamSender<W, C> {
             this.torn = false;
             return Poll::Ready(Err(this.abandon(Error::Io(io::Error::other(TORN)))));
         }
-        this.poll_write_queued(cx).map_err(|e| this.abandon(e))
+        this.poll_write_budgeted(cx).map_err(|e| this.abandon(e))
     }
 
     fn sink_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
