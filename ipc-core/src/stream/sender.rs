@@ -66,6 +66,11 @@ pub struct StreamSender<W: AsyncWrite + Unpin, C: FrameCodec> {
     /// A frame written by the backend itself ([`write_own_frame`](Self::write_own_frame))
     /// was left half-written by a cancelled future.
     torn: bool,
+    /// A full batch is being written: no frame is queued until all of it is written.
+    /// (Queuing more as soon as part of it is written would keep a window of 64 KiB
+    /// sliding through the buffer, and making room at its end would move that window
+    /// to the front: a copy of every byte sent while the peer is slower.)
+    draining: bool,
     /// The receiving half of this channel has seen the peer's goodbye.
     peer_closed: PeerClosed,
 }
@@ -138,6 +143,7 @@ impl<W: AsyncWrite + Send + Unpin + 'static, C: FrameCodec> StreamSender<W, C> {
             phase: Phase::Open,
             failed: None,
             torn: false,
+            draining: false,
             peer_closed,
         }
     }
@@ -333,6 +339,15 @@ impl<W: AsyncWrite + Unpin, C: FrameCodec> StreamSender<W, C> {
                 Poll::Pending => break Poll::Pending,
             }
         };
+        if queued.is_empty() {
+            self.draining = false;
+            // All written: the next frames go at the start of the buffer again. Left
+            // where the last write ended, a buffer with room for two batches fills its
+            // second half before a batch is complete, and making room then moves that
+            // whole part to the front: a copy of every byte sent. (No allocation here:
+            // a buffer too small for a batch is left as it is.)
+            let _reclaimed = queued.try_reclaim(BATCH);
+        }
         *self.framed.write_buffer_mut() = queued;
         ready!(step)?;
         ready!(Pin::new(self.framed.get_mut()).poll_flush(cx))?;
@@ -356,7 +371,8 @@ impl<W: AsyncWrite + Unpin, C: FrameCodec> StreamSender<W, C> {
     fn sink_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
         let this = self.get_mut();
         this.check()?;
-        if this.direct.is_some() || this.framed.write_buffer().len() >= BATCH {
+        if this.direct.is_some() || this.draining || this.framed.write_buffer().len() >= BATCH {
+            this.draining = true;
             ready!(this.poll_write_budgeted(cx)).map_err(|e| this.abandon(e))?;
         }
         Poll::Ready(Ok(()))
@@ -475,5 +491,42 @@ impl<W: AsyncWrite + Unpin, C: FrameCodec> Drop for StreamSender<W, C> {
         // stream end without a goodbye (`PeerLost`) even if this process keeps the
         // receiving half, whose socket would otherwise stay open.
         self.shut_down_now();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures_util::SinkExt;
+
+    use super::*;
+    use crate::frame::LengthCodec;
+
+    #[tokio::test]
+    async fn each_batch_is_encoded_from_the_start_of_the_buffer_never_moved() {
+        let codec = LengthCodec::new(Default::default());
+        // A pipe that takes part of a batch at a time, drained by another task.
+        let (writer, mut reader) = tokio::io::duplex(3000);
+        tokio::spawn(async move { tokio::io::copy(&mut reader, &mut tokio::io::sink()).await });
+        let mut tx = StreamSender::new(writer, codec, ChannelInfo::new("mem"));
+        let frame = Bytes::from(vec![7u8; 64]);
+        let mut starts = Vec::new();
+        for _ in 0..20 * BATCH / 68 {
+            tx.feed(frame.clone()).await.expect("feed");
+            let queued = tx.framed.write_buffer();
+            if queued.len() == 68 {
+                starts.push(queued.as_ptr());
+            }
+        }
+        // Once the buffer has grown to its size, every batch starts at the same place.
+        assert!(starts.len() >= 15, "{} batches", starts.len());
+        let settled = &starts[3..];
+        assert!(
+            settled.iter().all(|&p| p == settled[0]),
+            "batches started at {} different places",
+            settled
+                .iter()
+                .collect::<std::collections::BTreeSet<_>>()
+                .len()
+        );
     }
 }
