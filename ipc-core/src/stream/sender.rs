@@ -339,13 +339,14 @@ impl<W: AsyncWrite + Unpin, C: FrameCodec> StreamSender<W, C> {
                 Poll::Pending => break Poll::Pending,
             }
         };
-        if queued.is_empty() {
+        if self.draining && queued.is_empty() {
             self.draining = false;
-            // All written: the next frames go at the start of the buffer again. Left
-            // where the last write ended, a buffer with room for two batches fills its
+            // A whole batch written: the next one goes at the start of the buffer again.
+            // Left where this write ended, a buffer with room for two batches fills its
             // second half before a batch is complete, and making room then moves that
             // whole part to the front: a copy of every byte sent. (No allocation here:
-            // a buffer too small for a batch is left as it is.)
+            // a buffer too small for a batch is left as it is. After a smaller write,
+            // `BytesMut` makes room by itself, moving at most what it just wrote.)
             let _reclaimed = queued.try_reclaim(BATCH);
         }
         *self.framed.write_buffer_mut() = queued;
