@@ -16,6 +16,10 @@ use crate::channel::{ChannelInfo, SendHalf};
 use crate::error::{Error, Result, SendError};
 use crate::frame::{FrameCodec, Outbound, Wrapping, LARGE_FRAME};
 
+/// Frames a [`StreamSender`] queues without writing for one unit of the tokio task's
+/// cooperative budget (a write costs one unit too).
+const FRAMES_PER_BUDGET_UNIT: u8 = 32;
+
 /// How many bytes of small frames [`StreamSender`] queues before `feed` writes them.
 pub(super) const BATCH: usize = 64 * 1024;
 
@@ -40,9 +44,10 @@ enum Phase {
 /// a large frame it writes before taking the next; so memory stays bounded. `send`
 /// (`feed` + `flush`) writes one frame at once.
 ///
-/// Each write (a `flush`, so each `send`; a `feed` that finds 64 KiB queued) counts
-/// against the tokio task's cooperative budget, so a loop of sends that never waits
-/// (the peer keeps up) still lets other tasks and signal handlers run.
+/// Each write (a `flush`, so each `send`; a `feed` that finds 64 KiB queued), and every
+/// 32nd frame queued without one, counts against the tokio task's cooperative budget,
+/// so a loop of sends or feeds that never waits (the peer keeps up) still lets other
+/// tasks and signal handlers run.
 ///
 /// A `send`, `flush` or `close` future dropped part way loses nothing: what was queued
 /// stays queued and the next call finishes it, so frames on the wire stay whole.
@@ -71,6 +76,8 @@ pub struct StreamSender<W: AsyncWrite + Unpin, C: FrameCodec> {
     /// sliding through the buffer, and making room at its end would move that window
     /// to the front: a copy of every byte sent while the peer is slower.)
     draining: bool,
+    /// Frames queued since the cooperative budget was last charged.
+    unbudgeted: u8,
     /// The receiving half of this channel has seen the peer's goodbye.
     peer_closed: PeerClosed,
 }
@@ -144,6 +151,7 @@ impl<W: AsyncWrite + Send + Unpin + 'static, C: FrameCodec> StreamSender<W, C> {
             failed: None,
             torn: false,
             draining: false,
+            unbudgeted: 0,
             peer_closed,
         }
     }
@@ -375,19 +383,27 @@ impl<W: AsyncWrite + Unpin, C: FrameCodec> StreamSender<W, C> {
         if this.direct.is_some() || this.draining || this.framed.write_buffer().len() >= BATCH {
             this.draining = true;
             ready!(this.poll_write_budgeted(cx)).map_err(|e| this.abandon(e))?;
+        } else if this.unbudgeted >= FRAMES_PER_BUDGET_UNIT {
+            // Frames queued without a write still count: a loop of `feed`s must yield
+            // now and then, but the budget's thread-local look-up is paid once per
+            // several frames, not for each.
+            ready!(tokio::task::coop::poll_proceed(cx)).made_progress();
+            this.unbudgeted = 0;
         }
+        this.unbudgeted += 1;
         Poll::Ready(Ok(()))
     }
 
     /// [`poll_write_queued`](Self::poll_write_queued), for one unit of the task's
     /// cooperative budget: sends that never wait (the peer keeps up) must still let
-    /// other tasks and signal handlers run. Charged per write, not per frame queued
-    /// (which needs no system call and would pay the budget's thread-local look-up
-    /// for every small frame of a batch).
+    /// other tasks and signal handlers run. Charged per write; frames queued without
+    /// one are charged a unit per [`FRAMES_PER_BUDGET_UNIT`] (each would pay the
+    /// budget's thread-local look-up for no system call).
     fn poll_write_budgeted(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
         let coop = ready!(tokio::task::coop::poll_proceed(cx));
         ready!(self.poll_write_queued(cx))?;
         coop.made_progress();
+        self.unbudgeted = 0;
         Poll::Ready(Ok(()))
     }
 
@@ -529,5 +545,35 @@ mod tests {
                 .collect::<std::collections::BTreeSet<_>>()
                 .len()
         );
+    }
+
+    /// How many frames a loop of `feed` (or `send`) that never waits made before a
+    /// task spawned at its start got to run, on a single-threaded runtime.
+    async fn frames_before_another_task_runs(flush_each: bool) -> usize {
+        let codec = LengthCodec::new(Default::default());
+        let mut tx = StreamSender::new(tokio::io::sink(), codec, ChannelInfo::new("mem"));
+        let ran = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = ran.clone();
+        tokio::spawn(async move { flag.store(true, std::sync::atomic::Ordering::SeqCst) });
+        let frame = Bytes::from_static(b"tick");
+        for n in 0..1_000_000 {
+            if ran.load(std::sync::atomic::Ordering::SeqCst) {
+                return n;
+            }
+            if flush_each {
+                tx.send(frame.clone()).await.expect("send");
+            } else {
+                tx.feed(frame.clone()).await.expect("feed");
+            }
+        }
+        panic!("a million frames without letting another task run");
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_loop_of_sends_or_feeds_that_never_waits_lets_other_tasks_run() {
+        let sends = frames_before_another_task_runs(true).await;
+        assert!(sends <= 200, "{sends} sends before another task ran");
+        let feeds = frames_before_another_task_runs(false).await;
+        assert!(feeds <= 8_000, "{feeds} feeds before another task ran");
     }
 }
