@@ -133,8 +133,11 @@ impl<R: AsyncRead + Unpin, C: FrameCodec> Stream for StreamReceiver<R, C> {
         if this.state == RecvState::Finished {
             return Poll::Ready(None);
         }
-        if let Some(held) = this.held.take() {
-            return Poll::Ready(this.deliver(Some(held)));
+        // Checked before it is taken: `take` would write the (large) empty value back
+        // on every receive.
+        if this.held.is_some() {
+            let held = this.held.take();
+            return Poll::Ready(this.deliver(held));
         }
         // One unit of the task's cooperative budget per frame: frames decoded from the
         // read buffer never touch the reactor, and a receive that is always ready must
@@ -159,6 +162,7 @@ impl<R: AsyncRead + Unpin, C: FrameCodec> Stream for StreamReceiver<R, C> {
 
 impl<R: AsyncRead + Unpin, C: FrameCodec> StreamReceiver<R, C> {
     /// What the codec's output means as the next item of the stream.
+    #[inline]
     fn deliver(
         &mut self,
         next: Option<Result<Decoded, Error>>,
