@@ -35,6 +35,15 @@ pub(crate) struct Args {
     #[arg(long, value_delimiter = ',', value_name = "NAMES")]
     pub only: Vec<String>,
 
+    /// Run only these workloads (default: all; `--no-pin` still drops `rtt-pinned`).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "NAMES",
+        value_parser = ["rtt", "rtt-pinned", "stream", "stream-batched"]
+    )]
+    pub workloads: Vec<String>,
+
     /// Skip the pinned round-trip cells.
     #[arg(long)]
     pub no_pin: bool,

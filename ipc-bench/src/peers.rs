@@ -365,7 +365,7 @@ fn serve_blocking(link: &mut dyn Link, job: &Job) -> Result<()> {
                 link.send(&buf).context("echoing")?;
             }
         }
-        Job::Sink(phases) => {
+        Job::Sink(phases) | Job::SinkMany(phases) => {
             for &n in phases {
                 for _ in 0..n {
                     if !link.recv(&mut buf).context("receiving")? {
@@ -434,7 +434,7 @@ async fn serve_tokio(mut framed: Tokio, job: &Job) -> Result<()> {
                 framed.send(msg?.freeze()).await.context("echoing")?;
             }
         }
-        Job::Sink(phases) => {
+        Job::Sink(phases) | Job::SinkMany(phases) => {
             for &n in phases {
                 for _ in 0..n {
                     framed

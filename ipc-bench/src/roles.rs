@@ -5,7 +5,7 @@
 //! | variable | value |
 //! |---|---|
 //! | [`ROLE_ENV`] | `toolkit` (connect with `ipc::connect_from_env()`) or a raw baseline's name (`raw-socketpair`, ...) |
-//! | [`JOB_ENV`] | `echo` (send every message back) or `sink:W,N,...` (read W messages, acknowledge, read N, acknowledge, ...) |
+//! | [`JOB_ENV`] | `echo` (send every message back), `sink:W,N,...` (read W messages, acknowledge, read N, acknowledge, ...) or `sink-many:W,N,...` (the same, a toolkit child reading with `recv_many`) |
 //! | [`PIN_ENV`] | a CPU number: pin this process to it before anything else starts |
 //! | [`RUNTIME_ENV`] | the toolkit child's tokio runtime flavour (`current-thread`, `multi-thread`) |
 
@@ -30,6 +30,9 @@ pub(crate) const PIN_ENV: &str = "IPC_BENCH_PIN";
 /// The toolkit child's runtime flavour.
 pub(crate) const RUNTIME_ENV: &str = "IPC_BENCH_RUNTIME";
 
+/// Most frames a `sink-many` toolkit child takes with one `recv_many`.
+const RECV_MANY: usize = 4096;
+
 /// The toolkit child's role name.
 const TOOLKIT_ROLE: &str = "toolkit";
 
@@ -40,15 +43,23 @@ pub(crate) enum Job {
     Echo,
     /// For each phase: read that many messages, then send [`ACK`].
     Sink(Vec<u64>),
+    /// [`Sink`](Job::Sink) for the batched workload: a toolkit child takes every
+    /// frame of one read at once (`recv_many`); other children read as for `Sink`.
+    SinkMany(Vec<u64>),
 }
 
 impl fmt::Display for Job {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Job::Echo => f.write_str("echo"),
-            Job::Sink(phases) => {
+            Job::Sink(phases) | Job::SinkMany(phases) => {
                 let list: Vec<String> = phases.iter().map(u64::to_string).collect();
-                write!(f, "sink:{}", list.join(","))
+                let name = if matches!(self, Job::SinkMany(_)) {
+                    "sink-many"
+                } else {
+                    "sink"
+                };
+                write!(f, "{name}:{}", list.join(","))
             }
         }
     }
@@ -61,14 +72,24 @@ impl std::str::FromStr for Job {
         if s == "echo" {
             return Ok(Job::Echo);
         }
-        let list = s
-            .strip_prefix("sink:")
-            .context(format!("{JOB_ENV}={s:?}: expected `echo` or `sink:N,...`"))?;
+        let (many, list) = match s.strip_prefix("sink-many:") {
+            Some(list) => (true, list),
+            None => (
+                false,
+                s.strip_prefix("sink:").context(format!(
+                    "{JOB_ENV}={s:?}: expected `echo`, `sink:N,...` or `sink-many:N,...`"
+                ))?,
+            ),
+        };
         let phases = list
             .split(',')
             .map(|n| n.parse::<u64>().context(format!("{JOB_ENV}={s:?}")))
             .collect::<Result<Vec<u64>>>()?;
-        Ok(Job::Sink(phases))
+        Ok(if many {
+            Job::SinkMany(phases)
+        } else {
+            Job::Sink(phases)
+        })
     }
 }
 
@@ -152,7 +173,8 @@ pub(crate) fn child_env(
 pub(crate) fn job_for(cell: &Cell) -> Job {
     match cell.workload {
         Workload::RoundTrip { .. } => Job::Echo,
-        Workload::Stream | Workload::StreamBatched => Job::Sink(cell.stream_phases()),
+        Workload::Stream => Job::Sink(cell.stream_phases()),
+        Workload::StreamBatched => Job::SinkMany(cell.stream_phases()),
     }
 }
 
@@ -205,7 +227,45 @@ async fn toolkit_child(job: Job) -> Result<()> {
             // Wait for the parent's close, so our goodbye never races its last read.
             while ch.recv().await.context("waiting for close")?.is_some() {}
         }
+        Job::SinkMany(phases) => {
+            let mut frames = Vec::with_capacity(RECV_MANY);
+            for n in phases {
+                let mut left = n;
+                while left > 0 {
+                    frames.clear();
+                    // Never past the phase: the parent sends nothing more before the ack.
+                    let max = RECV_MANY.min(usize::try_from(left).unwrap_or(usize::MAX));
+                    let got = ch.recv_many(&mut frames, max).await.context("receiving")?;
+                    if got == 0 {
+                        anyhow::bail!("the parent closed before the end of the phase");
+                    }
+                    left -= got as u64;
+                }
+                ch.send(Bytes::from_static(ACK))
+                    .await
+                    .context("acknowledging")?;
+            }
+            while ch.recv().await.context("waiting for close")?.is_some() {}
+        }
     }
     ch.close().await.context("closing")?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jobs_read_back_what_they_print() {
+        for job in [
+            Job::Echo,
+            Job::Sink(vec![10, 20]),
+            Job::SinkMany(vec![3, 4, 5]),
+        ] {
+            let again: Job = job.to_string().parse().expect("parse");
+            assert_eq!(again, job);
+        }
+        assert!("sink-many:".parse::<Job>().is_err());
+    }
 }

@@ -139,6 +139,8 @@ pub(crate) struct Plan {
     pub sizes: Vec<usize>,
     /// Whether pinned round-trip cells are run.
     pub pin: bool,
+    /// Workload labels to run (empty: all).
+    workloads: Vec<String>,
     rounds: Option<u64>,
     stream: Option<u64>,
     warmup: Option<u64>,
@@ -151,6 +153,7 @@ impl Plan {
         Plan {
             sizes: args.sizes.clone(),
             pin: !args.no_pin,
+            workloads: args.workloads.clone(),
             rounds: args.rounds,
             stream: args.stream_messages,
             warmup: args.warmup,
@@ -181,6 +184,9 @@ impl Plan {
         }
         workloads.push(Workload::Stream);
         workloads.push(Workload::StreamBatched);
+        if !self.workloads.is_empty() {
+            workloads.retain(|w| self.workloads.iter().any(|name| name == w.label()));
+        }
         for &size in &self.sizes {
             if let Budget::Reduced { max_size, .. } = budget {
                 if size > max_size {
@@ -251,6 +257,7 @@ mod tests {
         let plan = Plan {
             sizes: vec![64, 1024, 65536],
             pin: true,
+            workloads: Vec::new(),
             rounds: None,
             stream: None,
             warmup: None,
@@ -260,6 +267,13 @@ mod tests {
         let slow = plan.cells(Budget::for_transport("signal"));
         assert_eq!(slow.len(), 8);
         assert!(slow.iter().all(|c| c.size <= 1024 && c.count <= 4000));
+        let only = Plan {
+            workloads: vec!["stream-batched".into()],
+            ..plan.clone()
+        };
+        let cells = only.cells(Budget::Normal);
+        assert_eq!(cells.len(), 3);
+        assert!(cells.iter().all(|c| c.workload == Workload::StreamBatched));
         assert!(slow
             .iter()
             .all(|c| c.stream_phases().iter().skip(1).sum::<u64>() == c.count

@@ -20,6 +20,9 @@
 //! - `feed` queues a frame, `flush` writes everything queued, `close` flushes, tells
 //!   the peer goodbye and shuts the sending direction down.
 
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 use bytes::Bytes;
 use futures_util::{Sink, Stream};
 
@@ -144,6 +147,59 @@ pub trait Channel:
 
     /// Split into halves that two tasks can use at once.
     fn split(self: Box<Self>) -> (Box<dyn SendHalf>, Box<dyn RecvHalf>);
+
+    /// Poll for a batch of received frames: see [`RecvHalf::poll_recv_many`], which a
+    /// [`Duplex`](crate::Duplex) forwards this to. Call it through
+    /// [`RecvManyExt::recv_many`](crate::RecvManyExt::recv_many).
+    ///
+    /// ```no_run
+    /// # async fn demo(mut ch: Box<dyn ipc_core::Channel>) -> ipc_core::Result<()> {
+    /// let mut frames = Vec::new();
+    /// let n = std::future::poll_fn(|cx| ch.poll_recv_many(cx, &mut frames, 100)).await?;
+    /// # let _ = n; Ok(()) }
+    /// ```
+    fn poll_recv_many(
+        &mut self,
+        cx: &mut Context<'_>,
+        out: &mut Vec<Bytes>,
+        max: usize,
+    ) -> Poll<Result<usize, RecvError>> {
+        poll_recv_one(self, cx, out, max)
+    }
+}
+
+/// The fallback of [`RecvHalf::poll_recv_many`] and [`Channel::poll_recv_many`]: one
+/// item of the stream, as a batch of at most one frame.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use ipc_core::{channel::poll_recv_one, Bytes, RecvError};
+/// let mut items = futures_util::stream::iter([Ok::<Bytes, RecvError>("a".into()), Ok("b".into())]);
+/// let mut out = Vec::new();
+/// let n = std::future::poll_fn(|cx| poll_recv_one(&mut items, cx, &mut out, 10)).await;
+/// assert_eq!((n.ok(), out), (Some(1), vec![Bytes::from("a")]));
+/// # }
+/// ```
+pub fn poll_recv_one<S>(
+    stream: &mut S,
+    cx: &mut Context<'_>,
+    out: &mut Vec<Bytes>,
+    max: usize,
+) -> Poll<Result<usize, RecvError>>
+where
+    S: Stream<Item = Result<Bytes, RecvError>> + Unpin + ?Sized,
+{
+    if max == 0 {
+        return Poll::Ready(Ok(0));
+    }
+    Pin::new(stream).poll_next(cx).map(|next| match next {
+        Some(Ok(frame)) => {
+            out.push(frame);
+            Ok(1)
+        }
+        Some(Err(e)) => Err(e),
+        None => Ok(0),
+    })
 }
 
 /// The sending half of a [`Channel`]: a [`Sink`] of frames.
@@ -225,6 +281,34 @@ pub trait RecvHalf: Stream<Item = Result<Bytes, RecvError>> + Send + Unpin + 'st
     {
         Box::new(self)
     }
+
+    /// Poll for a batch of received frames: wait for the next item, then append to
+    /// `out` it and every further frame that is already received (at most `max`
+    /// frames). `Ready(Ok(n))` with `n >= 1` frames appended; `Ready(Ok(0))` at the end
+    /// of the stream (or when `max` is 0); `Ready(Err(_))` for an error item, exactly
+    /// where [`poll_next`](Stream::poll_next) would give it: an error met after some
+    /// frames of a batch is kept for the next call.
+    ///
+    /// The byte-stream halves ([`StreamReceiver`](crate::stream::StreamReceiver) and
+    /// those built on it) hand out every whole frame of one read at once, as slices
+    /// of one read buffer (no copy per frame, no read while frames are left). The
+    /// default takes one item of the stream. Call it through
+    /// [`RecvManyExt::recv_many`](crate::RecvManyExt::recv_many).
+    ///
+    /// ```no_run
+    /// # async fn demo(mut rx: Box<dyn ipc_core::RecvHalf>) -> ipc_core::Result<()> {
+    /// let mut frames = Vec::new();
+    /// let n = std::future::poll_fn(|cx| rx.poll_recv_many(cx, &mut frames, 100)).await?;
+    /// # let _ = n; Ok(()) }
+    /// ```
+    fn poll_recv_many(
+        &mut self,
+        cx: &mut Context<'_>,
+        out: &mut Vec<Bytes>,
+        max: usize,
+    ) -> Poll<Result<usize, RecvError>> {
+        poll_recv_one(self, cx, out, max)
+    }
 }
 
 impl<C: Channel + ?Sized> Channel for Box<C> {
@@ -233,6 +317,14 @@ impl<C: Channel + ?Sized> Channel for Box<C> {
     }
     fn split(self: Box<Self>) -> (Box<dyn SendHalf>, Box<dyn RecvHalf>) {
         (*self).split()
+    }
+    fn poll_recv_many(
+        &mut self,
+        cx: &mut Context<'_>,
+        out: &mut Vec<Bytes>,
+        max: usize,
+    ) -> Poll<Result<usize, RecvError>> {
+        (**self).poll_recv_many(cx, out, max)
     }
 }
 
@@ -251,5 +343,56 @@ impl RecvHalf for Box<dyn RecvHalf> {
     }
     fn into_box(self) -> Box<dyn RecvHalf> {
         self
+    }
+    fn poll_recv_many(
+        &mut self,
+        cx: &mut Context<'_>,
+        out: &mut Vec<Bytes>,
+        max: usize,
+    ) -> Poll<Result<usize, RecvError>> {
+        (**self).poll_recv_many(cx, out, max)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::prelude::*;
+    use crate::RecvManyExt;
+
+    /// A receiving half that is not a byte stream: a list of items.
+    struct Items(futures_util::stream::Iter<std::vec::IntoIter<Result<Bytes, RecvError>>>);
+
+    impl Stream for Items {
+        type Item = Result<Bytes, RecvError>;
+        fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+            Pin::new(&mut self.0).poll_next(cx)
+        }
+    }
+
+    impl RecvHalf for Items {
+        fn info(&self) -> ChannelInfo {
+            ChannelInfo::new("items")
+        }
+    }
+
+    #[tokio::test]
+    async fn recv_many_elsewhere_gives_the_items_one_at_a_time() {
+        let items = vec![
+            Ok(Bytes::from("a")),
+            Err(RecvError::PeerLost("gone".into())),
+            Ok(Bytes::from("b")),
+        ];
+        let mut rx: Box<dyn RecvHalf> = Box::new(Items(futures_util::stream::iter(items)));
+        let mut out = Vec::new();
+        assert_eq!(rx.recv_many(&mut out, 10).await.expect("a"), 1);
+        assert!(matches!(
+            rx.recv_many(&mut out, 10).await,
+            Err(RecvError::PeerLost(_))
+        ));
+        assert_eq!(rx.recv_many(&mut out, 10).await.expect("b"), 1);
+        assert_eq!(rx.recv_many(&mut out, 10).await.expect("end"), 0);
+        assert_eq!(out, ["a", "b"]);
+        assert!(rx.next().await.is_none());
     }
 }

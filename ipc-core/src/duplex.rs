@@ -5,9 +5,11 @@
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use bytes::Bytes;
 use futures_util::{Sink, Stream};
 
 use crate::channel::{Channel, ChannelInfo, RecvHalf, SendHalf};
+use crate::error::RecvError;
 
 /// A [`Channel`] made of a sending half `Tx` and a receiving half `Rx`: frames sent go
 /// to `Tx` (it is the [`Sink`]), frames received come from `Rx` (it is the
@@ -120,6 +122,15 @@ impl<Tx: SendHalf, Rx: RecvHalf> Channel for Duplex<Tx, Rx> {
     fn split(self: Box<Self>) -> (Box<dyn SendHalf>, Box<dyn RecvHalf>) {
         let Duplex { tx, rx } = *self;
         (tx.into_box(), rx.into_box())
+    }
+
+    fn poll_recv_many(
+        &mut self,
+        cx: &mut Context<'_>,
+        out: &mut Vec<Bytes>,
+        max: usize,
+    ) -> Poll<Result<usize, RecvError>> {
+        self.rx.poll_recv_many(cx, out, max)
     }
 }
 

@@ -1,8 +1,9 @@
 //! [`ChannelExt`]: `recv` and `recv_json` on every channel, receiving half and typed
 //! channel (anything that is a [`Stream`] of `Result` items), and [`SinkJsonExt`]:
 //! `send_json` on every channel and sending half (anything that is a [`Sink`] of
-//! frames), and [`SendManyExt`]: `send_many`, a batch of frames in as few system calls
-//! as the transport allows.
+//! frames), [`SendManyExt`]: `send_many`, a batch of frames in as few system calls
+//! as the transport allows, and [`RecvManyExt`]: `recv_many`, every frame already
+//! received in one call.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -13,7 +14,9 @@ use futures_util::{Sink, SinkExt, Stream};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::channel::{Channel, RecvHalf, SendHalf};
 use crate::codec::{Codec, Json};
+use crate::duplex::Duplex;
 use crate::error::{Error, RecvError, SendError};
 
 /// Conveniences on every channel and receiving half, in the shape of the rest of the
@@ -202,6 +205,101 @@ pub trait SendManyExt: Sink<Bytes, Error = SendError> {
 }
 
 impl<S: Sink<Bytes, Error = SendError> + ?Sized> SendManyExt for S {}
+
+/// `recv_many` on every channel and receiving half: the frames that are already
+/// received, in one call, the counterpart of [`SendManyExt::send_many`].
+///
+/// On the byte-stream transports (uds, tcp, pipe, fifo, stdio, shm) one call hands out
+/// every whole frame of one read (up to `max`), each a slice of the one read buffer
+/// (no copy per frame), without the per-frame cost of the stream layers or a read
+/// while frames are left. Elsewhere it gives one frame per call, like `recv`. See
+/// [`RecvHalf::poll_recv_many`] for the exact rules.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> ipc_core::Result<()> {
+/// use ipc_core::prelude::*;
+/// # let (a, b) = tokio::io::duplex(64 * 1024);
+/// # let (ar, aw) = tokio::io::split(a);
+/// # let (br, bw) = tokio::io::split(b);
+/// # let codec = ipc_core::frame::LengthCodec::new(Default::default());
+/// # let info = ipc_core::ChannelInfo::new("mem");
+/// # let mut left = ipc_core::stream::channel(ar, aw, codec.clone(), info.clone());
+/// # let mut right = ipc_core::stream::channel(br, bw, codec, info);
+/// use ipc_core::Bytes;
+/// let frames: Vec<Bytes> = (0..100).map(|n: u32| Bytes::from(n.to_string())).collect();
+/// left.send_many(&frames).await?;
+/// left.close().await?;
+/// let mut got = Vec::new();
+/// while right.recv_many(&mut got, 1000).await? > 0 {}
+/// assert_eq!(got, frames);
+/// # Ok(()) }
+/// ```
+pub trait RecvManyExt {
+    /// Wait for the next item, then append it and every further frame already
+    /// received to `out`, `max` frames at most. `Ok(n)`: `n >= 1` frames appended;
+    /// `Ok(0)`: the stream has ended (the peer closed; or `max` is 0); `Err(_)`: the
+    /// next item is an error, in the same place [`ChannelExt::recv`] would give it
+    /// (an error met after some frames of a batch is given by the next call). A
+    /// rejected frame lets the stream go on, as for `recv`. Cancel-safe: a dropped
+    /// call loses no frame.
+    ///
+    /// ```no_run
+    /// # async fn demo(mut ch: Box<dyn ipc_core::Channel>) -> ipc_core::Result<()> {
+    /// use ipc_core::prelude::*;
+    /// let mut frames = Vec::with_capacity(1024);
+    /// while ch.recv_many(&mut frames, 1024).await? > 0 {
+    ///     for frame in frames.drain(..) {
+    ///         println!("{} bytes", frame.len());
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
+    fn recv_many<'a>(
+        &'a mut self,
+        out: &'a mut Vec<Bytes>,
+        max: usize,
+    ) -> impl Future<Output = Result<usize, RecvError>> + Send + 'a;
+}
+
+impl<R: RecvHalf + ?Sized> RecvManyExt for R {
+    fn recv_many<'a>(
+        &'a mut self,
+        out: &'a mut Vec<Bytes>,
+        max: usize,
+    ) -> impl Future<Output = Result<usize, RecvError>> + Send + 'a {
+        std::future::poll_fn(move |cx| RecvHalf::poll_recv_many(self, cx, out, max))
+    }
+}
+
+impl RecvManyExt for dyn Channel {
+    fn recv_many<'a>(
+        &'a mut self,
+        out: &'a mut Vec<Bytes>,
+        max: usize,
+    ) -> impl Future<Output = Result<usize, RecvError>> + Send + 'a {
+        std::future::poll_fn(move |cx| Channel::poll_recv_many(self, cx, out, max))
+    }
+}
+
+impl RecvManyExt for Box<dyn Channel> {
+    fn recv_many<'a>(
+        &'a mut self,
+        out: &'a mut Vec<Bytes>,
+        max: usize,
+    ) -> impl Future<Output = Result<usize, RecvError>> + Send + 'a {
+        std::future::poll_fn(move |cx| Channel::poll_recv_many(&mut **self, cx, out, max))
+    }
+}
+
+impl<Tx: SendHalf, Rx: RecvHalf> RecvManyExt for Duplex<Tx, Rx> {
+    fn recv_many<'a>(
+        &'a mut self,
+        out: &'a mut Vec<Bytes>,
+        max: usize,
+    ) -> impl Future<Output = Result<usize, RecvError>> + Send + 'a {
+        std::future::poll_fn(move |cx| self.receiver_mut().poll_recv_many(cx, out, max))
+    }
+}
 
 /// The future of [`ChannelExt::recv`].
 #[derive(Debug)]

@@ -66,7 +66,7 @@ pub use duplex::{Duplex, Joined};
 pub use endpoint::Endpoint;
 pub use env::{role, Role};
 pub use error::{ConnectError, Error, ListenError, RecvError, Result, SendError, SpawnError};
-pub use ext::{ChannelExt, SendManyExt, SinkJsonExt};
+pub use ext::{ChannelExt, RecvManyExt, SendManyExt, SinkJsonExt};
 pub use frame::FrameConfig;
 pub use options::Options;
 pub use signal::Signal;

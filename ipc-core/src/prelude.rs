@@ -6,6 +6,7 @@
 //! - [`ChannelExt`] gives `recv`, `recv_json`;
 //! - [`SinkJsonExt`] gives `send_json`;
 //! - [`SendManyExt`] gives `send_many`;
+//! - [`RecvManyExt`] gives `recv_many`;
 //! - [`Channel`] gives `info`, `split`.
 //!
 //! ```
@@ -28,4 +29,4 @@
 pub use futures_util::{SinkExt, StreamExt};
 
 pub use crate::channel::Channel;
-pub use crate::ext::{ChannelExt, SendManyExt, SinkJsonExt};
+pub use crate::ext::{ChannelExt, RecvManyExt, SendManyExt, SinkJsonExt};

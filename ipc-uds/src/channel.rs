@@ -299,6 +299,21 @@ impl RecvHalf for UdsReceiver {
     fn info(&self) -> ChannelInfo {
         RecvHalf::info(&self.inner)
     }
+
+    /// Every whole frame of one read, without their fds (which are closed, as by
+    /// `recv`).
+    fn poll_recv_many(
+        &mut self,
+        cx: &mut Context<'_>,
+        out: &mut Vec<Bytes>,
+        max: usize,
+    ) -> Poll<Result<usize, RecvError>> {
+        let got = ready!(self.inner.poll_recv_many(cx, out, max));
+        // Everything before `end` has been consumed; fds that came with it are closed.
+        let end = self.inner.reader_mut().position() - self.inner.buffered() as u64;
+        drop(self.inner.reader_mut().take_fds(end, end));
+        Poll::Ready(got)
+    }
 }
 
 /// A connected pair of channels in this process (a `socketpair`), e.g. for tests or to
@@ -315,4 +330,34 @@ impl RecvHalf for UdsReceiver {
 pub fn pair(options: &Options) -> Result<(UdsChannel, UdsChannel)> {
     let (a, b) = UnixStream::pair()?;
     Ok((from_stream(a, options)?, from_stream(b, options)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::AsFd;
+
+    use ipc_core::prelude::*;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn recv_many_does_not_give_the_fds_of_its_frames_to_later_ones() {
+        let (mut a, mut b) = pair(&Options::default()).expect("pair");
+        let file = std::fs::File::open("/dev/null").expect("/dev/null");
+        a.send_with_fds("one".into(), &[file.as_fd(), file.as_fd()])
+            .await
+            .expect("send");
+        a.send("two".into()).await.expect("send");
+        let mut got = Vec::new();
+        while got.len() < 2 {
+            b.recv_many(&mut got, 10).await.expect("recv_many");
+        }
+        assert_eq!(got, ["one", "two"]);
+        a.send_with_fds("three".into(), &[file.as_fd()])
+            .await
+            .expect("send");
+        let (frame, fds) = b.recv_with_fds().await.expect("recv").expect("a frame");
+        assert_eq!(frame, "three");
+        assert_eq!(fds.len(), 1, "fds of an earlier frame given to a later one");
+    }
 }

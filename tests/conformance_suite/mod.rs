@@ -1,5 +1,6 @@
-//! The conformance run shared by `tests/conformance.rs` (the default mode) and
-//! `tests/conformance_low_latency.rs` (every stream channel in low-latency mode).
+//! The conformance run shared by `tests/conformance.rs` (the default mode, every
+//! transport) and `tests/conformance_low_latency.rs` (low-latency mode, the transports
+//! where it does something).
 
 use ipc::testkit::{self, CountingAlloc, Subject};
 use libtest_mimic::{Arguments, Failed, Trial};
@@ -39,7 +40,14 @@ fn subjects() -> Vec<(&'static str, Subject)> {
 
 /// Run every case against every transport, after setting `env` (inherited by the
 /// cases' children).
+#[allow(dead_code)] // each test binary uses one of `run` and `run_on`
 pub(crate) fn run(env: &[(&str, &str)]) {
+    run_on(env, None)
+}
+
+/// Run every case against the transports named in `only` (every one when `None`),
+/// after setting `env` (inherited by the cases' children).
+pub(crate) fn run_on(env: &[(&str, &str)], only: Option<&[&str]>) {
     // Before any thread starts, so every thread (and every child) inherits the mask.
     // Only with the facade's opt-in feature `signal` (on in `cargo test --workspace`).
     #[cfg(feature = "signal")]
@@ -54,6 +62,9 @@ pub(crate) fn run(env: &[(&str, &str)]) {
     let args = Arguments::from_args();
     let mut trials = Vec::new();
     for (name, subject) in subjects() {
+        if only.is_some_and(|names| !names.contains(&name)) {
+            continue;
+        }
         for case in testkit::cases() {
             let subject = subject.clone();
             trials.push(Trial::test(format!("{name}::{}", case.name), move || {

@@ -107,7 +107,7 @@ pub(crate) fn serve_child(kind: RawKind, job: &Job) -> Result<()> {
                 conn.send(&buf).context("echoing")?;
             }
         }
-        Job::Sink(phases) => {
+        Job::Sink(phases) | Job::SinkMany(phases) => {
             for &n in phases {
                 for _ in 0..n {
                     if !conn.recv(&mut buf).context("receiving")? {

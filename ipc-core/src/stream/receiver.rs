@@ -1,0 +1,256 @@
+//! [`StreamReceiver`]: the receiving half of a [`StreamChannel`](super::StreamChannel),
+//! a `Stream` of frames decoded from one read buffer.
+
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::task::{ready, Context, Poll};
+
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use tokio::io::AsyncRead;
+use tokio_util::codec::FramedRead;
+
+use super::{classify, PeerClosed};
+use crate::channel::{ChannelInfo, RecvHalf};
+use crate::error::{Error, RecvError};
+use crate::frame::{Decoded, FrameCodec};
+use crate::spin::{LowLatency, Spinner};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RecvState {
+    Open,
+    Finished,
+}
+
+/// The receiving half of a [`StreamChannel`](super::StreamChannel): a [`Stream`] of frames.
+///
+/// The peer's goodbye ends the stream; a rejected frame (too large: skipped without
+/// being buffered; undecodable) is one `Err` item and the stream goes on; the stream
+/// ending without a goodbye, or breaking, is one `Err` item
+/// ([`RecvError::PeerLost`], ...), then the end.
+///
+/// Each frame received, like each frame sent by [`StreamSender`](super::StreamSender), uses one unit of the
+/// tokio task's cooperative budget: a loop that receives frames which are always
+/// already there yields to the runtime now and then, so other tasks and signal
+/// handlers run.
+///
+/// [`recv_many`](crate::RecvManyExt::recv_many) hands out every whole frame of one
+/// read at once, each a slice of the one read buffer: one pass through the layers
+/// above (and one unit of the budget) per batch instead of per frame, and no read
+/// while frames are left.
+///
+/// In low-latency mode ([`set_low_latency`](Self::set_low_latency), or
+/// [`IPC_LOW_LATENCY`](crate::spin::LOW_LATENCY_ENV) in the environment when it is
+/// made) a receive that finds nothing polls for a bounded, adaptive time before the
+/// task parks, at a CPU cost (see [`spin`](crate::spin)).
+pub struct StreamReceiver<R, C> {
+    framed: FramedRead<R, C>,
+    info: ChannelInfo,
+    state: RecvState,
+    peer_closed: PeerClosed,
+    spin: Option<Spinner>,
+    /// What the codec gave after the frames of a batch (a goodbye, a rejected frame,
+    /// an error): the next item, kept for the next call.
+    held: Option<Result<Decoded, Error>>,
+}
+
+impl<R, C> std::fmt::Debug for StreamReceiver<R, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamReceiver")
+            .field("info", &self.info)
+            .field("buffered", &self.framed.read_buffer().len())
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R: AsyncRead + Send + Unpin + 'static, C: FrameCodec> StreamReceiver<R, C> {
+    /// Wrap a reader.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> ipc_core::Result<()> {
+    /// use ipc_core::prelude::*;
+    /// use ipc_core::{frame::LengthCodec, stream::StreamReceiver, ChannelInfo};
+    /// let wire: &[u8] = b"\0\0\0\x02hi\xff\xff\xff\xff"; // "hi", then goodbye
+    /// let mut rx = StreamReceiver::new(wire, LengthCodec::new(Default::default()), ChannelInfo::new("mem"));
+    /// assert_eq!(rx.recv().await?.as_deref(), Some(&b"hi"[..]));
+    /// assert_eq!(rx.recv().await?, None);
+    /// # Ok(()) }
+    /// ```
+    pub fn new(reader: R, codec: C, info: ChannelInfo) -> Self {
+        Self::linked(reader, codec, info, PeerClosed::default())
+    }
+
+    pub(super) fn linked(reader: R, codec: C, info: ChannelInfo, peer_closed: PeerClosed) -> Self {
+        let info = info.with_max_frame(codec.max_frame());
+        StreamReceiver {
+            framed: FramedRead::with_capacity(reader, codec, 64 * 1024),
+            info,
+            state: RecvState::Open,
+            peer_closed,
+            spin: LowLatency::for_new_channels().map(Spinner::new),
+            held: None,
+        }
+    }
+
+    /// Turn low-latency mode on (`Some`) or off (`None`): see [`spin`](crate::spin)
+    /// for what it does and costs.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> ipc_core::Result<()> {
+    /// use std::time::Duration;
+    /// use ipc_core::prelude::*;
+    /// use ipc_core::{frame::LengthCodec, spin::LowLatency, stream::StreamReceiver, ChannelInfo};
+    /// let wire: &[u8] = b"\0\0\0\x02hi\xff\xff\xff\xff";
+    /// let mut rx = StreamReceiver::new(wire, LengthCodec::new(Default::default()), ChannelInfo::new("mem"));
+    /// rx.set_low_latency(Some(LowLatency::new(Duration::from_micros(50))));
+    /// assert_eq!(rx.recv().await?.as_deref(), Some(&b"hi"[..]));
+    /// # Ok(()) }
+    /// ```
+    pub fn set_low_latency(&mut self, mode: Option<LowLatency>) {
+        self.spin = mode.map(Spinner::new);
+    }
+
+    /// The underlying reader (for backends that keep state in it, e.g. received fds).
+    pub fn reader_mut(&mut self) -> &mut R {
+        self.framed.get_mut()
+    }
+
+    /// Bytes read from the stream but not yet returned as frames.
+    pub fn buffered(&self) -> usize {
+        self.framed.read_buffer().len()
+    }
+}
+
+impl<R: AsyncRead + Unpin, C: FrameCodec> Stream for StreamReceiver<R, C> {
+    type Item = Result<Bytes, RecvError>;
+
+    fn poll_next(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, RecvError>>> {
+        let this = self.get_mut();
+        if this.state == RecvState::Finished {
+            return Poll::Ready(None);
+        }
+        // Checked before it is taken: `take` would write the (large) empty value back
+        // on every receive.
+        if this.held.is_some() {
+            let held = this.held.take();
+            return Poll::Ready(this.deliver(held));
+        }
+        // One unit of the task's cooperative budget per frame: frames decoded from the
+        // read buffer never touch the reactor, and a receive that is always ready must
+        // still let other tasks (a signal handler, ...) run now and then.
+        let coop = ready!(tokio::task::coop::poll_proceed(cx));
+        let next = match this.framed.poll_next_unpin(cx) {
+            Poll::Ready(next) => next,
+            Poll::Pending => {
+                if let Some(spin) = &mut this.spin {
+                    spin.on_pending(cx);
+                }
+                return Poll::Pending;
+            }
+        };
+        if let Some(spin) = &mut this.spin {
+            spin.on_ready();
+        }
+        coop.made_progress();
+        Poll::Ready(this.deliver(next))
+    }
+}
+
+impl<R: AsyncRead + Unpin, C: FrameCodec> StreamReceiver<R, C> {
+    /// What the codec's output means as the next item of the stream.
+    #[inline]
+    fn deliver(
+        &mut self,
+        next: Option<Result<Decoded, Error>>,
+    ) -> Option<Result<Bytes, RecvError>> {
+        match next {
+            Some(Ok(Decoded::Frame(frame))) => Some(Ok(frame)),
+            Some(Ok(Decoded::Rejected(e))) => Some(Err(e.into())),
+            Some(Ok(Decoded::Goodbye)) => {
+                self.state = RecvState::Finished;
+                self.peer_closed.store(true, Ordering::Release);
+                None
+            }
+            Some(Err(e)) => {
+                self.state = RecvState::Finished;
+                Some(Err(match classify(e) {
+                    Error::Closed => RecvError::PeerLost("the connection was reset".into()),
+                    other => other.into(),
+                }))
+            }
+            None => {
+                self.state = RecvState::Finished;
+                Some(Err(RecvError::PeerLost(
+                    "the stream ended without a goodbye frame".into(),
+                )))
+            }
+        }
+    }
+
+    /// After a frame: cut every further whole frame off the read buffer, without
+    /// reading, until `out` holds `max` more or the buffer none. Anything but a frame
+    /// is kept as the next item.
+    fn take_buffered(&mut self, out: &mut Vec<Bytes>, max: usize) -> usize {
+        // The buffer is taken out so that it and the codec can be used at once (a
+        // `BytesMut` moves without copying its bytes).
+        let mut buffer = std::mem::take(self.framed.read_buffer_mut());
+        let mut n = 0;
+        while n < max {
+            n += self
+                .framed
+                .decoder_mut()
+                .decode_whole_frames(&mut buffer, out, max - n);
+            if n == max {
+                break;
+            }
+            match self.framed.decoder_mut().decode(&mut buffer) {
+                Ok(Some(Decoded::Frame(frame))) => {
+                    out.push(frame);
+                    n += 1;
+                }
+                Ok(None) => break,
+                Ok(Some(other)) => {
+                    self.held = Some(Ok(other));
+                    break;
+                }
+                Err(e) => {
+                    self.held = Some(Err(e));
+                    break;
+                }
+            }
+        }
+        *self.framed.read_buffer_mut() = buffer;
+        n
+    }
+}
+
+impl<R: AsyncRead + Send + Unpin + 'static, C: FrameCodec> RecvHalf for StreamReceiver<R, C> {
+    fn info(&self) -> ChannelInfo {
+        self.info.clone()
+    }
+
+    /// The next item as [`poll_next`](Stream::poll_next) gives it (reading if the
+    /// buffer holds no whole frame), then every whole frame left in the read buffer.
+    fn poll_recv_many(
+        &mut self,
+        cx: &mut Context<'_>,
+        out: &mut Vec<Bytes>,
+        max: usize,
+    ) -> Poll<Result<usize, RecvError>> {
+        if max == 0 {
+            return Poll::Ready(Ok(0));
+        }
+        match ready!(Pin::new(&mut *self).poll_next(cx)) {
+            None => Poll::Ready(Ok(0)),
+            Some(Err(e)) => Poll::Ready(Err(e)),
+            Some(Ok(frame)) => {
+                out.push(frame);
+                Poll::Ready(Ok(1 + self.take_buffered(out, max - 1)))
+            }
+        }
+    }
+}
