@@ -41,6 +41,9 @@ ipc_core::child_roles! {
         /// Speak the control protocol by hand: acknowledge `listen`, say ready, and
         /// die (SIGKILL) on the first `conn`, before acknowledging it.
         DieOnConn,
+        /// Speak the control protocol by hand: refuse the first connection handed to
+        /// it, take and serve (like `Serve`) every later one.
+        RefuseFirst,
         /// In a process of its own (its fds are its own): run an rr cluster whose
         /// worker 1 dies while a connection is handed to it, and check that the
         /// client is served and no fd is left behind.
@@ -90,6 +93,7 @@ async fn run_child(role: Role) -> i32 {
         }
         Role::CrashAtStart => 1,
         Role::DieOnConn => die_on_conn().await,
+        Role::RefuseFirst => refuse_first().await,
         Role::HandoffDeath => {
             a_worker_dying_mid_handoff().await;
             0
@@ -397,9 +401,9 @@ async fn a_killed_worker_is_replaced_round_robin() {
 
 #[tokio::test]
 async fn a_connection_a_worker_refuses_goes_to_another_round_robin() {
-    // Worker 1 refuses every connection handed to it (it dropped its listener); both
-    // are ready before the first request, so the round-robin offers it one of the
-    // first two, which worker 0 then serves: no client sees a failure.
+    // Worker 1 refuses every connection handed to it (it dropped its listener); it
+    // stays in the rotation, so it is offered more than one, and worker 0 serves each
+    // of them: no client sees a failure.
     let cluster = start_with(Mode::RoundRobin, 2, |index| {
         if index == 1 {
             child_command(Role::RefuseAll)
@@ -424,13 +428,117 @@ async fn a_connection_a_worker_refuses_goes_to_another_round_robin() {
     let workers = cluster.workers().await.expect("w");
     let refused = workers.iter().find(|w| w.pid == refuser).expect("refuser");
     assert_eq!(refused.connections, 0, "{workers:?}");
-    assert_eq!(
-        refused.refused, 1,
-        "offered one, refused it, and not offered more: {workers:?}"
+    assert!(
+        refused.refused > 1,
+        "a worker that refused is offered connections again: {workers:?}"
     );
     let served = workers.iter().find(|w| w.pid == server).expect("server");
     assert_eq!((served.connections, served.refused), (10, 0), "{workers:?}");
     shut_down(cluster).await;
+}
+
+#[tokio::test]
+async fn a_worker_that_refused_once_is_offered_connections_again_round_robin() {
+    // Worker 1 refuses the first connection it is offered and takes the later ones
+    // (Node puts a refusing worker back in the rotation).
+    let cluster = start_with(Mode::RoundRobin, 2, |index| {
+        if index == 1 {
+            child_command(Role::RefuseFirst)
+        } else {
+            child_command(Role::Serve)
+        }
+    })
+    .await;
+    let addr = cluster.local_addr();
+    let refuser = cluster.workers().await.expect("w")[1].pid;
+    let mut served_by_refuser = 0;
+    for n in 0..40 {
+        let pid = request(addr)
+            .await
+            .unwrap_or_else(|e| panic!("request {n} failed: {e}"));
+        if pid == refuser {
+            served_by_refuser += 1;
+        }
+    }
+    wait_for_connections(&cluster, 40).await;
+    let workers = cluster.workers().await.expect("w");
+    let refuser_info = workers.iter().find(|w| w.pid == refuser).expect("refuser");
+    assert_eq!(refuser_info.refused, 1, "{workers:?}");
+    assert!(
+        served_by_refuser > 0 && refuser_info.connections == served_by_refuser,
+        "the worker that refused once served later connections \
+         ({served_by_refuser} of 40): {workers:?}"
+    );
+    shut_down(cluster).await;
+}
+
+#[tokio::test]
+async fn a_connection_every_worker_refuses_is_closed_not_kept_waiting_round_robin() {
+    // Both workers refuse everything: the connection is offered to each once, then
+    // closed; the client sees its end instead of waiting forever.
+    let cluster = start_with(Mode::RoundRobin, 2, |_| child_command(Role::RefuseAll)).await;
+    let outcome = tokio::time::timeout(GUARD, request(cluster.local_addr()))
+        .await
+        .expect("a connection every worker refuses does not wait forever");
+    assert!(outcome.is_err(), "nobody served it: {outcome:?}");
+    let workers = cluster.workers().await.expect("w");
+    assert_eq!(
+        workers.iter().map(|w| w.refused).collect::<Vec<_>>(),
+        vec![1, 1],
+        "offered once to each worker: {workers:?}"
+    );
+    shut_down(cluster).await;
+}
+
+/// [`Role::RefuseFirst`]: refuse the first connection, serve the later ones.
+async fn refuse_first() -> i32 {
+    use ipc_core::prelude::*;
+    use ipc_uds::RecvFds;
+    let endpoint = ipc_core::env::endpoint_from_env().expect("IPC_ENDPOINT");
+    let mut channel = ipc_uds::connect(&endpoint, &ipc_core::Options::from_env())
+        .await
+        .expect("connect");
+    let mut refused_one = false;
+    while let Ok(Some((frame, mut fds))) = channel.recv_with_fds().await {
+        if &frame[..] == b"shutdown" {
+            return 0;
+        }
+        let msg: serde_json::Value = serde_json::from_slice(&frame).unwrap_or_default();
+        let ack = |taken: bool| {
+            let ack = serde_json::json!({"ipc_cluster": "ack", "seq": msg["seq"], "taken": taken});
+            bytes::Bytes::from(ack.to_string())
+        };
+        match msg["ipc_cluster"].as_str() {
+            Some("listen") => {
+                channel.send(ack(true)).await.expect("ack");
+                ipc_cluster::worker::ready(&mut channel)
+                    .await
+                    .expect("ready");
+            }
+            Some("conn") if !refused_one => {
+                refused_one = true;
+                channel.send(ack(false)).await.expect("refuse");
+            }
+            Some("conn") => {
+                let fd = fds.pop().expect("a connection");
+                channel.send(ack(true)).await.expect("ack");
+                let stream = std::net::TcpStream::from(fd);
+                stream.set_nonblocking(true).expect("nonblocking");
+                let stream = TcpStream::from_std(stream).expect("tokio stream");
+                tokio::spawn(async move {
+                    let (read, mut write) = stream.into_split();
+                    let mut lines = BufReader::new(read).lines();
+                    while let Ok(Some(_)) = lines.next_line().await {
+                        let pid = std::process::id();
+                        let _ = write.write_all(format!("{pid}\n").as_bytes()).await;
+                    }
+                });
+            }
+            Some("drain" | "shutdown") => return 0,
+            _ => {}
+        }
+    }
+    0
 }
 
 /// [`Role::DieOnConn`]: a worker that dies with a connection's fd in flight to it.

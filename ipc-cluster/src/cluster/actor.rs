@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::handoff::Handoff;
+use super::handoff::{Handoff, Waiting};
 use super::listen::Port;
 use super::reload::ReloadStep;
 use super::slots::{Slot, State};
@@ -49,7 +49,8 @@ pub(super) enum Input {
         killed: bool,
     },
     Conn(std::net::TcpStream),
-    Handoff(u64, Handoff),
+    /// Worker `id`'s answer to the frame `seq`.
+    Handoff(u64, u64, Handoff),
     ReadyTimeout(u64),
     RestartDue(usize),
     AgentRestartDue,
@@ -76,7 +77,10 @@ pub(super) struct Actor {
     /// Round-robin: ready workers with no hand-off in flight, in turn order.
     pub(super) free: VecDeque<u64>,
     /// Round-robin: accepted connections waiting for a free worker.
-    pub(super) queued: VecDeque<std::net::TcpStream>,
+    pub(super) queued: VecDeque<Waiting>,
+    /// Round-robin: the workers that refused each connection in flight (by the
+    /// hand-off's sequence number), for those some worker refused already.
+    pub(super) offered: HashMap<u64, Vec<u64>>,
     pub(super) reloading: bool,
     pub(super) shutdown: Option<Vec<oneshot::Sender<()>>>,
     /// Index -> the fatal worker its next start replaces.
@@ -126,6 +130,7 @@ impl Actor {
             events,
             free: VecDeque::new(),
             queued: VecDeque::new(),
+            offered: HashMap::new(),
             reloading: false,
             shutdown: None,
             pending_replaces: HashMap::new(),
@@ -142,11 +147,11 @@ impl Actor {
                 Input::Exited { id, status, killed } => self.on_exit(id, status, killed),
                 Input::Conn(stream) => {
                     if self.shutdown.is_none() {
-                        self.queued.push_back(stream);
+                        self.queued.push_back(Waiting::new(stream));
                         self.dispatch();
                     }
                 }
-                Input::Handoff(id, outcome) => self.on_handoff(id, outcome),
+                Input::Handoff(id, seq, outcome) => self.on_handoff(id, seq, outcome),
                 Input::ReadyTimeout(id) => self.on_ready_timeout(id),
                 Input::RestartDue(index) => {
                     if self.shutdown.is_none() {
