@@ -936,6 +936,114 @@ async fn rolling_reload_under_load_drops_nothing_round_robin() {
     reload_under_load_drops_nothing(Mode::RoundRobin).await;
 }
 
+/// Scale a cluster of two up to three: the third worker is ready when `scale`
+/// returns, and all three serve.
+async fn scale_up(mode: Mode) {
+    let cluster = start(mode, 2).await;
+    tokio::time::timeout(GUARD, cluster.scale(3))
+        .await
+        .expect("scaled in time")
+        .expect("scaled up");
+    let workers = cluster.workers().await.expect("workers");
+    let indexes: Vec<usize> = workers.iter().map(|w| w.index).collect();
+    assert_eq!(indexes, vec![0, 1, 2], "{workers:?}");
+    assert!(workers.iter().all(|w| w.ready), "{workers:?}");
+    let pids: HashSet<u32> = workers.iter().map(|w| w.pid).collect();
+    let mut answered = HashSet::new();
+    let mut sent = 0;
+    while answered.len() < 3 && sent < 4000 {
+        let batch: Vec<_> = (0..8)
+            .map(|_| tokio::spawn(request(cluster.local_addr())))
+            .collect();
+        for r in batch {
+            let pid = r.await.expect("join").expect("a request succeeds");
+            assert!(pids.contains(&pid), "answered by a worker");
+            answered.insert(pid);
+            sent += 1;
+        }
+    }
+    assert_eq!(
+        answered, pids,
+        "{mode}: all three workers served ({sent} requests)"
+    );
+    shut_down(cluster).await;
+}
+
+#[tokio::test]
+async fn scale_up_2_to_3_all_serve_round_robin() {
+    scale_up(Mode::RoundRobin).await;
+}
+
+#[tokio::test]
+async fn scale_up_2_to_3_all_serve_shared() {
+    scale_up(Mode::Shared).await;
+}
+
+/// Scale a cluster of three down to one under the load of four clients: no request
+/// fails, and worker 0 is the one left.
+async fn scale_down_under_load(mode: Mode) {
+    let mut cluster = start(mode, 3).await;
+    let addr = cluster.local_addr();
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients: Vec<_> = (0..4).map(|_| load(addr, stop.clone())).collect();
+    wait_for_connections(&cluster, 20).await;
+    // The start's events are not the scale's.
+    let _ = queued_events(&mut cluster).await;
+    tokio::time::timeout(GUARD, cluster.scale(1))
+        .await
+        .expect("scaled in time")
+        .expect("scaled down");
+    let before = connections(&cluster).await;
+    wait_for_connections(&cluster, before + 20).await;
+    stop.store(true, Ordering::Relaxed);
+    let (mut ok, mut failed) = (0, 0);
+    for client in clients {
+        let (o, f) = client.await.expect("client");
+        ok += o;
+        failed += f;
+    }
+    assert_eq!(failed, 0, "{mode}: no request failed ({ok} served)");
+    let workers = cluster.workers().await.expect("workers");
+    assert_eq!(
+        workers.iter().map(|w| w.index).collect::<Vec<_>>(),
+        vec![0],
+        "{workers:?}"
+    );
+    // The retired workers left as asked (drained), and nobody restarted them.
+    for event in queued_events(&mut cluster).await {
+        match event {
+            ClusterEvent::Exited { index, cause, .. } => {
+                assert!(index > 0, "{event:?}");
+                assert_eq!(cause, ExitCause::Stopped, "{event:?}");
+            }
+            ClusterEvent::Restarting { .. } | ClusterEvent::Starting { .. } => {
+                panic!("{mode}: nothing restarts after a scale down: {event:?}")
+            }
+            _ => {}
+        }
+    }
+    shut_down(cluster).await;
+}
+
+#[tokio::test]
+async fn scale_down_3_to_1_under_load_fails_nothing_round_robin() {
+    scale_down_under_load(Mode::RoundRobin).await;
+}
+
+#[tokio::test]
+async fn scale_down_3_to_1_under_load_fails_nothing_shared() {
+    scale_down_under_load(Mode::Shared).await;
+}
+
+#[tokio::test]
+async fn scale_to_0_is_refused() {
+    let cluster = start(Mode::RoundRobin, 1).await;
+    let refused = cluster.scale(0).await;
+    assert!(matches!(refused, Err(Error::State(_))), "{refused:?}");
+    assert_eq!(cluster.workers().await.expect("workers").len(), 1);
+    shut_down(cluster).await;
+}
+
 /// The sysctl that makes the kernel move the connections queued on a closing
 /// `SO_REUSEPORT` socket to another socket of its group (per network namespace).
 const TCP_MIGRATE_REQ: &str = "/proc/sys/net/ipv4/tcp_migrate_req";

@@ -36,6 +36,11 @@ pub(super) enum Cmd {
     Info(oneshot::Sender<Vec<(u64, WorkerInfo)>>),
     Reload(oneshot::Sender<Result<()>>),
     ReloadDone,
+    Scale {
+        workers: usize,
+        reply: oneshot::Sender<Result<()>>,
+    },
+    ScaleDone,
     Shutdown(oneshot::Sender<()>),
     Send(Envelope),
 }
@@ -82,6 +87,8 @@ pub(super) struct Actor {
     /// hand-off's sequence number), for those some worker refused already.
     pub(super) offered: HashMap<u64, Vec<u64>>,
     pub(super) reloading: bool,
+    /// A [`scale`](super::Cluster::scale) runs.
+    pub(super) scaling: bool,
     pub(super) shutdown: Option<Vec<oneshot::Sender<()>>>,
     /// Index -> the fatal worker its next start replaces.
     pub(super) pending_replaces: HashMap<usize, u64>,
@@ -132,6 +139,7 @@ impl Actor {
             queued: VecDeque::new(),
             offered: HashMap::new(),
             reloading: false,
+            scaling: false,
             shutdown: None,
             pending_replaces: HashMap::new(),
             reload_step: None,
@@ -154,7 +162,8 @@ impl Actor {
                 Input::Handoff(id, seq, outcome) => self.on_handoff(id, seq, outcome),
                 Input::ReadyTimeout(id) => self.on_ready_timeout(id),
                 Input::RestartDue(index) => {
-                    if self.shutdown.is_none() {
+                    // An index the cluster scaled away meanwhile is not restarted.
+                    if self.shutdown.is_none() && index < self.workers_wanted {
                         let replaces = self.pending_replaces.remove(&index);
                         if let Err(e) = self.spawn(index, None, replaces).await {
                             tracing::error!(index, "could not restart worker: {e}");
@@ -229,6 +238,8 @@ impl Actor {
             }
             Cmd::Reload(reply) => self.begin_reload(reply),
             Cmd::ReloadDone => self.end_reload(),
+            Cmd::Scale { workers, reply } => self.begin_scale(workers, reply).await,
+            Cmd::ScaleDone => self.end_scale(),
             Cmd::Shutdown(reply) => self.begin_shutdown(reply),
             Cmd::Send(envelope) => self.deliver(envelope),
         }

@@ -187,6 +187,26 @@ impl Cluster {
         done.await.map_err(|_| gone())?
     }
 
+    /// Change the number of workers to `workers` while the cluster serves. More: the
+    /// new indexes start and this returns once each is ready (a new worker not ready
+    /// within `listen_timeout`, or exited first, fails the scale with its error; the
+    /// workers that served keep serving). Fewer: the highest indexes stop taking
+    /// connections, finish their open ones (within `drain_timeout`) and exit; this
+    /// returns once they are gone. Refused during a reload or another scale, and
+    /// for 0 workers (use [`shutdown`](Self::shutdown)).
+    ///
+    /// ```no_run
+    /// # async fn demo(cluster: ipc_cluster::Cluster) -> ipc_cluster::Result<()> {
+    /// cluster.scale(4).await?; // four workers serve
+    /// cluster.scale(1).await?; // workers 1..=3 drained and gone; worker 0 serves
+    /// # Ok(()) }
+    /// ```
+    pub async fn scale(&self, workers: usize) -> Result<()> {
+        let (reply, done) = oneshot::channel();
+        self.cmd(Cmd::Scale { workers, reply })?;
+        done.await.map_err(|_| gone())?
+    }
+
     /// The agent's pid, when there is one and it runs.
     pub async fn agent(&self) -> Result<Option<u32>> {
         let (reply, pid) = oneshot::channel();
