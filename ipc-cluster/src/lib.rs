@@ -11,7 +11,9 @@
 //!   three [`Mode`]s: `shared` (the primary binds and passes the listening socket to
 //!   every worker over `SCM_RIGHTS`), `rr` (the primary accepts and hands each
 //!   connection to the next worker that acknowledged its previous one, like Node's
-//!   `SCHED_RR`; a refused connection goes to another worker) and `reuseport` (each
+//!   `SCHED_RR`; a refused connection goes to another worker, the refusing worker stays
+//!   in the rotation, and a connection every ready worker refused is closed) and
+//!   `reuseport` (each
 //!   worker binds with `SO_REUSEPORT`). Dead workers are replaced (with the
 //!   supervisor's restart policy), a worker that reports a fatal error leaves only
 //!   once its replacement is ready, [`Cluster::reload`] replaces every worker with no

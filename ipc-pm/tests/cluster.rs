@@ -268,3 +268,143 @@ fn scale_up_and_down() {
     }
     get(port).expect("one instance serves");
 }
+
+/// Requests from four clients until `stop`; the failures.
+fn load(
+    port: u16,
+    stop: Arc<AtomicBool>,
+    ok: Arc<AtomicU64>,
+) -> Vec<std::thread::JoinHandle<Vec<String>>> {
+    (0..4)
+        .map(|_| {
+            let (stop, ok) = (stop.clone(), ok.clone());
+            std::thread::spawn(move || {
+                let mut failures = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    match get(port) {
+                        Ok(_) => {
+                            ok.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(e) => failures.push(e),
+                    }
+                }
+                failures
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn rr_scale_up_and_down_under_load_keeps_the_serving_workers_and_fails_nothing() {
+    let ipcm = Ipcm::new();
+    let worker = rr_worker();
+    let port = start_two(&ipcm, "web", "rr", &[&worker]);
+    let before = ipcm.pids("web");
+    let stop = Arc::new(AtomicBool::new(false));
+    let ok = Arc::new(AtomicU64::new(0));
+    let clients = load(port, stop.clone(), ok.clone());
+    ipcm.wait_for("load running", |_| ok.load(Ordering::Relaxed) > 20);
+    ipcm.ok(&["scale", "web", "3"]);
+    assert_eq!(ipcm.statuses("web"), ["online", "online", "online"]);
+    let three = ipcm.pids("web");
+    assert_eq!(&three[..2], &before[..], "scaling up restarts nobody");
+    ipcm.ok(&["scale", "web", "1"]);
+    assert_eq!(ipcm.statuses("web"), ["online"]);
+    assert_eq!(
+        ipcm.pids("web"),
+        [before[0]],
+        "scaling down keeps instance 0"
+    );
+    for pid in &three[1..] {
+        wait_gone(*pid);
+    }
+    let served = ok.load(Ordering::Relaxed);
+    ipcm.wait_for("load after the scale", |_| {
+        ok.load(Ordering::Relaxed) > served + 20
+    });
+    stop.store(true, Ordering::Relaxed);
+    let failures: Vec<String> = clients
+        .into_iter()
+        .flat_map(|c| c.join().expect("client"))
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{} failed requests: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
+    assert_eq!(ipcm.instances("web")[0]["restarts"], 0);
+}
+
+#[test]
+fn an_rr_app_that_fails_to_start_shows_errored() {
+    let ipcm = Ipcm::new();
+    // `true` exits at once, before it is ready: no cluster.
+    let err = ipcm.fails(&[
+        "start",
+        "--name",
+        "web",
+        "-i",
+        "2",
+        "--mode",
+        "rr",
+        "--listen",
+        "127.0.0.1:0",
+        "true",
+    ]);
+    assert!(err.contains("did not start"), "{err}");
+    assert_eq!(ipcm.statuses("web"), ["errored", "errored"]);
+}
+
+#[test]
+fn list_during_an_rr_reload_follows_the_cluster() {
+    let ipcm = Ipcm::new();
+    let worker = rr_worker();
+    let marker = ipcm.home().join("broken");
+    let marker = marker.to_str().expect("utf-8 path");
+    ipcm.ok(&[
+        "start",
+        "--name",
+        "web",
+        "-i",
+        "2",
+        "--mode",
+        "rr",
+        "--listen",
+        "127.0.0.1:0",
+        "--listen-timeout",
+        "10s",
+        "--kill-timeout",
+        "5s",
+        &worker,
+        marker,
+    ]);
+    assert_eq!(ipcm.statuses("web"), ["online", "online"]);
+    let victim = ipcm.pids("web")[1];
+    // The new version never gets ready: the reload waits (listen_timeout) at
+    // instance 0 while instance 1 is killed and restarted.
+    std::fs::write(marker, "broken").expect("marker");
+    let reload = {
+        let mut command = ipcm.command(&["reload", "web"]);
+        std::thread::spawn(move || command.output().expect("run ipcm reload"))
+    };
+    ipcm.wait_for("the reload started", |i| i.requests_read("Reload") > 0);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(victim as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill -9 instance 1");
+    ipcm.wait_for("instance 1 no longer shown as the killed worker", |i| {
+        let instances = i.instances("web");
+        instances[1]["pid"].as_u64() != Some(u64::from(victim))
+    });
+    assert!(
+        !reload.is_finished(),
+        "list showed the change while the reload ran"
+    );
+    let out = reload.join().expect("reload");
+    assert!(
+        !out.status.success(),
+        "the broken version aborts the reload"
+    );
+}

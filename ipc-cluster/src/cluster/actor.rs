@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::handoff::Handoff;
+use super::handoff::{Handoff, Waiting};
 use super::listen::Port;
 use super::reload::ReloadStep;
 use super::slots::{Slot, State};
@@ -36,6 +36,11 @@ pub(super) enum Cmd {
     Info(oneshot::Sender<Vec<(u64, WorkerInfo)>>),
     Reload(oneshot::Sender<Result<()>>),
     ReloadDone,
+    Scale {
+        workers: usize,
+        reply: oneshot::Sender<Result<()>>,
+    },
+    ScaleDone,
     Shutdown(oneshot::Sender<()>),
     Send(Envelope),
 }
@@ -49,7 +54,8 @@ pub(super) enum Input {
         killed: bool,
     },
     Conn(std::net::TcpStream),
-    Handoff(u64, Handoff),
+    /// Worker `id`'s answer to the frame `seq`.
+    Handoff(u64, u64, Handoff),
     ReadyTimeout(u64),
     RestartDue(usize),
     AgentRestartDue,
@@ -76,8 +82,13 @@ pub(super) struct Actor {
     /// Round-robin: ready workers with no hand-off in flight, in turn order.
     pub(super) free: VecDeque<u64>,
     /// Round-robin: accepted connections waiting for a free worker.
-    pub(super) queued: VecDeque<std::net::TcpStream>,
+    pub(super) queued: VecDeque<Waiting>,
+    /// Round-robin: the workers that refused each connection in flight (by the
+    /// hand-off's sequence number), for those some worker refused already.
+    pub(super) offered: HashMap<u64, Vec<u64>>,
     pub(super) reloading: bool,
+    /// A [`scale`](super::Cluster::scale) runs.
+    pub(super) scaling: bool,
     pub(super) shutdown: Option<Vec<oneshot::Sender<()>>>,
     /// Index -> the fatal worker its next start replaces.
     pub(super) pending_replaces: HashMap<usize, u64>,
@@ -126,7 +137,9 @@ impl Actor {
             events,
             free: VecDeque::new(),
             queued: VecDeque::new(),
+            offered: HashMap::new(),
             reloading: false,
+            scaling: false,
             shutdown: None,
             pending_replaces: HashMap::new(),
             reload_step: None,
@@ -142,14 +155,15 @@ impl Actor {
                 Input::Exited { id, status, killed } => self.on_exit(id, status, killed),
                 Input::Conn(stream) => {
                     if self.shutdown.is_none() {
-                        self.queued.push_back(stream);
+                        self.queued.push_back(Waiting::new(stream));
                         self.dispatch();
                     }
                 }
-                Input::Handoff(id, outcome) => self.on_handoff(id, outcome),
+                Input::Handoff(id, seq, outcome) => self.on_handoff(id, seq, outcome),
                 Input::ReadyTimeout(id) => self.on_ready_timeout(id),
                 Input::RestartDue(index) => {
-                    if self.shutdown.is_none() {
+                    // An index the cluster scaled away meanwhile is not restarted.
+                    if self.shutdown.is_none() && index < self.workers_wanted {
                         let replaces = self.pending_replaces.remove(&index);
                         if let Err(e) = self.spawn(index, None, replaces).await {
                             tracing::error!(index, "could not restart worker: {e}");
@@ -224,6 +238,8 @@ impl Actor {
             }
             Cmd::Reload(reply) => self.begin_reload(reply),
             Cmd::ReloadDone => self.end_reload(),
+            Cmd::Scale { workers, reply } => self.begin_scale(workers, reply).await,
+            Cmd::ScaleDone => self.end_scale(),
             Cmd::Shutdown(reply) => self.begin_shutdown(reply),
             Cmd::Send(envelope) => self.deliver(envelope),
         }

@@ -1,6 +1,7 @@
 //! [`Cluster`], the owner's handle: start, ask, reload, shut down. Every request
 //! goes to the cluster's task ([`Actor`](super::actor::Actor)) as a command.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::process::Command;
 use std::sync::Arc;
@@ -181,10 +182,56 @@ impl Cluster {
     /// replacement that is not ready within `listen_timeout` aborts the reload and the
     /// old worker keeps serving (never a forced cut-over). One reload at a time: a
     /// second one while the first runs is refused.
-    pub async fn reload(&self) -> Result<()> {
+    ///
+    /// The reload is asked for when this is called; the future it returns does not
+    /// borrow the cluster, so [`next_event`](Self::next_event) can follow the reload's
+    /// events while it runs.
+    ///
+    /// ```no_run
+    /// # async fn demo(mut cluster: ipc_cluster::Cluster) -> ipc_cluster::Result<()> {
+    /// let reload = cluster.reload();
+    /// tokio::pin!(reload);
+    /// loop {
+    ///     tokio::select! {
+    ///         done = &mut reload => break done,
+    ///         Some(event) = cluster.next_event() => println!("{event:?}"),
+    ///     }
+    /// }
+    /// # }
+    /// ```
+    pub fn reload(&self) -> impl Future<Output = Result<()>> + Send + 'static {
         let (reply, done) = oneshot::channel();
-        self.cmd(Cmd::Reload(reply))?;
-        done.await.map_err(|_| gone())?
+        let asked = self.cmd(Cmd::Reload(reply));
+        async move {
+            asked?;
+            done.await.map_err(|_| gone())?
+        }
+    }
+
+    /// Change the number of workers to `workers` while the cluster serves. More: the
+    /// new indexes start and this returns once each is ready (a new worker not ready
+    /// within `listen_timeout`, or exited first, fails the scale with its error; the
+    /// workers that served keep serving). Fewer: the highest indexes stop taking
+    /// connections, finish their open ones (within `drain_timeout`) and exit; this
+    /// returns once they are gone. Refused during a reload or another scale, and
+    /// for 0 workers (use [`shutdown`](Self::shutdown)).
+    ///
+    /// ```no_run
+    /// # async fn demo(cluster: ipc_cluster::Cluster) -> ipc_cluster::Result<()> {
+    /// cluster.scale(4).await?; // four workers serve
+    /// cluster.scale(1).await?; // workers 1..=3 drained and gone; worker 0 serves
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// Like [`reload`](Self::reload), the change is asked for when this is called and
+    /// the future does not borrow the cluster (its events can be read meanwhile).
+    pub fn scale(&self, workers: usize) -> impl Future<Output = Result<()>> + Send + 'static {
+        let (reply, done) = oneshot::channel();
+        let asked = self.cmd(Cmd::Scale { workers, reply });
+        async move {
+            asked?;
+            done.await.map_err(|_| gone())?
+        }
     }
 
     /// The agent's pid, when there is one and it runs.

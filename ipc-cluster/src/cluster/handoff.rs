@@ -1,6 +1,12 @@
 //! Handing fds to a worker: at most one per frame, nothing else written until the
 //! worker acknowledged it, the fd back when the worker refuses it or its channel
 //! dies; and round-robin dispatch of accepted connections to free workers.
+//!
+//! A worker that refuses a connection stays in the rotation (as in Node's
+//! `RoundRobinHandle`): it is offered the next ones again. The refused connection
+//! goes to another worker, never back to one that refused it; once every ready
+//! worker has refused it, it is closed (the client sees the connection end) rather
+//! than kept waiting for a worker that would take it.
 
 use std::os::fd::{AsFd, OwnedFd};
 
@@ -74,7 +80,7 @@ pub(super) async fn write_loop(
             },
         };
         if report {
-            let _ = inputs.send(Input::Handoff(id, outcome));
+            let _ = inputs.send(Input::Handoff(id, seq, outcome));
         }
         // Otherwise the fd (ours, a duplicate) is closed here.
     }
@@ -100,8 +106,26 @@ async fn ack_of(seq: u64, acks: &mut mpsc::UnboundedReceiver<(u64, bool)>) -> Op
     }
 }
 
+/// Round-robin: an accepted connection waiting for a worker, with the workers that
+/// refused it so far.
+pub(super) struct Waiting {
+    pub(super) stream: std::net::TcpStream,
+    pub(super) refused_by: Vec<u64>,
+}
+
+impl Waiting {
+    /// A connection just accepted.
+    pub(super) fn new(stream: std::net::TcpStream) -> Waiting {
+        Waiting {
+            stream,
+            refused_by: Vec::new(),
+        }
+    }
+}
+
 impl Actor {
-    pub(super) fn on_handoff(&mut self, id: u64, outcome: Handoff) {
+    pub(super) fn on_handoff(&mut self, id: u64, seq: u64, outcome: Handoff) {
+        let refused_by = self.offered.remove(&seq).unwrap_or_default();
         match outcome {
             Handoff::Taken => {
                 if let Some(slot) = self.slots.get_mut(&id) {
@@ -114,29 +138,79 @@ impl Actor {
             Handoff::Refused(fd) => {
                 if let Some(slot) = self.slots.get_mut(&id) {
                     slot.refused += 1;
+                    // It stays in the rotation: later connections are offered to it.
+                    if slot.state == State::Ready {
+                        self.free.push_back(id);
+                    }
                 }
                 tracing::debug!(id, "connection refused: handing it to another worker");
-                self.queued.push_front(std::net::TcpStream::from(fd));
+                let mut waiting = Waiting {
+                    stream: std::net::TcpStream::from(fd),
+                    refused_by,
+                };
+                if !waiting.refused_by.contains(&id) {
+                    waiting.refused_by.push(id);
+                }
+                self.queued.push_front(waiting);
             }
             Handoff::Failed(fd) => {
                 tracing::debug!(id, "connection not taken: handing it to another worker");
-                self.queued.push_front(std::net::TcpStream::from(fd));
+                self.queued.push_front(Waiting {
+                    stream: std::net::TcpStream::from(fd),
+                    refused_by,
+                });
             }
         }
         self.dispatch();
     }
 
-    /// Round-robin: hand queued connections to free workers.
+    /// Whether every ready worker refused this connection (and there is one).
+    fn refused_by_every_ready_worker(&self, waiting: &Waiting) -> bool {
+        if waiting.refused_by.is_empty() {
+            return false;
+        }
+        let mut ready = self
+            .slots
+            .iter()
+            .filter(|(_, s)| s.state == State::Ready && !s.agent)
+            .map(|(id, _)| id)
+            .peekable();
+        ready.peek().is_some() && ready.all(|id| waiting.refused_by.contains(id))
+    }
+
+    /// Round-robin: hand queued connections to free workers, in turn; a connection
+    /// goes only to a worker that has not refused it, and is closed once every ready
+    /// worker has.
     pub(super) fn dispatch(&mut self) {
-        while !self.queued.is_empty() {
-            let Some(id) = self.free.pop_front() else {
-                return;
-            };
-            let Some(slot) = self.slots.get(&id).filter(|s| s.state == State::Ready) else {
+        self.free
+            .retain(|id| self.slots.get(id).is_some_and(|s| s.state == State::Ready));
+        while let Some(head) = self.queued.front() {
+            if self.refused_by_every_ready_worker(head) {
+                let refused = head.refused_by.len();
+                tracing::warn!(
+                    refused,
+                    "every ready worker refused a connection: closing it (the workers \
+                     dropped their listeners or are stopping)"
+                );
+                self.queued.pop_front();
                 continue;
-            };
-            let Some(stream) = self.queued.pop_front() else {
+            }
+            let Some(turn) = self
+                .free
+                .iter()
+                .position(|id| !head.refused_by.contains(id))
+            else {
+                // The free workers refused it: it waits for another one.
                 return;
+            };
+            let Some(id) = self.free.remove(turn) else {
+                return;
+            };
+            let Some(Waiting { stream, refused_by }) = self.queued.pop_front() else {
+                return;
+            };
+            let Some(slot) = self.slots.get(&id) else {
+                continue;
             };
             let seq = {
                 self.next_seq += 1;
@@ -148,9 +222,19 @@ impl Actor {
                 fd: Some(OwnedFd::from(stream)),
                 report: true,
             });
-            if let Err(mpsc::error::SendError(lost)) = sent {
-                if let Some(fd) = lost.fd {
-                    self.queued.push_front(std::net::TcpStream::from(fd));
+            match sent {
+                Ok(()) => {
+                    if !refused_by.is_empty() {
+                        self.offered.insert(seq, refused_by);
+                    }
+                }
+                Err(mpsc::error::SendError(lost)) => {
+                    if let Some(fd) = lost.fd {
+                        self.queued.push_front(Waiting {
+                            stream: std::net::TcpStream::from(fd),
+                            refused_by,
+                        });
+                    }
                 }
             }
         }
@@ -203,7 +287,7 @@ mod tests {
         // The worker dies before acknowledging: its end and the ack route go away.
         drop((theirs, fds, _ack_tx));
         match inbox.recv().await {
-            Some(Input::Handoff(7, Handoff::Failed(fd))) => {
+            Some(Input::Handoff(7, 1, Handoff::Failed(fd))) => {
                 let back = std::net::TcpStream::from(fd);
                 assert_eq!(
                     back.local_addr().expect("addr"),
@@ -260,7 +344,7 @@ mod tests {
         );
         assert!(matches!(
             inbox.recv().await,
-            Some(Input::Handoff(1, Handoff::Taken))
+            Some(Input::Handoff(1, 1, Handoff::Taken))
         ));
     }
 }

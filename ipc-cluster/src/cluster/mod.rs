@@ -5,7 +5,7 @@
 //! The owner's [`Cluster`] handle ([`handle`]) sends commands to one task, the
 //! [`actor`], which owns every member's [slot](slots) and handles one input at a
 //! time: [`lifecycle`] (ready, fatal, exit, restart), [`handoff`] (fds to workers,
-//! round-robin dispatch), [`reload`], [`shutdown`] and messenger [`routing`].
+//! round-robin dispatch), [`reload`], [`scale`], [`shutdown`] and messenger [`routing`].
 //! [`listen`] binds the port (or takes systemd's socket) and accepts in round-robin
 //! mode.
 
@@ -23,6 +23,7 @@ mod lifecycle;
 mod listen;
 mod reload;
 mod routing;
+mod scale;
 mod shutdown;
 mod slots;
 

@@ -123,6 +123,12 @@ impl Actor {
             )));
             return;
         }
+        if self.scaling {
+            let _ = reply.send(Err(Error::ReloadAborted(
+                "the cluster is scaling: reload once the scale is done".into(),
+            )));
+            return;
+        }
         if self.shutdown.is_some() {
             let _ = reply.send(Err(gone()));
             return;

@@ -28,6 +28,8 @@ pub(crate) struct App {
     instances: Mutex<Vec<Instance>>,
     /// The cluster that runs the instances in `rr` mode (then `instances` is empty).
     rr: Mutex<Option<Arc<RrCluster>>>,
+    /// The log files of the `rr` cluster's workers, by index (more as it scales up).
+    rr_logs: Arc<Mutex<Vec<Arc<InstanceLogs>>>>,
     /// One command at a time per app (a reload, a restart, a scale...).
     pub(crate) ops: tokio::sync::Mutex<()>,
     /// The socket every instance shares (`shared` mode) while the app runs.
@@ -58,6 +60,7 @@ impl App {
             spec: Mutex::new(spec),
             instances: Mutex::new(Vec::new()),
             rr: Mutex::new(None),
+            rr_logs: Arc::new(Mutex::new(Vec::new())),
             ops: tokio::sync::Mutex::new(()),
             shared: Mutex::new(None),
             address: Mutex::new(None),
@@ -81,7 +84,7 @@ impl App {
     /// Every instance's index and status, in index order.
     fn statuses(&self) -> Vec<(usize, SharedStatus)> {
         if let Some(rr) = self.rr() {
-            return rr.statuses.iter().cloned().enumerate().collect();
+            return rr.statuses().into_iter().enumerate().collect();
         }
         self.instances()
             .iter()
@@ -201,25 +204,31 @@ impl App {
         let addr = listen::resolve(&self.listen_addr(spec)?)
             .map_err(|e| failed(&self.name, "could not listen", e))?;
         let workers = spec.instances.max(1);
-        let logs = self.logs.open(workers, rotation(spec))?;
-        let factory = command_factory(spec, None, logs);
+        *self.rr_logs.lock().unwrap_or_else(|e| e.into_inner()) =
+            self.logs.open(workers, rotation(spec))?;
         let rr = RrCluster::start(
             workers,
             addr,
             supervision(spec),
             Duration::from_millis(spec.kill_timeout_ms),
-            Arc::new(factory),
+            Arc::new(rr_command_factory(spec, self.rr_logs.clone())),
             restarts,
             self.history.clone(),
         )
-        .await
-        .map_err(|e| {
-            format!(
-                "{}: the rr cluster did not start: {e}. Its workers must use \
-                 ipc_cluster::Worker (connect, listener, ready); see `ipcm logs {}`",
-                self.name, self.name
-            )
-        })?;
+        .await;
+        let rr = match rr {
+            Ok(rr) => rr,
+            Err(e) => {
+                // `list` shows its instances errored (not an app with none).
+                let failed = RrCluster::failed(workers, addr, restarts);
+                *self.rr.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(failed));
+                return Err(format!(
+                    "{}: the rr cluster did not start: {e}. Its workers must use \
+                     ipc_cluster::Worker (connect, listener, ready); see `ipcm logs {}`",
+                    self.name, self.name
+                ));
+            }
+        };
         *self.address.lock().unwrap_or_else(|e| e.into_inner()) = Some(rr.addr);
         *self.rr.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(rr));
         Ok(())
@@ -231,7 +240,7 @@ impl App {
         if let Some(rr) = self.rr() {
             // The cluster replaces a worker that exits: stop this one the way `kill`
             // does (the stop signal, SIGKILL after kill_timeout).
-            let Some(status) = rr.statuses.get(index).cloned() else {
+            let Some(status) = rr.statuses().get(index).cloned() else {
                 return Ok(());
             };
             let Some(pid) = lock(&status).pid else {
@@ -336,11 +345,16 @@ impl App {
             spec.clone()
         };
         if spec.mode == ExecMode::RoundRobin {
-            // The cluster's size is fixed while it runs: start it again with n workers.
-            if self.is_running() {
-                return self.start().await.map(|_| ());
-            }
-            return Ok(());
+            let Some(rr) = self.rr().filter(|_| self.is_running()) else {
+                // Not running: the next start runs n workers.
+                return Ok(());
+            };
+            let logs = self.logs.open(n, rotation(&spec))?;
+            *self.rr_logs.lock().unwrap_or_else(|e| e.into_inner()) = logs;
+            return rr
+                .scale(n)
+                .await
+                .map_err(|e| format!("{}: scale to {n}: {e}", self.name));
         }
         let now = self.instances().len();
         if n > now {
@@ -557,6 +571,29 @@ fn command_factory(
             command
                 .env(ipc_cluster::systemd::LISTEN_FDS, "1")
                 .env(ipc_cluster::systemd::LISTEN_FDNAMES, &spec.name);
+        }
+        command
+    }
+}
+
+/// [`command_factory`] for the `rr` cluster: each worker's output goes to its index's
+/// log files in `logs`, read at each start (a scale up adds files).
+fn rr_command_factory(
+    spec: &AppSpec,
+    logs: Arc<Mutex<Vec<Arc<InstanceLogs>>>>,
+) -> impl Fn(usize) -> Command + Send + Sync + 'static {
+    let base = command_factory(spec, None, Vec::new());
+    move |index: usize| {
+        let mut command = base(index);
+        let log = logs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(index)
+            .cloned();
+        if let Some(log) = log {
+            command
+                .stdout(pipe_end(&log.out))
+                .stderr(pipe_end(&log.err));
         }
         command
     }

@@ -1,13 +1,16 @@
 //! An app in `rr` mode: an `ipc_cluster::Cluster` in round-robin mode (the daemon
 //! accepts and hands each connection to the next worker that took its previous one),
 //! driven by a task that keeps the instances' statuses current from the cluster's
-//! events and runs the reload and stop the app asks for.
+//! events and runs the reload, scale and stop the app asks for. The events are
+//! applied as they come, also while a reload or a scale runs, so `list` follows
+//! them.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 use ipc_cluster::{Cluster, ClusterConfig, ClusterEvent, Config, Mode, WorkerFactory};
 use tokio::sync::{mpsc, oneshot};
@@ -15,9 +18,13 @@ use tokio::sync::{mpsc, oneshot};
 use super::history::{exit_reason, History};
 use super::instance::{lock, SharedStatus, Status};
 
+/// Each worker index's status, shared by the app (`list`) and the cluster's task.
+type Statuses = Arc<Mutex<Vec<SharedStatus>>>;
+
 /// What the app asks of its cluster's task.
 enum Ask {
     Reload(oneshot::Sender<Result<(), String>>),
+    Scale(usize, oneshot::Sender<Result<(), String>>),
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -25,8 +32,8 @@ enum Ask {
 #[derive(Debug)]
 pub(crate) struct RrCluster {
     asks: mpsc::UnboundedSender<Ask>,
-    /// One per worker index.
-    pub(crate) statuses: Vec<SharedStatus>,
+    /// One per worker index (the list grows and shrinks with `scale`).
+    statuses: Statuses,
     /// Where it listens.
     pub(crate) addr: SocketAddr,
 }
@@ -35,6 +42,7 @@ impl std::fmt::Debug for Ask {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Ask::Reload(_) => "Reload",
+            Ask::Scale(..) => "Scale",
             Ask::Shutdown(_) => "Shutdown",
         })
     }
@@ -71,6 +79,7 @@ impl RrCluster {
                 )))
             })
             .collect();
+        let statuses = Arc::new(Mutex::new(statuses));
         let mut tracker = Tracker {
             statuses: statuses.clone(),
             live: HashMap::new(),
@@ -88,11 +97,45 @@ impl RrCluster {
         })
     }
 
+    /// A cluster that did not start: `workers` indexes shown `errored`, nothing runs.
+    pub(crate) fn failed(workers: usize, addr: SocketAddr, restarts: &[u32]) -> RrCluster {
+        let statuses = (0..workers)
+            .map(|index| {
+                let mut status = Status::new(restarts.get(index).copied().unwrap_or(0));
+                status.state = "errored";
+                Arc::new(Mutex::new(status))
+            })
+            .collect();
+        // Nobody reads the asks: a reload or a scale answers that it has stopped.
+        let (asks, _) = mpsc::unbounded_channel();
+        RrCluster {
+            asks,
+            statuses: Arc::new(Mutex::new(statuses)),
+            addr,
+        }
+    }
+
+    /// Each worker index's status, in index order.
+    pub(crate) fn statuses(&self) -> Vec<SharedStatus> {
+        lock_list(&self.statuses).clone()
+    }
+
     /// Rolling reload (each worker replaced once its replacement is ready).
     pub(crate) async fn reload(&self) -> Result<(), String> {
         let (reply, done) = oneshot::channel();
         self.asks
             .send(Ask::Reload(reply))
+            .map_err(|_| "the cluster has stopped".to_string())?;
+        done.await
+            .map_err(|_| "the cluster has stopped".to_string())?
+    }
+
+    /// Run `workers` workers: new indexes start (ready-gated), the highest ones are
+    /// drained and stop.
+    pub(crate) async fn scale(&self, workers: usize) -> Result<(), String> {
+        let (reply, done) = oneshot::channel();
+        self.asks
+            .send(Ask::Scale(workers, reply))
             .map_err(|_| "the cluster has stopped".to_string())?;
         done.await
             .map_err(|_| "the cluster has stopped".to_string())?
@@ -108,25 +151,58 @@ impl RrCluster {
     }
 }
 
-/// Runs the cluster: applies its events, answers the app's asks.
+fn lock_list(statuses: &Statuses) -> std::sync::MutexGuard<'_, Vec<SharedStatus>> {
+    statuses.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A reload or a scale in progress: its outcome, and what to do once it is there.
+struct Running {
+    outcome: BoxFuture<'static, ipc_cluster::Result<()>>,
+    /// `Some(n)` for a scale to `n` workers (the statuses above `n` go at the end).
+    scale_to: Option<usize>,
+    reply: oneshot::Sender<Result<(), String>>,
+}
+
+/// Runs the cluster: applies its events as they come (also during a reload or a
+/// scale), answers the app's asks one at a time.
 async fn drive(
     mut cluster: Cluster,
     mut tracker: Tracker,
     mut asked: mpsc::UnboundedReceiver<Ask>,
 ) {
+    let mut running: Option<Running> = None;
     loop {
         tokio::select! {
             event = cluster.next_event() => match event {
                 Some(event) => tracker.apply(event),
                 None => break,
             },
-            ask = asked.recv() => match ask {
+            outcome = async { (&mut running.as_mut().expect("running").outcome).await },
+                if running.is_some() =>
+            {
+                let Some(done) = running.take() else { continue };
+                // What came before the answer is shown before it.
+                tracker.drain(&mut cluster);
+                if let (Some(n), Ok(())) = (done.scale_to, &outcome) {
+                    lock_list(&tracker.statuses).truncate(n);
+                }
+                let _ = done.reply.send(outcome.map_err(|e| e.to_string()));
+            }
+            ask = asked.recv(), if running.is_none() => match ask {
                 Some(Ask::Reload(reply)) => {
-                    // The cluster's events wait meanwhile; the list shows the workers
-                    // as they were until the reload is through.
-                    let result = cluster.reload().await.map_err(|e| e.to_string());
-                    tracker.drain(&mut cluster);
-                    let _ = reply.send(result);
+                    running = Some(Running {
+                        outcome: cluster.reload().boxed(),
+                        scale_to: None,
+                        reply,
+                    });
+                }
+                Some(Ask::Scale(workers, reply)) => {
+                    tracker.prepare_scale(workers);
+                    running = Some(Running {
+                        outcome: cluster.scale(workers).boxed(),
+                        scale_to: Some(workers),
+                        reply,
+                    });
                 }
                 Some(Ask::Shutdown(reply)) => {
                     tracker.set_all("stopping");
@@ -155,7 +231,7 @@ struct Live {
 /// ready worker (a reload's replacement shows once it serves).
 #[derive(Debug)]
 struct Tracker {
-    statuses: Vec<SharedStatus>,
+    statuses: Statuses,
     live: HashMap<u32, Live>,
     history: History,
 }
@@ -168,8 +244,27 @@ impl Tracker {
         }
     }
 
+    /// The status of worker `index`.
+    fn status(&self, index: usize) -> Option<SharedStatus> {
+        lock_list(&self.statuses).get(index).cloned()
+    }
+
+    /// Before a scale to `workers`: a status for each new index, and the indexes
+    /// that go shown `stopping`.
+    fn prepare_scale(&self, workers: usize) {
+        let mut statuses = lock_list(&self.statuses);
+        for (index, status) in statuses.iter().enumerate() {
+            if index >= workers {
+                lock(status).state = "stopping";
+            }
+        }
+        while statuses.len() < workers {
+            statuses.push(Arc::new(Mutex::new(Status::new(0))));
+        }
+    }
+
     fn set_all(&self, state: &'static str) {
-        for status in &self.statuses {
+        for status in lock_list(&self.statuses).iter() {
             let mut s = lock(status);
             s.state = state;
             if state == "stopped" {
@@ -201,8 +296,8 @@ impl Tracker {
                     },
                 );
                 if !replacing {
-                    if let Some(status) = self.statuses.get(index) {
-                        lock(status).show(pid, "launching", now);
+                    if let Some(status) = self.status(index) {
+                        lock(&status).show(pid, "launching", now);
                     }
                 }
             }
@@ -213,8 +308,8 @@ impl Tracker {
                 };
                 worker.ready = true;
                 let started = worker.started;
-                if let Some(status) = self.statuses.get(index) {
-                    let mut s = lock(status);
+                if let Some(status) = self.status(index) {
+                    let mut s = lock(&status);
                     if replacing {
                         // A reload's (or a fatal worker's) replacement.
                         s.restarts += 1;
@@ -230,8 +325,8 @@ impl Tracker {
             } => {
                 self.live.remove(&pid);
                 let next = self.other(index, pid);
-                if let Some(status) = self.statuses.get(index) {
-                    let mut s = lock(status);
+                if let Some(status) = self.status(index) {
+                    let mut s = lock(&status);
                     // A memory restart was recorded when it was asked for.
                     let asked = s.pid == Some(pid) && s.memory_restart;
                     if let Some(reason) = exit_reason(exit, cause).filter(|_| !asked) {
@@ -254,8 +349,8 @@ impl Tracker {
                 }
             }
             ClusterEvent::Restarting { index, .. } => {
-                if let Some(status) = self.statuses.get(index) {
-                    let mut s = lock(status);
+                if let Some(status) = self.status(index) {
+                    let mut s = lock(&status);
                     s.restarts += 1;
                     if s.pid.is_none() {
                         s.state = "waiting restart";
@@ -263,8 +358,8 @@ impl Tracker {
                 }
             }
             ClusterEvent::Errored { index } => {
-                if let Some(status) = self.statuses.get(index) {
-                    let mut s = lock(status);
+                if let Some(status) = self.status(index) {
+                    let mut s = lock(&status);
                     if s.pid.is_none() {
                         s.state = "errored";
                     }
