@@ -22,8 +22,8 @@
 //! [`toolkit`] / [`raw`] / [`node`] / [`interop`] the four kinds of runner, [`roles`]
 //! the child side, [`pin`] CPU affinity, [`stats`] histograms, [`report`] table,
 //! JSON/CSV, SVG and target checks, [`machine`] the machine description;
-//! [`cluster_bench`] (`--cluster`) and [`pm_bench`] (`--pm`, ipcm against pm2) are
-//! separate runs.
+//! [`cluster_bench`] (`--cluster`, with [`proc_cpu`] for the CPU time of process trees)
+//! and [`pm_bench`] (`--pm`, ipcm against pm2) are separate runs.
 
 mod cli;
 mod cluster_bench;
