@@ -93,6 +93,12 @@ pub(crate) struct Args {
     #[arg(long, value_name = "N")]
     pub cluster_requests: Option<u64>,
 
+    /// With --cluster: pin the load generator to the first allowed CPU and the server
+    /// side (each primary and, by inheritance, its workers; Node's too) to the others,
+    /// so a 1-worker server has a CPU of its own. Needs 2 CPUs or more.
+    #[arg(long)]
+    pub split_cpus: bool,
+
     /// Instead of the transport table: the `ipcm` process manager against pm2 (daemon
     /// RSS idle and with N apps, start and list latency, crash-to-restart), each with a
     /// private home in a temp dir. pm2 runs when it is on PATH (or with --install-pm2).

@@ -14,6 +14,7 @@
 //! cargo run --release -p ipc-bench -- --quick           # seconds
 //! cargo run --release -p ipc-bench -- --json out.json --csv out.csv --svg out.svg
 //! cargo run --release -p ipc-bench -- --cluster         # ipc-cluster against Node's cluster
+//! cargo run --release -p ipc-bench -- --cluster --split-cpus  # generator on CPU 0, servers on the rest
 //! cargo build --release -p ipc-pm && cargo run --release -p ipc-bench -- --pm --install-pm2
 //! ```
 //!
@@ -21,8 +22,8 @@
 //! [`toolkit`] / [`raw`] / [`node`] / [`interop`] the four kinds of runner, [`roles`]
 //! the child side, [`pin`] CPU affinity, [`stats`] histograms, [`report`] table,
 //! JSON/CSV, SVG and target checks, [`machine`] the machine description;
-//! [`cluster_bench`] (`--cluster`) and [`pm_bench`] (`--pm`, ipcm against pm2) are
-//! separate runs.
+//! [`cluster_bench`] (`--cluster`, with [`proc_cpu`] for the CPU time of process trees)
+//! and [`pm_bench`] (`--pm`, ipcm against pm2) are separate runs.
 
 mod cli;
 mod cluster_bench;
@@ -32,6 +33,7 @@ mod node;
 mod peers;
 mod pin;
 mod pm_bench;
+mod proc_cpu;
 mod raw;
 mod report;
 mod roles;
@@ -67,6 +69,19 @@ fn main() -> ExitCode {
     if let Err(e) = prepare_process() {
         eprintln!("ipc-bench: {e:#}");
         return ExitCode::FAILURE;
+    }
+    if let Err(e) = cluster_bench::pin_and_exec_from_env() {
+        eprintln!("ipc-bench cluster server: {e:#}");
+        return ExitCode::FAILURE;
+    }
+    if cluster_bench::is_primary() {
+        return match cluster_bench::primary_main() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("ipc-bench cluster primary: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
     }
     if cluster_bench::is_worker() {
         return match cluster_bench::worker_main() {
@@ -189,7 +204,18 @@ fn cluster_run(args: &Args) -> Result<bool> {
             .cluster_requests
             .unwrap_or(if args.quick { 5_000 } else { 50_000 }),
         node: args.node.clone(),
+        split_cpus: args.split_cpus,
     };
+    let machine = Machine::describe(args, pin::allowed_cpus()?.len(), None, args.runtime);
+    println!(
+        "machine: {} CPUs, {}, {}, kernel {}, load {}; command: {}",
+        machine.cpus,
+        machine.cpu_model,
+        machine.os,
+        machine.kernel,
+        machine.load_before,
+        machine.command
+    );
     let rows = cluster_bench::run(&options)?;
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_string_pretty(&rows)?)

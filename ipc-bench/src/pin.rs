@@ -44,6 +44,16 @@ pub(crate) fn pin_process(cpu: usize) -> Result<()> {
     set_all(&set).context(format!("pinning to CPU {cpu}"))
 }
 
+/// Pin every thread of this process to the CPUs `cpus` (threads and children started
+/// later inherit it).
+pub(crate) fn pin_process_to(cpus: &[usize]) -> Result<()> {
+    let mut set = CpuSet::new();
+    for &cpu in cpus {
+        set.set(cpu).context(format!("CPU {cpu} is out of range"))?;
+    }
+    set_all(&set).context(format!("pinning to CPUs {cpus:?}"))
+}
+
 /// The CPUs this process may run on.
 pub(crate) fn allowed_cpus() -> Result<Vec<usize>> {
     let set = sched_getaffinity(Pid::from_raw(0)).context("sched_getaffinity")?;
