@@ -37,6 +37,11 @@ ipc_core::child_roles! {
         Grandchild,
         /// Supervise a [`Role::Stubborn`], print its pid once ready, wait to be killed.
         SupervisorParent,
+        /// As [`Role::SupervisorParent`], then panic once the child is ready.
+        SupervisorParentPanics,
+        /// As [`Role::SupervisorParent`], then `std::process::exit(0)` once the child is
+        /// ready: no destructor runs.
+        SupervisorParentExits,
     }
 }
 
@@ -110,12 +115,24 @@ async fn run_child(role: Role) -> i32 {
             println!("armed");
             std::future::pending::<i32>().await
         }
-        Role::SupervisorParent => {
+        Role::SupervisorParent | Role::SupervisorParentPanics | Role::SupervisorParentExits => {
+            use std::io::Write;
             let config = Config::builder().wait_ready(WaitReady::Message).build();
             let mut sup = Supervisor::start(config, || child_command(Role::Stubborn));
             while let Some(event) = sup.next_event().await {
                 if let Event::Ready { pid, .. } = event {
                     println!("pid {pid}");
+                    std::io::stdout().flush().expect("flush");
+                    if role != Role::SupervisorParent {
+                        // Wait for the test to have seen the process tree.
+                        let mut go = String::new();
+                        std::io::stdin().read_line(&mut go).expect("stdin");
+                    }
+                    match role {
+                        Role::SupervisorParentPanics => panic!("the supervisor panics"),
+                        Role::SupervisorParentExits => std::process::exit(0),
+                        _ => {}
+                    }
                 }
             }
             0
@@ -457,16 +474,21 @@ async fn a_child_ignoring_the_stop_signal_is_killed_with_its_grandchild() {
     assert_eq!(group_members(*pid), Vec::<u32>::new());
 }
 
-#[tokio::test]
-async fn nothing_outlives_a_sigkilled_supervisor() {
+/// Start a supervisor process in `role`, wait for its supervised child (which started a
+/// grandchild) to be ready, let `end` end the supervisor, and check that neither the
+/// child nor the grandchild is left.
+async fn nothing_outlives_the_supervisor(role: Role, end: Ending) {
     use tokio::io::AsyncBufReadExt;
     let mut parent = tokio::process::Command::new(std::env::current_exe().expect("exe"));
     parent
-        .args(child_command(Role::SupervisorParent).get_args())
-        .env(ipc_core::testkit::ROLE_VAR, "SupervisorParent")
+        .args(child_command(role).get_args())
+        .env(ipc_core::testkit::ROLE_VAR, format!("{role:?}"))
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
+        .stderr(Stdio::null())
         .kill_on_drop(true);
     let mut parent = parent.spawn().expect("start the supervisor process");
+    let mut go = parent.stdin.take().expect("stdin");
     let stdout = parent.stdout.take().expect("stdout");
     let mut lines = tokio::io::BufReader::new(stdout).lines();
     let line = tokio::time::timeout(GUARD, async {
@@ -482,9 +504,51 @@ async fn nothing_outlives_a_sigkilled_supervisor() {
     .expect("the supervised child became ready");
     let tree = group_members(line);
     assert_eq!(tree.len(), 2, "the child and its grandchild: {tree:?}");
-    parent.start_kill().expect("SIGKILL the supervisor");
-    parent.wait().await.expect("reap");
+    match end {
+        Ending::Sigkill => parent.start_kill().expect("SIGKILL the supervisor"),
+        Ending::ByItself { .. } => {
+            use tokio::io::AsyncWriteExt;
+            go.write_all(b"go\n")
+                .await
+                .expect("tell the supervisor to end");
+        }
+    }
+    let status = tokio::time::timeout(GUARD, parent.wait())
+        .await
+        .expect("the supervisor process ended")
+        .expect("reap");
+    match end {
+        Ending::Sigkill => assert!(!status.success(), "{status}"),
+        // libtest reports the panic of the `child` test: exit code 101.
+        Ending::ByItself { code } => assert_eq!(status.code(), Some(code), "{status}"),
+    }
     all_gone(&tree).await.expect("no process left behind");
+}
+
+/// How the supervisor process ends in [`nothing_outlives_the_supervisor`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Ending {
+    /// The test SIGKILLs it.
+    Sigkill,
+    /// It ends on its own with this exit code.
+    ByItself { code: i32 },
+}
+
+#[tokio::test]
+async fn nothing_outlives_a_sigkilled_supervisor() {
+    nothing_outlives_the_supervisor(Role::SupervisorParent, Ending::Sigkill).await;
+}
+
+#[tokio::test]
+async fn nothing_outlives_a_panicking_supervisor() {
+    nothing_outlives_the_supervisor(Role::SupervisorParentPanics, Ending::ByItself { code: 101 })
+        .await;
+}
+
+#[tokio::test]
+async fn nothing_outlives_a_supervisor_that_exits_without_destructors() {
+    nothing_outlives_the_supervisor(Role::SupervisorParentExits, Ending::ByItself { code: 0 })
+        .await;
 }
 
 #[tokio::test]
