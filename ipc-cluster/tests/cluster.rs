@@ -192,6 +192,17 @@ async fn serve(after_drain: AfterDrain) -> i32 {
                     "hold" => {
                         let _ = write.write_all(b"held\n").await;
                     }
+                    "index" => {
+                        // What tells a worker which one it is: the API and both variables.
+                        let env = |name: &str| std::env::var(name).unwrap_or_default();
+                        let answer = format!(
+                            "{} {} {}\n",
+                            worker.index(),
+                            env("IPC_WORKER_INDEX"),
+                            env("NODE_APP_INSTANCE")
+                        );
+                        let _ = write.write_all(answer.as_bytes()).await;
+                    }
                     "fatal" => {
                         let _ = write.write_all(format!("{pid}\n").as_bytes()).await;
                         let _ = worker.fatal("asked to fail").await;
@@ -1578,4 +1589,42 @@ async fn shutdown_releases_the_port_round_robin() {
 #[tokio::test]
 async fn shutdown_releases_the_port_reuseport() {
     shutdown_releases_the_port(Mode::ReusePort).await;
+}
+
+#[tokio::test]
+async fn each_worker_knows_its_index_from_the_api_and_both_variables() {
+    let cluster = start(Mode::RoundRobin, 2).await;
+    let mut seen = HashSet::new();
+    tokio::time::timeout(GUARD, async {
+        while seen.len() < 2 {
+            let stream = TcpStream::connect(cluster.local_addr())
+                .await
+                .expect("connect");
+            let (read, mut write) = stream.into_split();
+            write.write_all(b"index\n").await.expect("send");
+            let line = BufReader::new(read)
+                .lines()
+                .next_line()
+                .await
+                .expect("read")
+                .expect("an answer");
+            let fields: Vec<&str> = line.split(' ').collect();
+            assert_eq!(fields.len(), 3, "{line:?}");
+            assert!(
+                fields.iter().all(|f| *f == fields[0]),
+                "Worker::index(), IPC_WORKER_INDEX and NODE_APP_INSTANCE agree: {line:?}"
+            );
+            seen.insert(fields[0].parse::<usize>().expect("an index"));
+        }
+    })
+    .await
+    .expect("both workers answered");
+    assert_eq!(seen, HashSet::from([0, 1]));
+    cluster.shutdown().await;
+}
+
+#[test]
+fn a_cluster_has_one_worker_per_cpu_by_default() {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    assert_eq!(ClusterConfig::default().workers, cpus);
 }
