@@ -14,7 +14,7 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::bell::Bell;
-use crate::ring::{Consumer, Producer};
+use crate::ring::{Consumer, Producer, RingEnd};
 use crate::spin::{Next, Spin};
 
 /// Most times one poll goes to sleep and is woken at once before it yields to the
@@ -75,6 +75,39 @@ impl RingReader {
     }
 }
 
+/// One turn of waiting, shared by [`RingReader`] and [`RingWriter`] after a look at
+/// `ring` found nothing to do: spin, give the runtime a turn, or raise our parked flag
+/// and sleep on `bell` (see the module docs). `Ready(Ok(()))`: look at the ring again;
+/// `Pending`: this task is woken when there may be something to do.
+fn wait_turn(
+    cx: &mut Context<'_>,
+    ring: &mut impl RingEnd,
+    bell: &mut Bell,
+    spin: &mut Spin,
+    parked: &mut bool,
+    wakes: &mut u32,
+) -> Poll<io::Result<()>> {
+    match spin.wait(|| ring.changed()) {
+        Next::Look => return Poll::Ready(Ok(())),
+        Next::Yield => {
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        Next::Sleep => {}
+    }
+    if !ring.park()? {
+        return Poll::Ready(Ok(()));
+    }
+    *parked = true;
+    std::task::ready!(bell.poll_rung(cx))?;
+    *wakes += 1;
+    if *wakes >= MAX_WAKES_PER_POLL {
+        cx.waker().wake_by_ref();
+        return Poll::Pending;
+    }
+    Poll::Ready(Ok(()))
+}
+
 impl AsyncRead for RingReader {
     fn poll_read(
         self: Pin<&mut Self>,
@@ -102,27 +135,14 @@ impl AsyncRead for RingReader {
                 this.spin.done(true);
                 return Poll::Ready(Ok(()));
             }
-            match this.spin.wait(|| this.ring.changed()) {
-                Next::Look => continue,
-                Next::Yield => {
-                    cx.waker().wake_by_ref();
-                    return Poll::Pending;
-                }
-                Next::Sleep => {}
-            }
-            if !this.ring.park()? {
-                continue;
-            }
-            this.parked = true;
-            match this.bell.poll_rung(cx) {
-                Poll::Ready(result) => result?,
-                Poll::Pending => return Poll::Pending,
-            }
-            wakes += 1;
-            if wakes >= MAX_WAKES_PER_POLL {
-                cx.waker().wake_by_ref();
-                return Poll::Pending;
-            }
+            std::task::ready!(wait_turn(
+                cx,
+                &mut this.ring,
+                &mut this.bell,
+                &mut this.spin,
+                &mut this.parked,
+                &mut wakes
+            ))?;
         }
     }
 }
@@ -214,27 +234,14 @@ impl RingWriter {
             }
             // Waiting for room: look at the doorbell on the next turn.
             self.until_check = 0;
-            match self.spin.wait(|| self.ring.changed()) {
-                Next::Look => continue,
-                Next::Yield => {
-                    cx.waker().wake_by_ref();
-                    return Poll::Pending;
-                }
-                Next::Sleep => {}
-            }
-            if !self.ring.park()? {
-                continue;
-            }
-            self.parked = true;
-            match self.bell.poll_rung(cx) {
-                Poll::Ready(result) => result?,
-                Poll::Pending => return Poll::Pending,
-            }
-            wakes += 1;
-            if wakes >= MAX_WAKES_PER_POLL {
-                cx.waker().wake_by_ref();
-                return Poll::Pending;
-            }
+            std::task::ready!(wait_turn(
+                cx,
+                &mut self.ring,
+                &mut self.bell,
+                &mut self.spin,
+                &mut self.parked,
+                &mut wakes
+            ))?;
         }
     }
 }

@@ -328,6 +328,34 @@ fn take_flag(segment: &Segment, ring: Ring, who: Parked) -> bool {
     flag.load(Ordering::Relaxed) != 0 && flag.swap(0, Ordering::AcqRel) != 0
 }
 
+/// What a waiting side of a ring does while it waits: the part of [`Producer`] and
+/// [`Consumer`] that [`io`](crate::io)'s shared wait step needs.
+pub(crate) trait RingEnd {
+    /// The other side's position moved since we last looked (see each type's own
+    /// `changed`).
+    fn changed(&self) -> bool;
+    /// Raise our parked flag and look again (see each type's own `park`).
+    fn park(&mut self) -> Result<bool, Corrupt>;
+}
+
+impl RingEnd for Producer {
+    fn changed(&self) -> bool {
+        Producer::changed(self)
+    }
+    fn park(&mut self) -> Result<bool, Corrupt> {
+        Producer::park(self)
+    }
+}
+
+impl RingEnd for Consumer {
+    fn changed(&self) -> bool {
+        Consumer::changed(self)
+    }
+    fn park(&mut self) -> Result<bool, Corrupt> {
+        Consumer::park(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
