@@ -76,6 +76,12 @@ pub(crate) struct Args {
     #[arg(long)]
     pub list: bool,
 
+    /// Also run the `iceoryx2` runner (shared-memory publish-subscribe, beside `shm`):
+    /// builds `ipc-bench/iceoryx2` with cargo first (release; needs Rust 1.89+, a minute
+    /// or two the first time).
+    #[arg(long)]
+    pub iceoryx2: bool,
+
     /// Instead of the transport table: HTTP requests/s and p99 of `ipc-cluster` (shared,
     /// rr, reuseport) against Node's `cluster`, for 1 and N workers.
     #[arg(long)]

@@ -27,6 +27,7 @@
 
 mod cli;
 mod cluster_bench;
+mod iceoryx2;
 mod interop;
 mod machine;
 mod node;
@@ -130,7 +131,12 @@ fn parent(args: Args) -> Result<bool> {
         )));
     }
     let node = Node::probe(&args.node);
-    let runners = runner::runners(node.as_ref().ok(), &args.only);
+    let iceoryx2 = if args.iceoryx2 && !args.list {
+        Some(iceoryx2::build()?)
+    } else {
+        None
+    };
+    let runners = runner::runners(node.as_ref().ok(), args.iceoryx2, &args.only);
     if args.list {
         for r in &runners {
             println!("{:<22} {}", r.name, r.kind.label());
@@ -174,6 +180,7 @@ fn parent(args: Args) -> Result<bool> {
         flavor: args.runtime,
         cpu,
         node: node.as_ref().ok(),
+        iceoryx2: iceoryx2.as_deref(),
     };
     let results = runner::run_all(&ctx, &runners);
     machine.duration_s = started.elapsed().as_secs_f64();

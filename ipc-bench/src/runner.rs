@@ -43,6 +43,8 @@ pub(crate) enum Kind {
     Interop(Interop),
     /// A peer crate (`interprocess`, `ipc-channel`).
     Peer(Peer),
+    /// `iceoryx2`, built on demand (`--iceoryx2`).
+    Iceoryx2,
 }
 
 impl Kind {
@@ -60,7 +62,7 @@ impl Kind {
             Kind::Raw(_) => "raw",
             Kind::Node(_) => "node",
             Kind::Interop(_) => "interop",
-            Kind::Peer(_) => "peer",
+            Kind::Peer(_) | Kind::Iceoryx2 => "peer",
         }
     }
 }
@@ -83,8 +85,8 @@ pub(crate) struct Runner {
 
 /// Every runner of this build, toolkit transports first (from the registry), then the
 /// raw baselines, then Node and the Rust <-> Node rows when Node can run; filtered by
-/// `only` when not empty.
-pub(crate) fn runners(node: Option<&Node>, only: &[String]) -> Vec<Runner> {
+/// `only` when not empty. `iceoryx2`: include the `iceoryx2` runner.
+pub(crate) fn runners(node: Option<&Node>, iceoryx2: bool, only: &[String]) -> Vec<Runner> {
     let mut out = Vec::new();
     for name in ipc::registry().names() {
         let (base, note) = RawKind::baseline_for(name);
@@ -123,6 +125,17 @@ pub(crate) fn runners(node: Option<&Node>, only: &[String]) -> Vec<Runner> {
             kind: Kind::Peer(peer),
             baseline: Some(RawKind::Socketpair.name()),
             notes: Vec::new(),
+            budget: Budget::Normal,
+        });
+    }
+    if iceoryx2 {
+        out.push(Runner {
+            name: crate::iceoryx2::NAME.to_string(),
+            kind: Kind::Iceoryx2,
+            baseline: Some(RawKind::Shm.name()),
+            notes: vec![
+                "iceoryx2 0.10 publish-subscribe, busy-polling (see ipc-bench/iceoryx2)".into(),
+            ],
             budget: Budget::Normal,
         });
     }
@@ -198,6 +211,8 @@ pub(crate) struct RunContext<'a> {
     pub cpu: usize,
     /// Node.js, when it can run.
     pub node: Option<&'a Node>,
+    /// The `iceoryx2` runner's binary, when built.
+    pub iceoryx2: Option<&'a std::path::Path>,
 }
 
 fn run_one(ctx: &RunContext<'_>, runner: &Runner, cell: &Cell) -> Result<Measurement> {
@@ -224,6 +239,10 @@ fn run_one(ctx: &RunContext<'_>, runner: &Runner, cell: &Cell) -> Result<Measure
         }),
         Kind::Raw(kind) => raw::run_cell(kind, cell, ctx.cpu),
         Kind::Peer(peer) => crate::peers::run_cell(peer, cell, ctx.cpu, ctx.runtime),
+        Kind::Iceoryx2 => match ctx.iceoryx2 {
+            Some(bin) => crate::iceoryx2::run_cell(bin, cell, ctx.cpu),
+            None => Err(anyhow!("the iceoryx2 runner was not built")),
+        },
         Kind::Node(ser) => match ctx.node {
             Some(node) => node.run_cell(ser, cell, ctx.cpu),
             None => Err(anyhow!("node is not available")),
