@@ -72,6 +72,21 @@
 //!   whole. Loopback traffic never leaves the host, but it passes through the full TCP
 //!   stack, so it costs more than a Unix socket.
 //!
+//! ## Streaming many small frames
+//!
+//! Frames queued with `feed` go out in 64 KiB writes at `flush`, and the receiving side
+//! hands out every whole frame of one read at once
+//! ([`recv_many`](ipc_core::RecvManyExt::recv_many)), so neither side makes a system
+//! call per frame. On loopback the kernel does the receiving side's TCP work inside the
+//! sender's write, so the sender is usually the slower end: the receiver catches up,
+//! sleeps, and is woken by the next write. With few CPUs the scheduler then sometimes
+//! puts both processes on one CPU, where they take turns. On a 2-CPU VM (the toolkit's
+//! bench, 64-byte frames) runs streamed at either 5–11 M frames/s or 13–18 M; with the
+//! two processes pinned to different CPUs every run gave 12–17 M.
+//! [Low-latency mode](ipc_core::spin) (`IPC_LOW_LATENCY`) makes the receiver poll for
+//! a while before it sleeps, which kept every run at 12–14 M, at the CPU cost that
+//! mode documents.
+//!
 //! ## Security
 //!
 //! - **Loopback by default**: [`spawn`] and the example endpoint of [`TcpTransport`]
