@@ -48,10 +48,19 @@ pub(crate) enum Kind {
 }
 
 impl Kind {
-    /// Whether it measures [`Workload::StreamBatched`] (the toolkit and the raw
-    /// baselines; Node's `send` has no batching to compare).
-    pub(crate) fn batches(self) -> bool {
-        matches!(self, Kind::Toolkit | Kind::Raw(_))
+    /// Whether it measures `workload`: [`Workload::StreamBatched`] only the toolkit and
+    /// the raw baselines (Node's `send` has no batching to compare); the epoll floors
+    /// round trips only (see [`RawKind::round_trips_only`]).
+    pub(crate) fn measures(self, workload: Workload) -> bool {
+        match (self, workload) {
+            (Kind::Raw(kind), Workload::Stream | Workload::StreamBatched)
+                if kind.round_trips_only() =>
+            {
+                false
+            }
+            (_, Workload::StreamBatched) => matches!(self, Kind::Toolkit | Kind::Raw(_)),
+            _ => true,
+        }
     }
 
     /// `toolkit`, `raw`, `node` or `interop`.
@@ -297,7 +306,7 @@ pub(crate) fn run_all(ctx: &RunContext<'_>, runners: &[Runner]) -> Vec<RunnerRes
         .iter()
         .map(|r| {
             let mut cells = ctx.plan.cells(r.budget);
-            cells.retain(|c| c.workload != Workload::StreamBatched || r.kind.batches());
+            cells.retain(|c| r.kind.measures(c.workload));
             cells
         })
         .collect();

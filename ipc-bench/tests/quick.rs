@@ -14,6 +14,14 @@ const RAW: [&str; 5] = [
     "raw-tcp",
     "raw-stdio",
 ];
+/// The epoll floors: round trips only (unpinned and pinned), every size.
+const EPOLL: [&str; 5] = [
+    "raw-socketpair-epoll",
+    "raw-pipe-epoll",
+    "raw-fifo-epoll",
+    "raw-tcp-epoll",
+    "raw-stdio-epoll",
+];
 /// Node rows, and the Rust <-> Node rows: all need `node`.
 const NODE: [&str; 4] = [
     "node-json",
@@ -91,6 +99,36 @@ fn every_transport_baseline_and_node_has_rows() {
         for size in [64, 1024, 65536] {
             assert!(has(name, size), "no {size} B row for {name}: {rows:?}");
         }
+    }
+    let all_rows = report["rows"].as_array().expect("rows");
+    for name in EPOLL {
+        for size in [64, 1024, 65536] {
+            let row = all_rows
+                .iter()
+                .find(|r| r["runner"] == name && r["size"] == size)
+                .unwrap_or_else(|| panic!("no {size} B row for {name}"));
+            assert!(
+                !row["rtt"].is_null() && !row["rtt_pinned"].is_null(),
+                "{name} {size} B has no round trips: {row}"
+            );
+            assert!(row["stream"].is_null(), "{name} streamed: {row}");
+        }
+    }
+    let targets = report["targets"].as_array().expect("targets");
+    for (subject, epoll) in [("uds", "raw-socketpair-epoll"), ("pipe", "raw-pipe-epoll")] {
+        let floor = targets
+            .iter()
+            .filter(|t| t["subject"] == subject)
+            .find(|t| {
+                t["target"]
+                    .as_str()
+                    .is_some_and(|t| t.starts_with("pinned p50"))
+            })
+            .map(|t| &t["floor"])
+            .unwrap_or_else(|| panic!("no pinned p50 target for {subject}"));
+        assert_eq!(floor["epoll"], epoll, "{subject}'s floor: {floor}");
+        assert!(floor["epoll_vs_blocking"].as_f64().is_some(), "{floor}");
+        assert!(floor["subject_vs_epoll"].as_f64().is_some(), "{floor}");
     }
     let skipped = report["skipped"].as_array().expect("skipped");
     for name in NODE {

@@ -10,52 +10,32 @@ use std::path::Path;
 
 use anyhow::{anyhow, Context, Result};
 
-use super::wire::{Conn, Spin};
+use super::wire::Conn;
 use super::{
-    boxed, set_nonblocking, RawKind, CHILD_IN_FD, CHILD_OUT_FD, FIFO_DIR_ENV, FIFO_DOWN, FIFO_UP,
-    TCP_PORT_ENV,
+    conn, RawKind, CHILD_IN_FD, CHILD_OUT_FD, FIFO_DIR_ENV, FIFO_DOWN, FIFO_UP, TCP_PORT_ENV,
 };
 use crate::roles::Job;
 
 /// The child's end of a raw baseline, from what the parent left it.
 fn child_conn(kind: RawKind) -> Result<Conn> {
     let framing = kind.framing();
+    let (wiring, wait) = kind.wiring();
     // Each `from_raw_fd` below is sound because the parent placed these fds for us with
     // `inherit_fds` before exec, nothing else in this process uses them, and each is
     // taken exactly once.
-    match kind {
-        RawKind::SocketpairSpin => {
-            // SAFETY: see above; CHILD_IN_FD is an open socket this process owns alone.
-            let sock = unsafe { UnixStream::from_raw_fd(CHILD_IN_FD) };
-            sock.set_nonblocking(true).context("set_nonblocking")?;
-            let read = sock.try_clone().context("dup")?;
-            Ok(boxed(Spin(read), Spin(sock), framing))
-        }
-        RawKind::PipeSpin => {
-            // SAFETY: see above; CHILD_IN_FD is the read end this process owns alone.
-            let read = unsafe { File::from_raw_fd(CHILD_IN_FD) };
-            // SAFETY: see above; CHILD_OUT_FD is the write end this process owns alone.
-            let write = unsafe { File::from_raw_fd(CHILD_OUT_FD) };
-            set_nonblocking(&read)?;
-            set_nonblocking(&write)?;
-            Ok(Conn::new(
-                Box::new(Spin(read)),
-                Box::new(Spin(write)),
-                framing,
-            ))
-        }
+    match wiring {
         RawKind::Socketpair => {
             // SAFETY: see above; CHILD_IN_FD is an open socket this process owns alone.
             let sock = unsafe { UnixStream::from_raw_fd(CHILD_IN_FD) };
             let read = sock.try_clone().context("dup")?;
-            Ok(boxed(read, sock, framing))
+            conn(read, sock, wait, framing)
         }
         RawKind::Pipe => {
             // SAFETY: see above; CHILD_IN_FD is the read end this process owns alone.
             let read = unsafe { File::from_raw_fd(CHILD_IN_FD) };
             // SAFETY: see above; CHILD_OUT_FD is the write end this process owns alone.
             let write = unsafe { File::from_raw_fd(CHILD_OUT_FD) };
-            Ok(Conn::new(Box::new(read), Box::new(write), framing))
+            conn(read, write, wait, framing)
         }
         RawKind::Fifo => {
             let dir =
@@ -66,16 +46,15 @@ fn child_conn(kind: RawKind) -> Result<Conn> {
                 .open(dir.join(FIFO_UP))
                 .context("opening the up FIFO")?;
             let down = File::open(dir.join(FIFO_DOWN)).context("opening the down FIFO")?;
-            Ok(Conn::new(Box::new(down), Box::new(up), framing))
+            conn(down, up, wait, framing)
         }
         RawKind::Tcp => {
             let port = std::env::var(TCP_PORT_ENV).context(format!("{TCP_PORT_ENV} is not set"))?;
             let stream = TcpStream::connect(format!("127.0.0.1:{port}")).context("connecting")?;
             stream.set_nodelay(true).context("TCP_NODELAY")?;
             let read = stream.try_clone().context("dup")?;
-            Ok(boxed(read, stream, framing))
+            conn(read, stream, wait, framing)
         }
-        RawKind::Shm => Err(anyhow!("raw-shm has no byte stream (see raw::shm)")),
         RawKind::Stdio => {
             let stdin = io::stdin()
                 .as_fd()
@@ -85,12 +64,9 @@ fn child_conn(kind: RawKind) -> Result<Conn> {
                 .as_fd()
                 .try_clone_to_owned()
                 .context("dup stdout")?;
-            Ok(Conn::new(
-                Box::new(File::from(stdin)),
-                Box::new(File::from(stdout)),
-                framing,
-            ))
+            conn(File::from(stdin), File::from(stdout), wait, framing)
         }
+        _ => Err(anyhow!("{} has no byte stream (see raw::shm)", kind.name())),
     }
 }
 

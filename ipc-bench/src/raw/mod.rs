@@ -12,11 +12,13 @@
 //! | `raw-shm` | one shared `memfd` mapping, both sides spinning on atomic sequence words (C) | none: fixed-size slots |
 //! | `raw-socketpair-spin` | as `raw-socketpair`, non-blocking, both ends spinning on `read` (with `sched_yield`) | `u32` BE length |
 //! | `raw-pipe-spin` | as `raw-pipe`, non-blocking, both ends spinning on `read` (with `sched_yield`) | `u32` BE length |
+//! | `raw-socketpair-epoll`, `raw-pipe-epoll`, `raw-fifo-epoll`, `raw-tcp-epoll`, `raw-stdio-epoll` | as the blocking baseline, non-blocking, each side waiting in `epoll_wait` before a read (see [`epoll`]); round trips only | as the blocking baseline |
 //!
 //! Every frame of the stream baselines is written with one `writev` (see [`wire`]). The child is this binary
 //! re-executed with [`ROLE_ENV`](crate::roles::ROLE_ENV) naming the baseline.
 
 mod child;
+pub(crate) mod epoll;
 pub(crate) mod shm;
 pub(crate) mod wire;
 
@@ -42,6 +44,7 @@ use crate::pin::PinGuard;
 use crate::roles::{child_command, Job, Role};
 use crate::stats::{self, Measurement};
 use crate::workload::{payload, Cell, Workload};
+use epoll::{EpollRead, PollWrite};
 use tempfile::TempDir;
 use wire::{Conn, Framing, Spin};
 
@@ -79,11 +82,32 @@ pub(crate) enum RawKind {
     SocketpairSpin,
     /// Two pipes whose ends spin on non-blocking reads and writes.
     PipeSpin,
+    /// [`Socketpair`](RawKind::Socketpair), waiting in `epoll_wait` before each read.
+    SocketpairEpoll,
+    /// [`Pipe`](RawKind::Pipe), waiting in `epoll_wait` before each read.
+    PipeEpoll,
+    /// [`Fifo`](RawKind::Fifo), waiting in `epoll_wait` before each read.
+    FifoEpoll,
+    /// [`Tcp`](RawKind::Tcp), waiting in `epoll_wait` before each read.
+    TcpEpoll,
+    /// [`Stdio`](RawKind::Stdio), waiting in `epoll_wait` before each read.
+    StdioEpoll,
+}
+
+/// How the ends of a stream baseline wait for their peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Wait {
+    /// Blocking reads and writes.
+    Block,
+    /// Non-blocking, retried at once (see [`wire::Spin`]).
+    Spin,
+    /// Non-blocking, waiting in `epoll_wait` (see [`epoll`]).
+    Epoll,
 }
 
 impl RawKind {
     /// Every baseline, in report order.
-    pub(crate) const ALL: [RawKind; 8] = [
+    pub(crate) const ALL: [RawKind; 13] = [
         RawKind::Socketpair,
         RawKind::Pipe,
         RawKind::Fifo,
@@ -92,6 +116,11 @@ impl RawKind {
         RawKind::Shm,
         RawKind::SocketpairSpin,
         RawKind::PipeSpin,
+        RawKind::SocketpairEpoll,
+        RawKind::PipeEpoll,
+        RawKind::FifoEpoll,
+        RawKind::TcpEpoll,
+        RawKind::StdioEpoll,
     ];
 
     /// The runner name (`raw-socketpair`, ...).
@@ -105,7 +134,40 @@ impl RawKind {
             RawKind::Shm => "raw-shm",
             RawKind::SocketpairSpin => "raw-socketpair-spin",
             RawKind::PipeSpin => "raw-pipe-spin",
+            RawKind::SocketpairEpoll => "raw-socketpair-epoll",
+            RawKind::PipeEpoll => "raw-pipe-epoll",
+            RawKind::FifoEpoll => "raw-fifo-epoll",
+            RawKind::TcpEpoll => "raw-tcp-epoll",
+            RawKind::StdioEpoll => "raw-stdio-epoll",
         }
+    }
+
+    /// The wiring (a blocking baseline) and how its ends wait: `raw-pipe-epoll` is
+    /// `raw-pipe` waiting in `epoll_wait`.
+    pub(crate) fn wiring(self) -> (RawKind, Wait) {
+        match self {
+            RawKind::SocketpairSpin => (RawKind::Socketpair, Wait::Spin),
+            RawKind::PipeSpin => (RawKind::Pipe, Wait::Spin),
+            RawKind::SocketpairEpoll => (RawKind::Socketpair, Wait::Epoll),
+            RawKind::PipeEpoll => (RawKind::Pipe, Wait::Epoll),
+            RawKind::FifoEpoll => (RawKind::Fifo, Wait::Epoll),
+            RawKind::TcpEpoll => (RawKind::Tcp, Wait::Epoll),
+            RawKind::StdioEpoll => (RawKind::Stdio, Wait::Epoll),
+            other => (other, Wait::Block),
+        }
+    }
+
+    /// The epoll floor of a blocking baseline (`raw-pipe` -> `raw-pipe-epoll`).
+    pub(crate) fn epoll_floor(self) -> Option<RawKind> {
+        RawKind::ALL
+            .into_iter()
+            .find(|k| k.wiring() == (self, Wait::Epoll))
+    }
+
+    /// Whether this baseline measures round trips only (the epoll floors: they explain
+    /// the latency targets; streaming is the blocking baseline's).
+    pub(crate) fn round_trips_only(self) -> bool {
+        self.wiring().1 == Wait::Epoll
     }
 
     /// The baseline named `name`.
@@ -139,7 +201,7 @@ impl RawKind {
     }
 
     fn framing(self) -> Framing {
-        match self {
+        match self.wiring().0 {
             RawKind::Stdio => Framing::Line,
             _ => Framing::Length,
         }
@@ -191,35 +253,36 @@ fn set_blocking(fd: impl AsFd) -> Result<()> {
     Ok(())
 }
 
-fn boxed<T: io::Read + io::Write + Send + 'static>(
-    read: T,
-    write: impl io::Write + Send + 'static,
-    framing: Framing,
-) -> Conn {
-    Conn::new(Box::new(read), Box::new(write), framing)
-}
-
-/// Start a raw child of `kind` doing `job`, and connect to it.
-fn spawn(kind: RawKind, job: &Job, pin: Option<usize>) -> Result<RawChild> {
-    let cmd = child_command(Role::Raw(kind), job, pin, Flavor::CurrentThread)?;
-    let framing = kind.framing();
-    match kind {
-        RawKind::SocketpairSpin | RawKind::PipeSpin => {
-            let blocking = match kind {
-                RawKind::SocketpairSpin => RawKind::Socketpair,
-                _ => RawKind::Pipe,
-            };
-            spawn_as(blocking, cmd, framing, true)
-        }
-        _ => spawn_as(kind, cmd, framing, false),
+/// Frame `read` and `write`, waiting as `wait` says: blocking fds are used as they
+/// are; for [`Wait::Spin`] and [`Wait::Epoll`] both are made non-blocking and wrapped.
+pub(crate) fn conn<R, W>(read: R, write: W, wait: Wait, framing: Framing) -> Result<Conn>
+where
+    R: io::Read + AsFd + Send + 'static,
+    W: io::Write + AsFd + Send + 'static,
+{
+    if wait != Wait::Block {
+        set_nonblocking(&read)?;
+        set_nonblocking(&write)?;
     }
+    Ok(match wait {
+        Wait::Block => Conn::new(Box::new(read), Box::new(write), framing),
+        Wait::Spin => Conn::new(Box::new(Spin(read)), Box::new(Spin(write)), framing),
+        Wait::Epoll => Conn::new(
+            Box::new(EpollRead::new(read).context("registering the read end with epoll")?),
+            Box::new(PollWrite(write)),
+            framing,
+        ),
+    })
 }
 
-/// [`spawn`] for a blocking baseline, with the command made; `spin`: the socketpair
-/// or pipe ends are made non-blocking and spin (see [`wire::Spin`]).
-fn spawn_as(kind: RawKind, mut cmd: Command, framing: Framing, spin: bool) -> Result<RawChild> {
+/// Start a raw child of `kind` doing `job`, and connect to it: the wiring of its
+/// blocking baseline, its ends waiting as [`RawKind::wiring`] says.
+fn spawn(kind: RawKind, job: &Job, pin: Option<usize>) -> Result<RawChild> {
+    let mut cmd = child_command(Role::Raw(kind), job, pin, Flavor::CurrentThread)?;
+    let framing = kind.framing();
+    let (wiring, wait) = kind.wiring();
     let start = |cmd: &mut Command| cmd.spawn().context("starting the raw child");
-    match kind {
+    match wiring {
         RawKind::Socketpair => {
             let (ours, theirs) = UnixStream::pair().context("socketpair")?;
             let theirs = OwnedFd::from(theirs);
@@ -227,15 +290,9 @@ fn spawn_as(kind: RawKind, mut cmd: Command, framing: Framing, spin: bool) -> Re
             let child = start(&mut cmd)?;
             drop(theirs);
             let read = ours.try_clone().context("dup")?;
-            let conn = if spin {
-                ours.set_nonblocking(true).context("set_nonblocking")?;
-                boxed(Spin(read), Spin(ours), framing)
-            } else {
-                boxed(read, ours, framing)
-            };
             Ok(RawChild {
                 child,
-                conn,
+                conn: conn(read, ours, wait, framing)?,
                 _dir: None,
             })
         }
@@ -245,17 +302,9 @@ fn spawn_as(kind: RawKind, mut cmd: Command, framing: Framing, spin: bool) -> Re
             ipc::spawn::inherit_fds(&mut cmd, &[(&down_r, CHILD_IN_FD), (&up_w, CHILD_OUT_FD)]);
             let child = start(&mut cmd)?;
             drop((down_r, up_w));
-            let (read, write) = (File::from(up_r), File::from(down_w));
-            let conn = if spin {
-                set_nonblocking(&read)?;
-                set_nonblocking(&write)?;
-                Conn::new(Box::new(Spin(read)), Box::new(Spin(write)), framing)
-            } else {
-                Conn::new(Box::new(read), Box::new(write), framing)
-            };
             Ok(RawChild {
                 child,
-                conn,
+                conn: conn(File::from(up_r), File::from(down_w), wait, framing)?,
                 _dir: None,
             })
         }
@@ -294,7 +343,7 @@ fn spawn_as(kind: RawKind, mut cmd: Command, framing: Framing, spin: bool) -> Re
             set_blocking(&down)?;
             Ok(RawChild {
                 child,
-                conn: Conn::new(Box::new(up), Box::new(down), framing),
+                conn: conn(up, down, wait, framing)?,
                 _dir: Some(dir),
             })
         }
@@ -316,11 +365,10 @@ fn spawn_as(kind: RawKind, mut cmd: Command, framing: Framing, spin: bool) -> Re
             let read = stream.try_clone().context("dup")?;
             Ok(RawChild {
                 child,
-                conn: boxed(read, stream, framing),
+                conn: conn(read, stream, wait, framing)?,
                 _dir: None,
             })
         }
-        RawKind::Shm => Err(anyhow!("raw-shm has no byte stream (see raw::shm)")),
         RawKind::Stdio => {
             cmd.stdin(Stdio::piped()).stdout(Stdio::piped());
             let mut child = start(&mut cmd)?;
@@ -331,14 +379,11 @@ fn spawn_as(kind: RawKind, mut cmd: Command, framing: Framing, spin: bool) -> Re
                 .context("the child has no stdout pipe")?;
             Ok(RawChild {
                 child,
-                conn: Conn::new(Box::new(stdout), Box::new(stdin), framing),
+                conn: conn(stdout, stdin, wait, framing)?,
                 _dir: None,
             })
         }
-        RawKind::SocketpairSpin | RawKind::PipeSpin => Err(anyhow!(
-            "{} is spawned as its blocking baseline with spin set",
-            kind.name()
-        )),
+        _ => Err(anyhow!("{} has no byte stream (see raw::shm)", kind.name())),
     }
 }
 

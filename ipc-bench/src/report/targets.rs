@@ -15,10 +15,17 @@
 //!   most 1 µs and within 3x of the shared-memory floor (`raw-shm`), at least 80x below
 //!   `raw-socketpair`; pinned p50 at most `raw-pipe`'s pinned p50; one-way 64 B at
 //!   least 20 M msg/s and 64 KiB at least 8 GB/s.
+//!
+//! Beside each round-trip target of a transport whose baseline has an epoll floor
+//! (`raw-pipe-epoll` for `raw-pipe`, ...), the check carries a [`Floor`]: information,
+//! not a target — how far the epoll floor itself is from the blocking baseline in this
+//! run, and how far the transport is from the epoll floor. A miss that the epoll floor
+//! shares is the cost of waiting in `epoll_wait`, measured, not the toolkit's.
 
 use serde::Serialize;
 
 use super::Row;
+use crate::raw::RawKind;
 
 /// Smallest size: where latency targets apply.
 const SMALL: usize = 64;
@@ -54,6 +61,25 @@ pub(crate) struct Check {
     pub status: Status,
     /// What `value` and `limit` are in: `x` (a ratio) unless the target is absolute.
     pub unit: &'static str,
+    /// For a round-trip target: the same figure's epoll floor (information only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub floor: Option<Floor>,
+}
+
+/// The epoll floor beside a round-trip target: not a target, the measured reason
+/// for what the toolkit cannot go below with an `epoll_wait` before each read.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Floor {
+    /// The figure compared (`pinned p50 RTT 64 B`).
+    pub figure: String,
+    /// The epoll floor's runner (`raw-pipe-epoll`).
+    pub epoll: String,
+    /// The blocking baseline (`raw-pipe`).
+    pub blocking: String,
+    /// The epoll floor's figure / the blocking baseline's.
+    pub epoll_vs_blocking: Option<f64>,
+    /// The transport's figure / the epoll floor's.
+    pub subject_vs_epoll: Option<f64>,
 }
 
 fn check(subject: &str, target: String, value: Option<f64>, limit: f64, at_most: bool) -> Check {
@@ -70,6 +96,7 @@ fn check(subject: &str, target: String, value: Option<f64>, limit: f64, at_most:
         at_most,
         status,
         unit: "x",
+        floor: None,
     }
 }
 
@@ -100,39 +127,64 @@ pub(crate) fn check_rows(rows: &[Row]) -> Vec<Check> {
         let name = &row.runner;
         let base = row.baseline.as_deref().unwrap_or("raw");
         let r = row.vs_raw;
-        out.push(check(
-            name,
-            format!("p50 RTT 64 B ≤ 1.25x {base}"),
-            r.rtt_p50,
-            1.25,
-            true,
-        ));
-        out.push(check(
-            name,
-            format!("p99 RTT 64 B ≤ 1.5x {base}"),
-            r.rtt_p99,
-            1.5,
-            true,
-        ));
+        let epoll = RawKind::from_name(base)
+            .and_then(RawKind::epoll_floor)
+            .and_then(|k| find(k.name(), SMALL));
+        let blocking = find(base, SMALL);
+        let floor = |figure: RttFigure| {
+            epoll.map(|epoll| Floor {
+                figure: figure.label().to_string(),
+                epoll: epoll.runner.clone(),
+                blocking: base.to_string(),
+                epoll_vs_blocking: ratio(figure.of(Some(epoll)), figure.of(blocking)),
+                subject_vs_epoll: ratio(figure.of(Some(row)), figure.of(Some(epoll))),
+            })
+        };
+        out.push(Check {
+            floor: floor(RttFigure::P50),
+            ..check(
+                name,
+                format!("p50 RTT 64 B ≤ 1.25x {base}"),
+                r.rtt_p50,
+                1.25,
+                true,
+            )
+        });
+        out.push(Check {
+            floor: floor(RttFigure::P99),
+            ..check(
+                name,
+                format!("p99 RTT 64 B ≤ 1.5x {base}"),
+                r.rtt_p99,
+                1.5,
+                true,
+            )
+        });
         let pinned_limit = match name.as_str() {
             "uds" | "tcp" => 1.15,
             "pipe" | "fifo" | "stdio" => 1.3,
             _ => 1.25,
         };
-        out.push(check(
-            name,
-            format!("pinned p50 RTT 64 B ≤ {pinned_limit}x {base}"),
-            r.pinned_p50,
-            pinned_limit,
-            true,
-        ));
-        out.push(check(
-            name,
-            format!("pinned p99 RTT 64 B ≤ 1.5x {base}"),
-            r.pinned_p99,
-            1.5,
-            true,
-        ));
+        out.push(Check {
+            floor: floor(RttFigure::PinnedP50),
+            ..check(
+                name,
+                format!("pinned p50 RTT 64 B ≤ {pinned_limit}x {base}"),
+                r.pinned_p50,
+                pinned_limit,
+                true,
+            )
+        });
+        out.push(Check {
+            floor: floor(RttFigure::PinnedP99),
+            ..check(
+                name,
+                format!("pinned p99 RTT 64 B ≤ 1.5x {base}"),
+                r.pinned_p99,
+                1.5,
+                true,
+            )
+        });
         let large = find(name, LARGE).and_then(|l| l.vs_raw.mb_per_s);
         out.push(check(
             name,
@@ -216,14 +268,50 @@ pub(crate) fn check_rows(rows: &[Row]) -> Vec<Check> {
     out
 }
 
+/// `a / b` when both are measured and `b` is not zero.
+fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+        _ => None,
+    }
+}
+
+/// A round-trip figure of a row.
+#[derive(Debug, Clone, Copy)]
+enum RttFigure {
+    P50,
+    P99,
+    PinnedP50,
+    PinnedP99,
+}
+
+impl RttFigure {
+    fn label(self) -> &'static str {
+        match self {
+            RttFigure::P50 => "p50 RTT 64 B",
+            RttFigure::P99 => "p99 RTT 64 B",
+            RttFigure::PinnedP50 => "pinned p50 RTT 64 B",
+            RttFigure::PinnedP99 => "pinned p99 RTT 64 B",
+        }
+    }
+
+    /// The figure in ns, when measured.
+    fn of(self, row: Option<&Row>) -> Option<f64> {
+        let row = row?;
+        let ns = match self {
+            RttFigure::P50 => row.rtt?.p50_ns,
+            RttFigure::P99 => row.rtt?.p99_ns,
+            RttFigure::PinnedP50 => row.rtt_pinned?.p50_ns,
+            RttFigure::PinnedP99 => row.rtt_pinned?.p99_ns,
+        };
+        Some(ns as f64)
+    }
+}
+
 /// Issue 15's targets for the shared-memory transport.
 fn shm_targets<'a>(shm: &Row, find: &impl Fn(&str, usize) -> Option<&'a Row>) -> Vec<Check> {
     let p50 = |row: Option<&Row>| row.and_then(|r| r.rtt).map(|l| l.p50_ns as f64);
     let pinned = |row: Option<&Row>| row.and_then(|r| r.rtt_pinned).map(|l| l.p50_ns as f64);
-    let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
-        (Some(a), Some(b)) if b > 0.0 => Some(a / b),
-        _ => None,
-    };
     let large = find("shm", LARGE).and_then(|r| r.stream);
     vec![
         absolute(
