@@ -8,7 +8,7 @@ use std::task::{ready, Context, Poll};
 
 use bytes::{Bytes, BytesMut};
 use futures_util::Stream;
-use ipc_core::frame::{Decoded, FrameCodec, LengthCodec, GOODBYE};
+use ipc_core::frame::{Decoded, FrameCodec, LengthCodec, GOODBYE, LARGE_FRAME};
 use ipc_core::{ChannelInfo, Error, RecvError, RecvHalf};
 use tokio_util::codec::Decoder;
 
@@ -16,6 +16,9 @@ use crate::bell::Bell;
 use crate::ring::{Consumer, Corrupt};
 use crate::sender::PeerClosed;
 use crate::wait::Waiter;
+
+/// Bytes of the buffer small frames are cut from (see [`ShmReceiver`]).
+const RECV_BUFFER: usize = 64 * 1024;
 
 /// What one look at the ring found.
 enum Took {
@@ -33,7 +36,8 @@ enum Took {
 ///
 /// A frame that fits in the ring is taken when it is there whole: its length prefix is
 /// read (and checked against the frame limit) and its payload copied once, into a
-/// `Bytes` of its own. A larger one is gathered as it arrives, charged to the
+/// `Bytes` of its own (a small frame, under 16 KiB, into a slice of a 64 KiB buffer
+/// that the next small frames share, as on a socket's read buffer). A larger one is gathered as it arrives, charged to the
 /// listener's budget like a partly received frame on a socket. The room taken is given
 /// back to the sender once per receive (once per batch for
 /// [`recv_many`](ipc_core::RecvManyExt::recv_many), which takes every whole frame the
@@ -66,6 +70,8 @@ pub struct ShmReceiver {
     /// (and charges the listener's budget for them).
     codec: LengthCodec,
     gathered: BytesMut,
+    /// Small frames are copied here, then cut off as `Bytes` that share it.
+    small: BytesMut,
     /// Bytes of a frame larger than the ring still to gather.
     gather_left: usize,
     /// Bytes of a rejected frame still to skip.
@@ -94,6 +100,7 @@ impl ShmReceiver {
             max_frame,
             codec,
             gathered: BytesMut::new(),
+            small: BytesMut::new(),
             gather_left: 0,
             skip_left: 0,
             finished: false,
@@ -103,8 +110,49 @@ impl ShmReceiver {
         }
     }
 
-    /// Take the next frame (or goodbye, or rejected frame) if the ring holds it.
+    /// The usual case, kept small: take the next frame if it is there whole, within
+    /// the frame limit and the ring. `Ok(None)`: anything else (not there yet, a
+    /// goodbye, a frame over the limit or larger than the ring, one being skipped or
+    /// gathered), which [`take`](Self::take) sees to.
     #[inline]
+    fn take_frame(&mut self) -> Result<Option<Bytes>, Corrupt> {
+        if self.skip_left > 0 || self.gather_left > 0 || self.ring.available_for(4)? < 4 {
+            return Ok(None);
+        }
+        let len = self.ring.peek_u32() as usize;
+        let whole = 4 + len;
+        if len > self.max_frame
+            || whole > self.ring.capacity()
+            || self.ring.available_for(whole)? < whole
+        {
+            return Ok(None);
+        }
+        self.ring.skip(4);
+        Ok(Some(self.copy_frame(len)))
+    }
+
+    /// Copy the payload of `len` bytes that is next in the ring into a `Bytes`.
+    #[inline]
+    fn copy_frame(&mut self, len: usize) -> Bytes {
+        if len == 0 {
+            return Bytes::new();
+        }
+        if len >= LARGE_FRAME {
+            // A buffer of its own: one allocation, the exact size.
+            let mut frame = BytesMut::with_capacity(len);
+            self.ring.take_into(&mut frame, len);
+            return frame.freeze();
+        }
+        // Small frames are cut off one shared buffer: an allocation per
+        // `RECV_BUFFER` bytes received, not per frame.
+        if self.small.capacity() < len {
+            self.small.reserve(RECV_BUFFER.max(len));
+        }
+        self.ring.take_into(&mut self.small, len);
+        self.small.split().freeze()
+    }
+
+    /// Take the next frame (or goodbye, or rejected frame) if the ring holds it.
     fn take(&mut self) -> Result<Took, Error> {
         if self.skip_left > 0 || self.gather_left > 0 {
             return self.take_slowly();
@@ -120,12 +168,7 @@ impl ShmReceiver {
                 return Ok(Took::Short(whole));
             }
             self.ring.skip(4);
-            if len == 0 {
-                return Ok(Took::Frame(Bytes::new()));
-            }
-            let mut frame = BytesMut::with_capacity(len as usize);
-            self.ring.take_into(&mut frame, len as usize);
-            return Ok(Took::Frame(frame.freeze()));
+            return Ok(Took::Frame(self.copy_frame(len as usize)));
         }
         self.ring.skip(4);
         if len == GOODBYE {
@@ -237,6 +280,17 @@ impl ShmReceiver {
     fn poll_item(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, RecvError>>> {
         let mut wakes = 0;
         loop {
+            match self.take_frame() {
+                Ok(Some(frame)) => {
+                    self.waiter.done(&self.ring);
+                    return Poll::Ready(Some(Ok(frame)));
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    self.finished = true;
+                    return Poll::Ready(Some(Err(corrupt(e).into())));
+                }
+            }
             let took = self.take();
             let need = match &took {
                 Ok(Took::Short(need)) => *need,
@@ -283,8 +337,10 @@ impl Stream for ShmReceiver {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Bytes, RecvError>>> {
         let this = self.get_mut();
-        if let Some(held) = this.held.take() {
-            return Poll::Ready(held);
+        // Checked before it is taken: `take` would write the (large) empty value back
+        // on every receive.
+        if this.held.is_some() {
+            return Poll::Ready(this.held.take().flatten());
         }
         if this.finished {
             return Poll::Ready(None);
@@ -316,8 +372,8 @@ impl RecvHalf for ShmReceiver {
         if max == 0 {
             return Poll::Ready(Ok(0));
         }
-        if let Some(held) = self.held.take() {
-            return Poll::Ready(match held {
+        if self.held.is_some() {
+            return Poll::Ready(match self.held.take().flatten() {
                 Some(Ok(frame)) => {
                     out.push(frame);
                     Ok(1)
@@ -343,6 +399,11 @@ impl RecvHalf for ShmReceiver {
                 out.push(frame);
                 n = 1;
                 while n < max {
+                    if let Ok(Some(frame)) = self.take_frame() {
+                        out.push(frame);
+                        n += 1;
+                        continue;
+                    }
                     let took = self.take();
                     match self.item(took) {
                         Ok(Some(frame)) => {

@@ -279,6 +279,7 @@ impl Segment {
     }
 
     /// The data area of `ring` as (start, length): `capacity` bytes inside the mapping.
+    #[inline]
     fn data(&self, ring: Ring) -> *mut u8 {
         let at = DATA_OFFSET + ring.number() * self.capacity;
         debug_assert!(at + self.capacity <= self.len);
@@ -305,8 +306,15 @@ impl Segment {
     /// # Safety
     ///
     /// `out` must be valid for writes of `len` bytes and must not lie in the mapping.
+    #[inline]
     unsafe fn copy_out_raw(&self, ring: Ring, at: u64, out: *mut u8, len: usize) {
         let data = self.data(ring);
+        let offset = (at & (self.capacity as u64 - 1)) as usize;
+        if offset + len <= self.capacity {
+            // SAFETY: as below, for the one piece that does not wrap (checked above).
+            unsafe { std::ptr::copy_nonoverlapping(data.add(offset), out, len) };
+            return;
+        }
         let mut done = 0;
         for (offset, n) in self.pieces(at, len) {
             // SAFETY: `offset + n <= capacity` (from `pieces`), so the source lies in
@@ -326,6 +334,7 @@ impl Segment {
     ///
     /// If `dst` is longer than the capacity (a bug in this crate, never something the
     /// peer can cause).
+    #[inline]
     pub(crate) fn copy_out(&self, ring: Ring, at: u64, dst: &mut [u8]) {
         // SAFETY: `dst` is our own memory, valid for its length, which no mapping
         // overlaps (a `&mut [u8]` is never a view of the shared mapping: this module
@@ -339,6 +348,7 @@ impl Segment {
     ///
     /// If `len` exceeds the capacity (a bug in this crate, never something the peer can
     /// cause).
+    #[inline]
     pub(crate) fn append_out(&self, ring: Ring, at: u64, dst: &mut BytesMut, len: usize) {
         dst.reserve(len);
         let spare = dst.spare_capacity_mut();
@@ -352,8 +362,15 @@ impl Segment {
     }
 
     /// Copy `src` into `ring`'s stream at position `at`.
+    #[inline]
     pub(crate) fn copy_in(&self, ring: Ring, at: u64, src: &[u8]) {
         let data = self.data(ring);
+        let offset = (at & (self.capacity as u64 - 1)) as usize;
+        if offset + src.len() <= self.capacity {
+            // SAFETY: as below, for the one piece that does not wrap (checked above).
+            unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), data.add(offset), src.len()) };
+            return;
+        }
         let mut done = 0;
         for (offset, len) in self.pieces(at, src.len()) {
             // SAFETY: as in `copy_out_raw`, the destination lies in the data area inside
