@@ -41,7 +41,7 @@ enum Took {
 /// listener's budget like a partly received frame on a socket. The room taken is given
 /// back to the sender once per receive (once per batch for
 /// [`recv_many`](ipc_core::RecvManyExt::recv_many), which takes every whole frame the
-/// ring holds).
+/// ring holds, the small ones after the first with one copy, as slices of it).
 ///
 /// An empty ring is looked at again for a short, adaptive while (in place for at most
 /// 5 µs per poll, then the task lets the runtime run before it looks again), then the
@@ -150,6 +150,66 @@ impl ShmReceiver {
         }
         self.ring.take_into(&mut self.small, len);
         self.small.split().freeze()
+    }
+
+    /// After the first frame of a batch: every further whole small frame the ring
+    /// holds (at most `max`, at most [`RECV_BUFFER`] bytes), copied out with one copy
+    /// and handed out as slices of it. Their lengths are read twice, in the ring to
+    /// find where the run ends and in our copy to cut it; a peer that changed one in
+    /// between (only a broken one can) ends the channel with an error, held for the
+    /// next call.
+    fn take_run(&mut self, out: &mut Vec<Bytes>, max: usize) {
+        if self.skip_left > 0 || self.gather_left > 0 {
+            return;
+        }
+        let available = match self.ring.available_for(usize::MAX) {
+            Ok(available) => available,
+            Err(e) => return self.finish_with(corrupt(e)),
+        };
+        let limit = self.max_frame.min(LARGE_FRAME - 1);
+        let (mut end, mut n) = (0, 0);
+        while n < max && end + 4 <= available && end < RECV_BUFFER {
+            let len = self.ring.peek_u32_at(end) as usize;
+            if len > limit || available - end - 4 < len {
+                break;
+            }
+            end += 4 + len;
+            n += 1;
+        }
+        if n == 0 {
+            return;
+        }
+        if self.small.capacity() < end {
+            self.small.reserve(RECV_BUFFER.max(end));
+        }
+        self.ring.take_into(&mut self.small, end);
+        let run = self.small.split().freeze();
+        out.reserve(n);
+        let mut at = 0;
+        for _ in 0..n {
+            let len = match run.get(at..at + 4) {
+                Some(&[a, b, c, d]) => u32::from_be_bytes([a, b, c, d]) as usize,
+                _ => usize::MAX,
+            };
+            if len > limit || run.len() - at - 4 < len {
+                break;
+            }
+            out.push(run.slice(at + 4..at + 4 + len));
+            at += 4 + len;
+        }
+        if at != run.len() {
+            self.finish_with(Error::Io(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "the peer broke the shared-memory protocol: it changed the length of a                  frame it had already published; the channel cannot be trusted any more:                  drop it",
+            )));
+        }
+    }
+
+    /// End the stream with `e`, given by the next call.
+    #[cold]
+    fn finish_with(&mut self, e: Error) {
+        self.finished = true;
+        self.held = Some(Some(Err(e.into())));
     }
 
     /// Take the next frame (or goodbye, or rejected frame) if the ring holds it.
@@ -397,8 +457,10 @@ impl RecvHalf for ShmReceiver {
             }
             Some(Ok(frame)) => {
                 out.push(frame);
-                n = 1;
-                while n < max {
+                let before = out.len();
+                self.take_run(out, max - 1);
+                n = 1 + out.len() - before;
+                while n < max && self.held.is_none() {
                     if let Ok(Some(frame)) = self.take_frame() {
                         out.push(frame);
                         n += 1;

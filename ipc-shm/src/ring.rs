@@ -308,9 +308,25 @@ impl Consumer {
     /// If fewer than four bytes are available (a bug in this crate).
     #[inline]
     pub(crate) fn peek_u32(&self) -> u32 {
-        assert!(self.available() >= 4, "peek past the published bytes");
+        self.peek_u32_at(0)
+    }
+
+    /// The four bytes `ahead` bytes after the next one, as a big-endian `u32` (the
+    /// length prefix of a frame further on), without taking anything. A copy: the
+    /// peer cannot change it under us.
+    ///
+    /// # Panics
+    ///
+    /// If fewer than `ahead + 4` bytes are available (a bug in this crate).
+    #[inline]
+    pub(crate) fn peek_u32_at(&self, ahead: usize) -> u32 {
+        assert!(
+            ahead.saturating_add(4) <= self.available(),
+            "peek past the published bytes"
+        );
         let mut raw = [0u8; 4];
-        self.segment.copy_out(self.ring, self.taken, &mut raw);
+        self.segment
+            .copy_out(self.ring, self.taken + ahead as u64, &mut raw);
         u32::from_be_bytes(raw)
     }
 

@@ -148,3 +148,19 @@ async fn frames_fed_but_never_flushed_are_never_seen() {
         Poll::Ready(Ok(0))
     ));
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn recv_many_hands_out_small_and_large_frames_alike_in_order() {
+    let (mut a, mut b) = ipc_shm::pair(&Options::default()).expect("pair");
+    let sizes = [5, 0, 20_000, 7, 16_383, 16_384, 1, 70_000, 2];
+    for (seq, &len) in sizes.iter().enumerate() {
+        a.feed(frame(seq, len)).await.expect("feed");
+    }
+    a.close().await.expect("close");
+    let mut out = Vec::new();
+    while b.recv_many(&mut out, 1000).await.expect("a batch") > 0 {}
+    assert_eq!(out.len(), sizes.len());
+    for (seq, (got, &len)) in out.iter().zip(&sizes).enumerate() {
+        assert!(*got == frame(seq, len), "frame {seq} of {len} bytes");
+    }
+}
