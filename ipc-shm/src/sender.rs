@@ -24,9 +24,10 @@ use crate::wait::Waiter;
 /// fails, as a write to a TCP peer that is gone may succeed until its reset arrives.
 const CHECK_BELL_EVERY: u32 = 16;
 
-/// Frames queued (`feed`) without a flush for one unit of the tokio task's cooperative
-/// budget (a flush costs one unit too).
-const FRAMES_PER_BUDGET_UNIT: u8 = 32;
+/// Frames queued and flushes made for one unit of the tokio task's cooperative budget
+/// (neither is a system call: paying the budget's thread-local look-up for each would
+/// cost more than the rest of a small send).
+const STEPS_PER_BUDGET_UNIT: u8 = 32;
 
 /// Bytes staged by `feed` after which they are published without waiting for a flush,
 /// so the reader works on a long batch while the rest of it is written.
@@ -89,8 +90,8 @@ impl Partial {
 /// seen; the peer's `recv` gives `PeerLost`); a `send` future dropped while its frame
 /// waits for room loses nothing: the next call finishes that frame.
 ///
-/// Each flush, and every 32nd frame fed without one, counts against the tokio task's
-/// cooperative budget, so a loop of sends that never waits lets other tasks run.
+/// Every 32nd frame fed or flush counts against the tokio task's cooperative budget
+/// (a `send` is both), so a loop of sends that never waits lets other tasks run.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> ipc_core::Result<()> {
@@ -115,7 +116,7 @@ pub struct ShmSender {
     failed: Option<Error>,
     /// Flushes until the doorbell is looked at again (see [`CHECK_BELL_EVERY`]).
     until_check: u32,
-    /// Frames fed since the cooperative budget was last charged.
+    /// Frames fed and flushes made since the cooperative budget was last charged.
     unbudgeted: u8,
     peer_closed: PeerClosed,
     info: ChannelInfo,
@@ -267,15 +268,21 @@ impl ShmSender {
         if self.partial.is_some() || self.ring.unpublished() >= PUBLISH_EVERY {
             ready!(self.poll_publish_all(cx)).map_err(|e| self.abandon(Error::Io(e)))?;
         }
-        if self.unbudgeted >= FRAMES_PER_BUDGET_UNIT {
-            // Frames queued without a flush still count: a loop of `feed`s must yield
-            // now and then, but the budget's thread-local look-up is paid once per
-            // several frames, not for each.
+        ready!(self.poll_budget(cx));
+        Poll::Ready(Ok(()))
+    }
+
+    /// Count one step (a frame fed, a flush) against the task's cooperative budget: a
+    /// loop of sends that never waits must yield now and then, but the budget's
+    /// thread-local look-up is paid once per [`STEPS_PER_BUDGET_UNIT`] steps.
+    #[inline]
+    fn poll_budget(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.unbudgeted >= STEPS_PER_BUDGET_UNIT {
             ready!(tokio::task::coop::poll_proceed(cx)).made_progress();
             self.unbudgeted = 0;
         }
         self.unbudgeted += 1;
-        Poll::Ready(Ok(()))
+        Poll::Ready(())
     }
 
     fn sink_start(&mut self, frame: Bytes) -> Result<()> {
@@ -303,12 +310,8 @@ impl ShmSender {
         if let Some(e) = &self.failed {
             return Poll::Ready(Err(again(e)));
         }
-        // One unit of the task's cooperative budget per flush: sends that never wait
-        // (the peer keeps up) must still let other tasks and signal handlers run.
-        let coop = ready!(tokio::task::coop::poll_proceed(cx));
+        ready!(self.poll_budget(cx));
         ready!(self.poll_publish_all(cx)).map_err(|e| self.abandon(Error::Io(e)))?;
-        coop.made_progress();
-        self.unbudgeted = 0;
         Poll::Ready(Ok(()))
     }
 

@@ -164,3 +164,21 @@ async fn recv_many_hands_out_small_and_large_frames_alike_in_order() {
         assert!(*got == frame(seq, len), "frame {seq} of {len} bytes");
     }
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_loop_of_sends_that_never_waits_lets_other_tasks_run() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let (mut a, _b) = ipc_shm::pair(&Options::default()).expect("pair");
+    let ran = Arc::new(AtomicBool::new(false));
+    let flag = ran.clone();
+    tokio::spawn(async move { flag.store(true, Ordering::SeqCst) });
+    // 8000 frames of 8 bytes fill half the ring: no send has to wait for room.
+    for _ in 0..8000 {
+        if ran.load(Ordering::SeqCst) {
+            return;
+        }
+        a.send(Bytes::from_static(b"tick....")).await.expect("send");
+    }
+    panic!("8000 sends without letting another task run");
+}
