@@ -1,11 +1,11 @@
 //! [`ShmChannel`]: the toolkit's framed channel over a pair of shared-memory rings.
 
-use ipc_core::frame::{FrameConfig, LengthCodec};
-use ipc_core::stream::{self, StreamChannel, StreamReceiver, StreamSender};
-use ipc_core::{ChannelInfo, Options, Result};
+use ipc_core::frame::{FrameCodec, FrameConfig, LengthCodec};
+use ipc_core::{ChannelInfo, Duplex, Options, Result};
 
-use crate::io::{RingReader, RingWriter};
 use crate::offer::{self, Side};
+use crate::receiver::ShmReceiver;
+use crate::sender::{PeerClosed, ShmSender};
 
 /// Transport name reported in [`ChannelInfo::transport`].
 pub(crate) const NAME: &str = "shm";
@@ -24,7 +24,9 @@ pub const DEFAULT_RING_SIZE: usize = 1 << 20;
 ///
 /// The frames are the toolkit's length-prefixed frames, so everything about them
 /// (limits, the goodbye of `close`, an abort on drop, `feed`/`flush` batching, a frame
-/// cut by a cancelled send) behaves as on a Unix socket.
+/// cut by a cancelled send) behaves as on a Unix socket; but they are copied straight
+/// into and out of the rings, with no socket framing layer in between (see
+/// [`ShmSender`] and [`ShmReceiver`]).
 ///
 /// Get one from [`spawn`](crate::spawn), [`connect`](crate::connect),
 /// [`ShmListener::accept`](crate::ShmListener::accept) or [`pair`].
@@ -37,35 +39,7 @@ pub const DEFAULT_RING_SIZE: usize = 1 << 20;
 /// assert_eq!(b.recv().await?.unwrap(), "through shared memory");
 /// # Ok(()) }
 /// ```
-pub type ShmChannel = StreamChannel<RingReader, RingWriter, LengthCodec>;
-
-/// The sending half of a [`ShmChannel`] (see
-/// [`Duplex::into_split`](ipc_core::Duplex::into_split)).
-///
-/// ```
-/// # #[tokio::main(flavor = "current_thread")] async fn main() -> ipc_core::Result<()> {
-/// use ipc_core::prelude::*;
-/// let (a, mut b) = ipc_shm::pair(&ipc_core::Options::default())?;
-/// let (mut tx, _rx): (ipc_shm::ShmSender, _) = a.into_split();
-/// tx.send("hi".into()).await?;
-/// assert_eq!(b.recv().await?.unwrap(), "hi");
-/// # Ok(()) }
-/// ```
-pub type ShmSender = StreamSender<RingWriter, LengthCodec>;
-
-/// The receiving half of a [`ShmChannel`] (see
-/// [`Duplex::into_split`](ipc_core::Duplex::into_split)).
-///
-/// ```
-/// # #[tokio::main(flavor = "current_thread")] async fn main() -> ipc_core::Result<()> {
-/// use ipc_core::prelude::*;
-/// let (mut a, b) = ipc_shm::pair(&ipc_core::Options::default())?;
-/// let (_tx, mut rx): (_, ipc_shm::ShmReceiver) = b.into_split();
-/// a.send("hi".into()).await?;
-/// assert_eq!(rx.recv().await?.unwrap(), "hi");
-/// # Ok(()) }
-/// ```
-pub type ShmReceiver = StreamReceiver<RingReader, LengthCodec>;
+pub type ShmChannel = Duplex<ShmSender, ShmReceiver>;
 
 /// The channel over our side of a segment (in a tokio runtime).
 pub(crate) fn from_side(side: Side, config: FrameConfig, info: ChannelInfo) -> Result<ShmChannel> {
@@ -78,8 +52,17 @@ pub(crate) fn from_side_with_codec(
     codec: LengthCodec,
     info: ChannelInfo,
 ) -> Result<ShmChannel> {
-    let (reader, writer) = side.into_io()?;
-    Ok(stream::channel(reader, writer, codec, info))
+    let ends = side.into_ends()?;
+    let peer_closed = PeerClosed::default();
+    let sender = ShmSender::new(
+        ends.tx,
+        ends.tx_bell,
+        codec.max_frame(),
+        peer_closed.clone(),
+        info.clone(),
+    );
+    let receiver = ShmReceiver::new(ends.rx, ends.rx_bell, codec, peer_closed, info);
+    Ok(Duplex::new(sender, receiver))
 }
 
 /// The info of a channel whose peer is `peer`'s (the frame limit is filled in from the

@@ -38,7 +38,10 @@
 //! - **Frames**: the bytes in a ring are the toolkit's length-prefixed frames, as on a
 //!   socket, so a frame larger than the ring passes in pieces and the frame limit
 //!   ([`Options::max_frame`](ipc_core::Options::max_frame)) is the same as on every
-//!   transport.
+//!   transport. There is no stream layer in between: a [`ShmSender`] copies each frame
+//!   straight into the ring and publishes a whole batch with one store; a
+//!   [`ShmReceiver`] copies each frame out once, into a `Bytes` of its own, and gives
+//!   the room back once per receive (or per batch).
 //! - **Waking**: a side with nothing to do spins a bounded, adaptive time (at most
 //!   5 µs at a time looking in place, holding the runtime's thread, then letting the
 //!   runtime run before it looks again; 50 µs in all at most), then raises a flag in
@@ -67,22 +70,23 @@ mod address;
 mod bell;
 mod channel;
 mod connect;
-mod io;
 mod listener;
 mod offer;
+mod receiver;
 mod ring;
 #[allow(unsafe_code)] // the audited shared-memory access
 mod segment;
+mod sender;
 mod spawn;
 mod spin;
 mod transport;
+mod wait;
 
 pub use address::ShmAddress;
-pub use channel::{
-    pair, pair_with_ring_size, ShmChannel, ShmReceiver, ShmSender, DEFAULT_RING_SIZE,
-};
+pub use channel::{pair, pair_with_ring_size, ShmChannel, DEFAULT_RING_SIZE};
 pub use connect::connect;
-pub use io::{RingReader, RingWriter};
 pub use listener::ShmListener;
+pub use receiver::ShmReceiver;
+pub use sender::ShmSender;
 pub use spawn::{spawn, spawn_with_ring_size, CHILD_FD};
 pub use transport::ShmTransport;

@@ -15,7 +15,6 @@ use ipc_core::{Error, Options, Result, SendError};
 use ipc_uds::{RecvFds, SendFds, UdsChannel};
 
 use crate::bell::Bell;
-use crate::io::{RingReader, RingWriter};
 use crate::ring::{Consumer, Producer};
 use crate::segment::{Ring, Segment};
 
@@ -85,18 +84,26 @@ pub(crate) fn open(offer: Offer) -> Result<Side> {
     })
 }
 
+/// Our ends of our two rings, with their doorbells.
+pub(crate) struct Ends {
+    /// The ring we write.
+    pub(crate) tx: Producer,
+    pub(crate) tx_bell: Bell,
+    /// The ring we read.
+    pub(crate) rx: Consumer,
+    pub(crate) rx_bell: Bell,
+}
+
 impl Side {
-    /// The reader and writer over our rings (in a tokio runtime).
-    pub(crate) fn into_io(self) -> Result<(RingReader, RingWriter)> {
-        let reader = RingReader::new(
-            Consumer::new(self.segment.clone(), self.rx),
-            Bell::new(self.rx_bell)?,
-        );
-        let writer = RingWriter::new(
-            Producer::new(self.segment, self.tx),
-            Bell::new(self.tx_bell)?,
-        );
-        Ok((reader, writer))
+    /// Our ends of the rings (in a tokio runtime: the doorbells are registered with
+    /// its reactor).
+    pub(crate) fn into_ends(self) -> Result<Ends> {
+        Ok(Ends {
+            rx: Consumer::new(self.segment.clone(), self.rx),
+            rx_bell: Bell::new(self.rx_bell)?,
+            tx: Producer::new(self.segment, self.tx),
+            tx_bell: Bell::new(self.tx_bell)?,
+        })
     }
 }
 

@@ -23,11 +23,11 @@
 //! This module has no `unsafe`; all shared-memory access is in [`crate::segment`].
 
 use std::fmt;
-use std::io::{self, IoSlice};
+use std::io;
 use std::sync::atomic::{fence, Ordering};
 use std::sync::Arc;
 
-use tokio::io::ReadBuf;
+use bytes::BytesMut;
 
 use crate::segment::{Parked, Position, Ring, Segment};
 
@@ -85,24 +85,22 @@ impl From<Corrupt> for io::Error {
 }
 
 /// The writing end of one ring.
+///
+/// Bytes are first **staged**: copied into the ring's free room, invisible to the
+/// reader; [`publish`](Producer::publish) then makes everything staged visible with one
+/// store. So a batch of frames costs one store, one fence and one look at the reader's
+/// parked flag, however many frames it holds.
 #[derive(Debug)]
 pub(crate) struct Producer {
     segment: Arc<Segment>,
     ring: Ring,
     capacity: u64,
-    /// Bytes we have written (ours: never read back from shared memory).
+    /// Bytes we have published (ours: never read back from shared memory).
     write: u64,
+    /// Bytes we have copied into the ring: `write` plus what is staged.
+    staged: u64,
     /// The reader's position as last loaded and checked.
     read_seen: u64,
-}
-
-/// What a push did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Pushed {
-    /// Bytes appended (0 when the ring is full).
-    pub(crate) bytes: usize,
-    /// The reader was parked: wake it.
-    pub(crate) wake_reader: bool,
 }
 
 impl Producer {
@@ -114,12 +112,13 @@ impl Producer {
             ring,
             capacity,
             write: 0,
+            staged: 0,
             read_seen: 0,
         }
     }
 
     /// Load and check the reader's position: never behind what we saw before, never
-    /// ahead of ours.
+    /// ahead of what we published.
     fn load_read(&mut self) -> Result<(), Corrupt> {
         let read = self
             .segment
@@ -130,56 +129,83 @@ impl Producer {
     }
 
     /// Room for more bytes, as far as we know without looking.
+    #[inline]
     fn room(&self) -> usize {
-        (self.capacity - self.write.wrapping_sub(self.read_seen)) as usize
+        (self.capacity - self.staged.wrapping_sub(self.read_seen)) as usize
     }
 
-    /// Append as much of `bufs` as fits (all of it when there is room), publish it, and
-    /// tell whether the reader must be woken.
-    pub(crate) fn push(&mut self, bufs: &[IoSlice<'_>]) -> Result<Pushed, Corrupt> {
-        let wanted: usize = bufs.iter().map(|b| b.len()).sum();
+    /// The room there is for staging, looking at the reader's position only when the
+    /// one we know leaves less than `wanted` bytes.
+    #[inline]
+    pub(crate) fn room_for(&mut self, wanted: usize) -> Result<usize, Corrupt> {
         if self.room() < wanted {
             self.load_read()?;
         }
-        let mut left = self.room().min(wanted);
-        if left == 0 {
-            return Ok(Pushed {
-                bytes: 0,
-                wake_reader: false,
-            });
-        }
-        let mut at = self.write;
-        for buf in bufs {
-            let n = buf.len().min(left);
-            self.segment.copy_in(self.ring, at, &buf[..n]);
-            at += n as u64;
-            left -= n;
-            if left == 0 {
-                break;
-            }
-        }
-        let bytes = (at - self.write) as usize;
-        self.write = at;
-        self.segment
-            .position(self.ring, Position::Write)
-            .store(at, Ordering::Release);
-        fence(Ordering::SeqCst);
-        Ok(Pushed {
-            bytes,
-            wake_reader: take_flag(&self.segment, self.ring, Parked::Reader),
-        })
+        Ok(self.room())
     }
 
-    /// Get ready to sleep because the ring is full: raise our parked flag and look
-    /// again. `Ok(true)`: still full, sleep until woken. `Ok(false)`: room appeared
-    /// (the flag is lowered again), push.
-    pub(crate) fn park(&mut self) -> Result<bool, Corrupt> {
+    /// Copy `bytes` into the ring after what is staged, unpublished.
+    ///
+    /// # Panics
+    ///
+    /// If they do not fit in the room [`room_for`](Self::room_for) reported (a bug in
+    /// this crate, never something the peer can cause).
+    #[inline]
+    pub(crate) fn stage(&mut self, bytes: &[u8]) {
+        assert!(bytes.len() <= self.room(), "staging past the ring's room");
+        self.segment.copy_in(self.ring, self.staged, bytes);
+        self.staged += bytes.len() as u64;
+    }
+
+    /// Copy a frame's length prefix and payload into the ring after what is staged,
+    /// unpublished (one call for the two: see [`stage`](Self::stage)).
+    #[inline]
+    pub(crate) fn stage_frame(&mut self, prefix: [u8; 4], payload: &[u8]) {
+        assert!(
+            4 + payload.len() <= self.room(),
+            "staging past the ring's room"
+        );
+        self.segment
+            .copy_in_frame(self.ring, self.staged, prefix, payload);
+        self.staged += 4 + payload.len() as u64;
+    }
+
+    /// Bytes staged but not yet published.
+    #[inline]
+    pub(crate) fn unpublished(&self) -> usize {
+        (self.staged - self.write) as usize
+    }
+
+    /// Forget what is staged: it was never published, so the reader never sees it.
+    pub(crate) fn discard_staged(&mut self) {
+        self.staged = self.write;
+    }
+
+    /// Publish everything staged, and tell whether the reader is parked and must be
+    /// woken.
+    #[inline]
+    pub(crate) fn publish(&mut self) -> bool {
+        if self.staged == self.write {
+            return false;
+        }
+        self.write = self.staged;
+        self.segment
+            .position(self.ring, Position::Write)
+            .store(self.write, Ordering::Release);
+        fence(Ordering::SeqCst);
+        take_flag(&self.segment, self.ring, Parked::Reader)
+    }
+
+    /// Get ready to sleep because the ring has less than `need` bytes of room: raise
+    /// our parked flag and look again. `Ok(true)`: still too little, sleep until woken.
+    /// `Ok(false)`: room appeared (the flag is lowered again).
+    pub(crate) fn park(&mut self, need: usize) -> Result<bool, Corrupt> {
         let segment = self.segment.clone();
         let flag = segment.parked(self.ring, Parked::Writer);
         flag.store(1, Ordering::SeqCst);
         fence(Ordering::SeqCst);
         self.load_read()?;
-        if self.room() > 0 {
+        if self.room() >= need.max(1) {
             flag.store(0, Ordering::Relaxed);
             return Ok(false);
         }
@@ -193,13 +219,15 @@ impl Producer {
             .store(0, Ordering::Relaxed);
     }
 
-    /// Bytes written so far.
+    /// Bytes published so far.
+    #[cfg(test)]
     pub(crate) fn position(&self) -> u64 {
         self.write
     }
 
     /// The reader's position moved since we last looked (one load, unchecked: the
-    /// next [`push`](Self::push) or [`park`](Self::park) checks it). For spinning.
+    /// next [`room_for`](Self::room_for) or [`park`](Self::park) checks it). For
+    /// spinning.
     pub(crate) fn changed(&self) -> bool {
         self.segment
             .position(self.ring, Position::Read)
@@ -209,24 +237,21 @@ impl Producer {
 }
 
 /// The reading end of one ring.
+///
+/// Bytes are **taken** (copied out, or skipped) one frame at a time; their room goes
+/// back to the writer with [`release`](Consumer::release), once per batch: one store,
+/// one fence and one look at the writer's parked flag however many frames it held.
 #[derive(Debug)]
 pub(crate) struct Consumer {
     segment: Arc<Segment>,
     ring: Ring,
     capacity: u64,
-    /// Bytes we have read (ours: never read back from shared memory).
+    /// Bytes whose room we gave back (ours: never read back from shared memory).
     read: u64,
+    /// Bytes we have taken: `read` plus what is not released yet.
+    taken: u64,
     /// The writer's position as last loaded and checked.
     write_seen: u64,
-}
-
-/// What a pop did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Popped {
-    /// Bytes copied out (0 when the ring is empty).
-    pub(crate) bytes: usize,
-    /// The writer was parked: wake it.
-    pub(crate) wake_writer: bool,
 }
 
 impl Consumer {
@@ -238,12 +263,13 @@ impl Consumer {
             ring,
             capacity,
             read: 0,
+            taken: 0,
             write_seen: 0,
         }
     }
 
     /// Load and check the writer's position: never behind what we saw before, at most
-    /// one ring ahead of ours.
+    /// one ring ahead of what we released.
     fn load_write(&mut self) -> Result<(), Corrupt> {
         let write = self
             .segment
@@ -254,33 +280,92 @@ impl Consumer {
         Ok(())
     }
 
+    #[inline]
     fn available(&self) -> usize {
-        self.write_seen.wrapping_sub(self.read) as usize
+        self.write_seen.wrapping_sub(self.taken) as usize
     }
 
-    /// Copy out as many bytes as are there and fit in `dst`, give their room back to
-    /// the writer, and tell whether the writer must be woken.
-    pub(crate) fn pop(&mut self, dst: &mut ReadBuf<'_>) -> Result<Popped, Corrupt> {
-        if self.available() < dst.remaining() {
+    /// Bytes ready to be taken, looking at the writer's position only when the one we
+    /// know shows fewer than `wanted`.
+    #[inline]
+    pub(crate) fn available_for(&mut self, wanted: usize) -> Result<usize, Corrupt> {
+        if self.available() < wanted {
             self.load_write()?;
         }
-        let n = self.available().min(dst.remaining());
-        if n == 0 {
-            return Ok(Popped {
-                bytes: 0,
-                wake_writer: false,
-            });
+        Ok(self.available())
+    }
+
+    /// Bytes of the ring: the most that can ever be available at once.
+    pub(crate) fn capacity(&self) -> usize {
+        self.capacity as usize
+    }
+
+    /// The next four bytes, as a big-endian `u32` (a frame's length prefix), without
+    /// taking them. A copy: the peer cannot change it under us.
+    ///
+    /// # Panics
+    ///
+    /// If fewer than four bytes are available (a bug in this crate).
+    #[inline]
+    pub(crate) fn peek_u32(&self) -> u32 {
+        self.peek_u32_at(0)
+    }
+
+    /// The four bytes `ahead` bytes after the next one, as a big-endian `u32` (the
+    /// length prefix of a frame further on), without taking anything. A copy: the
+    /// peer cannot change it under us.
+    ///
+    /// # Panics
+    ///
+    /// If fewer than `ahead + 4` bytes are available (a bug in this crate).
+    #[inline]
+    pub(crate) fn peek_u32_at(&self, ahead: usize) -> u32 {
+        assert!(
+            ahead.saturating_add(4) <= self.available(),
+            "peek past the published bytes"
+        );
+        let mut raw = [0u8; 4];
+        self.segment
+            .copy_out(self.ring, self.taken + ahead as u64, &mut raw);
+        u32::from_be_bytes(raw)
+    }
+
+    /// Take `len` bytes, appended to `dst`.
+    ///
+    /// # Panics
+    ///
+    /// If fewer than `len` bytes are available (a bug in this crate).
+    #[inline]
+    pub(crate) fn take_into(&mut self, dst: &mut BytesMut, len: usize) {
+        assert!(len <= self.available(), "take past the published bytes");
+        self.segment.append_out(self.ring, self.taken, dst, len);
+        self.taken += len as u64;
+    }
+
+    /// Take `len` bytes without copying them.
+    ///
+    /// # Panics
+    ///
+    /// If fewer than `len` bytes are available (a bug in this crate).
+    #[inline]
+    pub(crate) fn skip(&mut self, len: usize) {
+        assert!(len <= self.available(), "skip past the published bytes");
+        self.taken += len as u64;
+    }
+
+    /// Give the room of everything taken back to the writer, and tell whether it is
+    /// parked and must be woken.
+    #[inline]
+    pub(crate) fn release(&mut self) -> bool {
+        if self.taken == self.read {
+            return false;
         }
-        self.segment.copy_out(self.ring, self.read, dst, n);
-        self.read += n as u64;
+        self.read = self.taken;
         self.segment
             .position(self.ring, Position::Read)
             .store(self.read, Ordering::Release);
         fence(Ordering::SeqCst);
-        Ok(Popped {
-            bytes: n,
-            wake_writer: take_flag(&self.segment, self.ring, Parked::Writer),
-        })
+        take_flag(&self.segment, self.ring, Parked::Writer)
     }
 
     /// Lower our parked flag (after a wait ended without the writer lowering it).
@@ -290,29 +375,31 @@ impl Consumer {
             .store(0, Ordering::Relaxed);
     }
 
-    /// Get ready to sleep because the ring is empty: raise our parked flag and look
-    /// again. `Ok(true)`: still empty, sleep until woken. `Ok(false)`: bytes arrived
-    /// (the flag is lowered again), pop.
-    pub(crate) fn park(&mut self) -> Result<bool, Corrupt> {
+    /// Get ready to sleep because fewer than `need` bytes are available: raise our
+    /// parked flag and look again. `Ok(true)`: still too few, sleep until woken.
+    /// `Ok(false)`: they arrived (the flag is lowered again).
+    pub(crate) fn park(&mut self, need: usize) -> Result<bool, Corrupt> {
         let segment = self.segment.clone();
         let flag = segment.parked(self.ring, Parked::Reader);
         flag.store(1, Ordering::SeqCst);
         fence(Ordering::SeqCst);
         self.load_write()?;
-        if self.available() > 0 {
+        if self.available() >= need.max(1) {
             flag.store(0, Ordering::Relaxed);
             return Ok(false);
         }
         Ok(true)
     }
 
-    /// Bytes read so far.
+    /// Bytes taken so far.
+    #[cfg(test)]
     pub(crate) fn position(&self) -> u64 {
-        self.read
+        self.taken
     }
 
     /// The writer's position moved since we last looked (one load, unchecked: the
-    /// next [`pop`](Self::pop) or [`park`](Self::park) checks it). For spinning.
+    /// next [`available_for`](Self::available_for) or [`park`](Self::park) checks
+    /// it). For spinning.
     pub(crate) fn changed(&self) -> bool {
         self.segment
             .position(self.ring, Position::Write)
@@ -329,21 +416,27 @@ fn take_flag(segment: &Segment, ring: Ring, who: Parked) -> bool {
 }
 
 /// What a waiting side of a ring does while it waits: the part of [`Producer`] and
-/// [`Consumer`] that [`io`](crate::io)'s shared wait step needs.
+/// [`Consumer`] that [`wait`](crate::wait)'s shared wait step needs.
 pub(crate) trait RingEnd {
     /// The other side's position moved since we last looked (see each type's own
     /// `changed`).
     fn changed(&self) -> bool;
-    /// Raise our parked flag and look again (see each type's own `park`).
-    fn park(&mut self) -> Result<bool, Corrupt>;
+    /// Raise our parked flag and look again for `need` bytes (see each type's own
+    /// `park`).
+    fn park(&mut self, need: usize) -> Result<bool, Corrupt>;
+    /// Lower our parked flag (see each type's own `unpark`).
+    fn unpark(&self);
 }
 
 impl RingEnd for Producer {
     fn changed(&self) -> bool {
         Producer::changed(self)
     }
-    fn park(&mut self) -> Result<bool, Corrupt> {
-        Producer::park(self)
+    fn park(&mut self, need: usize) -> Result<bool, Corrupt> {
+        Producer::park(self, need)
+    }
+    fn unpark(&self) {
+        Producer::unpark(self)
     }
 }
 
@@ -351,8 +444,11 @@ impl RingEnd for Consumer {
     fn changed(&self) -> bool {
         Consumer::changed(self)
     }
-    fn park(&mut self) -> Result<bool, Corrupt> {
-        Consumer::park(self)
+    fn park(&mut self, need: usize) -> Result<bool, Corrupt> {
+        Consumer::park(self, need)
+    }
+    fn unpark(&self) {
+        Consumer::unpark(self)
     }
 }
 
@@ -372,12 +468,42 @@ mod tests {
         )
     }
 
+    /// What a push or a pop did: bytes moved, and whether the other side is to be
+    /// woken.
+    #[derive(Debug)]
+    struct Moved {
+        bytes: usize,
+        wake: bool,
+    }
+
+    /// Stage as much of `bytes` as fits, and publish.
+    fn try_push(p: &mut Producer, bytes: &[u8]) -> Result<Moved, Corrupt> {
+        let n = p.room_for(bytes.len())?.min(bytes.len());
+        p.stage(&bytes[..n]);
+        Ok(Moved {
+            bytes: n,
+            wake: p.publish(),
+        })
+    }
+
+    /// Take as many bytes as are there and fit in `buf`, and release them.
+    fn try_pop(c: &mut Consumer, buf: &mut [u8]) -> Result<Moved, Corrupt> {
+        let n = c.available_for(buf.len())?.min(buf.len());
+        let mut got = BytesMut::new();
+        c.take_into(&mut got, n);
+        buf[..n].copy_from_slice(&got);
+        Ok(Moved {
+            bytes: n,
+            wake: c.release(),
+        })
+    }
+
     fn pop(c: &mut Consumer, buf: &mut [u8]) -> usize {
-        c.pop(&mut ReadBuf::new(buf)).expect("pop").bytes
+        try_pop(c, buf).expect("pop").bytes
     }
 
     fn push_all(p: &mut Producer, bytes: &[u8]) -> usize {
-        p.push(&[IoSlice::new(bytes)]).expect("push").bytes
+        try_push(p, bytes).expect("push").bytes
     }
 
     #[test]
@@ -409,26 +535,35 @@ mod tests {
     }
 
     #[test]
-    fn vectored_pushes_keep_order() {
+    fn staged_bytes_are_unseen_until_published_and_frames_keep_order() {
         let (mut p, mut c, _) = rings(4096);
-        let pushed = p
-            .push(&[IoSlice::new(b"ab"), IoSlice::new(b""), IoSlice::new(b"cde")])
-            .expect("push");
-        assert_eq!(pushed.bytes, 5);
-        let mut buf = [0; 8];
-        assert_eq!(pop(&mut c, &mut buf), 5);
-        assert_eq!(&buf[..5], b"abcde");
+        p.stage(b"ab");
+        p.stage_frame(*b"\0\0\0\x03", b"cde");
+        assert_eq!(p.unpublished(), 9);
+        assert_eq!(c.available_for(1).expect("look"), 0, "staged: not visible");
+        p.publish();
+        assert_eq!(p.unpublished(), 0);
+        assert_eq!(c.available_for(1).expect("look"), 9);
+        c.skip(2);
+        assert_eq!(c.peek_u32(), 3);
+        let mut buf = [0; 7];
+        assert_eq!(pop(&mut c, &mut buf), 7);
+        assert_eq!(&buf, b"\0\0\0\x03cde");
+        p.stage(b"dropped");
+        p.discard_staged();
+        assert!(!p.publish(), "nothing staged: nothing to publish");
+        assert_eq!(c.available_for(1).expect("look"), 0);
     }
 
     #[test]
     fn a_parked_reader_is_woken_once() {
         let (mut p, mut c, _) = rings(4096);
-        assert!(c.park().expect("park"), "empty: the reader sleeps");
-        let first = p.push(&[IoSlice::new(b"x")]).expect("push");
-        assert!(first.wake_reader);
-        let second = p.push(&[IoSlice::new(b"y")]).expect("push");
-        assert!(!second.wake_reader, "the flag was taken by the first wake");
-        assert!(!c.park().expect("park"), "bytes are there: no sleep");
+        assert!(c.park(1).expect("park"), "empty: the reader sleeps");
+        let first = try_push(&mut p, b"x").expect("push");
+        assert!(first.wake);
+        let second = try_push(&mut p, b"y").expect("push");
+        assert!(!second.wake, "the flag was taken by the first wake");
+        assert!(!c.park(1).expect("park"), "bytes are there: no sleep");
         assert_eq!(pop(&mut c, &mut [0; 4]), 2);
     }
 
@@ -436,10 +571,10 @@ mod tests {
     fn a_parked_writer_is_woken_when_room_appears() {
         let (mut p, mut c, _) = rings(4096);
         push_all(&mut p, &[0; 4096]);
-        assert!(p.park().expect("park"), "full: the writer sleeps");
-        let popped = c.pop(&mut ReadBuf::new(&mut [0; 10])).expect("pop");
-        assert!(popped.wake_writer);
-        assert!(!p.park().expect("park"), "room: no sleep");
+        assert!(p.park(1).expect("park"), "full: the writer sleeps");
+        let popped = try_pop(&mut c, &mut [0; 10]).expect("pop");
+        assert!(popped.wake);
+        assert!(!p.park(1).expect("park"), "room: no sleep");
     }
 
     #[test]
@@ -449,7 +584,7 @@ mod tests {
         let write = peer.position(Ring::FromCreator, Position::Write);
         for bad in [4097, u64::MAX, u64::MAX - 3, 1 << 40] {
             write.store(bad, Ordering::SeqCst);
-            let err = c.pop(&mut ReadBuf::new(&mut [0; 16])).expect_err("corrupt");
+            let err = try_pop(&mut c, &mut [0; 16]).expect_err("corrupt");
             assert_eq!(err.what, "write");
             assert_eq!(err.found, bad);
             assert!(io::Error::from(err)
@@ -470,9 +605,9 @@ mod tests {
         let read = peer.position(Ring::FromCreator, Position::Read);
         for bad in [4097, u64::MAX, 1 << 50] {
             read.store(bad, Ordering::SeqCst);
-            let err = p.push(&[IoSlice::new(b"more")]).expect_err("corrupt");
+            let err = try_push(&mut p, b"more").expect_err("corrupt");
             assert_eq!(err.what, "read");
-            assert!(p.park().is_err());
+            assert!(p.park(1).is_err());
         }
     }
 
@@ -484,14 +619,12 @@ mod tests {
         // The writer's position seen so far is 20: 15 would go back.
         peer.position(Ring::FromCreator, Position::Write)
             .store(15, Ordering::SeqCst);
-        let err = c
-            .pop(&mut ReadBuf::new(&mut [0; 64]))
-            .expect_err("backwards");
+        let err = try_pop(&mut c, &mut [0; 64]).expect_err("backwards");
         assert_eq!((err.what, err.found, err.low), ("write", 15, 20));
         // The reader's position may not pass the writer's (20), even by one.
         peer.position(Ring::FromCreator, Position::Read)
             .store(21, Ordering::SeqCst);
-        let err = p.park().expect_err("ahead of the writer");
+        let err = p.park(1).expect_err("ahead of the writer");
         assert_eq!((err.what, err.high), ("read", 20));
         assert!(
             Corrupt::check("x", 5, u64::MAX - 1, 10).is_ok(),
@@ -538,14 +671,14 @@ mod tests {
                 peer.position(Ring::FromCreator, Position::Read).store(read, Ordering::SeqCst);
                 peer.parked(Ring::FromCreator, Parked::Reader).store(write as u32, Ordering::SeqCst);
                 let mut buf = vec![0; len];
-                if let Ok(popped) = c.pop(&mut ReadBuf::new(&mut buf)) {
+                if let Ok(popped) = try_pop(&mut c, &mut buf) {
                     prop_assert!(popped.bytes <= len.min(4096));
                 }
-                if let Ok(pushed) = p.push(&[IoSlice::new(&buf)]) {
+                if let Ok(pushed) = try_push(&mut p, &buf) {
                     prop_assert!(pushed.bytes <= len.min(4096));
                 }
-                let _ = c.park();
-                let _ = p.park();
+                let _ = c.park(1);
+                let _ = p.park(1);
             }
         }
     }

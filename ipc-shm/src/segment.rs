@@ -34,10 +34,10 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, AtomicU64};
 
+use bytes::BytesMut;
 use nix::fcntl::{fcntl, FcntlArg, SealFlag};
 use nix::sys::memfd::{memfd_create, MFdFlags};
 use nix::sys::mman::{mmap, munmap, MapFlags, ProtFlags};
-use tokio::io::ReadBuf;
 
 /// First bytes of every segment.
 pub(crate) const MAGIC: [u8; 8] = *b"ipc-shm\0";
@@ -279,6 +279,7 @@ impl Segment {
     }
 
     /// The data area of `ring` as (start, length): `capacity` bytes inside the mapping.
+    #[inline]
     fn data(&self, ring: Ring) -> *mut u8 {
         let at = DATA_OFFSET + ring.number() * self.capacity;
         debug_assert!(at + self.capacity <= self.len);
@@ -300,49 +301,108 @@ impl Segment {
         [(offset, first), (0, len - first)]
     }
 
-    /// Copy `len` bytes of `ring`'s stream, from position `at`, out of the segment into
-    /// the unfilled part of `dst`, and mark them filled.
+    /// Copy `len` bytes of `ring`'s stream, from position `at`, to `out`.
     ///
-    /// # Panics
+    /// # Safety
     ///
-    /// If `dst` has room for fewer than `len` bytes, or `len` exceeds the capacity
-    /// (bugs in this crate, never something the peer can cause).
-    pub(crate) fn copy_out(&self, ring: Ring, at: u64, dst: &mut ReadBuf<'_>, len: usize) {
-        assert!(
-            len <= dst.remaining(),
-            "copy of {len} bytes into a smaller buffer"
-        );
+    /// `out` must be valid for writes of `len` bytes and must not lie in the mapping.
+    #[inline]
+    unsafe fn copy_out_raw(&self, ring: Ring, at: u64, out: *mut u8, len: usize) {
         let data = self.data(ring);
-        // SAFETY: we only write through this pointer (never read uninitialised bytes
-        // or de-initialise any), which is what `unfilled_mut` asks.
-        let out = unsafe { dst.unfilled_mut() }.as_mut_ptr().cast::<u8>();
+        let offset = (at & (self.capacity as u64 - 1)) as usize;
+        if offset + len <= self.capacity {
+            // SAFETY: as below, for the one piece that does not wrap (checked above).
+            unsafe { std::ptr::copy_nonoverlapping(data.add(offset), out, len) };
+            return;
+        }
         let mut done = 0;
         for (offset, n) in self.pieces(at, len) {
             // SAFETY: `offset + n <= capacity` (from `pieces`), so the source lies in
-            // the data area inside the mapping; the destination is the unfilled part of
-            // `dst`, our own memory, with room for `len` bytes (asserted above), which
-            // cannot overlap the mapping. The bytes are copied through raw pointers,
-            // never referenced: if a broken peer writes them concurrently we copy
-            // garbage, and every decision is made on our copy, not on the shared bytes.
+            // the data area inside the mapping; the destination is valid for `len`
+            // bytes and outside the mapping (the caller's promise), so they cannot
+            // overlap. The bytes are copied through raw pointers, never referenced: if
+            // a broken peer writes them concurrently we copy garbage, and every
+            // decision is made on our copy, not on the shared bytes.
             unsafe { std::ptr::copy_nonoverlapping(data.add(offset), out.add(done), n) };
             done += n;
         }
-        // SAFETY: the loop above wrote the first `len` bytes of the unfilled part.
-        unsafe { dst.assume_init(len) };
-        dst.advance(len);
+    }
+
+    /// Copy `dst.len()` bytes of `ring`'s stream, from position `at`, into `dst`.
+    ///
+    /// # Panics
+    ///
+    /// If `dst` is longer than the capacity (a bug in this crate, never something the
+    /// peer can cause).
+    #[inline]
+    pub(crate) fn copy_out(&self, ring: Ring, at: u64, dst: &mut [u8]) {
+        // SAFETY: `dst` is our own memory, valid for its length, which no mapping
+        // overlaps (a `&mut [u8]` is never a view of the shared mapping: this module
+        // hands none out).
+        unsafe { self.copy_out_raw(ring, at, dst.as_mut_ptr(), dst.len()) }
+    }
+
+    /// Append `len` bytes of `ring`'s stream, from position `at`, to `dst`.
+    ///
+    /// # Panics
+    ///
+    /// If `len` exceeds the capacity (a bug in this crate, never something the peer can
+    /// cause).
+    #[inline]
+    pub(crate) fn append_out(&self, ring: Ring, at: u64, dst: &mut BytesMut, len: usize) {
+        dst.reserve(len);
+        let spare = dst.spare_capacity_mut();
+        assert!(spare.len() >= len, "reserve left too little room");
+        // SAFETY: the spare capacity of `dst` is our own heap memory, valid for writes
+        // of `len` bytes (asserted), outside the mapping.
+        unsafe { self.copy_out_raw(ring, at, spare.as_mut_ptr().cast::<u8>(), len) };
+        // SAFETY: the `len` bytes after the initialised part were just written, and lie
+        // within the capacity.
+        unsafe { dst.set_len(dst.len() + len) };
     }
 
     /// Copy `src` into `ring`'s stream at position `at`.
+    #[inline]
     pub(crate) fn copy_in(&self, ring: Ring, at: u64, src: &[u8]) {
         let data = self.data(ring);
+        let offset = (at & (self.capacity as u64 - 1)) as usize;
+        if offset + src.len() <= self.capacity {
+            // SAFETY: as below, for the one piece that does not wrap (checked above).
+            unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), data.add(offset), src.len()) };
+            return;
+        }
         let mut done = 0;
         for (offset, len) in self.pieces(at, src.len()) {
-            // SAFETY: as in `copy_out`, the destination lies in the data area inside the
-            // mapping and cannot overlap `src`. The protocol gives these bytes to us (the
-            // ring's only writer) until we publish them; a broken peer touching them only
-            // corrupts what it reads.
+            // SAFETY: as in `copy_out_raw`, the destination lies in the data area inside
+            // the mapping and cannot overlap `src`. The protocol gives these bytes to us
+            // (the ring's only writer) until we publish them; a broken peer touching them
+            // only corrupts what it reads.
             unsafe { std::ptr::copy_nonoverlapping(src.as_ptr().add(done), data.add(offset), len) };
             done += len;
+        }
+    }
+
+    /// Copy a frame (its length prefix, then its payload) into `ring`'s stream at
+    /// position `at`: [`copy_in`](Self::copy_in) of the two, in one step when they do
+    /// not wrap around the end of the ring (the usual case: one fixed-size store and
+    /// one copy).
+    #[inline]
+    pub(crate) fn copy_in_frame(&self, ring: Ring, at: u64, prefix: [u8; 4], payload: &[u8]) {
+        let offset = (at & (self.capacity as u64 - 1)) as usize;
+        if offset + 4 + payload.len() > self.capacity {
+            self.copy_in(ring, at, &prefix);
+            self.copy_in(ring, at + 4, payload);
+            return;
+        }
+        let data = self.data(ring);
+        // SAFETY: `offset + 4 + payload.len() <= capacity` (checked above): the
+        // destination lies in the data area inside the mapping, and cannot overlap
+        // `payload` or `prefix`, our own memory. As in `copy_in`, these bytes are ours
+        // until we publish them.
+        unsafe {
+            let out = data.add(offset);
+            std::ptr::write_unaligned(out.cast::<[u8; 4]>(), prefix);
+            std::ptr::copy_nonoverlapping(payload.as_ptr(), out.add(4), payload.len());
         }
     }
 }
@@ -378,7 +438,20 @@ mod tests {
         );
         a.copy_in(Ring::FromCreator, 4090, b"wrapping!");
         let mut got = [0u8; 9];
-        b.copy_out(Ring::FromCreator, 4090, &mut ReadBuf::new(&mut got), 9);
+        b.copy_out(Ring::FromCreator, 4090, &mut got);
+        assert_eq!(&got, b"wrapping!");
+        let mut appended = BytesMut::from(&b">"[..]);
+        b.append_out(Ring::FromCreator, 4090, &mut appended, 9);
+        assert_eq!(&appended[..], b">wrapping!");
+        a.copy_in_frame(Ring::FromOpener, 4094, *b"\0\0\0\x03", b"abc");
+        let mut got = [0u8; 7];
+        b.copy_out(Ring::FromOpener, 4094, &mut got);
+        assert_eq!(&got, b"\0\0\0\x03abc");
+        a.copy_in_frame(Ring::FromOpener, 100, *b"\0\0\0\x03", b"xyz");
+        b.copy_out(Ring::FromOpener, 100, &mut got);
+        assert_eq!(&got, b"\0\0\0\x03xyz");
+        let mut got = [0u8; 9];
+        b.copy_out(Ring::FromCreator, 4090, &mut got);
         assert_eq!(&got, b"wrapping!");
     }
 
