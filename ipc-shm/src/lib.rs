@@ -34,7 +34,11 @@
 //!   header and two rings, seals its size, and sends it with two doorbell sockets over
 //!   the toolkit's own uds channel (`SCM_RIGHTS`). The opener maps it only after
 //!   checking the seals, the size, the magic and the version. The layout is in
-//!   `docs/PROTOCOL.md`, precise enough for a C peer.
+//!   `docs/PROTOCOL.md`, precise enough for a C peer. Both sides map it with
+//!   `MAP_POPULATE`, so its memory (two rings and 4 KiB: 2 MiB + 4 KiB with the
+//!   default ring size) is allocated and mapped when the channel is made, and the first
+//!   pass through a ring takes no page fault per 4 KiB (an opener populates rings of
+//!   up to 64 MiB; larger ones fill in as they are first used).
 //! - **Frames**: the bytes in a ring are the toolkit's length-prefixed frames, as on a
 //!   socket, so a frame larger than the ring passes in pieces and the frame limit
 //!   ([`Options::max_frame`](ipc_core::Options::max_frame)) is the same as on every

@@ -47,6 +47,9 @@ pub(crate) const VERSION: u32 = 1;
 pub(crate) const MIN_CAPACITY: usize = 4096;
 /// Largest ring capacity.
 pub(crate) const MAX_CAPACITY: usize = 1 << 30;
+/// Largest rings whose pages [`Segment::open`] maps at once (see [`Segment::map`]);
+/// larger ones are faulted in as they are first used.
+const POPULATE_ON_OPEN_MAX: usize = 64 << 20;
 /// Offset of ring 0's control block; ring `r`'s is at `CONTROL_OFFSET + r * CONTROL_SIZE`.
 pub(crate) const CONTROL_OFFSET: usize = 1024;
 /// Bytes of one ring's control block.
@@ -153,7 +156,7 @@ impl Segment {
         )?;
         nix::unistd::ftruncate(&fd, len as i64)?;
         fcntl(&fd, FcntlArg::F_ADD_SEALS(SIZE_SEALS))?;
-        let segment = Segment::map(&fd, len, capacity)?;
+        let segment = Segment::map(&fd, len, capacity, true)?;
         // SAFETY: the header (bytes 0..24) lies inside the mapping of `len` > 4096 bytes,
         // and nobody else has the fd yet, so nothing writes it concurrently.
         unsafe {
@@ -215,11 +218,22 @@ impl Segment {
                 segment_len(capacity)
             )));
         }
-        Segment::map(fd, size, capacity)
+        // The creator allocated the pages (it maps with `MAP_POPULATE`): populating
+        // our mapping too only fills our page tables. Up to a bound, so that a peer
+        // offering huge rings it never allocated cannot make us allocate them at once.
+        Segment::map(fd, size, capacity, capacity <= POPULATE_ON_OPEN_MAX)
     }
 
-    fn map(fd: &OwnedFd, len: usize, capacity: usize) -> io::Result<Segment> {
+    /// Map `len` bytes of `fd`; with `populate`, every page is allocated and mapped now
+    /// (`MAP_POPULATE`), so the first pass of the write position through a ring takes
+    /// no page fault per page (one every 4 KiB in both processes otherwise).
+    fn map(fd: &OwnedFd, len: usize, capacity: usize, populate: bool) -> io::Result<Segment> {
         let length = NonZeroUsize::new(len).ok_or_else(|| refused("empty"))?;
+        let flags = if populate {
+            MapFlags::MAP_SHARED | MapFlags::MAP_POPULATE
+        } else {
+            MapFlags::MAP_SHARED
+        };
         // SAFETY: a fresh shared mapping of a file we hold, at an address the kernel
         // chooses: it aliases no Rust object. Its size is sealed (checked by `open`, set
         // by `create`), so every byte of `len` stays backed for the mapping's life.
@@ -228,7 +242,7 @@ impl Segment {
                 None,
                 length,
                 ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
-                MapFlags::MAP_SHARED,
+                flags,
                 fd.as_fd(),
                 0,
             )?

@@ -36,9 +36,13 @@
 //! processes may still share a CPU (the kernel tends to wake a process on the CPU of
 //! the one that woke it, and a busy machine may leave them there), and then only a
 //! yield lets the peer answer. So that while adapts as well: a wait whose change was
-//! seen right after a yield halves it (down to zero: yield at every look); one seen
-//! while only spinning widens it to twice that wait, up to [`SPIN_ALONE`]; probes spin
-//! [`SPIN_ALONE`].
+//! seen right after a yield halves it, down to [`MIN_ALONE`] (1 µs, longer than a reply
+//! from a peer on another CPU takes: at zero, every wait would yield before its first
+//! look and pay a `sched_yield` even when the reply was already on its way, and only a
+//! probe seen late could widen it again; measured: round trips stuck at twice their
+//! usual time for whole runs); one seen while only spinning widens it to twice that
+//! wait, up to [`SPIN_ALONE`]; probes spin [`SPIN_ALONE`]. Pinned to one CPU it stays
+//! zero.
 
 use std::time::{Duration, Instant};
 
@@ -51,6 +55,9 @@ pub(crate) const MAX_HOLD: Duration = Duration::from_micros(5);
 /// Longest a wait spins without giving the CPU away, when the thread may use several
 /// CPUs.
 pub(crate) const SPIN_ALONE: Duration = Duration::from_micros(5);
+/// Shortest a wait spins without giving the CPU away when the thread may use several
+/// CPUs (see the module docs).
+const MIN_ALONE: Duration = Duration::from_micros(1);
 /// One wait in this many spins the whole [`MAX_WINDOW`] (and holds [`MAX_HOLD`]).
 pub(crate) const PROBE_EVERY: u32 = 16;
 /// Looks between two readings of the clock while only pausing (a look is a load and a
@@ -209,7 +216,7 @@ impl Spin {
         if self.seen_in_place {
             self.alone = if self.seen_after_yield {
                 // Yielding is what let the peer answer: it may share our CPU.
-                self.alone / 2
+                (self.alone / 2).max(MIN_ALONE.min(self.max_alone))
             } else {
                 self.alone.max(took).min(self.max_alone)
             };
@@ -318,9 +325,10 @@ mod tests {
             wait(&mut spin, true, Duration::from_micros(3));
         }
         assert_eq!(
-            spin.alone,
-            Duration::ZERO,
-            "the peer shares our CPU: yield at once"
+            spin.alone, MIN_ALONE,
+            "the peer may share our CPU: yield soon, but never before the first looks \
+             (at zero every later wait would yield before its first look, and the \
+             window could only grow back from a probe seen late)"
         );
         wait(&mut spin, false, Duration::from_micros(1));
         assert_eq!(
