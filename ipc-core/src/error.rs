@@ -250,6 +250,29 @@ impl Error {
             what: what.into(),
         }
     }
+
+    /// The error a sender gives for every later send once a send failed with this one
+    /// (a sender that failed may have cut a frame in half, so it sends no more): the
+    /// same `Closed` or `PeerLost`, otherwise an I/O error that names this one.
+    /// Transports that frame by themselves use it to fail the way the toolkit's stream
+    /// sender does.
+    ///
+    /// ```
+    /// use ipc_core::Error;
+    /// assert!(matches!(Error::Closed.for_later_sends(), Error::Closed));
+    /// let later = Error::Io(std::io::Error::other("broken pipe")).for_later_sends();
+    /// assert!(later.to_string().contains("broken pipe"), "{later}");
+    /// ```
+    pub fn for_later_sends(&self) -> Error {
+        match self {
+            Error::Closed => Error::Closed,
+            Error::PeerLost(why) => Error::PeerLost(why.clone()),
+            other => Error::Io(io::Error::other(format!(
+                "an earlier send failed ({other}), possibly in the middle of a frame, so \
+                 this channel can send no more; open a new channel"
+            ))),
+        }
+    }
 }
 
 /// Why receiving failed: the error items of every channel's and receiving half's

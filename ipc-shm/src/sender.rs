@@ -158,7 +158,7 @@ impl ShmSender {
     #[cold]
     fn refusal(&self) -> Result<()> {
         if let Some(e) = &self.failed {
-            return Err(again(e));
+            return Err(e.for_later_sends());
         }
         Err(Error::Closed)
     }
@@ -175,7 +175,7 @@ impl ShmSender {
         self.partial = None;
         self.ring.discard_staged();
         self.bell.hang_up();
-        self.failed = Some(again(&e));
+        self.failed = Some(e.for_later_sends());
         e
     }
 
@@ -308,7 +308,7 @@ impl ShmSender {
             return Poll::Ready(Ok(()));
         }
         if let Some(e) = &self.failed {
-            return Poll::Ready(Err(again(e)));
+            return Poll::Ready(Err(e.for_later_sends()));
         }
         ready!(self.poll_budget(cx));
         ready!(self.poll_publish_all(cx)).map_err(|e| self.abandon(Error::Io(e)))?;
@@ -326,7 +326,7 @@ impl ShmSender {
         }
         if self.phase == Phase::Closing {
             if let Some(e) = &self.failed {
-                return Poll::Ready(Err(again(e)));
+                return Poll::Ready(Err(e.for_later_sends()));
             }
             ready!(self.poll_stage_partial(cx)).map_err(|e| self.abandon(Error::Io(e)))?;
             self.publish();
@@ -334,18 +334,6 @@ impl ShmSender {
             self.phase = Phase::Closed;
         }
         Poll::Ready(Ok(()))
-    }
-}
-
-/// The error to give again for a send after one failed with `e`.
-fn again(e: &Error) -> Error {
-    match e {
-        Error::Closed => Error::Closed,
-        Error::PeerLost(why) => Error::PeerLost(why.clone()),
-        other => Error::Io(io::Error::other(format!(
-            "an earlier send failed ({other}), possibly in the middle of a frame, so this \
-             channel can send no more; open a new channel"
-        ))),
     }
 }
 

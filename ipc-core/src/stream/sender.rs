@@ -243,7 +243,7 @@ impl<W: AsyncWrite + Unpin, C: FrameCodec> StreamSender<W, C> {
         self.direct = None;
         let waker = futures_util::task::noop_waker();
         let _ = Pin::new(self.framed.get_mut()).poll_shutdown(&mut Context::from_waker(&waker));
-        self.failed = Some(again(&e));
+        self.failed = Some(e.for_later_sends());
         e
     }
 
@@ -297,7 +297,7 @@ impl<W: AsyncWrite + Unpin, C: FrameCodec> StreamSender<W, C> {
             return Err(Error::Closed);
         }
         if let Some(e) = &self.failed {
-            return Err(again(e));
+            return Err(e.for_later_sends());
         }
         if self.torn {
             self.torn = false;
@@ -364,18 +364,6 @@ impl<W: AsyncWrite + Unpin, C: FrameCodec> StreamSender<W, C> {
     }
 }
 
-/// The error to give again for a send after a write failed with `e`.
-fn again(e: &Error) -> Error {
-    match e {
-        Error::Closed => Error::Closed,
-        Error::PeerLost(why) => Error::PeerLost(why.clone()),
-        other => Error::Io(io::Error::other(format!(
-            "an earlier send failed ({other}), possibly in the middle of a frame, so this \
-             channel can send no more; open a new channel"
-        ))),
-    }
-}
-
 impl<W: AsyncWrite + Unpin, C: FrameCodec> StreamSender<W, C> {
     fn sink_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
         let this = self.get_mut();
@@ -436,7 +424,7 @@ impl<W: AsyncWrite + Unpin, C: FrameCodec> StreamSender<W, C> {
             return Poll::Ready(Ok(()));
         }
         if let Some(e) = &this.failed {
-            return Poll::Ready(Err(again(e)));
+            return Poll::Ready(Err(e.for_later_sends()));
         }
         if this.torn {
             this.torn = false;
@@ -457,7 +445,7 @@ impl<W: AsyncWrite + Unpin, C: FrameCodec> StreamSender<W, C> {
         }
         if this.phase == Phase::Closing {
             if let Some(e) = &this.failed {
-                return Poll::Ready(Err(again(e)));
+                return Poll::Ready(Err(e.for_later_sends()));
             }
             ready!(Pin::new(&mut this.framed).poll_flush(cx)).map_err(|e| this.abandon(e))?;
             match ready!(Pin::new(this.framed.get_mut()).poll_shutdown(cx)) {
