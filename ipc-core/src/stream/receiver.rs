@@ -5,16 +5,19 @@ use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::task::{ready, Context, Poll};
 
-use bytes::Bytes;
-use futures_util::{Stream, StreamExt};
+use bytes::{Bytes, BytesMut};
+use futures_util::Stream;
 use tokio::io::AsyncRead;
-use tokio_util::codec::FramedRead;
+use tokio_util::io::poll_read_buf;
 
 use super::{classify, PeerClosed};
 use crate::channel::{ChannelInfo, RecvHalf};
 use crate::error::{Error, RecvError};
 use crate::frame::{Decoded, FrameCodec};
 use crate::spin::{LowLatency, Spinner};
+
+/// How much a [`StreamReceiver`] reads at once, at most (its buffer's first size).
+const READ_BUFFER: usize = 64 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum RecvState {
@@ -44,7 +47,15 @@ enum RecvState {
 /// made) a receive that finds nothing polls for a bounded, adaptive time before the
 /// task parks, at a CPU cost (see [`spin`](crate::spin)).
 pub struct StreamReceiver<R, C> {
-    framed: FramedRead<R, C>,
+    reader: R,
+    codec: C,
+    /// Bytes read but not yet cut into frames.
+    buffer: BytesMut,
+    /// The codec may find an item in `buffer`: bytes came in since it last found
+    /// nothing.
+    readable: bool,
+    /// The reader reported the end of the stream: what is left goes to `decode_eof`.
+    eof: bool,
     info: ChannelInfo,
     state: RecvState,
     peer_closed: PeerClosed,
@@ -58,7 +69,7 @@ impl<R, C> std::fmt::Debug for StreamReceiver<R, C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StreamReceiver")
             .field("info", &self.info)
-            .field("buffered", &self.framed.read_buffer().len())
+            .field("buffered", &self.buffer.len())
             .field("state", &self.state)
             .finish_non_exhaustive()
     }
@@ -84,7 +95,11 @@ impl<R: AsyncRead + Send + Unpin + 'static, C: FrameCodec> StreamReceiver<R, C> 
     pub(super) fn linked(reader: R, codec: C, info: ChannelInfo, peer_closed: PeerClosed) -> Self {
         let info = info.with_max_frame(codec.max_frame());
         StreamReceiver {
-            framed: FramedRead::with_capacity(reader, codec, 64 * 1024),
+            reader,
+            codec,
+            buffer: BytesMut::with_capacity(READ_BUFFER),
+            readable: false,
+            eof: false,
             info,
             state: RecvState::Open,
             peer_closed,
@@ -113,12 +128,12 @@ impl<R: AsyncRead + Send + Unpin + 'static, C: FrameCodec> StreamReceiver<R, C> 
 
     /// The underlying reader (for backends that keep state in it, e.g. received fds).
     pub fn reader_mut(&mut self) -> &mut R {
-        self.framed.get_mut()
+        &mut self.reader
     }
 
     /// Bytes read from the stream but not yet returned as frames.
     pub fn buffered(&self) -> usize {
-        self.framed.read_buffer().len()
+        self.buffer.len()
     }
 }
 
@@ -143,7 +158,7 @@ impl<R: AsyncRead + Unpin, C: FrameCodec> Stream for StreamReceiver<R, C> {
         // read buffer never touch the reactor, and a receive that is always ready must
         // still let other tasks (a signal handler, ...) run now and then.
         let coop = ready!(tokio::task::coop::poll_proceed(cx));
-        let next = match this.framed.poll_next_unpin(cx) {
+        let next = match this.poll_decoded(cx) {
             Poll::Ready(next) => next,
             Poll::Pending => {
                 if let Some(spin) = &mut this.spin {
@@ -161,6 +176,43 @@ impl<R: AsyncRead + Unpin, C: FrameCodec> Stream for StreamReceiver<R, C> {
 }
 
 impl<R: AsyncRead + Unpin, C: FrameCodec> StreamReceiver<R, C> {
+    /// The codec's next item: decoded from the buffer if it holds one, else after
+    /// reading more; once the reader reports the end, `decode_eof`'s (`None` when it
+    /// finds nothing more). Any error or `None` ends the stream (see
+    /// [`deliver`](Self::deliver)), so this is never called after one.
+    #[inline]
+    fn poll_decoded(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Decoded, Error>>> {
+        loop {
+            if self.eof {
+                return Poll::Ready(self.codec.decode_eof(&mut self.buffer).transpose());
+            }
+            if self.readable {
+                match self.codec.decode(&mut self.buffer) {
+                    Ok(None) => {}
+                    found => {
+                        // Cut from an emptied buffer, a frame leaves nothing for the
+                        // codec: the next receive reads at once instead of asking it.
+                        self.readable = !self.buffer.is_empty();
+                        return Poll::Ready(found.transpose());
+                    }
+                }
+                self.readable = false;
+            }
+            // Room for at least one byte: a read of 0 bytes must mean the end.
+            self.buffer.reserve(1);
+            match ready!(poll_read_buf(
+                Pin::new(&mut self.reader),
+                cx,
+                &mut self.buffer
+            )) {
+                Ok(0) => self.eof = true,
+                Ok(_) => {}
+                Err(e) => return Poll::Ready(Some(Err(Error::Io(e)))),
+            }
+            self.readable = true;
+        }
+    }
+
     /// What the codec's output means as the next item of the stream.
     #[inline]
     fn deliver(
@@ -195,24 +247,22 @@ impl<R: AsyncRead + Unpin, C: FrameCodec> StreamReceiver<R, C> {
     /// reading, until `out` holds `max` more or the buffer none. Anything but a frame
     /// is kept as the next item.
     fn take_buffered(&mut self, out: &mut Vec<Bytes>, max: usize) -> usize {
-        // The buffer is taken out so that it and the codec can be used at once (a
-        // `BytesMut` moves without copying its bytes).
-        let mut buffer = std::mem::take(self.framed.read_buffer_mut());
+        let buffer = &mut self.buffer;
         let mut n = 0;
         while n < max {
-            n += self
-                .framed
-                .decoder_mut()
-                .decode_whole_frames(&mut buffer, out, max - n);
+            n += self.codec.decode_whole_frames(buffer, out, max - n);
             if n == max {
                 break;
             }
-            match self.framed.decoder_mut().decode(&mut buffer) {
+            match self.codec.decode(buffer) {
                 Ok(Some(Decoded::Frame(frame))) => {
                     out.push(frame);
                     n += 1;
                 }
-                Ok(None) => break,
+                Ok(None) => {
+                    self.readable = false;
+                    return n;
+                }
                 Ok(Some(other)) => {
                     self.held = Some(Ok(other));
                     break;
@@ -223,7 +273,7 @@ impl<R: AsyncRead + Unpin, C: FrameCodec> StreamReceiver<R, C> {
                 }
             }
         }
-        *self.framed.read_buffer_mut() = buffer;
+        self.readable = !buffer.is_empty();
         n
     }
 }

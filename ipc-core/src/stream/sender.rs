@@ -342,6 +342,11 @@ impl<W: AsyncWrite + Unpin, C: FrameCodec> StreamSender<W, C> {
             }
             match Pin::new(self.framed.get_mut()).poll_write(cx, &queued) {
                 Poll::Ready(Ok(0)) => break Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                // All of it written (the usual case): emptied in place, the next frame
+                // goes where this one began (`advance` would move the start, and
+                // check the buffer's kind to do it). Not the end of a batch written in
+                // parts: its start moved, and `try_reclaim` below puts it back.
+                Poll::Ready(Ok(n)) if n == queued.len() && !self.draining => queued.clear(),
                 Poll::Ready(Ok(n)) => queued.advance(n),
                 Poll::Ready(Err(e)) => break Poll::Ready(Err(e)),
                 Poll::Pending => break Poll::Pending,
