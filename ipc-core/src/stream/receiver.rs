@@ -60,9 +60,10 @@ pub struct StreamReceiver<R, C> {
     state: RecvState,
     peer_closed: PeerClosed,
     spin: Option<Spinner>,
-    /// What the codec gave after the frames of a batch (a goodbye, a rejected frame,
-    /// an error): the next item, kept for the next call.
-    held: Option<Result<Decoded, Error>>,
+    /// The next item, kept for the next call: what the codec gave after the frames of
+    /// a batch (a goodbye, a rejected frame, an error), or an item that came when the
+    /// task's cooperative budget was spent.
+    held: Option<Option<Result<Decoded, Error>>>,
 }
 
 impl<R, C> std::fmt::Debug for StreamReceiver<R, C> {
@@ -151,13 +152,9 @@ impl<R: AsyncRead + Unpin, C: FrameCodec> Stream for StreamReceiver<R, C> {
         // Checked before it is taken: `take` would write the (large) empty value back
         // on every receive.
         if this.held.is_some() {
-            let held = this.held.take();
+            let held = this.held.take().flatten();
             return Poll::Ready(this.deliver(held));
         }
-        // One unit of the task's cooperative budget per frame: frames decoded from the
-        // read buffer never touch the reactor, and a receive that is always ready must
-        // still let other tasks (a signal handler, ...) run now and then.
-        let coop = ready!(tokio::task::coop::poll_proceed(cx));
         let next = match this.poll_decoded(cx) {
             Poll::Ready(next) => next,
             Poll::Pending => {
@@ -170,8 +167,22 @@ impl<R: AsyncRead + Unpin, C: FrameCodec> Stream for StreamReceiver<R, C> {
         if let Some(spin) = &mut this.spin {
             spin.on_ready();
         }
-        coop.made_progress();
-        Poll::Ready(this.deliver(next))
+        // One unit of the task's cooperative budget per item: frames decoded from the
+        // read buffer never touch the reactor, and a receive that is always ready must
+        // still let other tasks (a signal handler, ...) run now and then. Taken once the
+        // item is there, so a receive that waits costs none; with the budget spent, the
+        // item is kept for the next call and the task yields.
+        match tokio::task::coop::poll_proceed(cx) {
+            Poll::Ready(coop) => coop.made_progress(),
+            Poll::Pending => {
+                this.held = Some(next);
+                return Poll::Pending;
+            }
+        }
+        match next {
+            Some(Ok(Decoded::Frame(frame))) => Poll::Ready(Some(Ok(frame))),
+            other => Poll::Ready(this.deliver(other)),
+        }
     }
 }
 
@@ -214,7 +225,6 @@ impl<R: AsyncRead + Unpin, C: FrameCodec> StreamReceiver<R, C> {
     }
 
     /// What the codec's output means as the next item of the stream.
-    #[inline]
     fn deliver(
         &mut self,
         next: Option<Result<Decoded, Error>>,
@@ -264,11 +274,11 @@ impl<R: AsyncRead + Unpin, C: FrameCodec> StreamReceiver<R, C> {
                     return n;
                 }
                 Ok(Some(other)) => {
-                    self.held = Some(Ok(other));
+                    self.held = Some(Some(Ok(other)));
                     break;
                 }
                 Err(e) => {
-                    self.held = Some(Err(e));
+                    self.held = Some(Some(Err(e)));
                     break;
                 }
             }
