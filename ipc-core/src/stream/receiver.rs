@@ -1,14 +1,14 @@
 //! [`StreamReceiver`]: the receiving half of a [`StreamChannel`](super::StreamChannel),
 //! a `Stream` of frames decoded from one read buffer.
 
+use std::io;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::task::{ready, Context, Poll};
 
 use bytes::{Bytes, BytesMut};
 use futures_util::Stream;
-use tokio::io::AsyncRead;
-use tokio_util::io::poll_read_buf;
+use tokio::io::{AsyncRead, ReadBuf};
 
 use super::{classify, PeerClosed};
 use crate::channel::{ChannelInfo, RecvHalf};
@@ -18,6 +18,39 @@ use crate::spin::{LowLatency, Spinner};
 
 /// How much a [`StreamReceiver`] reads at once, at most (its buffer's first size).
 const READ_BUFFER: usize = 64 * 1024;
+
+/// Read once into the free room of `buffer` (there must be some), and add what came
+/// to it: the number of bytes, 0 at the end of the stream.
+#[inline]
+fn poll_read_into<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    cx: &mut Context<'_>,
+    buffer: &mut BytesMut,
+) -> Poll<io::Result<usize>> {
+    let mut room = ReadBuf::uninit(buffer.spare_capacity_mut());
+    let start = room.filled().as_ptr();
+    ready!(Pin::new(reader).poll_read(cx, &mut room))?;
+    let read = room.filled();
+    // A reader could swap in another `ReadBuf`: then what it filled is not `buffer`.
+    assert_eq!(
+        start,
+        read.as_ptr(),
+        "the reader replaced the buffer it was given"
+    );
+    let n = read.len();
+    // SAFETY: the reader filled the first `n` bytes of `buffer`'s free room (`ReadBuf`
+    // counts only initialized bytes as filled, and the assertion above shows they are
+    // `buffer`'s), so its first `len + n` bytes are initialized, within its capacity.
+    unsafe { buffer.set_len(buffer.len() + n) };
+    Poll::Ready(Ok(n))
+}
+
+/// What [`StreamReceiver::poll_decoded`] found: a frame, the usual case, kept small
+/// (an item is as large as the largest error), or something else, left in `held`.
+enum Next {
+    Frame(Bytes),
+    Held,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum RecvState {
@@ -175,13 +208,18 @@ impl<R: AsyncRead + Unpin, C: FrameCodec> Stream for StreamReceiver<R, C> {
         match tokio::task::coop::poll_proceed(cx) {
             Poll::Ready(coop) => coop.made_progress(),
             Poll::Pending => {
-                this.held = Some(next);
+                if let Next::Frame(frame) = next {
+                    this.held = Some(Some(Ok(Decoded::Frame(frame))));
+                }
                 return Poll::Pending;
             }
         }
         match next {
-            Some(Ok(Decoded::Frame(frame))) => Poll::Ready(Some(Ok(frame))),
-            other => Poll::Ready(this.deliver(other)),
+            Next::Frame(frame) => Poll::Ready(Some(Ok(frame))),
+            Next::Held => {
+                let held = this.held.take().flatten();
+                Poll::Ready(this.deliver(held))
+            }
         }
     }
 }
@@ -192,10 +230,11 @@ impl<R: AsyncRead + Unpin, C: FrameCodec> StreamReceiver<R, C> {
     /// finds nothing more). Any error or `None` ends the stream (see
     /// [`deliver`](Self::deliver)), so this is never called after one.
     #[inline]
-    fn poll_decoded(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Decoded, Error>>> {
+    fn poll_decoded(&mut self, cx: &mut Context<'_>) -> Poll<Next> {
         loop {
             if self.eof {
-                return Poll::Ready(self.codec.decode_eof(&mut self.buffer).transpose());
+                let item = self.codec.decode_eof(&mut self.buffer).transpose();
+                return Poll::Ready(self.hold(item));
             }
             if self.readable {
                 match self.codec.decode(&mut self.buffer) {
@@ -204,24 +243,30 @@ impl<R: AsyncRead + Unpin, C: FrameCodec> StreamReceiver<R, C> {
                         // Cut from an emptied buffer, a frame leaves nothing for the
                         // codec: the next receive reads at once instead of asking it.
                         self.readable = !self.buffer.is_empty();
-                        return Poll::Ready(found.transpose());
+                        return Poll::Ready(match found {
+                            Ok(Some(Decoded::Frame(frame))) => Next::Frame(frame),
+                            other => self.hold(other.transpose()),
+                        });
                     }
                 }
                 self.readable = false;
             }
             // Room for at least one byte: a read of 0 bytes must mean the end.
             self.buffer.reserve(1);
-            match ready!(poll_read_buf(
-                Pin::new(&mut self.reader),
-                cx,
-                &mut self.buffer
-            )) {
+            match ready!(poll_read_into(&mut self.reader, cx, &mut self.buffer)) {
                 Ok(0) => self.eof = true,
                 Ok(_) => {}
-                Err(e) => return Poll::Ready(Some(Err(Error::Io(e)))),
+                Err(e) => return Poll::Ready(self.hold(Some(Err(Error::Io(e))))),
             }
             self.readable = true;
         }
+    }
+
+    /// Keep an item other than a frame for [`deliver`](Self::deliver).
+    #[cold]
+    fn hold(&mut self, item: Option<Result<Decoded, Error>>) -> Next {
+        self.held = Some(item);
+        Next::Held
     }
 
     /// What the codec's output means as the next item of the stream.
