@@ -579,9 +579,11 @@ impl Decoder for LengthCodec {
                         && len as usize <= self.config.max_frame
                         && src.len() >= whole
                     {
-                        let mut frame = src.split_to(whole);
+                        // (The prefix is dropped from the frozen `Bytes`: a pointer
+                        // bump, where `BytesMut::advance` checks its kind first.)
+                        let mut frame = src.split_to(whole).freeze();
                         frame.advance(4);
-                        return Ok(Some(Decoded::Frame(frame.freeze())));
+                        return Ok(Some(Decoded::Frame(frame)));
                     }
                     src.advance(4);
                     if len == GOODBYE {

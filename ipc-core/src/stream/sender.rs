@@ -6,10 +6,9 @@ use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::task::{ready, Context, Poll};
 
-use bytes::{Buf, Bytes};
+use bytes::{Buf, Bytes, BytesMut};
 use futures_util::{Sink, SinkExt};
 use tokio::io::AsyncWrite;
-use tokio_util::codec::FramedWrite;
 
 use super::{classify_write_error, PeerClosed};
 use crate::channel::{ChannelInfo, SendHalf};
@@ -22,6 +21,10 @@ const FRAMES_PER_BUDGET_UNIT: u8 = 32;
 
 /// How many bytes of small frames [`StreamSender`] queues before `feed` writes them.
 pub(super) const BATCH: usize = 64 * 1024;
+
+/// The first size of a [`StreamSender`]'s buffer (it grows to a batch and more as
+/// frames are queued).
+const WRITE_BUFFER: usize = 8 * 1024;
 
 /// Where a [`StreamSender`] is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,7 +62,10 @@ enum Phase {
 /// never waits for the rest of a frame cut by the drop), even while this process keeps
 /// the receiving half.
 pub struct StreamSender<W: AsyncWrite + Unpin, C: FrameCodec> {
-    framed: FramedWrite<W, C>,
+    writer: W,
+    codec: C,
+    /// Small frames encoded and not yet written (before `direct`, if there is one).
+    buffer: BytesMut,
     /// A large frame, written from its payload after what the codec's buffer holds
     /// (frames queued before it). While it is `Some`, no frame is queued after it.
     direct: Option<DirectWrite>,
@@ -86,7 +92,7 @@ impl<W: AsyncWrite + Unpin, C: FrameCodec> std::fmt::Debug for StreamSender<W, C
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StreamSender")
             .field("info", &self.info)
-            .field("queued", &self.framed.write_buffer().len())
+            .field("queued", &self.buffer.len())
             .field("phase", &self.phase)
             .field("failed", &self.failed)
             .finish_non_exhaustive()
@@ -141,10 +147,10 @@ impl<W: AsyncWrite + Send + Unpin + 'static, C: FrameCodec> StreamSender<W, C> {
 
     pub(super) fn linked(writer: W, codec: C, info: ChannelInfo, peer_closed: PeerClosed) -> Self {
         let info = info.with_max_frame(codec.max_frame());
-        let mut framed = FramedWrite::new(writer, codec);
-        framed.set_backpressure_boundary(BATCH);
         StreamSender {
-            framed,
+            writer,
+            codec,
+            buffer: BytesMut::with_capacity(WRITE_BUFFER),
             direct: None,
             info,
             phase: Phase::Open,
@@ -158,12 +164,12 @@ impl<W: AsyncWrite + Send + Unpin + 'static, C: FrameCodec> StreamSender<W, C> {
 
     /// The underlying writer (for backends that need the socket, e.g. fd passing).
     pub fn writer(&self) -> &W {
-        self.framed.get_ref()
+        &self.writer
     }
 
     /// The codec (its limits).
     pub fn codec(&self) -> &C {
-        self.framed.encoder()
+        &self.codec
     }
 
     /// Begin writing one frame by other means than this sender's codec (e.g. `sendmsg`
@@ -201,7 +207,7 @@ impl<W: AsyncWrite + Send + Unpin + 'static, C: FrameCodec> StreamSender<W, C> {
         self.check()?;
         self.flush().await?;
         self.torn = true;
-        Ok(self.framed.get_ref())
+        Ok(&self.writer)
     }
 
     /// End what [`start_own_frame`](Self::start_own_frame) began: `written` is the
@@ -242,7 +248,7 @@ impl<W: AsyncWrite + Unpin, C: FrameCodec> StreamSender<W, C> {
         }
         self.direct = None;
         let waker = futures_util::task::noop_waker();
-        let _ = Pin::new(self.framed.get_mut()).poll_shutdown(&mut Context::from_waker(&waker));
+        let _ = Pin::new(&mut self.writer).poll_shutdown(&mut Context::from_waker(&waker));
         self.failed = Some(e.for_later_sends());
         e
     }
@@ -276,7 +282,7 @@ impl<W: AsyncWrite + Unpin, C: FrameCodec> StreamSender<W, C> {
         self.direct = None;
         let waker = futures_util::task::noop_waker();
         let mut cx = Context::from_waker(&waker);
-        let _ = Pin::new(self.framed.get_mut()).poll_shutdown(&mut cx);
+        let _ = Pin::new(&mut self.writer).poll_shutdown(&mut cx);
     }
 
     /// Refuse to write after `close`, after a failed write, or after a frame of the
@@ -309,13 +315,12 @@ impl<W: AsyncWrite + Unpin, C: FrameCodec> StreamSender<W, C> {
     /// Write everything queued: the codec's buffer, then the large frame if there is
     /// one (both in one `writev` where the writer takes it).
     fn poll_write_queued(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        let queued = &mut self.buffer;
         while let Some(direct) = &mut self.direct {
-            // The buffer is taken out so that it and the writer can be used at once.
-            let mut queued = std::mem::take(self.framed.write_buffer_mut());
             let polled = {
                 let [prefix, payload, suffix] = direct.rest();
-                let slices = [IoSlice::new(&queued), prefix, payload, suffix];
-                Pin::new(self.framed.get_mut()).poll_write_vectored(cx, &slices)
+                let slices = [IoSlice::new(queued), prefix, payload, suffix];
+                Pin::new(&mut self.writer).poll_write_vectored(cx, &slices)
             };
             let step = match polled {
                 Poll::Ready(Ok(0)) => Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
@@ -330,18 +335,21 @@ impl<W: AsyncWrite + Unpin, C: FrameCodec> StreamSender<W, C> {
                 }
                 other => other.map_ok(drop),
             };
-            *self.framed.write_buffer_mut() = queued;
             ready!(step)?;
         }
         // The buffer is one slice: a plain `write` (a pipe's `writev` of one slice costs
         // the kernel more for the same bytes).
-        let mut queued = std::mem::take(self.framed.write_buffer_mut());
         let step = loop {
             if queued.is_empty() {
                 break Poll::Ready(Ok(()));
             }
-            match Pin::new(self.framed.get_mut()).poll_write(cx, &queued) {
+            match Pin::new(&mut self.writer).poll_write(cx, queued) {
                 Poll::Ready(Ok(0)) => break Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                // All of it written (the usual case): emptied in place, the next frame
+                // goes where this one began (`advance` would move the start, and
+                // check the buffer's kind to do it). Not the end of a batch written in
+                // parts: its start moved, and `try_reclaim` below puts it back.
+                Poll::Ready(Ok(n)) if n == queued.len() && !self.draining => queued.clear(),
                 Poll::Ready(Ok(n)) => queued.advance(n),
                 Poll::Ready(Err(e)) => break Poll::Ready(Err(e)),
                 Poll::Pending => break Poll::Pending,
@@ -357,9 +365,8 @@ impl<W: AsyncWrite + Unpin, C: FrameCodec> StreamSender<W, C> {
             // `BytesMut` makes room by itself, moving at most what it just wrote.)
             let _reclaimed = queued.try_reclaim(BATCH);
         }
-        *self.framed.write_buffer_mut() = queued;
         ready!(step)?;
-        ready!(Pin::new(self.framed.get_mut()).poll_flush(cx))?;
+        ready!(Pin::new(&mut self.writer).poll_flush(cx))?;
         Poll::Ready(Ok(()))
     }
 }
@@ -368,7 +375,7 @@ impl<W: AsyncWrite + Unpin, C: FrameCodec> StreamSender<W, C> {
     fn sink_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
         let this = self.get_mut();
         this.check()?;
-        if this.direct.is_some() || this.draining || this.framed.write_buffer().len() >= BATCH {
+        if this.direct.is_some() || this.draining || this.buffer.len() >= BATCH {
             this.draining = true;
             ready!(this.poll_write_budgeted(cx)).map_err(|e| this.abandon(e))?;
         } else if this.unbudgeted >= FRAMES_PER_BUDGET_UNIT {
@@ -405,7 +412,7 @@ impl<W: AsyncWrite + Unpin, C: FrameCodec> StreamSender<W, C> {
             )));
         }
         if frame.len() >= LARGE_FRAME {
-            if let Some(wrap) = this.framed.encoder().wrapping(&frame) {
+            if let Some(wrap) = this.codec.wrapping(&frame) {
                 this.direct = Some(DirectWrite {
                     wrap: wrap?,
                     payload: frame,
@@ -415,7 +422,7 @@ impl<W: AsyncWrite + Unpin, C: FrameCodec> StreamSender<W, C> {
             }
         }
         // An encoding error (too large, not a line, ...) concerns this frame alone.
-        Pin::new(&mut this.framed).start_send(Outbound::Data(frame))
+        this.codec.encode(Outbound::Data(frame), &mut this.buffer)
     }
 
     fn sink_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
@@ -438,8 +445,8 @@ impl<W: AsyncWrite + Unpin, C: FrameCodec> StreamSender<W, C> {
         if this.phase == Phase::Open {
             this.check()?;
             ready!(this.poll_write_queued(cx)).map_err(|e| this.abandon(e))?;
-            Pin::new(&mut this.framed)
-                .start_send(Outbound::Goodbye)
+            this.codec
+                .encode(Outbound::Goodbye, &mut this.buffer)
                 .map_err(|e| this.abandon(e))?;
             this.phase = Phase::Closing;
         }
@@ -447,8 +454,8 @@ impl<W: AsyncWrite + Unpin, C: FrameCodec> StreamSender<W, C> {
             if let Some(e) = &this.failed {
                 return Poll::Ready(Err(e.for_later_sends()));
             }
-            ready!(Pin::new(&mut this.framed).poll_flush(cx)).map_err(|e| this.abandon(e))?;
-            match ready!(Pin::new(this.framed.get_mut()).poll_shutdown(cx)) {
+            ready!(this.poll_write_queued(cx)).map_err(|e| this.abandon(e))?;
+            match ready!(Pin::new(&mut this.writer).poll_shutdown(cx)) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotConnected => {}
                 Err(e) => return Poll::Ready(Err(this.abandon(Error::Io(e)))),
@@ -517,7 +524,7 @@ mod tests {
         let mut starts = Vec::new();
         for _ in 0..20 * BATCH / 68 {
             tx.feed(frame.clone()).await.expect("feed");
-            let queued = tx.framed.write_buffer();
+            let queued = &tx.buffer;
             if queued.len() == 68 {
                 starts.push(queued.as_ptr());
             }

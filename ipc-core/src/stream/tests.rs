@@ -547,6 +547,42 @@ async fn a_recv_many_loop_that_never_waits_lets_other_tasks_run() {
     assert!(calls < 1000, "the other task waited for {calls} calls");
 }
 
+/// A frame found when the task's cooperative budget is spent waits in `held` while the
+/// task yields, and is the next one delivered: none is lost, none is reordered, and the
+/// other task gets its turn.
+#[tokio::test(flavor = "current_thread")]
+async fn a_recv_loop_that_never_waits_keeps_every_frame_in_order_across_budget_yields() {
+    use futures_util::StreamExt;
+    let frames: Vec<Bytes> = (0..20_000u32)
+        .map(|n| Bytes::from(n.to_be_bytes().to_vec()))
+        .collect();
+    let mut rx = receiver_of(io::Cursor::new(wire_of(&frames, true)), 1 << 20);
+    let turns = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = turns.clone();
+    let other = tokio::spawn(async move {
+        loop {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::task::yield_now().await;
+        }
+    });
+    let mut got = Vec::new();
+    while let Some(item) = rx.next().await {
+        got.push(item.expect("a frame"));
+    }
+    other.abort();
+    assert_eq!(
+        got, frames,
+        "frames lost or reordered across the budget's yields"
+    );
+    // 20 000 frames at tokio's budget of 128 units per turn: the other task ran many
+    // times (at least once per spent budget).
+    let turns = turns.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        turns >= 20_000 / 128 / 2,
+        "the other task ran only {turns} times"
+    );
+}
+
 #[tokio::test]
 async fn recv_many_through_a_boxed_channel_and_a_boxed_half() {
     let (a, b) = tokio::io::duplex(64 * 1024);
