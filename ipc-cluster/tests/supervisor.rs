@@ -259,6 +259,73 @@ async fn crash_loop_backs_off_by_half_and_errors_after_the_limit() {
     );
 }
 
+/// What the supervisor logs, captured by a `tracing` subscriber of this test's own.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .expect("the log buffer")
+            .extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Every event is logged through `tracing` as it is reported, at a level that says how
+/// bad it is: a crash is a warning, giving up is an error, the rest is information.
+#[tokio::test(flavor = "current_thread")]
+async fn every_event_is_logged_through_tracing_at_its_level() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    // The supervisor's task runs on this thread (current_thread runtime), so the
+    // thread's default subscriber sees what it logs.
+    let _default = tracing::subscriber::set_default(subscriber);
+    let config = fast()
+        .max_restarts(1)
+        .restart_delay(Duration::from_millis(1))
+        .build();
+    let mut sup = Supervisor::start(config, || child_command(Role::Crash));
+    let events = all_events(&mut sup).await;
+    let log = String::from_utf8(captured.0.lock().expect("the log buffer").clone())
+        .expect("the log is text");
+    let lines = |level: &str, text: &str| {
+        log.lines()
+            .filter(|l| l.contains(level) && l.contains(text))
+            .count()
+    };
+    let crashes = events
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                Event::Exited {
+                    cause: ExitCause::Crashed,
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(crashes, 2, "{events:#?}");
+    assert_eq!(
+        lines("WARN", "process exited: exit code 1"),
+        crashes,
+        "{log}"
+    );
+    assert_eq!(lines("ERROR", "process errored: not restarted"), 1, "{log}");
+    assert_eq!(lines("INFO", "Starting"), 2, "{log}");
+    assert_eq!(lines("INFO", "Restarting"), 1, "{log}");
+}
+
 #[tokio::test]
 async fn fixed_restart_delay_is_reported() {
     let config = fast()
