@@ -37,9 +37,10 @@ enum Took {
 /// A frame that fits in the ring is taken when it is there whole: its length prefix is
 /// read (and checked against the frame limit) and its payload copied once, into a
 /// `Bytes` of its own (a small frame, under 16 KiB, into a slice of a 64 KiB buffer
-/// that the next small frames share, as on a socket's read buffer). A larger one is gathered as it arrives, charged to the
-/// listener's budget like a partly received frame on a socket. The room taken is given
-/// back to the sender once per receive (once per batch for
+/// that the next small frames share, as on a socket's read buffer). A frame larger
+/// than the ring is gathered as it arrives, charged to the listener's budget like a
+/// partly received frame on a socket. The room taken is given back to the sender once
+/// per receive (once per batch for
 /// [`recv_many`](ipc_core::RecvManyExt::recv_many), which takes every whole frame the
 /// ring holds, the small ones after the first with one copy, as slices of it).
 ///
@@ -200,7 +201,9 @@ impl ShmReceiver {
         if at != run.len() {
             self.finish_with(Error::Io(io::Error::new(
                 io::ErrorKind::InvalidData,
-                "the peer broke the shared-memory protocol: it changed the length of a                  frame it had already published; the channel cannot be trusted any more:                  drop it",
+                "the peer broke the shared-memory protocol: it changed the length of a \
+                 frame it had already published; the channel cannot be trusted any more: \
+                 drop it",
             )));
         }
     }
