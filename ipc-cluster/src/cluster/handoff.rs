@@ -248,20 +248,45 @@ mod tests {
     use ipc_uds::RecvFds;
     use std::time::Duration;
 
-    #[tokio::test]
-    pub(super) async fn a_channel_dying_mid_transfer_gives_the_fd_back() {
-        let (ours, mut theirs) = ipc_uds::pair(&ipc_core::Options::default()).expect("pair");
+    /// A write loop for worker `id` over a fresh uds pair, and what a test drives it
+    /// with: the worker's end, the outgoing queue, the acknowledgement route and the
+    /// actor's inbox.
+    struct Rig {
+        theirs: ipc_uds::UdsChannel,
+        out: mpsc::UnboundedSender<Outgoing>,
+        ack_tx: mpsc::UnboundedSender<(u64, bool)>,
+        inbox: mpsc::UnboundedReceiver<Input>,
+    }
+
+    fn rig(id: u64) -> Rig {
+        let (ours, theirs) = ipc_uds::pair(&ipc_core::Options::default()).expect("pair");
         let (tx, _rx) = ours.into_split();
         let (out, queue) = mpsc::unbounded_channel();
-        let (_ack_tx, acks) = mpsc::unbounded_channel();
-        let (inputs, mut inbox) = mpsc::unbounded_channel();
+        let (ack_tx, acks) = mpsc::unbounded_channel();
+        let (inputs, inbox) = mpsc::unbounded_channel();
         tokio::spawn(write_loop(
-            7,
+            id,
             ControlSender::Uds(Box::new(tx)),
             queue,
             acks,
             inputs,
         ));
+        Rig {
+            theirs,
+            out,
+            ack_tx,
+            inbox,
+        }
+    }
+
+    #[tokio::test]
+    pub(super) async fn a_channel_dying_mid_transfer_gives_the_fd_back() {
+        let Rig {
+            mut theirs,
+            out,
+            ack_tx: _ack_tx,
+            mut inbox,
+        } = rig(7);
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("addr");
         let client = std::net::TcpStream::connect(addr).expect("connect");
@@ -301,18 +326,12 @@ mod tests {
 
     #[tokio::test]
     pub(super) async fn the_next_frame_waits_for_the_acknowledgement() {
-        let (ours, mut theirs) = ipc_uds::pair(&ipc_core::Options::default()).expect("pair");
-        let (tx, _rx) = ours.into_split();
-        let (out, queue) = mpsc::unbounded_channel();
-        let (ack_tx, acks) = mpsc::unbounded_channel();
-        let (inputs, mut inbox) = mpsc::unbounded_channel();
-        tokio::spawn(write_loop(
-            1,
-            ControlSender::Uds(Box::new(tx)),
-            queue,
-            acks,
-            inputs,
-        ));
+        let Rig {
+            mut theirs,
+            out,
+            ack_tx,
+            mut inbox,
+        } = rig(1);
         let file = std::fs::File::open("/dev/null").expect("open");
         for frame in [&b"with fd"[..], b"after"] {
             out.send(Outgoing {
