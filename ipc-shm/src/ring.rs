@@ -189,11 +189,13 @@ impl Producer {
             return false;
         }
         self.write = self.staged;
-        self.segment
-            .position(self.ring, Position::Write)
-            .store(self.write, Ordering::Release);
-        fence(Ordering::SeqCst);
-        take_flag(&self.segment, self.ring, Parked::Reader)
+        announce(
+            &self.segment,
+            self.ring,
+            Position::Write,
+            self.write,
+            Parked::Reader,
+        )
     }
 
     /// Get ready to sleep because the ring has less than `need` bytes of room: raise
@@ -361,11 +363,13 @@ impl Consumer {
             return false;
         }
         self.read = self.taken;
-        self.segment
-            .position(self.ring, Position::Read)
-            .store(self.read, Ordering::Release);
-        fence(Ordering::SeqCst);
-        take_flag(&self.segment, self.ring, Parked::Writer)
+        announce(
+            &self.segment,
+            self.ring,
+            Position::Read,
+            self.read,
+            Parked::Writer,
+        )
     }
 
     /// Lower our parked flag (after a wait ended without the writer lowering it).
@@ -408,10 +412,15 @@ impl Consumer {
     }
 }
 
-/// After the fence that follows our store: if the other side is parked, lower its flag
-/// and say it must be woken (once: the swap makes only one waker win).
-fn take_flag(segment: &Segment, ring: Ring, who: Parked) -> bool {
-    let flag = segment.parked(ring, who);
+/// Store our new position `value` (`ours`), then, after the fence the parking protocol
+/// needs (see the module docs), look at the other side's parked flag (`theirs`): if it
+/// is raised, lower it and say the other side must be woken (once: the swap makes only
+/// one waker win).
+#[inline]
+fn announce(segment: &Segment, ring: Ring, ours: Position, value: u64, theirs: Parked) -> bool {
+    segment.position(ring, ours).store(value, Ordering::Release);
+    fence(Ordering::SeqCst);
+    let flag = segment.parked(ring, theirs);
     flag.load(Ordering::Relaxed) != 0 && flag.swap(0, Ordering::AcqRel) != 0
 }
 
