@@ -8,6 +8,7 @@ use std::task::{ready, Context, Poll};
 
 use bytes::{Bytes, BytesMut};
 use futures_util::Stream;
+use ipc_core::channel::poll_recv_one;
 use ipc_core::frame::{Decoded, FrameCodec, LengthCodec, GOODBYE, LARGE_FRAME};
 use ipc_core::{ChannelInfo, Error, RecvError, RecvHalf};
 use tokio_util::codec::Decoder;
@@ -432,21 +433,9 @@ impl RecvHalf for ShmReceiver {
         out: &mut Vec<Bytes>,
         max: usize,
     ) -> Poll<Result<usize, RecvError>> {
-        if max == 0 {
-            return Poll::Ready(Ok(0));
-        }
-        if self.held.is_some() {
-            return Poll::Ready(match self.held.take().flatten() {
-                Some(Ok(frame)) => {
-                    out.push(frame);
-                    Ok(1)
-                }
-                Some(Err(e)) => Err(e),
-                None => Ok(0),
-            });
-        }
-        if self.finished {
-            return Poll::Ready(Ok(0));
+        // Nothing to batch: the held item, or the end, as `poll_next` gives it.
+        if max == 0 || self.held.is_some() || self.finished {
+            return poll_recv_one(self, cx, out, max);
         }
         let coop = ready!(tokio::task::coop::poll_proceed(cx));
         let first = ready!(self.poll_item(cx));
