@@ -52,6 +52,8 @@
 //!   the segment and sleeps on its doorbell socket, registered with tokio's reactor.
 //!   The other side rings (one non-blocking `send` of one byte) only when that flag is
 //!   raised. An idle channel costs no CPU; a full ring makes `send` wait the same way.
+//!   The sleeper pays for the memory ordering this needs (`membarrier`, where the
+//!   kernel has it), so a send or receive needs no fence (see [`MEMBARRIER_ENV`]).
 //! - **A lost peer**: each ring's doorbell is a socket pair whose ends only the ring's
 //!   writer and reader hold. A side that closes, drops its half, or dies closes its
 //!   end, and the other side sees the end of stream: a receiver drains the ring, then
@@ -70,6 +72,7 @@
 #![deny(unsafe_code)]
 
 mod address;
+mod barrier;
 #[allow(unsafe_code)] // registering the doorbell fd with tokio
 mod bell;
 mod channel;
@@ -87,6 +90,7 @@ mod transport;
 mod wait;
 
 pub use address::ShmAddress;
+pub use barrier::MEMBARRIER_ENV;
 pub use channel::{pair, pair_with_ring_size, ShmChannel, DEFAULT_RING_SIZE};
 pub use connect::connect;
 pub use listener::ShmListener;

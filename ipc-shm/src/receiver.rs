@@ -40,10 +40,11 @@ enum Took {
 /// `Bytes` of its own (a small frame, under 16 KiB, into a slice of a 64 KiB buffer
 /// that the next small frames share, as on a socket's read buffer). A frame larger
 /// than the ring is gathered as it arrives, charged to the listener's budget like a
-/// partly received frame on a socket. The room taken is given back to the sender once
-/// per receive (once per batch for
+/// partly received frame on a socket. As on a socket, a receive frees the room of
+/// what it took at once (a sender may be waiting for it while this side waits for
+/// something else): once per receive, once per batch for
 /// [`recv_many`](ipc_core::RecvManyExt::recv_many), which takes every whole frame the
-/// ring holds, the small ones after the first with one copy, as slices of it).
+/// ring holds, the small ones after the first with one copy, as slices of it.
 ///
 /// An empty ring is looked at again for a short, adaptive while (in place for at most
 /// 5 µs per poll, then the task lets the runtime run before it looks again), then the
@@ -78,6 +79,9 @@ pub struct ShmReceiver {
     gather_left: usize,
     /// Bytes of a rejected frame still to skip.
     skip_left: u64,
+    /// The largest frame cut off `small`: under the frame limit, under
+    /// [`LARGE_FRAME`], and with its prefix no larger than the ring.
+    small_limit: usize,
     finished: bool,
     /// What followed the frames of a batch (a goodbye, a rejected frame, an error):
     /// the next item, kept for the next call.
@@ -95,6 +99,7 @@ impl ShmReceiver {
         info: ChannelInfo,
     ) -> Self {
         let max_frame = codec.max_frame();
+        let small_limit = max_frame.min(LARGE_FRAME - 1).min(ring.capacity() - 4);
         ShmReceiver {
             ring,
             bell,
@@ -105,6 +110,7 @@ impl ShmReceiver {
             small: BytesMut::new(),
             gather_left: 0,
             skip_left: 0,
+            small_limit,
             finished: false,
             held: None,
             peer_closed,
@@ -118,7 +124,22 @@ impl ShmReceiver {
     /// gathered), which [`take`](Self::take) sees to.
     #[inline]
     fn take_frame(&mut self) -> Result<Option<Bytes>, Corrupt> {
-        if self.skip_left > 0 || self.gather_left > 0 || self.ring.available_for(4)? < 4 {
+        if self.skip_left > 0 || self.gather_left > 0 {
+            return Ok(None);
+        }
+        if let Some(len) =
+            self.ring
+                .take_frame_into(self.small_limit, &mut self.small, RECV_BUFFER)?
+        {
+            // Small frames are cut off one shared buffer: an allocation per
+            // `RECV_BUFFER` bytes received, not per frame.
+            return Ok(Some(if len == 0 {
+                Bytes::new()
+            } else {
+                self.small.split().freeze()
+            }));
+        }
+        if self.ring.available_for(4)? < 4 {
             return Ok(None);
         }
         let len = self.ring.peek_u32() as usize;

@@ -19,16 +19,20 @@
 //!   issues a sequentially consistent fence and loads the flag; if it is 1 it swaps in
 //!   0 and, if the swap returned 1, wakes the sleeper. One of the two fences always
 //!   sees the other's store, so a wake-up is never lost.
+//! - Where both processes can, the sleeper's fence is `membarrier` and the other
+//!   side's only a compiler fence (see [`crate::barrier`]): same guarantee, and the
+//!   busy path has no fence.
 //!
 //! This module has no `unsafe`; all shared-memory access is in [`crate::segment`].
 
 use std::fmt;
 use std::io;
-use std::sync::atomic::{fence, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytes::BytesMut;
 
+use crate::barrier::Barrier;
 use crate::segment::{Parked, Position, Ring, Segment};
 
 /// The peer stored a position into shared memory that no correct peer can store: a
@@ -101,12 +105,19 @@ pub(crate) struct Producer {
     staged: u64,
     /// The reader's position as last loaded and checked.
     read_seen: u64,
+    /// How we fence around parking (see [`crate::barrier`]).
+    barrier: Barrier,
 }
 
 impl Producer {
-    /// The writing end of `ring` in `segment`, at position 0.
+    /// The writing end of `ring` in `segment`, at position 0. Says in the segment
+    /// whether we sleep heavily (before we ever sleep).
     pub(crate) fn new(segment: Arc<Segment>, ring: Ring) -> Self {
         let capacity = segment.capacity() as u64;
+        let barrier = Barrier::for_this_process();
+        segment
+            .heavy(ring, Parked::Writer)
+            .store(barrier.heavy_word(), Ordering::SeqCst);
         Producer {
             segment,
             ring,
@@ -114,6 +125,7 @@ impl Producer {
             write: 0,
             staged: 0,
             read_seen: 0,
+            barrier,
         }
     }
 
@@ -195,6 +207,7 @@ impl Producer {
             Position::Write,
             self.write,
             Parked::Reader,
+            self.barrier,
         )
     }
 
@@ -205,7 +218,13 @@ impl Producer {
         let segment = self.segment.clone();
         let flag = segment.parked(self.ring, Parked::Writer);
         flag.store(1, Ordering::SeqCst);
-        fence(Ordering::SeqCst);
+        if !self
+            .barrier
+            .before_sleep(segment.heavy(self.ring, Parked::Writer))
+        {
+            flag.store(0, Ordering::Relaxed);
+            return Ok(false);
+        }
         self.load_read()?;
         if self.room() >= need.max(1) {
             flag.store(0, Ordering::Relaxed);
@@ -254,12 +273,19 @@ pub(crate) struct Consumer {
     taken: u64,
     /// The writer's position as last loaded and checked.
     write_seen: u64,
+    /// How we fence around parking (see [`crate::barrier`]).
+    barrier: Barrier,
 }
 
 impl Consumer {
-    /// The reading end of `ring` in `segment`, at position 0.
+    /// The reading end of `ring` in `segment`, at position 0. Says in the segment
+    /// whether we sleep heavily (before we ever sleep).
     pub(crate) fn new(segment: Arc<Segment>, ring: Ring) -> Self {
         let capacity = segment.capacity() as u64;
+        let barrier = Barrier::for_this_process();
+        segment
+            .heavy(ring, Parked::Reader)
+            .store(barrier.heavy_word(), Ordering::SeqCst);
         Consumer {
             segment,
             ring,
@@ -267,6 +293,7 @@ impl Consumer {
             read: 0,
             taken: 0,
             write_seen: 0,
+            barrier,
         }
     }
 
@@ -332,6 +359,52 @@ impl Consumer {
         u32::from_be_bytes(raw)
     }
 
+    /// The usual receive in one step: if the next frame (length prefix, payload) is
+    /// there whole and its payload has at most `limit` bytes, take it, append the
+    /// payload to `dst` (first growing `dst` by at least `chunk` bytes if it has too
+    /// little room) and give its length. `Ok(None)`: anything else (the frame is not
+    /// there whole yet, or it is larger, or it is a goodbye), with nothing taken.
+    ///
+    /// # Panics
+    ///
+    /// If `limit + 4` exceeds the capacity (a bug in this crate).
+    #[inline]
+    pub(crate) fn take_frame_into(
+        &mut self,
+        limit: usize,
+        dst: &mut BytesMut,
+        chunk: usize,
+    ) -> Result<Option<usize>, Corrupt> {
+        assert!(
+            limit + 4 <= self.capacity as usize,
+            "frame limit past the ring"
+        );
+        if self.available() < 4 {
+            self.load_write()?;
+            if self.available() < 4 {
+                return Ok(None);
+            }
+        }
+        let mut prefix = [0u8; 4];
+        self.segment.copy_out(self.ring, self.taken, &mut prefix);
+        let len = u32::from_be_bytes(prefix) as usize;
+        if len > limit {
+            return Ok(None);
+        }
+        if self.available() < 4 + len {
+            self.load_write()?;
+            if self.available() < 4 + len {
+                return Ok(None);
+            }
+        }
+        if dst.capacity() - dst.len() < len {
+            dst.reserve(chunk.max(len));
+        }
+        self.segment.append_out(self.ring, self.taken + 4, dst, len);
+        self.taken += 4 + len as u64;
+        Ok(Some(len))
+    }
+
     /// Take `len` bytes, appended to `dst`.
     ///
     /// # Panics
@@ -369,6 +442,7 @@ impl Consumer {
             Position::Read,
             self.read,
             Parked::Writer,
+            self.barrier,
         )
     }
 
@@ -386,7 +460,13 @@ impl Consumer {
         let segment = self.segment.clone();
         let flag = segment.parked(self.ring, Parked::Reader);
         flag.store(1, Ordering::SeqCst);
-        fence(Ordering::SeqCst);
+        if !self
+            .barrier
+            .before_sleep(segment.heavy(self.ring, Parked::Reader))
+        {
+            flag.store(0, Ordering::Relaxed);
+            return Ok(false);
+        }
         self.load_write()?;
         if self.available() >= need.max(1) {
             flag.store(0, Ordering::Relaxed);
@@ -413,13 +493,21 @@ impl Consumer {
 }
 
 /// Store our new position `value` (`ours`), then, after the fence the parking protocol
-/// needs (see the module docs), look at the other side's parked flag (`theirs`): if it
-/// is raised, lower it and say the other side must be woken (once: the swap makes only
-/// one waker win).
+/// needs (see the module docs; none but a compiler fence if the other side sleeps
+/// heavily, see [`crate::barrier`]), look at the other side's parked flag (`theirs`):
+/// if it is raised, lower it and say the other side must be woken (once: the swap
+/// makes only one waker win).
 #[inline]
-fn announce(segment: &Segment, ring: Ring, ours: Position, value: u64, theirs: Parked) -> bool {
+fn announce(
+    segment: &Segment,
+    ring: Ring,
+    ours: Position,
+    value: u64,
+    theirs: Parked,
+    barrier: Barrier,
+) -> bool {
     segment.position(ring, ours).store(value, Ordering::Release);
-    fence(Ordering::SeqCst);
+    barrier.announce(segment.heavy(ring, theirs).load(Ordering::Relaxed) == 1);
     let flag = segment.parked(ring, theirs);
     flag.load(Ordering::Relaxed) != 0 && flag.swap(0, Ordering::AcqRel) != 0
 }
@@ -562,6 +650,33 @@ mod tests {
         p.discard_staged();
         assert!(!p.publish(), "nothing staged: nothing to publish");
         assert_eq!(c.available_for(1).expect("look"), 0);
+    }
+
+    /// Each end says in the segment, when it is made, whether it sleeps with
+    /// `membarrier`: where the kernel offers it (as here, unless the mode is off), both
+    /// ends do, so each announces to the other with no fence.
+    #[test]
+    fn each_end_says_whether_it_sleeps_heavily() {
+        let (_p, _c, segment) = rings(4096);
+        let ours = Barrier::for_this_process().heavy_word();
+        let reader = segment.heavy(Ring::FromCreator, Parked::Reader);
+        let writer = segment.heavy(Ring::FromCreator, Parked::Writer);
+        assert_eq!(reader.load(Ordering::SeqCst), ours);
+        assert_eq!(writer.load(Ordering::SeqCst), ours);
+        use rustix::thread::{membarrier_query, MembarrierQuery};
+        let offered = membarrier_query().contains(
+            MembarrierQuery::GLOBAL_EXPEDITED | MembarrierQuery::REGISTER_GLOBAL_EXPEDITED,
+        );
+        if offered && std::env::var_os(crate::MEMBARRIER_ENV).is_none() {
+            assert_eq!(ours, 1, "membarrier is offered, so the ends sleep heavily");
+        }
+        // The other ring's words are its own ends' business: untouched here.
+        assert_eq!(
+            segment
+                .heavy(Ring::FromOpener, Parked::Reader)
+                .load(Ordering::SeqCst),
+            0
+        );
     }
 
     #[test]

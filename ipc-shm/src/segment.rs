@@ -17,8 +17,9 @@
 //! the other way. A control block holds four fields, each on its own 128-byte line:
 //! `write` (`u64` at +0, bytes ever written, stored by the writer), `read` (`u64` at
 //! +128, bytes ever read, stored by the reader), `reader_parked` (`u32` at +256) and
-//! `writer_parked` (`u32` at +384). Byte `i` of the stream is at data offset
-//! `i mod capacity`.
+//! `writer_parked` (`u32` at +384), each parked flag followed by its side's heavy word
+//! (`reader_heavy` at +260, `writer_heavy` at +388; see [`crate::barrier`]). Byte `i`
+//! of the stream is at data offset `i mod capacity`.
 //!
 //! What this module guarantees whatever the peer writes into the segment: it never
 //! reads or writes outside the mapping, and it never forms a Rust reference to memory
@@ -64,6 +65,10 @@ pub(crate) const READ_AT: usize = 128;
 pub(crate) const READER_PARKED_AT: usize = 256;
 /// Offset of `writer_parked` in a control block.
 pub(crate) const WRITER_PARKED_AT: usize = 384;
+/// Offset of `reader_heavy` in a control block (see [`crate::barrier`]).
+pub(crate) const READER_HEAVY_AT: usize = 260;
+/// Offset of `writer_heavy` in a control block (see [`crate::barrier`]).
+pub(crate) const WRITER_HEAVY_AT: usize = 388;
 
 /// The seals a segment must carry before we map one we did not create: its size is
 /// fixed for good, so the peer cannot make our accesses fault by truncating it.
@@ -285,6 +290,19 @@ impl Segment {
         let offset = match which {
             Parked::Reader => READER_PARKED_AT,
             Parked::Writer => WRITER_PARKED_AT,
+        };
+        let ptr = self.control(ring, offset).cast::<u32>();
+        // SAFETY: as for `position`: 4 bytes inside the mapping, 4-aligned, accessed
+        // only atomically by both processes.
+        unsafe { AtomicU32::from_ptr(ptr) }
+    }
+
+    /// A side's heavy word of a ring's control block (1: that side sleeps with
+    /// `membarrier`, see [`crate::barrier`]), as an atomic.
+    pub(crate) fn heavy(&self, ring: Ring, which: Parked) -> &AtomicU32 {
+        let offset = match which {
+            Parked::Reader => READER_HEAVY_AT,
+            Parked::Writer => WRITER_HEAVY_AT,
         };
         let ptr = self.control(ring, offset).cast::<u32>();
         // SAFETY: as for `position`: 4 bytes inside the mapping, 4-aligned, accessed

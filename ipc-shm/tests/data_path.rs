@@ -2,7 +2,8 @@
 //! around the ring's capacity and its end arrive whole and in order; `recv_many`
 //! takes every whole frame there is and keeps what follows them (a goodbye) for the
 //! next call; a send cancelled while its frame waits for room is finished by the next
-//! one; frames fed but never flushed are never seen.
+//! one; frames fed but never flushed are never seen; a received frame's room is free
+//! at once, as on a socket.
 
 use std::future::Future;
 use std::pin::pin;
@@ -181,4 +182,46 @@ async fn a_loop_of_sends_that_never_waits_lets_other_tasks_run() {
         a.send(Bytes::from_static(b"tick....")).await.expect("send");
     }
     panic!("8000 sends without letting another task run");
+}
+
+/// As on a socket, taking a frame frees its room at once: a send that needs that room,
+/// started after the receive, finishes even though the receiver, after that one
+/// receive, waits for something else (here: word from the sender that its send is
+/// done). A receiver that kept the room until its next receive would deadlock here.
+#[tokio::test(flavor = "current_thread")]
+async fn a_received_frame_frees_its_room_for_a_later_send_at_once() {
+    let (a, mut b) = ipc_shm::pair_with_ring_size(&Options::default(), SMALL_RING).expect("pair");
+    let (full_tx, full_rx) = tokio::sync::oneshot::channel();
+    let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
+    let (sent_tx, sent_rx) = tokio::sync::oneshot::channel();
+    let sender = tokio::spawn(async move {
+        let mut a = a;
+        // Four frames of 1000 bytes (4 016 with their prefixes) fill the 4 096-byte
+        // ring: the fifth needs the room of the first.
+        for seq in 0..4 {
+            a.send(frame(seq, 1000)).await.expect("send");
+        }
+        full_tx.send(()).expect("the test waits");
+        go_rx.await.expect("the test says go");
+        a.send(frame(4, 1000)).await.expect("send");
+        sent_tx.send(()).expect("the test waits");
+        a
+    });
+    full_rx.await.expect("the ring filled");
+    let first = tokio::time::timeout(GUARD, b.recv())
+        .await
+        .expect("in time")
+        .expect("recv")
+        .expect("a frame");
+    assert!(first == frame(0, 1000), "the first frame");
+    go_tx.send(()).expect("the sender waits");
+    tokio::time::timeout(GUARD, sent_rx)
+        .await
+        .expect("the fifth send finished: the first frame's room was given back")
+        .expect("sender");
+    for seq in 1..5 {
+        let got = b.recv().await.expect("recv").expect("a frame");
+        assert!(got == frame(seq, 1000), "frame {seq}");
+    }
+    let _a = sender.await.expect("sender");
 }

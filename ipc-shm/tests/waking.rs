@@ -1,7 +1,9 @@
 //! Waking: a side that went to sleep on an empty (or full) ring is always woken when
 //! the other side acts, whatever the timing (no lost wake-up: the exchanges below pause
 //! at random, shorter and longer than the spin, so both sides park and unpark in every
-//! order); and a side that waits costs no CPU once its spin is over.
+//! order), whether both processes use the asymmetric fence (`membarrier`, see
+//! [`ipc_shm::MEMBARRIER_ENV`]) or only one does; and a side that waits costs no CPU once
+//! its spin is over.
 
 use std::time::{Duration, SystemTime};
 
@@ -108,12 +110,30 @@ fn seed() -> u64 {
     u64::from(nanos)
 }
 
-#[tokio::test(flavor = "current_thread")]
-async fn a_ping_pong_with_random_pauses_never_loses_a_wake_up() {
+/// The child's command: its fences as this process's (`Both`), or, for a peer that
+/// fences on both sides while we sleep with `membarrier` (`Mixed`: an older peer, or one
+/// with the asymmetric fence off), with [`ipc_shm::MEMBARRIER_ENV`] off.
+fn child_with(role: Role, fences: Fences) -> std::process::Command {
+    let mut cmd = child_command(role);
+    if fences == Fences::Mixed {
+        cmd.env(ipc_shm::MEMBARRIER_ENV, "off");
+    }
+    cmd
+}
+
+/// Whether parent and child fence alike (see [`child_with`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fences {
+    Both,
+    Mixed,
+}
+
+async fn ping_pong_with_random_pauses(fences: Fences) {
     let seed = seed();
-    let (mut child, mut ch) = ipc_shm::spawn(child_command(Role::PausingEcho), &Options::default())
-        .await
-        .expect("spawn");
+    let (mut child, mut ch) =
+        ipc_shm::spawn(child_with(Role::PausingEcho, fences), &Options::default())
+            .await
+            .expect("spawn");
     let mut rng = Rng::new(seed);
     tokio::time::timeout(GUARD, async {
         for i in 0..ROUND_TRIPS {
@@ -126,20 +146,22 @@ async fn a_ping_pong_with_random_pauses_never_loses_a_wake_up() {
         }
     })
     .await
-    .unwrap_or_else(|_| panic!("a round trip hung (a lost wake-up?); seed {seed}"));
+    .unwrap_or_else(|_| panic!("a round trip hung (a lost wake-up?); seed {seed}, {fences:?}"));
     ch.close().await.expect("close");
     assert_eq!(ch.recv().await.expect("the goodbye"), None);
     assert!(child.wait().await.expect("wait").success());
 }
 
-#[tokio::test(flavor = "current_thread")]
-async fn a_stream_through_a_small_ring_with_a_pausing_reader_never_loses_a_wake_up() {
+async fn stream_with_a_pausing_reader(fences: Fences) {
     let seed = seed();
     // A 4 KiB ring fills at once: the sender parks on it again and again.
-    let (mut child, mut ch) =
-        ipc_shm::spawn_with_ring_size(child_command(Role::PausingSink), &Options::default(), 4096)
-            .await
-            .expect("spawn");
+    let (mut child, mut ch) = ipc_shm::spawn_with_ring_size(
+        child_with(Role::PausingSink, fences),
+        &Options::default(),
+        4096,
+    )
+    .await
+    .expect("spawn");
     let mut rng = Rng::new(seed);
     tokio::time::timeout(GUARD, async {
         for i in 0..STREAMED {
@@ -156,8 +178,30 @@ async fn a_stream_through_a_small_ring_with_a_pausing_reader_never_loses_a_wake_
         assert_eq!(ch.recv().await.expect("the goodbye"), None);
     })
     .await
-    .unwrap_or_else(|_| panic!("the stream hung (a lost wake-up?); seed {seed}"));
+    .unwrap_or_else(|_| panic!("the stream hung (a lost wake-up?); seed {seed}, {fences:?}"));
     assert!(child.wait().await.expect("wait").success());
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_ping_pong_with_random_pauses_never_loses_a_wake_up() {
+    ping_pong_with_random_pauses(Fences::Both).await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_stream_through_a_small_ring_with_a_pausing_reader_never_loses_a_wake_up() {
+    stream_with_a_pausing_reader(Fences::Both).await;
+}
+
+/// The same with a child that fences on both sides: the asymmetric fence works with
+/// a peer that does not use it, in both roles.
+#[tokio::test(flavor = "current_thread")]
+async fn a_ping_pong_with_a_peer_that_always_fences_never_loses_a_wake_up() {
+    ping_pong_with_random_pauses(Fences::Mixed).await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_stream_with_a_reader_that_always_fences_never_loses_a_wake_up() {
+    stream_with_a_pausing_reader(Fences::Mixed).await;
 }
 
 /// CPU time this thread has used.
