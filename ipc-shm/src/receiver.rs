@@ -118,28 +118,37 @@ impl ShmReceiver {
         }
     }
 
-    /// The usual case, kept small: take the next frame if it is there whole, within
-    /// the frame limit and the ring. `Ok(None)`: anything else (not there yet, a
-    /// goodbye, a frame over the limit or larger than the ring, one being skipped or
-    /// gathered), which [`take`](Self::take) sees to.
+    /// The next frame if it is there whole and small (under [`LARGE_FRAME`] and the
+    /// frame limit), copied out as a slice of `small`. `Ok(None)`: anything else, with
+    /// nothing taken.
     #[inline]
-    fn take_frame(&mut self) -> Result<Option<Bytes>, Corrupt> {
+    fn take_small_frame(&mut self) -> Result<Option<Bytes>, Corrupt> {
         if self.skip_left > 0 || self.gather_left > 0 {
             return Ok(None);
         }
-        if let Some(len) =
-            self.ring
-                .take_frame_into(self.small_limit, &mut self.small, RECV_BUFFER)?
-        {
-            // Small frames are cut off one shared buffer: an allocation per
-            // `RECV_BUFFER` bytes received, not per frame.
-            return Ok(Some(if len == 0 {
+        let taken = self
+            .ring
+            .take_frame_into(self.small_limit, &mut self.small, RECV_BUFFER)?;
+        // Cut off one shared buffer: an allocation per `RECV_BUFFER` bytes received,
+        // not per frame.
+        Ok(taken.map(|len| {
+            if len == 0 {
                 Bytes::new()
             } else {
                 self.small.split().freeze()
-            }));
+            }
+        }))
+    }
+
+    /// Take the next frame if it is there whole, within the frame limit and the ring.
+    /// `Ok(None)`: anything else (not there yet, a goodbye, a frame over the limit or
+    /// larger than the ring, one being skipped or gathered), which
+    /// [`take`](Self::take) sees to.
+    fn take_frame(&mut self) -> Result<Option<Bytes>, Corrupt> {
+        if let Some(frame) = self.take_small_frame()? {
+            return Ok(Some(frame));
         }
-        if self.ring.available_for(4)? < 4 {
+        if self.skip_left > 0 || self.gather_left > 0 || self.ring.available_for(4)? < 4 {
             return Ok(None);
         }
         let len = self.ring.peek_u32() as usize;
@@ -433,6 +442,13 @@ impl Stream for ShmReceiver {
         // One unit of the task's cooperative budget per frame: a receive that is
         // always ready must still let other tasks (a signal handler, ...) run.
         let coop = ready!(tokio::task::coop::poll_proceed(cx));
+        // The usual case, kept short: a whole small frame is there.
+        if let Ok(Some(frame)) = this.take_small_frame() {
+            coop.made_progress();
+            this.waiter.done(&this.ring);
+            this.release();
+            return Poll::Ready(Some(Ok(frame)));
+        }
         let item = ready!(this.poll_item(cx));
         coop.made_progress();
         this.release();

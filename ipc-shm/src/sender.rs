@@ -231,6 +231,7 @@ impl ShmSender {
 
     /// Publish everything, the partial frame included; look for the reader's departure
     /// on one call in [`CHECK_BELL_EVERY`].
+    #[inline]
     fn poll_publish_all(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         if self.partial.is_some() {
             ready!(self.poll_stage_partial(cx))?;
@@ -245,6 +246,7 @@ impl ShmSender {
 
     /// Queue `frame` (its length prefix `prefix`): staged at once if it fits, else
     /// kept as the partial frame.
+    #[inline]
     fn queue(&mut self, prefix: [u8; 4], frame: Bytes) -> Result<()> {
         let whole = 4 + frame.len();
         let room = self
@@ -263,6 +265,7 @@ impl ShmSender {
         Ok(())
     }
 
+    #[inline]
     fn sink_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
         self.check()?;
         if self.partial.is_some() || self.ring.unpublished() >= PUBLISH_EVERY {
@@ -285,6 +288,7 @@ impl ShmSender {
         Poll::Ready(())
     }
 
+    #[inline]
     fn sink_start(&mut self, frame: Bytes) -> Result<()> {
         self.check()?;
         if self.partial.is_some() {
@@ -303,6 +307,7 @@ impl ShmSender {
         self.queue((frame.len() as u32).to_be_bytes(), frame)
     }
 
+    #[inline]
     fn sink_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
         if self.phase == Phase::Closed {
             return Poll::Ready(Ok(()));

@@ -198,7 +198,17 @@ impl Spin {
     /// The wait (if any) is over; `slept` says whether it had to go to sleep. Adapt the
     /// window and the hold to it (the wait's length is taken as of the last look at the
     /// clock, which [`wait`](Self::wait) does at least once per poll).
+    #[inline]
     pub(crate) fn done(&mut self, slept: bool) {
+        if self.since.is_none() {
+            // No wait began: the usual case of a busy channel.
+            return;
+        }
+        self.adapt(slept);
+    }
+
+    /// [`done`](Self::done) after a wait.
+    fn adapt(&mut self, slept: bool) {
         let Some(since) = self.since.take() else {
             return;
         };
