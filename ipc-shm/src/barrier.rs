@@ -25,6 +25,9 @@
 //! - **Who is light**: an announcer skips its fence only if its own process is
 //!   registered and the other side's heavy word is 1. A peer that never sets the word
 //!   (an older one, or one with the mode off) keeps every fence on both sides.
+//! - **Registering** happens once per process, when it makes its first ring end: 50 µs
+//!   in a single-threaded process here, about 12 ms in a multi-threaded one (the kernel
+//!   then waits for an RCU grace period), on the thread that makes the channel.
 //! - **Cost**: a sleeper pays one system call (about 0.6 µs here) plus an
 //!   inter-processor interrupt to each CPU then running a registered process. Sleeping
 //!   comes after the spin, off the busy path; but a host with many registered processes
