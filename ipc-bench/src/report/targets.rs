@@ -20,7 +20,10 @@
 //! (`raw-pipe-epoll` for `raw-pipe`, ...), the check carries a [`Floor`]: information,
 //! not a target — how far the epoll floor itself is from the blocking baseline in this
 //! run, and how far the transport is from the epoll floor. A miss that the epoll floor
-//! shares is the cost of waiting in `epoll_wait`, measured, not the toolkit's.
+//! shares is the cost of waiting in `epoll_wait`, measured, not the toolkit's. Where the
+//! baseline also has a tokio floor (`raw-socketpair-tokio`, `raw-pipe-tokio`,
+//! `raw-tcp-tokio`), the same for it: a miss that the tokio floor shares is the cost of
+//! tokio itself, which no channel built on tokio can go below.
 
 use serde::Serialize;
 
@@ -80,6 +83,15 @@ pub(crate) struct Floor {
     pub epoll_vs_blocking: Option<f64>,
     /// The transport's figure / the epoll floor's.
     pub subject_vs_epoll: Option<f64>,
+    /// The tokio floor's runner (`raw-pipe-tokio`), when the baseline has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tokio: Option<String>,
+    /// The tokio floor's figure / the blocking baseline's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tokio_vs_blocking: Option<f64>,
+    /// The transport's figure / the tokio floor's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject_vs_tokio: Option<f64>,
 }
 
 fn check(subject: &str, target: String, value: Option<f64>, limit: f64, at_most: bool) -> Check {
@@ -130,6 +142,9 @@ pub(crate) fn check_rows(rows: &[Row]) -> Vec<Check> {
         let epoll = RawKind::from_name(base)
             .and_then(RawKind::epoll_floor)
             .and_then(|k| find(k.name(), SMALL));
+        let tokio = RawKind::from_name(base)
+            .and_then(RawKind::tokio_floor)
+            .and_then(|k| find(k.name(), SMALL));
         let blocking = find(base, SMALL);
         let floor = |figure: RttFigure| {
             epoll.map(|epoll| Floor {
@@ -138,6 +153,11 @@ pub(crate) fn check_rows(rows: &[Row]) -> Vec<Check> {
                 blocking: base.to_string(),
                 epoll_vs_blocking: ratio(figure.of(Some(epoll)), figure.of(blocking)),
                 subject_vs_epoll: ratio(figure.of(Some(row)), figure.of(Some(epoll))),
+                tokio: tokio.map(|t| t.runner.clone()),
+                tokio_vs_blocking: tokio
+                    .and_then(|t| ratio(figure.of(Some(t)), figure.of(blocking))),
+                subject_vs_tokio: tokio
+                    .and_then(|t| ratio(figure.of(Some(row)), figure.of(Some(t)))),
             })
         };
         out.push(Check {

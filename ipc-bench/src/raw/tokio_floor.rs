@@ -1,0 +1,229 @@
+//! The tokio floor: the smallest tokio program doing the blocking baseline's round
+//! trip — what any channel built on tokio pays before its own code runs.
+//!
+//! Each side builds a `current_thread` runtime with every driver enabled (I/O and
+//! time: a channel needs timers; [`IO_ONLY_ENV`] set to `1` in the parent's
+//! environment, which the child inherits, enables the I/O driver only, to measure the
+//! time driver's share) and turns the baseline's ends into tokio's types:
+//! `tokio::net::UnixStream`, `tokio::net::TcpStream` (`TCP_NODELAY`, as the baseline),
+//! or `tokio::net::unix::pipe` for the pipe pair. The parent `write_all`s one frame (a
+//! `u32` big-endian length and the payload, laid out once before the loop), then
+//! `read_exact`s the echo's length and payload into a reused buffer; the child reads a
+//! frame into a reused buffer and `write_all`s it back as it came. Reads go through a
+//! 128 KiB `tokio::io::BufReader` like the blocking baseline's, so a whole frame costs
+//! one `read`, and tokio clears readiness after a short read itself (no `EAGAIN` read).
+//! No framing library, no allocation per message. Round trips only.
+
+use std::time::Instant;
+
+use anyhow::{anyhow, Context, Result};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::net::unix::pipe;
+
+use super::Ends;
+use crate::roles::Job;
+use crate::stats::{self, Measurement};
+use crate::workload::{payload, Cell, Workload};
+
+/// Set to `1` to build the tokio floor's runtimes with the I/O driver only.
+pub(crate) const IO_ONLY_ENV: &str = "IPC_BENCH_TOKIO_IO_ONLY";
+
+/// Read buffer size, as the blocking baseline's (`wire::Conn`).
+const READ_BUF: usize = 128 * 1024;
+
+/// The length prefix.
+const HEAD: usize = 4;
+
+/// Whether [`IO_ONLY_ENV`] asks for the I/O driver only.
+pub(crate) fn io_only() -> bool {
+    std::env::var(IO_ONLY_ENV).is_ok_and(|v| v == "1")
+}
+
+/// The runtime of either side: `current_thread`, every driver unless [`io_only`].
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_current_thread();
+    if io_only() {
+        builder.enable_io();
+    } else {
+        builder.enable_all();
+    }
+    builder
+        .build()
+        .context("building the tokio floor's runtime")
+}
+
+/// The ends as tokio types (inside the runtime: registration needs its I/O driver).
+enum TokioEnds {
+    Unix(tokio::net::UnixStream),
+    Tcp(tokio::net::TcpStream),
+    Pipe(pipe::Receiver, pipe::Sender),
+}
+
+impl TokioEnds {
+    fn new(ends: Ends) -> Result<TokioEnds> {
+        Ok(match ends {
+            Ends::Unix(sock) => {
+                sock.set_nonblocking(true).context("set_nonblocking")?;
+                TokioEnds::Unix(tokio::net::UnixStream::from_std(sock).context("registering")?)
+            }
+            Ends::Tcp(stream) => {
+                stream.set_nonblocking(true).context("set_nonblocking")?;
+                TokioEnds::Tcp(tokio::net::TcpStream::from_std(stream).context("registering")?)
+            }
+            Ends::Files { read, write } => TokioEnds::Pipe(
+                pipe::Receiver::from_file(read).context("registering the read pipe")?,
+                pipe::Sender::from_file(write).context("registering the write pipe")?,
+            ),
+        })
+    }
+}
+
+/// Call `$body` with `$r` and `$w`, the read and write halves of `$ends` (borrowed
+/// halves for sockets: no `Arc`, no lock).
+macro_rules! with_halves {
+    ($ends:expr, |$r:ident, $w:ident| $body:expr) => {
+        match $ends {
+            TokioEnds::Unix(mut s) => {
+                let ($r, $w) = s.split();
+                $body.await
+            }
+            TokioEnds::Tcp(mut s) => {
+                let ($r, $w) = s.split();
+                $body.await
+            }
+            TokioEnds::Pipe($r, $w) => $body.await,
+        }
+    };
+}
+
+/// The parent: time `cell`'s round trips (an echoing child) over `ends`.
+pub(crate) fn round_trips(ends: Ends, cell: &Cell) -> Result<Measurement> {
+    if !matches!(cell.workload, Workload::RoundTrip { .. }) {
+        return Err(anyhow!("the tokio floor measures round trips only"));
+    }
+    runtime()?.block_on(async {
+        let ends = TokioEnds::new(ends)?;
+        with_halves!(ends, |r, w| parent_loop(r, w, cell))
+    })
+}
+
+async fn parent_loop<R, W>(read: R, mut write: W, cell: &Cell) -> Result<Measurement>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let msg = payload(cell.size);
+    let len = u32::try_from(msg.len()).context("the payload is too large for a u32 length")?;
+    let mut frame = Vec::with_capacity(HEAD + msg.len());
+    frame.extend_from_slice(&len.to_be_bytes());
+    frame.extend_from_slice(&msg);
+    let mut read = BufReader::with_capacity(READ_BUF, read);
+    let mut head = [0u8; HEAD];
+    let mut echo = vec![0u8; msg.len()];
+    let mut h = stats::histogram()?;
+    for i in 0..cell.warmup + cell.count {
+        let start = Instant::now();
+        write.write_all(&frame).await.context("sending")?;
+        read.read_exact(&mut head).await.context("receiving")?;
+        if u32::from_be_bytes(head) != len {
+            return Err(anyhow!("the raw child answered with other bytes"));
+        }
+        read.read_exact(&mut echo).await.context("receiving")?;
+        let took = start.elapsed();
+        if i >= cell.warmup {
+            stats::record(&mut h, took)?;
+        }
+    }
+    Ok(Measurement::Latency(h))
+}
+
+/// The child: echo every frame until the parent closes (`job` must be an echo).
+pub(crate) fn serve(ends: Ends, job: &Job) -> Result<()> {
+    if *job != Job::Echo {
+        return Err(anyhow!(
+            "the tokio floor measures round trips only: job {job}"
+        ));
+    }
+    runtime()?.block_on(async {
+        let ends = TokioEnds::new(ends)?;
+        with_halves!(ends, |r, w| echo_loop(r, w))
+    })
+}
+
+async fn echo_loop<R, W>(read: R, mut write: W) -> Result<()>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut read = BufReader::with_capacity(READ_BUF, read);
+    let mut frame = Vec::new();
+    // A clean end of stream between frames: the parent is done.
+    while !read.fill_buf().await.context("receiving")?.is_empty() {
+        frame.resize(HEAD, 0);
+        read.read_exact(&mut frame).await.context("receiving")?;
+        let len = u32::from_be_bytes([frame[0], frame[1], frame[2], frame[3]]) as usize;
+        frame.resize(HEAD + len, 0);
+        read.read_exact(&mut frame[HEAD..])
+            .await
+            .context("receiving")?;
+        write.write_all(&frame).await.context("echoing")?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs::File;
+    use std::os::unix::net::UnixStream;
+
+    fn cell(size: usize) -> Cell {
+        Cell {
+            workload: Workload::RoundTrip { pinned: false },
+            size,
+            warmup: 2,
+            count: 20,
+        }
+    }
+
+    #[test]
+    fn round_trips_against_an_echo_over_a_socketpair_and_a_pipe_pair() {
+        // 64 B, and a frame larger than a pipe's 64 KiB buffer (partial writes).
+        for size in [64, 70_000] {
+            let (ours, theirs) = UnixStream::pair().expect("socketpair");
+            let echo = std::thread::spawn(move || serve(Ends::Unix(theirs), &Job::Echo));
+            match round_trips(Ends::Unix(ours), &cell(size)).expect("round trips") {
+                Measurement::Latency(h) => assert_eq!(h.len(), 20),
+                Measurement::Throughput { .. } => panic!("round trips gave a throughput"),
+            }
+            echo.join().expect("echo thread").expect("echo");
+
+            let (down_r, down_w) = nix::unistd::pipe().expect("pipe");
+            let (up_r, up_w) = nix::unistd::pipe().expect("pipe");
+            let theirs = Ends::Files {
+                read: File::from(down_r),
+                write: File::from(up_w),
+            };
+            let echo = std::thread::spawn(move || serve(theirs, &Job::Echo));
+            let ours = Ends::Files {
+                read: File::from(up_r),
+                write: File::from(down_w),
+            };
+            match round_trips(ours, &cell(size)).expect("round trips") {
+                Measurement::Latency(h) => assert_eq!(h.len(), 20),
+                Measurement::Throughput { .. } => panic!("round trips gave a throughput"),
+            }
+            echo.join().expect("echo thread").expect("echo");
+        }
+    }
+
+    #[test]
+    fn streaming_is_refused() {
+        let (ours, _theirs) = UnixStream::pair().expect("socketpair");
+        let streaming = Cell {
+            workload: Workload::Stream,
+            ..cell(64)
+        };
+        assert!(round_trips(Ends::Unix(ours), &streaming).is_err());
+    }
+}
