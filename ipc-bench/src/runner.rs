@@ -149,7 +149,7 @@ pub(crate) fn runners(node: Option<&Node>, iceoryx2: bool, only: &[String]) -> V
         });
     }
     for kind in RawKind::ALL {
-        let io_only = kind.wiring().1 == raw::Wait::Tokio && raw::tokio_floor::io_only();
+        let io_only = matches!(kind.wiring().1, raw::Wait::Tokio(_)) && raw::tokio_floor::io_only();
         out.push(Runner {
             name: kind.name().to_string(),
             kind: Kind::Raw(kind),

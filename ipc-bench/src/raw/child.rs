@@ -80,8 +80,8 @@ pub(crate) fn serve_child(kind: RawKind, job: &Job) -> Result<()> {
     }
     let ends = child_ends(kind)?;
     let wait = kind.wiring().1;
-    if wait == Wait::Tokio {
-        return tokio_floor::serve(ends, job);
+    if let Wait::Tokio(registration) = wait {
+        return tokio_floor::serve(ends, registration, job);
     }
     let mut conn = ends.into_conn(wait, kind.framing())?;
     let mut buf = Vec::new();

@@ -13,7 +13,8 @@
 //! | `raw-socketpair-spin` | as `raw-socketpair`, non-blocking, both ends spinning on `read` (with `sched_yield`) | `u32` BE length |
 //! | `raw-pipe-spin` | as `raw-pipe`, non-blocking, both ends spinning on `read` (with `sched_yield`) | `u32` BE length |
 //! | `raw-socketpair-epoll`, `raw-pipe-epoll`, `raw-fifo-epoll`, `raw-tcp-epoll`, `raw-stdio-epoll` | as the blocking baseline, non-blocking, each side waiting in `epoll_wait` before a read (see [`epoll`]); round trips only | as the blocking baseline |
-//! | `raw-socketpair-tokio`, `raw-pipe-tokio`, `raw-tcp-tokio` | as the blocking baseline, each side a tokio `current_thread` runtime (`enable_all`) doing `write_all` + `read_exact` (see [`tokio_floor`]); round trips only | `u32` BE length |
+//! | `raw-socketpair-tokio`, `raw-pipe-tokio`, `raw-tcp-tokio` | as the blocking baseline, each side a tokio `current_thread` runtime (`enable_all`) doing `write_all` + `read_exact` on tokio's types (see [`tokio_floor`]); round trips only | `u32` BE length |
+//! | `raw-socketpair-tokio-fd` | as `raw-socketpair-tokio`, the socket registered for read readiness only (`AsyncFd`), writes straight to the fd (see [`tokio_floor`]); round trips only | `u32` BE length |
 //!
 //! Every frame of the stream baselines is written with one `writev` (see [`wire`]). The child is this binary
 //! re-executed with [`ROLE_ENV`](crate::roles::ROLE_ENV) naming the baseline.
@@ -48,6 +49,7 @@ use crate::stats::{self, Measurement};
 use crate::workload::{payload, Cell, Workload};
 use epoll::{EpollRead, PollWrite};
 use tempfile::TempDir;
+use tokio_floor::Registration;
 use wire::{Conn, Framing, Spin};
 
 /// Names the FIFO directory for a `raw-fifo` child.
@@ -100,6 +102,8 @@ pub(crate) enum RawKind {
     PipeTokio,
     /// [`Tcp`](RawKind::Tcp) driven by a tokio runtime.
     TcpTokio,
+    /// [`SocketpairTokio`](RawKind::SocketpairTokio) registered for read readiness only.
+    SocketpairTokioFd,
 }
 
 /// How the ends of a stream baseline wait for their peer.
@@ -111,13 +115,14 @@ pub(crate) enum Wait {
     Spin,
     /// Non-blocking, waiting in `epoll_wait` (see [`epoll`]).
     Epoll,
-    /// Non-blocking, driven by a tokio `current_thread` runtime (see [`tokio_floor`]).
-    Tokio,
+    /// Non-blocking, driven by a tokio `current_thread` runtime, registered as said
+    /// (see [`tokio_floor`]).
+    Tokio(Registration),
 }
 
 impl RawKind {
     /// Every baseline, in report order.
-    pub(crate) const ALL: [RawKind; 16] = [
+    pub(crate) const ALL: [RawKind; 17] = [
         RawKind::Socketpair,
         RawKind::Pipe,
         RawKind::Fifo,
@@ -134,6 +139,7 @@ impl RawKind {
         RawKind::SocketpairTokio,
         RawKind::PipeTokio,
         RawKind::TcpTokio,
+        RawKind::SocketpairTokioFd,
     ];
 
     /// The runner name (`raw-socketpair`, ...).
@@ -155,6 +161,7 @@ impl RawKind {
             RawKind::SocketpairTokio => "raw-socketpair-tokio",
             RawKind::PipeTokio => "raw-pipe-tokio",
             RawKind::TcpTokio => "raw-tcp-tokio",
+            RawKind::SocketpairTokioFd => "raw-socketpair-tokio-fd",
         }
     }
 
@@ -176,9 +183,13 @@ impl RawKind {
             Wait::Epoll => {
                 ", non-blocking, epoll_wait before each read (epoll floor; round trips only)"
             }
-            Wait::Tokio => {
-                ", tokio current_thread runtime (enable_all), write_all + read_exact, \
-                 no framing library (tokio floor; round trips only)"
+            Wait::Tokio(Registration::Net) => {
+                ", tokio current_thread runtime (enable_all), tokio::net types, write_all + \
+                 read_exact, no framing library (tokio floor; round trips only)"
+            }
+            Wait::Tokio(Registration::ReadInterest) => {
+                ", tokio current_thread runtime (enable_all), AsyncFd with read interest \
+                 only, writes straight to the fd (tokio floor; round trips only)"
             }
         };
         format!("{what}{how}")
@@ -195,9 +206,12 @@ impl RawKind {
             RawKind::FifoEpoll => (RawKind::Fifo, Wait::Epoll),
             RawKind::TcpEpoll => (RawKind::Tcp, Wait::Epoll),
             RawKind::StdioEpoll => (RawKind::Stdio, Wait::Epoll),
-            RawKind::SocketpairTokio => (RawKind::Socketpair, Wait::Tokio),
-            RawKind::PipeTokio => (RawKind::Pipe, Wait::Tokio),
-            RawKind::TcpTokio => (RawKind::Tcp, Wait::Tokio),
+            RawKind::SocketpairTokio => (RawKind::Socketpair, Wait::Tokio(Registration::Net)),
+            RawKind::PipeTokio => (RawKind::Pipe, Wait::Tokio(Registration::Net)),
+            RawKind::TcpTokio => (RawKind::Tcp, Wait::Tokio(Registration::Net)),
+            RawKind::SocketpairTokioFd => {
+                (RawKind::Socketpair, Wait::Tokio(Registration::ReadInterest))
+            }
             other => (other, Wait::Block),
         }
     }
@@ -209,17 +223,19 @@ impl RawKind {
             .find(|k| k.wiring() == (self, Wait::Epoll))
     }
 
-    /// The tokio floor of a blocking baseline (`raw-tcp` -> `raw-tcp-tokio`), if any.
-    pub(crate) fn tokio_floor(self) -> Option<RawKind> {
+    /// The tokio floors of a blocking baseline (`raw-tcp` -> `raw-tcp-tokio`), in
+    /// report order.
+    pub(crate) fn tokio_floors(self) -> Vec<RawKind> {
         RawKind::ALL
             .into_iter()
-            .find(|k| k.wiring() == (self, Wait::Tokio))
+            .filter(|k| matches!(k.wiring(), (wiring, Wait::Tokio(_)) if wiring == self))
+            .collect()
     }
 
     /// Whether this baseline measures round trips only (the epoll and tokio floors:
     /// they explain the latency targets; streaming is the blocking baseline's).
     pub(crate) fn round_trips_only(self) -> bool {
-        matches!(self.wiring().1, Wait::Epoll | Wait::Tokio)
+        matches!(self.wiring().1, Wait::Epoll | Wait::Tokio(_))
     }
 
     /// The baseline named `name`.
@@ -346,7 +362,7 @@ where
     }
     Ok(match wait {
         Wait::Block => Conn::new(Box::new(read), Box::new(write), framing),
-        Wait::Tokio => {
+        Wait::Tokio(_) => {
             return Err(anyhow!(
                 "a tokio floor has no blocking connection (see raw::tokio_floor)"
             ))
@@ -500,8 +516,8 @@ pub(crate) fn run_cell(kind: RawKind, cell: &Cell, cpu: usize) -> Result<Measure
         _dir,
     } = spawn(kind, &job, pin)?;
     let (_, wait) = kind.wiring();
-    let measured = if wait == Wait::Tokio {
-        tokio_floor::round_trips(ends, cell)
+    let measured = if let Wait::Tokio(registration) = wait {
+        tokio_floor::round_trips(ends, registration, cell)
     } else {
         ends.into_conn(wait, kind.framing())
             .and_then(|conn| measure(conn, cell))

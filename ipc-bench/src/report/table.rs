@@ -220,14 +220,16 @@ pub(crate) fn render_targets(targets: &[Check]) -> String {
                 x(f.subject_vs_epoll),
                 f.epoll,
             );
-            if let Some(tokio) = &f.tokio {
+            for tokio in &f.tokio {
                 let _ = write!(
                     out,
-                    "; {tokio} is {} {}; {} is {} {tokio}",
-                    x(f.tokio_vs_blocking),
+                    "; {} is {} {}; {} is {} {}",
+                    tokio.runner,
+                    x(tokio.vs_blocking),
                     f.blocking,
                     t.subject,
-                    x(f.subject_vs_tokio),
+                    x(tokio.subject_vs),
+                    tokio.runner,
                 );
             }
             out.push('\n');
