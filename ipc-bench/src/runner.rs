@@ -149,19 +149,31 @@ pub(crate) fn runners(node: Option<&Node>, iceoryx2: bool, only: &[String]) -> V
         });
     }
     for kind in RawKind::ALL {
-        let io_only = matches!(kind.wiring().1, raw::Wait::Tokio(_)) && raw::tokio_floor::io_only();
+        let tokio = matches!(kind.wiring().1, raw::Wait::Tokio(_));
+        let notes = [
+            (
+                raw::tokio_floor::io_only(),
+                format!(
+                    "tokio runtimes with the I/O driver only ({}=1), no time driver",
+                    raw::tokio_floor::IO_ONLY_ENV
+                ),
+            ),
+            (
+                raw::tokio_floor::spin(),
+                format!(
+                    "reads spin as in low-latency mode, unbounded ({}=1)",
+                    raw::tokio_floor::SPIN_ENV
+                ),
+            ),
+        ];
         out.push(Runner {
             name: kind.name().to_string(),
             kind: Kind::Raw(kind),
             baseline: None,
-            notes: io_only
-                .then(|| {
-                    format!(
-                        "tokio runtimes with the I/O driver only ({}=1), no time driver",
-                        raw::tokio_floor::IO_ONLY_ENV
-                    )
-                })
+            notes: notes
                 .into_iter()
+                .filter(|(on, _)| tokio && *on)
+                .map(|(_, note)| note)
                 .collect(),
             budget: Budget::Normal,
         });

@@ -23,10 +23,16 @@
 //! fd, registering a duplicate for write readiness only while a write would block
 //! ([`DirectWrite`]) — as `ipc-uds` does. It is the floor for any channel built on
 //! tokio that knows this trick.
+//!
+//! [`SPIN_ENV`] set to `1` makes every tokio floor's reads spin ([`SpinRead`]) as the
+//! toolkit's low-latency mode does: the floor of a spinning tokio channel, to compare
+//! with the raw spin floors (`raw-socketpair-spin`, `raw-pipe-spin`) and with
+//! `uds-lowlat` / `pipe-lowlat` in one run.
 
 use std::time::Instant;
 
 use std::fs::File;
+use std::future::Future;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::pin::Pin;
@@ -48,11 +54,21 @@ use crate::workload::{payload, Cell, Workload};
 /// Set to `1` to build the tokio floor's runtimes with the I/O driver only.
 pub(crate) const IO_ONLY_ENV: &str = "IPC_BENCH_TOKIO_IO_ONLY";
 
+/// Set to `1` to make the tokio floors' reads spin as the toolkit's low-latency mode
+/// does, without its bound ([`SpinRead`]): the floor of a tokio channel against the
+/// raw spin floors (`raw-*-spin`).
+pub(crate) const SPIN_ENV: &str = "IPC_BENCH_TOKIO_SPIN";
+
 /// Read buffer size, as the blocking baseline's (`wire::Conn`).
 const READ_BUF: usize = 128 * 1024;
 
 /// The length prefix.
 const HEAD: usize = 4;
+
+/// Whether [`SPIN_ENV`] asks for spinning reads.
+pub(crate) fn spin() -> bool {
+    std::env::var(SPIN_ENV).is_ok_and(|v| v == "1")
+}
 
 /// Whether [`IO_ONLY_ENV`] asks for the I/O driver only.
 pub(crate) fn io_only() -> bool {
@@ -152,7 +168,13 @@ pub(crate) fn round_trips(
     }
     runtime()?.block_on(async {
         let ends = TokioEnds::new(ends, registration)?;
-        with_halves!(ends, |r, w| parent_loop(r, w, cell))
+        with_halves!(ends, |r, w| async {
+            if spin() {
+                parent_loop(SpinRead(r), w, cell).await
+            } else {
+                parent_loop(r, w, cell).await
+            }
+        })
     })
 }
 
@@ -195,7 +217,13 @@ pub(crate) fn serve(ends: Ends, registration: Registration, job: &Job) -> Result
     }
     runtime()?.block_on(async {
         let ends = TokioEnds::new(ends, registration)?;
-        with_halves!(ends, |r, w| echo_loop(r, w))
+        with_halves!(ends, |r, w| async {
+            if spin() {
+                echo_loop(SpinRead(r), w).await
+            } else {
+                echo_loop(r, w).await
+            }
+        })
     })
 }
 
@@ -218,6 +246,29 @@ where
         write.write_all(&frame).await.context("echoing")?;
     }
     Ok(())
+}
+
+/// A reader that, when nothing is there, lets a peer on this CPU run
+/// (`sched_yield`) and has the runtime poll the reactor without sleeping and poll the
+/// task again (`tokio::task::yield_now`), as `ipc_core::spin` does per look, but with
+/// no bound: it never parks.
+struct SpinRead<R>(R);
+
+impl<R: AsyncRead + Unpin> AsyncRead for SpinRead<R> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match Pin::new(&mut self.0).poll_read(cx, buf) {
+            Poll::Pending => {
+                std::thread::yield_now();
+                let _ = std::pin::pin!(tokio::task::yield_now()).poll(cx);
+                Poll::Pending
+            }
+            ready => ready,
+        }
+    }
 }
 
 /// Register `io`, an fd we own, with the reactor for `interest` only.
@@ -380,6 +431,25 @@ mod tests {
             }
             echo.join().expect("echo thread").expect("echo");
         }
+    }
+
+    #[test]
+    fn a_spinning_reader_round_trips() {
+        let (ours, theirs) = UnixStream::pair().expect("socketpair");
+        let echo =
+            std::thread::spawn(move || serve(Ends::Unix(theirs), Registration::Net, &Job::Echo));
+        let measured = runtime().expect("runtime").block_on(async {
+            let ours = match TokioEnds::new(Ends::Unix(ours), Registration::ReadInterest)? {
+                TokioEnds::Fd(r, w) => (r, w),
+                _ => unreachable!("read-interest registration gives an fd pair"),
+            };
+            parent_loop(SpinRead(ours.0), ours.1, &cell(64)).await
+        });
+        match measured.expect("round trips") {
+            Measurement::Latency(h) => assert_eq!(h.len(), 20),
+            Measurement::Throughput { .. } => panic!("round trips gave a throughput"),
+        }
+        echo.join().expect("echo thread").expect("echo");
     }
 
     #[test]
