@@ -139,7 +139,11 @@ fn parent(args: Args) -> Result<bool> {
     let runners = runner::runners(node.as_ref().ok(), args.iceoryx2, &args.only);
     if args.list {
         for r in &runners {
-            println!("{:<22} {}", r.name, r.kind.label());
+            let about = match r.kind {
+                runner::Kind::Raw(kind) => kind.about(),
+                _ => String::new(),
+            };
+            println!("{:<22} {:<14} {about}", r.name, r.kind.label());
         }
         return Ok(true);
     }

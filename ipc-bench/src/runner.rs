@@ -49,8 +49,8 @@ pub(crate) enum Kind {
 
 impl Kind {
     /// Whether it measures `workload`: [`Workload::StreamBatched`] only the toolkit and
-    /// the raw baselines (Node's `send` has no batching to compare); the epoll floors
-    /// round trips only (see [`RawKind::round_trips_only`]).
+    /// the raw baselines (Node's `send` has no batching to compare); the epoll and tokio
+    /// floors round trips only (see [`RawKind::round_trips_only`]).
     pub(crate) fn measures(self, workload: Workload) -> bool {
         match (self, workload) {
             (Kind::Raw(kind), Workload::Stream | Workload::StreamBatched)
@@ -149,11 +149,32 @@ pub(crate) fn runners(node: Option<&Node>, iceoryx2: bool, only: &[String]) -> V
         });
     }
     for kind in RawKind::ALL {
+        let tokio = matches!(kind.wiring().1, raw::Wait::Tokio(_));
+        let notes = [
+            (
+                raw::tokio_floor::io_only(),
+                format!(
+                    "tokio runtimes with the I/O driver only ({}=1), no time driver",
+                    raw::tokio_floor::IO_ONLY_ENV
+                ),
+            ),
+            (
+                raw::tokio_floor::spin(),
+                format!(
+                    "reads spin as in low-latency mode, unbounded ({}=1)",
+                    raw::tokio_floor::SPIN_ENV
+                ),
+            ),
+        ];
         out.push(Runner {
             name: kind.name().to_string(),
             kind: Kind::Raw(kind),
             baseline: None,
-            notes: Vec::new(),
+            notes: notes
+                .into_iter()
+                .filter(|(on, _)| tokio && *on)
+                .map(|(_, note)| note)
+                .collect(),
             budget: Budget::Normal,
         });
     }

@@ -1,6 +1,7 @@
 //! End to end: the bench binary in quick mode with tiny counts writes a JSON report with
-//! a row for every registered transport, every raw baseline, Node and the Rust <-> Node
-//! pairings (or the reason Node was skipped). Shape only, never speed.
+//! a row for every registered transport, every raw baseline (the epoll and tokio floors
+//! with round trips only), Node and the Rust <-> Node pairings (or the reason Node was
+//! skipped), and the floor lines beside the round-trip targets. Shape only, never speed.
 
 use std::collections::BTreeSet;
 use std::process::Command;
@@ -21,6 +22,13 @@ const EPOLL: [&str; 5] = [
     "raw-fifo-epoll",
     "raw-tcp-epoll",
     "raw-stdio-epoll",
+];
+/// The tokio floors: round trips only (unpinned and pinned), every size.
+const TOKIO: [&str; 4] = [
+    "raw-socketpair-tokio",
+    "raw-pipe-tokio",
+    "raw-tcp-tokio",
+    "raw-socketpair-tokio-fd",
 ];
 /// Node rows, and the Rust <-> Node rows: all need `node`.
 const NODE: [&str; 4] = [
@@ -101,7 +109,7 @@ fn every_transport_baseline_and_node_has_rows() {
         }
     }
     let all_rows = report["rows"].as_array().expect("rows");
-    for name in EPOLL {
+    for name in EPOLL.into_iter().chain(TOKIO) {
         for size in [64, 1024, 65536] {
             let row = all_rows
                 .iter()
@@ -115,7 +123,16 @@ fn every_transport_baseline_and_node_has_rows() {
         }
     }
     let targets = report["targets"].as_array().expect("targets");
-    for (subject, epoll) in [("uds", "raw-socketpair-epoll"), ("pipe", "raw-pipe-epoll")] {
+    for (subject, epoll, tokio) in [
+        (
+            "uds",
+            "raw-socketpair-epoll",
+            &["raw-socketpair-tokio", "raw-socketpair-tokio-fd"][..],
+        ),
+        ("pipe", "raw-pipe-epoll", &["raw-pipe-tokio"][..]),
+        ("tcp", "raw-tcp-epoll", &["raw-tcp-tokio"][..]),
+        ("fifo", "raw-fifo-epoll", &[][..]),
+    ] {
         let floor = targets
             .iter()
             .filter(|t| t["subject"] == subject)
@@ -129,6 +146,13 @@ fn every_transport_baseline_and_node_has_rows() {
         assert_eq!(floor["epoll"], epoll, "{subject}'s floor: {floor}");
         assert!(floor["epoll_vs_blocking"].as_f64().is_some(), "{floor}");
         assert!(floor["subject_vs_epoll"].as_f64().is_some(), "{floor}");
+        let floors = floor["tokio"].as_array().map_or(&[][..], Vec::as_slice);
+        let names: Vec<&str> = floors.iter().filter_map(|t| t["runner"].as_str()).collect();
+        assert_eq!(names, tokio, "{subject}'s tokio floors: {floor}");
+        for t in floors {
+            assert!(t["vs_blocking"].as_f64().is_some(), "{floor}");
+            assert!(t["subject_vs"].as_f64().is_some(), "{floor}");
+        }
     }
     let skipped = report["skipped"].as_array().expect("skipped");
     for name in NODE {

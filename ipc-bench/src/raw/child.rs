@@ -1,5 +1,6 @@
 //! The child side of the raw baselines: open what the parent left (inherited fds, the
-//! FIFO directory, the TCP port, stdin/stdout) and serve the job with blocking I/O.
+//! FIFO directory, the TCP port, stdin/stdout) and serve the job, waiting as the
+//! baseline says (blocking, spinning, `epoll_wait`, or tokio for the tokio floors).
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -10,32 +11,29 @@ use std::path::Path;
 
 use anyhow::{anyhow, Context, Result};
 
-use super::wire::Conn;
 use super::{
-    conn, RawKind, CHILD_IN_FD, CHILD_OUT_FD, FIFO_DIR_ENV, FIFO_DOWN, FIFO_UP, TCP_PORT_ENV,
+    tokio_floor, Ends, RawKind, Wait, CHILD_IN_FD, CHILD_OUT_FD, FIFO_DIR_ENV, FIFO_DOWN, FIFO_UP,
+    TCP_PORT_ENV,
 };
 use crate::roles::Job;
 
-/// The child's end of a raw baseline, from what the parent left it.
-fn child_conn(kind: RawKind) -> Result<Conn> {
-    let framing = kind.framing();
-    let (wiring, wait) = kind.wiring();
+/// The child's ends of a raw baseline (blocking), from what the parent left it.
+fn child_ends(kind: RawKind) -> Result<Ends> {
     // Each `from_raw_fd` below is sound because the parent placed these fds for us with
     // `inherit_fds` before exec, nothing else in this process uses them, and each is
     // taken exactly once.
-    match wiring {
+    match kind.wiring().0 {
         RawKind::Socketpair => {
             // SAFETY: see above; CHILD_IN_FD is an open socket this process owns alone.
             let sock = unsafe { UnixStream::from_raw_fd(CHILD_IN_FD) };
-            let read = sock.try_clone().context("dup")?;
-            conn(read, sock, wait, framing)
+            Ok(Ends::Unix(sock))
         }
         RawKind::Pipe => {
             // SAFETY: see above; CHILD_IN_FD is the read end this process owns alone.
             let read = unsafe { File::from_raw_fd(CHILD_IN_FD) };
             // SAFETY: see above; CHILD_OUT_FD is the write end this process owns alone.
             let write = unsafe { File::from_raw_fd(CHILD_OUT_FD) };
-            conn(read, write, wait, framing)
+            Ok(Ends::Files { read, write })
         }
         RawKind::Fifo => {
             let dir =
@@ -46,14 +44,16 @@ fn child_conn(kind: RawKind) -> Result<Conn> {
                 .open(dir.join(FIFO_UP))
                 .context("opening the up FIFO")?;
             let down = File::open(dir.join(FIFO_DOWN)).context("opening the down FIFO")?;
-            conn(down, up, wait, framing)
+            Ok(Ends::Files {
+                read: down,
+                write: up,
+            })
         }
         RawKind::Tcp => {
             let port = std::env::var(TCP_PORT_ENV).context(format!("{TCP_PORT_ENV} is not set"))?;
             let stream = TcpStream::connect(format!("127.0.0.1:{port}")).context("connecting")?;
             stream.set_nodelay(true).context("TCP_NODELAY")?;
-            let read = stream.try_clone().context("dup")?;
-            conn(read, stream, wait, framing)
+            Ok(Ends::Tcp(stream))
         }
         RawKind::Stdio => {
             let stdin = io::stdin()
@@ -64,7 +64,10 @@ fn child_conn(kind: RawKind) -> Result<Conn> {
                 .as_fd()
                 .try_clone_to_owned()
                 .context("dup stdout")?;
-            conn(File::from(stdin), File::from(stdout), wait, framing)
+            Ok(Ends::Files {
+                read: File::from(stdin),
+                write: File::from(stdout),
+            })
         }
         _ => Err(anyhow!("{} has no byte stream (see raw::shm)", kind.name())),
     }
@@ -75,7 +78,12 @@ pub(crate) fn serve_child(kind: RawKind, job: &Job) -> Result<()> {
     if kind == RawKind::Shm {
         return super::shm::serve_child(job);
     }
-    let mut conn = child_conn(kind)?;
+    let ends = child_ends(kind)?;
+    let wait = kind.wiring().1;
+    if let Wait::Tokio(registration) = wait {
+        return tokio_floor::serve(ends, registration, job);
+    }
+    let mut conn = ends.into_conn(wait, kind.framing())?;
     let mut buf = Vec::new();
     match job {
         Job::Echo => {

@@ -13,6 +13,8 @@
 //! | `raw-socketpair-spin` | as `raw-socketpair`, non-blocking, both ends spinning on `read` (with `sched_yield`) | `u32` BE length |
 //! | `raw-pipe-spin` | as `raw-pipe`, non-blocking, both ends spinning on `read` (with `sched_yield`) | `u32` BE length |
 //! | `raw-socketpair-epoll`, `raw-pipe-epoll`, `raw-fifo-epoll`, `raw-tcp-epoll`, `raw-stdio-epoll` | as the blocking baseline, non-blocking, each side waiting in `epoll_wait` before a read (see [`epoll`]); round trips only | as the blocking baseline |
+//! | `raw-socketpair-tokio`, `raw-pipe-tokio`, `raw-tcp-tokio` | as the blocking baseline, each side a tokio `current_thread` runtime (`enable_all`) doing `write_all` + `read_exact` on tokio's types (see [`tokio_floor`]); round trips only | `u32` BE length |
+//! | `raw-socketpair-tokio-fd` | as `raw-socketpair-tokio`, the socket registered for read readiness only (`AsyncFd`), writes straight to the fd (see [`tokio_floor`]); round trips only | `u32` BE length |
 //!
 //! Every frame of the stream baselines is written with one `writev` (see [`wire`]). The child is this binary
 //! re-executed with [`ROLE_ENV`](crate::roles::ROLE_ENV) naming the baseline.
@@ -20,13 +22,14 @@
 mod child;
 pub(crate) mod epoll;
 pub(crate) mod shm;
+pub(crate) mod tokio_floor;
 pub(crate) mod wire;
 
 pub(crate) use child::serve_child;
 
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::net::TcpListener;
+use std::net::{TcpListener, TcpStream};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::UnixStream;
@@ -46,6 +49,7 @@ use crate::stats::{self, Measurement};
 use crate::workload::{payload, Cell, Workload};
 use epoll::{EpollRead, PollWrite};
 use tempfile::TempDir;
+use tokio_floor::Registration;
 use wire::{Conn, Framing, Spin};
 
 /// Names the FIFO directory for a `raw-fifo` child.
@@ -92,6 +96,14 @@ pub(crate) enum RawKind {
     TcpEpoll,
     /// [`Stdio`](RawKind::Stdio), waiting in `epoll_wait` before each read.
     StdioEpoll,
+    /// [`Socketpair`](RawKind::Socketpair) driven by a tokio runtime.
+    SocketpairTokio,
+    /// [`Pipe`](RawKind::Pipe) driven by a tokio runtime.
+    PipeTokio,
+    /// [`Tcp`](RawKind::Tcp) driven by a tokio runtime.
+    TcpTokio,
+    /// [`SocketpairTokio`](RawKind::SocketpairTokio) registered for read readiness only.
+    SocketpairTokioFd,
 }
 
 /// How the ends of a stream baseline wait for their peer.
@@ -103,11 +115,14 @@ pub(crate) enum Wait {
     Spin,
     /// Non-blocking, waiting in `epoll_wait` (see [`epoll`]).
     Epoll,
+    /// Non-blocking, driven by a tokio `current_thread` runtime, registered as said
+    /// (see [`tokio_floor`]).
+    Tokio(Registration),
 }
 
 impl RawKind {
     /// Every baseline, in report order.
-    pub(crate) const ALL: [RawKind; 13] = [
+    pub(crate) const ALL: [RawKind; 17] = [
         RawKind::Socketpair,
         RawKind::Pipe,
         RawKind::Fifo,
@@ -121,6 +136,10 @@ impl RawKind {
         RawKind::FifoEpoll,
         RawKind::TcpEpoll,
         RawKind::StdioEpoll,
+        RawKind::SocketpairTokio,
+        RawKind::PipeTokio,
+        RawKind::TcpTokio,
+        RawKind::SocketpairTokioFd,
     ];
 
     /// The runner name (`raw-socketpair`, ...).
@@ -139,7 +158,41 @@ impl RawKind {
             RawKind::FifoEpoll => "raw-fifo-epoll",
             RawKind::TcpEpoll => "raw-tcp-epoll",
             RawKind::StdioEpoll => "raw-stdio-epoll",
+            RawKind::SocketpairTokio => "raw-socketpair-tokio",
+            RawKind::PipeTokio => "raw-pipe-tokio",
+            RawKind::TcpTokio => "raw-tcp-tokio",
+            RawKind::SocketpairTokioFd => "raw-socketpair-tokio-fd",
         }
+    }
+
+    /// One line on what the baseline measures, for `--list`.
+    pub(crate) fn about(self) -> String {
+        let (wiring, wait) = self.wiring();
+        let what = match wiring {
+            RawKind::Socketpair => "AF_UNIX socketpair",
+            RawKind::Pipe => "two pipes",
+            RawKind::Fifo => "two FIFOs",
+            RawKind::Tcp => "TCP loopback, TCP_NODELAY",
+            RawKind::Stdio => "the child's stdin/stdout, one line per message",
+            _ => "shared memory, spinning on sequence words (C); no system call",
+        };
+        let how = match wait {
+            Wait::Block if wiring == RawKind::Shm => "",
+            Wait::Block => ", blocking std I/O",
+            Wait::Spin => ", non-blocking, spinning on read/write (spin floor)",
+            Wait::Epoll => {
+                ", non-blocking, epoll_wait before each read (epoll floor; round trips only)"
+            }
+            Wait::Tokio(Registration::Net) => {
+                ", tokio current_thread runtime (enable_all), tokio::net types, write_all + \
+                 read_exact, no framing library (tokio floor; round trips only)"
+            }
+            Wait::Tokio(Registration::ReadInterest) => {
+                ", tokio current_thread runtime (enable_all), AsyncFd with read interest \
+                 only, writes straight to the fd (tokio floor; round trips only)"
+            }
+        };
+        format!("{what}{how}")
     }
 
     /// The wiring (a blocking baseline) and how its ends wait: `raw-pipe-epoll` is
@@ -153,6 +206,12 @@ impl RawKind {
             RawKind::FifoEpoll => (RawKind::Fifo, Wait::Epoll),
             RawKind::TcpEpoll => (RawKind::Tcp, Wait::Epoll),
             RawKind::StdioEpoll => (RawKind::Stdio, Wait::Epoll),
+            RawKind::SocketpairTokio => (RawKind::Socketpair, Wait::Tokio(Registration::Net)),
+            RawKind::PipeTokio => (RawKind::Pipe, Wait::Tokio(Registration::Net)),
+            RawKind::TcpTokio => (RawKind::Tcp, Wait::Tokio(Registration::Net)),
+            RawKind::SocketpairTokioFd => {
+                (RawKind::Socketpair, Wait::Tokio(Registration::ReadInterest))
+            }
             other => (other, Wait::Block),
         }
     }
@@ -164,10 +223,19 @@ impl RawKind {
             .find(|k| k.wiring() == (self, Wait::Epoll))
     }
 
-    /// Whether this baseline measures round trips only (the epoll floors: they explain
-    /// the latency targets; streaming is the blocking baseline's).
+    /// The tokio floors of a blocking baseline (`raw-tcp` -> `raw-tcp-tokio`), in
+    /// report order.
+    pub(crate) fn tokio_floors(self) -> Vec<RawKind> {
+        RawKind::ALL
+            .into_iter()
+            .filter(|k| matches!(k.wiring(), (wiring, Wait::Tokio(_)) if wiring == self))
+            .collect()
+    }
+
+    /// Whether this baseline measures round trips only (the epoll and tokio floors:
+    /// they explain the latency targets; streaming is the blocking baseline's).
     pub(crate) fn round_trips_only(self) -> bool {
-        self.wiring().1 == Wait::Epoll
+        matches!(self.wiring().1, Wait::Epoll | Wait::Tokio(_))
     }
 
     /// The baseline named `name`.
@@ -211,9 +279,37 @@ impl RawKind {
 /// A raw child and the parent's end of its connection.
 struct RawChild {
     child: Child,
-    conn: Conn,
+    ends: Ends,
     /// The FIFO directory, removed on drop.
     _dir: Option<TempDir>,
+}
+
+/// One side's ends of a stream baseline's wiring, blocking, before they are framed
+/// ([`Ends::into_conn`]) or handed to tokio ([`tokio_floor`]).
+pub(crate) enum Ends {
+    /// A socketpair end: reads and writes.
+    Unix(UnixStream),
+    /// A TCP connection (`TCP_NODELAY` already set).
+    Tcp(TcpStream),
+    /// A read end and a write end (pipes, FIFOs, stdin/stdout).
+    Files {
+        /// Where this side reads.
+        read: File,
+        /// Where this side writes.
+        write: File,
+    },
+}
+
+impl Ends {
+    /// Frame the ends, waiting as `wait` says ([`Wait::Tokio`] is not a `Conn`: see
+    /// [`tokio_floor`]).
+    fn into_conn(self, wait: Wait, framing: Framing) -> Result<Conn> {
+        match self {
+            Ends::Unix(sock) => conn(sock.try_clone().context("dup")?, sock, wait, framing),
+            Ends::Tcp(stream) => conn(stream.try_clone().context("dup")?, stream, wait, framing),
+            Ends::Files { read, write } => conn(read, write, wait, framing),
+        }
+    }
 }
 
 /// Retry `attempt` until it yields, failing if the child exits or the time runs out.
@@ -266,6 +362,11 @@ where
     }
     Ok(match wait {
         Wait::Block => Conn::new(Box::new(read), Box::new(write), framing),
+        Wait::Tokio(_) => {
+            return Err(anyhow!(
+                "a tokio floor has no blocking connection (see raw::tokio_floor)"
+            ))
+        }
         Wait::Spin => Conn::new(Box::new(Spin(read)), Box::new(Spin(write)), framing),
         Wait::Epoll => Conn::new(
             Box::new(EpollRead::new(read).context("registering the read end with epoll")?),
@@ -276,11 +377,11 @@ where
 }
 
 /// Start a raw child of `kind` doing `job`, and connect to it: the wiring of its
-/// blocking baseline, its ends waiting as [`RawKind::wiring`] says.
+/// blocking baseline (the ends still blocking; [`Ends::into_conn`] makes them wait as
+/// [`RawKind::wiring`] says).
 fn spawn(kind: RawKind, job: &Job, pin: Option<usize>) -> Result<RawChild> {
     let mut cmd = child_command(Role::Raw(kind), job, pin, Flavor::CurrentThread)?;
-    let framing = kind.framing();
-    let (wiring, wait) = kind.wiring();
+    let wiring = kind.wiring().0;
     let start = |cmd: &mut Command| cmd.spawn().context("starting the raw child");
     match wiring {
         RawKind::Socketpair => {
@@ -289,10 +390,9 @@ fn spawn(kind: RawKind, job: &Job, pin: Option<usize>) -> Result<RawChild> {
             ipc::spawn::inherit_fds(&mut cmd, &[(&theirs, CHILD_IN_FD)]);
             let child = start(&mut cmd)?;
             drop(theirs);
-            let read = ours.try_clone().context("dup")?;
             Ok(RawChild {
                 child,
-                conn: conn(read, ours, wait, framing)?,
+                ends: Ends::Unix(ours),
                 _dir: None,
             })
         }
@@ -304,7 +404,10 @@ fn spawn(kind: RawKind, job: &Job, pin: Option<usize>) -> Result<RawChild> {
             drop((down_r, up_w));
             Ok(RawChild {
                 child,
-                conn: conn(File::from(up_r), File::from(down_w), wait, framing)?,
+                ends: Ends::Files {
+                    read: File::from(up_r),
+                    write: File::from(down_w),
+                },
                 _dir: None,
             })
         }
@@ -343,7 +446,10 @@ fn spawn(kind: RawKind, job: &Job, pin: Option<usize>) -> Result<RawChild> {
             set_blocking(&down)?;
             Ok(RawChild {
                 child,
-                conn: conn(up, down, wait, framing)?,
+                ends: Ends::Files {
+                    read: up,
+                    write: down,
+                },
                 _dir: Some(dir),
             })
         }
@@ -362,10 +468,9 @@ fn spawn(kind: RawKind, job: &Job, pin: Option<usize>) -> Result<RawChild> {
             })?;
             stream.set_nonblocking(false).context("set_nonblocking")?;
             stream.set_nodelay(true).context("TCP_NODELAY")?;
-            let read = stream.try_clone().context("dup")?;
             Ok(RawChild {
                 child,
-                conn: conn(read, stream, wait, framing)?,
+                ends: Ends::Tcp(stream),
                 _dir: None,
             })
         }
@@ -379,7 +484,10 @@ fn spawn(kind: RawKind, job: &Job, pin: Option<usize>) -> Result<RawChild> {
                 .context("the child has no stdout pipe")?;
             Ok(RawChild {
                 child,
-                conn: conn(stdout, stdin, wait, framing)?,
+                ends: Ends::Files {
+                    read: File::from(OwnedFd::from(stdout)),
+                    write: File::from(OwnedFd::from(stdin)),
+                },
                 _dir: None,
             })
         }
@@ -404,9 +512,28 @@ pub(crate) fn run_cell(kind: RawKind, cell: &Cell, cpu: usize) -> Result<Measure
     let job = crate::roles::job_for(cell);
     let RawChild {
         mut child,
-        mut conn,
+        ends,
         _dir,
     } = spawn(kind, &job, pin)?;
+    let (_, wait) = kind.wiring();
+    let measured = if let Wait::Tokio(registration) = wait {
+        tokio_floor::round_trips(ends, registration, cell)
+    } else {
+        ends.into_conn(wait, kind.framing())
+            .and_then(|conn| measure(conn, cell))
+    };
+    // On an error the ends are closed by now: the child sees the end of its stream.
+    let measured = measured?;
+    let status = child.wait().context("waiting for the raw child")?;
+    if !status.success() {
+        return Err(anyhow!(format!("the raw child failed: {status}")));
+    }
+    Ok(measured)
+}
+
+/// Measure `cell` over a framed connection to an echoing (or sinking) raw child; the
+/// connection is closed on return, which ends the child.
+fn measure(mut conn: Conn, cell: &Cell) -> Result<Measurement> {
     let msg = payload(cell.size);
     let mut buf = Vec::with_capacity(cell.size);
     let measured = match cell.workload {
@@ -457,10 +584,5 @@ pub(crate) fn run_cell(kind: RawKind, cell: &Cell, cpu: usize) -> Result<Measure
             }
         }
     };
-    drop(conn); // end of stream: the child exits
-    let status = child.wait().context("waiting for the raw child")?;
-    if !status.success() {
-        return Err(anyhow!(format!("the raw child failed: {status}")));
-    }
     Ok(measured)
 }

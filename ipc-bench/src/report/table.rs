@@ -187,7 +187,8 @@ pub(crate) fn render_targets(targets: &[Check]) -> String {
         out.push_str(
             "  (a `floor` line is information, not a target: the same figure for the blocking \
              baseline's fds made non-blocking with an epoll_wait before each read, as an \
-             async runtime waits)\n",
+             async runtime waits; and, where there is one, for the smallest tokio program \
+             doing the baseline's round trip, the tokio floor)\n",
         );
     }
     for t in targets {
@@ -206,7 +207,7 @@ pub(crate) fn render_targets(targets: &[Check]) -> String {
         );
         if let Some(f) = &t.floor {
             let x = |r: Option<f64>| r.map_or_else(|| "?".into(), |r| format!("{r:.2}x"));
-            let _ = writeln!(
+            let _ = write!(
                 out,
                 "  {:<7} {:<7} {}: {} is {} {}; {} is {} {}",
                 "floor",
@@ -219,6 +220,19 @@ pub(crate) fn render_targets(targets: &[Check]) -> String {
                 x(f.subject_vs_epoll),
                 f.epoll,
             );
+            for tokio in &f.tokio {
+                let _ = write!(
+                    out,
+                    "; {} is {} {}; {} is {} {}",
+                    tokio.runner,
+                    x(tokio.vs_blocking),
+                    f.blocking,
+                    t.subject,
+                    x(tokio.subject_vs),
+                    tokio.runner,
+                );
+            }
+            out.push('\n');
         }
     }
     out

@@ -20,7 +20,11 @@
 //! (`raw-pipe-epoll` for `raw-pipe`, ...), the check carries a [`Floor`]: information,
 //! not a target — how far the epoll floor itself is from the blocking baseline in this
 //! run, and how far the transport is from the epoll floor. A miss that the epoll floor
-//! shares is the cost of waiting in `epoll_wait`, measured, not the toolkit's.
+//! shares is the cost of waiting in `epoll_wait`, measured, not the toolkit's. Where the
+//! baseline also has tokio floors (`raw-socketpair-tokio`, `raw-socketpair-tokio-fd`,
+//! `raw-pipe-tokio`, `raw-tcp-tokio`), the same for each: a miss that the best tokio
+//! floor shares is the cost of tokio itself, which no channel built on tokio can go
+//! below.
 
 use serde::Serialize;
 
@@ -80,6 +84,21 @@ pub(crate) struct Floor {
     pub epoll_vs_blocking: Option<f64>,
     /// The transport's figure / the epoll floor's.
     pub subject_vs_epoll: Option<f64>,
+    /// The baseline's tokio floors measured in this run (`raw-socketpair-tokio`,
+    /// `raw-socketpair-tokio-fd`), in report order; empty when it has none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tokio: Vec<TokioFloor>,
+}
+
+/// One tokio floor beside a round-trip target.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct TokioFloor {
+    /// The tokio floor's runner (`raw-tcp-tokio`).
+    pub runner: String,
+    /// Its figure / the blocking baseline's.
+    pub vs_blocking: Option<f64>,
+    /// The transport's figure / its figure.
+    pub subject_vs: Option<f64>,
 }
 
 fn check(subject: &str, target: String, value: Option<f64>, limit: f64, at_most: bool) -> Check {
@@ -130,6 +149,12 @@ pub(crate) fn check_rows(rows: &[Row]) -> Vec<Check> {
         let epoll = RawKind::from_name(base)
             .and_then(RawKind::epoll_floor)
             .and_then(|k| find(k.name(), SMALL));
+        let tokio: Vec<&Row> = RawKind::from_name(base)
+            .map(RawKind::tokio_floors)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|k| find(k.name(), SMALL))
+            .collect();
         let blocking = find(base, SMALL);
         let floor = |figure: RttFigure| {
             epoll.map(|epoll| Floor {
@@ -138,6 +163,14 @@ pub(crate) fn check_rows(rows: &[Row]) -> Vec<Check> {
                 blocking: base.to_string(),
                 epoll_vs_blocking: ratio(figure.of(Some(epoll)), figure.of(blocking)),
                 subject_vs_epoll: ratio(figure.of(Some(row)), figure.of(Some(epoll))),
+                tokio: tokio
+                    .iter()
+                    .map(|t| TokioFloor {
+                        runner: t.runner.clone(),
+                        vs_blocking: ratio(figure.of(Some(t)), figure.of(blocking)),
+                        subject_vs: ratio(figure.of(Some(row)), figure.of(Some(t))),
+                    })
+                    .collect(),
             })
         };
         out.push(Check {
