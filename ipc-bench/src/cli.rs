@@ -52,6 +52,13 @@ pub(crate) struct Args {
     #[arg(long, value_name = "N")]
     pub cpu: Option<usize>,
 
+    /// Run the stream cells with the parent pinned to CPU P and the child to CPU C
+    /// (`P,C`), so both always have a CPU of their own (unpinned, the scheduler may
+    /// put both on one CPU for a while and halve a spinning transport's rate). Applies
+    /// to the toolkit, raw, peer and iceoryx2 rows; Node's run unpinned.
+    #[arg(long, value_name = "P,C", value_delimiter = ',')]
+    pub stream_cpus: Option<Vec<usize>>,
+
     /// Tokio runtime flavour for the toolkit's parent and child processes.
     #[arg(long, value_enum, default_value_t = Flavor::CurrentThread)]
     pub runtime: Flavor,

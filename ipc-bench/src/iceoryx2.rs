@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
 
+use crate::pin::Placement;
 use crate::stats::{self, Measurement};
 use crate::workload::{Cell, Workload};
 
@@ -66,24 +67,27 @@ pub(crate) fn build() -> Result<PathBuf> {
     Ok(target.join("release").join(BINARY))
 }
 
-/// Measure one cell with the runner at `bin`; pinned round trips pin both processes
-/// to `cpu`.
-pub(crate) fn run_cell(bin: &Path, cell: &Cell, cpu: usize) -> Result<Measurement> {
+/// Measure one cell with the runner at `bin`, its two processes placed as `placement`
+/// says.
+pub(crate) fn run_cell(bin: &Path, cell: &Cell, placement: Placement) -> Result<Measurement> {
     let mut cmd = Command::new(bin);
     let size = cell.size.to_string();
     match cell.workload {
-        Workload::RoundTrip { pinned } => {
+        Workload::RoundTrip { .. } => {
             cmd.args(["round-trip", "--size", &size])
                 .args(["--warmup", &cell.warmup.to_string()])
                 .args(["--count", &cell.count.to_string()]);
-            if pinned {
-                cmd.args(["--pin", &cpu.to_string()]);
-            }
         }
         Workload::Stream | Workload::StreamBatched => {
             let phases: Vec<String> = cell.stream_phases().iter().map(u64::to_string).collect();
             cmd.args(["stream", "--size", &size, "--phases", &phases.join(",")]);
         }
+    }
+    if let Some(cpu) = placement.parent {
+        cmd.args(["--pin", &cpu.to_string()]);
+    }
+    if let Some(cpu) = placement.child {
+        cmd.args(["--peer-pin", &cpu.to_string()]);
     }
     let out = cmd
         .stdin(Stdio::null())

@@ -17,6 +17,8 @@ pub(crate) struct Machine {
     pub cpus: usize,
     /// The CPU pinned cells ran on (`None` with `--no-pin`).
     pub pinned_cpu: Option<usize>,
+    /// With `--stream-cpus`: the CPUs of a stream's parent and child.
+    pub stream_cpus: Option<(usize, usize)>,
     /// The toolkit processes' runtime flavour.
     pub runtime: &'static str,
     /// `--quick` was given.
@@ -78,6 +80,7 @@ impl Machine {
             cpu_model,
             cpus,
             pinned_cpu,
+            stream_cpus: None,
             runtime: flavor.as_str(),
             quick: args.quick,
             load_before: load_average(),

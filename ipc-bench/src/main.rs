@@ -173,9 +173,28 @@ fn parent(args: Args) -> Result<bool> {
         }
         None => *allowed.first().context("no CPU is allowed")?,
     };
+    let stream_cpus = match args.stream_cpus.as_deref() {
+        None => None,
+        Some(&[parent, child]) => {
+            for c in [parent, child] {
+                if !allowed.contains(&c) {
+                    return Err(anyhow!(format!(
+                        "--stream-cpus: this process may only run on CPUs {allowed:?}, not {c}"
+                    )));
+                }
+            }
+            Some((parent, child))
+        }
+        Some(other) => {
+            return Err(anyhow!(format!(
+                "--stream-cpus takes two CPUs, the parent's and the child's (`0,1`), not {other:?}"
+            )))
+        }
+    };
     let plan = Plan::from_args(&args);
     let mut machine =
         Machine::describe(&args, allowed.len(), plan.pin.then_some(cpu), args.runtime);
+    machine.stream_cpus = stream_cpus;
     let runtime = args.runtime.build().context("building the tokio runtime")?;
     let started = Instant::now();
     let ctx = RunContext {
@@ -183,6 +202,7 @@ fn parent(args: Args) -> Result<bool> {
         runtime: &runtime,
         flavor: args.runtime,
         cpu,
+        stream_cpus,
         node: node.as_ref().ok(),
         iceoryx2: iceoryx2.as_deref(),
     };

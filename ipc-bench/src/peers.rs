@@ -27,7 +27,7 @@ use tokio::runtime::Runtime;
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
 
 use crate::cli::Flavor;
-use crate::pin::PinGuard;
+use crate::pin::Placement;
 use crate::raw::wire::{Conn, Framing};
 use crate::roles::{child_command, job_for, Job, Role};
 use crate::stats::{self, Measurement};
@@ -115,12 +115,16 @@ impl Link for Servo {
 pub(crate) fn run_cell(
     peer: Peer,
     cell: &Cell,
-    cpu: usize,
+    placement: Placement,
     runtime: &Runtime,
 ) -> Result<Measurement> {
-    let pin = cell.workload.pinned().then_some(cpu);
-    let _guard = pin.map(PinGuard::new).transpose()?;
-    let mut cmd = child_command(Role::Peer(peer), &job_for(cell), pin, Flavor::CurrentThread)?;
+    let _guard = placement.pin_parent()?;
+    let mut cmd = child_command(
+        Role::Peer(peer),
+        &job_for(cell),
+        placement.child,
+        Flavor::CurrentThread,
+    )?;
     match peer {
         Peer::Interprocess | Peer::InterprocessTokio => {
             let dir = tempfile::Builder::new()

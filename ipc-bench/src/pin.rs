@@ -62,6 +62,40 @@ pub(crate) fn allowed_cpus() -> Result<Vec<usize>> {
         .collect())
 }
 
+/// Where a cell's two processes run: the parent pins itself for the cell
+/// ([`Placement::pin_parent`]), a child started by the bench pins itself first thing
+/// (its command gets [`child`](Self::child) as [`PIN_ENV`](crate::roles::PIN_ENV)).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Placement {
+    /// The parent's CPU, if it is pinned.
+    pub parent: Option<usize>,
+    /// The child's CPU, if it is pinned.
+    pub child: Option<usize>,
+}
+
+impl Placement {
+    /// Both processes on `cpu` (the pinned round trips).
+    pub(crate) fn together(cpu: usize) -> Placement {
+        Placement {
+            parent: Some(cpu),
+            child: Some(cpu),
+        }
+    }
+
+    /// The parent on `parent`, the child on `child` (`--stream-cpus`).
+    pub(crate) fn apart(parent: usize, child: usize) -> Placement {
+        Placement {
+            parent: Some(parent),
+            child: Some(child),
+        }
+    }
+
+    /// Pin this process as placed, until the guard drops (nothing if unpinned).
+    pub(crate) fn pin_parent(&self) -> Result<Option<PinGuard>> {
+        self.parent.map(PinGuard::new).transpose()
+    }
+}
+
 /// Pins the whole process to one CPU while alive; restores the previous affinity of
 /// every thread on drop.
 pub(crate) struct PinGuard {

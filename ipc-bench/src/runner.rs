@@ -11,6 +11,7 @@ use crate::cli::Flavor;
 use crate::interop::{self, Interop};
 use crate::node::{Node, Serialization};
 use crate::peers::Peer;
+use crate::pin::Placement;
 use crate::raw::{self, RawKind};
 use crate::stats::{Latency, Measurement, Throughput};
 use crate::toolkit;
@@ -239,18 +240,36 @@ pub(crate) struct RunContext<'a> {
     pub flavor: Flavor,
     /// The CPU pinned cells run on.
     pub cpu: usize,
+    /// With `--stream-cpus`: the parent's and the child's CPU for stream cells.
+    pub stream_cpus: Option<(usize, usize)>,
     /// Node.js, when it can run.
     pub node: Option<&'a Node>,
     /// The `iceoryx2` runner's binary, when built.
     pub iceoryx2: Option<&'a std::path::Path>,
 }
 
+impl RunContext<'_> {
+    /// Where `cell`'s processes run: both on [`cpu`](Self::cpu) for a pinned round
+    /// trip, apart for a stream with `--stream-cpus`, else wherever the scheduler puts
+    /// them.
+    pub(crate) fn placement(&self, cell: &Cell) -> Placement {
+        match (cell.workload, self.stream_cpus) {
+            (Workload::RoundTrip { pinned: true }, _) => Placement::together(self.cpu),
+            (Workload::Stream | Workload::StreamBatched, Some((parent, child))) => {
+                Placement::apart(parent, child)
+            }
+            _ => Placement::default(),
+        }
+    }
+}
+
 fn run_one(ctx: &RunContext<'_>, runner: &Runner, cell: &Cell) -> Result<Measurement> {
+    let placement = ctx.placement(cell);
     match runner.kind {
         Kind::Toolkit => ctx.runtime.block_on(async {
             tokio::time::timeout(
                 TOOLKIT_CELL_TIMEOUT,
-                toolkit::run_cell(&runner.name, cell, ctx.cpu, ctx.flavor, false),
+                toolkit::run_cell(&runner.name, cell, placement, ctx.flavor, false),
             )
             .await
             .map_err(|_| anyhow!(format!("timed out after {TOOLKIT_CELL_TIMEOUT:?}")))?
@@ -262,15 +281,15 @@ fn run_one(ctx: &RunContext<'_>, runner: &Runner, cell: &Cell) -> Result<Measure
                 .unwrap_or(&runner.name);
             tokio::time::timeout(
                 TOOLKIT_CELL_TIMEOUT,
-                toolkit::run_cell(transport, cell, ctx.cpu, ctx.flavor, true),
+                toolkit::run_cell(transport, cell, placement, ctx.flavor, true),
             )
             .await
             .map_err(|_| anyhow!(format!("timed out after {TOOLKIT_CELL_TIMEOUT:?}")))?
         }),
-        Kind::Raw(kind) => raw::run_cell(kind, cell, ctx.cpu),
-        Kind::Peer(peer) => crate::peers::run_cell(peer, cell, ctx.cpu, ctx.runtime),
+        Kind::Raw(kind) => raw::run_cell(kind, cell, placement),
+        Kind::Peer(peer) => crate::peers::run_cell(peer, cell, placement, ctx.runtime),
         Kind::Iceoryx2 => match ctx.iceoryx2 {
-            Some(bin) => crate::iceoryx2::run_cell(bin, cell, ctx.cpu),
+            Some(bin) => crate::iceoryx2::run_cell(bin, cell, placement),
             None => Err(anyhow!("the iceoryx2 runner was not built")),
         },
         Kind::Node(ser) => match ctx.node {

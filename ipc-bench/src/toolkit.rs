@@ -13,7 +13,7 @@ use ipc::Transport;
 use anyhow::{anyhow, Context, Result};
 
 use crate::cli::Flavor;
-use crate::pin::PinGuard;
+use crate::pin::Placement;
 use crate::roles::{child_command, job_for, Role};
 use crate::stats::{self, Measurement};
 use crate::workload::{payload, Cell, Workload};
@@ -26,14 +26,13 @@ pub(crate) const LOW_LATENCY_MICROS: u64 = 50;
 pub(crate) async fn run_cell(
     name: &str,
     cell: &Cell,
-    cpu: usize,
+    placement: Placement,
     flavor: Flavor,
     low_latency: bool,
 ) -> Result<Measurement> {
     let transport = ipc::registry().get(name)?;
-    let pin = cell.workload.pinned().then_some(cpu);
-    let _guard = pin.map(PinGuard::new).transpose()?;
-    let mut cmd = child_command(Role::Toolkit, &job_for(cell), pin, flavor)?;
+    let _guard = placement.pin_parent()?;
+    let mut cmd = child_command(Role::Toolkit, &job_for(cell), placement.child, flavor)?;
     let mode = low_latency.then(|| LowLatency::new(Duration::from_micros(LOW_LATENCY_MICROS)));
     if low_latency {
         cmd.env(ipc::spin::LOW_LATENCY_ENV, LOW_LATENCY_MICROS.to_string());

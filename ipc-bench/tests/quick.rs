@@ -1,7 +1,8 @@
 //! End to end: the bench binary in quick mode with tiny counts writes a JSON report with
 //! a row for every registered transport, every raw baseline (the epoll and tokio floors
 //! with round trips only), Node and the Rust <-> Node pairings (or the reason Node was
-//! skipped), and the floor lines beside the round-trip targets. Shape only, never speed.
+//! skipped), and the floor lines beside the round-trip targets; `--stream-cpus` places
+//! streams and refuses what it cannot do. Shape only, never speed.
 
 use std::collections::BTreeSet;
 use std::process::Command;
@@ -193,4 +194,72 @@ fn missing_node_is_recorded_as_skipped() {
             .contains("not on PATH"));
     }
     assert!(measured(&report).contains(&("raw-pipe".to_string(), 64)));
+}
+
+/// The CPUs this process may run on, from `/proc/self/status` (`0-1`, `0,2-3`, ...).
+fn allowed_cpus() -> Vec<usize> {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    let list = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .expect("Cpus_allowed_list")
+        .trim()
+        .to_string();
+    let cpu = |s: &str| -> usize { s.parse().expect("a CPU number") };
+    let mut cpus = Vec::new();
+    for part in list.split(',') {
+        match part.split_once('-') {
+            Some((a, b)) => cpus.extend(cpu(a)..=cpu(b)),
+            None => cpus.push(cpu(part)),
+        }
+    }
+    cpus
+}
+
+#[test]
+fn streams_run_on_the_two_cpus_given() {
+    let cpus = allowed_cpus();
+    let [parent, child, ..] = cpus[..] else {
+        eprintln!("one CPU only: --stream-cpus needs two");
+        return;
+    };
+    let pair = format!("{parent},{child}");
+    let report = run(&[
+        "--stream-cpus",
+        &pair,
+        "--sizes",
+        "64",
+        "--only",
+        "uds,shm,raw-socketpair,raw-shm",
+        "--workloads",
+        "stream,stream-batched",
+    ]);
+    assert_eq!(
+        report["machine"]["stream_cpus"],
+        serde_json::json!([parent, child])
+    );
+    let rows = report["rows"].as_array().expect("rows");
+    for name in ["uds", "shm", "raw-socketpair", "raw-shm"] {
+        let row = rows
+            .iter()
+            .find(|r| r["runner"] == name && r["size"] == 64)
+            .unwrap_or_else(|| panic!("no {name} row: {rows:?}"));
+        assert!(!row["stream"].is_null(), "{name}: no stream figure: {row}");
+    }
+}
+
+#[test]
+fn stream_cpus_must_be_two_allowed_cpus() {
+    for (bad, says) in [
+        ("0", "takes two CPUs"),
+        ("0,100000", "may only run on CPUs"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_ipc-bench"))
+            .args(["--quick", "--stream-cpus", bad])
+            .output()
+            .expect("run ipc-bench");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "--stream-cpus {bad} was accepted");
+        assert!(stderr.contains(says), "--stream-cpus {bad}: {stderr}");
+    }
 }

@@ -54,9 +54,12 @@ enum What {
         warmup: u64,
         #[arg(long)]
         count: u64,
-        /// Pin both processes to this CPU.
+        /// Pin this process (and, without --peer-pin, the peer) to this CPU.
         #[arg(long)]
         pin: Option<usize>,
+        /// Pin the peer to this CPU.
+        #[arg(long)]
+        peer_pin: Option<usize>,
     },
     /// Stream phases of `size`-byte messages one way, each acknowledged at its end.
     Stream {
@@ -65,9 +68,12 @@ enum What {
         /// Messages per phase; the first is the warm-up.
         #[arg(long, value_delimiter = ',')]
         phases: Vec<u64>,
-        /// Pin both processes to this CPU.
+        /// Pin this process (and, without --peer-pin, the peer) to this CPU.
         #[arg(long)]
         pin: Option<usize>,
+        /// Pin the peer to this CPU.
+        #[arg(long)]
+        peer_pin: Option<usize>,
     },
     /// The peer: echo (round trips) or consume and acknowledge (streams).
     Serve {
@@ -78,6 +84,9 @@ enum What {
         size: usize,
         #[arg(long)]
         stream: bool,
+        /// Pin this process to this CPU.
+        #[arg(long)]
+        pin: Option<usize>,
     },
 }
 
@@ -95,13 +104,22 @@ fn main() {
             warmup,
             count,
             pin,
-        } => lead(size, pin, false, |link| {
+            peer_pin,
+        } => lead(size, pin, peer_pin, false, |link| {
             link.round_trips(size, warmup, count)
         }),
-        What::Stream { size, phases, pin } => {
-            lead(size, pin, true, |link| link.stream(size, &phases))
-        }
-        What::Serve { name, size, stream } => serve(&name, size, stream),
+        What::Stream {
+            size,
+            phases,
+            pin,
+            peer_pin,
+        } => lead(size, pin, peer_pin, true, |link| link.stream(size, &phases)),
+        What::Serve {
+            name,
+            size,
+            stream,
+            pin,
+        } => serve(&name, size, stream, pin),
     };
     if let Err(e) = result {
         eprintln!("ipc-bench-iceoryx2: {e}");
@@ -271,6 +289,7 @@ fn pin_to(cpu: usize) -> Res<()> {
 fn lead(
     size: usize,
     pin: Option<usize>,
+    peer_pin: Option<usize>,
     stream: bool,
     body: impl FnOnce(&mut Link) -> Res<()>,
 ) -> Res<()> {
@@ -284,6 +303,7 @@ fn lead(
     let mut peer = Command::new(std::env::current_exe()?)
         .args(["serve", "--name", &name, "--size", &size.to_string()])
         .args(stream.then_some("--stream"))
+        .args(peer_pin.map(|cpu| format!("--pin={cpu}")))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .spawn()?;
@@ -302,7 +322,10 @@ fn lead(
 
 /// The peer: open the services, answer the hello, then echo every sample (round
 /// trips) or acknowledge every zero-length one (streams) until the 1-byte stop.
-fn serve(name: &str, size: usize, stream: bool) -> Res<()> {
+fn serve(name: &str, size: usize, stream: bool, pin: Option<usize>) -> Res<()> {
+    if let Some(cpu) = pin {
+        pin_to(cpu)?;
+    }
     let node = NodeBuilder::new().create::<ipc::Service>()?;
     let deadline = Instant::now() + STARTUP;
     let (a2b, b2a) = loop {

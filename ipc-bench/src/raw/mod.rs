@@ -43,7 +43,7 @@ use nix::sys::stat::Mode;
 use anyhow::{anyhow, Context, Result};
 
 use crate::cli::Flavor;
-use crate::pin::PinGuard;
+use crate::pin::Placement;
 use crate::roles::{child_command, Job, Role};
 use crate::stats::{self, Measurement};
 use crate::workload::{payload, Cell, Workload};
@@ -503,18 +503,17 @@ fn open_fifo_writer(path: &Path) -> io::Result<File> {
 }
 
 /// Measure one cell of a raw baseline.
-pub(crate) fn run_cell(kind: RawKind, cell: &Cell, cpu: usize) -> Result<Measurement> {
-    let pin = cell.workload.pinned().then_some(cpu);
-    let _guard = pin.map(PinGuard::new).transpose()?;
+pub(crate) fn run_cell(kind: RawKind, cell: &Cell, placement: Placement) -> Result<Measurement> {
+    let _guard = placement.pin_parent()?;
     if kind == RawKind::Shm {
-        return shm::run_cell(cell, pin);
+        return shm::run_cell(cell, placement.child);
     }
     let job = crate::roles::job_for(cell);
     let RawChild {
         mut child,
         ends,
         _dir,
-    } = spawn(kind, &job, pin)?;
+    } = spawn(kind, &job, placement.child)?;
     let (_, wait) = kind.wiring();
     let measured = if let Wait::Tokio(registration) = wait {
         tokio_floor::round_trips(ends, registration, cell)

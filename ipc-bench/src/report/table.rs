@@ -87,13 +87,17 @@ pub(crate) fn render(report: &Report) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "ipc-bench on {} (kernel {}), {}, {} CPU(s); tokio runtime {}; pinned cells on {}; load {} -> {}{}",
+        "ipc-bench on {} (kernel {}), {}, {} CPU(s); tokio runtime {}; pinned cells on {}; streams {}; load {} -> {}{}",
         m.os,
         m.kernel,
         m.cpu_model,
         m.cpus,
         m.runtime,
         m.pinned_cpu.map_or_else(|| "none (--no-pin)".into(), |c| format!("CPU {c}")),
+        m.stream_cpus.map_or_else(
+            || "unpinned".into(),
+            |(p, c)| format!("parent on CPU {p}, child on CPU {c} (Node's unpinned)")
+        ),
         m.load_before,
         m.load_after,
         if m.quick { "; --quick" } else { "" },
