@@ -209,7 +209,15 @@ pub(crate) fn render_targets(targets: &[Check]) -> String {
             t.value
                 .map_or_else(|| "not measured".into(), |v| format!("{v:.2}{}", t.unit)),
         );
-        if let Some(f) = &t.floor {
+        // A floor with no figure at all (its cells were not run): nothing to show.
+        let floor = t.floor.as_ref().filter(|f| {
+            f.epoll_vs_blocking.is_some()
+                || f.subject_vs_epoll.is_some()
+                || f.tokio
+                    .iter()
+                    .any(|t| t.vs_blocking.is_some() || t.subject_vs.is_some())
+        });
+        if let Some(f) = floor {
             let x = |r: Option<f64>| r.map_or_else(|| "?".into(), |r| format!("{r:.2}x"));
             let _ = write!(
                 out,
