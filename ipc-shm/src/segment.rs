@@ -287,26 +287,34 @@ impl Segment {
 
     /// A parked flag of a ring's control block, as an atomic.
     pub(crate) fn parked(&self, ring: Ring, which: Parked) -> &AtomicU32 {
-        let offset = match which {
-            Parked::Reader => READER_PARKED_AT,
-            Parked::Writer => WRITER_PARKED_AT,
-        };
-        let ptr = self.control(ring, offset).cast::<u32>();
-        // SAFETY: as for `position`: 4 bytes inside the mapping, 4-aligned, accessed
-        // only atomically by both processes.
-        unsafe { AtomicU32::from_ptr(ptr) }
+        self.word(
+            ring,
+            match which {
+                Parked::Reader => READER_PARKED_AT,
+                Parked::Writer => WRITER_PARKED_AT,
+            },
+        )
     }
 
     /// A side's heavy word of a ring's control block (1: that side sleeps with
     /// `membarrier`, see [`crate::barrier`]), as an atomic.
     pub(crate) fn heavy(&self, ring: Ring, which: Parked) -> &AtomicU32 {
-        let offset = match which {
-            Parked::Reader => READER_HEAVY_AT,
-            Parked::Writer => WRITER_HEAVY_AT,
-        };
+        self.word(
+            ring,
+            match which {
+                Parked::Reader => READER_HEAVY_AT,
+                Parked::Writer => WRITER_HEAVY_AT,
+            },
+        )
+    }
+
+    /// The `u32` at `offset` (a multiple of 4) of a ring's control block, as an atomic.
+    fn word(&self, ring: Ring, offset: usize) -> &AtomicU32 {
+        debug_assert_eq!(offset % 4, 0);
         let ptr = self.control(ring, offset).cast::<u32>();
-        // SAFETY: as for `position`: 4 bytes inside the mapping, 4-aligned, accessed
-        // only atomically by both processes.
+        // SAFETY: as for `position`: 4 bytes inside the mapping, 4-aligned (the mapping
+        // is page-aligned, the control blocks start at multiples of 512 and every u32
+        // field's offset is a multiple of 4), accessed only atomically by both processes.
         unsafe { AtomicU32::from_ptr(ptr) }
     }
 
