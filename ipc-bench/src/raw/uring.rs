@@ -11,6 +11,12 @@
 //! The reads land in a buffer the reader owns (128 KiB, reused, like the baseline's
 //! `BufReader`), so the framing reads from it exactly as it reads from a `BufReader`:
 //! a short read is followed by another `Read` SQE for the rest of the frame.
+//!
+//! The ring is set up with no flags (the kernel's defaults: a completion's task work
+//! interrupts the waiting task). With [`DEFER_ENV`] set to `1` it is set up with
+//! `IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN` (kernel 6.1+): the task
+//! work then runs only inside the waiting `io_uring_enter`, the setup a
+//! latency-minded io_uring runtime would choose; the experiment says whether it helps.
 
 use std::io::{self, BufRead, Read};
 use std::os::fd::{AsFd, AsRawFd};
@@ -20,16 +26,24 @@ use io_uring::{opcode, types, IoUring};
 /// The reader's buffer: as the blocking baseline's `BufReader`.
 const BUF: usize = 128 * 1024;
 
+/// Set to `1`: the rings are set up with `SINGLE_ISSUER | DEFER_TASKRUN`.
+pub(crate) const DEFER_ENV: &str = "IPC_BENCH_URING_DEFER";
+
 /// Submission queue entries: one read is in flight at a time.
 const ENTRIES: u32 = 4;
 
 /// A ring of `entries` entries, or an error saying why io_uring is not available.
 fn setup(entries: u32) -> io::Result<IoUring> {
-    IoUring::new(entries).map_err(|e| {
+    let mut builder = IoUring::builder();
+    if std::env::var_os(DEFER_ENV).is_some_and(|v| v == "1") {
+        builder.setup_single_issuer().setup_defer_taskrun();
+    }
+    builder.build(entries).map_err(|e| {
         io::Error::new(
             e.kind(),
             format!(
-                "io_uring_setup failed ({e}): the kernel is older than 5.6, io_uring is \
+                "io_uring_setup failed ({e}): the kernel is older than 5.6 (6.1 with \
+                 {DEFER_ENV}=1), io_uring is \
                  turned off (/proc/sys/kernel/io_uring_disabled), or a seccomp filter (a \
                  container's) forbids it; the io_uring floor cannot be measured here"
             ),
