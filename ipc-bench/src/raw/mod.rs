@@ -406,13 +406,13 @@ where
             Box::new(PollWrite(write)),
             framing,
         ),
-        Wait::Uring => Conn::buffered(
-            // No context: the cell's error is shown without its causes, and this one
-            // already says what failed and why.
-            Box::new(UringRead::new(read)?),
-            Box::new(write),
-            framing,
-        ),
+        // No context on the io_uring errors: the cell's error is shown without its
+        // causes, and these already say what failed and why.
+        Wait::Uring if uring::send_through_ring() => {
+            let (read, write) = UringRead::with_writer(read, write)?;
+            Conn::buffered(Box::new(read), Box::new(write), framing)
+        }
+        Wait::Uring => Conn::buffered(Box::new(UringRead::new(read)?), Box::new(write), framing),
     })
 }
 

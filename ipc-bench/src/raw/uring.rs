@@ -17,17 +17,35 @@
 //! `IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN` (kernel 6.1+): the task
 //! work then runs only inside the waiting `io_uring_enter`, the setup a
 //! latency-minded io_uring runtime would choose; the experiment says whether it helps.
+//!
+//! With [`SEND_ENV`] set to `1` the frames are written through the ring too: a frame
+//! sent is kept until the next read, which submits a `Write` SQE linked
+//! (`IOSQE_IO_LINK`) to the `Read` SQE, both in one `io_uring_enter` — one system call
+//! per message per side, half of blocking I/O's; what a channel that sends and receives
+//! through io_uring could reach. Round trips only: a frame goes out with the next read.
 
-use std::io::{self, BufRead, Read};
-use std::os::fd::{AsFd, AsRawFd};
+use std::io::{self, BufRead, IoSlice, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::sync::{Arc, Mutex, PoisonError};
 
-use io_uring::{opcode, types, IoUring};
+use io_uring::{opcode, squeue, types, IoUring};
 
 /// The reader's buffer: as the blocking baseline's `BufReader`.
 const BUF: usize = 128 * 1024;
 
 /// Set to `1`: the rings are set up with `SINGLE_ISSUER | DEFER_TASKRUN`.
 pub(crate) const DEFER_ENV: &str = "IPC_BENCH_URING_DEFER";
+
+/// Set to `1`: frames are written through the ring, linked to the next read.
+pub(crate) const SEND_ENV: &str = "IPC_BENCH_URING_SEND";
+
+/// Whether [`SEND_ENV`] is set to `1`.
+pub(crate) fn send_through_ring() -> bool {
+    std::env::var_os(SEND_ENV).is_some_and(|v| v == "1")
+}
+
+/// The `user_data` of a `Write` completion (reads carry 0).
+const WRITE: u64 = 1;
 
 /// Submission queue entries: one read is in flight at a time.
 const ENTRIES: u32 = 4;
@@ -51,10 +69,20 @@ fn setup(entries: u32) -> io::Result<IoUring> {
     })
 }
 
-/// A ring and the buffer its reads fill: the only memory the kernel writes.
+/// A ring, the buffer its reads fill and the bytes its writes send: the only memory
+/// the kernel touches.
 struct Ring {
     ring: IoUring,
     buf: Box<[u8]>,
+    out: Vec<u8>,
+}
+
+/// Where frames sent through the ring wait for the next read ([`SEND_ENV`]).
+struct Outbox {
+    /// The write end (a duplicate: the reader submits the writes).
+    fd: OwnedFd,
+    /// Bytes written by [`UringWrite`] and not yet submitted.
+    pending: Arc<Mutex<Vec<u8>>>,
 }
 
 /// A buffered reader whose every read is one `io_uring_enter` (submit a `Read`, wait
@@ -64,6 +92,8 @@ pub(crate) struct UringRead<T> {
     /// `None` once a failure left a read in flight: the ring and its buffer were
     /// leaked so the kernel can never write into freed memory.
     ring: Option<Ring>,
+    /// With [`SEND_ENV`]: the frames to write before the next read.
+    outbox: Option<Outbox>,
     /// The next unread byte of `buf`.
     pos: usize,
     /// How much of `buf` the last read filled.
@@ -79,14 +109,29 @@ impl<T: AsFd> UringRead<T> {
             ring: Some(Ring {
                 ring: setup(ENTRIES)?,
                 buf: vec![0; BUF].into_boxed_slice(),
+                out: Vec::new(),
             }),
+            outbox: None,
             pos: 0,
             filled: 0,
         })
     }
 
-    /// Refill `buf` with one `Read` SQE, submitted and waited for in one
-    /// `io_uring_enter`; resubmitted when interrupted.
+    /// As [`new`](Self::new), and a writer for `write` whose frames go out through
+    /// the ring, each linked to the next read ([`SEND_ENV`]).
+    pub(crate) fn with_writer(io: T, write: impl AsFd) -> io::Result<(UringRead<T>, UringWrite)> {
+        let mut reader = UringRead::new(io)?;
+        let pending = Arc::new(Mutex::new(Vec::new()));
+        reader.outbox = Some(Outbox {
+            fd: write.as_fd().try_clone_to_owned()?,
+            pending: Arc::clone(&pending),
+        });
+        Ok((reader, UringWrite(pending)))
+    }
+
+    /// Refill `buf` with one `Read` SQE (after a linked `Write` of the pending frames
+    /// with [`SEND_ENV`]), submitted and waited for in one `io_uring_enter`;
+    /// resubmitted when interrupted or cancelled by a short write.
     fn refill(&mut self) -> io::Result<()> {
         let fd = types::Fd(self.io.as_fd().as_raw_fd());
         let Some(ring) = self.ring.as_mut() else {
@@ -94,7 +139,35 @@ impl<T: AsFd> UringRead<T> {
                 "an earlier io_uring failure left this reader unusable",
             ));
         };
+        if let Some(outbox) = &self.outbox {
+            let mut pending = outbox
+                .pending
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if ring.out.is_empty() {
+                std::mem::swap(&mut ring.out, &mut *pending);
+            } else {
+                ring.out.extend_from_slice(&pending);
+                pending.clear();
+            }
+        }
         loop {
+            let mut in_flight = 0;
+            if let (Some(outbox), false) = (&self.outbox, ring.out.is_empty()) {
+                let len = u32::try_from(ring.out.len()).unwrap_or(u32::MAX);
+                let write =
+                    opcode::Write::new(types::Fd(outbox.fd.as_raw_fd()), ring.out.as_ptr(), len)
+                        .build()
+                        .flags(squeue::Flags::IO_LINK)
+                        .user_data(WRITE);
+                // SAFETY: the entry points into `ring.out`, which is neither touched nor
+                // freed until the write completed (below), or is leaked with the ring if
+                // this gives up first. The fd is the outbox's own duplicate, open while
+                // `self` lives.
+                unsafe { ring.ring.submission().push(&write) }
+                    .map_err(|_| io::Error::other("the io_uring submission queue is full"))?;
+                in_flight += 1;
+            }
             let entry = opcode::Read::new(fd, ring.buf.as_mut_ptr(), BUF as u32).build();
             // SAFETY: the entry points into `ring.buf`, which lives as long as the ring:
             // this function does not return until the read completed, and if it gives
@@ -103,30 +176,54 @@ impl<T: AsFd> UringRead<T> {
             // lives, which outlives this call.
             unsafe { ring.ring.submission().push(&entry) }
                 .map_err(|_| io::Error::other("the io_uring submission queue is full"))?;
+            in_flight += 1;
+            let mut read = None;
+            let mut wrote = None;
             let waited = loop {
-                match ring.ring.submit_and_wait(1) {
+                // Every entry completes (a write that fails or is short cancels the
+                // linked read, which completes with ECANCELED): wait for all of them
+                // in one call.
+                match ring.ring.submit_and_wait(in_flight) {
                     Ok(_) => {
-                        if let Some(cqe) = ring.ring.completion().next() {
-                            break Ok(cqe.result());
+                        for cqe in ring.ring.completion() {
+                            in_flight -= 1;
+                            match cqe.user_data() {
+                                WRITE => wrote = Some(cqe.result()),
+                                _ => read = Some(cqe.result()),
+                            }
+                        }
+                        if in_flight == 0 {
+                            break Ok(());
                         }
                     }
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(e) => break Err(e),
                 }
             };
-            let result = match waited {
-                Ok(result) => result,
-                Err(e) => {
-                    // The read may still be in flight: never free what it writes into.
-                    if let Some(ring) = self.ring.take() {
-                        std::mem::forget(ring);
-                    }
-                    return Err(io::Error::new(
-                        e.kind(),
-                        format!("io_uring_enter failed: {e}"),
-                    ));
+            if let Err(e) = waited {
+                // A read or write may still be in flight: never free its memory.
+                if let Some(ring) = self.ring.take() {
+                    std::mem::forget(ring);
                 }
-            };
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!("io_uring_enter failed: {e}"),
+                ));
+            }
+            if let Some(wrote) = wrote {
+                // A short write breaks the link (the read is cancelled): the rest goes
+                // out with the next attempt.
+                match usize::try_from(wrote) {
+                    Ok(n) => drop(ring.out.drain(..n.min(ring.out.len()))),
+                    Err(_) => {
+                        let err = io::Error::from_raw_os_error(-wrote);
+                        if !retry(&err) {
+                            return Err(err);
+                        }
+                    }
+                }
+            }
+            let Some(result) = read else { continue };
             match usize::try_from(result) {
                 Ok(n) => {
                     self.pos = 0;
@@ -135,15 +232,42 @@ impl<T: AsFd> UringRead<T> {
                 }
                 Err(_) => {
                     let err = io::Error::from_raw_os_error(-result);
-                    if !matches!(
-                        err.kind(),
-                        io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
-                    ) {
+                    if !retry(&err) && result != -libc::ECANCELED {
                         return Err(err);
                     }
                 }
             }
         }
+    }
+}
+
+/// Whether a failed read or write is retried (interrupted, or would block).
+fn retry(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
+    )
+}
+
+/// The writing half with [`SEND_ENV`]: frames wait here for the reader's next
+/// `io_uring_enter`, which writes them before it reads.
+pub(crate) struct UringWrite(Arc<Mutex<Vec<u8>>>);
+
+impl Write for UringWrite {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let mut pending = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        pending.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        let mut pending = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        for buf in bufs {
+            pending.extend_from_slice(buf);
+        }
+        Ok(bufs.iter().map(|b| b.len()).sum())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 
@@ -191,6 +315,44 @@ mod tests {
         let msg = err.to_string();
         assert!(msg.starts_with("io_uring_setup failed"), "{msg}");
         assert!(msg.contains("io_uring_disabled"), "{msg}");
+    }
+
+    #[test]
+    fn frames_sent_through_the_ring_go_out_with_the_next_read() {
+        use crate::raw::wire::{Conn, Framing};
+        let (a, b) = UnixStream::pair().expect("pair");
+        let conn = |end: UnixStream| -> Option<Conn> {
+            match UringRead::with_writer(end.try_clone().expect("dup"), end) {
+                Ok((read, write)) => Some(Conn::buffered(
+                    Box::new(read),
+                    Box::new(write),
+                    Framing::Length,
+                )),
+                // No io_uring here (seccomp, io_uring_disabled): nothing to test.
+                Err(e) => {
+                    eprintln!("skipped: {e}");
+                    None
+                }
+            }
+        };
+        let (Some(mut left), Some(mut right)) = (conn(a), conn(b)) else {
+            return;
+        };
+        let echo = std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            while right.recv(&mut buf).expect("echo recv") {
+                right.send(&buf).expect("echo send");
+            }
+        });
+        let mut buf = Vec::new();
+        for size in [2, 64, 70_000, 600_000] {
+            let msg: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+            left.send(&msg).expect("send");
+            assert!(left.recv(&mut buf).expect("recv"), "echo of {size} B");
+            assert_eq!(buf, msg, "echo of {size} B");
+        }
+        drop(left);
+        echo.join().expect("echo thread");
     }
 
     #[test]
