@@ -1,8 +1,10 @@
 //! End to end: the bench binary in quick mode with tiny counts writes a JSON report with
-//! a row for every registered transport, every raw baseline (the epoll and tokio floors
-//! with round trips only), Node and the Rust <-> Node pairings (or the reason Node was
-//! skipped), and the floor lines beside the round-trip targets; `--stream-cpus` places
-//! streams and refuses what it cannot do. Shape only, never speed.
+//! a row for every registered transport, every raw baseline (the epoll, tokio and
+//! io_uring floors with round trips only), Node and the Rust <-> Node pairings (or the
+//! reason Node was skipped), and the floor lines beside the round-trip targets;
+//! `--stream-cpus` places streams and refuses what it cannot do. Shape only, never
+//! speed. The io_uring floors need io_uring (kernel 5.6+, not turned off, not
+//! forbidden by seccomp): without it their cells fail and so does this test, saying so.
 
 use std::collections::BTreeSet;
 use std::process::Command;
@@ -31,6 +33,8 @@ const TOKIO: [&str; 4] = [
     "raw-tcp-tokio",
     "raw-socketpair-tokio-fd",
 ];
+/// The io_uring floors: round trips only (unpinned and pinned), every size.
+const URING: [&str; 3] = ["raw-socketpair-uring", "raw-pipe-uring", "raw-tcp-uring"];
 /// Node rows, and the Rust <-> Node rows: all need `node`.
 const NODE: [&str; 4] = [
     "node-json",
@@ -110,7 +114,7 @@ fn every_transport_baseline_and_node_has_rows() {
         }
     }
     let all_rows = report["rows"].as_array().expect("rows");
-    for name in EPOLL.into_iter().chain(TOKIO) {
+    for name in EPOLL.into_iter().chain(TOKIO).chain(URING) {
         for size in [64, 1024, 65536] {
             let row = all_rows
                 .iter()
@@ -124,15 +128,26 @@ fn every_transport_baseline_and_node_has_rows() {
         }
     }
     let targets = report["targets"].as_array().expect("targets");
-    for (subject, epoll, tokio) in [
+    for (subject, epoll, tokio, uring) in [
         (
             "uds",
             "raw-socketpair-epoll",
             &["raw-socketpair-tokio", "raw-socketpair-tokio-fd"][..],
+            Some("raw-socketpair-uring"),
         ),
-        ("pipe", "raw-pipe-epoll", &["raw-pipe-tokio"][..]),
-        ("tcp", "raw-tcp-epoll", &["raw-tcp-tokio"][..]),
-        ("fifo", "raw-fifo-epoll", &[][..]),
+        (
+            "pipe",
+            "raw-pipe-epoll",
+            &["raw-pipe-tokio"][..],
+            Some("raw-pipe-uring"),
+        ),
+        (
+            "tcp",
+            "raw-tcp-epoll",
+            &["raw-tcp-tokio"][..],
+            Some("raw-tcp-uring"),
+        ),
+        ("fifo", "raw-fifo-epoll", &[][..], None),
     ] {
         let floor = targets
             .iter()
@@ -153,6 +168,15 @@ fn every_transport_baseline_and_node_has_rows() {
         for t in floors {
             assert!(t["vs_blocking"].as_f64().is_some(), "{floor}");
             assert!(t["subject_vs"].as_f64().is_some(), "{floor}");
+        }
+        match uring {
+            Some(uring) => {
+                let u = &floor["uring"];
+                assert_eq!(u["runner"], uring, "{subject}'s io_uring floor: {floor}");
+                assert!(u["vs_blocking"].as_f64().is_some(), "{floor}");
+                assert!(u["subject_vs"].as_f64().is_some(), "{floor}");
+            }
+            None => assert!(floor["uring"].is_null(), "{subject}: {floor}"),
         }
     }
     let skipped = report["skipped"].as_array().expect("skipped");

@@ -14,6 +14,7 @@
 //! | `raw-pipe-spin` | as `raw-pipe`, non-blocking, both ends spinning on `read` (with `sched_yield`) | `u32` BE length |
 //! | `raw-socketpair-epoll`, `raw-pipe-epoll`, `raw-fifo-epoll`, `raw-tcp-epoll`, `raw-stdio-epoll` | as the blocking baseline, non-blocking, each side waiting in `epoll_wait` before a read (see [`epoll`]); round trips only | as the blocking baseline |
 //! | `raw-socketpair-tokio`, `raw-pipe-tokio`, `raw-tcp-tokio` | as the blocking baseline, each side a tokio `current_thread` runtime (`enable_all`) doing `write_all` + `read_exact` on tokio's types (see [`tokio_floor`]); round trips only | `u32` BE length |
+//! | `raw-socketpair-uring`, `raw-pipe-uring`, `raw-tcp-uring` | as the blocking baseline, each side writing with `writev` and receiving through its own io_uring: one `io_uring_enter` submits a `Read` and waits for it (see [`uring`]); round trips only | as the blocking baseline |
 //! | `raw-socketpair-tokio-fd` | as `raw-socketpair-tokio`, the socket registered for read readiness only (`AsyncFd`), writes straight to the fd (see [`tokio_floor`]); round trips only | `u32` BE length |
 //!
 //! Every frame of the stream baselines is written with one `writev` (see [`wire`]). The child is this binary
@@ -23,6 +24,7 @@ mod child;
 pub(crate) mod epoll;
 pub(crate) mod shm;
 pub(crate) mod tokio_floor;
+pub(crate) mod uring;
 pub(crate) mod wire;
 
 pub(crate) use child::serve_child;
@@ -50,6 +52,7 @@ use crate::workload::{payload, Cell, Workload};
 use epoll::{EpollRead, PollWrite};
 use tempfile::TempDir;
 use tokio_floor::Registration;
+use uring::UringRead;
 use wire::{Conn, Framing, Spin};
 
 /// Names the FIFO directory for a `raw-fifo` child.
@@ -104,6 +107,12 @@ pub(crate) enum RawKind {
     TcpTokio,
     /// [`SocketpairTokio`](RawKind::SocketpairTokio) registered for read readiness only.
     SocketpairTokioFd,
+    /// [`Socketpair`](RawKind::Socketpair) receiving through io_uring.
+    SocketpairUring,
+    /// [`Pipe`](RawKind::Pipe) receiving through io_uring.
+    PipeUring,
+    /// [`Tcp`](RawKind::Tcp) receiving through io_uring.
+    TcpUring,
 }
 
 /// How the ends of a stream baseline wait for their peer.
@@ -118,11 +127,14 @@ pub(crate) enum Wait {
     /// Non-blocking, driven by a tokio `current_thread` runtime, registered as said
     /// (see [`tokio_floor`]).
     Tokio(Registration),
+    /// Blocking writes; reads through an io_uring, one `io_uring_enter` each (see
+    /// [`uring`]).
+    Uring,
 }
 
 impl RawKind {
     /// Every baseline, in report order.
-    pub(crate) const ALL: [RawKind; 17] = [
+    pub(crate) const ALL: [RawKind; 20] = [
         RawKind::Socketpair,
         RawKind::Pipe,
         RawKind::Fifo,
@@ -140,6 +152,9 @@ impl RawKind {
         RawKind::PipeTokio,
         RawKind::TcpTokio,
         RawKind::SocketpairTokioFd,
+        RawKind::SocketpairUring,
+        RawKind::PipeUring,
+        RawKind::TcpUring,
     ];
 
     /// The runner name (`raw-socketpair`, ...).
@@ -162,6 +177,9 @@ impl RawKind {
             RawKind::PipeTokio => "raw-pipe-tokio",
             RawKind::TcpTokio => "raw-tcp-tokio",
             RawKind::SocketpairTokioFd => "raw-socketpair-tokio-fd",
+            RawKind::SocketpairUring => "raw-socketpair-uring",
+            RawKind::PipeUring => "raw-pipe-uring",
+            RawKind::TcpUring => "raw-tcp-uring",
         }
     }
 
@@ -191,6 +209,10 @@ impl RawKind {
                 ", tokio current_thread runtime (enable_all), AsyncFd with read interest \
                  only, writes straight to the fd (tokio floor; round trips only)"
             }
+            Wait::Uring => {
+                ", blocking writev, each read one io_uring_enter submitting a Read SQE and \
+                 waiting for it (io_uring floor; round trips only)"
+            }
         };
         format!("{what}{how}")
     }
@@ -212,6 +234,9 @@ impl RawKind {
             RawKind::SocketpairTokioFd => {
                 (RawKind::Socketpair, Wait::Tokio(Registration::ReadInterest))
             }
+            RawKind::SocketpairUring => (RawKind::Socketpair, Wait::Uring),
+            RawKind::PipeUring => (RawKind::Pipe, Wait::Uring),
+            RawKind::TcpUring => (RawKind::Tcp, Wait::Uring),
             other => (other, Wait::Block),
         }
     }
@@ -223,6 +248,13 @@ impl RawKind {
             .find(|k| k.wiring() == (self, Wait::Epoll))
     }
 
+    /// The io_uring floor of a blocking baseline (`raw-pipe` -> `raw-pipe-uring`).
+    pub(crate) fn uring_floor(self) -> Option<RawKind> {
+        RawKind::ALL
+            .into_iter()
+            .find(|k| k.wiring() == (self, Wait::Uring))
+    }
+
     /// The tokio floors of a blocking baseline (`raw-tcp` -> `raw-tcp-tokio`), in
     /// report order.
     pub(crate) fn tokio_floors(self) -> Vec<RawKind> {
@@ -232,10 +264,10 @@ impl RawKind {
             .collect()
     }
 
-    /// Whether this baseline measures round trips only (the epoll and tokio floors:
-    /// they explain the latency targets; streaming is the blocking baseline's).
+    /// Whether this baseline measures round trips only (the epoll, tokio and io_uring
+    /// floors: they explain the latency targets; streaming is the blocking baseline's).
     pub(crate) fn round_trips_only(self) -> bool {
-        matches!(self.wiring().1, Wait::Epoll | Wait::Tokio(_))
+        matches!(self.wiring().1, Wait::Epoll | Wait::Tokio(_) | Wait::Uring)
     }
 
     /// The baseline named `name`.
@@ -350,13 +382,14 @@ fn set_blocking(fd: impl AsFd) -> Result<()> {
 }
 
 /// Frame `read` and `write`, waiting as `wait` says: blocking fds are used as they
-/// are; for [`Wait::Spin`] and [`Wait::Epoll`] both are made non-blocking and wrapped.
+/// are; for [`Wait::Spin`] and [`Wait::Epoll`] both are made non-blocking and wrapped;
+/// for [`Wait::Uring`] both stay blocking and the read end is read through an io_uring.
 pub(crate) fn conn<R, W>(read: R, write: W, wait: Wait, framing: Framing) -> Result<Conn>
 where
     R: io::Read + AsFd + Send + 'static,
     W: io::Write + AsFd + Send + 'static,
 {
-    if wait != Wait::Block {
+    if matches!(wait, Wait::Spin | Wait::Epoll) {
         set_nonblocking(&read)?;
         set_nonblocking(&write)?;
     }
@@ -373,6 +406,13 @@ where
             Box::new(PollWrite(write)),
             framing,
         ),
+        // No context on the io_uring errors: the cell's error is shown without its
+        // causes, and these already say what failed and why.
+        Wait::Uring if uring::send_through_ring() => {
+            let (read, write) = UringRead::with_writer(read, write)?;
+            Conn::buffered(Box::new(read), Box::new(write), framing)
+        }
+        Wait::Uring => Conn::buffered(Box::new(UringRead::new(read)?), Box::new(write), framing),
     })
 }
 

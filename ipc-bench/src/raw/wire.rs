@@ -32,7 +32,7 @@ const WRITE_BATCH: usize = 64 * 1024;
 
 /// A blocking, framed, bidirectional connection.
 pub(crate) struct Conn {
-    reader: BufReader<Box<dyn Read + Send>>,
+    reader: Box<dyn BufRead + Send>,
     writer: Box<dyn Write + Send>,
     framing: Framing,
     /// Frames fed but not yet written.
@@ -40,14 +40,28 @@ pub(crate) struct Conn {
 }
 
 impl Conn {
-    /// Frame `reader` and `writer`.
+    /// Frame `reader` (through a 128 KiB `BufReader`) and `writer`.
     pub(crate) fn new(
         reader: Box<dyn Read + Send>,
         writer: Box<dyn Write + Send>,
         framing: Framing,
     ) -> Conn {
+        Conn::buffered(
+            Box::new(BufReader::with_capacity(READ_BUF, reader)),
+            writer,
+            framing,
+        )
+    }
+
+    /// Frame `reader`, which buffers itself (the io_uring floor's reader), and
+    /// `writer`.
+    pub(crate) fn buffered(
+        reader: Box<dyn BufRead + Send>,
+        writer: Box<dyn Write + Send>,
+        framing: Framing,
+    ) -> Conn {
         Conn {
-            reader: BufReader::with_capacity(READ_BUF, reader),
+            reader,
             writer,
             framing,
             batch: Vec::with_capacity(WRITE_BATCH),

@@ -192,7 +192,8 @@ pub(crate) fn render_targets(targets: &[Check]) -> String {
             "  (a `floor` line is information, not a target: the same figure for the blocking \
              baseline's fds made non-blocking with an epoll_wait before each read, as an \
              async runtime waits; and, where there is one, for the smallest tokio program \
-             doing the baseline's round trip, the tokio floor)\n",
+             doing the baseline's round trip, the tokio floor; and for the baseline \
+             receiving through io_uring, one io_uring_enter per read, the io_uring floor)\n",
         );
     }
     for t in targets {
@@ -215,6 +216,7 @@ pub(crate) fn render_targets(targets: &[Check]) -> String {
                 || f.subject_vs_epoll.is_some()
                 || f.tokio
                     .iter()
+                    .chain(&f.uring)
                     .any(|t| t.vs_blocking.is_some() || t.subject_vs.is_some())
         });
         if let Some(f) = floor {
@@ -232,16 +234,16 @@ pub(crate) fn render_targets(targets: &[Check]) -> String {
                 x(f.subject_vs_epoll),
                 f.epoll,
             );
-            for tokio in &f.tokio {
+            for other in f.tokio.iter().chain(&f.uring) {
                 let _ = write!(
                     out,
                     "; {} is {} {}; {} is {} {}",
-                    tokio.runner,
-                    x(tokio.vs_blocking),
+                    other.runner,
+                    x(other.vs_blocking),
                     f.blocking,
                     t.subject,
-                    x(tokio.subject_vs),
-                    tokio.runner,
+                    x(other.subject_vs),
+                    other.runner,
                 );
             }
             out.push('\n');

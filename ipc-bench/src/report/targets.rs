@@ -24,7 +24,9 @@
 //! baseline also has tokio floors (`raw-socketpair-tokio`, `raw-socketpair-tokio-fd`,
 //! `raw-pipe-tokio`, `raw-tcp-tokio`), the same for each: a miss that the best tokio
 //! floor shares is the cost of tokio itself, which no channel built on tokio can go
-//! below.
+//! below. Where it has an io_uring floor (`raw-socketpair-uring`, `raw-pipe-uring`,
+//! `raw-tcp-uring`), the same for it: whether a completion-based receive path (one
+//! `io_uring_enter` per read, submitting and waiting) reaches the blocking baseline.
 
 use serde::Serialize;
 
@@ -87,13 +89,16 @@ pub(crate) struct Floor {
     /// The baseline's tokio floors measured in this run (`raw-socketpair-tokio`,
     /// `raw-socketpair-tokio-fd`), in report order; empty when it has none.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub tokio: Vec<TokioFloor>,
+    pub tokio: Vec<RunnerFloor>,
+    /// The baseline's io_uring floor measured in this run (`raw-pipe-uring`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uring: Option<RunnerFloor>,
 }
 
-/// One tokio floor beside a round-trip target.
+/// One tokio or io_uring floor beside a round-trip target.
 #[derive(Debug, Clone, Serialize)]
-pub(crate) struct TokioFloor {
-    /// The tokio floor's runner (`raw-tcp-tokio`).
+pub(crate) struct RunnerFloor {
+    /// The floor's runner (`raw-tcp-tokio`, `raw-tcp-uring`).
     pub runner: String,
     /// Its figure / the blocking baseline's.
     pub vs_blocking: Option<f64>,
@@ -155,7 +160,15 @@ pub(crate) fn check_rows(rows: &[Row]) -> Vec<Check> {
             .into_iter()
             .filter_map(|k| find(k.name(), SMALL))
             .collect();
+        let uring = RawKind::from_name(base)
+            .and_then(RawKind::uring_floor)
+            .and_then(|k| find(k.name(), SMALL));
         let blocking = find(base, SMALL);
+        let runner_floor = |figure: RttFigure, floor: &Row| RunnerFloor {
+            runner: floor.runner.clone(),
+            vs_blocking: ratio(figure.of(Some(floor)), figure.of(blocking)),
+            subject_vs: ratio(figure.of(Some(row)), figure.of(Some(floor))),
+        };
         let floor = |figure: RttFigure| {
             epoll.map(|epoll| Floor {
                 figure: figure.label().to_string(),
@@ -163,14 +176,8 @@ pub(crate) fn check_rows(rows: &[Row]) -> Vec<Check> {
                 blocking: base.to_string(),
                 epoll_vs_blocking: ratio(figure.of(Some(epoll)), figure.of(blocking)),
                 subject_vs_epoll: ratio(figure.of(Some(row)), figure.of(Some(epoll))),
-                tokio: tokio
-                    .iter()
-                    .map(|t| TokioFloor {
-                        runner: t.runner.clone(),
-                        vs_blocking: ratio(figure.of(Some(t)), figure.of(blocking)),
-                        subject_vs: ratio(figure.of(Some(row)), figure.of(Some(t))),
-                    })
-                    .collect(),
+                tokio: tokio.iter().map(|t| runner_floor(figure, t)).collect(),
+                uring: uring.map(|u| runner_floor(figure, u)),
             })
         };
         out.push(Check {
