@@ -136,7 +136,29 @@ fn parent(args: Args) -> Result<bool> {
     } else {
         None
     };
-    let runners = runner::runners(node.as_ref().ok(), args.iceoryx2, &args.only);
+    let mut runners = runner::runners(node.as_ref().ok(), args.iceoryx2, &args.only);
+    // The io_uring floors need io_uring: without it (a container's seccomp filter, say)
+    // they are skipped with the reason, as Node's rows are without Node.
+    let uring = if args.list {
+        Ok(())
+    } else {
+        raw::uring::probe()
+    };
+    let mut uring_skipped = Vec::new();
+    if let Err(reason) = &uring {
+        runners.retain(|r| {
+            let is_uring =
+                matches!(r.kind, runner::Kind::Raw(kind) if kind.wiring().1 == raw::Wait::Uring);
+            if is_uring {
+                uring_skipped.push(Skipped {
+                    name: r.name.clone(),
+                    reason: reason.clone(),
+                });
+            }
+            !is_uring
+        });
+        eprintln!("ipc-bench: io_uring floors skipped: {reason}");
+    }
     if args.list {
         for r in &runners {
             let about = match r.kind {
@@ -147,7 +169,7 @@ fn parent(args: Args) -> Result<bool> {
         }
         return Ok(true);
     }
-    let mut skipped = Vec::new();
+    let mut skipped = uring_skipped;
     if let Err(reason) = &node {
         let names = Serialization::ALL
             .iter()

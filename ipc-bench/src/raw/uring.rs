@@ -69,6 +69,12 @@ fn setup(entries: u32) -> io::Result<IoUring> {
     })
 }
 
+/// Whether this process can use io_uring at all: `Err` says why not (the floors are
+/// then skipped, as Node's rows are without Node).
+pub(crate) fn probe() -> Result<(), String> {
+    setup(ENTRIES).map(drop).map_err(|e| e.to_string())
+}
+
 /// A ring, the buffer its reads fill and the bytes its writes send: the only memory
 /// the kernel touches.
 struct Ring {
