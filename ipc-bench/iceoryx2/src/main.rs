@@ -4,8 +4,8 @@
 //! `ipc-bench --iceoryx2` builds this binary and runs it once per cell:
 //!
 //! ```text
-//! ipc-bench-iceoryx2 round-trip --size 64 --warmup 2000 --count 20000 [--pin 0]
-//! ipc-bench-iceoryx2 stream --size 64 --phases 2000,100000,100000
+//! ipc-bench-iceoryx2 round-trip --size 64 --warmup 2000 --count 20000 [--pin 0 --peer-pin 0]
+//! ipc-bench-iceoryx2 stream --size 64 --phases 2000,100000,100000 [--pin 0 --peer-pin 1]
 //! ```
 //!
 //! It starts itself again as the peer (`serve`), and prints one line per timed
