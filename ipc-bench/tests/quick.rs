@@ -27,12 +27,15 @@ const EPOLL: [&str; 5] = [
     "raw-tcp-epoll",
     "raw-stdio-epoll",
 ];
-/// The tokio floors: round trips only (unpinned and pinned), every size.
-const TOKIO: [&str; 4] = [
+/// The tokio floors, waiting and spinning: round trips only (unpinned and pinned),
+/// every size.
+const TOKIO: [&str; 6] = [
     "raw-socketpair-tokio",
     "raw-pipe-tokio",
     "raw-tcp-tokio",
     "raw-socketpair-tokio-fd",
+    "raw-pipe-tokio-spin",
+    "raw-socketpair-tokio-fd-spin",
 ];
 /// The io_uring floors: round trips only (unpinned and pinned), every size.
 const URING: [&str; 3] = ["raw-socketpair-uring", "raw-pipe-uring", "raw-tcp-uring"];

@@ -80,8 +80,10 @@ pub(crate) fn serve_child(kind: RawKind, job: &Job) -> Result<()> {
     }
     let ends = child_ends(kind)?;
     let wait = kind.wiring().1;
-    if let Wait::Tokio(registration) = wait {
-        return tokio_floor::serve(ends, registration, job);
+    match wait {
+        Wait::Tokio(registration) => return tokio_floor::serve(ends, registration, false, job),
+        Wait::TokioSpin(registration) => return tokio_floor::serve(ends, registration, true, job),
+        _ => {}
     }
     let mut conn = ends.into_conn(wait, kind.framing())?;
     let mut buf = Vec::new();

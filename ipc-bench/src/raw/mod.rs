@@ -113,6 +113,11 @@ pub(crate) enum RawKind {
     PipeUring,
     /// [`Tcp`](RawKind::Tcp) receiving through io_uring.
     TcpUring,
+    /// [`PipeTokio`](RawKind::PipeTokio) whose reads spin (the low-latency floor).
+    PipeTokioSpin,
+    /// [`SocketpairTokioFd`](RawKind::SocketpairTokioFd) whose reads spin (the
+    /// low-latency floor).
+    SocketpairTokioFdSpin,
 }
 
 /// How the ends of a stream baseline wait for their peer.
@@ -127,6 +132,9 @@ pub(crate) enum Wait {
     /// Non-blocking, driven by a tokio `current_thread` runtime, registered as said
     /// (see [`tokio_floor`]).
     Tokio(Registration),
+    /// As [`Tokio`](Wait::Tokio), but each read spins as the toolkit's low-latency mode
+    /// does, with no bound (see [`tokio_floor`]).
+    TokioSpin(Registration),
     /// Blocking writes; reads through an io_uring, one `io_uring_enter` each (see
     /// [`uring`]).
     Uring,
@@ -134,7 +142,7 @@ pub(crate) enum Wait {
 
 impl RawKind {
     /// Every baseline, in report order.
-    pub(crate) const ALL: [RawKind; 20] = [
+    pub(crate) const ALL: [RawKind; 22] = [
         RawKind::Socketpair,
         RawKind::Pipe,
         RawKind::Fifo,
@@ -155,6 +163,8 @@ impl RawKind {
         RawKind::SocketpairUring,
         RawKind::PipeUring,
         RawKind::TcpUring,
+        RawKind::PipeTokioSpin,
+        RawKind::SocketpairTokioFdSpin,
     ];
 
     /// The runner name (`raw-socketpair`, ...).
@@ -180,6 +190,8 @@ impl RawKind {
             RawKind::SocketpairUring => "raw-socketpair-uring",
             RawKind::PipeUring => "raw-pipe-uring",
             RawKind::TcpUring => "raw-tcp-uring",
+            RawKind::PipeTokioSpin => "raw-pipe-tokio-spin",
+            RawKind::SocketpairTokioFdSpin => "raw-socketpair-tokio-fd-spin",
         }
     }
 
@@ -213,6 +225,16 @@ impl RawKind {
                 ", blocking writev, each read one io_uring_enter submitting a Read SQE and \
                  waiting for it (io_uring floor; round trips only)"
             }
+            Wait::TokioSpin(Registration::Net) => {
+                ", tokio current_thread runtime (enable_all), tokio::net types, reads \
+                 spinning as the low-latency mode does, unbounded (spinning tokio floor; \
+                 round trips only)"
+            }
+            Wait::TokioSpin(Registration::ReadInterest) => {
+                ", tokio current_thread runtime (enable_all), AsyncFd with read interest \
+                 only, reads spinning as the low-latency mode does, unbounded (spinning \
+                 tokio floor; round trips only)"
+            }
         };
         format!("{what}{how}")
     }
@@ -237,6 +259,11 @@ impl RawKind {
             RawKind::SocketpairUring => (RawKind::Socketpair, Wait::Uring),
             RawKind::PipeUring => (RawKind::Pipe, Wait::Uring),
             RawKind::TcpUring => (RawKind::Tcp, Wait::Uring),
+            RawKind::PipeTokioSpin => (RawKind::Pipe, Wait::TokioSpin(Registration::Net)),
+            RawKind::SocketpairTokioFdSpin => (
+                RawKind::Socketpair,
+                Wait::TokioSpin(Registration::ReadInterest),
+            ),
             other => (other, Wait::Block),
         }
     }
@@ -267,7 +294,10 @@ impl RawKind {
     /// Whether this baseline measures round trips only (the epoll, tokio and io_uring
     /// floors: they explain the latency targets; streaming is the blocking baseline's).
     pub(crate) fn round_trips_only(self) -> bool {
-        matches!(self.wiring().1, Wait::Epoll | Wait::Tokio(_) | Wait::Uring)
+        matches!(
+            self.wiring().1,
+            Wait::Epoll | Wait::Tokio(_) | Wait::TokioSpin(_) | Wait::Uring
+        )
     }
 
     /// The baseline named `name`.
@@ -395,7 +425,7 @@ where
     }
     Ok(match wait {
         Wait::Block => Conn::new(Box::new(read), Box::new(write), framing),
-        Wait::Tokio(_) => {
+        Wait::Tokio(_) | Wait::TokioSpin(_) => {
             return Err(anyhow!(
                 "a tokio floor has no blocking connection (see raw::tokio_floor)"
             ))
@@ -555,11 +585,12 @@ pub(crate) fn run_cell(kind: RawKind, cell: &Cell, placement: Placement) -> Resu
         _dir,
     } = spawn(kind, &job, placement.child)?;
     let (_, wait) = kind.wiring();
-    let measured = if let Wait::Tokio(registration) = wait {
-        tokio_floor::round_trips(ends, registration, cell)
-    } else {
-        ends.into_conn(wait, kind.framing())
-            .and_then(|conn| measure(conn, cell))
+    let measured = match wait {
+        Wait::Tokio(registration) => tokio_floor::round_trips(ends, registration, false, cell),
+        Wait::TokioSpin(registration) => tokio_floor::round_trips(ends, registration, true, cell),
+        _ => ends
+            .into_conn(wait, kind.framing())
+            .and_then(|conn| measure(conn, cell)),
     };
     // On an error the ends are closed by now: the child sees the end of its stream.
     let measured = measured?;

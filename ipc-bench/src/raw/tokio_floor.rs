@@ -157,10 +157,12 @@ macro_rules! with_halves {
     };
 }
 
-/// The parent: time `cell`'s round trips (an echoing child) over `ends`.
+/// The parent: time `cell`'s round trips (an echoing child) over `ends`; its reads spin
+/// when `spin_reads` (or [`SPIN_ENV`] says so).
 pub(crate) fn round_trips(
     ends: Ends,
     registration: Registration,
+    spin_reads: bool,
     cell: &Cell,
 ) -> Result<Measurement> {
     if !matches!(cell.workload, Workload::RoundTrip { .. }) {
@@ -169,7 +171,7 @@ pub(crate) fn round_trips(
     runtime()?.block_on(async {
         let ends = TokioEnds::new(ends, registration)?;
         with_halves!(ends, |r, w| async {
-            if spin() {
+            if spin_reads || spin() {
                 parent_loop(SpinRead(r), w, cell).await
             } else {
                 parent_loop(r, w, cell).await
@@ -208,8 +210,14 @@ where
     Ok(Measurement::Latency(h))
 }
 
-/// The child: echo every frame until the parent closes (`job` must be an echo).
-pub(crate) fn serve(ends: Ends, registration: Registration, job: &Job) -> Result<()> {
+/// The child: echo every frame until the parent closes (`job` must be an echo); its
+/// reads spin when `spin_reads` (or [`SPIN_ENV`] says so).
+pub(crate) fn serve(
+    ends: Ends,
+    registration: Registration,
+    spin_reads: bool,
+    job: &Job,
+) -> Result<()> {
     if *job != Job::Echo {
         return Err(anyhow!(
             "the tokio floor measures round trips only: job {job}"
@@ -218,7 +226,7 @@ pub(crate) fn serve(ends: Ends, registration: Registration, job: &Job) -> Result
     runtime()?.block_on(async {
         let ends = TokioEnds::new(ends, registration)?;
         with_halves!(ends, |r, w| async {
-            if spin() {
+            if spin_reads || spin() {
                 echo_loop(SpinRead(r), w).await
             } else {
                 echo_loop(r, w).await
@@ -407,8 +415,9 @@ mod tests {
             ]
         }) {
             let (ours, theirs) = UnixStream::pair().expect("socketpair");
-            let echo = std::thread::spawn(move || serve(Ends::Unix(theirs), reg, &Job::Echo));
-            match round_trips(Ends::Unix(ours), reg, &cell(size)).expect("round trips") {
+            let echo =
+                std::thread::spawn(move || serve(Ends::Unix(theirs), reg, false, &Job::Echo));
+            match round_trips(Ends::Unix(ours), reg, false, &cell(size)).expect("round trips") {
                 Measurement::Latency(h) => assert_eq!(h.len(), 20),
                 Measurement::Throughput { .. } => panic!("round trips gave a throughput"),
             }
@@ -420,12 +429,12 @@ mod tests {
                 read: File::from(down_r),
                 write: File::from(up_w),
             };
-            let echo = std::thread::spawn(move || serve(theirs, reg, &Job::Echo));
+            let echo = std::thread::spawn(move || serve(theirs, reg, false, &Job::Echo));
             let ours = Ends::Files {
                 read: File::from(up_r),
                 write: File::from(down_w),
             };
-            match round_trips(ours, reg, &cell(size)).expect("round trips") {
+            match round_trips(ours, reg, false, &cell(size)).expect("round trips") {
                 Measurement::Latency(h) => assert_eq!(h.len(), 20),
                 Measurement::Throughput { .. } => panic!("round trips gave a throughput"),
             }
@@ -436,8 +445,9 @@ mod tests {
     #[test]
     fn a_spinning_reader_round_trips() {
         let (ours, theirs) = UnixStream::pair().expect("socketpair");
-        let echo =
-            std::thread::spawn(move || serve(Ends::Unix(theirs), Registration::Net, &Job::Echo));
+        let echo = std::thread::spawn(move || {
+            serve(Ends::Unix(theirs), Registration::Net, true, &Job::Echo)
+        });
         let measured = runtime().expect("runtime").block_on(async {
             let ours = match TokioEnds::new(Ends::Unix(ours), Registration::ReadInterest)? {
                 TokioEnds::Fd(r, w) => (r, w),
@@ -459,6 +469,6 @@ mod tests {
             workload: Workload::Stream,
             ..cell(64)
         };
-        assert!(round_trips(Ends::Unix(ours), Registration::Net, &streaming).is_err());
+        assert!(round_trips(Ends::Unix(ours), Registration::Net, false, &streaming).is_err());
     }
 }
