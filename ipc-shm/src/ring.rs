@@ -215,19 +215,12 @@ impl Producer {
     /// our parked flag and look again. `Ok(true)`: still too little, sleep until woken.
     /// `Ok(false)`: room appeared (the flag is lowered again).
     pub(crate) fn park(&mut self, need: usize) -> Result<bool, Corrupt> {
-        let segment = self.segment.clone();
-        let flag = segment.parked(self.ring, Parked::Writer);
-        flag.store(1, Ordering::SeqCst);
-        if !self
-            .barrier
-            .before_sleep(segment.heavy(self.ring, Parked::Writer))
-        {
-            flag.store(0, Ordering::Relaxed);
+        if !raise_flag(&self.segment, self.ring, Parked::Writer, &mut self.barrier) {
             return Ok(false);
         }
         self.load_read()?;
         if self.room() >= need.max(1) {
-            flag.store(0, Ordering::Relaxed);
+            self.unpark();
             return Ok(false);
         }
         Ok(true)
@@ -457,19 +450,12 @@ impl Consumer {
     /// parked flag and look again. `Ok(true)`: still too few, sleep until woken.
     /// `Ok(false)`: they arrived (the flag is lowered again).
     pub(crate) fn park(&mut self, need: usize) -> Result<bool, Corrupt> {
-        let segment = self.segment.clone();
-        let flag = segment.parked(self.ring, Parked::Reader);
-        flag.store(1, Ordering::SeqCst);
-        if !self
-            .barrier
-            .before_sleep(segment.heavy(self.ring, Parked::Reader))
-        {
-            flag.store(0, Ordering::Relaxed);
+        if !raise_flag(&self.segment, self.ring, Parked::Reader, &mut self.barrier) {
             return Ok(false);
         }
         self.load_write()?;
         if self.available() >= need.max(1) {
-            flag.store(0, Ordering::Relaxed);
+            self.unpark();
             return Ok(false);
         }
         Ok(true)
@@ -490,6 +476,20 @@ impl Consumer {
             .load(Ordering::Relaxed)
             != self.write_seen
     }
+}
+
+/// Raise our parked flag (`ours`), then issue the barrier the parking protocol needs
+/// before we look at the other side's position again (see [`crate::barrier`]): the
+/// first half of each type's `park`. `false`: the barrier failed, the flag is lowered
+/// again and we must not sleep on this look.
+fn raise_flag(segment: &Segment, ring: Ring, ours: Parked, barrier: &mut Barrier) -> bool {
+    let flag = segment.parked(ring, ours);
+    flag.store(1, Ordering::SeqCst);
+    if barrier.before_sleep(segment.heavy(ring, ours)) {
+        return true;
+    }
+    flag.store(0, Ordering::Relaxed);
+    false
 }
 
 /// Store our new position `value` (`ours`), then, after the fence the parking protocol
