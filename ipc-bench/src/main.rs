@@ -138,26 +138,23 @@ fn parent(args: Args) -> Result<bool> {
     };
     let mut runners = runner::runners(node.as_ref().ok(), args.iceoryx2, &args.only);
     // The io_uring floors need io_uring: without it (a container's seccomp filter, say)
-    // they are skipped with the reason, as Node's rows are without Node.
-    let uring = if args.list {
-        Ok(())
-    } else {
-        raw::uring::probe()
-    };
+    // they are skipped with the reason, as Node's rows are without Node. Probed only
+    // when one of them is to run.
+    let is_uring = |r: &runner::Runner| matches!(r.kind, runner::Kind::Raw(kind) if kind.wiring().1 == raw::Wait::Uring);
     let mut uring_skipped = Vec::new();
-    if let Err(reason) = &uring {
-        runners.retain(|r| {
-            let is_uring =
-                matches!(r.kind, runner::Kind::Raw(kind) if kind.wiring().1 == raw::Wait::Uring);
-            if is_uring {
-                uring_skipped.push(Skipped {
+    if !args.list && runners.iter().any(is_uring) {
+        if let Err(reason) = raw::uring::probe() {
+            uring_skipped = runners
+                .iter()
+                .filter(|r| is_uring(r))
+                .map(|r| Skipped {
                     name: r.name.clone(),
                     reason: reason.clone(),
-                });
-            }
-            !is_uring
-        });
-        eprintln!("ipc-bench: io_uring floors skipped: {reason}");
+                })
+                .collect();
+            runners.retain(|r| !is_uring(r));
+            eprintln!("ipc-bench: io_uring floors skipped: {reason}");
+        }
     }
     if args.list {
         for r in &runners {
