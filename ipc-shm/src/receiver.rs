@@ -13,6 +13,7 @@ use ipc_core::frame::{Decoded, FrameCodec, LengthCodec, GOODBYE, LARGE_FRAME};
 use ipc_core::{ChannelInfo, Error, RecvError, RecvHalf};
 use tokio_util::codec::Decoder;
 
+use crate::batch::Batcher;
 use crate::bell::Bell;
 use crate::ring::{Consumer, Corrupt};
 use crate::sender::PeerClosed;
@@ -54,6 +55,13 @@ enum Took {
 /// [`RecvError::PeerLost`] once the ring is drained, then the end. Each receive uses
 /// one unit of the tokio task's cooperative budget.
 ///
+/// A receiver that drains a sustained stream (16 receives in a row found their frame
+/// without waiting) and has taken all it knew of lets up to 4 KiB build up, for at most
+/// 2 µs, before it takes more, so it does not read the cache lines the sender is
+/// writing: one-way 64 B throughput nearly doubles (see the `batch` module). The first
+/// frame after such a stream stops may therefore arrive up to 2 µs late; a round trip
+/// never waits so.
+///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> ipc_core::Result<()> {
 /// use ipc_core::prelude::*;
@@ -68,6 +76,8 @@ pub struct ShmReceiver {
     ring: Consumer,
     bell: Bell,
     waiter: Waiter,
+    /// Lets a batch build up while draining a sustained stream.
+    batcher: Batcher,
     max_frame: usize,
     /// Decodes a frame larger than the ring from the bytes gathered in `gathered`
     /// (and charges the listener's budget for them).
@@ -101,6 +111,7 @@ impl ShmReceiver {
         let max_frame = codec.max_frame();
         let small_limit = max_frame.min(LARGE_FRAME - 1).min(ring.capacity() - 4);
         ShmReceiver {
+            batcher: Batcher::new(ring.capacity()),
             ring,
             bell,
             waiter: Waiter::default(),
@@ -328,6 +339,17 @@ impl ShmReceiver {
         }
     }
 
+    /// A frame is taken: end the wait, if there was one, and count the receive for the
+    /// batcher (a receive that waited ends a streak).
+    #[inline]
+    fn took(&mut self) {
+        if self.waiter.done(&self.ring) {
+            self.batcher.waited();
+        } else {
+            self.batcher.took_at_once();
+        }
+    }
+
     /// Give the room taken back to the writer; wake it if it sleeps.
     #[inline]
     fn release(&mut self) {
@@ -376,7 +398,7 @@ impl ShmReceiver {
         loop {
             match self.take_frame() {
                 Ok(Some(frame)) => {
-                    self.waiter.done(&self.ring);
+                    self.took();
                     return Poll::Ready(Some(Ok(frame)));
                 }
                 Ok(None) => {}
@@ -392,7 +414,7 @@ impl ShmReceiver {
             };
             match self.item(took) {
                 Ok(Some(frame)) => {
-                    self.waiter.done(&self.ring);
+                    self.took();
                     return Poll::Ready(Some(Ok(frame)));
                 }
                 Ok(None) => {}
@@ -442,10 +464,12 @@ impl Stream for ShmReceiver {
         // One unit of the task's cooperative budget per frame: a receive that is
         // always ready must still let other tasks (a signal handler, ...) run.
         let coop = ready!(tokio::task::coop::poll_proceed(cx));
+        // In a sustained stream, let a batch build up first (see `crate::batch`).
+        this.batcher.before_look(&this.ring);
         // The usual case, kept short: a whole small frame is there.
         if let Ok(Some(frame)) = this.take_small_frame() {
             coop.made_progress();
-            this.waiter.done(&this.ring);
+            this.took();
             this.release();
             return Poll::Ready(Some(Ok(frame)));
         }
@@ -475,6 +499,7 @@ impl RecvHalf for ShmReceiver {
             return poll_recv_one(self, cx, out, max);
         }
         let coop = ready!(tokio::task::coop::poll_proceed(cx));
+        self.batcher.before_look(&self.ring);
         let first = ready!(self.poll_item(cx));
         coop.made_progress();
         let mut n = 0;

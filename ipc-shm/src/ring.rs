@@ -317,6 +317,23 @@ impl Consumer {
         Ok(self.available())
     }
 
+    /// Everything published that we know of is taken: the next receive has to look at
+    /// the writer's position.
+    #[inline]
+    pub(crate) fn known_empty(&self) -> bool {
+        self.available() == 0
+    }
+
+    /// Bytes the writer has published past what we have taken (one load, unchecked:
+    /// the next [`available_for`](Self::available_for) checks the position). For
+    /// lingering (see [`crate::batch`]).
+    pub(crate) fn published_ahead(&self) -> u64 {
+        self.segment
+            .position(self.ring, Position::Write)
+            .load(Ordering::Relaxed)
+            .wrapping_sub(self.taken)
+    }
+
     /// Bytes of the ring: the most that can ever be available at once.
     pub(crate) fn capacity(&self) -> usize {
         self.capacity as usize

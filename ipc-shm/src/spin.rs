@@ -198,13 +198,15 @@ impl Spin {
     /// The wait (if any) is over; `slept` says whether it had to go to sleep. Adapt the
     /// window and the hold to it (the wait's length is taken as of the last look at the
     /// clock, which [`wait`](Self::wait) does at least once per poll).
+    /// `true`: a wait had begun.
     #[inline]
-    pub(crate) fn done(&mut self, slept: bool) {
+    pub(crate) fn done(&mut self, slept: bool) -> bool {
         if self.since.is_none() {
             // No wait began: the usual case of a busy channel.
-            return;
+            return false;
         }
         self.adapt(slept);
+        true
     }
 
     /// [`done`](Self::done) after a wait.

@@ -59,14 +59,16 @@ impl Waiter {
     }
 
     /// The wait (if any) is over: adapt the spin to it and lower our parked flag if it
-    /// is still up.
+    /// is still up. `true`: a wait had begun (this side found nothing at least once
+    /// since the last `done`).
     #[inline]
-    pub(crate) fn done(&mut self, ring: &impl RingEnd) {
-        self.spin.done(self.parked);
+    pub(crate) fn done(&mut self, ring: &impl RingEnd) -> bool {
+        let waited = self.spin.done(self.parked);
         if self.parked {
             ring.unpark();
             self.parked = false;
         }
+        waited
     }
 
     /// The wait ended because the other side is gone.

@@ -225,3 +225,44 @@ async fn a_received_frame_frees_its_room_for_a_later_send_at_once() {
     }
     let _a = sender.await.expect("sender");
 }
+
+/// A receiver that drained a sustained stream lets a batch build up before it takes
+/// more (see the receiver's docs): when the stream stops instead, the next frame, sent
+/// once the receiver is already waiting, still arrives, after the linger.
+#[tokio::test(flavor = "current_thread")]
+async fn a_frame_after_a_drained_stream_arrives_after_the_linger() {
+    let (a, mut b) = ipc_shm::pair(&Options::default()).expect("pair");
+    let (streamed_tx, streamed_rx) = tokio::sync::oneshot::channel();
+    let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
+    let sender = tokio::spawn(async move {
+        let mut a = a;
+        for seq in 0..64 {
+            a.send(frame(seq, 60)).await.expect("send");
+        }
+        streamed_tx.send(()).expect("the test waits");
+        go_rx.await.expect("the test says go");
+        a.send(frame(64, 60)).await.expect("send");
+        a
+    });
+    // All sent before the receiver looks: each receive finds its frame at once.
+    streamed_rx.await.expect("the stream was sent");
+    for seq in 0..64 {
+        let got = b.recv().await.expect("recv").expect("a frame");
+        assert!(got == frame(seq, 60), "frame {seq}");
+    }
+    // The next receive lingers (nothing comes), then waits; the frame is sent while it
+    // waits.
+    let mut next = pin!(b.recv());
+    assert!(
+        std::future::poll_fn(|cx| Poll::Ready(next.as_mut().poll(cx).is_pending())).await,
+        "nothing was sent yet"
+    );
+    go_tx.send(()).expect("the sender waits");
+    let got = tokio::time::timeout(GUARD, next)
+        .await
+        .expect("in time")
+        .expect("recv")
+        .expect("a frame");
+    assert!(got == frame(64, 60), "the frame after the stream");
+    let _a = sender.await.expect("sender");
+}
