@@ -4,13 +4,13 @@
 //! **Why.** A receiver that is as fast as its sender catches up with it, then takes
 //! each frame the moment it is published. Each look at the ring's write position, and
 //! each copy of a frame just written, pulls cache lines the sender is about to write
-//! again into the receiver's cache (the CPU's prefetcher pulls the next ones too), so
+//! again into the receiver's cache (and the CPU's prefetcher may pull the next ones), so
 //! the sender's next stores wait for those lines to come back: about one trip between
 //! CPUs per frame. A sender whose stores queue up behind that (a `send` through tokio
 //! and the `Sink` machinery is a few dozen stores) runs at a fraction of its speed, and
 //! the two stay locked in step. Measured on a 2-CPU AMD EPYC VM, `ipc-bench` one-way
-//! 64 B: a median of 13.3 M msg/s unpinned (2 of 20 runs at or above 20 M) without
-//! batching, 22.5 M (19 of 20) with it.
+//! 64 B, 20 runs each: a median of 12.4 M msg/s unpinned (4 runs at or above 20 M)
+//! without batching, 23.0 M (18 runs) with it (docs/BENCHMARKS.md).
 //!
 //! **What.** Once a receiver has taken [`STREAK`] frames in a row without having to
 //! wait for any (it is draining a sustained stream), and has taken everything it knows
