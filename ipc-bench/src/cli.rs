@@ -26,6 +26,14 @@ pub(crate) struct Args {
     #[arg(long, value_name = "N")]
     pub warmup: Option<u64>,
 
+    /// Run every cell of the transport table (not `--cluster` or `--pm`) N times, each
+    /// with fresh processes, in N passes over the whole run (so each runner is sampled across the run's stretches of machine speed, not
+    /// N times back to back). A stream cell's figure is then the median run's, with the
+    /// slowest and fastest in the "Stream detail" block and the JSON; a round-trip
+    /// cell's histogram holds the round trips of all N runs.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub repeat: u32,
+
     /// Message sizes in bytes (at least 2: payloads are JSON strings).
     #[arg(long, value_delimiter = ',', default_values_t = [64, 1024, 65536])]
     pub sizes: Vec<usize>,

@@ -23,6 +23,8 @@ pub(crate) struct Machine {
     pub runtime: &'static str,
     /// `--quick` was given.
     pub quick: bool,
+    /// Runs of every cell (`--repeat`).
+    pub repeat: u32,
     /// `/proc/loadavg` when the run started.
     pub load_before: String,
     /// `/proc/loadavg` when it ended.
@@ -83,6 +85,7 @@ impl Machine {
             stream_cpus: None,
             runtime: flavor.as_str(),
             quick: args.quick,
+            repeat: args.repeat.max(1),
             load_before: load_average(),
             load_after: String::new(),
             node: None,

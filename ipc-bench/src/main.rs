@@ -13,6 +13,7 @@
 //! cargo run --release -p ipc-bench                      # full run (minutes)
 //! cargo run --release -p ipc-bench -- --quick           # seconds
 //! cargo run --release -p ipc-bench -- --json out.json --csv out.csv --svg out.svg
+//! cargo run --release -p ipc-bench -- --repeat 5 --only shm,raw-shm   # median of 5 runs per cell
 //! cargo run --release -p ipc-bench -- --cluster         # ipc-cluster against Node's cluster
 //! cargo run --release -p ipc-bench -- --cluster --split-cpus  # generator on CPU 0, servers on the rest
 //! cargo build --release -p ipc-pm && cargo run --release -p ipc-bench -- --pm --install-pm2

@@ -13,7 +13,7 @@ use crate::node::{Node, Serialization};
 use crate::peers::Peer;
 use crate::pin::Placement;
 use crate::raw::{self, RawKind};
-use crate::stats::{Latency, Measurement, Throughput};
+use crate::stats::{merge_latency, Latency, Measurement, Throughput};
 use crate::toolkit;
 use crate::workload::{Budget, Cell, Plan, Workload};
 
@@ -338,9 +338,35 @@ fn cell_major_order(plans: &[Vec<Cell>]) -> Vec<(usize, usize)> {
     order
 }
 
-/// Run every cell of every runner (in [`cell_major_order`]), showing progress on
-/// stderr (hidden when stderr is not a terminal). A failed cell is recorded and the
-/// run goes on.
+/// One cell's runs (`--repeat`) as one figure: round trips merged into one histogram,
+/// streams as the median run with the range. A cell with a failed run is an error
+/// (the first failure's, and which run it was).
+fn summarize(runs: Vec<Result<Measurement>>, repeat: u32) -> std::result::Result<Summary, String> {
+    let mut histograms = Vec::new();
+    let mut rates = Vec::new();
+    for (i, run) in runs.into_iter().enumerate() {
+        match run {
+            Ok(Measurement::Latency(h)) => histograms.push(h),
+            Ok(Measurement::Throughput {
+                batch,
+                size,
+                batches,
+            }) => rates.push(Throughput::from_batches(batch, size, &batches)),
+            Err(e) if repeat > 1 => return Err(format!("run {} of {repeat}: {e}", i + 1)),
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    if let Some(all) = merge_latency(&histograms) {
+        return Ok(Summary::Latency(Latency::from_histogram(&all)));
+    }
+    Throughput::of_runs(&rates)
+        .map(Summary::Throughput)
+        .ok_or_else(|| "no run measured anything".to_string())
+}
+
+/// Run every cell of every runner (in [`cell_major_order`], once per `--repeat` pass),
+/// showing progress on stderr (hidden when stderr is not a terminal). A failed cell is
+/// recorded and the run goes on.
 pub(crate) fn run_all(ctx: &RunContext<'_>, runners: &[Runner]) -> Vec<RunnerResult> {
     let plans: Vec<Vec<Cell>> = runners
         .iter()
@@ -351,40 +377,51 @@ pub(crate) fn run_all(ctx: &RunContext<'_>, runners: &[Runner]) -> Vec<RunnerRes
         })
         .collect();
     let order = cell_major_order(&plans);
-    let bar = ProgressBar::with_draw_target(Some(order.len() as u64), ProgressDrawTarget::stderr());
+    let repeat = ctx.plan.repeat.max(1);
+    let bar = ProgressBar::with_draw_target(
+        Some(order.len() as u64 * u64::from(repeat)),
+        ProgressDrawTarget::stderr(),
+    );
     if let Ok(style) =
         ProgressStyle::with_template("{elapsed_precise} [{bar:32}] {pos}/{len} {msg}")
     {
         bar.set_style(style.progress_chars("=> "));
     }
-    let mut outcomes: Vec<Vec<Option<CellResult>>> =
-        plans.iter().map(|cells| vec![None; cells.len()]).collect();
-    for (r, c) in order {
-        let (runner, cell) = (&runners[r], plans[r][c]);
-        bar.set_message(format!("{} {}", runner.name, cell));
-        let outcome = run_one(ctx, runner, &cell)
-            .map(|m| match m {
-                Measurement::Latency(h) => Summary::Latency(Latency::from_histogram(&h)),
-                Measurement::Throughput {
-                    batch,
-                    size,
-                    batches,
-                } => Summary::Throughput(Throughput::from_batches(batch, size, &batches)),
-            })
-            .map_err(|e| e.to_string());
-        if let Err(e) = &outcome {
-            bar.suspend(|| eprintln!("ipc-bench: {} {cell}: {e}", runner.name));
+    let mut runs: Vec<Vec<Vec<Result<Measurement>>>> = plans
+        .iter()
+        .map(|cells| cells.iter().map(|_| Vec::new()).collect())
+        .collect();
+    for pass in 1..=repeat {
+        for &(r, c) in &order {
+            let (runner, cell) = (&runners[r], plans[r][c]);
+            let run = if repeat > 1 {
+                format!(" (run {pass} of {repeat})")
+            } else {
+                String::new()
+            };
+            bar.set_message(format!("{} {cell}{run}", runner.name));
+            let measured = run_one(ctx, runner, &cell);
+            if let Err(e) = &measured {
+                bar.suspend(|| eprintln!("ipc-bench: {} {cell}{run}: {e}", runner.name));
+            }
+            runs[r][c].push(measured);
+            bar.inc(1);
         }
-        outcomes[r][c] = Some(CellResult { cell, outcome });
-        bar.inc(1);
     }
     bar.finish_and_clear();
     runners
         .iter()
-        .zip(outcomes)
-        .map(|(runner, cells)| RunnerResult {
+        .zip(plans.iter().zip(runs))
+        .map(|(runner, (cells, runs))| RunnerResult {
             runner: runner.clone(),
-            cells: cells.into_iter().flatten().collect(),
+            cells: cells
+                .iter()
+                .zip(runs)
+                .map(|(&cell, runs)| CellResult {
+                    cell,
+                    outcome: summarize(runs, repeat),
+                })
+                .collect(),
         })
         .collect()
 }

@@ -79,7 +79,8 @@ impl Latency {
     }
 }
 
-/// Streaming throughput: the median batch's rates.
+/// Streaming throughput: the median batch's rates (of the median run, with
+/// `--repeat`).
 #[derive(Debug, Clone, Copy, Serialize)]
 pub(crate) struct Throughput {
     /// Timed messages (all batches).
@@ -94,6 +95,12 @@ pub(crate) struct Throughput {
     pub msgs_per_s: f64,
     /// Payload megabytes (10^6 bytes) per second.
     pub mb_per_s: f64,
+    /// Runs of the cell, each with fresh processes (`--repeat`; 1 by default).
+    pub runs: usize,
+    /// The slowest run's messages per second (`msgs_per_s` when there was one run).
+    pub min_msgs_per_s: f64,
+    /// The fastest run's messages per second.
+    pub max_msgs_per_s: f64,
 }
 
 impl Throughput {
@@ -110,8 +117,38 @@ impl Throughput {
             median_batch_ns: median.as_nanos() as u64,
             msgs_per_s,
             mb_per_s: msgs_per_s * size as f64 / 1e6,
+            runs: 1,
+            min_msgs_per_s: msgs_per_s,
+            max_msgs_per_s: msgs_per_s,
         }
     }
+
+    /// Several runs of one cell as one figure: the median run's (the lower middle one
+    /// for an even count), with the slowest and the fastest run's rates beside it.
+    /// `None` for no runs.
+    pub(crate) fn of_runs(runs: &[Throughput]) -> Option<Throughput> {
+        let mut sorted = runs.to_vec();
+        sorted.sort_unstable_by(|a, b| a.msgs_per_s.total_cmp(&b.msgs_per_s));
+        let median = *sorted.get((sorted.len().checked_sub(1)?) / 2)?;
+        Some(Throughput {
+            runs: sorted.len(),
+            min_msgs_per_s: sorted.first()?.msgs_per_s,
+            max_msgs_per_s: sorted.last()?.msgs_per_s,
+            ..median
+        })
+    }
+}
+
+/// Several runs of one round-trip cell as one histogram: every round trip of every
+/// run. `None` for no runs (or histograms that cannot be added, which histograms made
+/// by [`histogram`] always can).
+pub(crate) fn merge_latency(runs: &[Histogram<u64>]) -> Option<Histogram<u64>> {
+    let (first, rest) = runs.split_first()?;
+    let mut all = first.clone();
+    for h in rest {
+        all.add(h).ok()?;
+    }
+    Some(all)
 }
 
 #[cfg(test)]
@@ -128,6 +165,42 @@ mod tests {
         assert_eq!(l.count, 3);
         assert!((19_980..=20_020).contains(&l.p50_ns), "{l:?}");
         assert!(l.max_ns >= 29_990);
+    }
+
+    #[test]
+    fn several_runs_give_the_median_run_with_the_range() {
+        let ms = Duration::from_millis;
+        let runs: Vec<Throughput> = [ms(10), ms(40), ms(20)]
+            .iter()
+            .map(|&t| Throughput::from_batches(1000, 64, &[t]))
+            .collect();
+        let t = Throughput::of_runs(&runs).expect("runs");
+        assert_eq!(t.runs, 3);
+        assert!((t.msgs_per_s - 50_000.0).abs() < 1.0, "{t:?}");
+        assert!((t.min_msgs_per_s - 25_000.0).abs() < 1.0, "{t:?}");
+        assert!((t.max_msgs_per_s - 100_000.0).abs() < 1.0, "{t:?}");
+        let two = Throughput::of_runs(&runs[..2]).expect("runs");
+        assert!(
+            (two.msgs_per_s - 25_000.0).abs() < 1.0,
+            "the lower middle one: {two:?}"
+        );
+        assert!(Throughput::of_runs(&[]).is_none());
+    }
+
+    #[test]
+    fn several_round_trip_runs_merge_into_one_histogram() {
+        let run = |us: &[u64]| {
+            let mut h = histogram().expect("histogram");
+            for &us in us {
+                record(&mut h, Duration::from_micros(us)).expect("record");
+            }
+            h
+        };
+        let all = merge_latency(&[run(&[10, 20]), run(&[30])]).expect("runs");
+        let l = Latency::from_histogram(&all);
+        assert_eq!(l.count, 3);
+        assert!(l.max_ns >= 29_990 && l.min_ns <= 10_010, "{l:?}");
+        assert!(merge_latency(&[]).is_none());
     }
 
     #[test]

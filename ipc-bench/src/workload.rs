@@ -139,6 +139,8 @@ pub(crate) struct Plan {
     pub sizes: Vec<usize>,
     /// Whether pinned round-trip cells are run.
     pub pin: bool,
+    /// Runs of every cell (`--repeat`, at least 1).
+    pub repeat: u32,
     /// Workload labels to run (empty: all).
     workloads: Vec<String>,
     rounds: Option<u64>,
@@ -153,6 +155,7 @@ impl Plan {
         Plan {
             sizes: args.sizes.clone(),
             pin: !args.no_pin,
+            repeat: args.repeat.max(1),
             workloads: args.workloads.clone(),
             rounds: args.rounds,
             stream: args.stream_messages,
@@ -257,6 +260,7 @@ mod tests {
         let plan = Plan {
             sizes: vec![64, 1024, 65536],
             pin: true,
+            repeat: 1,
             workloads: Vec::new(),
             rounds: None,
             stream: None,

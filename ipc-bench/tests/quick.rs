@@ -310,3 +310,50 @@ fn stream_cpus_must_be_two_allowed_cpus() {
         assert!(stderr.contains(says), "--stream-cpus {bad}: {stderr}");
     }
 }
+
+#[test]
+fn repeat_runs_every_cell_again_and_reports_the_range() {
+    let report = run(&[
+        "--repeat",
+        "3",
+        "--sizes",
+        "64",
+        "--only",
+        "shm,raw-socketpair",
+        "--workloads",
+        "rtt,stream,stream-batched",
+    ]);
+    assert_eq!(report["machine"]["repeat"], 3);
+    let rows = report["rows"].as_array().expect("rows");
+    for name in ["shm", "raw-socketpair"] {
+        let row = rows
+            .iter()
+            .find(|r| r["runner"] == name && r["size"] == 64)
+            .unwrap_or_else(|| panic!("no {name} row: {rows:?}"));
+        assert_eq!(
+            row["rtt"]["count"], 9,
+            "{name}: the round trips of all three runs (3 each): {row}"
+        );
+        for cell in ["stream", "batched"] {
+            let t = &row[cell];
+            assert_eq!(t["runs"], 3, "{name} {cell}: {t}");
+            let rate = |field: &str| t[field].as_f64().expect(field);
+            assert!(
+                rate("min_msgs_per_s") <= rate("msgs_per_s")
+                    && rate("msgs_per_s") <= rate("max_msgs_per_s"),
+                "{name} {cell}: the median run lies between the slowest and the fastest: {t}"
+            );
+        }
+    }
+}
+
+#[test]
+fn repeat_must_be_at_least_one() {
+    let out = Command::new(env!("CARGO_BIN_EXE_ipc-bench"))
+        .args(["--quick", "--repeat", "0"])
+        .output()
+        .expect("run ipc-bench");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "--repeat 0 was accepted");
+    assert!(stderr.contains("--repeat"), "{stderr}");
+}

@@ -2,7 +2,9 @@
 //!
 //! The JSON is the whole [`Report`] (machine, runners with notes and errors, rows with
 //! ratios, skipped runners with reasons, target checks). The CSV has one line per
-//! runner and size with every figure as a plain number (latencies in ns).
+//! runner and size with every figure as a plain number (latencies in ns); with
+//! `--repeat`, its last columns give the runs of each cell and the slowest and fastest
+//! run's rates.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -23,7 +25,8 @@ pinned_p50_ns,pinned_p99_ns,pinned_p999_ns,pinned_max_ns,\
 msgs_per_s,mb_per_s,\
 xraw_rtt_p50,xraw_rtt_p99,xraw_pinned_p50,xraw_pinned_p99,xraw_mb_per_s,\
 xnode_rtt_p50,xnode_pinned_p50,xnode_msgs_per_s,\
-batched_msgs_per_s,xraw_batched_msgs_per_s,xnode_batched_msgs_per_s";
+batched_msgs_per_s,xraw_batched_msgs_per_s,xnode_batched_msgs_per_s,\
+runs,min_msgs_per_s,max_msgs_per_s,min_batched_msgs_per_s,max_batched_msgs_per_s";
 
 fn num<T: ToString>(v: Option<T>) -> String {
     v.map_or_else(String::new, |v| v.to_string())
@@ -46,7 +49,7 @@ pub(crate) fn csv(report: &Report) -> String {
         let ratio = |v: Option<f64>| num(v.map(|v| format!("{v:.4}")));
         let _ = writeln!(
             out,
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             r.runner,
             r.kind,
             r.size,
@@ -66,6 +69,11 @@ pub(crate) fn csv(report: &Report) -> String {
             num(r.batched.map(|t| format!("{:.1}", t.msgs_per_s))),
             ratio(r.vs_raw.batched_msgs_per_s),
             ratio(r.vs_node.batched_msgs_per_s),
+            num(r.stream.or(r.batched).map(|t| t.runs)),
+            num(r.stream.map(|t| format!("{:.1}", t.min_msgs_per_s))),
+            num(r.stream.map(|t| format!("{:.1}", t.max_msgs_per_s))),
+            num(r.batched.map(|t| format!("{:.1}", t.min_msgs_per_s))),
+            num(r.batched.map(|t| format!("{:.1}", t.max_msgs_per_s))),
         );
     }
     out

@@ -87,7 +87,7 @@ pub(crate) fn render(report: &Report) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "ipc-bench on {} (kernel {}), {}, {} CPU(s); tokio runtime {}; pinned cells on {}; streams {}; load {} -> {}{}",
+        "ipc-bench on {} (kernel {}), {}, {} CPU(s); tokio runtime {}; pinned cells on {}; streams {}; load {} -> {}{}{}",
         m.os,
         m.kernel,
         m.cpu_model,
@@ -101,6 +101,11 @@ pub(crate) fn render(report: &Report) -> String {
         m.load_before,
         m.load_after,
         if m.quick { "; --quick" } else { "" },
+        if m.repeat > 1 {
+            format!("; every cell run {} times (--repeat)", m.repeat)
+        } else {
+            String::new()
+        },
     );
     out.push_str(
         "RTT = round trip, p50/p99; pinned = parent and child on one CPU. Stream = one way, \
@@ -150,6 +155,10 @@ pub(crate) fn render(report: &Report) -> String {
         }
     }
 
+    if report.machine.repeat > 1 {
+        out.push_str(&render_stream_runs(report));
+    }
+
     if !report.targets.is_empty() {
         out.push_str(&render_targets(&report.targets));
     }
@@ -179,6 +188,36 @@ pub(crate) fn render(report: &Report) -> String {
         for n in notes {
             out.push_str(&n);
             out.push('\n');
+        }
+    }
+    out
+}
+
+/// With `--repeat`: every stream cell's median run beside its slowest and fastest.
+fn render_stream_runs(report: &Report) -> String {
+    let mut out = String::from(
+        "\nStream detail (--repeat: msg/s of the median run, then the slowest and the fastest):\n",
+    );
+    let _ = writeln!(
+        out,
+        "{:<22} {:>6} {:>14} {:>5} {:>9} {:>9} {:>9}",
+        "runner", "size", "cell", "runs", "median", "slowest", "fastest"
+    );
+    for row in &report.rows {
+        for (label, t) in [("stream", row.stream), ("stream-batched", row.batched)] {
+            if let Some(t) = t {
+                let _ = writeln!(
+                    out,
+                    "{:<22} {:>6} {:>14} {:>5} {:>9} {:>9} {:>9}",
+                    row.runner,
+                    fmt_size(row.size),
+                    label,
+                    t.runs,
+                    fmt_rate(t.msgs_per_s),
+                    fmt_rate(t.min_msgs_per_s),
+                    fmt_rate(t.max_msgs_per_s),
+                );
+            }
         }
     }
     out
